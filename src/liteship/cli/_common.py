@@ -1,0 +1,85 @@
+"""Shared CLI plumbing: error handling, JSON output, consoles, progress, option parsers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from typing import Any
+
+import click
+from rich.console import Console
+
+from liteship.errors import LiteshipError
+from liteship.types import to_jsonable
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow/absl logging so users see liteship's output."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow).*")
+
+
+def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
+    """Invoke ``cli``; turn LiteshipError into ``error: …`` on stderr and its exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in args or "-v" in args
+    if not verbose:
+        quiet_tensorflow()
+    try:
+        cli.main(args=args, prog_name="liteship", standalone_mode=False)
+    except LiteshipError as e:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted.")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted.")
+        sys.exit(130)
+    sys.exit(0)
+
+
+def emit_json(obj: Any) -> None:
+    """Print a report (dataclass with ``to_dict`` or plain data) as JSON on stdout."""
+    data = obj.to_dict() if hasattr(obj, "to_dict") else to_jsonable(obj)
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+
+
+def parse_floats(value: str | None, what: str) -> tuple[float, ...] | None:
+    """Parse ``"127.5"`` or ``"123.7,116.3,103.5"`` into floats; usage error otherwise."""
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{what} must be a number or comma-separated numbers, got {value!r}.") from None
+
+
+def parse_ints(value: str | None, what: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{what} must be an integer or comma-separated integers, got {value!r}.") from None

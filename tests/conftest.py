@@ -1,0 +1,175 @@
+"""Session-scoped fixtures: real tiny models built here (never downloaded), real datasets.
+
+The digits data is scikit-learn's bundled 8x8 handwritten digits (ships inside the package).
+Models are converted with TensorFlow's own converter here, independently of liteship.convert, so the
+runtime/validate/bench tests do not depend on the code they are not testing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MODELS = REPO / "tests" / "data" / "third_party"
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test): float32 (N, 8, 8, 1) in 0..1, int64 labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[..., None]
+    y = d.target.astype(np.int64)
+    rng = np.random.default_rng(0)
+    idx = rng.permutation(len(x))
+    x, y = x[idx], y[idx]
+    return x[:1400], y[:1400], x[1400:], y[1400:]
+
+
+def build_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 4):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1), name="image"),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(2, name="pool"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(32, activation="relu", name="fc1"),
+        keras.layers.Dense(10, activation="softmax", name="probs"),
+    ], name="digits_cnn")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def keras_model(digits):
+    """A small trained CNN on the digits (about 95 % test accuracy)."""
+    x_train, y_train, _, _ = digits
+    return build_digits_cnn(x_train, y_train)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def keras_path(keras_model, model_dir) -> Path:
+    p = model_dir / "digits.keras"
+    keras_model.save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(keras_model, model_dir) -> Path:
+    p = model_dir / "digits_savedmodel"
+    keras_model.export(str(p), verbose=False)
+    return p
+
+
+@pytest.fixture(scope="session")
+def calib_npy(digits, model_dir) -> Path:
+    p = model_dir / "calib.npy"
+    np.save(p, digits[0][:200])
+    return p
+
+
+@pytest.fixture(scope="session")
+def val_npz(digits, model_dir) -> Path:
+    p = model_dir / "val.npz"
+    np.savez(p, x=digits[2][:200], y=digits[3][:200])
+    return p
+
+
+def _tf_convert(saved_model_dir: Path, calib: np.ndarray | None, io_type=None) -> bytes:
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+    if calib is not None:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def rep():
+            for s in calib[:100]:
+                yield [s[None].astype(np.float32)]
+
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io_type is not None:
+            conv.inference_input_type = io_type
+            conv.inference_output_type = io_type
+    return conv.convert()
+
+
+@pytest.fixture(scope="session")
+def tflite_float(saved_model_dir, model_dir) -> Path:
+    """The digits CNN as a float32 .tflite, made by TensorFlow's converter directly."""
+    p = model_dir / "digits_float.tflite"
+    p.write_bytes(_tf_convert(saved_model_dir, None))
+    return p
+
+
+@pytest.fixture(scope="session")
+def tflite_int8(saved_model_dir, digits, model_dir) -> Path:
+    """The digits CNN fully int8-quantized with int8 input/output, by TensorFlow's converter directly."""
+    import tensorflow as tf
+
+    p = model_dir / "digits_int8.tflite"
+    p.write_bytes(_tf_convert(saved_model_dir, digits[0], tf.int8))
+    return p
+
+
+@pytest.fixture(scope="session")
+def third_party_models() -> Path:
+    """tests/data/third_party: real .tflite files made by other tools (see its README for attribution)."""
+    return SHARED_MODELS
+
+
+NO_TF_PRELUDE = textwrap.dedent("""
+    import sys, importlib.abc
+    class _BlockTF(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "tensorflow" or name.startswith("tensorflow.") or name == "keras" or name.startswith("keras."):
+                raise ImportError(f"{name} is blocked: this test proves the device side runs without TensorFlow")
+    sys.meta_path.insert(0, _BlockTF())
+""")
+
+
+def run_python_without_tensorflow(code: str, *, timeout: float = 120, cwd: Path | None = None,
+                                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing tensorflow or keras raises ImportError."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", NO_TF_PRELUDE + "\n" + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env)
+
+
+@pytest.fixture
+def no_tf_python():
+    """``no_tf_python(code)`` runs code in a subprocess where TensorFlow cannot be imported."""
+    return run_python_without_tensorflow
+
+
+def run_liteship(*args: str, timeout: float = 600, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``liteship`` console script."""
+    exe = Path(sys.executable).parent / "liteship"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "liteship.cli.main"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def cli():
+    """``cli("inspect", path, "--json")`` runs the real console script and returns CompletedProcess."""
+    return run_liteship
