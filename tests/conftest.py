@@ -39,15 +39,18 @@ def build_digits_cnn(x_train: np.ndarray, y_train: np.ndarray, epochs: int = 4):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((8, 8, 1), name="image"),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
-        keras.layers.MaxPooling2D(2, name="pool"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(32, activation="relu", name="fc1"),
-        keras.layers.Dense(10, activation="softmax", name="probs"),
-    ], name="digits_cnn")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(2, name="pool"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(32, activation="relu", name="fc1"),
+            keras.layers.Dense(10, activation="softmax", name="probs"),
+        ],
+        name="digits_cnn",
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
     return model
@@ -146,12 +149,19 @@ NO_TF_PRELUDE = textwrap.dedent("""
 """)
 
 
-def run_python_without_tensorflow(code: str, *, timeout: float = 120, cwd: Path | None = None,
-                                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_python_without_tensorflow(
+    code: str, *, timeout: float = 120, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter where importing tensorflow or keras raises ImportError."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-c", NO_TF_PRELUDE + "\n" + textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-c", NO_TF_PRELUDE + "\n" + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=full_env,
+    )
 
 
 @pytest.fixture
@@ -160,13 +170,20 @@ def no_tf_python():
     return run_python_without_tensorflow
 
 
-def run_liteship(*args: str, timeout: float = 600, cwd: Path | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_liteship(
+    *args: str, timeout: float = 600, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run the real ``liteship`` console script."""
     exe = Path(sys.executable).parent / "liteship"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "liteship.cli.main"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*cmd, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture

@@ -78,8 +78,14 @@ class ConversionError(LiteshipError):
 class UnsupportedOpsError(ConversionError):
     """The model uses ops the chosen op set cannot express."""
 
-    def __init__(self, message: str, *, ops: list[str], layers: dict[str, list[str]] | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        ops: list[str],
+        layers: dict[str, list[str]] | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.ops = ops
         self.layers = layers or {}
         super().__init__(message, hint=hint)

@@ -9,8 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def track(iterable: Iterable[T], *, total: int | None = None, description: str = "working",
-          enabled: bool = True) -> Iterator[T]:
+def track(
+    iterable: Iterable[T], *, total: int | None = None, description: str = "working", enabled: bool = True
+) -> Iterator[T]:
     """Yield from ``iterable`` while drawing a progress bar on stderr when it is a terminal.
 
     Args:
@@ -25,5 +26,6 @@ def track(iterable: Iterable[T], *, total: int | None = None, description: str =
     from rich.console import Console
     from rich.progress import track as rich_track
 
-    yield from rich_track(iterable, total=total, description=description,
-                          console=Console(stderr=True), transient=True)
+    yield from rich_track(
+        iterable, total=total, description=description, console=Console(stderr=True), transient=True
+    )

@@ -70,8 +70,10 @@ class Preprocessing:
         if self.size is not None:
             object.__setattr__(self, "size", tuple(int(s) for s in self.size))
         if any(s == 0 for s in self.std):
-            raise DataError(f"preprocessing std {list(self.std)} contains 0; a standard deviation "
-                            "divides the input.", hint="Use a non-zero std, e.g. std=255 to scale pixels to 0..1.")
+            raise DataError(
+                f"preprocessing std {list(self.std)} contains 0; a standard deviation divides the input.",
+                hint="Use a non-zero std, e.g. std=255 to scale pixels to 0..1.",
+            )
         if self.channel_order not in ("rgb", "bgr"):
             raise DataError(f"channel_order {self.channel_order!r} is not one of 'rgb', 'bgr'.")
 
@@ -98,7 +100,9 @@ class Preprocessing:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise DataError(f"unknown preprocessing keys {sorted(unknown)}; expected some of {sorted(known)}.")
+            raise DataError(
+                f"unknown preprocessing keys {sorted(unknown)}; expected some of {sorted(known)}."
+            )
         return cls(**d)
 
 

@@ -73,7 +73,9 @@ def parse_floats(value: str | None, what: str) -> tuple[float, ...] | None:
     try:
         return tuple(float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{what} must be a number or comma-separated numbers, got {value!r}.") from None
+        raise click.BadParameter(
+            f"{what} must be a number or comma-separated numbers, got {value!r}."
+        ) from None
 
 
 def parse_ints(value: str | None, what: str) -> tuple[int, ...] | None:
@@ -82,4 +84,6 @@ def parse_ints(value: str | None, what: str) -> tuple[int, ...] | None:
     try:
         return tuple(int(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{what} must be an integer or comma-separated integers, got {value!r}.") from None
+        raise click.BadParameter(
+            f"{what} must be an integer or comma-separated integers, got {value!r}."
+        ) from None

@@ -16,13 +16,31 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything could impo
 
 # name -> (module, one-line help shown by `liteship --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "convert": ("liteship.cli.convert", "Convert a SavedModel / Keras model to .tflite with a quantization recipe."),
-    "inspect": ("liteship.cli.inspect", "Describe a .tflite: I/O, ops, quantization, deployability per target."),
-    "run": ("liteship.cli.run", "Run a .tflite on an input (.npy or image) with LiteRT and print the result."),
-    "validate": ("liteship.cli.validate", "Compare a converted model with its reference on a dataset; gates."),
+    "convert": (
+        "liteship.cli.convert",
+        "Convert a SavedModel / Keras model to .tflite with a quantization recipe.",
+    ),
+    "inspect": (
+        "liteship.cli.inspect",
+        "Describe a .tflite: I/O, ops, quantization, deployability per target.",
+    ),
+    "run": (
+        "liteship.cli.run",
+        "Run a .tflite on an input (.npy or image) with LiteRT and print the result.",
+    ),
+    "validate": (
+        "liteship.cli.validate",
+        "Compare a converted model with its reference on a dataset; gates.",
+    ),
     "bench": ("liteship.cli.bench", "Benchmark one or more models: init, latency percentiles, memory."),
-    "pipeline": ("liteship.cli.pipeline", "Convert, validate, benchmark, select, package: from liteship.yaml."),
-    "metadata": ("liteship.cli.metadata", "Show or write standard TFLite metadata (labels, normalization, …)."),
+    "pipeline": (
+        "liteship.cli.pipeline",
+        "Convert, validate, benchmark, select, package: from liteship.yaml.",
+    ),
+    "metadata": (
+        "liteship.cli.metadata",
+        "Show or write standard TFLite metadata (labels, normalization, …).",
+    ),
     "keygen": ("liteship.cli.package", "Create an ed25519 key pair for signing packages."),
     "package": ("liteship.cli.package", "Build a signed, versioned package from a .tflite."),
     "verify": ("liteship.cli.package", "Verify a package's signature and every file's hash."),
@@ -45,9 +63,13 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as e:
             if e.name and e.name.startswith("liteship"):
                 return _unavailable(name, short, f"{module_name} is not part of this build")
-            return _unavailable(name, short, f"it needs {e.name!r}, which is not installed "
-                                f"(install liteship[all], or the extra this command belongs to)")
-        cmd = getattr(module, name.replace("-", "_") + "_cmd", None) or getattr(module, "cli")
+            return _unavailable(
+                name,
+                short,
+                f"it needs {e.name!r}, which is not installed "
+                f"(install liteship[all], or the extra this command belongs to)",
+            )
+        cmd = getattr(module, name.replace("-", "_") + "_cmd", None) or module.cli
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

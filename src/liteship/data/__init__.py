@@ -36,8 +36,15 @@ class Dataset:
         has_labels: Whether every sample has a label.
     """
 
-    def __init__(self, load: Callable[[int], Sample], count: int, *, source: str,
-                 class_names: list[str] | None = None, has_labels: bool = False) -> None:
+    def __init__(
+        self,
+        load: Callable[[int], Sample],
+        count: int,
+        *,
+        source: str,
+        class_names: list[str] | None = None,
+        has_labels: bool = False,
+    ) -> None:
         self._load = load
         self._count = count
         self.source = source
@@ -62,8 +69,9 @@ class Dataset:
             return self
         if n < 1:
             raise DataError(f"sample limit must be at least 1, got {n}.")
-        return Dataset(self._load, n, source=self.source, class_names=self.class_names,
-                       has_labels=self.has_labels)
+        return Dataset(
+            self._load, n, source=self.source, class_names=self.class_names, has_labels=self.has_labels
+        )
 
     def inputs(self) -> list[Any]:
         return [x for x, _ in self]
@@ -72,10 +80,13 @@ class Dataset:
         return [y for _, y in self]
 
 
-def load_dataset(source: str | Path | Callable[[], Iterable[Any]] | np.ndarray | Dataset, *,
-                 preprocessing: Preprocessing | None = None,
-                 input_shape: Sequence[int] | None = None,
-                 limit: int | None = None) -> Dataset:
+def load_dataset(
+    source: str | Path | Callable[[], Iterable[Any]] | np.ndarray | Dataset,
+    *,
+    preprocessing: Preprocessing | None = None,
+    input_shape: Sequence[int] | None = None,
+    limit: int | None = None,
+) -> Dataset:
     """Open a dataset for calibration or validation.
 
     Args:
@@ -101,8 +112,10 @@ def load_dataset(source: str | Path | Callable[[], Iterable[Any]] | np.ndarray |
         return _from_callable(source, pre).take(limit)
     path = Path(source)
     if not path.exists():
-        raise DataError(f"dataset {str(path)!r} does not exist.",
-                        hint="Give a folder of images (one sub-folder per class), a .npy or a .npz file.")
+        raise DataError(
+            f"dataset {str(path)!r} does not exist.",
+            hint="Give a folder of images (one sub-folder per class), a .npy or a .npz file.",
+        )
     if path.is_dir():
         return _from_image_folder(path, pre, input_shape).take(limit)
     suffix = path.suffix.lower()
@@ -119,14 +132,18 @@ def load_dataset(source: str | Path | Callable[[], Iterable[Any]] | np.ndarray |
         except Exception as e:
             raise DataError(f"cannot read {str(path)!r} as a .npz archive: {e}.") from e
         if "x" not in files:
-            raise DataError(f"{str(path)!r} has arrays {sorted(files)}; expected one named 'x' "
-                            "(and optionally 'y' with labels).",
-                            hint="Save it with np.savez(path, x=inputs, y=labels).")
+            raise DataError(
+                f"{str(path)!r} has arrays {sorted(files)}; expected one named 'x' "
+                "(and optionally 'y' with labels).",
+                hint="Save it with np.savez(path, x=inputs, y=labels).",
+            )
         return _from_arrays(files["x"], files.get("y"), pre, str(path)).take(limit)
     if suffix in IMAGE_SUFFIXES:
         return _from_image_files([path], None, pre, input_shape, str(path))
-    raise DataError(f"cannot use {str(path)!r} as a dataset: unknown file type {suffix!r}.",
-                    hint="Give a folder of images, a .npy or a .npz file.")
+    raise DataError(
+        f"cannot use {str(path)!r} as a dataset: unknown file type {suffix!r}.",
+        hint="Give a folder of images, a .npy or a .npz file.",
+    )
 
 
 def _from_arrays(x: np.ndarray, y: np.ndarray | None, pre: Preprocessing, source: str) -> Dataset:
@@ -140,8 +157,9 @@ def _from_arrays(x: np.ndarray, y: np.ndarray | None, pre: Preprocessing, source
         if y.ndim == 2:  # one-hot
             y = y.argmax(axis=1)
         if len(y) != len(x):
-            raise DataError(f"dataset {source!r} has {len(x)} inputs but {len(y)} labels; "
-                            "expected one label per input.")
+            raise DataError(
+                f"dataset {source!r} has {len(x)} inputs but {len(y)} labels; expected one label per input."
+            )
         labels = y.astype(np.int64)
     xf = pre.normalize(x) if not pre.is_identity else x
 
@@ -160,7 +178,7 @@ def _from_callable(fn: Callable[[], Iterable[Any]], pre: Preprocessing) -> Datas
         raise DataError("the dataset callable yielded no samples; expected at least one.")
     samples: list[Sample] = []
     for it in items:
-        x, y = (it if isinstance(it, tuple) and len(it) == 2 else (it, None))
+        x, y = it if isinstance(it, tuple) and len(it) == 2 else (it, None)
         if isinstance(x, dict):
             x = {k: pre.normalize(np.asarray(v)) for k, v in x.items()}
         elif isinstance(x, list) and len(x) == 1:
@@ -169,8 +187,12 @@ def _from_callable(fn: Callable[[], Iterable[Any]], pre: Preprocessing) -> Datas
             x = pre.normalize(np.asarray(x))
         samples.append((x, None if y is None else int(y)))
     name = getattr(fn, "__name__", "callable")
-    return Dataset(samples.__getitem__, len(samples), source=f"callable:{name}",
-                   has_labels=all(y is not None for _, y in samples))
+    return Dataset(
+        samples.__getitem__,
+        len(samples),
+        source=f"callable:{name}",
+        has_labels=all(y is not None for _, y in samples),
+    )
 
 
 def _from_image_folder(path: Path, pre: Preprocessing, input_shape: Sequence[int] | None) -> Dataset:
@@ -183,18 +205,26 @@ def _from_image_folder(path: Path, pre: Preprocessing, input_shape: Sequence[int
             files += imgs
             labels += [idx] * len(imgs)
         if files:
-            return _from_image_files(files, labels, pre, input_shape, str(path),
-                                     class_names=[d.name for d in subdirs])
+            return _from_image_files(
+                files, labels, pre, input_shape, str(path), class_names=[d.name for d in subdirs]
+            )
     files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DataError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}).",
-                        hint="Put images in it, or in one sub-folder per class.")
+        raise DataError(
+            f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}).",
+            hint="Put images in it, or in one sub-folder per class.",
+        )
     return _from_image_files(files, None, pre, input_shape, str(path))
 
 
-def _from_image_files(files: list[Path], labels: list[int] | None, pre: Preprocessing,
-                      input_shape: Sequence[int] | None, source: str,
-                      class_names: list[str] | None = None) -> Dataset:
+def _from_image_files(
+    files: list[Path],
+    labels: list[int] | None,
+    pre: Preprocessing,
+    input_shape: Sequence[int] | None,
+    source: str,
+    class_names: list[str] | None = None,
+) -> Dataset:
     def load(i: int) -> Sample:
         x = load_image(files[i], pre, input_shape)
         return x, (labels[i] if labels is not None else None)
@@ -202,8 +232,9 @@ def _from_image_files(files: list[Path], labels: list[int] | None, pre: Preproce
     return Dataset(load, len(files), source=source, class_names=class_names, has_labels=labels is not None)
 
 
-def load_image(path: str | Path, pre: Preprocessing | None = None,
-               input_shape: Sequence[int] | None = None) -> np.ndarray:
+def load_image(
+    path: str | Path, pre: Preprocessing | None = None, input_shape: Sequence[int] | None = None
+) -> np.ndarray:
     """Read one image as float32 ``(H, W, C)``: resized, channel-ordered and normalized.
 
     Args:
@@ -222,14 +253,19 @@ def load_image(path: str | Path, pre: Preprocessing | None = None,
             channels = int(input_shape[-1]) if input_shape is not None and len(input_shape) == 4 else 3
             gray = pre.grayscale if pre.grayscale is not None else channels == 1
             im = im.convert("L" if gray else "RGB")
-            size = pre.size or (tuple(int(s) for s in input_shape[1:3]) if input_shape is not None
-                                and len(input_shape) == 4 and min(input_shape[1:3]) > 0 else None)
+            size = pre.size or (
+                tuple(int(s) for s in input_shape[1:3])
+                if input_shape is not None and len(input_shape) == 4 and min(input_shape[1:3]) > 0
+                else None
+            )
             if size is not None and (im.height, im.width) != tuple(size):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"cannot decode image {str(path)!r}: {e}.",
-                        hint="Use JPEG/PNG/BMP files, or remove the file from the folder.") from e
+        raise DataError(
+            f"cannot decode image {str(path)!r}: {e}.",
+            hint="Use JPEG/PNG/BMP files, or remove the file from the folder.",
+        ) from e
     if arr.ndim == 2:
         arr = arr[..., None]
     if pre.channel_order == "bgr" and arr.shape[-1] == 3:

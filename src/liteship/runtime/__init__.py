@@ -1,0 +1,22 @@
+"""Runners: one interface for LiteRT and the TensorFlow reference backends. No TensorFlow at import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from liteship.runtime.base import Feed, Runner
+from liteship.runtime.litert import LiteRTRunner, interpreter_class
+from liteship.runtime.quant import dequantize, quantize
+
+# Reference runners (TensorFlow, imported lazily when first used).
+_REFERENCE = ("KerasRunner", "SavedModelRunner", "open_reference")
+
+__all__ = ["Runner", "Feed", "LiteRTRunner", "interpreter_class", "quantize", "dequantize", *_REFERENCE]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REFERENCE:
+        from liteship.runtime import reference
+
+        return getattr(reference, name)
+    raise AttributeError(f"module 'liteship.runtime' has no attribute {name!r}")
