@@ -107,6 +107,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        os.environ["LITESHIP_VERBOSE"] = "1"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,71 @@
+"""Crash-safe file operations: write to a temp file, fsync, atomic rename, fsync the folder."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(path: str | Path) -> None:
+    """fsync a directory so a rename inside it survives power loss (no-op where unsupported)."""
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def read_json(path: str | Path, default: Any = None) -> Any:
+    """Read JSON; a missing or unreadable file gives ``default`` (a half-written file cannot exist
+    because every writer goes through :func:`atomic_write_json`)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def atomic_symlink(target: str | Path, link: str | Path) -> None:
+    """Point ``link`` at ``target`` atomically (create a temp link, rename it over the old one)."""
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(str(target), tmp)
+    os.replace(tmp, link)
+    fsync_dir(link.parent)
+
+
+def fsync_tree(root: str | Path) -> None:
+    """fsync every file and folder under ``root`` (before it is renamed into place)."""
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(dirpath)

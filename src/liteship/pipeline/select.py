@@ -1,0 +1,112 @@
+"""Choosing the variant to ship: the fastest (or smallest) that passes every gate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from liteship.types import ReportMixin
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What selection needs to know about one converted variant."""
+
+    recipe: str
+    size_bytes: int
+    p50_ms: float | None = None
+    accuracy_drop: float | None = None  # points; None when no labels
+    agreement: float | None = None  # top-1 agreement 0..1; None for non-classifiers
+    sqnr_db: float | None = None
+    validation_passed: bool = True  # gates that validate itself checked (atol/rtol/…)
+
+
+@dataclass(frozen=True)
+class Verdict(ReportMixin):
+    recipe: str
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Selection(ReportMixin):
+    chosen: str | None
+    objective: str
+    verdicts: list[Verdict]
+
+    @property
+    def failures_by_recipe(self) -> dict[str, list[str]]:
+        return {v.recipe: v.failures for v in self.verdicts if not v.passed}
+
+
+def check_gates(
+    c: Candidate,
+    *,
+    max_accuracy_drop: float | None = None,
+    min_agreement: float | None = None,
+    max_latency_ms: float | None = None,
+    max_size_mb: float | None = None,
+    min_sqnr: float | None = None,
+) -> Verdict:
+    """Check one candidate against the gates; every failing gate is listed with value and threshold."""
+    failures: list[str] = []
+    if max_accuracy_drop is not None and c.accuracy_drop is not None and c.accuracy_drop > max_accuracy_drop:
+        failures.append(f"accuracy drop {c.accuracy_drop:.2f} points > max_accuracy_drop {max_accuracy_drop}")
+    if min_agreement is not None and c.agreement is not None and c.agreement < min_agreement:
+        failures.append(f"top-1 agreement {c.agreement:.4f} < min_agreement {min_agreement}")
+    if max_latency_ms is not None:
+        if c.p50_ms is None:
+            failures.append("latency was not measured, but max_latency_ms is set")
+        elif c.p50_ms > max_latency_ms:
+            failures.append(f"p50 latency {c.p50_ms:.3f} ms > max_latency_ms {max_latency_ms}")
+    size_mb = c.size_bytes / 1e6
+    if max_size_mb is not None and size_mb > max_size_mb:
+        failures.append(f"size {size_mb:.3f} MB > max_size_mb {max_size_mb}")
+    if min_sqnr is not None and c.sqnr_db is not None and c.sqnr_db < min_sqnr:
+        failures.append(f"SQNR {c.sqnr_db:.1f} dB < min_sqnr {min_sqnr}")
+    if not c.validation_passed:
+        failures.append("validation gates failed (see the validation report)")
+    return Verdict(recipe=c.recipe, passed=not failures, failures=failures)
+
+
+def select_variant(
+    candidates: Sequence[Candidate],
+    *,
+    objective: Literal["latency", "size"] = "latency",
+    **gates: float | None,
+) -> Selection:
+    """Pick the variant to ship.
+
+    Args:
+        candidates: One per converted variant.
+        objective: ``"latency"`` (lowest p50; size breaks ties) or ``"size"`` (smallest; p50 breaks ties).
+        **gates: ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``.
+
+    Returns:
+        A Selection; ``chosen`` is ``None`` when nothing passes (``failures_by_recipe`` says why).
+    """
+    verdicts = [check_gates(c, **gates) for c in candidates]
+    passing = [c for c, v in zip(candidates, verdicts, strict=True) if v.passed]
+    inf = float("inf")
+
+    def key(c: Candidate) -> tuple[float, float]:
+        lat = c.p50_ms if c.p50_ms is not None else inf
+        return (lat, c.size_bytes) if objective == "latency" else (c.size_bytes, lat)
+
+    chosen = min(passing, key=key).recipe if passing else None
+    return Selection(chosen=chosen, objective=objective, verdicts=verdicts)
+
+
+def pareto_front(points: Sequence[tuple[str, float, float]]) -> list[str]:
+    """Names on the latency/accuracy Pareto front of ``(name, latency, accuracy)`` points:
+    no other point is both at least as fast and at least as accurate, and strictly better in one."""
+    front = []
+    for name, lat, acc in points:
+        dominated = any((ol <= lat and oa >= acc) and (ol < lat or oa > acc) for _, ol, oa in points)
+        if not dominated:
+            front.append(name)
+    return front
+
+
+__all__ = ["Candidate", "Verdict", "Selection", "check_gates", "select_variant", "pareto_front"]

@@ -1,0 +1,60 @@
+import pytest
+
+from liteship.errors import UsageError
+from liteship.pipeline.config import load_config
+from liteship.pipeline.select import Candidate, pareto_front, select_variant
+
+VARIANTS = [
+    Candidate("none", size_bytes=4_000_000, p50_ms=10.0, accuracy_drop=0.0, agreement=1.0),
+    Candidate("float16", size_bytes=2_000_000, p50_ms=10.5, accuracy_drop=0.0, agreement=1.0),
+    Candidate("dynamic", size_bytes=1_000_000, p50_ms=6.0, accuracy_drop=0.3, agreement=0.995),
+    Candidate("int8", size_bytes=1_050_000, p50_ms=4.0, accuracy_drop=2.5, agreement=0.96),
+]
+
+
+def test_fastest_passing_variant_is_chosen():
+    sel = select_variant(VARIANTS, max_accuracy_drop=1.0, min_agreement=0.99)
+    assert sel.chosen == "dynamic"
+    assert sel.failures_by_recipe.keys() == {"int8"}
+    assert any("accuracy drop 2.50" in f for f in sel.failures_by_recipe["int8"])
+    assert any("agreement 0.9600 < min_agreement 0.99" in f for f in sel.failures_by_recipe["int8"])
+
+
+def test_size_objective_and_size_gate():
+    assert select_variant(VARIANTS, objective="size", max_accuracy_drop=5).chosen == "dynamic"
+    sel = select_variant(VARIANTS, objective="latency", max_accuracy_drop=5, max_size_mb=1.02)
+    assert sel.chosen == "dynamic"  # int8 is faster but 1.05 MB
+
+
+def test_nothing_passes_lists_every_gate_per_variant():
+    sel = select_variant(VARIANTS, max_latency_ms=1.0, max_size_mb=0.5)
+    assert sel.chosen is None
+    assert set(sel.failures_by_recipe) == {v.recipe for v in VARIANTS}
+    assert all(len(f) == 2 for f in sel.failures_by_recipe.values())
+
+
+def test_missing_latency_fails_a_latency_gate():
+    sel = select_variant([Candidate("none", size_bytes=10)], max_latency_ms=5)
+    assert sel.chosen is None and "not measured" in sel.verdicts[0].failures[0]
+
+
+def test_pareto_front():
+    pts = [("a", 10, 0.9), ("b", 5, 0.8), ("c", 6, 0.79), ("d", 10, 0.95)]
+    assert sorted(pareto_front(pts)) == ["b", "d"]
+
+
+def test_config_errors_list_every_problem(tmp_path):
+    cfg = tmp_path / "liteship.yaml"
+    cfg.write_text("source: m.keras\nmodel_id: Bad Id\nrecipes: [int9]\ncalibration: {data: c.npy}\n")
+    with pytest.raises(UsageError) as e:
+        load_config(cfg)
+    msg = str(e.value)
+    assert "model_id" in msg and "int9" in msg and "validation" in msg
+
+
+def test_config_resolves_paths_against_its_folder(tmp_path):
+    cfg = tmp_path / "liteship.yaml"
+    cfg.write_text("source: m.keras\nmodel_id: m\ncalibration: {data: c.npy}\nvalidation: {data: v.npz}\n")
+    c = load_config(cfg)
+    assert c.path(c.source) == tmp_path / "m.keras"
+    assert c.recipes == ["none", "dynamic", "int8", "int8-fallback", "float16", "int16x8"]
