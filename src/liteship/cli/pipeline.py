@@ -1,0 +1,103 @@
+"""``liteship pipeline run liteship.yaml``: the main job, from a trained model to a signed package."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from liteship.cli._common import console, emit_json, json_option
+
+
+@click.group(name="pipeline")
+def cli() -> None:
+    """Convert with every recipe, validate, benchmark, select, write metadata, package and sign.
+
+    \b
+    Example:
+      liteship pipeline run examples/digits/liteship.yaml
+    Exit code 3 when no variant passes the gates (the reports are still written).
+    """
+
+
+@cli.command("run")
+@click.argument("config", type=click.Path(dir_okay=False))
+@json_option
+@click.option("--quiet", "-q", is_flag=True, help="No per-stage progress lines.")
+def run_cmd(config: str, as_json: bool, quiet: bool) -> None:
+    """Run the pipeline described by CONFIG (a liteship.yaml)."""
+    from liteship.errors import GateFailed
+    from liteship.pipeline import run_pipeline
+
+    log = (lambda msg: None) if (quiet or as_json) else None
+    try:
+        report = run_pipeline(config, log=log, progress=not as_json)
+    except GateFailed as e:
+        if e.report is not None:
+            if as_json:
+                emit_json(e.report)
+            else:
+                render_summary(e.report)
+        raise
+    if as_json:
+        emit_json(report)
+    else:
+        render_summary(report)
+
+
+def _f(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _p(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+def render_summary(report) -> None:
+    t = Table(
+        title=f"{report.model_id} {report.version}: variants "
+        f"(latency at {report.selection_threads} thread(s))",
+        title_justify="left",
+    )
+    for col in (
+        "variant",
+        "size KiB",
+        "×f32",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "accuracy",
+        "drop pts",
+        "agreement",
+        "gates",
+    ):
+        t.add_column(col, justify="left" if col in ("variant", "gates") else "right")
+    for v in report.variants:
+        star = " ★" if v.recipe == report.chosen else ""
+        gates = "[green]pass[/]" if v.gates_passed else "[red]fail[/]: " + "; ".join(v.failures)[:80]
+        t.add_row(
+            v.recipe + star,
+            _f((v.size_bytes or 0) / 1024, 1) if v.size_bytes else "–",
+            _f(v.ratio_to_float32, 2),
+            _f(v.p50_ms),
+            _f(v.p95_ms),
+            _f(v.p99_ms),
+            _p(v.accuracy),
+            _f(v.accuracy_drop, 2),
+            _p(v.agreement_top1),
+            gates,
+            style="bold" if star else None,
+        )
+    console.print(t)
+    if report.mixed_precision and report.mixed_precision.get("recipe"):
+        mp = report.mixed_precision
+        console.print(
+            f"mixed precision: {mp['recipe']} keeps {len(mp.get('float_layers', []))} layer(s) in float "
+            f"({', '.join(mp.get('float_layers', []))})"
+        )
+    if report.chosen:
+        console.print(f"[bold green]selected[/] {report.chosen} → {report.chosen_model}")
+    if report.package:
+        console.print(f"[bold]package[/]  {report.package['path']}")
+    console.print(
+        f"[bold]report[/]   {report.report_html}  (and report.json) — {report.total_seconds:.1f} s total"
+    )

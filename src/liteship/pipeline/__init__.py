@@ -1,0 +1,21 @@
+"""Orchestration: ``liteship.yaml`` → every recipe → validate → bench → select → metadata → package."""
+
+from __future__ import annotations
+
+from liteship.pipeline.config import ALL_RECIPES, PipelineConfig, load_config
+from liteship.pipeline.report import PipelineReport, VariantResult
+from liteship.pipeline.run import run_pipeline
+from liteship.pipeline.select import Candidate, Selection, pareto_front, select_variant
+
+__all__ = [
+    "run_pipeline",
+    "PipelineReport",
+    "VariantResult",
+    "PipelineConfig",
+    "load_config",
+    "ALL_RECIPES",
+    "Candidate",
+    "Selection",
+    "select_variant",
+    "pareto_front",
+]

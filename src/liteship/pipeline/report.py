@@ -1,0 +1,72 @@
+"""Typed results of a pipeline run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from liteship.types import ReportMixin
+
+
+@dataclass(frozen=True)
+class VariantResult(ReportMixin):
+    """One converted variant with its validation and benchmark figures.
+
+    Latencies are in milliseconds; ``latency`` maps a thread count to its statistics, and ``p50_ms`` etc.
+    are taken at ``selection_threads`` (the largest configured thread count).
+    """
+
+    recipe: str
+    path: str | None
+    ok: bool
+    error: str | None = None
+    size_bytes: int | None = None
+    ratio_to_float32: float | None = None
+    conversion_seconds: float | None = None
+    accuracy: float | None = None
+    reference_accuracy: float | None = None
+    accuracy_drop: float | None = None
+    agreement_top1: float | None = None
+    agreement_top5: float | None = None
+    sqnr_db: float | None = None
+    max_abs_error: float | None = None
+    validation_passed: bool | None = None
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    init_ms: float | None = None
+    gates_passed: bool | None = None
+    failures: list[str] = field(default_factory=list)
+    keep_float_layers: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    latency_samples_ms: list[float] = field(default_factory=list, repr=False)
+    confidence_histogram: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PipelineReport(ReportMixin):
+    """Everything a run produced; ``report.json`` is ``to_dict()`` of this."""
+
+    model_id: str
+    version: str
+    source: str
+    output_dir: str
+    objective: str
+    selection_threads: int | None
+    variants: list[VariantResult]
+    chosen: str | None
+    chosen_model: str | None = None
+    package: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    mixed_precision: dict[str, Any] | None = None
+    layerwise: list[dict[str, Any]] | None = None
+    gates: dict[str, Any] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+    report_json: str | None = None
+    report_html: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def variant(self, recipe: str) -> VariantResult | None:
+        return next((v for v in self.variants if v.recipe == recipe), None)

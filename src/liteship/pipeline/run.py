@@ -1,0 +1,568 @@
+"""``run_pipeline``: convert → validate → benchmark → select (→ mixed precision) → metadata → package → report."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from liteship.errors import GateFailed, LiteshipError, UsageError
+from liteship.pipeline.config import PipelineConfig, load_config
+from liteship.pipeline.report import PipelineReport, VariantResult
+from liteship.pipeline.select import Candidate, select_variant
+from liteship.types import Preprocessing
+
+INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
+Log = Callable[[str], None]
+
+
+def _default_log(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(msg)
+
+
+def run_pipeline(
+    config: str | Path | dict[str, Any] | PipelineConfig,
+    *,
+    log: Log | None = None,
+    progress: bool = True,
+    raise_on_gate: bool = True,
+) -> PipelineReport:
+    """Run the whole pipeline described by ``liteship.yaml``.
+
+    Args:
+        config: Path to the YAML file, a dict, or a :class:`PipelineConfig`.
+        log: Receives one line per stage step. Defaults to rich on stderr.
+        progress: Draw progress bars for long steps. Defaults to ``True``.
+        raise_on_gate: Raise :class:`GateFailed` (exit 3) when no variant passes the gates, after
+            writing the reports. Defaults to ``True``.
+
+    Returns:
+        The :class:`PipelineReport` (also written to ``<output>/report.json`` and ``report.html``).
+
+    Raises:
+        UsageError: Invalid configuration or missing inputs.
+        GateFailed: No variant passes the gates (each variant's failing gates are listed).
+    """
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    return _Run(cfg, log or _default_log, progress).execute(raise_on_gate)
+
+
+class _Run:
+    def __init__(self, cfg: PipelineConfig, log: Log, progress: bool) -> None:
+        self.cfg, self.log, self.progress = cfg, log, progress
+        self.out = cfg.path(cfg.output)
+        assert self.out is not None
+        self.source = cfg.path(cfg.source)
+        self.pre = Preprocessing(
+            mean=_tuple(cfg.preprocessing.mean),
+            std=_tuple(cfg.preprocessing.std),
+            size=cfg.preprocessing.size,
+            channel_order=cfg.preprocessing.channel_order,
+        )
+        self.stage_seconds: dict[str, float] = {}
+        self.warnings: list[str] = []
+        self.conversions: dict[str, Any] = {}
+        self.validations: dict[str, Any] = {}
+        self.benches: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.keep_float: dict[str, list[str]] = {}
+        self.threads = list(cfg.bench.threads)
+        self.selection_threads = max(self.threads) if self.threads else None
+
+    # -- stages --------------------------------------------------------------------------------------------
+    def execute(self, raise_on_gate: bool) -> PipelineReport:
+        t0 = time.perf_counter()
+        self._check_inputs()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "variants").mkdir(exist_ok=True)
+        source = self._timed("prepare", self._prepare_source)
+        reference = self._timed("reference", self._reference_runner)
+        for recipe in self.cfg.recipes:
+            self._variant(recipe, source, reference)
+        selection = self._select()
+        mixed, layerwise = None, None
+        if self.cfg.auto_mixed_precision.enabled:
+            mixed, layerwise = self._timed(
+                "mixed precision", lambda: self._mixed_precision(source, reference)
+            )
+            if mixed and mixed.get("recipe"):
+                selection = self._select()
+        chosen = selection.chosen
+        chosen_model = package = metadata = None
+        if chosen is not None:
+            chosen_model, metadata = self._timed("metadata", lambda: self._write_metadata(chosen))
+            package = self._timed("package", lambda: self._package(chosen, Path(chosen_model)))
+        report = PipelineReport(
+            model_id=self.cfg.model_id,
+            version=self.cfg.version,
+            source=str(self.source),
+            output_dir=str(self.out),
+            objective=self.cfg.objective,
+            selection_threads=self.selection_threads,
+            variants=[self._result(r, selection) for r in self._all_recipes()],
+            chosen=chosen,
+            chosen_model=str(chosen_model) if chosen_model else None,
+            package=package,
+            metadata=metadata,
+            mixed_precision=mixed,
+            layerwise=layerwise,
+            gates=self._gates(),
+            stage_seconds=self.stage_seconds,
+            total_seconds=time.perf_counter() - t0,
+            report_json=str(self.out / "report.json"),
+            report_html=str(self.out / "report.html"),
+            warnings=self.warnings,
+        )
+        self._write_reports(report)
+        report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
+        self._write_reports(report)
+        if chosen is None and raise_on_gate:
+            failures = [f"{r}: {'; '.join(f)}" for r, f in selection.failures_by_recipe.items()]
+            raise GateFailed(
+                f"no variant passes the gates; nothing was packaged (reports: {self.out / 'report.html'}).",
+                failures=failures,
+                report=report,
+            )
+        return report
+
+    def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + time.perf_counter() - t
+
+    def _check_inputs(self) -> None:
+        missing = []
+        for what, p in (
+            ("source", self.source),
+            ("calibration.data", self.cfg.path(self.cfg.calibration.data)),
+            ("validation.data", self.cfg.path(self.cfg.validation.data)),
+        ):
+            if p is None or not Path(p).exists():
+                missing.append(f"{what} ({p})")
+        if self.cfg.package.key and not Path(self.cfg.path(self.cfg.package.key)).exists():
+            missing.append(
+                f"package.key ({self.cfg.path(self.cfg.package.key)}); create it with `liteship keygen`"
+            )
+        if missing:
+            raise UsageError(
+                f"the pipeline config names files that do not exist: {', '.join(missing)}.",
+                hint="Paths are relative to the config file's folder.",
+            )
+
+    def _prepare_source(self) -> Any:
+        """Export a Keras file to a SavedModel once; every recipe then converts that directory
+        (Keras 3 models convert through export→from_saved_model anyway, tensorflow#63987)."""
+        src = Path(self.source)
+        if src.is_dir():
+            return src
+        from liteship._tf import import_tf
+
+        import_tf()
+        import keras
+
+        self.log(f"[bold]prepare[/] loading {src} and exporting it to a SavedModel once")
+        target = self.out / "work" / "saved_model"
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        from liteship.convert.sources import quiet_stdout
+
+        try:
+            model = keras.models.load_model(src, compile=False)
+            with quiet_stdout():
+                model.export(str(target), verbose=False)
+        except Exception as e:  # Keras raises many types for unreadable files
+            raise UsageError(
+                f"cannot load the source model {str(src)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                hint="Give a .keras/.h5 file or a SavedModel directory.",
+            ) from e
+        return target
+
+    def _reference_runner(self) -> Any:
+        from liteship.pipeline.cache import CachingRunner
+        from liteship.runtime import open_reference
+
+        return CachingRunner(open_reference(self.source))
+
+    def _variant(
+        self,
+        recipe: str,
+        source: Any,
+        reference: Any,
+        keep_float: list[str] | None = None,
+        name: str | None = None,
+    ) -> bool:
+        name = name or recipe
+        path = self.out / "variants" / f"{name}.tflite"
+        try:
+            conv = self._timed("convert", lambda: self._convert(recipe, source, path, keep_float))
+        except LiteshipError as e:
+            self.errors[name] = str(e)
+            self.log(f"[red]convert {name}: failed[/] — {e}")
+            return False
+        self.conversions[name] = conv
+        self.keep_float[name] = list(keep_float or [])
+        self.log(f"convert  {name:<16} {conv.size_bytes / 1024:8.1f} KiB  ({conv.conversion_seconds:.1f} s)")
+        try:
+            val = self._timed("validate", lambda: self._validate(path, reference))
+        except LiteshipError as e:
+            self.errors[name] = f"validation failed to run: {e}"
+            self.log(f"[red]validate {name}: {e}[/]")
+            return False
+        self.validations[name] = val
+        nums = validation_numbers(val)
+        self.log(
+            f"validate {name:<16} agreement {_pct(nums['agreement_top1'])}  "
+            f"accuracy {_pct(nums['accuracy'])}  drop {_num(nums['accuracy_drop'])} pts"
+        )
+        try:
+            bench = self._timed("bench", lambda: self._bench(path))
+        except LiteshipError as e:
+            self.errors[name] = f"benchmark failed: {e}"
+            self.log(f"[red]bench {name}: {e}[/]")
+            return False
+        self.benches[name] = bench
+        p50 = self._entry(name)
+        self.log(
+            f"bench    {name:<16} p50 {p50.latency.p50_ms:.3f} ms @ {self.selection_threads} thread(s)"
+            if p50
+            else f"bench    {name}"
+        )
+        return True
+
+    def _convert(self, recipe: str, source: Any, path: Path, keep_float: list[str] | None) -> Any:
+        from liteship.convert import convert
+
+        integer = recipe in INTEGER_RECIPES
+        return convert(
+            source,
+            path,
+            quantize=recipe,
+            io_type=self.cfg.io_type if integer else None,
+            calibration=self.cfg.path(self.cfg.calibration.data),
+            calibration_samples=self.cfg.calibration.samples or 200,
+            preprocessing=self.pre,
+            keep_float_layers=tuple(keep_float or ()),
+            progress=self.progress,
+        )
+
+    def _validate(self, path: Path, reference: Any, layerwise: bool = False) -> Any:
+        from liteship.validate import validate
+
+        g = self.cfg.gates
+        return validate(
+            path,
+            reference,
+            self.cfg.path(self.cfg.validation.data),
+            limit=self.cfg.validation.samples,
+            preprocessing=self.pre,
+            min_agreement=None,
+            max_accuracy_drop=None,
+            min_sqnr=g.min_sqnr,
+            layerwise=layerwise,
+            progress=self.progress,
+            **({"layerwise_source": self.source} if layerwise else {}),
+        )
+
+    def _bench(self, path: Path) -> Any:
+        from liteship.bench import benchmark
+
+        b = self.cfg.bench
+        return benchmark(
+            [path],
+            threads=tuple(self.threads) or (None,),
+            runs=b.runs,
+            warmup=b.warmup,
+            min_seconds=b.min_seconds,
+            progress=False,
+        )
+
+    def _entry(self, name: str, threads: int | None = None) -> Any:
+        bench = self.benches.get(name)
+        if bench is None:
+            return None
+        want = threads if threads is not None else self.selection_threads
+        for e in bench.entries:
+            if e.threads == want:
+                return e
+        return bench.entries[-1] if bench.entries else None
+
+    def _all_recipes(self) -> list[str]:
+        names = list(self.cfg.recipes)
+        names += [n for n in list(self.conversions) + list(self.errors) if n not in names]
+        return list(dict.fromkeys(names))
+
+    def _gates(self) -> dict[str, Any]:
+        g = self.cfg.gates
+        return {
+            "max_accuracy_drop": g.max_accuracy_drop,
+            "min_agreement": g.min_agreement,
+            "max_latency_ms": g.max_latency_ms,
+            "max_size_mb": g.max_size_mb,
+            "min_sqnr": g.min_sqnr,
+        }
+
+    def _candidates(self) -> list[Candidate]:
+        out = []
+        for name, conv in self.conversions.items():
+            if name not in self.benches or name not in self.validations:
+                continue
+            nums = validation_numbers(self.validations[name])
+            e = self._entry(name)
+            out.append(
+                Candidate(
+                    recipe=name,
+                    size_bytes=conv.size_bytes,
+                    p50_ms=e.latency.p50_ms if e else None,
+                    accuracy_drop=nums["accuracy_drop"],
+                    agreement=nums["agreement_top1"],
+                    sqnr_db=nums["sqnr_db"],
+                )
+            )
+        return out
+
+    def _select(self) -> Any:
+        sel = select_variant(self._candidates(), objective=self.cfg.objective, **self._gates())
+        if sel.chosen:
+            self.log(
+                f"[bold green]select[/] {sel.chosen} ({self.cfg.objective}; "
+                f"{sum(v.passed for v in sel.verdicts)}/{len(sel.verdicts)} variants pass the gates)"
+            )
+        else:
+            self.log("[bold red]select[/] no variant passes the gates")
+        return sel
+
+    # -- accuracy-aware mixed precision ------------------------------------------------------------------
+    def _mixed_precision(self, source: Any, reference: Any) -> tuple[dict[str, Any] | None, list | None]:
+        amp = self.cfg.auto_mixed_precision
+        base = amp.recipe
+        if base not in self.validations:
+            return {"skipped": f"recipe {base} was not converted"}, None
+        sel = select_variant([c for c in self._candidates() if c.recipe == base], **self._accuracy_gates())
+        if sel.chosen == base:
+            return {"skipped": f"{base} already passes the accuracy gates", "base": base}, None
+        self.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; ranking layers")
+        ranked_report = self._validate(self.out / "variants" / f"{base}.tflite", reference, layerwise=True)
+        layers = layerwise_rows(ranked_report)
+        ranked = [row["name"] for row in layers]
+        rounds = []
+        name = f"{base}+mixed"
+        for r in range(1, amp.max_rounds + 1):
+            keep = ranked[: amp.step * r]
+            if not keep or (rounds and keep == rounds[-1]["keep_float_layers"]):
+                break
+            ok = self._variant(base, source, reference, keep_float=keep, name=name)
+            nums = validation_numbers(self.validations[name]) if ok else {}
+            passed = (
+                ok
+                and select_variant(
+                    [c for c in self._candidates() if c.recipe == name], **self._accuracy_gates()
+                ).chosen
+                == name
+            )
+            rounds.append(
+                {
+                    "round": r,
+                    "keep_float_layers": keep,
+                    "passed": passed,
+                    "accuracy_drop": nums.get("accuracy_drop"),
+                    "agreement": nums.get("agreement_top1"),
+                }
+            )
+            self.log(
+                f"mixed    round {r}: {len(keep)} layer(s) in float → {'passes' if passed else 'still fails'}"
+            )
+            if passed:
+                break
+        final = rounds[-1] if rounds else None
+        info: dict[str, Any] = {
+            "base": base,
+            "rounds": rounds,
+            "recipe": name if final and final["passed"] else None,
+        }
+        if final and final["passed"]:
+            b, m = self._entry(base), self._entry(name)
+            info["float_layers"] = final["keep_float_layers"]
+            info["size_cost_bytes"] = self.conversions[name].size_bytes - self.conversions[base].size_bytes
+            if b and m:
+                info["latency_cost_ms"] = m.latency.p50_ms - b.latency.p50_ms
+        elif name in self.conversions:
+            # keep the last attempt in the table, marked as failing
+            pass
+        return info, layers
+
+    def _accuracy_gates(self) -> dict[str, Any]:
+        g = self.cfg.gates
+        return {
+            "max_accuracy_drop": g.max_accuracy_drop,
+            "min_agreement": g.min_agreement,
+            "min_sqnr": g.min_sqnr,
+        }
+
+    # -- ship ---------------------------------------------------------------------------------------------
+    def _write_metadata(self, chosen: str) -> tuple[Path, dict[str, Any]]:
+        from liteship.model.metadata import read_metadata, write_metadata
+
+        m = self.cfg.metadata
+        src = self.out / "variants" / f"{chosen}.tflite"
+        dst = self.out / f"{self.cfg.model_id}.tflite"
+        labels = self.cfg.path(m.labels)
+        write_metadata(
+            src,
+            dst,
+            name=m.name or self.cfg.model_id,
+            version=self.cfg.version,
+            description=m.description,
+            author=m.author,
+            license=m.license,
+            labels=labels,
+            input_mean=list(self.pre.mean),
+            input_std=list(self.pre.std),
+        )
+        self.log(f"[bold]metadata[/] written into {dst}")
+        return dst, read_metadata(dst)
+
+    def _package(self, chosen: str, model_path: Path) -> dict[str, Any] | None:
+        from liteship.data import load_dataset
+        from liteship.package import build_package
+
+        pk = self.cfg.package
+        if not pk.key:
+            self.warnings.append("package.key is not set: the model was not packaged or signed.")
+            self.log("[yellow]package[/] skipped: package.key is not set")
+            return None
+        val = self.validations[chosen]
+        ds = load_dataset(
+            self.cfg.path(self.cfg.validation.data), preprocessing=self.pre, limit=pk.golden_samples
+        )
+        import numpy as np
+
+        golden = np.stack([x for x, _ in ds]).astype(np.float32)
+        e = self._entry(chosen, min(self.threads) if self.threads else None)
+        budget = max(100.0, (e.latency.p99_ms if e else 10.0) * pk.latency_budget_factor)
+        nums = validation_numbers(val)
+        conv = self.conversions[chosen]
+        metrics = {
+            "recipe": chosen,
+            "size_bytes": conv.size_bytes,
+            **{k: v for k, v in nums.items() if k != "confidence_histogram"},
+        }
+        if e:
+            metrics.update(
+                p50_ms=e.latency.p50_ms,
+                p95_ms=e.latency.p95_ms,
+                p99_ms=e.latency.p99_ms,
+                bench_threads=e.threads,
+            )
+        rng = next(iter(conv.calibration_range.values()), None) if conv.calibration_range else None
+        info = build_package(
+            model_path,
+            self.out,
+            model_id=self.cfg.model_id,
+            version=self.cfg.version,
+            private_key=self.cfg.path(pk.key),
+            recipe=chosen,
+            metrics=metrics,
+            reference_histogram=nums.get("confidence_histogram"),
+            golden_inputs=golden,
+            latency_budget_ms=budget,
+            calibration_range=rng,
+            labels=self.cfg.path(self.cfg.metadata.labels),
+            description=self.cfg.metadata.description,
+        )
+        self.log(f"[bold]package[/] {info.path} (signed, {info.size / 1024:.1f} KiB)")
+        return info.to_dict()
+
+    # -- results ------------------------------------------------------------------------------------------
+    def _result(self, name: str, selection: Any) -> VariantResult:
+        verdict = next((v for v in selection.verdicts if v.recipe == name), None)
+        if name not in self.conversions or name in self.errors and name not in self.benches:
+            return VariantResult(
+                recipe=name,
+                path=None,
+                ok=False,
+                error=self.errors.get(name, "not run"),
+                gates_passed=False,
+                failures=[self.errors.get(name, "not run")],
+            )
+        conv = self.conversions[name]
+        nums = validation_numbers(self.validations[name]) if name in self.validations else {}
+        latency = {}
+        bench = self.benches.get(name)
+        for e in bench.entries if bench else []:
+            latency[str(e.threads)] = {
+                "p50_ms": e.latency.p50_ms,
+                "p95_ms": e.latency.p95_ms,
+                "p99_ms": e.latency.p99_ms,
+                "mean_ms": e.latency.mean_ms,
+                "init_ms": e.init_ms,
+            }
+        e = self._entry(name)
+        return VariantResult(
+            recipe=name,
+            path=conv.output,
+            ok=True,
+            size_bytes=conv.size_bytes,
+            ratio_to_float32=conv.ratio_to_float32,
+            conversion_seconds=conv.conversion_seconds,
+            accuracy=nums.get("accuracy"),
+            reference_accuracy=nums.get("reference_accuracy"),
+            accuracy_drop=nums.get("accuracy_drop"),
+            agreement_top1=nums.get("agreement_top1"),
+            agreement_top5=nums.get("agreement_top5"),
+            sqnr_db=nums.get("sqnr_db"),
+            max_abs_error=nums.get("max_abs_error"),
+            validation_passed=nums.get("passed"),
+            latency=latency,
+            p50_ms=e.latency.p50_ms if e else None,
+            p95_ms=e.latency.p95_ms if e else None,
+            p99_ms=e.latency.p99_ms if e else None,
+            init_ms=e.init_ms if e else None,
+            gates_passed=verdict.passed if verdict else None,
+            failures=verdict.failures if verdict else [],
+            keep_float_layers=self.keep_float.get(name, []),
+            warnings=list(conv.warnings),
+            latency_samples_ms=list(e.samples_ms) if e else [],
+            confidence_histogram=nums.get("confidence_histogram"),
+        )
+
+    def _write_reports(self, report: PipelineReport) -> None:
+        import json
+
+        from liteship.agent.fsutil import atomic_write_bytes
+        from liteship.report.pipeline_html import render_pipeline_html
+
+        atomic_write_bytes(self.out / "report.json", json.dumps(report.to_dict(), indent=2).encode())
+        atomic_write_bytes(self.out / "report.html", render_pipeline_html(report).encode())
+
+
+def validation_numbers(report: Any) -> dict[str, Any]:
+    """The figures selection and packaging need, from a ValidationReport."""
+    return _validation_numbers(report)
+
+
+def _validation_numbers(vr: Any) -> dict[str, Any]:
+    raise NotImplementedError  # filled in once the ValidationReport shape is known
+
+
+def layerwise_rows(vr: Any) -> list[dict[str, Any]]:
+    raise NotImplementedError
+
+
+def _tuple(v: Any) -> tuple[float, ...]:
+    return tuple(v) if isinstance(v, (list, tuple)) else (float(v),)
+
+
+def _pct(v: float | None) -> str:
+    return "   n/a" if v is None else f"{100 * v:6.2f}%"
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"

@@ -1,0 +1,170 @@
+"""The pipeline's self-contained ``report.html``: no network, inline SVG charts, readable tables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from liteship.pipeline.select import pareto_front
+from liteship.report.charts import PALETTE, _axes, _open, _Plot, bar_chart, escape, fmt, histogram, nice_ticks
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{margin-bottom:0}.sub{color:#666;margin-top:4px}
+table{border-collapse:collapse;margin:12px 0;font-size:13px}
+th,td{border-bottom:1px solid #ddd;padding:5px 9px;text-align:right}th{background:#f4f4f4}
+td:first-child,th:first-child{text-align:left}
+tr.chosen{background:#eaf6ea;font-weight:600}.pass{color:#1a7f37}.fail{color:#c62828}
+.charts{display:flex;flex-wrap:wrap;gap:16px}.card{border:1px solid #e3e3e3;border-radius:6px;padding:8px}
+code{background:#f4f4f4;padding:1px 4px;border-radius:3px}
+"""
+
+
+def _n(v: Any, digits: int = 3, unit: str = "") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.{digits}f}{unit}"
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560, height: int = 340) -> str:
+    """Latency (x) vs accuracy or agreement (y); circle area ∝ model size; Pareto front joined by a line."""
+    use_acc = any(v.accuracy is not None for v in variants)
+    pts = [
+        (v.recipe, v.p50_ms, (v.accuracy if use_acc else v.agreement_top1), v.size_bytes or 0)
+        for v in variants
+        if v.ok and v.p50_ms is not None and (v.accuracy if use_acc else v.agreement_top1) is not None
+    ]
+    y_name = "accuracy" if use_acc else "top-1 agreement"
+    title = f"p50 latency vs {y_name} (area ∝ size; line = Pareto front)"
+    if not pts:
+        return f"<p>No variant has both latency and {y_name}.</p>"
+    xt = nice_ticks(0, max(p[1] for p in pts) * 1.1, 5)
+    ylo, yhi = min(p[2] for p in pts), max(p[2] for p in pts)
+    pad = max((yhi - ylo) * 0.15, 0.002)
+    yt = nice_ticks(ylo - pad, min(1.0, yhi + pad) if yhi <= 1 else yhi + pad, 5)
+    p = _Plot(width, height, xt[0], xt[-1], yt[0], yt[-1])
+    parts = _open(width, height, title) + _axes(p, xt, yt, "p50 latency (ms)", y_name)
+    front = set(pareto_front([(n, x, y) for n, x, y, _ in pts]))
+    line = sorted((x, y) for n, x, y, _ in pts if n in front)
+    if len(line) > 1:
+        d = " ".join(f"{p.x(x):.1f},{p.y(y):.1f}" for x, y in line)
+        parts.append(f'<polyline points="{d}" fill="none" stroke="{PALETTE[2]}" stroke-dasharray="4 3"/>')
+    biggest = max(s for *_, s in pts) or 1
+    for i, (name, x, y, size) in enumerate(pts):
+        r = 4 + 14 * math.sqrt(size / biggest)
+        color = PALETTE[1] if name == chosen else PALETTE[i % 2 * 4]
+        ring = ' stroke="#000" stroke-width="2"' if name in front else ""
+        parts.append(
+            f'<circle cx="{p.x(x):.1f}" cy="{p.y(y):.1f}" r="{r:.1f}" fill="{color}" '
+            f'fill-opacity="0.7"{ring}><title>{escape(name)}: {fmt(x)} ms, {fmt(y)}, '
+            f"{size / 1024:.1f} KiB</title></circle>"
+        )
+        parts.append(
+            f'<text x="{p.x(x) + r + 3:.1f}" y="{p.y(y) + 4:.1f}">{escape(name)}'
+            f"{' ★' if name == chosen else ''}</text>"
+        )
+    return "".join(parts) + "</svg>"
+
+
+def render_pipeline_html(report: Any) -> str:
+    """The whole page for a :class:`~liteship.pipeline.report.PipelineReport`."""
+    r = report
+    rows = []
+    for v in r.variants:
+        cls = ' class="chosen"' if v.recipe == r.chosen else ""
+        verdict = (
+            '<span class="pass">pass</span>'
+            if v.gates_passed
+            else f'<span class="fail" title="{escape("; ".join(v.failures))}">fail</span>'
+        )
+        rows.append(
+            f"<tr{cls}><td>{escape(v.recipe)}{' ★' if v.recipe == r.chosen else ''}</td>"
+            f"<td>{_n((v.size_bytes or 0) / 1024, 1) if v.size_bytes else '–'}</td>"
+            f"<td>{_n(v.ratio_to_float32, 2)}</td><td>{_n(v.p50_ms)}</td><td>{_n(v.p95_ms)}</td>"
+            f"<td>{_n(v.p99_ms)}</td><td>{_pct(v.accuracy)}</td><td>{_n(v.accuracy_drop, 2)}</td>"
+            f"<td>{_pct(v.agreement_top1)}</td><td>{_n(v.sqnr_db, 1)}</td><td>{verdict}</td></tr>"
+        )
+    failures = "".join(
+        f"<li><b>{escape(v.recipe)}</b>: {escape('; '.join(v.failures))}</li>"
+        for v in r.variants
+        if v.failures
+    )
+    lat_charts = "".join(
+        f'<div class="card">{histogram(v.latency_samples_ms, bins=30, title=f"{v.recipe} latency", x_label="ms", markers=[("p50", v.p50_ms), ("p99", v.p99_ms)] if v.p50_ms is not None and v.p99_ms is not None else [])}</div>'
+        for v in r.variants
+        if v.latency_samples_ms
+    )
+    size_chart = bar_chart(
+        [v.recipe for v in r.variants if v.size_bytes],
+        [v.size_bytes / 1024 for v in r.variants if v.size_bytes],
+        title="model size",
+        value_label="KiB",
+    )
+    layer_chart = ""
+    if r.layerwise:
+        top = r.layerwise[:15]
+        layer_chart = (
+            "<h2>Per-layer quantization error</h2><p>Worst first; the top layers are the ones kept "
+            "in float by accuracy-aware mixed precision.</p>"
+            + bar_chart(
+                [row["name"] for row in top],
+                [max(row.get("score") or 0.0, 0.0) for row in top],
+                title="per-layer error (scale-normalized RMSE)",
+                value_label="error",
+                width=760,
+            )
+        )
+    mixed = ""
+    if r.mixed_precision:
+        mp = r.mixed_precision
+        if mp.get("recipe"):
+            mixed = (
+                f"<h2>Mixed precision</h2><p><code>{escape(mp['recipe'])}</code> keeps "
+                f"{len(mp.get('float_layers', []))} layer(s) in float: "
+                f"{escape(', '.join(mp.get('float_layers', [])))}. Cost: "
+                f"{_n((mp.get('size_cost_bytes') or 0) / 1024, 1)} KiB, "
+                f"{_n(mp.get('latency_cost_ms'))} ms p50.</p>"
+            )
+        else:
+            mixed = (
+                f"<h2>Mixed precision</h2><p>{escape(mp.get('skipped') or 'no round passed the gates')}</p>"
+            )
+    pkg = ""
+    if r.package:
+        pkg = (
+            f"<p>Package: <code>{escape(r.package['path'])}</code> (sha256 "
+            f"<code>{escape(r.package['sha256'][:16])}…</code>, {r.package['size'] / 1024:.1f} KiB, signed)</p>"
+        )
+    chosen = (
+        f"Shipping <b>{escape(r.chosen)}</b> ({escape(r.objective)} objective, latency at "
+        f"{r.selection_threads} thread(s))."
+        if r.chosen
+        else '<b class="fail">No variant passes the gates; nothing was packaged.</b>'
+    )
+    gates = ", ".join(f"{escape(k)} = {escape(v)}" for k, v in r.gates.items() if v is not None)
+    stages = ", ".join(f"{escape(k)} {v:.1f} s" for k, v in r.stage_seconds.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>liteship report: {escape(r.model_id)} {escape(r.version)}</title>
+<style>{CSS}</style></head><body>
+<h1>{escape(r.model_id)} {escape(r.version)}</h1>
+<p class="sub">source <code>{escape(r.source)}</code> · {len(r.variants)} variants · {r.total_seconds:.1f} s ({stages})</p>
+<p id="verdict">{chosen}</p>{pkg}
+<p>Gates: {gates or "none"}</p>
+<h2>Variants</h2>
+<table id="variants"><thead><tr><th>variant</th><th>size KiB</th><th>× float32</th><th>p50 ms</th><th>p95 ms</th>
+<th>p99 ms</th><th>accuracy</th><th>drop (pts)</th><th>agreement</th><th>SQNR dB</th><th>gates</th></tr></thead>
+<tbody>{"".join(rows)}</tbody></table>
+{f"<h3>Gate failures</h3><ul>{failures}</ul>" if failures else ""}
+<h2>Trade-off</h2><div class="charts"><div class="card">{tradeoff_chart(r.variants, r.chosen)}</div>
+<div class="card">{size_chart}</div></div>
+{mixed}{layer_chart}
+<h2>Latency distributions</h2><div class="charts">{lat_charts}</div>
+</body></html>
+"""
+
+
+__all__ = ["render_pipeline_html", "tradeoff_chart"]
