@@ -16,8 +16,9 @@ from liteship.errors import BenchmarkError
 from liteship.runtime.quant import quantize
 from liteship.types import TensorSpec
 
-#: At most this many dataset samples are loaded; the measured runs cycle through them.
+#: At most this many dataset samples (and this many bytes of them) are loaded; the runs cycle through them.
 MAX_DATASET_SAMPLES = 256
+MAX_DATASET_BYTES = 64 * 1024 * 1024
 
 
 def _static_shape(spec: TensorSpec) -> tuple[int, ...]:
@@ -62,14 +63,17 @@ def to_model_dtype(x: Any, spec: TensorSpec) -> np.ndarray:
 
 
 def dataset_feeds(data: Any, specs: list[TensorSpec]) -> tuple[list[dict[str, np.ndarray]], str]:
-    """Load up to :data:`MAX_DATASET_SAMPLES` samples as feeds in the model's dtypes, and the source."""
+    """Load up to :data:`MAX_DATASET_SAMPLES` samples (:data:`MAX_DATASET_BYTES`) as feeds, and the source."""
     from liteship.data import Dataset, load_dataset
 
     shape = specs[0].shape if specs else None
     ds = data if isinstance(data, Dataset) else load_dataset(data, input_shape=shape)
     ds = ds.take(MAX_DATASET_SAMPLES)
-    feeds = []
+    feeds: list[dict[str, np.ndarray]] = []
+    total = 0
     for x, _ in ds:
+        if total >= MAX_DATASET_BYTES:
+            break
         if isinstance(x, dict):
             missing = sorted({s.name for s in specs} - set(x))
             if missing:
@@ -85,7 +89,8 @@ def dataset_feeds(data: Any, specs: list[TensorSpec]) -> tuple[list[dict[str, np
                 f"dataset {ds.source!r} gives one array per sample, but the model has {len(specs)} inputs.",
                 hint="Use a callable dataset yielding {input_name: array} dicts.",
             )
+        total += sum(a.nbytes for a in feeds[-1].values())
     return feeds, ds.source
 
 
-__all__ = ["random_feed", "dataset_feeds", "to_model_dtype", "MAX_DATASET_SAMPLES"]
+__all__ = ["random_feed", "dataset_feeds", "to_model_dtype", "MAX_DATASET_SAMPLES", "MAX_DATASET_BYTES"]

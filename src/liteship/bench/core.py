@@ -1,0 +1,249 @@
+"""``benchmark()``: time any Runner the way LiteRT's benchmark tools do.
+
+Per model × thread count:
+
+1. **init** — for a .tflite (path or bytes), constructing :class:`~liteship.runtime.LiteRTRunner` inside
+   the timer: read + verify the flatbuffer, create the interpreter, allocate tensors, apply the default
+   (XNNPACK) delegate. A runner passed in already built has no init time.
+2. **first inference** — the first ``infer``, timed alone; it is also the first warm-up run.
+3. **warm-up** — ``warmup - 1`` more runs, not measured.
+4. **measured runs** — at least ``runs`` runs *and* at least ``min_seconds`` seconds (LiteRT's C++
+   ``benchmark_model`` defaults: 50 runs, 1 s), each timed with ``time.perf_counter_ns`` around one
+   ``Runner.infer`` call.
+
+What one measured run times: ``Runner.infer`` on a feed already in the model's dtypes — the feed check,
+copying inputs in (``set_tensor``), ``invoke``, and copying outputs out (``get_tensor``). LiteRT
+runners are built with ``raw=True``, so no Python (de)quantization is timed; random and dataset inputs
+are converted before any timer starts.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from liteship.bench.inputs import dataset_feeds, random_feed
+from liteship.bench.memory import current_rss_bytes, peak_rss_bytes
+from liteship.bench.report import BenchEntry, BenchReport, LatencyStats
+from liteship.errors import UsageError
+from liteship.progress import track
+from liteship.runtime import LiteRTRunner, Runner
+
+ModelSource = Union[str, Path, bytes, Runner]
+
+
+def benchmark(
+    models: ModelSource | Sequence[ModelSource],
+    *,
+    threads: Iterable[int | None] = (None,),
+    runs: int = 50,
+    warmup: int = 5,
+    min_seconds: float = 1.0,
+    data: Any = None,
+    progress: bool = True,
+) -> BenchReport:
+    """Measure init time, latency percentiles, throughput and memory of one or more models.
+
+    Args:
+        models: A .tflite path, its bytes, or any built :class:`~liteship.runtime.Runner` (e.g. a
+            reference Keras runner) — or a sequence of them, benchmarked one after another.
+        threads: Thread counts to try for each .tflite model; ``None`` is the runner's default (the
+            core count). A built runner is timed once, as it is. Defaults to ``(None,)``.
+        runs: Minimum number of measured runs. Defaults to 50 (as LiteRT's benchmark_model).
+        warmup: Runs before measuring, the first inference included. Defaults to 5 (as LiteRT's
+            ``benchmark_litert_model.py``); 0 still runs (and reports) the first inference.
+        min_seconds: Minimum wall-clock seconds of measured runs. Defaults to 1.0 (as benchmark_model).
+        data: Inputs from a dataset (anything :func:`liteship.load_dataset` accepts); the runs cycle
+            through up to 256 samples (64 MiB). Defaults to ``None``: random data in each input's dtype.
+        progress: Draw a progress bar on a terminal. Defaults to ``True``.
+
+    Returns:
+        A :class:`BenchReport` with one entry per model × thread count, in order.
+
+    Raises:
+        UsageError: No models, or a parameter out of range.
+        ModelError: A model cannot be read or loaded.
+        InferenceError: The model rejects the inputs.
+
+    Example:
+        >>> report = liteship.benchmark(["a.tflite", "b.tflite"], threads=(1, 2))   # doctest: +SKIP
+        >>> report.entry("a.tflite", threads=1).latency.p50_ms                     # doctest: +SKIP
+    """
+    sources = _as_list(models)
+    thread_counts = _check(sources, tuple(threads), runs, warmup, min_seconds)
+    jobs: list[tuple[int, ModelSource, int | None]] = []
+    for i, src in enumerate(sources):
+        for n in thread_counts if not isinstance(src, Runner) else (None,):
+            jobs.append((i, src, n))
+    feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]] = {}
+    entries = []
+    for i, src, n in track(jobs, description="benchmarking", enabled=progress):
+        entries.append(_bench_one(i, src, n, runs, warmup, min_seconds, data, feeds_cache))
+    return BenchReport(
+        entries=tuple(entries), runs=runs, warmup=warmup, min_seconds=min_seconds, machine=machine_info()
+    )
+
+
+def _as_list(models: ModelSource | Sequence[ModelSource]) -> list[ModelSource]:
+    if isinstance(models, (str, Path, bytes, bytearray, Runner)):
+        return [models]
+    return list(models)
+
+
+def _check(
+    sources: list[ModelSource], threads: tuple[int | None, ...], runs: int, warmup: int, min_seconds: float
+) -> tuple[int | None, ...]:
+    if not sources:
+        raise UsageError("no models to benchmark.", hint="Pass at least one .tflite path or a Runner.")
+    if not threads:
+        threads = (None,)
+    bad = [t for t in threads if t is not None and (not isinstance(t, int) or t < 1)]
+    if bad:
+        raise UsageError(f"threads must be positive integers or None, got {bad}.")
+    if runs < 1:
+        raise UsageError(f"runs must be at least 1, got {runs}.")
+    if warmup < 0:
+        raise UsageError(f"warmup must be 0 or more, got {warmup}.")
+    if min_seconds < 0:
+        raise UsageError(f"min_seconds must be 0 or more, got {min_seconds}.")
+    return tuple(dict.fromkeys(threads))  # unique, in order
+
+
+def _bench_one(
+    index: int,
+    src: ModelSource,
+    threads: int | None,
+    runs: int,
+    warmup: int,
+    min_seconds: float,
+    data: Any,
+    feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]],
+) -> BenchEntry:
+    gc.collect()
+    rss0 = current_rss_bytes()
+    init_ms: float | None = None
+    if isinstance(src, Runner):
+        runner = src
+    else:
+        t0 = time.perf_counter_ns()
+        runner = LiteRTRunner(src, num_threads=threads, raw=True)
+        init_ms = (time.perf_counter_ns() - t0) / 1e6
+    rss_init = current_rss_bytes()
+    try:
+        if index not in feeds_cache:
+            feeds_cache[index] = (
+                dataset_feeds(data, runner.input_specs)
+                if data is not None
+                else ([random_feed(runner.input_specs)], "random")
+            )
+        feeds, inputs = feeds_cache[index]
+        rss_warm0 = current_rss_bytes()
+        first_ms, samples, elapsed = _time_runs(runner.infer, feeds, runs, warmup, min_seconds)
+        rss_delta = _rss_delta(rss0, rss_init, rss_warm0, current_rss_bytes())
+    finally:
+        if runner is not src:
+            runner.close()
+    latency = LatencyStats.from_samples(samples)
+    return BenchEntry(
+        model=_label(index, src),
+        path=str(src) if isinstance(src, (str, Path)) else getattr(runner, "path", None),
+        backend=runner.backend,
+        threads=getattr(runner, "num_threads", threads),
+        inputs=inputs,
+        init_ms=init_ms,
+        first_inference_ms=first_ms,
+        warmup=max(warmup, 1),
+        latency=latency,
+        elapsed_s=elapsed,
+        throughput=len(samples) / elapsed if elapsed > 0 else float("nan"),
+        model_size_bytes=_model_size(src, runner),
+        rss_delta_bytes=rss_delta,
+        peak_rss_bytes=peak_rss_bytes(),
+        samples_ms=tuple(samples),
+    )
+
+
+def _time_runs(
+    infer: Any, feeds: list[dict[str, np.ndarray]], runs: int, warmup: int, min_seconds: float
+) -> tuple[float, list[float], float]:
+    """(first inference ms, measured latencies ms, measured wall seconds). Nothing but infer is timed."""
+    clock = time.perf_counter_ns
+    n_feeds = len(feeds)
+    t0 = clock()
+    infer(feeds[0])
+    first_ms = (clock() - t0) / 1e6
+    for i in range(1, warmup):
+        infer(feeds[i % n_feeds])
+    samples_ns: list[int] = []
+    append = samples_ns.append
+    min_ns = int(min_seconds * 1e9)
+    start = clock()
+    i = 0
+    while i < runs or clock() - start < min_ns:
+        feed = feeds[i % n_feeds]
+        t0 = clock()
+        infer(feed)
+        append(clock() - t0)
+        i += 1
+    elapsed = (clock() - start) / 1e9
+    return first_ms, [ns / 1e6 for ns in samples_ns], elapsed
+
+
+def _rss_delta(
+    before: int | None, after_init: int | None, warm0: int | None, warm1: int | None
+) -> int | None:
+    """Resident growth across init plus across the timed runs, leaving out the feeds made in between."""
+    if None in (before, after_init, warm0, warm1):
+        return None
+    return max(0, (after_init - before) + (warm1 - warm0))  # type: ignore[operator]
+
+
+def _label(index: int, src: ModelSource) -> str:
+    if isinstance(src, (str, Path)):
+        return str(src)
+    if isinstance(src, Runner):
+        return src.name
+    return f"model[{index}]"
+
+
+def _model_size(src: ModelSource, runner: Runner) -> int | None:
+    if isinstance(src, (bytes, bytearray)):
+        return len(src)
+    data = getattr(runner, "model_bytes", None)
+    if data is not None:
+        return len(data)
+    if isinstance(src, (str, Path)) and Path(src).is_file():
+        return Path(src).stat().st_size
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model and count, OS, Python."""
+    return {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+__all__ = ["benchmark", "machine_info", "ModelSource"]

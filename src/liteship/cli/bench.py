@@ -1,0 +1,114 @@
+"""``liteship bench MODEL [MODEL ...]``: init, latency percentiles, throughput, memory, side by side."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from liteship.cli._common import console, emit_json, err_console, json_option, parse_ints
+
+if TYPE_CHECKING:
+    from liteship.bench import BenchReport
+
+
+@click.command(name="bench")
+@click.argument("models", nargs=-1, required=True, metavar="MODEL [MODEL ...]")
+@click.option(
+    "--threads",
+    default=None,
+    metavar="N[,N...]",
+    help="Thread counts to compare, e.g. 1,2. Defaults to the number of cores.",
+)
+@click.option(
+    "--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Minimum measured runs."
+)
+@click.option(
+    "--warmup",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Warm-up runs (the first inference included).",
+)
+@click.option(
+    "--min-seconds",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Minimum measured seconds per model and thread count.",
+)
+@click.option(
+    "--data",
+    default=None,
+    metavar="PATH",
+    help="Inputs from an image folder, .npy or .npz instead of random data.",
+)
+@json_option
+@click.option("--samples", "with_samples", is_flag=True, help="With --json: include every latency sample.")
+@click.option(
+    "--html", "html_out", default=None, metavar="OUT.html", help="Write a page with latency histograms."
+)
+def cli(
+    models: tuple[str, ...],
+    threads: str | None,
+    runs: int,
+    warmup: int,
+    min_seconds: float,
+    data: str | None,
+    as_json: bool,
+    with_samples: bool,
+    html_out: str | None,
+) -> None:
+    """Benchmark one or more .tflite models with LiteRT, side by side.
+
+    Each model runs warm-up, then at least --runs runs and --min-seconds seconds, for every thread count.
+
+    \b
+    Example:
+      liteship bench float.tflite int8.tflite --threads 1,2 --html bench.html
+    """
+    from liteship.bench import benchmark
+
+    thread_counts = parse_ints(threads, "--threads") or (None,)
+    if any(t < 1 for t in thread_counts if t is not None):
+        raise click.BadParameter(
+            f"thread counts must be at least 1, got {threads!r}.", param_hint="--threads"
+        )
+    report = benchmark(
+        list(models),
+        threads=thread_counts,
+        runs=runs,
+        warmup=warmup,
+        min_seconds=min_seconds,
+        data=data,
+        progress=not as_json,
+    )
+    if html_out:
+        from liteship.bench.html import write_html
+
+        path = write_html(report, html_out)
+        err_console.print(f"wrote {path}")
+    if as_json:
+        emit_json(report.to_dict(samples=with_samples))
+    else:
+        _print_table(report)
+
+
+def _print_table(report: BenchReport) -> None:
+    from rich.table import Table
+
+    from liteship.bench.html import ROWS, cell, short_names
+
+    table = Table(title="liteship bench", title_justify="left")
+    table.add_column("", no_wrap=True)
+    for e, name in zip(report.entries, short_names(report.entries), strict=True):
+        threads = f"{e.threads} thread{'s' if e.threads != 1 else ''}"
+        table.add_column(f"{name}\n{threads}", justify="right", overflow="fold")
+    for name, attr in ROWS:
+        table.add_row(name, *(cell(e, attr) for e in report.entries))
+    console.print(table)
+    m = report.machine
+    console.print(
+        f"[dim]{m.get('cpu')} ({m.get('cpu_count')} cores); latency = one Runner.infer call "
+        f"(set inputs, invoke, get outputs); init = load + allocate + delegate.[/]"
+    )

@@ -1,0 +1,145 @@
+"""``liteship convert``: parse flags → ``liteship.convert.convert`` → render its report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from liteship.cli._common import console, emit_json, json_option, parse_floats, quiet_tensorflow
+from liteship.errors import LiteshipError
+
+# Library messages name parameters (`calibration`); the CLI user knows them as flags.
+FLAGS = {
+    "calibration": "--calibration",
+    "calibration_samples": "--calibration-samples",
+    "quantize": "--quantize",
+    "io_type": "--io-type",
+    "allow_select_tf_ops": "--allow-select-tf-ops",
+    "allow_custom_ops": "--allow-custom-ops",
+    "keep_float_layers": "--keep-float",
+}
+RECIPE_NAMES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # == RECIPES keys
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", value)
+    if not match:
+        raise click.BadParameter(f"--size must be HxW, e.g. 224x224, got {value!r}.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _flag_names(error: LiteshipError) -> LiteshipError:
+    text = str(error)
+    for param, flag in FLAGS.items():
+        text = text.replace(f"`{param}`", f"`{flag}`")
+    error.args = (text,)
+    return error
+
+
+@click.command(name="convert")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output .tflite. Defaults to SOURCE's name + .tflite.",
+)
+@click.option(
+    "--quantize",
+    "-q",
+    type=click.Choice(RECIPE_NAMES),
+    default="none",
+    show_default=True,
+    help="Quantization recipe.",
+)
+@click.option(
+    "--io-type",
+    type=click.Choice(("float32", "int8", "uint8", "int16")),
+    help="Model input/output type (int8 by default for --quantize int8; int16 only with int16x8).",
+)
+@click.option(
+    "--calibration", type=click.Path(path_type=Path), help="Calibration data: image folder, .npy or .npz."
+)
+@click.option(
+    "--calibration-samples",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Calibration samples to use at most.",
+)
+@click.option("--mean", help="Normalization mean, one value or per channel: 127.5 or 123.7,116.3,103.5.")
+@click.option("--std", help="Normalization standard deviation, one value or per channel.")
+@click.option("--size", help="Resize calibration images to HxW (default: the model's input size).")
+@click.option("--channel-order", type=click.Choice(("rgb", "bgr")), default="rgb", show_default=True)
+@click.option(
+    "--allow-select-tf-ops", is_flag=True, help="Run ops without a builtin kernel as TensorFlow (Flex) ops."
+)
+@click.option("--allow-custom-ops", is_flag=True, help="Keep ops without a builtin kernel as custom ops.")
+@click.option(
+    "--keep-float",
+    "keep_float",
+    multiple=True,
+    help="Op type (MEAN) or tensor name to keep in float (int8 recipes); repeatable.",
+)
+@json_option
+def cli(
+    source: Path,
+    output: Path | None,
+    quantize: str,
+    io_type: str | None,
+    calibration: Path | None,
+    calibration_samples: int,
+    mean: str | None,
+    std: str | None,
+    size: str | None,
+    channel_order: str,
+    allow_select_tf_ops: bool,
+    allow_custom_ops: bool,
+    keep_float: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Convert SOURCE (a SavedModel directory, .keras or .h5 file) to a .tflite.
+
+    \b
+    Examples:
+      liteship convert model.keras -o model.tflite
+      liteship convert saved_model/ -o model_int8.tflite --quantize int8 --calibration calib.npy
+      liteship convert model.keras -o m.tflite -q int8 --calibration images/ --mean 127.5 --std 127.5
+    """
+    quiet_tensorflow()
+    from liteship.convert import convert
+    from liteship.types import Preprocessing
+
+    try:
+        pre = Preprocessing(
+            mean=parse_floats(mean, "--mean") or (0.0,),
+            std=parse_floats(std, "--std") or (1.0,),
+            size=_parse_size(size),
+            channel_order=channel_order,
+        )
+        suffix = "" if quantize == "none" else f".{quantize}"
+        out = output or source.with_name(f"{source.stem if source.is_file() else source.name}{suffix}.tflite")
+        report = convert(
+            str(source),
+            out,
+            quantize=quantize,
+            io_type=io_type,
+            calibration=str(calibration) if calibration is not None else None,
+            calibration_samples=calibration_samples,
+            preprocessing=pre,
+            allow_select_tf_ops=allow_select_tf_ops,
+            allow_custom_ops=allow_custom_ops,
+            keep_float_layers=keep_float,
+            progress=not as_json,
+        )
+    except LiteshipError as e:
+        raise _flag_names(e) from e.__cause__
+    if as_json:
+        emit_json(report)
+        return
+    for line in report.summary_lines():
+        console.print(line, markup=False)

@@ -1,0 +1,142 @@
+"""``liteship keygen | package | verify``: signing keys, signed packages, verification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from liteship.cli._common import console, emit_json, json_option
+from liteship.errors import UsageError
+
+
+@click.command("keygen")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Key path prefix: writes PREFIX.key (private, mode 0600) and PREFIX.pub.",
+)
+@click.option("--force", is_flag=True, help="Replace existing key files.")
+@json_option
+def keygen_cmd(output: str, force: bool, as_json: bool) -> None:
+    """Create an ed25519 key pair for signing packages."""
+    from liteship.package import generate_keypair
+
+    prefix = Path(output)
+    private = prefix if prefix.suffix == ".key" else prefix.with_name(prefix.name + ".key")
+    keys = generate_keypair(private, private.with_suffix(".pub"), overwrite=force)
+    if as_json:
+        emit_json(keys)
+        return
+    console.print(
+        f"private key: {keys.private_path}  (keep it secret; sign packages with it)",
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"public key:  {keys.public_path}  (give it to servers and devices)", markup=False, soft_wrap=True
+    )
+    console.print(f"key id:      {keys.key_id}", markup=False, soft_wrap=True)
+
+
+def _read_metrics(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"metrics file {path!r} is not readable JSON ({e}).") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"metrics file {path!r} must hold a JSON object.")
+    return data
+
+
+@click.command("package")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--id", "model_id", required=True, help="Model id, e.g. digits (a-z 0-9 . _ -).")
+@click.option("--version", "version", required=True, help="Semantic version, e.g. 1.2.0.")
+@click.option(
+    "--key", required=True, type=click.Path(dir_okay=False), help="Private key (.key) to sign with."
+)
+@click.option("--golden", type=click.Path(exists=True, dir_okay=False), help="Golden inputs (.npy/.npz).")
+@click.option("--metrics", type=click.Path(exists=True, dir_okay=False), help="Metrics to record (JSON).")
+@click.option("--recipe", help="Conversion recipe to record (defaults to the model's own record).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Labels file, one per line.")
+@click.option("--description", help="Free text.")
+@click.option("--latency-budget-ms", type=float, help="Median latency the device smoke test allows.")
+@click.option("--atol", type=float, help="Absolute tolerance of the golden outputs.")
+@click.option("--rtol", type=float, help="Relative tolerance of the golden outputs.")
+@click.option("-o", "--output", default=".", show_default=True, help="Output folder or .lsp file.")
+@json_option
+def package_cmd(
+    model: str,
+    model_id: str,
+    version: str,
+    key: str,
+    golden: str | None,
+    metrics: str | None,
+    recipe: str | None,
+    labels: str | None,
+    description: str | None,
+    latency_budget_ms: float | None,
+    atol: float | None,
+    rtol: float | None,
+    output: str,
+    as_json: bool,
+) -> None:
+    """Build a signed, versioned package (.lsp) from a .tflite."""
+    from liteship.package import build_package
+
+    tol = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None} or None
+    info = build_package(
+        model,
+        output,
+        model_id=model_id,
+        version=version,
+        private_key=key,
+        recipe=recipe,
+        metrics=_read_metrics(metrics),
+        golden_inputs=golden,
+        golden_tolerance=tol,
+        latency_budget_ms=latency_budget_ms,
+        labels=labels,
+        description=description,
+    )
+    if as_json:
+        emit_json(info)
+        return
+    m = info.manifest
+    console.print(
+        f"packaged {m.model_id} {m.version} → {info.path} ({info.size:,} bytes)", markup=False, soft_wrap=True
+    )
+    console.print(f"sha256 {info.sha256}  signed by key {m.key_id}", markup=False, soft_wrap=True)
+
+
+@click.command("verify")
+@click.argument("package", type=click.Path(dir_okay=False))
+@click.option(
+    "--key", required=True, type=click.Path(dir_okay=False), help="Public key (.pub) of the signer."
+)
+@json_option
+def verify_cmd(package: str, key: str, as_json: bool) -> None:
+    """Verify a package's signature and every file's hash (exit 1 if anything differs)."""
+    from liteship.package import verify_package
+
+    m = verify_package(package, key)
+    if as_json:
+        emit_json({"verified": True, "path": package, "manifest": m.to_dict()})
+        return
+    console.print(
+        f"verified: {m.model_id} {m.version}, signed by key {m.key_id}, {len(m.files)} files intact "
+        f"(created {m.created})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+cli = click.Group("package", commands=[keygen_cmd, package_cmd, verify_cmd])
+
+__all__ = ["keygen_cmd", "package_cmd", "verify_cmd", "cli"]

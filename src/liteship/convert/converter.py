@@ -1,0 +1,292 @@
+"""``liteship.convert``: a TF/Keras model → .tflite with a quantization recipe, and its report."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from liteship.convert.calibration import Calibration, load_calibration
+from liteship.convert.ops import float32_size_estimate, io_specs, op_histogram, parse_unsupported_ops
+from liteship.convert.recipes import RECIPES, Recipe, configure, resolve_recipe
+from liteship.convert.report import ConversionReport
+from liteship.convert.sources import Source, first_line, open_source, quiet_stdout
+from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
+from liteship.model.flatbuffer import load_model, schema, write_liteship_info
+from liteship.types import Preprocessing
+
+FLEX_WARNING = (
+    "the model needs Select TensorFlow (Flex) ops: it runs only with the Flex delegate (a much bigger "
+    "runtime, not in ai-edge-litert's builtin interpreter) and on no hardware delegate."
+)
+CUSTOM_WARNING = "the model needs custom ops: register their kernels with the interpreter on the device."
+
+
+def convert(
+    source: Any,
+    output: str | Path | None = None,
+    *,
+    quantize: str = "none",
+    io_type: str | None = None,
+    calibration: Any = None,
+    calibration_samples: int = 200,
+    preprocessing: Preprocessing | dict[str, Any] | None = None,
+    allow_select_tf_ops: bool = False,
+    allow_custom_ops: bool = False,
+    keep_float_layers: Sequence[str] = (),
+    progress: bool = True,
+) -> ConversionReport:
+    """Convert a TensorFlow/Keras model to a .tflite with a quantization recipe.
+
+    Args:
+        source: A SavedModel directory, a ``.keras``/``.h5`` file, a ``keras.Model``, or a
+            ``tf.function`` (with an input signature) or concrete function.
+        output: Where to write the .tflite. Defaults to ``None``: not written (see
+            ``report.model_bytes``).
+        quantize: A recipe from ``RECIPES``: ``none``, ``dynamic``, ``int8``, ``int8-fallback``,
+            ``float16`` or ``int16x8``. Defaults to ``"none"``.
+        io_type: Input/output type: ``float32``, ``int8``, ``uint8`` (integer recipes) or ``int16``
+            (``int16x8``). Defaults to ``int8`` for ``int8``, ``float32`` otherwise.
+        calibration: Representative data for ``int8``, ``int8-fallback`` and ``int16x8``: an image
+            folder, a ``.npy``/``.npz`` file, an array, a callable or a ``Dataset``.
+        calibration_samples: Samples to calibrate on, at most. Defaults to 200.
+        preprocessing: Applied to the calibration data and stored with the model. Defaults to
+            identity.
+        allow_select_tf_ops: Let ops without a builtin kernel run as TensorFlow (Flex) ops.
+        allow_custom_ops: Let such ops stay as custom ops (you supply their kernels).
+        keep_float_layers: For ``int8``/``int8-fallback``: op types (``"MEAN"``) or op output tensor
+            names to keep in float (via TFLite's QuantizationDebugger). I/O then stays float32.
+        progress: Draw a progress bar while calibrating (only on a terminal). Defaults to ``True``.
+
+    Returns:
+        A :class:`ConversionReport`; the model carries liteship's record (metadata ``LITESHIP``).
+
+    Raises:
+        UsageError: Bad arguments, e.g. a calibrated recipe without ``calibration``.
+        DataError: The calibration data cannot be used.
+        UnsupportedOpsError: The model uses ops the allowed op sets cannot express.
+        ConversionError: The source cannot be read, or the converter failed otherwise.
+
+    Example:
+        >>> report = convert("model.keras", "model.tflite", quantize="int8",
+        ...                  calibration="calib.npy")                  # doctest: +SKIP
+        >>> report.ratio_to_float32                                     # doctest: +SKIP
+        0.27
+    """
+    recipe, io = resolve_recipe(quantize, io_type)
+    pre = (
+        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+    )
+    keep = tuple(keep_float_layers)
+    _check_options(recipe, io, calibration, keep)
+    from liteship._tf import import_tf
+
+    import_tf()
+    started = time.perf_counter()
+    src = open_source(source)
+    calib = None
+    if recipe.needs_calibration:
+        calib = load_calibration(
+            calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
+        )
+    model, method, notes = _run_attempts(
+        src, recipe, io, calib, keep, progress, allow_select_tf_ops, allow_custom_ops
+    )
+    seconds = time.perf_counter() - started
+    return _finish(model, src, method, notes, recipe, io, calib, pre, keep, output, seconds)
+
+
+def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, ...]) -> None:
+    if recipe.needs_calibration and calibration is None:
+        calibrated = ", ".join(r.name for r in RECIPES.values() if r.needs_calibration)
+        raise UsageError(
+            f"recipe {recipe.name!r} needs calibration data, but `calibration` is not set.",
+            hint=f"Pass `calibration` (an image folder, a .npy or .npz file) for {calibrated}, "
+            "or use a recipe without calibration: dynamic, float16.",
+            parameter="calibration",
+        )
+    if keep and recipe.name not in ("int8", "int8-fallback"):
+        raise UsageError(
+            f"`keep_float_layers` works with recipes int8 and int8-fallback, not {recipe.name!r}.",
+            parameter="keep_float_layers",
+        )
+    if keep and io != "float32":
+        raise UsageError(
+            f"`keep_float_layers` keeps float32 model I/O; `io_type` {io!r} cannot be combined with it.",
+            hint="Use io_type='float32'.",
+            parameter="io_type",
+        )
+
+
+def _run_attempts(
+    src: Source,
+    recipe: Recipe,
+    io: str,
+    calib: Calibration | None,
+    keep: tuple[str, ...],
+    progress: bool,
+    allow_flex: bool,
+    allow_custom: bool,
+) -> tuple[bytes, str, list[str]]:
+    notes: list[str] = []
+    attempts = src.attempts()
+    for n, (method, make) in enumerate(attempts):
+        last = n == len(attempts) - 1
+        try:
+            with contextlib.ExitStack() as stack, quiet_stdout():
+                converter = configure(
+                    make(stack),
+                    recipe,
+                    io,
+                    representative_dataset=calib.representative_dataset(progress=progress) if calib else None,
+                    allow_select_tf_ops=allow_flex,
+                    allow_custom_ops=allow_custom,
+                )
+                model = _quantize_keeping_float(converter, calib, keep) if keep else converter.convert()
+            return model, method, notes
+        except (ConversionError, UsageError):
+            raise
+        except Exception as e:  # the converter raises ConverterError, ValueError, AttributeError, …
+            unsupported = parse_unsupported_ops(e, src.layer_names)
+            if unsupported is not None:
+                raise _unsupported_error(unsupported, allow_flex) from None
+            if last:
+                raise ConversionError(
+                    f"the TFLite converter failed on {src.label!r} ({method}): {first_line(e)}",
+                    hint="Run with --verbose / LITESHIP_VERBOSE=1 for TensorFlow's full message.",
+                ) from e
+            notes.append(
+                f"{method} failed ({first_line(e)}); converted through model.export() → from_saved_model "
+                "instead (Keras 3, tensorflow#63987 / keras#19108)."
+            )
+    raise AssertionError("unreachable: every source has at least one attempt")
+
+
+def _quantize_keeping_float(converter: Any, calib: Calibration | None, keep: tuple[str, ...]) -> bytes:
+    """Quantize with TFLite's QuantizationDebugger, leaving the named ops/tensors in float."""
+    import tensorflow as tf
+
+    builtin_names = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_ops=[k for k in keep if k in builtin_names] or None,
+        denylisted_nodes=[k for k in keep if k not in builtin_names] or None,
+    )
+    with warnings.catch_warnings():  # the debugger opens tf.lite.Interpreter, which warns it is deprecated
+        warnings.simplefilter("ignore", UserWarning)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=calib.representative_dataset(progress=False) if calib else None,
+            debug_options=options,
+        )
+        return debugger.get_nondebug_quantized_model()
+
+
+def _unsupported_error(found: Any, allow_flex: bool) -> UnsupportedOpsError:
+    where = "; ".join(f"{op} in {', '.join(layers)}" for op, layers in found.layers.items())
+    message = f"the model uses ops with no TFLite builtin kernel: {', '.join(found.ops)}"
+    message += f" (produced by {where})." if where else "."
+    if found.flex and not allow_flex:
+        hint = (
+            f"Set `allow_select_tf_ops` to run {', '.join(found.flex)} as TensorFlow (Flex) ops "
+            "(a bigger runtime, no hardware delegate), or replace the layer with builtin ops."
+        )
+        if found.custom:
+            hint += f" {', '.join(found.custom)} also needs `allow_custom_ops` and your own kernel."
+    else:
+        hint = (
+            f"{', '.join(found.custom)} is not even a Flex op: set `allow_custom_ops` and register your "
+            "own kernel on the device, or replace the layer with builtin ops."
+        )
+    return UnsupportedOpsError(message, ops=found.ops, layers=found.layers, hint=hint)
+
+
+def _finish(
+    model: bytes,
+    src: Source,
+    method: str,
+    notes: list[str],
+    recipe: Recipe,
+    io: str,
+    calib: Calibration | None,
+    pre: Preprocessing,
+    keep: tuple[str, ...],
+    output: str | Path | None,
+    seconds: float,
+) -> ConversionReport:
+    from liteship import __version__
+
+    loaded = load_model(model)
+    ops = op_histogram(loaded)
+    inputs, outputs = io_specs(loaded)
+    needs_flex = any(name.startswith("Flex") for name in ops)
+    needs_custom = any(name not in _BUILTINS and not name.startswith("Flex") for name in ops)
+    notes += [FLEX_WARNING] * needs_flex + [CUSTOM_WARNING] * needs_custom
+    calib_range = _range_by_tflite_name(calib, [s.name for s in inputs]) if calib else {}
+    info = {
+        "liteship_version": __version__,
+        "source": src.label,
+        "recipe": recipe.name,
+        "io_type": io,
+        "preprocessing": pre.to_dict(),
+        "calibration": {"source": calib.source, "samples": len(calib), "range": calib_range}
+        if calib
+        else None,
+        "needs_flex": needs_flex,
+        "needs_custom": needs_custom,
+        "keep_float_layers": list(keep),
+    }
+    data = write_liteship_info(model, info)
+    if output is not None:
+        out = Path(output)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        except OSError as e:
+            raise ConversionError(f"cannot write {str(out)!r}: {e.strerror or e}.") from e
+    float_size = (
+        len(data) if recipe.name == "none" else float32_size_estimate(loaded) + len(data) - len(model)
+    )
+    return ConversionReport(
+        source=src.label,
+        source_kind=src.kind,
+        method=method,
+        recipe=recipe.name,
+        io_type=io,
+        output=str(output) if output is not None else None,
+        size_bytes=len(data),
+        float32_size_bytes=float_size,
+        ratio_to_float32=len(data) / float_size,
+        ops=ops,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        conversion_seconds=round(seconds, 3),
+        calibration_samples=len(calib) if calib else 0,
+        calibration_range=calib_range,
+        preprocessing=pre.to_dict(),
+        needs_flex=needs_flex,
+        needs_custom=needs_custom,
+        keep_float_layers=keep,
+        warnings=tuple(notes),
+        model_bytes=data,
+    )
+
+
+_BUILTINS = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
+
+
+def _range_by_tflite_name(calib: Calibration, tflite_names: list[str]) -> dict[str, dict[str, float]]:
+    """Key the calibration range by the .tflite input names, which the device sees."""
+    ranges = calib.input_range()
+    if len(ranges) == 1 and len(tflite_names) == 1:
+        return {tflite_names[0]: next(iter(ranges.values()))}
+    out = {}
+    for name, r in ranges.items():
+        match = next((t for t in tflite_names if name in t), name)
+        out[match] = r
+    return out
+
+
+__all__ = ["convert"]

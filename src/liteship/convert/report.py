@@ -1,0 +1,89 @@
+"""ConversionReport: what ``liteship.convert`` produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from liteship.types import ReportMixin, TensorSpec
+
+
+@dataclass(frozen=True)
+class ConversionReport(ReportMixin):
+    """The result of one conversion.
+
+    Attributes:
+        source: The model converted (path, or the in-memory model's name).
+        source_kind: ``saved_model``, ``keras_file``, ``keras_model`` or ``tf_function``.
+        method: The converter entry point that succeeded: ``from_saved_model``, ``from_keras_model``,
+            ``export→from_saved_model`` (the Keras 3 fallback) or ``from_concrete_functions``.
+        recipe: The quantization recipe (a key of ``RECIPES``).
+        io_type: The model's input/output type.
+        output: Where the .tflite was written, or ``None`` (bytes in ``model_bytes``).
+        size_bytes: Size of the converted model.
+        float32_size_bytes: Size of the plain float32 conversion: exact for recipe ``none``, else an
+            estimate from the converted model's weights (see ``ops.float32_size_estimate``).
+        ratio_to_float32: ``size_bytes / float32_size_bytes``.
+        ops: Op histogram ``{name: count}``; Flex ops appear as ``Flex<Op>``.
+        inputs: The converted model's inputs (dtype, shape, scale/zero-point).
+        outputs: Its outputs.
+        conversion_seconds: Wall time of the conversion (calibration included).
+        calibration_samples: Samples used for calibration (0 when the recipe needs none).
+        calibration_range: ``{input: {"min", "max"}}`` of the calibration data.
+        preprocessing: The preprocessing declaration stored with the model.
+        needs_flex: The model needs Select TensorFlow ops (the Flex delegate, a bigger runtime).
+        needs_custom: The model needs custom op kernels registered at runtime.
+        keep_float_layers: Ops/tensors kept in float on request.
+        warnings: Things worth knowing (fallbacks taken, runtime requirements).
+        model_bytes: The converted model (not part of ``to_dict()``).
+    """
+
+    source: str
+    source_kind: str
+    method: str
+    recipe: str
+    io_type: str
+    output: str | None
+    size_bytes: int
+    float32_size_bytes: int
+    ratio_to_float32: float
+    ops: dict[str, int]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    conversion_seconds: float
+    calibration_samples: int
+    calibration_range: dict[str, dict[str, float]]
+    preprocessing: dict[str, Any]
+    needs_flex: bool
+    needs_custom: bool
+    keep_float_layers: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    model_bytes: bytes = field(default=b"", repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.pop("model_bytes", None)
+        return data
+
+    def summary_lines(self) -> list[str]:
+        """A few readable lines (the CLI prints these)."""
+        where = self.output or "(not written)"
+        lines = [
+            f"{self.source} → {where}",
+            f"recipe {self.recipe}, I/O {self.io_type}, via {self.method}, {self.conversion_seconds:.1f} s",
+            f"size {_kib(self.size_bytes)} ({self.ratio_to_float32:.0%} of float32 {_kib(self.float32_size_bytes)})",
+        ]
+        if self.calibration_samples:
+            lines.append(f"calibrated on {self.calibration_samples} samples")
+        lines += [f"input  {s.describe()}" for s in self.inputs]
+        lines += [f"output {s.describe()}" for s in self.outputs]
+        lines.append("ops    " + ", ".join(f"{name}×{n}" for name, n in self.ops.items()))
+        lines += [f"warning: {w}" for w in self.warnings]
+        return lines
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:.1f} KiB"
+
+
+__all__ = ["ConversionReport"]

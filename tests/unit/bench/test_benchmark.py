@@ -1,0 +1,117 @@
+"""benchmark(): structure and sanity of the report on real tiny models (not timings)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from liteship.bench import benchmark
+from liteship.errors import ModelError, UsageError
+from liteship.runtime import LiteRTRunner
+
+FAST = {"runs": 5, "warmup": 2, "min_seconds": 0.05, "progress": False}
+
+
+def _check_sane(e, runs: int, min_seconds: float):
+    s = e.latency
+    assert s.count == len(e.samples_ms) >= runs
+    assert s.min_ms <= s.p50_ms <= s.p90_ms <= s.p95_ms <= s.p99_ms <= s.max_ms
+    assert s.min_ms <= s.mean_ms <= s.max_ms and s.std_ms >= 0
+    assert s.min_ms > 0 and e.first_inference_ms > 0
+    assert e.elapsed_s >= min_seconds * 0.99
+    assert sum(e.samples_ms) / 1e3 <= e.elapsed_s  # latencies lie inside the measured wall time
+    assert e.throughput == pytest.approx(s.count / e.elapsed_s)
+    assert e.peak_rss_bytes is not None and e.peak_rss_bytes > 0
+    assert e.rss_delta_bytes is not None and e.rss_delta_bytes >= 0
+
+
+def test_one_entry_per_model_and_thread_count_in_order(tflite_float, tflite_int8):
+    report = benchmark([tflite_float, tflite_int8], threads=(1, 2), **FAST)
+    assert [(e.path, e.threads) for e in report.entries] == [
+        (str(tflite_float), 1),
+        (str(tflite_float), 2),
+        (str(tflite_int8), 1),
+        (str(tflite_int8), 2),
+    ]
+    for e in report.entries:
+        _check_sane(e, runs=5, min_seconds=0.05)
+        assert e.init_ms is not None and e.init_ms > 0
+        assert e.model_size_bytes == os.path.getsize(e.path)
+        assert e.inputs == "random" and e.warmup == 2 and "litert" in e.backend.lower()
+    assert (report.runs, report.warmup, report.min_seconds) == (5, 2, 0.05)
+    assert report.machine["cpu_count"] >= 1
+
+
+def test_runs_is_a_minimum_and_min_seconds_extends_it(tflite_float):
+    only_runs = benchmark(tflite_float, threads=(1,), runs=7, warmup=0, min_seconds=0, progress=False)
+    assert only_runs.entries[0].runs == 7 and only_runs.entries[0].warmup == 1  # first inference still runs
+    by_time = benchmark(tflite_float, threads=(1,), runs=1, warmup=1, min_seconds=0.2, progress=False)
+    e = by_time.entries[0]
+    assert e.runs > 1 and e.elapsed_s >= 0.2
+
+
+def test_inputs_from_a_dataset_on_float_and_int8_models(tflite_float, tflite_int8, val_npz):
+    report = benchmark([tflite_float, tflite_int8], threads=(1,), data=val_npz, **FAST)
+    for e in report.entries:
+        assert e.inputs == str(val_npz)
+        _check_sane(e, runs=5, min_seconds=0.05)
+
+
+def test_a_built_runner_is_timed_as_it_is(tflite_float):
+    with LiteRTRunner(tflite_float, num_threads=1) as runner:
+        report = benchmark(runner, threads=(1, 2), **FAST)
+    (e,) = report.entries  # thread counts apply to files only
+    assert e.init_ms is None and e.threads == 1 and e.model == runner.name
+    _check_sane(e, runs=5, min_seconds=0.05)
+
+
+def test_model_bytes_are_accepted(tflite_int8):
+    data = tflite_int8.read_bytes()
+    (e,) = benchmark(data, threads=(1,), **FAST).entries
+    assert e.path is None and e.model == "model[0]" and e.model_size_bytes == len(data)
+
+
+def test_a_corrupt_model_raises_model_error(tmp_path, tflite_float):
+    bad = tmp_path / "bad.tflite"
+    data = bytearray(tflite_float.read_bytes())
+    bad.write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(ModelError, match="bad.tflite"):
+        benchmark(bad, **FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"runs": 0}, "runs must be at least 1"),
+        ({"threads": (0,)}, "threads must be positive"),
+        ({"warmup": -1}, "warmup"),
+        ({"min_seconds": -1.0}, "min_seconds"),
+    ],
+)
+def test_bad_parameters_are_usage_errors(tflite_float, kwargs, match):
+    with pytest.raises(UsageError, match=match):
+        benchmark(tflite_float, **{**FAST, **kwargs})
+
+
+def test_no_models_is_a_usage_error():
+    with pytest.raises(UsageError, match="no models"):
+        benchmark([], progress=False)
+
+
+def test_samples_are_kept_in_run_order_for_histograms(tflite_float):
+    (e,) = benchmark(tflite_float, threads=(1,), **FAST).entries
+    assert isinstance(e.samples_ms, tuple) and np.isclose(np.median(e.samples_ms), e.latency.p50_ms)
+
+
+def test_benchmark_and_html_run_without_tensorflow(no_tf_python, tflite_int8, tmp_path):
+    out = tmp_path / "b.html"
+    p = no_tf_python(f"""
+        import liteship
+        from liteship.bench.html import write_html
+        r = liteship.benchmark({str(tflite_int8)!r}, threads=(1,), runs=3, min_seconds=0, progress=False)
+        write_html(r, {str(out)!r})
+        assert "tensorflow" not in sys.modules
+        print(r.entries[0].runs)
+    """)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[-1]) >= 3 and out.exists()
