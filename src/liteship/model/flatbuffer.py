@@ -41,7 +41,7 @@ class LoadedModel:
     @property
     def metadata(self) -> dict[str, bytes]:
         """Named metadata entries (``Model.metadata``) and their buffer contents."""
-        return metadata_entries(self.model)
+        return metadata_entries(self.model, self.data)
 
 
 def read_bytes(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str | None]:
@@ -148,6 +148,13 @@ def _check_structure(model: Any, size: int) -> None:
     for m in model.metadata or []:
         if not 0 <= m.buffer < n_buffers:
             raise ModelError(f"metadata entry refers to buffer {m.buffer} of {n_buffers}.")
+    for sig in model.signatureDefs or []:
+        if not 0 <= sig.subgraphIndex < len(model.subgraphs):
+            raise ModelError(f"a signature refers to subgraph {sig.subgraphIndex} of {len(model.subgraphs)}.")
+        n_tensors = len(model.subgraphs[sig.subgraphIndex].tensors or [])
+        for m in list(sig.inputs or []) + list(sig.outputs or []):
+            if not 0 <= m.tensorIndex < n_tensors:
+                raise ModelError(f"a signature refers to tensor {m.tensorIndex} of {n_tensors}.")
 
 
 def buffer_bytes(model: Any, index: int, data: bytes | None = None) -> bytes:
@@ -211,7 +218,8 @@ def associated_files(data: bytes) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return {i.filename: zf.read(i) for i in zf.infolist() if not i.is_dir()}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as e:
+        # NotImplementedError: unknown compression method; RuntimeError: encrypted member.
         raise ModelError(f"the files zipped onto the model are unreadable ({e}).", hint=HINT) from e
 
 
