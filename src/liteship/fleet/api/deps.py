@@ -1,0 +1,88 @@
+"""FastAPI dependencies: the database session and who is calling (a device or the admin).
+
+@router.get("/x")
+def handler(session: SessionDep, device: DeviceAuth) -> ...
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from liteship.fleet import crud
+from liteship.fleet.models import Device
+from liteship.fleet.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request; routes commit explicitly, anything uncommitted is rolled back."""
+    with request.app.state.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get("liteship_admin")  # the dashboard's login cookie (admin only)
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def is_admin(settings: Settings, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(token.encode(), settings.admin_token.encode())
+
+
+def current_device(request: Request, session: SessionDep) -> Device:
+    """The device whose token is in ``Authorization: Bearer``; 401 otherwise."""
+    token = bearer_token(request)
+    if token is None:
+        raise _unauthorized("missing device token: send `Authorization: Bearer <token>` from registration.")
+    device = crud.device_by_token(session, token=token)
+    if device is None:
+        if is_admin(request.app.state.settings, token):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "this endpoint is for devices; the admin token cannot act as one."
+            )
+        raise _unauthorized("unknown device token; register the device to get one.")
+    return device
+
+
+def require_admin(request: Request, session: SessionDep) -> None:
+    """Accept only the admin token: 403 for a device token, 401 for anything else."""
+    token = bearer_token(request)
+    if is_admin(request.app.state.settings, token):
+        return
+    if token is not None and crud.device_by_token(session, token=token) is not None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "this endpoint needs the admin token; device tokens cannot use it."
+        )
+    raise _unauthorized("missing or wrong admin token: send `Authorization: Bearer <admin token>`.")
+
+
+def own_device(device_id: str, device: Device) -> Device:
+    """403 unless the authenticated device is ``device_id`` (devices act only for themselves)."""
+    if device.id != device_id:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"device {device.id!r} cannot act for device {device_id!r}."
+        )
+    return device
+
+
+DeviceAuth = Annotated[Device, Depends(current_device)]
+AdminAuth = Annotated[None, Depends(require_admin)]

@@ -1,0 +1,1 @@
+"""One router per resource: releases (models, releases, TUF), devices, telemetry, rollouts, distribution."""

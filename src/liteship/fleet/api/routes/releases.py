@@ -1,0 +1,120 @@
+"""Models and releases: publish a signed package (admin), list the registry, sign TUF targets offline."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from liteship.errors import FleetError
+from liteship.fleet import crud
+from liteship.fleet.api.deps import AdminAuth, SessionDep
+from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic
+
+router = APIRouter(prefix="/api/v1", tags=["releases"])
+
+
+def release_public(rel: Release, channels: dict[str, Release]) -> ReleasePublic:
+    names = sorted(name for name, r in channels.items() if r.id == rel.id)
+    return ReleasePublic.model_validate(rel).model_copy(update={"channels": names})
+
+
+def all_targets(session: Any) -> dict[str, tuple[str, int]]:
+    return {r.target_path: (r.sha256, r.size) for r in session.query(Release).all()}
+
+
+def _publish(app: Any, path: Path, channel: str | None) -> dict[str, Any]:
+    """Verify, store and record a package in one transaction; the TUF targets follow the registry."""
+    state = app.state
+    manifest = crud.verify_package_file(
+        path=path, trusted_keys=state.settings.trusted_keys, verify=state.verify_package
+    )
+    with state.sessionmaker() as session:
+        sha, size = state.store.put_file(path)
+        release = crud.create_release(session, manifest=manifest, sha256=sha, size=size, channel=channel)
+        signed = state.tuf.update_targets(all_targets(session))
+        session.commit()
+        out = release_public(release, crud.channels_of(session, model_id=release.model_id)).model_dump()
+    out["tuf"] = "signed" if signed else "pending-offline-signature"
+    return out
+
+
+@router.post("/releases", status_code=status.HTTP_201_CREATED)
+async def publish_release(
+    request: Request, _: AdminAuth, channel: str | None = Query(default=None, pattern=ID_PATTERN)
+) -> dict[str, Any]:
+    """Publish a signed ``.lsp`` package sent as the raw request body.
+
+    Refused: an unsigned or tampered package, an untrusted signer, a version not greater than the
+    latest of its model. Returns the release and whether its TUF target is already signed.
+    """
+    limit = request.app.state.settings.max_package_bytes
+    tmp_dir = request.app.state.settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".lsp")
+    path = Path(name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE, f"package is over {limit} bytes."
+                    )
+                f.write(chunk)
+        if size == 0:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, "empty body: send the .lsp package as the request body."
+            )
+        return await run_in_threadpool(_publish, request.app, path, channel)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.get("/models", response_model=list[ModelPublic])
+def list_models(session: SessionDep, _: AdminAuth) -> list[ModelPublic]:
+    """Every model with its releases and channels."""
+    out = []
+    for model, releases, channels in crud.list_models(session):
+        out.append(
+            ModelPublic(
+                id=model.id,
+                channels={n: r.version for n, r in channels.items()},
+                releases=[release_public(r, channels) for r in releases],
+            )
+        )
+    return out
+
+
+@router.get("/models/{model_id}/releases/{version}", response_model=ReleasePublic)
+def get_release(model_id: str, version: str, session: SessionDep, _: AdminAuth) -> ReleasePublic:
+    rel = crud.get_release(session, model_id=model_id, version=version)
+    return release_public(rel, crud.channels_of(session, model_id=model_id))
+
+
+@router.get("/models/{model_id}/releases/{version}/manifest")
+def get_manifest(model_id: str, version: str, session: SessionDep, _: AdminAuth) -> dict[str, Any]:
+    return crud.get_release(session, model_id=model_id, version=version).manifest
+
+
+@router.get("/tuf/targets-draft")
+def targets_draft(request: Request, session: SessionDep, _: AdminAuth) -> Response:
+    """The next targets metadata (unsigned), listing every release: sign it offline, then PUT it."""
+    data = request.app.state.tuf.draft_targets(all_targets(session))
+    return Response(data, media_type="application/json")
+
+
+@router.put("/tuf/targets")
+async def install_targets(request: Request, _: AdminAuth) -> dict[str, Any]:
+    """Install targets metadata signed with the (offline) targets key; snapshot/timestamp follow."""
+    body = await request.body()
+    try:
+        version = await run_in_threadpool(request.app.state.tuf.install_targets, body)
+    except FleetError as e:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(e)) from None
+    return {"targets_version": version}

@@ -1,0 +1,190 @@
+"""``create_app(settings)``: the fleet server as a FastAPI application.
+
+    >>> from liteship.fleet.app import create_app
+    >>> from liteship.fleet.settings import Settings
+    >>> app = create_app(Settings(data_dir="/tmp/fleet"))         # doctest: +SKIP
+
+The database is migrated to the latest schema (Alembic, configured in code) and the TUF repository is
+initialized before the application is returned, so every API worker starts on a ready store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from liteship.errors import LiteshipError, PackageError
+from liteship.fleet import crud, dashboard
+from liteship.fleet.api.routes import devices, distribution, releases, rollouts, telemetry
+from liteship.fleet.settings import Settings
+from liteship.fleet.storage import LocalArtifactStore
+from liteship.fleet.tuf_repo import Expiry, TufRepository
+
+log = logging.getLogger("liteship.fleet")
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def run_migrations(url: str) -> None:
+    """Upgrade the database at ``url`` to the latest revision (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+def make_engine(url: str) -> Any:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit with 413, before the application reads them.
+
+    The publish endpoint enforces its own (larger) limit while streaming the package to disk.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: Callable[[Scope], bool]) -> None:
+        self.app, self.limit, self.exempt = app, limit, exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.exempt(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _too_large(send, self.limit)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server stops reading at Content-Length
+            return
+        # no Content-Length (chunked): read the body here, bounded, then replay it to the app
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = f'{{"detail":"request body is over the {limit}-byte limit."}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error_status(e: LiteshipError) -> int:
+    if isinstance(e, crud.NotFound):
+        return status.HTTP_404_NOT_FOUND
+    if isinstance(e, crud.Conflict):
+        return status.HTTP_409_CONFLICT
+    if isinstance(e, PackageError):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    return status.HTTP_400_BAD_REQUEST
+
+
+def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any] | None = None) -> FastAPI:
+    """Build the server: migrate the database, prepare the artifact store and TUF repository.
+
+    Args:
+        settings: the configuration (see :class:`~liteship.fleet.settings.Settings`).
+        verify_package: replaces ``liteship.package.verify_package`` (tests). Defaults to it.
+
+    Returns:
+        The FastAPI application (serve it with uvicorn).
+    """
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url()
+    run_migrations(url)
+    app = FastAPI(
+        title="liteship fleet server", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
+    app.state.settings = settings
+    app.state.engine = make_engine(url)
+    app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
+    app.state.store = LocalArtifactStore(data_dir / "artifacts")
+    expiry = Expiry(
+        timestamp=timedelta(days=settings.tuf_timestamp_days),
+        snapshot=timedelta(days=settings.tuf_snapshot_days),
+        targets=timedelta(days=settings.tuf_targets_days),
+        root=timedelta(days=settings.tuf_root_days),
+    )
+    app.state.tuf = TufRepository(data_dir / "tuf", expiry)
+    app.state.tuf.initialize()
+    app.state.verify_package = verify_package
+
+    @app.exception_handler(LiteshipError)
+    async def _liteship_error(request: Request, e: LiteshipError) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=_error_status(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in e.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg')}")
+        return JSONResponse(
+            {"detail": "invalid request: " + "; ".join(problems[:10]), "errors": problems},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (releases, devices, telemetry, rollouts, distribution, dashboard):
+        app.include_router(module.router)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_body_bytes,
+        exempt=lambda scope: scope["path"] == "/api/v1/releases" and scope["method"] == "POST",
+    )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn factory for several workers: ``uvicorn --factory liteship.fleet.app:app_from_env``."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,168 @@
+"""The dashboard: one self-contained HTML page (no scripts, no CDN; charts are inline SVG drawn here).
+
+Shows the fleet, versions per device, rollouts with their stage and decisions, and drift over time.
+Admin only: ``Authorization: Bearer <admin token>``, or the cookie set by the login form at
+``/dashboard/login``.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections import Counter
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from liteship.fleet import crud
+from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
+from liteship.fleet.api.routes.rollouts import rollout_public
+from liteship.fleet.drift import ALERT, WARN
+
+router = APIRouter(tags=["dashboard"])
+PAGE = Template((Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8"))
+LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet — sign in</title></head>
+<body style="font-family:sans-serif;max-width:28rem;margin:4rem auto"><h1>liteship fleet</h1>
+<form method="post" action="/dashboard/login"><label>Admin token <input name="token" type="password"
+autocomplete="current-password" required></label> <button type="submit">Sign in</button></form>$error</body></html>"""
+e = html.escape
+
+
+def _ago(t: float | None, now: float) -> str:
+    if t is None:
+        return "never"
+    s = max(0, int(now - t))
+    return f"{s} s ago" if s < 120 else f"{s // 60} min ago" if s < 7200 else f"{s // 3600} h ago"
+
+
+def version_bars(counts: Counter[tuple[str, str]]) -> str:
+    """Horizontal bar chart (SVG) of devices per model version."""
+    if not counts:
+        return '<p class="empty">No device has reported a model yet.</p>'
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    top = max(counts.values())
+    h = 24 * len(rows) + 8
+    parts = [f'<svg class="chart" role="img" aria-label="devices per version" width="520" height="{h}">']
+    for i, ((model, version), n) in enumerate(rows):
+        y, w = 4 + 24 * i, max(2, int(300 * n / top))
+        parts.append(
+            f'<text x="0" y="{y + 15}">{e(model)} {e(version)}</text>'
+            f'<rect x="180" y="{y}" width="{w}" height="18" fill="#3b82f6"><title>{n} devices</title></rect>'
+            f'<text x="{186 + w}" y="{y + 15}">{n}</text>'
+        )
+    return "".join(parts) + "</svg>"
+
+
+def drift_chart(series: dict[str, Any]) -> str:
+    """Line chart (SVG) of PSI per period with the warn and alert thresholds."""
+    points = [p for p in series["points"] if p["psi"] is not None]
+    title = f"{series['model_id']} {series['version']}"
+    if not series["has_reference"]:
+        return f'<p class="empty">{e(title)}: the package carries no reference histogram.</p>'
+    if not points:
+        return f'<p class="empty">{e(title)}: no period with ≥ 500 predictions yet.</p>'
+    width, height, pad = 520, 160, 30
+    top = max(0.3, max(p["psi"] for p in points) * 1.1)
+    t0, t1 = points[0]["start"], max(points[-1]["start"], points[0]["start"] + 1)
+
+    def xy(p: dict[str, Any]) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * ((p["start"] - t0) / (t1 - t0) if len(points) > 1 else 0.5)
+        return x, height - pad - (height - 2 * pad) * p["psi"] / top
+
+    def hline(v: float, color: str, label: str) -> str:
+        y = height - pad - (height - 2 * pad) * v / top
+        return (
+            f'<line x1="{pad}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="4"/>'
+            f'<text x="{width - pad + 2}" y="{y + 4:.1f}" fill="{color}">{label}</text>'
+        )
+
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(xy, points))
+    dots = "".join(
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="{p["level"]}"><title>PSI {p["psi"]:.3f} ({p["level"]}), '
+        f"{p['predictions']} predictions</title></circle>"
+        for p, (x, y) in zip(points, map(xy, points), strict=True)
+    )
+    last = points[-1]
+    return (
+        f'<figure class="drift"><figcaption>{e(title)} — latest PSI {last["psi"]:.3f} '
+        f'<span class="badge {last["level"]}">{last["level"]}</span></figcaption>'
+        f'<svg class="chart" role="img" aria-label="drift of {e(title)}" width="{width + 40}" height="{height}">'
+        f'<line x1="{pad}" x2="{pad}" y1="{pad / 2}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#999"/>'
+        f"{hline(WARN, '#d97706', 'warn')}{hline(ALERT, '#dc2626', 'alert')}"
+        f'<polyline fill="none" stroke="#3b82f6" stroke-width="2" points="{coords}"/>{dots}</svg></figure>'
+    )
+
+
+def render(session: Any) -> str:
+    """The page's HTML for the current state of the database."""
+    now = time.time()
+    devices = crud.list_devices(session)
+    versions = Counter((d.model_id, d.model_version or "none") for d in devices if d.model_id)
+    device_rows = "".join(
+        f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
+        f"<td>{e(str((d.runtime or {}).get('name', '') or (d.runtime or {}).get('backend', '')))}</td>"
+        f"<td>{e(str((d.health or {}).get('status', '')))}</td><td>{_ago(d.last_seen, now)}</td></tr>"
+        for d in devices[:500]
+    )
+    rollout_html = []
+    for r in crud.list_rollouts(session)[:20]:
+        pub = rollout_public(session, r)
+        stages = " → ".join(
+            f"<b>{s:g} %</b>" if i == pub.stage_index else f"{s:g} %" for i, s in enumerate(pub.stages)
+        )
+        decisions = "".join(
+            f"<li><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.at))}</time> "
+            f'<span class="badge {e(d.action)}">{e(d.action)}</span> by {e(d.by)}: {e("; ".join(d.reasons))}</li>'
+            for d in reversed(pub.decisions[-10:])
+        )
+        rollout_html.append(
+            f'<section class="rollout" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
+            f"{e(pub.control_version)} → {e(pub.candidate_version)} "
+            f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
+            f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+        )
+    drift_html = []
+    for model, _, _ in crud.list_models(session):
+        drift_html += [drift_chart(s) for s in crud.drift_series(session, model_id=model.id)]
+    seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
+    return PAGE.substitute(
+        generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),
+        n_devices=len(devices),
+        n_seen=seen,
+        n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in crud.ACTIVE_STATES),
+        version_chart=version_bars(versions),
+        device_rows=device_rows or '<tr><td colspan="6">No devices registered.</td></tr>',
+        rollouts="".join(rollout_html) or '<p class="empty">No rollouts.</p>',
+        drift="".join(drift_html) or '<p class="empty">No models published.</p>',
+    )
+
+
+@router.get("/dashboard", response_class=HTMLResponse, response_model=None)
+def dashboard(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
+    """The dashboard page, or a redirect to the login form without the admin token."""
+    if not is_admin(request.app.state.settings, bearer_token(request)):
+        return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+    return HTMLResponse(render(session))
+
+
+@router.get("/dashboard/login", response_class=HTMLResponse)
+def login_form() -> HTMLResponse:
+    return HTMLResponse(Template(LOGIN).substitute(error=""))
+
+
+@router.post("/dashboard/login", response_model=None)
+async def login(request: Request) -> HTMLResponse | RedirectResponse:
+    """Check the admin token from the form and set an HttpOnly, SameSite=Strict cookie."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0]
+    if not is_admin(request.app.state.settings, token):
+        page = Template(LOGIN).substitute(error='<p role="alert">Wrong admin token.</p>')
+        return HTMLResponse(page, status_code=status.HTTP_401_UNAUTHORIZED)
+    response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie("liteship_admin", token, httponly=True, samesite="strict", max_age=12 * 3600)
+    return response

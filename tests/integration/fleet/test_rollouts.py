@@ -1,0 +1,181 @@
+"""Rollouts end to end: stable hashing into arms, staged advance on telemetry, automatic halt of a worse
+candidate (and its devices back on control), promotion, pause/resume/abort; every decision recorded."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from liteship.fleet.crud import device_bucket
+
+_ids = itertools.count()
+
+
+def conf_hist(rng: np.random.Generator, n: int, a: float, b: float) -> list[int]:
+    """Top-1 confidences ~ Beta(a, b), binned into the agent's 20 fixed bins."""
+    values = rng.beta(a, b, size=n)
+    return np.histogram(values, bins=20, range=(0.0, 1.0))[0].astype(int).tolist()
+
+
+def window(version: str, hist: list[int], *, errors: int = 0, latency_bin: int = 3) -> dict:
+    latency = [0] * 12
+    latency[latency_bin] = sum(hist)
+    return {
+        "window_id": f"w-{next(_ids)}-{time.time_ns()}",
+        "model_id": "digits",
+        "model_version": version,
+        "started": time.time() - 60,
+        "ended": time.time(),
+        "inferences": sum(hist),
+        "errors": errors,
+        "confidence_hist": hist,
+        "latency_hist": latency,
+        "latency_edges_ms": [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    }
+
+
+@pytest.fixture
+def fleet40(fleet, make_package):
+    assert fleet.publish(make_package("digits", "1.0.0")).status_code == 201
+    assert fleet.publish(make_package("digits", "1.1.0")).status_code == 201
+    devices = {f"pi-{i:03d}": fleet.register(f"pi-{i:03d}") for i in range(40)}
+    return fleet, devices
+
+
+def report_all(fleet, devices, rng, *, candidate=(8, 2), control=(8, 2), errors=0) -> dict[str, str]:
+    """Every device checks in (running what it was told), then posts one window for that version."""
+    versions = {}
+    for dev, headers in devices.items():
+        a = fleet.checkin(dev, headers).json()
+        version = a["version"]
+        fleet.checkin(dev, headers, version)
+        shape = candidate if a["arm"] == "candidate" else control
+        hist = conf_hist(rng, 60, *shape)
+        r = fleet.client.post(
+            f"/api/v1/devices/{dev}/telemetry",
+            json=window(version, hist, errors=errors if a["arm"] == "candidate" else 0),
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        versions[dev] = version
+    return versions
+
+
+def rollout_state(fleet, rid):
+    return fleet.client.get(f"/api/v1/rollouts/{rid}", headers=fleet.admin).json()
+
+
+def test_assignment_follows_stable_hash(fleet40):
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    for dev, headers in devices.items():
+        a = fleet.checkin(dev, headers).json()
+        expected = "candidate" if device_bucket(dev) < 2500 else "control"
+        assert (a["arm"], a["version"], a["rollout_id"]) == (
+            expected,
+            "1.1.0" if expected == "candidate" else "1.0.0",
+            rid,
+        )
+        assert a["target_path"] == f"digits/{a['version']}/digits-{a['version']}.lsp"
+    assert fleet.client.get("/api/v1/devices/pi-000/assignment", headers=devices["pi-000"]).json()["arm"] in (
+        "candidate",
+        "control",
+    )
+
+
+def test_good_candidate_advances_then_promotes(fleet40):
+    fleet, devices = fleet40
+    rng = np.random.default_rng(1)
+    rid = fleet.rollout("1.1.0", stages=[25, 60, 100]).json()["id"]
+    seen_stages = []
+    for _ in range(6):  # each round: every device checks in and reports one window
+        r = rollout_state(fleet, rid)
+        if r["state"] != "running":
+            break
+        seen_stages.append(r["stage_index"])
+        report_all(fleet, devices, rng)
+    assert seen_stages[0] == 0 and sorted(seen_stages) == seen_stages
+    r = rollout_state(fleet, rid)
+    assert r["state"] == "promoted", r["decisions"]
+    actions = [d["action"] for d in r["decisions"]]
+    assert actions == ["advance", "advance", "promote"]
+    assert all(
+        d["by"] == "engine" and "p_value" in d["numbers"] and "psi" in d["numbers"] for d in r["decisions"]
+    )
+    models = fleet.client.get("/api/v1/models", headers=fleet.admin).json()
+    assert models[0]["channels"]["stable"] == "1.1.0"
+    assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.1.0"}
+
+
+def test_worse_candidate_is_halted_and_rolled_back(fleet40):
+    fleet, devices = fleet40
+    rng = np.random.default_rng(2)
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    report_all(fleet, devices, rng, candidate=(3, 2))  # much less confident than control's Beta(8, 2)
+    r = rollout_state(fleet, rid)
+    assert r["state"] == "halted"
+    halt = r["decisions"][-1]
+    assert halt["action"] == "halt" and halt["by"] == "engine"
+    assert halt["numbers"]["checks"]["confidence"] == "worse" and halt["numbers"]["cliffs_delta"] < -0.1
+    assert any("confidence" in reason for reason in halt["reasons"])
+    # every device, including those that were candidates, is told to run the control again
+    assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.0.0"}
+
+
+def test_error_rate_halts(fleet40):
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    report_all(fleet, devices, np.random.default_rng(3), errors=10)
+    r = rollout_state(fleet, rid)
+    assert r["state"] == "halted" and r["decisions"][-1]["numbers"]["checks"]["error_rate"] == "worse"
+
+
+def test_too_little_data_waits(fleet40):
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[2, 100]).json()["id"]  # 2 %: under 2 candidate devices of 40
+    report_all(fleet, devices, np.random.default_rng(4), candidate=(3, 2))
+    r = fleet.client.post(f"/api/v1/rollouts/{rid}/evaluate", headers=fleet.admin).json()
+    assert r["state"] == "running" and r["decisions"][-1]["action"] == "wait"
+    assert "need ≥ 200 predictions and ≥ 2 devices per arm" in r["decisions"][-1]["reasons"][0]
+
+
+def test_pause_resume_abort_promote(fleet40):
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    post = lambda action: fleet.client.post(f"/api/v1/rollouts/{rid}/{action}", headers=fleet.admin)  # noqa: E731
+    assert post("pause").json()["state"] == "paused"
+    report_all(fleet, devices, np.random.default_rng(5), candidate=(3, 2))  # paused: the engine holds off
+    assert rollout_state(fleet, rid)["state"] == "paused"
+    assert post("pause").status_code == 409
+    assert post("resume").json()["state"] == "running"
+    assert post("abort").json()["state"] == "aborted"
+    assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.0.0"}
+    r = post("promote")
+    assert r.status_code == 409 and "it is aborted" in r.json()["detail"]
+    # a new rollout may start after the abort, and a manual promote moves stable
+    rid = fleet.rollout("1.1.0").json()["id"]
+    assert rollout_state(fleet, rid)["stages"] == [2, 15, 100]
+    assert post("promote").json()["state"] == "promoted"
+    assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.1.0"}
+
+
+def test_rollout_input_errors(fleet40):
+    fleet, _ = fleet40
+    assert fleet.rollout("9.9.9").status_code == 404
+    assert fleet.rollout("1.0.0").status_code == 409  # the candidate is the control
+    assert fleet.rollout("1.1.0", stages=[50, 20, 100]).status_code == 400
+    assert fleet.rollout("1.1.0", stages=[10, 50]).status_code == 400
+    assert fleet.rollout("1.1.0", thresholds={"bogus": 1}).status_code == 400
+    assert (
+        fleet.client.post(
+            "/api/v1/rollouts", json={"model_id": "nope", "candidate_version": "1.0.0"}, headers=fleet.admin
+        ).status_code
+        == 404
+    )
+    assert fleet.client.get("/api/v1/rollouts/999", headers=fleet.admin).status_code == 404
+    assert fleet.client.get("/api/v1/rollouts", headers=fleet.admin).json() == []
+    assert fleet.rollout("1.1.0").status_code == 201
+    assert fleet.rollout("1.1.0").status_code == 409  # one active rollout per model
