@@ -5,13 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from liteship.runtime.base import Feed, Runner
-from liteship.runtime.litert import LiteRTRunner, interpreter_class
+from liteship.runtime.delegates import DelegateSpec, DelegateUsage
+from liteship.runtime.litert import LiteRTRunner, interpreter_class, interpreter_module
 from liteship.runtime.quant import dequantize, quantize
 
 # Reference runners (TensorFlow, imported lazily when first used).
 _REFERENCE = ("KerasRunner", "SavedModelRunner", "open_reference")
 
-__all__ = ["Runner", "Feed", "LiteRTRunner", "interpreter_class", "quantize", "dequantize", *_REFERENCE]
+__all__ = [
+    "Runner",
+    "Feed",
+    "LiteRTRunner",
+    "DelegateSpec",
+    "DelegateUsage",
+    "interpreter_class",
+    "interpreter_module",
+    "quantize",
+    "dequantize",
+    *_REFERENCE,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -72,57 +72,89 @@ class Runner(abc.ABC):
     def _expected(self) -> str:
         return "; ".join(s.describe() for s in self.input_specs)
 
+    def accepts_dtype(self, spec: TensorSpec, dtype: np.dtype) -> bool:
+        """Whether a feed of ``dtype`` can go to input ``spec``. Backends widen this (e.g. floats for a
+        quantized input). Defaults to: the same dtype, or one numpy casts to it within its kind."""
+        want = np.dtype(spec.dtype)
+        if dtype == want:
+            return True
+        if want.kind == "f":
+            return dtype.kind in "fiub"
+        if want.kind in "iu":
+            return dtype.kind in "iub" and np.can_cast(dtype, want, "same_kind")
+        return dtype.kind == want.kind or (want.kind in "SUO" and dtype.kind in "SUO")
+
     def check_feed(self, feed: Feed) -> dict[str, np.ndarray]:
+        """Match ``feed`` to :attr:`input_specs`: names, ranks, fixed dimensions and dtypes.
+
+        An array one rank short of its input gets a batch dimension of 1; the batch dimension itself may
+        vary (the backend resizes or loops).
+
+        Returns:
+            ``{input_name: array}`` in input order.
+
+        Raises:
+            InferenceError: What does not match, with every expected input listed.
+        """
         specs = self.input_specs
-        if isinstance(feed, np.ndarray) or np.isscalar(feed):
+        if isinstance(feed, Mapping):
+            if len(feed) != len(specs) or any(s.name not in feed for s in specs):
+                self._raise_names(feed)
+        elif isinstance(feed, np.ndarray) or np.isscalar(feed):
             if len(specs) != 1:
                 raise InferenceError(
                     f"got one array for a model with {len(specs)} inputs.",
-                    hint=f"Pass a dict {{name: array}}; inputs: {self._expected()}.",
+                    hint=f"Pass a dict {{name: array}}; expected inputs: {self._expected()}.",
                 )
-            feed = {specs[0].name: np.asarray(feed)}
+            feed = {specs[0].name: feed}
         elif isinstance(feed, (list, tuple)):
             if len(feed) != len(specs):
                 raise InferenceError(
                     f"got {len(feed)} arrays for a model with {len(specs)} inputs.",
-                    hint=f"Inputs: {self._expected()}.",
+                    hint=f"Pass them in input order, or as a dict; expected inputs: {self._expected()}.",
                 )
-            feed = {s.name: np.asarray(a) for s, a in zip(specs, feed, strict=True)}
-        elif not isinstance(feed, Mapping):
+            feed = {s.name: a for s, a in zip(specs, feed, strict=True)}
+        else:
             raise InferenceError(
-                f"a feed must be a dict, an array or a list of arrays, not {type(feed).__name__}."
-            )
-        names = {s.name for s in specs}
-        unknown = sorted(set(feed) - names)
-        missing = sorted(names - set(feed))
-        if unknown or missing:
-            raise InferenceError(
-                f"feed names do not match the model's inputs (unknown: {unknown or 'none'}; "
-                f"missing: {missing or 'none'}).",
+                f"a feed must be a dict, an array or a list of arrays, not {type(feed).__name__}.",
                 hint=f"Expected inputs: {self._expected()}.",
             )
         out: dict[str, np.ndarray] = {}
         for spec in specs:
-            arr = np.asarray(feed[spec.name])
-            if arr.ndim == len(spec.shape) - 1:
+            arr = feed[spec.name]
+            if not isinstance(arr, np.ndarray):
+                arr = np.asarray(arr)
+            rank = len(spec.shape)
+            if arr.ndim == rank - 1:
                 arr = arr[None]
-            if arr.ndim != len(spec.shape):
+            if arr.ndim != rank or any(
+                w >= 0 and g != w for g, w in zip(arr.shape[1:], spec.shape[1:], strict=True)
+            ):
                 raise InferenceError(
-                    f"input {spec.name!r} has shape {list(arr.shape)}; expected rank "
-                    f"{len(spec.shape)} like {list(spec.shape)}.",
+                    f"input {spec.name!r} has shape {list(arr.shape)}; expected {list(spec.shape)} "
+                    f"(-1 is any size; the batch dimension may vary; one rank less adds a batch of 1).",
                     hint=f"Expected inputs: {self._expected()}.",
                 )
-            for got, want in zip(arr.shape[1:], spec.shape[1:], strict=True):
-                if want not in (-1, None) and got != want:
-                    raise InferenceError(
-                        f"input {spec.name!r} has shape {list(arr.shape)}; expected "
-                        f"{list(spec.shape)} (batch may vary).",
-                        hint=f"Expected inputs: {self._expected()}.",
-                    )
-            if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_ or arr.dtype.kind in "SUO"):
-                raise InferenceError(f"input {spec.name!r} has dtype {arr.dtype}; expected {spec.dtype}.")
+            if not self.accepts_dtype(spec, arr.dtype):
+                raise InferenceError(
+                    f"input {spec.name!r} has dtype {arr.dtype}; expected {spec.dtype}.",
+                    hint=f"Cast the array (e.g. x.astype(np.{spec.dtype})). Expected inputs: {self._expected()}.",
+                )
             out[spec.name] = arr
         return out
+
+    def _raise_names(self, feed: Mapping[str, Any]) -> None:
+        import difflib
+
+        names = [s.name for s in self.input_specs]
+        unknown = [str(k) for k in feed if k not in names]
+        missing = [n for n in names if n not in feed]
+        guesses = [f"{u!r} → {m[0]!r}?" for u in unknown if (m := difflib.get_close_matches(u, missing, 1))]
+        raise InferenceError(
+            f"feed names do not match the model's inputs (unknown: {unknown or 'none'}; "
+            f"missing: {missing or 'none'})." + (f" Did you mean {', '.join(guesses)}" if guesses else ""),
+            hint=f"Expected inputs: {self._expected()}.",
+        )
 
 
 __all__ = ["Runner", "Feed"]

@@ -4,46 +4,93 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from liteship.errors import InferenceError, ModelError
+from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import load_model
 from liteship.runtime.base import Runner
+from liteship.runtime.delegates import (
+    DelegateSpec,
+    DelegateUsage,
+    apply_error,
+    delegated_nodes,
+    load_delegates,
+)
 from liteship.runtime.quant import dequantize, quantize
 from liteship.types import TensorSpec
 
+_FAILURES = (ValueError, RuntimeError)  # what the interpreter raises for model/shape/delegate problems
 
-def interpreter_class() -> tuple[Any, str]:
-    """``(Interpreter class, backend description)``: ai-edge-litert, else tflite-runtime, else tf.lite."""
+
+@dataclass(frozen=True)
+class InterpreterModule:
+    """The interpreter implementation in use: its classes and a description for reports."""
+
+    Interpreter: Any
+    load_delegate: Any
+    OpResolverType: Any
+    backend: str
+
+
+def interpreter_module() -> InterpreterModule:
+    """ai-edge-litert, else tflite-runtime, else ``tf.lite`` (deprecated, with a DeprecationWarning).
+
+    Raises:
+        InferenceError: None of the three is installed.
+    """
     try:
         from ai_edge_litert import interpreter as mod
-
-        return mod.Interpreter, f"ai-edge-litert {_version('ai-edge-litert')}"
     except ImportError:
         pass
+    else:
+        return InterpreterModule(
+            mod.Interpreter,
+            mod.load_delegate,
+            mod.OpResolverType,
+            f"ai-edge-litert {_version('ai-edge-litert')}",
+        )
     try:
         from tflite_runtime import interpreter as mod  # type: ignore[no-redef]
-
-        return mod.Interpreter, f"tflite-runtime {_version('tflite-runtime')}"
     except ImportError:
         pass
+    else:
+        return InterpreterModule(
+            mod.Interpreter,
+            mod.load_delegate,
+            getattr(mod, "OpResolverType", None),
+            f"tflite-runtime {_version('tflite-runtime')}",
+        )
     try:
-        import tensorflow as tf  # noqa: F401  (last resort on a workstation)
+        import tensorflow as tf  # last resort on a workstation
     except ImportError:
         raise InferenceError(
             "no TFLite interpreter is installed (tried ai-edge-litert, tflite-runtime, tensorflow).",
             hint="pip install ai-edge-litert",
         ) from None
     warnings.warn(
-        "ai-edge-litert is not installed; falling back to tf.lite.Interpreter, which is "
-        "deprecated. pip install ai-edge-litert",
+        "ai-edge-litert is not installed; falling back to tf.lite.Interpreter, which is deprecated. "
+        "pip install ai-edge-litert",
         DeprecationWarning,
         stacklevel=3,
     )
-    return tf.lite.Interpreter, f"tf.lite {tf.__version__} (deprecated)"
+    exp = tf.lite.experimental
+    return InterpreterModule(
+        tf.lite.Interpreter,
+        exp.load_delegate,
+        getattr(exp, "OpResolverType", None),
+        f"tf.lite {tf.__version__} (deprecated)",
+    )
+
+
+def interpreter_class() -> tuple[Any, str]:
+    """``(Interpreter class, backend description)`` of :func:`interpreter_module`."""
+    mod = interpreter_module()
+    return mod.Interpreter, mod.backend
 
 
 def _version(dist: str) -> str:
@@ -55,14 +102,21 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def _spec(detail: dict[str, Any]) -> TensorSpec:
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _spec(detail: dict[str, Any], name: str | None = None) -> TensorSpec:
     shape = detail.get("shape_signature")
     if shape is None or len(shape) == 0:
         shape = detail["shape"]
     scale, zp = detail.get("quantization", (0.0, 0))
     quantized = scale not in (0, 0.0) and np.dtype(detail["dtype"]).kind in "iu"
     return TensorSpec(
-        name=detail["name"],
+        name=name or detail["name"],
         shape=tuple(int(s) for s in shape),
         dtype=np.dtype(detail["dtype"]).name,
         scale=float(scale) if quantized else None,
@@ -70,17 +124,58 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+@dataclass
+class _Plan:
+    """Per-tensor conversion decided once at init, so ``infer`` does no lookups."""
+
+    spec: TensorSpec
+    index: int  # tensor index (signature mode: unused)
+    key: str  # the name the interpreter knows (signature input/output name, or tensor name)
+    native: tuple[int, ...]  # shape the model was built with (batch included)
+    current: tuple[int, ...]  # shape the interpreter is allocated for
+    dtype: np.dtype
+    convert: bool  # quantize float feeds / dequantize outputs
+
+    def to_model(self, arr: np.ndarray) -> np.ndarray:
+        if arr.dtype == self.dtype:
+            return arr
+        if self.convert and arr.dtype.kind == "f":
+            return quantize(arr, self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
+        return arr.astype(self.dtype)
+
+    def from_model(self, arr: np.ndarray) -> np.ndarray:
+        return dequantize(arr, self.spec.scale, self.spec.zero_point) if self.convert else arr  # type: ignore[arg-type]
+
+
 class LiteRTRunner(Runner):
     """Run a .tflite with LiteRT.
 
-    Float feeds to integer-quantized inputs are quantized with the model's own scale/zero-point
-    (round half away from zero, clipped to the dtype), integer outputs are dequantized; ``raw=True``
-    passes arrays through untouched.
+    Float feeds to integer-quantized inputs are quantized with the model's own scale/zero-point (round
+    half away from zero, clipped to the dtype) and integer outputs are dequantized; ``raw=True`` passes
+    the model's own dtypes through. A batch larger than the model's is run by resizing the inputs when
+    the model allows it, otherwise one sample at a time (noted once in :attr:`warnings`).
 
     Args:
         model: Path to a .tflite file, or its bytes. Verified before the interpreter sees it.
-        num_threads: CPU threads. Defaults to the number of cores.
+        num_threads: CPU threads. Defaults to the number of cores available to this process.
+        delegates: External delegates: paths, ``(path, {option: value})`` or
+            :class:`~liteship.runtime.delegates.DelegateSpec`. Defaults to none.
         raw: Feed and return the model's own dtypes. Defaults to ``False``.
+        signature: Signature key to run (see :attr:`signatures`). Defaults to the main graph, whose
+            inputs and outputs are named by tensor name.
+        use_xnnpack: Let the interpreter apply its default XNNPACK delegate. Defaults to ``True``.
+        delegate_fallback: When a delegate fails to load or apply, run without it and note it in
+            :attr:`warnings` instead of raising. Defaults to ``False``.
+
+    Attributes:
+        backend: The interpreter in use, e.g. ``"ai-edge-litert 2.3.0"``.
+        signatures: ``{key: {"inputs": [...], "outputs": [...]}}`` of the model's signatures.
+        warnings: What the runner changed to keep going (delegate fallbacks, per-sample batching).
+
+    Raises:
+        ModelError: The file is not a model the interpreter can load.
+        DelegateError: A delegate failed to load or apply (and ``delegate_fallback`` is off).
+        InferenceError: No interpreter is installed, or ``signature`` is not one of the model's.
 
     Example:
         >>> with LiteRTRunner("model.tflite") as r:          # doctest: +SKIP
@@ -88,28 +183,132 @@ class LiteRTRunner(Runner):
     """
 
     def __init__(
-        self, model: str | Path | bytes, *, num_threads: int | None = None, raw: bool = False
+        self,
+        model: str | Path | bytes,
+        *,
+        num_threads: int | None = None,
+        delegates: Sequence[DelegateSpec | str | Path | tuple[Any, Any]] = (),
+        raw: bool = False,
+        signature: str | None = None,
+        use_xnnpack: bool = True,
+        delegate_fallback: bool = False,
     ) -> None:
         loaded = load_model(model)
         self.path = loaded.path
         self.name = Path(loaded.path).name if loaded.path else "model.tflite"
         self.model_bytes = loaded.data
         self.raw = raw
-        self.num_threads = num_threads or os.cpu_count() or 1
-        cls, self.backend = interpreter_class()
-        try:
-            self._interp = cls(model_content=self.model_bytes, num_threads=self.num_threads)
-            self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(
-                f"LiteRT cannot load {self.name}: {_first_line(e)}", hint=_load_hint(str(e))
-            ) from e
-        self._in = self._interp.get_input_details()
-        self._out = self._interp.get_output_details()
-        self._input_specs = [_spec(d) for d in self._in]
-        self._output_specs = [_spec(d) for d in self._out]
-        self._current_shapes = {d["name"]: tuple(d["shape"]) for d in self._in}
+        self.num_threads = num_threads or _cores()
+        self.use_xnnpack = use_xnnpack
+        self.delegate_fallback = delegate_fallback
+        self.signature = signature
+        self.warnings: list[str] = []
+        self._delegate_specs = [DelegateSpec.coerce(d) for d in delegates]
+        self._original_nodes = len(loaded.model.subgraphs[0].operators or []) if loaded.model.subgraphs else 0
+        self._mod = interpreter_module()
+        self.backend = self._mod.backend
+        self._interp: Any = None
+        self._build()
+        self.signatures: dict[str, dict[str, list[str]]] = dict(self._interp.get_signature_list())
+        self._setup_io()
+        self._loop_batches = False
 
+    # -- construction -------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        """Create and allocate the interpreter with the delegates; count what each delegate took."""
+        loaded = load_delegates(
+            self._delegate_specs,
+            self._mod.load_delegate,
+            fallback=self.delegate_fallback,
+            warnings=self.warnings,
+        )
+        try:
+            self._interp, after_init = self._new_interpreter([d for _, d in loaded])
+        except _FAILURES as e:
+            if not loaded:
+                raise ModelError(
+                    f"LiteRT cannot load {self.name}: {_first_line(e)}", hint=_load_hint(str(e))
+                ) from e
+            error = apply_error([s for s, _ in loaded], e)
+            try:  # is it the model or the delegate? Without the delegate tells.
+                self._interp, after_init = self._new_interpreter([])
+            except _FAILURES as e2:
+                raise ModelError(
+                    f"LiteRT cannot load {self.name}: {_first_line(e2)}", hint=_load_hint(str(e2))
+                ) from e2
+            if not self.delegate_fallback:
+                self._interp = None
+                raise error from e
+            self.warnings.append(f"{error.message} Running on CPU without it (delegate_fallback=True).")
+            loaded = []
+        self._usage = self._count_delegated([s for s, _ in loaded], after_init)
+
+    def _new_interpreter(self, delegates: list[Any]) -> tuple[Any, int | None]:
+        kwargs: dict[str, Any] = {"model_content": self.model_bytes, "num_threads": self.num_threads}
+        if delegates:
+            kwargs["experimental_delegates"] = delegates
+        if not self.use_xnnpack:
+            if self._mod.OpResolverType is None:
+                raise DelegateError(
+                    f"{self.backend} cannot turn off its default XNNPACK delegate.",
+                    hint="Install ai-edge-litert, or keep use_xnnpack=True.",
+                )
+            kwargs["experimental_op_resolver_type"] = (
+                self._mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            )
+        interp = self._mod.Interpreter(**kwargs)
+        after_init = _num_nodes(interp)  # external delegates are applied in the constructor
+        interp.allocate_tensors()  # the default (XNNPACK) delegate is applied here
+        return interp, after_init
+
+    def _count_delegated(self, specs: list[DelegateSpec], after_init: int | None) -> list[DelegateUsage]:
+        total = self._original_nodes
+        wrapper = getattr(self._interp, "_interpreter", None)
+        final = _num_nodes(self._interp)
+        groups = []
+        if specs:  # several external delegates' kernels cannot be told apart: reported together
+            groups.append((" + ".join(s.name for s in specs), total, after_init))
+        if self.use_xnnpack:
+            groups.append(("XNNPACK", after_init if after_init is not None else None, final))
+        usage = []
+        for name, start, stop in groups:
+            if wrapper is None or start is None or stop is None:
+                usage.append(DelegateUsage(name, None, total, 0))
+                continue
+            nodes, partitions = delegated_nodes(wrapper, total, start, stop)
+            usage.append(DelegateUsage(name, nodes, total, partitions))
+        return usage
+
+    def _setup_io(self) -> None:
+        if self.signature is not None and self.signature not in self.signatures:
+            raise InferenceError(
+                f"{self.name} has no signature {self.signature!r}; it has {sorted(self.signatures) or 'none'}.",
+                hint="Pass one of those as signature=, or signature=None for the main graph.",
+            )
+        if self.signature is None and len(self.signatures) > 1:
+            self.warnings.append(
+                f"{self.name} has {len(self.signatures)} signatures ({', '.join(self.signatures)}); running "
+                "the main graph. Pass signature= to choose one."
+            )
+        self._sig = self._interp.get_signature_runner(self.signature) if self.signature else None
+        if self._sig is not None:
+            ins = list(self._sig.get_input_details().items())
+            outs = list(self._sig.get_output_details().items())
+        else:
+            ins = [(d["name"], d) for d in self._interp.get_input_details()]
+            outs = [(d["name"], d) for d in self._interp.get_output_details()]
+        self._in = [self._plan(key, d) for key, d in ins]
+        self._out = [self._plan(key, d) for key, d in outs]
+        self._input_specs = [p.spec for p in self._in]
+        self._output_specs = [p.spec for p in self._out]
+
+    def _plan(self, key: str, detail: dict[str, Any]) -> _Plan:
+        spec = _spec(detail, key if self._sig is not None else None)
+        shape = tuple(int(s) for s in detail["shape"])
+        dtype = np.dtype(detail["dtype"])
+        return _Plan(spec, int(detail["index"]), key, shape, shape, dtype, spec.quantized and not self.raw)
+
+    # -- Runner -------------------------------------------------------------------------------------------
     @property
     def input_specs(self) -> list[TensorSpec]:
         return self._input_specs
@@ -118,57 +317,106 @@ class LiteRTRunner(Runner):
     def output_specs(self) -> list[TensorSpec]:
         return self._output_specs
 
-    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        resized = False
-        for d, spec in zip(self._in, self._input_specs, strict=True):
-            shape = tuple(feed[spec.name].shape)
-            if shape != self._current_shapes[spec.name]:
-                try:
-                    self._interp.resize_tensor_input(d["index"], list(shape), strict=False)
-                except (ValueError, RuntimeError) as e:
-                    raise InferenceError(
-                        f"cannot resize input {spec.name!r} to {list(shape)}: {_first_line(e)}",
-                        hint=f"Expected: {spec.describe()}.",
-                    ) from e
-                self._current_shapes[spec.name] = shape
-                resized = True
-        if resized:
-            try:
-                self._interp.allocate_tensors()
-            except (ValueError, RuntimeError) as e:
-                raise InferenceError(
-                    f"the model does not accept these input shapes: {_first_line(e)}",
-                    hint=f"Expected inputs: {self._expected()}.",
-                ) from e
-        for d, spec in zip(self._in, self._input_specs, strict=True):
-            self._interp.set_tensor(d["index"], self._to_model(feed[spec.name], spec))
-        try:
-            self._interp.invoke()
-        except (ValueError, RuntimeError) as e:
-            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
-        out = {}
-        for d, spec in zip(self._out, self._output_specs, strict=True):
-            y = self._interp.get_tensor(d["index"])
-            out[spec.name] = (
-                y if self.raw or not spec.quantized else dequantize(y, spec.scale, spec.zero_point)
-            )
-        return out
+    def delegate_summary(self) -> list[DelegateUsage]:
+        """How many of the main graph's ops each delegate took (XNNPACK included when enabled)."""
+        return list(self._usage)
 
-    def _to_model(self, arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
-        want = np.dtype(spec.dtype)
-        if arr.dtype == want:
-            return arr
-        if spec.quantized and not self.raw and np.issubdtype(arr.dtype, np.floating):
-            return quantize(arr, spec.scale, spec.zero_point, want)
-        if self.raw and spec.quantized and np.issubdtype(arr.dtype, np.floating):
+    def accepts_dtype(self, spec: TensorSpec, dtype: np.dtype) -> bool:
+        if spec.quantized:  # integers must already be the model's own; floats are quantized for you
+            return dtype == np.dtype(spec.dtype) or (not self.raw and dtype.kind == "f")
+        return super().accepts_dtype(spec, dtype)
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._interp is None:
+            raise InferenceError(f"the runner for {self.name} is closed.", hint="Create a new LiteRTRunner.")
+        for p in self._in:
+            if feed[p.spec.name].shape != p.current:
+                return self._infer_reshaped(feed)
+        try:
+            return self._run(feed)
+        except _FAILURES as e:
+            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
+
+    def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._sig is not None:
+            got = self._sig(**{p.key: p.to_model(feed[p.spec.name]) for p in self._in})
+            return {p.spec.name: p.from_model(got[p.key]) for p in self._out}
+        interp = self._interp
+        for p in self._in:
+            interp.set_tensor(p.index, p.to_model(feed[p.spec.name]))
+        interp.invoke()
+        return {p.spec.name: p.from_model(interp.get_tensor(p.index)) for p in self._out}
+
+    # -- other shapes: resize, or one sample at a time ----------------------------------------------------
+    def _infer_reshaped(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batches = {int(a.shape[0]) for a in feed.values()}
+        batch = batches.pop() if len(batches) == 1 else None
+        if batch is not None and self._loop_batches and self._only_batch_differs(feed):
+            return self._infer_per_sample(feed, batch)
+        try:
+            self._resize({p.spec.name: tuple(feed[p.spec.name].shape) for p in self._in})
+            out = self._run(feed)
+            self._check_output_batch(out, batch)
+            return out
+        except _FAILURES as e:
+            self._restore()
+            if batch is not None and batch > 1 and self._only_batch_differs(feed):
+                self._loop_batches = True
+                self.warnings.append(
+                    f"{self.name} cannot be resized to batch {batch} ({_first_line(e)}); running batches "
+                    "one sample at a time."
+                )
+                return self._infer_per_sample(feed, batch)
+            shapes = {k: list(v.shape) for k, v in feed.items()}
             raise InferenceError(
-                f"input {spec.name!r} is {spec.dtype} and raw=True, but the feed is {arr.dtype}.",
-                hint="Quantize the feed yourself or use raw=False.",
-            )
-        return arr.astype(want)
+                f"{self.name} does not accept input shapes {shapes}: {_first_line(e)}",
+                hint=f"Expected inputs: {self._expected()}.",
+            ) from e
+
+    def _only_batch_differs(self, feed: dict[str, np.ndarray]) -> bool:
+        return all(feed[p.spec.name].shape[1:] == p.native[1:] and len(p.native) > 0 for p in self._in)
+
+    def _infer_per_sample(self, feed: dict[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+        results = [self._infer({k: v[i : i + 1] for k, v in feed.items()}) for i in range(batch)]
+        return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+
+    def _check_output_batch(self, out: dict[str, np.ndarray], batch: int | None) -> None:
+        # A static-batch model may resize "successfully" yet fold the batch (e.g. Reshape to [1, -1]).
+        for p in self._out:
+            native_batch = p.native[0] if p.native else None
+            if batch is not None and native_batch == 1 and out[p.spec.name].shape[:1] != (batch,):
+                raise RuntimeError(
+                    f"output {p.spec.name!r} has shape {list(out[p.spec.name].shape)} for a batch of {batch}"
+                )
+
+    def _resize(self, shapes: dict[str, tuple[int, ...]], *, force: bool = False) -> None:
+        if self._sig is None:
+            for p in self._in:
+                if force or shapes[p.spec.name] != p.current:
+                    self._interp.resize_tensor_input(p.index, list(shapes[p.spec.name]), strict=False)
+            self._interp.allocate_tensors()
+        for p in self._in:  # the signature runner resizes by itself on each call
+            p.current = shapes[p.spec.name]
+
+    def _restore(self) -> None:
+        """Back to the model's own shapes after a failed resize; rebuild if the interpreter stays broken."""
+        try:
+            self._resize({p.spec.name: p.native for p in self._in}, force=True)
+            if self._sig is not None:
+                self._run({p.spec.name: np.zeros(p.native, p.dtype) for p in self._in})
+        except _FAILURES:
+            self._interp = None
+            self._build()
+            self._setup_io()
 
     def close(self) -> None:
-        self._interp = None  # type: ignore[assignment]
+        self._sig = None
+        self._interp = None
+
+
+def _num_nodes(interp: Any) -> int | None:
+    wrapper = getattr(interp, "_interpreter", None)
+    return int(wrapper.NumNodes()) if hasattr(wrapper, "NumNodes") else None
 
 
 def _first_line(e: BaseException) -> str:
@@ -186,4 +434,4 @@ def _load_hint(text: str) -> str:
     return "Check the model with `liteship inspect`."
 
 
-__all__ = ["LiteRTRunner", "interpreter_class"]
+__all__ = ["LiteRTRunner", "InterpreterModule", "interpreter_module", "interpreter_class"]

@@ -1,22 +1,57 @@
-"""Affine (de)quantization exactly as TFLite does it: q = round_half_away(x / scale) + zero_point."""
+"""Affine (de)quantization exactly as TFLite's kernels do it.
+
+``q = clamp(round_half_away_from_zero(x / scale) + zero_point)`` with the division in float32, as the
+QUANTIZE kernel does, and ``x = scale * (q - zero_point)``.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+# Adding the largest float32 below 0.5 (with the value's sign), then truncating, rounds half away from
+# zero in float32 without the double rounding that adding 0.5 causes (0.49999997 + 0.5 rounds to 1.0).
+# The signed half is built from the sign bit: np.copysign is several times slower than two bit ops.
+_HALF_DOWN_BITS = np.nextafter(np.float32(0.5), np.float32(0.0)).view(np.uint32)
+_SIGN_BIT = np.uint32(0x80000000)
+
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype | type | str) -> np.ndarray:
-    """Quantize floats to ``dtype`` (int8/uint8/int16), rounding half away from zero, clipping to range."""
+    """Quantize floats to an integer ``dtype``, rounding half away from zero and clipping to its range.
+
+    Args:
+        x: Float values (anything ``np.asarray`` accepts).
+        scale: The tensor's quantization scale (non-zero).
+        zero_point: The tensor's zero point.
+        dtype: Target integer dtype, e.g. ``np.int8``, ``"uint8"``, ``np.int16``.
+
+    Returns:
+        An array of ``dtype`` with the shape of ``x``.
+
+    Example:
+        >>> quantize([0.25, -0.25, 1000.0], 0.5, 0, "int8").tolist()
+        [1, -1, 127]
+    """
     dt = np.dtype(dtype)
     info = np.iinfo(dt)
-    scaled = np.asarray(x, dtype=np.float64) / float(scale)
-    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)  # half away from zero, like std::round
-    return np.clip(rounded + int(zero_point), info.min, info.max).astype(dt)
+    xf = np.asarray(x, dtype=np.float32)
+    s = np.divide(xf, np.float32(scale), out=np.empty(xf.shape, np.float32))  # ours: safe to work in place
+    half = np.bitwise_and(s.view(np.uint32), _SIGN_BIT)
+    half |= _HALF_DOWN_BITS
+    s += half.view(np.float32)
+    np.trunc(s, out=s)
+    s += np.float32(zero_point)
+    np.clip(s, info.min, info.max, out=s)
+    return s.astype(dt)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """``(q - zero_point) * scale`` in float32."""
-    return ((np.asarray(q, dtype=np.int32) - int(zero_point)) * np.float32(scale)).astype(np.float32)
+    """``scale * (q - zero_point)`` in float32.
+
+    Example:
+        >>> dequantize(np.array([-128, 0, 127], np.int8), 0.5, -128).tolist()
+        [0.0, 64.0, 127.5]
+    """
+    return (np.asarray(q, dtype=np.int32) - int(zero_point)).astype(np.float32) * np.float32(scale)
 
 
 __all__ = ["quantize", "dequantize"]

@@ -1,0 +1,139 @@
+"""What ``LiteRTRunner.infer`` adds over the raw interpreter calls, on MobileNetV2 int8.
+
+Budget: at most max(5 %, 30 µs) over ``set_tensor`` / ``invoke`` / ``get_tensor`` on the same model.
+
+Three ways to run one inference, interleaved round by round (each round runs every variant in a
+rotated order, so drift and neighbours on a shared machine hit all of them alike):
+
+* ``raw interpreter`` — ai-edge-litert's ``Interpreter``: set_tensor(int8), invoke, get_tensor.
+* ``Runner raw=True``  — ``LiteRTRunner(raw=True).infer(int8 array)``: the feed check and dispatch.
+* ``Runner float I/O`` — ``LiteRTRunner().infer(float32 array)``: also quantizes the 224x224x3 input and
+  dequantizes the 1000 outputs (work the raw loop does not do at all).
+
+Usage:
+    .venv/bin/python benchmarks/runner_overhead.py [--threads 1] [--rounds 15] [--runs 20]
+
+The model (MobileNetV2, weights=None, int8 with int8 I/O, random calibration) is built once with
+TensorFlow's converter and cached in benchmarks/.cache/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+CACHE = Path(__file__).resolve().parent / ".cache"
+MODEL = CACHE / "mobilenet_v2_int8_io.tflite"
+
+
+def build_model() -> Path:
+    if MODEL.exists():
+        return MODEL
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None)
+    rng = np.random.default_rng(0)
+
+    def calibration():
+        for _ in range(20):
+            yield [rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = calibration
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    CACHE.mkdir(parents=True, exist_ok=True)
+    MODEL.write_bytes(conv.convert())
+    return MODEL
+
+
+def variants(path: Path, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liteship.runtime import LiteRTRunner
+
+    it = Interpreter(model_path=str(path), num_threads=threads)
+    it.allocate_tensors()
+    i_idx = it.get_input_details()[0]["index"]
+    o_idx = it.get_output_details()[0]["index"]
+    raw_runner = LiteRTRunner(path, num_threads=threads, raw=True)
+    runner = LiteRTRunner(path, num_threads=threads)
+    rng = np.random.default_rng(1)
+    x_float = rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+    spec = runner.input_specs[0]
+    from liteship.runtime import quantize
+
+    x_int8 = quantize(x_float, spec.scale, spec.zero_point, np.int8)
+
+    def raw_interpreter():
+        it.set_tensor(i_idx, x_int8)
+        it.invoke()
+        return it.get_tensor(o_idx)
+
+    return {
+        "raw interpreter": raw_interpreter,
+        "Runner raw=True": lambda: raw_runner.infer(x_int8),
+        "Runner float I/O": lambda: runner.infer(x_float),
+    }
+
+
+def measure(fns: dict, rounds: int, runs: int) -> dict[str, list[float]]:
+    for fn in fns.values():  # warm-up
+        for _ in range(5):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            fn = fns[name]
+            for _ in range(runs):
+                t = time.perf_counter_ns()
+                fn()
+                samples[name].append((time.perf_counter_ns() - t) / 1e3)
+    return samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+    path = build_model()
+    samples = measure(variants(path, args.threads), args.rounds, args.runs)
+    base = statistics.median(samples["raw interpreter"])
+    budget = max(0.05 * base, 30.0)
+    print(
+        f"MobileNetV2 int8 ({path.name}), {args.threads} thread(s), {args.rounds} rounds x {args.runs} runs, "
+        f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores), Python {sys.version.split()[0]}"
+    )
+    print(f"budget: max(5 %, 30 µs) = {budget:.1f} µs over the raw interpreter\n")
+    print(
+        "| variant | median (µs) | p10 (µs) | p90 (µs) | overhead vs raw (µs) | overhead % | within budget |"
+    )
+    print("|---|---:|---:|---:|---:|---:|:---:|")
+    for name, s in samples.items():
+        q = statistics.quantiles(s, n=10)
+        med = statistics.median(s)
+        over = med - base
+        ok = "—" if name == "raw interpreter" else ("yes" if over <= budget else "no")
+        print(
+            f"| {name} | {med:.1f} | {q[0]:.1f} | {q[-1]:.1f} | {over:+.1f} | {100 * over / base:+.2f} | {ok} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""LiteRTRunner on real models: float and int8 I/O, feed errors, batching, raw mode, signatures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liteship.errors import InferenceError
+from liteship.runtime import LiteRTRunner, dequantize, quantize
+
+MOBILENET_QUANT = "mobilenet_v1_0.25_224_quant.tflite"
+
+
+@pytest.fixture(scope="module")
+def two_signature_model(tmp_path_factory):
+    """A tiny model with signatures 'add' (x, y) and 'scale' (x), converted by TensorFlow."""
+    tf = pytest.importorskip("tensorflow")
+
+    class M(tf.Module):
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 3], tf.float32)]
+        )
+        def add(self, x, y):
+            return {"sum": x + y}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def scale(self, x):
+            return {"scaled": x * 2.0}
+
+    m = M()
+    fns = [m.add.get_concrete_function(), m.scale.get_concrete_function()]
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, m)
+    p = tmp_path_factory.mktemp("sig") / "two_signatures.tflite"
+    p.write_bytes(conv.convert())
+    return p
+
+
+def test_float_model_matches_raw_interpreter(tflite_float, digits):
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = digits[2][:1]
+    it = Interpreter(model_path=str(tflite_float))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    want = it.get_tensor(it.get_output_details()[0]["index"])
+    with LiteRTRunner(tflite_float, num_threads=1) as r:
+        assert r.backend.startswith("ai-edge-litert")
+        (got,) = r.infer(x).values()
+        # positional shortcut and a sample without its batch dimension
+        (got2,) = r.infer(x[0]).values()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_array_equal(got, got2)
+
+
+def test_int8_model_quantizes_feed_and_dequantizes_output(tflite_int8, tflite_float, digits):
+    x = digits[2][:8]
+    with LiteRTRunner(tflite_int8, num_threads=1) as r, LiteRTRunner(tflite_float, num_threads=1) as f:
+        (inp,), (out,) = r.input_specs, r.output_specs
+        assert inp.dtype == "int8" and inp.quantized and out.quantized
+        (probs,) = r.infer(x).values()
+        assert probs.dtype == np.float32 and probs.shape == (8, 10)
+        (ref,) = f.infer(x).values()
+        assert (probs.argmax(1) == ref.argmax(1)).mean() >= 0.75
+        # the same thing by hand with the model's own parameters
+        with LiteRTRunner(tflite_int8, num_threads=1, raw=True) as raw:
+            (q,) = raw.infer(quantize(x, inp.scale, inp.zero_point, np.int8)).values()
+        assert q.dtype == np.int8
+        np.testing.assert_array_equal(probs, dequantize(q, out.scale, out.zero_point))
+
+
+def test_raw_mode_rejects_float_feed(tflite_int8, digits):
+    with (
+        LiteRTRunner(tflite_int8, raw=True) as r,
+        pytest.raises(InferenceError, match="dtype float32; expected int8"),
+    ):
+        r.infer(digits[2][:1])
+
+
+@pytest.mark.parametrize(
+    ("feed", "match"),
+    [
+        (
+            lambda name: {"nope": np.zeros((1, 8, 8, 1), np.float32)},
+            r"unknown: \['nope'\].*Expected inputs: ",
+        ),
+        (
+            lambda name: {name: np.zeros((1, 7, 8, 1), np.float32)},
+            r"shape \[1, 7, 8, 1\]; expected \[-1, 8, 8, 1\]",
+        ),
+        (lambda name: {name: np.zeros((8, 8), np.float32)}, r"shape \[8, 8\]"),
+        (lambda name: {name: np.zeros((1, 8, 8, 1), np.int16)}, r"dtype int16; expected int8"),
+        (lambda name: {name: np.full((1, 8, 8, 1), "a")}, r"dtype <U1"),
+        (lambda name: [np.zeros((1, 8, 8, 1))] * 2, r"got 2 arrays for a model with 1 inputs"),
+    ],
+)
+def test_feed_errors_list_expected_inputs(tflite_int8, feed, match):
+    with LiteRTRunner(tflite_int8) as r:
+        with pytest.raises(InferenceError, match=match) as e:
+            r.infer(feed(r.input_specs[0].name))
+        assert r.input_specs[0].describe() in str(e.value)
+        # the runner still works after a rejected feed
+        assert r.infer(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_batch_by_resize(tflite_float, digits):
+    x = digits[2][:5]
+    with LiteRTRunner(tflite_float, num_threads=1) as r:
+        (batched,) = r.infer(x).values()
+        singles = np.concatenate([next(iter(r.infer(s[None]).values())) for s in x])
+        assert r.warnings == []  # resized, no per-sample loop
+    np.testing.assert_allclose(batched, singles, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_by_loop_when_resize_fails(third_party_models):
+    """XNNPACK cannot reshape this static-batch model: the runner must recover and loop."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    with LiteRTRunner(third_party_models / MOBILENET_QUANT, num_threads=1, raw=True) as r:
+        (batched,) = r.infer(x).values()
+        assert batched.shape == (3, 1001)
+        assert any("one sample at a time" in w for w in r.warnings)
+        singles = [next(iter(r.infer(s).values())) for s in x]
+        assert len(r.warnings) == 1  # decided once
+        (again,) = r.infer(x[:2]).values()
+    np.testing.assert_array_equal(batched, np.concatenate(singles))
+    np.testing.assert_array_equal(again, batched[:2])
+
+
+def test_signatures(two_signature_model):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with LiteRTRunner(two_signature_model, signature="add") as r:
+        assert sorted(r.signatures) == ["add", "scale"]
+        assert sorted(s.name for s in r.input_specs) == ["x", "y"]
+        assert r.infer({"x": x, "y": x})["sum"].tolist() == (2 * x).tolist()
+    with LiteRTRunner(two_signature_model, signature="scale") as r:
+        assert [s.name for s in r.output_specs] == ["scaled"]
+        np.testing.assert_array_equal(r.infer(x)["scaled"], 2 * x)
+        np.testing.assert_array_equal(r.infer(x[:1])["scaled"], 2 * x[:1])
+    with pytest.raises(InferenceError, match=r"no signature 'mul'; it has \['add', 'scale'\]"):
+        LiteRTRunner(two_signature_model, signature="mul")
+    with LiteRTRunner(two_signature_model) as r:
+        assert any("2 signatures" in w for w in r.warnings)
+
+
+def test_xnnpack_switch_and_delegate_summary(third_party_models):
+    path = third_party_models / MOBILENET_QUANT
+    with LiteRTRunner(path, num_threads=1) as r:
+        (xnn,) = r.delegate_summary()
+        assert xnn.name == "XNNPACK" and xnn.total_nodes == 31 and 0 < xnn.nodes <= 31
+        assert xnn.partitions >= 1
+    with LiteRTRunner(path, num_threads=1, use_xnnpack=False) as r:
+        assert r.delegate_summary() == []
+        (y,) = r.infer(np.zeros((1, 224, 224, 3), np.float32)).values()
+        assert y.shape == (1, 1001)
+
+
+def test_closed_runner_says_so(tflite_float):
+    r = LiteRTRunner(tflite_float)
+    r.close()
+    with pytest.raises(InferenceError, match="closed"):
+        r.infer(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_runtime_runs_without_tensorflow(no_tf_python, tflite_int8):
+    res = no_tf_python(f"""
+        import numpy as np
+        from liteship.runtime import LiteRTRunner
+        with LiteRTRunner({str(tflite_int8)!r}) as r:
+            (y,) = r.infer(np.zeros((2, 8, 8, 1), np.float32)).values()
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+        print(r.backend, y.shape, y.dtype)
+    """)
+    assert res.returncode == 0, res.stderr
+    assert "ai-edge-litert" in res.stdout and "(2, 10) float32" in res.stdout

@@ -1,0 +1,77 @@
+"""Quantize → dequantize exactness on known scales, as TFLite's kernels compute it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from liteship.runtime.quant import dequantize, quantize
+
+
+@pytest.mark.parametrize(
+    ("x", "scale", "zp", "dtype", "want"),
+    [
+        # ties round half away from zero (std::round), not to even
+        ([0.25, 0.75, 1.25, -0.25, -0.75, -1.25], 0.5, 0, "int8", [1, 2, 3, -1, -2, -3]),
+        # just below a tie rounds down: float32 double rounding would give 1
+        ([np.nextafter(np.float32(0.5), np.float32(0))], 1.0, 0, "int8", [0]),
+        # zero point added after rounding, then clipped to the dtype
+        ([0.0, 1.0, -1.0, 1000.0, -1000.0], 0.5, 10, "int8", [10, 12, 8, 127, -128]),
+        ([0.0, -0.1, 1.0, 300.0], 1 / 128, 128, "uint8", [128, 115, 255, 255]),
+        ([-1.0, 1.0, 2.5e4], 1.0, 0, "int16", [-1, 1, 25000]),
+    ],
+)
+def test_quantize_known_values(x, scale, zp, dtype, want):
+    q = quantize(np.asarray(x, np.float32), scale, zp, dtype)
+    assert q.dtype == np.dtype(dtype)
+    assert q.tolist() == want
+
+
+def test_round_trip_is_exact_on_the_grid():
+    scale, zp = 0.0078125, -3
+    q = np.arange(-128, 128, dtype=np.int8)
+    assert np.array_equal(quantize(dequantize(q, scale, zp), scale, zp, np.int8), q)
+
+
+def test_dequantize_matches_formula():
+    q = np.array([[-128, 0, 127]], np.int8)
+    out = dequantize(q, 0.5, -128)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0.0, 64.0, 127.5]]
+
+
+def test_quantize_matches_tflite_quantize_kernel():
+    """Compare with TFLite's reference QUANTIZE kernel on exact .5 ties and their neighbours.
+
+    Note: the optimized QUANTIZE kernel (the default resolver) computes rint(x * (1/scale)), i.e. rounds
+    ties to even; the reference kernel, and liteship, round half away from zero. They differ by one step
+    on exact ties only.
+    """
+    tf = pytest.importorskip("tensorflow")
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    x = np.zeros((1, 120), np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec(x.shape, tf.float32)])
+    def f(t):
+        return tf.nn.relu6(t + 3.0)
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: iter([[np.full(x.shape, v, np.float32)] for v in (-1.3, 1.7)])
+    it = Interpreter(
+        model_content=conv.convert(),
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
+    it.allocate_tensors()
+    (op,) = [o for o in it._get_ops_details() if o["op_name"] == "QUANTIZE"]
+    out = op["outputs"][0]
+    scale, zp = it._get_tensor_details(out, 0)["quantization"]
+    # exact ties k + 0.5 (as far as float32 allows) and their float32 neighbours
+    ties = ((np.arange(-60, 60) + 0.5) * scale).astype(np.float32)[:40]
+    x = np.concatenate([ties, np.nextafter(ties, np.float32(9)), np.nextafter(ties, np.float32(-9))])
+    x = x[None].astype(np.float32)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    assert np.array_equal(quantize(x, scale, zp, np.int8), it.get_tensor(out))
