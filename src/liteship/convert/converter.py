@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from liteship._quiet import native_stderr_silenced
 from liteship.convert.calibration import Calibration, load_calibration
 from liteship.convert.ops import float32_size_estimate, io_specs, op_histogram, parse_unsupported_ops
 from liteship.convert.recipes import RECIPES, Recipe, configure, resolve_recipe
@@ -136,7 +137,7 @@ def _run_attempts(
     for n, (method, make) in enumerate(attempts):
         last = n == len(attempts) - 1
         try:
-            with contextlib.ExitStack() as stack, quiet_stdout():
+            with contextlib.ExitStack() as stack, quiet_stdout(), native_stderr_silenced():
                 converter = configure(
                     make(stack),
                     recipe,

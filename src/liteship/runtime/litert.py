@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import load_model
 from liteship.runtime.base import Runner
@@ -256,9 +257,10 @@ class LiteRTRunner(Runner):
             kwargs["experimental_op_resolver_type"] = (
                 self._mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
             )
-        interp = self._mod.Interpreter(**kwargs)
-        after_init = _num_nodes(interp)  # external delegates are applied in the constructor
-        interp.allocate_tensors()  # the default (XNNPACK) delegate is applied here
+        with native_stderr_silenced():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line
+            interp = self._mod.Interpreter(**kwargs)
+            after_init = _num_nodes(interp)  # external delegates are applied in the constructor
+            interp.allocate_tensors()  # the default (XNNPACK) delegate is applied here
         return interp, after_init
 
     def _count_delegated(self, specs: list[DelegateSpec], after_init: int | None) -> list[DelegateUsage]:
