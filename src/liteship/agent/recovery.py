@@ -1,0 +1,111 @@
+"""Start-up recovery: whatever moment the agent died at, end on a verified model and a clean update.
+
+:func:`recover` runs before anything else. In order:
+
+1. Remove leftovers of interrupted writes: staging extractions, temporary files and symlinks (the
+   things they were about to replace are intact, because every replacement is a rename).
+2. An update whose intent was recorded (``pending``) but whose symlinks were not both switched is
+   finished: its slot was complete and smoke-tested before the intent was written.
+3. A candidate still in its health window counts one more start-up; past ``max_starts`` it is
+   reverted and marked failed (a model that crashes the agent never gets to fail a health check).
+4. ``current`` and ``previous`` are re-verified (signature over the manifest, every file's sha256).
+   A dangling or damaged ``current`` falls back to ``previous``; a damaged slot is deleted.
+5. Slots nothing points to are deleted. Partial downloads (``*.part``) are kept for resume.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from liteship.agent.store import Store
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def clean_staging(store: Store) -> list[str]:
+    """Delete half-made things: stage-* folders, .*.tmp-* files, folders and symlinks."""
+    removed = []
+    for folder in (store.root, store.versions, store.incoming):
+        for p in folder.iterdir():
+            if p.name.startswith("stage-") or (p.name.startswith(".") and ".tmp" in p.name):
+                _remove(p)
+                removed.append(str(p.relative_to(store.root)))
+    return removed
+
+
+def _finish_or_count(store: Store, actions: list[str]) -> None:
+    pending = store.state()["pending"]
+    if not pending:
+        return
+    version = pending["version"]
+    if store.current_version() != version:
+        if (store.versions / version).is_dir() and store.slot_problem(store.versions / version) is None:
+            store._finish_swap(version, pending.get("previous"))
+            actions.append(f"finished the interrupted swap to {version}")
+        else:
+            store.update_state(lambda s: s.__setitem__("pending", None))
+            actions.append(f"abandoned the update to {version} (its slot is incomplete)")
+            return
+    data = store.update_state(lambda s: s["pending"].__setitem__("starts", s["pending"].get("starts", 0) + 1))
+    starts = data["pending"]["starts"]
+    if starts >= store.max_starts:
+        reason = (
+            f"the agent restarted {starts} times during the health window of {version} (crash or power loss)"
+        )
+        to = store.revert(reason)
+        actions.append(f"reverted {version} to {to}: {reason}")
+    else:
+        actions.append(
+            f"health window of {version} continues (start-up {starts} of {store.max_starts - 1} allowed)"
+        )
+
+
+def _check_slots(store: Store, actions: list[str]) -> None:
+    for link in ("previous", "current"):
+        version = store._link_version(link)
+        if version is None:
+            if (store.root / link).is_symlink() or (store.root / link).exists():
+                _remove(store.root / link)
+            continue
+        folder = store.versions / version
+        problem = "missing" if not folder.is_dir() else store.slot_problem(folder)
+        if problem is None:
+            continue
+        actions.append(f"{link} slot {version} is damaged ({problem})")
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        if link == "previous":
+            store._point("previous", None)
+        else:
+            to = store.revert(f"slot damaged on disk: {problem}", mark_failed=False)
+            actions.append(f"fell back to {to}" if to else "no verified model left; waiting for an update")
+
+
+def recover(store: Store) -> list[str]:
+    """Bring the state folder to a consistent state. Returns what was done (for the log).
+
+    Args:
+        store: The agent's :class:`~liteship.agent.store.Store` (with its publisher key, so slots are
+            re-verified against the signature too).
+    """
+    with store._lock:
+        actions = [f"removed leftover {p}" for p in clean_staging(store)]
+        _finish_or_count(store, actions)
+        _check_slots(store, actions)
+        if store.state()["pending"] and store.current_version() != store.state()["pending"]["version"]:
+            store.update_state(lambda s: s.__setitem__("pending", None))
+        store.collect_garbage()
+        for p in store.incoming.glob("*.lsp"):
+            if os.path.getsize(p) == 0:
+                p.unlink(missing_ok=True)
+    return actions
+
+
+__all__ = ["recover", "clean_staging"]

@@ -1,0 +1,204 @@
+"""Updates: check in, fetch the assigned package through TUF (resuming with HTTP Range), verify, swap.
+
+Order of trust: the assignment (authenticated by the device token) says *which* version; TUF metadata
+(pinned root, signatures, versions, expiry) says *what bytes* that target is; the package signature
+(publisher key) says the bytes are a model this publisher built. Nothing is extracted before the TUF
+hash matches, nothing is swapped in before the package verifies and passes its smoke test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from tuf.api.exceptions import DownloadError, ExpiredMetadataError, LengthOrHashMismatchError, RepositoryError
+from tuf.ngclient import Updater as TufUpdater
+
+from liteship.agent.client import FleetClient, HttpxFetcher, ServerError
+from liteship.agent.clock import BUILD_FLOOR, Clock
+from liteship.agent.fsutil import fsync_dir
+from liteship.agent.store import Store, UpdateRefused
+
+CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
+
+
+class Updater:
+    """Polls the server and applies its assignment to the :class:`~liteship.agent.store.Store`.
+
+    Args:
+        store: The model slots.
+        client: The fleet client (its transport may be a mock).
+        clock: Wall-clock sanity (see :mod:`liteship.agent.clock`).
+        model_id: The model this device runs before it has one installed.
+        interval: Seconds between polls. Defaults to 60.
+        jitter: Relative jitter of the interval (spreads a fleet's polls). Defaults to 0.2.
+        num_threads: LiteRT threads for the smoke test. Defaults to 1.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        client: FleetClient,
+        clock: Clock,
+        *,
+        model_id: str | None = None,
+        interval: float = 60.0,
+        jitter: float = 0.2,
+        num_threads: int = 1,
+    ) -> None:
+        self.store, self.client, self.clock = store, client, clock
+        self.model_id = model_id
+        self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
+        self.tuf_dir = store.root / "tuf"
+
+    def next_delay(self) -> float:
+        return max(0.1, self.interval * (1.0 + random.uniform(-self.jitter, self.jitter)))
+
+    def _model_id(self) -> str | None:
+        current = self.store.current_version()
+        return self.store.manifest(current).model_id if current else self.model_id
+
+    def poll_once(self) -> dict[str, Any]:
+        """Check in, then apply the assignment. Returns the decision (also kept in ``state.json``)."""
+        reports = self.store.take_reports()
+        state = self.store.state()
+        health = {"pending": state["pending"], "failed_versions": sorted(state["failed"]), "events": reports}
+        try:
+            assignment = self.client.check_in(
+                model_id=self._model_id(), version=self.store.current_version(), health=health
+            )
+        except ServerError as e:
+            failed = {"at": time.time(), "ok": False, "error": str(e)}
+            self.store.update_state(lambda s: s.__setitem__("last_checkin", failed))
+            return {"action": "offline", "version": None, "reason": failed["error"]}
+        self.store.reports_sent(len(reports))
+        self.store.update_state(
+            lambda s: s.__setitem__("last_checkin", {"at": time.time(), "ok": True, "assignment": assignment})
+        )
+        if self.client.server_time is not None:
+            self.clock.confirm(self.client.server_time)
+        return self.apply(assignment)
+
+    def apply(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        version = assignment.get("version")
+        current, previous = self.store.current_version(), self.store.previous_version()
+        if not version or version == current:
+            return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
+        if version == previous and current is not None:  # the server sends this device back (abort / halt)
+            self.store.revert(
+                f"server assigned the fallback {version}: {assignment.get('reason', '')}", mark_failed=False
+            )
+            return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+        try:
+            self.store.check_offer(version)
+            package = self.fetch(assignment)
+            self.store.install(
+                package,
+                expected_version=version,
+                model_id=assignment.get("model_id"),
+                num_threads=self.num_threads,
+            )
+            package.unlink(missing_ok=True)
+        except UpdateRefused as e:
+            return self._decide("refused", version, str(e), code=e.reason)
+        except ServerError as e:
+            return self._decide("download-failed", version, str(e))
+        return self._decide("installed", version, assignment.get("reason", ""), record=False)
+
+    def _decide(
+        self, action: str, version: str | None, reason: str, record: bool = True, **extra: Any
+    ) -> dict[str, Any]:
+        if record:
+            self.store.record_decision(action, version, reason, **extra)
+        return {"action": action, "version": version, "reason": reason, **extra}
+
+    # ---- TUF ---------------------------------------------------------------------------------------
+
+    def reference_time(self) -> dt.datetime | None:
+        """The time TUF checks expiry against: the system clock when sane, else the server's Date.
+
+        Raises:
+            UpdateRefused: Neither can be trusted (``clock-unknown``): the update waits, nothing breaks.
+        """
+        reading, server = self.clock.read(), self.client.server_time
+        if reading.trusted and (server is None or abs(reading.now - server) < CLOCK_SKEW_S):
+            return None
+        floor = max(BUILD_FLOOR, (reading.last_good or 0.0) - self.clock.slack)
+        if server is not None and server >= floor:
+            return dt.datetime.fromtimestamp(server, dt.timezone.utc)
+        raise UpdateRefused(
+            "the device clock is impossible and the server gave no usable time; update deferred.",
+            reason="clock-unknown",
+        )
+
+    def tuf(self) -> TufUpdater:
+        if not (self.tuf_dir / "root.json").is_file():
+            raise UpdateRefused(
+                f"no trusted TUF root in {self.tuf_dir}; enroll the device first.", reason="no-root"
+            )
+        base = self.client.server
+        updater = TufUpdater(
+            str(self.tuf_dir),
+            f"{base}/tuf/metadata/",
+            target_base_url=f"{base}/tuf/targets/",
+            fetcher=HttpxFetcher(self.client),
+            bootstrap=None,
+        )
+        ref = self.reference_time()
+        if ref is not None:  # python-tuf reads the clock once, here; replace it with the sane time
+            updater._trusted_set.reference_time = ref
+        return updater
+
+    def fetch(self, assignment: dict[str, Any]) -> Path:
+        """The assigned package, downloaded (resumed) and checked against its TUF target hash."""
+        updater = self.tuf()
+        try:
+            updater.refresh()
+            info = updater.get_targetinfo(assignment["target_path"])
+        except ExpiredMetadataError as e:
+            raise UpdateRefused(
+                f"TUF metadata has expired ({e}); refusing a possibly frozen update.",
+                reason="expired-metadata",
+            ) from e
+        except RepositoryError as e:
+            raise UpdateRefused(
+                f"TUF metadata does not verify ({type(e).__name__}: {e}).", reason="tuf"
+            ) from e
+        except DownloadError as e:
+            raise ServerError(f"cannot download TUF metadata: {e}") from e
+        if info is None:
+            raise UpdateRefused(
+                f"{assignment['target_path']} is not a signed TUF target.", reason="not-a-target"
+            )
+        sha = info.hashes.get("sha256", "")
+        if assignment.get("sha256") and assignment["sha256"] != sha:
+            raise UpdateRefused("the assignment's sha256 differs from the TUF target's.", reason="mismatch")
+        folder, _, name = info.path.rpartition("/")
+        url = (
+            f"/tuf/targets/{folder}/{sha}.{name}"
+            if updater._trusted_set.root.consistent_snapshot
+            else f"/tuf/targets/{info.path}"
+        )
+        done, part = self.store.incoming / f"{sha}.lsp", self.store.incoming / f"{sha}.part"
+        source = done if done.exists() else part
+        if source is part:
+            self.client.download(url, part, info.length)
+        try:
+            with open(source, "rb") as f:
+                info.verify_length_and_hashes(f)
+        except LengthOrHashMismatchError as e:
+            source.unlink(missing_ok=True)
+            raise UpdateRefused(
+                f"the downloaded artifact does not match its TUF target ({e}): tampered.", reason="hash"
+            ) from e
+        if source is part:
+            os.replace(part, done)
+            fsync_dir(done.parent)
+        return done
+
+
+__all__ = ["Updater", "CLOCK_SKEW_S"]

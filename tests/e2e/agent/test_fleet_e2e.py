@@ -1,0 +1,145 @@
+"""The agent against the real fleet server on loopback: updates, health-window revert, telemetry that
+survives the server being down, refusals, SIGTERM, and SIGKILL of the whole agent mid-update."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+
+import pytest
+from agent_e2e_conftest import start_agent, wait_for
+from agent_test_helpers import blowup_model, build, slot_ok
+
+from liteship.agent.client import FleetClient
+from liteship.agent.clock import Clock
+from liteship.agent.recovery import recover
+from liteship.agent.store import Store
+from liteship.agent.updater import Updater
+
+
+@pytest.fixture(scope="module")
+def make_pkg(tflite_float, keys, golden, digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e-lsp")
+    good = tflite_float.read_bytes()
+    bad = blowup_model(good, golden, digits[2][:40] * 255.0)
+
+    def make(model_id, version, model="good"):
+        return build(
+            good if model == "good" else bad,
+            out / model_id,
+            version,
+            keys.private_path,
+            golden,
+            model_id=model_id,
+        )
+
+    return make
+
+
+def state_of(state):
+    return json.loads((state / "state.json").read_text()) if (state / "state.json").exists() else {}
+
+
+def committed(state, version):
+    s = state_of(state)
+    return Store(state).current_version() == version and s.get("pending") is None
+
+
+def test_update_revert_offline_telemetry_and_sigterm(fleet, enrolled, make_pkg, digit_pngs, tmp_path):
+    fleet.publish(make_pkg("flow", "1.0.0"))
+    state = enrolled("dev-flow", "flow")
+    sink = tmp_path / "results.jsonl"
+    agent = start_agent(state, digit_pngs, "--window", "0.3", "--health-inferences", "10", sink=sink)
+    try:
+        wait_for(lambda: committed(state, "1.0.0"))
+        fleet.publish(make_pkg("flow", "1.1.0"), channel="stable")
+        wait_for(lambda: committed(state, "1.1.0"))
+        fleet.publish(make_pkg("flow", "2.0.0", "blowup"), channel="stable")  # NaN on real frames
+        wait_for(lambda: "2.0.0" in state_of(state).get("failed", {}))
+        assert Store(state).current_version() == "1.1.0"
+        dev = wait_for(
+            lambda: next(
+                (
+                    d
+                    for d in fleet.devices()
+                    if d["id"] == "dev-flow" and d["health"] and d["health"]["events"]
+                ),
+                None,
+            )
+        )
+        assert (
+            dev["health"]["events"][0]["version"] == "2.0.0"
+            and dev["health"]["events"][0]["event"] == "reverted"
+        )
+        fleet.stop()  # server unreachable: windows pile up in the spool
+        wait_for(lambda: len(list((state / "spool").glob("w-*.json"))) >= 3, timeout=30)
+        fleet.start()
+        wait_for(lambda: not list((state / "spool").glob("w-*.json")), timeout=30)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        code = agent.wait(timeout=30)
+    assert code == 0
+    assert list((state / "spool").glob("w-*.json")) == []  # flushed at shutdown
+    results = [json.loads(line) for line in sink.read_text().splitlines()]  # every line complete
+    windows = fleet.windows("dev-flow")
+    assert len({w[0] for w in windows}) == len(windows)
+    assert sum(w[1] for w in windows) == len(results)  # no window lost, none counted twice
+    assert sum(w[2] for w in windows) >= 1 and {"1.0.0", "1.1.0", "2.0.0"} <= {w[3] for w in windows}
+    assert sum(1 for r in results if r["version"] == "2.0.0") >= 1
+
+
+def test_tampered_artifact_and_rollback_refused_on_real_server(fleet, enrolled, make_pkg, keys, tmp_path):
+    r1 = fleet.publish(make_pkg("refuse", "1.0.0"))
+    state = enrolled("dev-refuse", "refuse")
+    dev = json.loads((state / "device.json").read_text())
+    store = Store(state, keys.public_path)
+    updater = Updater(
+        store, FleetClient(fleet.url, dev["device_id"], dev["token"]), Clock(state / "clock.json")
+    )
+    assert updater.poll_once()["action"] == "installed"
+    r2 = fleet.publish(make_pkg("refuse", "1.1.0"), channel="stable")
+    blob = fleet.data_dir / "artifacts" / r2["sha256"][:2] / r2["sha256"]
+    original = blob.read_bytes()
+    blob.write_bytes(original[:200] + bytes([original[200] ^ 1]) + original[201:])
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "hash") and slot_ok(store) == "1.0.0"
+    blob.write_bytes(original)
+    assert updater.poll_once()["action"] == "installed"
+    store.commit()
+    # a rollback attempt: the server assigns an older version that is not this device's fallback
+    store.install(make_pkg("refuse", "1.5.0"))  # provisioned locally; the server's stable is 1.1.0
+    store.commit()
+    assert store.previous_version() == "1.1.0"
+    store._point("previous", None)
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "rollback") and slot_ok(store) == "1.5.0"
+    assert r1["version"] == "1.0.0"
+
+
+def test_sigkill_agent_mid_update(fleet, enrolled, make_pkg, keys, digit_pngs):
+    fleet.publish(make_pkg("crash", "1.0.0"))
+    fleet.publish(make_pkg("crash", "1.1.0"), channel="stable")
+    rng = random.Random(7)
+    outcomes = []
+    for i in range(8):
+        state = enrolled(f"dev-crash-{i}", "crash")
+        Store(state, keys.public_path).install(make_pkg("crash", "1.0.0"))
+        agent = start_agent(state, digit_pngs, "--health-inferences", "1000000")
+        time.sleep(rng.uniform(0.1, 0.9))  # start-up (~0.3 s), check-in, TUF refresh, download, install
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=30)
+        store = Store(state, keys.public_path)
+        recover(store)
+        outcomes.append(slot_ok(store))
+        assert outcomes[-1] in ("1.0.0", "1.1.0")
+        assert [p for p in store.incoming.iterdir() if not p.name.endswith((".part", ".lsp"))] == []
+    # restarting finishes the update
+    agent = start_agent(state, digit_pngs, "--health-inferences", "5")
+    try:
+        wait_for(lambda: committed(state, "1.1.0"))
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
+    print(f"\nagent SIGKILL outcomes: {outcomes}")

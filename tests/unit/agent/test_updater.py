@@ -1,0 +1,151 @@
+"""Update logic against an in-memory fleet (httpx.MockTransport) with real TUF metadata: no sockets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from agent_test_helpers import FakeFleet, slot_ok
+
+from liteship.agent.client import FleetClient
+from liteship.agent.clock import Clock
+from liteship.agent.store import Store
+from liteship.agent.updater import Updater
+
+
+@pytest.fixture
+def fleet():
+    return FakeFleet()
+
+
+@pytest.fixture
+def updater(tmp_path, keys, fleet):
+    store = Store(tmp_path / "state", keys.public_path)
+    (store.root / "tuf").mkdir()
+    (store.root / "tuf" / "root.json").write_bytes(fleet.root)
+    client = FleetClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
+    return Updater(store, client, Clock(store.root / "clock.json"), model_id="digits", interval=1.0)
+
+
+def offer(fleet, packages, version, name=None):
+    fleet.assignment = fleet.add(
+        f"digits/{version}/digits-{version}.lsp", packages[name or version].read_bytes()
+    )
+    return fleet.assignment
+
+
+def target_requests(fleet):
+    return [r for r in fleet.requests if r.url.path.startswith("/tuf/targets/")]
+
+
+def test_installs_the_assignment_through_tuf(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    assert updater.poll_once()["action"] == "installed"
+    assert slot_ok(updater.store) == "1.0.0"
+    assert updater.poll_once()["action"] == "up-to-date"
+    checkin = [r for r in fleet.requests if r.url.path.endswith("/checkin")][-1]
+    assert b'"model_version":"1.0.0"' in checkin.content.replace(b" ", b"")
+    assert updater.store.state()["last_checkin"]["ok"] is True
+    assert list(updater.store.incoming.iterdir()) == []
+
+
+def test_interrupted_download_resumes_with_range(updater, fleet, packages):
+    a = offer(fleet, packages, "1.0.0")
+    fleet.cut_after = 3000
+    assert updater.poll_once()["action"] == "download-failed"
+    part = updater.store.incoming / f"{a['sha256']}.part"
+    assert part.stat().st_size == 3000 and updater.store.current_version() is None
+    fleet.cut_after = None
+    assert updater.poll_once()["action"] == "installed"
+    assert target_requests(fleet)[-1].headers["range"] == "bytes=3000-"
+
+
+def test_tampered_artifact_is_refused(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    offer(fleet, packages, "1.1.0")
+    fleet.tamper = True
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "hash")
+    assert slot_ok(updater.store) == "1.0.0" and list(updater.store.incoming.iterdir()) == []
+    fleet.tamper = False  # the server repaired: the version was not blacklisted
+    assert updater.poll_once()["action"] == "installed"
+
+
+def test_expired_metadata_is_refused(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    fleet.expires = timedelta(seconds=-60)
+    offer(fleet, packages, "1.1.0")
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "expired-metadata")
+    assert slot_ok(updater.store) == "1.0.0" and updater.store.previous_version() is None
+
+
+def test_rollback_is_refused_before_download(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    updater.store.commit()
+    offer(fleet, packages, "1.1.0")
+    updater.poll_once()
+    updater.store.commit()
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()  # now current 1.2.0, previous 1.1.0; 1.0.0 is gone
+    n = len(target_requests(fleet))
+    fleet.assignment = {
+        **fleet.assignment,
+        "version": "1.0.0",
+        "target_path": "digits/1.0.0/digits-1.0.0.lsp",
+        "sha256": None,
+    }
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "rollback") and len(target_requests(fleet)) == n
+    assert updater.store.current_version() == "1.2.0"
+    fleet.assignment = {**fleet.assignment, "version": "1.1.0"}  # the fallback slot: the server sends us back
+    assert updater.poll_once()["action"] == "reverted-by-server"
+    assert updater.store.current_version() == "1.1.0" and not updater.store.is_failed("1.2.0")
+
+
+def test_smoke_test_failure_is_never_current_nor_retried(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    offer(fleet, packages, "1.3.0", "nan")
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "smoke-test")
+    n = len(target_requests(fleet))
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "failed-before") and len(target_requests(fleet)) == n
+    assert slot_ok(updater.store) == "1.0.0"
+
+
+def test_server_unreachable_and_reports_sent_later(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    offer(fleet, packages, "1.1.0")
+    updater.poll_once()
+    updater.store.revert("NaN in the health window")
+    fleet.offline = True
+    assert updater.poll_once()["action"] == "offline"
+    assert updater.store.state()["last_checkin"]["ok"] is False and len(updater.store.take_reports()) == 1
+    fleet.offline = False
+    d = updater.poll_once()
+    assert d["action"] == "refused" and d["code"] == "failed-before"
+    body = [r for r in fleet.requests if r.url.path.endswith("/checkin")][-1].content
+    assert b"reverted" in body and updater.store.take_reports() == []
+
+
+def test_impossible_clock_uses_server_date_or_defers(updater, fleet, packages):
+    updater.clock = Clock(updater.store.root / "clock.json", now=lambda: 86_400.0)  # 1970
+    offer(fleet, packages, "1.0.0")
+    assert updater.poll_once()["action"] == "installed"  # the server's Date stands in for the clock
+    fleet.send_date = False
+    updater.client.server_time = None
+    offer(fleet, packages, "1.1.0")
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "clock-unknown")
+    assert slot_ok(updater.store) == "1.0.0"
+
+
+def test_poll_interval_has_jitter(updater):
+    delays = {round(updater.next_delay(), 6) for _ in range(20)}
+    assert len(delays) > 1 and all(0.8 <= d <= 1.2 for d in delays)
