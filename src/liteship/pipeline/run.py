@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -549,11 +550,38 @@ def validation_numbers(report: Any) -> dict[str, Any]:
 
 
 def _validation_numbers(vr: Any) -> dict[str, Any]:
-    raise NotImplementedError  # filled in once the ValidationReport shape is known
+    first = vr.agreement[0] if vr.agreement else None
+    finite_sqnr = [o.sqnr_db for o in vr.outputs if o.sqnr_db is not None and math.isfinite(o.sqnr_db)]
+    hist = vr.confidence_histogram
+    return {
+        "samples": vr.samples,
+        "passed": vr.passed,
+        "agreement_top1": first.top1 if first else None,
+        "agreement_top5": first.top5 if first else None,
+        "accuracy": first.candidate_accuracy if first else None,
+        "reference_accuracy": first.reference_accuracy if first else None,
+        "accuracy_drop": first.accuracy_drop if first else None,
+        # identical outputs have infinite SQNR; the gate reads the worst finite one
+        "sqnr_db": min(finite_sqnr) if finite_sqnr else None,
+        "max_abs_error": max((o.max_abs_error for o in vr.outputs), default=None),
+        "confidence_histogram": {"bins": list(hist.bins), "counts": list(hist.counts), "output": hist.output}
+        if hist
+        else None,
+    }
 
 
 def layerwise_rows(vr: Any) -> list[dict[str, Any]]:
-    raise NotImplementedError
+    """Per-layer error rows, worst first, as plain dicts (``name`` goes to ``keep_float_layers``)."""
+    return [
+        {
+            "name": row.name,
+            "op": row.op_name,
+            "score": row.rmse_over_scale,
+            "mse": row.mean_squared_error,
+            "max_abs_error": row.max_abs_error,
+        }
+        for row in vr.layerwise
+    ]
 
 
 def _tuple(v: Any) -> tuple[float, ...]:
