@@ -1,10 +1,23 @@
 """Bounded load test of the fleet server's check-in endpoint, on loopback only.
 
 Starts ``liteship serve`` (SQLite by default, or ``--db postgresql+psycopg://…``) in a subprocess,
-registers devices, then runs check-ins from a few client processes (closed loop, fixed concurrency) for a
-fixed duration, and prints throughput, latency percentiles and errors as JSON.
+publishes two signed releases of one model and starts a rollout at 50 % (so every check-in computes a
+real rollout assignment, both arms), registers devices, then runs check-ins for a fixed duration from a
+closed-loop client with fixed concurrency, and prints throughput, latency percentiles, errors and the
+CPU time used by the server and by the client as JSON.
 
-    .venv/bin/python benchmarks/fleet_load.py --devices 500 --seconds 10 --concurrency 32
+Every check-in carries a health payload with a sequence number, so every one is a state change that
+the server must write (as in a real fleet, where a device checks in once per poll interval).
+
+Clients:
+
+- ``wrk`` (default; Debian package ``wrk``): a C event loop, driven by a generated Lua script that
+  rotates through the devices' ids and tokens; it takes far less CPU than the server, which matters
+  because client and server share the same cores.
+- ``httpx``: an asyncio ``httpx.AsyncClient`` with keep-alive (pure Python, for comparison: it needs
+  about as much CPU per request as the server does).
+
+    .venv/bin/python benchmarks/fleet_load.py --devices 200 --seconds 8 --concurrency 16
     .venv/bin/python benchmarks/fleet_load.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench --workers 2
 """
 
@@ -13,8 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
+import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +41,35 @@ import httpx
 
 ADMIN = "bench-admin-token-0123456789abcdef"
 ENROLL = "bench-enroll-token-0123456789abcdef"
+MODEL_FILE = Path(__file__).resolve().parents[1] / "tests/data/third_party/mobilenet_v1_0.25_224_quant.tflite"
+MODEL_ID = "bench-model"
+WRK_SCRIPT = """
+local devices = {%(devices)s}
+i, seq, bad = 0, 0, 0  -- globals: done() reads `bad` with thread:get
+request = function()
+  i = i %% #devices + 1
+  seq = seq + 1
+  local d = devices[i]
+  local body = '{"model_id":"%(model)s","model_version":"1.0.0","runtime":{"litert":"1.4.0"},' ..
+    '"health":{"status":"ok","seq":' .. seq .. '}}'
+  return wrk.format("POST", "/api/v1/devices/" .. d[1] .. "/checkin",
+    {["Authorization"] = "Bearer " .. d[2], ["Content-Type"] = "application/json"}, body)
+end
+response = function(status, headers, body)
+  if status ~= 200 or not string.find(body, '"arm":"', 1, true) then bad = bad + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local bad_total = 0
+  for _, t in ipairs(threads) do bad_total = bad_total + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format('WRK {"requests":%%d,"us":%%d,"bad":%%d,"connect":%%d,"read":%%d,' ..
+    '"write":%%d,"status":%%d,"timeout":%%d,"p50":%%d,"p95":%%d,"p99":%%d,"max":%%d}\\n',
+    summary.requests, summary.duration, bad_total, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
 
 
 def free_port() -> int:
@@ -35,25 +78,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data: Path, port: int, db: str | None, workers: int) -> subprocess.Popen:
+def make_packages(tmp: Path) -> tuple[Path, list[Path]]:
+    from liteship.package import build_package, generate_keypair
+
+    keys = generate_keypair(tmp / "bench.key")
+    paths = []
+    for version in ("1.0.0", "1.1.0"):
+        info = build_package(
+            MODEL_FILE,
+            tmp / f"{MODEL_ID}-{version}.lsp",
+            model_id=MODEL_ID,
+            version=version,
+            private_key=keys.private_path,
+        )
+        paths.append(Path(info.path))
+    return Path(keys.public_path), paths
+
+
+def start_server(data: Path, port: int, db: str | None, workers: int, key: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "LITESHIP_ADMIN_TOKEN": ADMIN,
         "LITESHIP_ENROLLMENT_TOKEN": ENROLL,
         "LITESHIP_ENVIRONMENT": "production",
     }
-    cmd = [
-        str(Path(sys.executable).parent / "liteship"),
-        "serve",
-        "--data",
-        str(data),
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    if db:
-        cmd += ["--db", db]
+    liteship = str(Path(sys.executable).parent / "liteship")
+    cmd = [liteship, "serve", "--data", str(data), "--port", str(port), "--workers", str(workers)]
+    cmd += ["--trusted-key", str(key)] + (["--db", db] if db else [])
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -66,93 +117,170 @@ def start_server(data: Path, port: int, db: str | None, workers: int) -> subproc
     raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server did not start")
 
 
-def register(url: str, n: int) -> list[tuple[str, str]]:
-    out = []
-    with httpx.Client(base_url=url) as c:
+def prepare(url: str, packages: list[Path], n: int) -> list[tuple[str, str]]:
+    """Publish the releases, start a rollout at 50 %, register ``n`` devices; returns (id, token)."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=url, timeout=60) as c:
+        for path in packages:
+            c.post("/api/v1/releases", content=path.read_bytes(), headers=admin).raise_for_status()
+        body = {"model_id": MODEL_ID, "candidate_version": "1.1.0", "stages": [50, 100]}
+        c.post("/api/v1/rollouts", json=body, headers=admin).raise_for_status()
+        out = []
         for i in range(n):
             dev = f"bench-{i:05d}"
             r = c.post(
                 "/api/v1/devices/register",
-                json={"device_id": dev, "enrollment_token": ENROLL, "model_id": "m"},
+                json={"device_id": dev, "enrollment_token": ENROLL, "model_id": MODEL_ID},
             )
             r.raise_for_status()
             out.append((dev, r.json()["token"]))
     return out
 
 
-async def _client(url: str, devices: list[tuple[str, str]], seconds: float, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process and its live descendants (uvicorn's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent busy on the whole machine (all processes, all cores) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, devices: list[tuple[str, str]], seconds: float, concurrency: int, tmp: Path) -> dict:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        sys.exit("wrk is not installed: `apt-get install -y wrk`, or pass --client httpx.")
+    table = ",".join(f'{{"{d}","{t}"}}' for d, t in devices)
+    script = tmp / "checkin.lua"
+    script.write_text(WRK_SCRIPT % {"devices": table, "model": MODEL_ID})
+    cmd = [wrk, "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"wrk failed: {done.stderr or done.stdout}")
+    out = done.stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = json.loads(next(line[4:] for line in out.splitlines() if line.startswith("WRK ")))
+    errors = r["bad"] + r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return {
+        "requests": r["requests"],
+        "seconds": r["us"] / 1e6,
+        "errors": errors,
+        "p50_ms": r["p50"] / 1000,
+        "p95_ms": r["p95"] / 1000,
+        "p99_ms": r["p99"] / 1000,
+        "max_ms": r["max"] / 1000,
+        "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    }
+
+
+async def _httpx(url: str, devices: list[tuple[str, str]], seconds: float, concurrency: int) -> dict:
     latencies: list[float] = []
     errors = 0
-    deadline = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    deadline = t0 + seconds
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=10) as c:
 
         async def worker(k: int) -> None:
             nonlocal errors
-            i = k
+            i, seq = k, 0
             while time.perf_counter() < deadline:
                 dev, token = devices[i % len(devices)]
-                i += concurrency
-                body = {"model_id": "m", "model_version": "1.0.0", "health": {"status": "ok"}}
-                t0 = time.perf_counter()
+                i, seq = i + concurrency, seq + 1
+                body = {
+                    "model_id": MODEL_ID,
+                    "model_version": "1.0.0",
+                    "runtime": {"litert": "1.4.0"},
+                    "health": {"status": "ok", "seq": seq},
+                }
+                start = time.perf_counter()
                 try:
                     r = await c.post(
                         f"/api/v1/devices/{dev}/checkin",
                         json=body,
                         headers={"Authorization": f"Bearer {token}"},
                     )
-                    ok = r.status_code == 200
+                    ok = r.status_code == 200 and r.json().get("arm") is not None
                 except httpx.HTTPError:
                     ok = False
-                latencies.append(time.perf_counter() - t0)
+                latencies.append(time.perf_counter() - start)
                 errors += not ok
 
         await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return {"latencies": latencies, "errors": errors}
-
-
-def _run_client(args: tuple) -> dict:
-    return asyncio.run(_client(*args))
+    lat = sorted(latencies)
+    pct = lambda q: 1000 * lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+    return {
+        "requests": len(lat),
+        "seconds": time.perf_counter() - t0,
+        "errors": errors,
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "max_ms": 1000 * lat[-1],
+        "client_cpu_s": time.process_time() - cpu0,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", help="database URL (default: SQLite in a temp dir)")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--devices", type=int, default=500)
-    p.add_argument("--seconds", type=float, default=10.0)
-    p.add_argument("--concurrency", type=int, default=32, help="in-flight requests per client process")
-    p.add_argument("--clients", type=int, default=1, help="client processes")
+    p.add_argument("--devices", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--concurrency", type=int, default=16, help="requests in flight (connections)")
+    p.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        key, packages = make_packages(tmp)
         port = free_port()
-        server = start_server(Path(tmp) / "data", port, args.db, args.workers)
+        server = start_server(tmp / "data", port, args.db, args.workers, key)
         url = f"http://127.0.0.1:{port}"
         try:
-            devices = register(url, args.devices)
-            chunks = [devices[i :: args.clients] for i in range(args.clients)]
-            t0 = time.perf_counter()
-            with mp.Pool(args.clients) as pool:
-                results = pool.map(_run_client, [(url, ch, args.seconds, args.concurrency) for ch in chunks])
-            elapsed = time.perf_counter() - t0
+            devices = prepare(url, packages, args.devices)
+            cpu0, busy0 = cpu_seconds(server.pid), machine_busy_seconds()
+            if args.client == "wrk":
+                r = run_wrk(url, devices, args.seconds, args.concurrency, tmp)
+            else:
+                r = asyncio.run(_httpx(url, devices, args.seconds, args.concurrency))
+            server_cpu, busy = cpu_seconds(server.pid) - cpu0, machine_busy_seconds() - busy0
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-    lat = sorted(x for r in results for x in r["latencies"])
-    pct = lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 2)  # noqa: E731
     print(
         json.dumps(
             {
                 "store": "postgresql" if args.db else "sqlite",
                 "workers": args.workers,
+                "client": args.client,
                 "devices": args.devices,
-                "seconds": round(elapsed, 2),
-                "requests": len(lat),
-                "errors": sum(r["errors"] for r in results),
-                "checkins_per_s": round(len(lat) / elapsed, 1),
-                "p50_ms": pct(0.50),
-                "p95_ms": pct(0.95),
-                "p99_ms": pct(0.99),
+                "concurrency": args.concurrency,
+                "seconds": round(r["seconds"], 2),
+                "requests": r["requests"],
+                "errors": r["errors"],
+                "checkins_per_s": round(r["requests"] / r["seconds"], 1),
+                **{k: round(r[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+                "server_cores": round(server_cpu / r["seconds"], 2),
+                # independent of how busy the machine was: what one check-in costs the server
+                "server_cpu_ms_per_checkin": round(1000 * server_cpu / max(1, r["requests"]), 3),
+                "client_cores": round(r["client_cpu_s"] / r["seconds"], 2),
+                # everything else busy meanwhile: PostgreSQL's backends, and other jobs on the machine
+                "other_cores": round((busy - server_cpu - r["client_cpu_s"]) / r["seconds"], 2),
                 "cpus": os.cpu_count(),
             },
             indent=2,

@@ -20,7 +20,17 @@ def test_json_has_one_entry_per_model_and_thread_count(cli, tflite_float, tflite
             lat["min_ms"] <= lat["p50_ms"] <= lat["p90_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
         )
         assert e["init_ms"] > 0 and e["throughput"] > 0 and "samples_ms" not in e
-    assert d["runs"] == 5 and d["warmup"] == 1
+        assert e["timed"] == "invoke"
+    assert d["runs"] == 5 and d["warmup"] == 1 and d["measure"] == "invoke"
+
+
+def test_measure_infer_times_whole_infer_calls(cli, tflite_float):
+    p = cli("bench", str(tflite_float), "--runs", "3", "--min-seconds", "0", "--measure", "infer", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["measure"] == "infer" and [e["timed"] for e in d["entries"]] == ["infer"]
+    p = cli("bench", str(tflite_float), "--measure", "all")
+    assert p.returncode == 2 and "--measure" in p.stderr
 
 
 def test_samples_flag_keeps_raw_latencies(cli, tflite_float):
@@ -38,6 +48,7 @@ def test_table_and_html_page(cli, tflite_float, tflite_int8, val_npz, tmp_path):
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "digits_float.tflite" in p.stdout and "digits_int8.tflite" in p.stdout and "p99 (ms)" in p.stdout
+    assert "invoke alone, inputs set before the timer" in " ".join(p.stdout.split())  # the footnote
     page = out.read_text(encoding="utf-8")
     assert page.count("<svg") == 2 + 1  # one histogram per model, plus the median chart
     assert "http://" not in page and "https://" not in page

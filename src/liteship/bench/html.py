@@ -24,6 +24,7 @@ figure { margin: 0; } figcaption { font-size: .8rem; color: #555; }
 ROWS: list[tuple[str, str]] = [
     ("threads", "threads"),
     ("inputs", "inputs"),
+    ("timed", "timed"),
     ("init (ms)", "init_ms"),
     ("first inference (ms)", "first_inference_ms"),
     ("mean (ms)", "latency.mean_ms"),
@@ -94,7 +95,7 @@ def render_html(report: BenchReport, *, title: str = "liteship bench") -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p class="muted">{escape(machine)}<br>at least {report.runs} runs and {fmt(report.min_seconds)} s per entry
-after {report.warmup} warm-up runs; latency is one <code>Runner.infer</code> call.</p>
+after {report.warmup} warm-up runs; {escape(report.timed_note())}</p>
 <table><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>
 <h2>Median latency</h2>
 {medians}

@@ -13,6 +13,11 @@ from liteship.types import ReportMixin, to_jsonable
 
 PERCENTILES = (50, 90, 95, 99)
 
+_TIMED = {  # BenchEntry.timed -> what one measured run is, in words
+    "invoke": "the interpreter's invoke alone, inputs set before the timer (as LiteRT's benchmark tools)",
+    "infer": "one Runner.infer call (feed check, set inputs, run, get outputs)",
+}
+
 
 @dataclass(frozen=True)
 class LatencyStats(ReportMixin):
@@ -62,12 +67,17 @@ class BenchEntry(ReportMixin):
         backend: Which runtime ran it, e.g. ``"ai-edge-litert 2.3.0"``.
         threads: Thread count the runner used (``None`` when the runner does not say).
         inputs: ``"random"`` or the dataset's source.
+        timed: What each measured run timed: ``"invoke"``, the interpreter's invoke alone with the inputs
+            set before the timer (as LiteRT's benchmark tools); or ``"infer"``, one whole
+            ``Runner.infer`` call (feed check, copying inputs in and outputs out).
         init_ms: Load + verify + allocate + delegate, i.e. constructing the runner; ``None`` for a runner
             that was passed in already built.
-        first_inference_ms: The first ``infer`` after init (it also counts as the first warm-up run).
+        first_inference_ms: The first run after init, timed as ``timed`` says (it also counts as the
+            first warm-up run).
         warmup: Warm-up runs done after init, the first inference included.
         latency: Statistics over the measured runs.
-        elapsed_s: Wall-clock time of the measured phase.
+        elapsed_s: Wall-clock time of the measured phase (with a dataset and ``timed="invoke"``, setting
+            each sample's inputs between runs included).
         throughput: Measured runs per second of wall clock (one stream, one inference at a time).
         model_size_bytes: Size of the model file (or buffer).
         rss_delta_bytes: Growth of the process's resident memory from before init to after warm-up:
@@ -83,6 +93,7 @@ class BenchEntry(ReportMixin):
     backend: str
     threads: int | None
     inputs: str
+    timed: str
     init_ms: float | None
     first_inference_ms: float
     warmup: int
@@ -115,6 +126,8 @@ class BenchReport(ReportMixin):
         runs: Minimum measured runs per entry that was asked for.
         warmup: Warm-up runs asked for.
         min_seconds: Minimum measured seconds per entry asked for.
+        measure: What was asked to be timed for LiteRT runners (``"invoke"`` or ``"infer"``); each
+            entry's ``timed`` says what was timed for it.
         machine: CPU count, platform, Python version, processor.
     """
 
@@ -122,7 +135,17 @@ class BenchReport(ReportMixin):
     runs: int
     warmup: int
     min_seconds: float
+    measure: str = "invoke"
     machine: dict[str, Any] = field(default_factory=dict)
+
+    def timed_note(self) -> str:
+        """One sentence saying what a latency is, for the CLI footnote and the HTML page."""
+        kinds = {e.timed for e in self.entries}
+        if kinds == {"invoke"}:
+            return f"latency = {_TIMED['invoke']}."
+        if kinds == {"infer"}:
+            return f"latency = {_TIMED['infer']}."
+        return "latency = " + "; ".join(f"{_TIMED[k]} where timed is {k}" for k in sorted(kinds)) + "."
 
     def entry(self, model: str, threads: int | None = None) -> BenchEntry:
         """The entry for ``model`` (its label or path) and, when given, ``threads``."""
@@ -139,6 +162,7 @@ class BenchReport(ReportMixin):
             "runs": self.runs,
             "warmup": self.warmup,
             "min_seconds": self.min_seconds,
+            "measure": self.measure,
             "machine": to_jsonable(self.machine),
         }
 

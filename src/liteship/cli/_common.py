@@ -15,8 +15,11 @@ from rich.console import Console
 from liteship.errors import LiteshipError
 from liteship.types import to_jsonable
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output (CI logs, files) gets 120 columns instead of rich's default 80; a terminal uses its width
+# (COLUMNS overrides both).
+_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+console = Console(stderr=False, highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
 def quiet_tensorflow() -> None:

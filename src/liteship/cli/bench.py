@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     metavar="PATH",
     help="Inputs from an image folder, .npy or .npz instead of random data.",
 )
+@click.option(
+    "--measure",
+    type=click.Choice(["invoke", "infer"]),
+    default="invoke",
+    show_default=True,
+    help="What a run times: the interpreter's invoke alone, inputs set before the timer (as LiteRT's "
+    "benchmark tools), or one whole Runner.infer call (feed check, input and output copies).",
+)
 @json_option
 @click.option("--samples", "with_samples", is_flag=True, help="With --json: include every latency sample.")
 @click.option(
@@ -55,6 +63,7 @@ def cli(
     warmup: int,
     min_seconds: float,
     data: str | None,
+    measure: str,
     as_json: bool,
     with_samples: bool,
     html_out: str | None,
@@ -62,6 +71,8 @@ def cli(
     """Benchmark one or more .tflite models with LiteRT, side by side.
 
     Each model runs warm-up, then at least --runs runs and --min-seconds seconds, for every thread count.
+    A run times the interpreter's invoke alone, as LiteRT's benchmark tools do (--measure infer: one
+    whole Runner.infer call).
 
     \b
     Example:
@@ -81,6 +92,7 @@ def cli(
         warmup=warmup,
         min_seconds=min_seconds,
         data=data,
+        measure=measure,  # type: ignore[arg-type]
         progress=not as_json,
     )
     if html_out:
@@ -109,6 +121,7 @@ def _print_table(report: BenchReport) -> None:
     console.print(table)
     m = report.machine
     console.print(
-        f"[dim]{m.get('cpu')} ({m.get('cpu_count')} cores); latency = one Runner.infer call "
-        f"(set inputs, invoke, get outputs); init = load + allocate + delegate.[/]"
+        f"[dim]{m.get('cpu')} ({m.get('cpu_count')} cores); {report.timed_note()} "
+        "init = load + allocate + delegate.[/]",
+        highlight=False,
     )

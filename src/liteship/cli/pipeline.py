@@ -53,29 +53,19 @@ def _p(v: float | None) -> str:
 
 
 def render_summary(report) -> None:
+    """The variants table: sizes, latency (ms), accuracy, agreement and gate verdicts."""
     t = Table(
-        title=f"{report.model_id} {report.version}: variants "
-        f"(latency at {report.selection_threads} thread(s))",
+        title=f"{report.model_id} {report.version}: latency in ms at {report.selection_threads} thread(s); "
+        "accuracy drop in points",
         title_justify="left",
     )
-    for col in (
-        "variant",
-        "size KiB",
-        "×f32",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "accuracy",
-        "drop pts",
-        "agreement",
-        "gates",
-    ):
-        t.add_column(col, justify="left" if col in ("variant", "gates") else "right")
+    for col in ("variant", "KiB", "×f32", "p50", "p95", "p99", "accuracy", "drop", "agreement", "gates"):
+        t.add_column(col, justify="left" if col in ("variant", "gates") else "right", no_wrap=col != "gates")
     for v in report.variants:
-        star = " ★" if v.recipe == report.chosen else ""
-        gates = "[green]pass[/]" if v.gates_passed else "[red]fail[/]: " + "; ".join(v.failures)[:80]
+        mark = (" ★" if v.recipe == report.chosen else "") + (" †" if v.pruned else "")
+        gates = "[green]pass[/]" if v.gates_passed else "[red]fail[/] " + "; ".join(v.failures)
         t.add_row(
-            v.recipe + star,
+            v.recipe + mark,
             _f((v.size_bytes or 0) / 1024, 1) if v.size_bytes else "–",
             _f(v.ratio_to_float32, 2),
             _f(v.p50_ms),
@@ -85,9 +75,12 @@ def render_summary(report) -> None:
             _f(v.accuracy_drop, 2),
             _p(v.agreement_top1),
             gates,
-            style="bold" if star else None,
+            style="bold" if v.recipe == report.chosen else None,
         )
     console.print(t)
+    for v in report.variants:
+        if v.pruned:
+            console.print(f"† {v.recipe}: {v.pruned}")
     if report.mixed_precision and report.mixed_precision.get("recipe"):
         mp = report.mixed_precision
         console.print(

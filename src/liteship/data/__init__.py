@@ -73,6 +73,17 @@ class Dataset:
             self._load, n, source=self.source, class_names=self.class_names, has_labels=self.has_labels
         )
 
+    def materialize(self) -> Dataset:
+        """Load every sample once and keep it in memory (for a dataset read by several stages)."""
+        samples = list(self)
+        return Dataset(
+            samples.__getitem__,
+            len(samples),
+            source=self.source,
+            class_names=self.class_names,
+            has_labels=self.has_labels,
+        )
+
     def inputs(self) -> list[Any]:
         return [x for x, _ in self]
 

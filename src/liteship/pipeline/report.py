@@ -39,6 +39,8 @@ class VariantResult(ReportMixin):
     gates_passed: bool | None = None
     failures: list[str] = field(default_factory=list)
     keep_float_layers: list[str] = field(default_factory=list)
+    pruned: str | None = None  # why it got only a quick benchmark and a short validation
+    validation_samples: int | None = None
     warnings: list[str] = field(default_factory=list)
     latency_samples_ms: list[float] = field(default_factory=list, repr=False)
     confidence_histogram: dict[str, Any] | None = field(default=None, repr=False)

@@ -17,6 +17,9 @@ from liteship.pipeline.select import Candidate, select_variant
 from liteship.types import Preprocessing
 
 INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
+DOMINANCE_MARGIN = 1.10  # a variant this much slower than a passing float32 baseline cannot win on latency
+PRUNED_VALIDATION_SAMPLES = 50
+QUICK_RUNS = 5
 Log = Callable[[str], None]
 
 
@@ -72,6 +75,10 @@ class _Run:
         self.benches: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.keep_float: dict[str, list[str]] = {}
+        self.pruned: dict[str, str] = {}
+        self._val_data: Any = None
+        self._calib_data: Any = None
+        self._ref_shape: tuple[int, ...] | None = None
         self.threads = list(cfg.bench.threads)
         self.selection_threads = max(self.threads) if self.threads else None
 
@@ -83,6 +90,7 @@ class _Run:
         (self.out / "variants").mkdir(exist_ok=True)
         source = self._timed("prepare", self._prepare_source)
         reference = self._timed("reference", self._reference_runner)
+        self._ref_shape = self._input_shape(reference)
         for recipe in self.cfg.recipes:
             self._variant(recipe, source, reference)
         selection = self._select()
@@ -95,9 +103,14 @@ class _Run:
                 selection = self._select()
         chosen = selection.chosen
         chosen_model = package = metadata = None
+        ship_error: LiteshipError | None = None
         if chosen is not None:
-            chosen_model, metadata = self._timed("metadata", lambda: self._write_metadata(chosen))
-            package = self._timed("package", lambda: self._package(chosen, Path(chosen_model)))
+            try:
+                chosen_model, metadata = self._timed("metadata", lambda: self._write_metadata(chosen))
+                package = self._timed("package", lambda: self._package(chosen, Path(chosen_model)))
+            except LiteshipError as e:  # still write the reports, then fail
+                ship_error = e
+                self.warnings.append(f"shipping {chosen} failed: {e}")
         report = PipelineReport(
             model_id=self.cfg.model_id,
             version=self.cfg.version,
@@ -122,6 +135,8 @@ class _Run:
         self._write_reports(report)
         report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
         self._write_reports(report)
+        if ship_error is not None:
+            raise ship_error
         if chosen is None and raise_on_gate:
             failures = [f"{r}: {'; '.join(f)}" for r, f in selection.failures_by_recipe.items()]
             raise GateFailed(
@@ -200,19 +215,36 @@ class _Run:
         keep_float: list[str] | None = None,
         name: str | None = None,
     ) -> bool:
+        """Convert, benchmark, then validate one variant. Returns whether every step ran."""
         name = name or recipe
         path = self.out / "variants" / f"{name}.tflite"
         try:
             conv = self._timed("convert", lambda: self._convert(recipe, source, path, keep_float))
         except LiteshipError as e:
             self.errors[name] = str(e)
-            self.log(f"[red]convert {name}: failed[/] — {e}")
+            self.log(f"[red]convert  {name}: failed[/] — {e}")
             return False
         self.conversions[name] = conv
         self.keep_float[name] = list(keep_float or [])
         self.log(f"convert  {name:<16} {conv.size_bytes / 1024:8.1f} KiB  ({conv.conversion_seconds:.1f} s)")
+        dominated = self._dominated_by_baseline(name, path)
         try:
-            val = self._timed("validate", lambda: self._validate(path, reference))
+            bench = self._timed("bench", lambda: self._bench(path, quick=dominated is not None))
+        except LiteshipError as e:
+            self.errors[name] = f"benchmark failed: {e}"
+            self.log(f"[red]bench    {name}: {e}[/]")
+            return False
+        self.benches[name] = bench
+        entry = self._entry(name)
+        self.log(
+            f"bench    {name:<16} p50 {entry.latency.p50_ms:.3f} ms @ {self.selection_threads} thread(s)"
+            + (" [dim](quick: slower than float32)[/]" if dominated else "")
+        )
+        if dominated:
+            self.pruned[name] = dominated
+        try:
+            limit = PRUNED_VALIDATION_SAMPLES if dominated else None
+            val = self._timed("validate", lambda: self._validate(path, reference, limit=limit))
         except LiteshipError as e:
             self.errors[name] = f"validation failed to run: {e}"
             self.log(f"[red]validate {name}: {e}[/]")
@@ -222,21 +254,32 @@ class _Run:
         self.log(
             f"validate {name:<16} agreement {_pct(nums['agreement_top1'])}  "
             f"accuracy {_pct(nums['accuracy'])}  drop {_num(nums['accuracy_drop'])} pts"
-        )
-        try:
-            bench = self._timed("bench", lambda: self._bench(path))
-        except LiteshipError as e:
-            self.errors[name] = f"benchmark failed: {e}"
-            self.log(f"[red]bench {name}: {e}[/]")
-            return False
-        self.benches[name] = bench
-        p50 = self._entry(name)
-        self.log(
-            f"bench    {name:<16} p50 {p50.latency.p50_ms:.3f} ms @ {self.selection_threads} thread(s)"
-            if p50
-            else f"bench    {name}"
+            + (f" [dim](on {val.samples} samples)[/]" if dominated else "")
         )
         return True
+
+    def _dominated_by_baseline(self, name: str, path: Path) -> str | None:
+        """Under the latency objective, a variant slower than a float32 baseline that passes every gate
+        can never be selected: it gets a quick benchmark and a short validation instead of the full ones
+        (on MobileNetV2, int16x8's reference kernels take ~60× float32's time). Returns the reason."""
+        base = "none"
+        if self.cfg.objective != "latency" or name == base or base not in self.benches:
+            return None
+        if not select_variant([c for c in self._candidates() if c.recipe == base], **self._gates()).chosen:
+            return None
+        probe = self._bench(path, quick=True)
+        probe_entry = next((e for e in probe.entries if e.threads == self.selection_threads), None)
+        base_entry = self._entry(base)
+        if probe_entry is None or base_entry is None:
+            return None
+        if probe_entry.latency.p50_ms > base_entry.latency.p50_ms * DOMINANCE_MARGIN:
+            self.benches[name] = probe
+            return (
+                f"p50 {probe_entry.latency.p50_ms:.3f} ms > float32's {base_entry.latency.p50_ms:.3f} ms, "
+                f"so it cannot be selected under the latency objective: quick benchmark, validated on "
+                f"at most {PRUNED_VALIDATION_SAMPLES} samples"
+            )
+        return None
 
     def _convert(self, recipe: str, source: Any, path: Path, keep_float: list[str] | None) -> Any:
         from liteship.convert import convert
@@ -247,22 +290,22 @@ class _Run:
             path,
             quantize=recipe,
             io_type=self.cfg.io_type if integer else None,
-            calibration=self.cfg.path(self.cfg.calibration.data),
+            calibration=self._calibration_data() if recipe in INTEGER_RECIPES else None,
             calibration_samples=self.cfg.calibration.samples or 200,
             preprocessing=self.pre,
             keep_float_layers=tuple(keep_float or ()),
             progress=self.progress,
         )
 
-    def _validate(self, path: Path, reference: Any, layerwise: bool = False) -> Any:
+    def _validate(self, path: Path, reference: Any, layerwise: bool = False, limit: int | None = None) -> Any:
         from liteship.validate import validate
 
         g = self.cfg.gates
         return validate(
             path,
             reference,
-            self.cfg.path(self.cfg.validation.data),
-            limit=self.cfg.validation.samples,
+            self._validation_data(reference),
+            limit=limit,
             preprocessing=self.pre,
             min_agreement=None,
             max_accuracy_drop=None,
@@ -272,18 +315,48 @@ class _Run:
             **({"layerwise_source": self.source} if layerwise else {}),
         )
 
-    def _bench(self, path: Path) -> Any:
+    def _bench(self, path: Path, quick: bool = False) -> Any:
         from liteship.bench import benchmark
 
         b = self.cfg.bench
         return benchmark(
             [path],
             threads=tuple(self.threads) or (None,),
-            runs=b.runs,
-            warmup=b.warmup,
-            min_seconds=b.min_seconds,
+            runs=QUICK_RUNS if quick else b.runs,
+            warmup=1 if quick else b.warmup,
+            min_seconds=0.0 if quick else b.min_seconds,
             progress=False,
         )
+
+    def _input_shape(self, reference: Any) -> tuple[int, ...] | None:
+        specs = reference.input_specs
+        return tuple(specs[0].shape) if specs else None
+
+    def _validation_data(self, reference: Any) -> Any:
+        """The validation set, read and preprocessed once for every variant (kept in memory)."""
+        if self._val_data is None:
+            from liteship.data import load_dataset
+
+            self._val_data = load_dataset(
+                self.cfg.path(self.cfg.validation.data),
+                preprocessing=self.pre,
+                input_shape=self._input_shape(reference),
+                limit=self.cfg.validation.samples,
+            ).materialize()
+        return self._val_data
+
+    def _calibration_data(self) -> Any:
+        """The calibration set, read and preprocessed once for every integer recipe."""
+        if self._calib_data is None:
+            from liteship.data import load_dataset
+
+            self._calib_data = load_dataset(
+                self.cfg.path(self.cfg.calibration.data),
+                preprocessing=self.pre,
+                input_shape=self._ref_shape,
+                limit=self.cfg.calibration.samples or 200,
+            ).materialize()
+        return self._calib_data
 
     def _entry(self, name: str, threads: int | None = None) -> Any:
         bench = self.benches.get(name)
@@ -375,6 +448,7 @@ class _Run:
                     "passed": passed,
                     "accuracy_drop": nums.get("accuracy_drop"),
                     "agreement": nums.get("agreement_top1"),
+                    "sqnr_db": nums.get("sqnr_db"),
                 }
             )
             self.log(
@@ -440,8 +514,12 @@ class _Run:
             self.log("[yellow]package[/] skipped: package.key is not set")
             return None
         val = self.validations[chosen]
+        conv = self.conversions[chosen]
         ds = load_dataset(
-            self.cfg.path(self.cfg.validation.data), preprocessing=self.pre, limit=pk.golden_samples
+            self.cfg.path(self.cfg.validation.data),
+            preprocessing=self.pre,
+            input_shape=conv.inputs[0].shape if conv.inputs else None,
+            limit=pk.golden_samples,
         )
         import numpy as np
 
@@ -529,6 +607,8 @@ class _Run:
             gates_passed=verdict.passed if verdict else None,
             failures=verdict.failures if verdict else [],
             keep_float_layers=self.keep_float.get(name, []),
+            pruned=self.pruned.get(name),
+            validation_samples=self.validations[name].samples if name in self.validations else None,
             warnings=list(conv.warnings),
             latency_samples_ms=list(e.samples_ms) if e else [],
             confidence_histogram=nums.get("confidence_histogram"),

@@ -70,6 +70,10 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
     return "".join(parts) + "</svg>"
 
 
+def dagger(v: Any) -> str:
+    return f' <span title="{escape(v.pruned)}">†</span>' if v.pruned else ""
+
+
 def render_pipeline_html(report: Any) -> str:
     """The whole page for a :class:`~liteship.pipeline.report.PipelineReport`."""
     r = report
@@ -82,7 +86,7 @@ def render_pipeline_html(report: Any) -> str:
             else f'<span class="fail" title="{escape("; ".join(v.failures))}">fail</span>'
         )
         rows.append(
-            f"<tr{cls}><td>{escape(v.recipe)}{' ★' if v.recipe == r.chosen else ''}</td>"
+            f"<tr{cls}><td>{escape(v.recipe)}{' ★' if v.recipe == r.chosen else ''}{dagger(v)}</td>"
             f"<td>{_n((v.size_bytes or 0) / 1024, 1) if v.size_bytes else '–'}</td>"
             f"<td>{_n(v.ratio_to_float32, 2)}</td><td>{_n(v.p50_ms)}</td><td>{_n(v.p95_ms)}</td>"
             f"<td>{_n(v.p99_ms)}</td><td>{_pct(v.accuracy)}</td><td>{_n(v.accuracy_drop, 2)}</td>"
@@ -93,6 +97,10 @@ def render_pipeline_html(report: Any) -> str:
         for v in r.variants
         if v.failures
     )
+    pruned = "".join(
+        f"<li><b>{escape(v.recipe)}</b> †: {escape(v.pruned)}</li>" for v in r.variants if v.pruned
+    )
+    pruned = f"<h3>Not fully measured</h3><ul>{pruned}</ul>" if pruned else ""
     lat_charts = "".join(
         f'<div class="card">{histogram(v.latency_samples_ms, bins=30, title=f"{v.recipe} latency", x_label="ms", markers=[("p50", v.p50_ms), ("p99", v.p99_ms)] if v.p50_ms is not None and v.p99_ms is not None else [])}</div>'
         for v in r.variants
@@ -159,6 +167,7 @@ def render_pipeline_html(report: Any) -> str:
 <th>p99 ms</th><th>accuracy</th><th>drop (pts)</th><th>agreement</th><th>SQNR dB</th><th>gates</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {f"<h3>Gate failures</h3><ul>{failures}</ul>" if failures else ""}
+{pruned}
 <h2>Trade-off</h2><div class="charts"><div class="card">{tradeoff_chart(r.variants, r.chosen)}</div>
 <div class="card">{size_chart}</div></div>
 {mixed}{layer_chart}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ import numpy as np
 from liteship._quiet import native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import load_model
-from liteship.runtime.base import Runner
+from liteship.runtime.base import Feed, Runner
 from liteship.runtime.delegates import (
     DelegateSpec,
     DelegateUsage,
@@ -303,6 +304,8 @@ class LiteRTRunner(Runner):
         self._out = [self._plan(key, d) for key, d in outs]
         self._input_specs = [p.spec for p in self._in]
         self._output_specs = [p.spec for p in self._out]
+        self._subgraph = self._sig._subgraph_index if self._sig is not None else 0
+        self._invoke_fn: Any = None  # set by set_inputs()
 
     def _plan(self, key: str, detail: dict[str, Any]) -> _Plan:
         spec = _spec(detail, key if self._sig is not None else None)
@@ -348,6 +351,84 @@ class LiteRTRunner(Runner):
             interp.set_tensor(p.index, p.to_model(feed[p.spec.name]))
         interp.invoke()
         return {p.spec.name: p.from_model(interp.get_tensor(p.index)) for p in self._out}
+
+    # -- split inference: set the inputs once, then invoke alone (how LiteRT's benchmark tools time) -------
+    def set_inputs(self, feed: Feed) -> None:
+        """Check and convert ``feed`` (as :meth:`infer` does) and copy it into the model's input tensors.
+
+        Then :meth:`invoke` runs the model on it as often as wanted, and :meth:`get_outputs` reads the
+        result. A call to :meth:`infer` in between replaces the inputs: call ``set_inputs`` again.
+
+        Args:
+            feed: ``{input_name: array}``, one array, or a list of arrays in input order.
+
+        Raises:
+            InferenceError: The feed does not match the model's inputs, or its batch size needs a resize
+                the model does not allow (:meth:`infer` runs such a batch one sample at a time).
+
+        Example:
+            >>> r.set_inputs(x); r.invoke(); probs = r.get_outputs()["probs"]     # doctest: +SKIP
+        """
+        checked = self.check_feed(feed)
+        if self._interp is None:
+            raise InferenceError(f"the runner for {self.name} is closed.", hint="Create a new LiteRTRunner.")
+        self._invoke_fn = None  # until these inputs are in
+        arrays = [p.to_model(checked[p.spec.name]) for p in self._in]
+        try:
+            if self._sig is None:
+                if any(a.shape != p.current for p, a in zip(self._in, arrays, strict=True)):
+                    self._resize({p.spec.name: a.shape for p, a in zip(self._in, arrays, strict=True)})
+                for p, a in zip(self._in, arrays, strict=True):
+                    self._interp.set_tensor(p.index, a)
+                self._invoke_fn = self._interp.invoke
+            else:  # what SignatureRunner.__call__ does before its Invoke, on the signature's subgraph
+                wrapper = self._interp._interpreter
+                for p, a in zip(self._in, arrays, strict=True):
+                    wrapper.ResizeInputTensor(p.index, np.array(a.shape, np.int32), False, self._subgraph)
+                    p.current = a.shape
+                wrapper.AllocateTensors(self._subgraph)
+                for p, a in zip(self._in, arrays, strict=True):
+                    wrapper.SetTensor(p.index, a, self._subgraph)
+                self._invoke_fn = functools.partial(wrapper.Invoke, self._subgraph)
+        except _FAILURES as e:
+            self._restore()
+            shapes = {p.spec.name: list(a.shape) for p, a in zip(self._in, arrays, strict=True)}
+            raise InferenceError(
+                f"{self.name} does not accept inputs of shapes {shapes}: {_first_line(e)}",
+                hint=f"Expected inputs: {self._expected()}. infer() runs a batch one sample at a time.",
+            ) from e
+
+    def invoke(self) -> None:
+        """Run the model once on the inputs of the last :meth:`set_inputs`; nothing is copied.
+
+        Raises:
+            InferenceError: No inputs were set since the runner was built (or rebuilt), it is closed, or
+                LiteRT failed.
+        """
+        run = self._invoke_fn
+        if run is None:
+            raise InferenceError(
+                f"no inputs are set on the runner for {self.name} (or it is closed).",
+                hint="Call set_inputs(feed) before invoke(), on an open runner.",
+            )
+        try:
+            run()
+        except _FAILURES as e:
+            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
+
+    def get_outputs(self) -> dict[str, np.ndarray]:
+        """Copies of the outputs of the last :meth:`invoke`, dequantized unless ``raw``.
+
+        Raises:
+            InferenceError: No inputs were set, or the runner is closed.
+        """
+        if self._invoke_fn is None:
+            raise InferenceError(
+                f"no inputs are set on the runner for {self.name} (or it is closed).",
+                hint="Call set_inputs(feed) and invoke() before get_outputs().",
+            )
+        get, sub = self._interp.get_tensor, self._subgraph
+        return {p.spec.name: p.from_model(get(p.index, sub)) for p in self._out}
 
     # -- other shapes: resize, or one sample at a time ----------------------------------------------------
     def _infer_reshaped(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -414,6 +495,7 @@ class LiteRTRunner(Runner):
     def close(self) -> None:
         self._sig = None
         self._interp = None
+        self._invoke_fn = None
 
 
 def _num_nodes(interp: Any) -> int | None:

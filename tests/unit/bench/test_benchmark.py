@@ -1,13 +1,16 @@
 """benchmark(): structure and sanity of the report on real tiny models (not timings)."""
 
 import os
+import time
+from collections import Counter
 
 import numpy as np
 import pytest
 
 from liteship.bench import benchmark
 from liteship.errors import ModelError, UsageError
-from liteship.runtime import LiteRTRunner
+from liteship.runtime import LiteRTRunner, Runner
+from liteship.types import TensorSpec
 
 FAST = {"runs": 5, "warmup": 2, "min_seconds": 0.05, "progress": False}
 
@@ -38,7 +41,8 @@ def test_one_entry_per_model_and_thread_count_in_order(tflite_float, tflite_int8
         assert e.init_ms is not None and e.init_ms > 0
         assert e.model_size_bytes == os.path.getsize(e.path)
         assert e.inputs == "random" and e.warmup == 2 and "litert" in e.backend.lower()
-    assert (report.runs, report.warmup, report.min_seconds) == (5, 2, 0.05)
+        assert e.timed == "invoke"
+    assert (report.runs, report.warmup, report.min_seconds, report.measure) == (5, 2, 0.05, "invoke")
     assert report.machine["cpu_count"] >= 1
 
 
@@ -86,6 +90,7 @@ def test_a_corrupt_model_raises_model_error(tmp_path, tflite_float):
         ({"threads": (0,)}, "threads must be positive"),
         ({"warmup": -1}, "warmup"),
         ({"min_seconds": -1.0}, "min_seconds"),
+        ({"measure": "run"}, "measure must be one of invoke, infer, got 'run'"),
     ],
 )
 def test_bad_parameters_are_usage_errors(tflite_float, kwargs, match):
@@ -115,3 +120,88 @@ def test_benchmark_and_html_run_without_tensorflow(no_tf_python, tflite_int8, tm
     """)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.split()[-1]) >= 3 and out.exists()
+
+
+# -- what one measured run times ----------------------------------------------------------------------
+class CountingRunner(LiteRTRunner):
+    """Counts the calls the benchmark makes; ``set_inputs`` and ``invoke`` can be made to sleep."""
+
+    def __init__(self, *args, set_sleep: float = 0.0, invoke_sleep: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: Counter[str] = Counter()
+        self.set_sleep, self.invoke_sleep = set_sleep, invoke_sleep
+
+    def set_inputs(self, feed):
+        self.calls["set_inputs"] += 1
+        time.sleep(self.set_sleep)
+        super().set_inputs(feed)
+
+    def invoke(self):
+        self.calls["invoke"] += 1
+        time.sleep(self.invoke_sleep)
+        super().invoke()
+
+    def infer(self, feed):
+        self.calls["infer"] += 1
+        return super().infer(feed)
+
+
+def test_invoke_mode_sets_random_inputs_once_and_times_invoke_only(tflite_float):
+    with CountingRunner(tflite_float, num_threads=1, raw=True) as r:
+        (e,) = benchmark(r, runs=5, warmup=3, min_seconds=0, progress=False).entries
+    assert e.timed == "invoke" and e.runs == 5
+    assert r.calls == {"set_inputs": 1, "invoke": 3 + 5}  # first inference + 2 warm-up + 5 measured
+
+
+def test_invoke_mode_sets_each_dataset_sample_outside_the_timer(tflite_float, val_npz):
+    sleep = 0.03
+    with CountingRunner(tflite_float, num_threads=1, raw=True, set_sleep=sleep) as r:
+        (e,) = benchmark(r, runs=5, warmup=2, min_seconds=0, data=val_npz, progress=False).entries
+    assert e.timed == "invoke" and e.inputs == str(val_npz)
+    assert r.calls == {"set_inputs": 2 + 5, "invoke": 2 + 5}  # the next sample before every run
+    # the sleeps happened inside the measured phase, but no run's latency holds one
+    assert e.elapsed_s >= 5 * sleep
+    assert e.latency.p50_ms < sleep * 1e3 and e.first_inference_ms < sleep * 1e3
+    # the control: what invoke does is inside the timer
+    with CountingRunner(tflite_float, num_threads=1, raw=True, invoke_sleep=sleep) as r:
+        (slow,) = benchmark(r, runs=3, warmup=1, min_seconds=0, progress=False).entries
+    assert slow.latency.min_ms >= sleep * 1e3
+
+
+def test_infer_mode_times_whole_infer_calls(tflite_float, val_npz):
+    with CountingRunner(tflite_float, num_threads=1, raw=True) as r:
+        report = benchmark(r, runs=5, warmup=2, min_seconds=0, data=val_npz, measure="infer", progress=False)
+    (e,) = report.entries
+    assert e.timed == "infer" and report.measure == "infer"
+    assert r.calls == {"infer": 2 + 5}
+    _check_sane(e, runs=5, min_seconds=0)
+
+
+class DoublingRunner(Runner):
+    """Not a LiteRT runner (like the Keras and SavedModel reference runners): timed by infer."""
+
+    backend, name = "numpy", "double"
+    calls = 0
+
+    @property
+    def input_specs(self):
+        return [TensorSpec("x", (1, 4), "float32")]
+
+    @property
+    def output_specs(self):
+        return [TensorSpec("y", (1, 4), "float32")]
+
+    def _infer(self, feed):
+        self.calls += 1
+        return {"y": feed["x"] * 2}
+
+
+def test_other_runners_are_timed_by_infer(tflite_float):
+    other = DoublingRunner()
+    report = benchmark([tflite_float, other], threads=(1,), runs=4, warmup=1, min_seconds=0, progress=False)
+    assert [(e.model, e.timed) for e in report.entries] == [
+        (str(tflite_float), "invoke"),
+        ("double", "infer"),
+    ]
+    assert other.calls == 1 + 4 and report.measure == "invoke"
+    assert "one Runner.infer call" in report.timed_note() and "invoke alone" in report.timed_note()

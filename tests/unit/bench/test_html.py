@@ -11,8 +11,9 @@ from liteship.report import charts
 
 def _entry(model: str, threads: int, samples: tuple[float, ...]) -> BenchEntry:
     return BenchEntry(
-        model=model, path=model, backend="ai-edge-litert", threads=threads, inputs="random", init_ms=3.0,
-        first_inference_ms=2.0, warmup=5, latency=LatencyStats.from_samples(samples), elapsed_s=1.0,
+        model=model, path=model, backend="ai-edge-litert", threads=threads, inputs="random", timed="invoke",
+        init_ms=3.0, first_inference_ms=2.0, warmup=5, latency=LatencyStats.from_samples(samples),
+        elapsed_s=1.0,
         throughput=len(samples) / 1.0, model_size_bytes=2**20, rss_delta_bytes=None, peak_rss_bytes=2**21,
         samples_ms=samples,
     )  # fmt: skip
@@ -42,6 +43,8 @@ def test_page_is_self_contained_with_one_histogram_per_entry(report, tmp_path):
     assert "Test CPU &amp; co" in page
     assert "–" in page  # a missing figure (rss delta) shows as a dash, not "None"
     assert "None" not in page
+    assert "<th>timed</th><td>invoke</td><td>invoke</td>" in page  # what a run timed, per entry
+    assert "the interpreter&#x27;s invoke alone, inputs set before the timer" in page
 
 
 def test_short_names_use_file_names_only_when_unique():

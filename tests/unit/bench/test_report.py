@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -27,8 +28,9 @@ def test_latency_stats_of_one_and_of_no_samples():
 
 def _entry(model: str, threads: int, samples: tuple[float, ...]) -> BenchEntry:
     return BenchEntry(
-        model=model, path=model, backend="x", threads=threads, inputs="random", init_ms=1.0,
-        first_inference_ms=2.0, warmup=5, latency=LatencyStats.from_samples(samples), elapsed_s=0.1,
+        model=model, path=model, backend="x", threads=threads, inputs="random", timed="invoke",
+        init_ms=1.0, first_inference_ms=2.0, warmup=5, latency=LatencyStats.from_samples(samples),
+        elapsed_s=0.1,
         throughput=30.0, model_size_bytes=10, rss_delta_bytes=0, peak_rss_bytes=100, samples_ms=samples,
     )  # fmt: skip
 
@@ -71,3 +73,16 @@ def test_dataset_samples_for_a_quantized_input_are_quantized_before_timing():
     q = to_model_dtype(np.array([1.0, -1.25], np.float32), spec)
     assert q.dtype == np.int8 and q.shape == (1, 2)
     assert q.tolist() == [[3, -2]]  # round half away from zero: -2.5 → -3, + zp 1
+
+
+def test_entries_say_what_was_timed_and_the_note_says_it_in_words():
+    invoke = BenchReport(entries=(_entry("a.tflite", 1, (1.0,)),), runs=1, warmup=1, min_seconds=0)
+    d = invoke.to_dict()
+    assert d["measure"] == "invoke" and d["entries"][0]["timed"] == "invoke"
+    assert invoke.timed_note().startswith("latency = the interpreter's invoke alone, inputs set before")
+    ref = dataclasses.replace(_entry("keras", 1, (2.0,)), timed="infer")
+    assert BenchReport(entries=(ref,), runs=1, warmup=1, min_seconds=0).timed_note() == (
+        "latency = one Runner.infer call (feed check, set inputs, run, get outputs)."
+    )
+    both = BenchReport(entries=(invoke.entries[0], ref), runs=1, warmup=1, min_seconds=0).timed_note()
+    assert "invoke alone" in both and "where timed is invoke" in both and "where timed is infer" in both

@@ -162,6 +162,63 @@ def test_closed_runner_says_so(tflite_float):
         r.infer(np.zeros((1, 8, 8, 1), np.float32))
 
 
+def test_set_inputs_invoke_get_outputs_equal_infer(tflite_float, tflite_int8, digits):
+    x = digits[2][:4]
+    for path in (tflite_float, tflite_int8):  # the int8 model quantizes the float feed, as infer does
+        with LiteRTRunner(path, num_threads=1) as r:
+            want = r.infer(x[:1])
+            r.set_inputs(x[0])  # one rank short gets a batch of 1, as in infer
+            r.invoke()
+            got = r.get_outputs()
+            assert list(got) == list(want)
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
+            r.invoke()  # again on the same inputs, nothing set in between
+            np.testing.assert_array_equal(r.get_outputs()[name], want[name])
+            r.set_inputs(x)  # another batch size: resized
+            r.invoke()
+            np.testing.assert_array_equal(r.get_outputs()[name], r.infer(x)[name])
+
+
+def test_split_inference_on_a_signature(two_signature_model):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with LiteRTRunner(two_signature_model, signature="add") as r:
+        r.set_inputs({"x": x, "y": 3 * x})
+        r.invoke()
+        assert r.get_outputs()["sum"].tolist() == (4 * x).tolist()
+        r.set_inputs({"x": x[:1], "y": x[:1]})
+        r.invoke()
+        assert r.get_outputs()["sum"].tolist() == (2 * x[:1]).tolist()
+        assert r.infer({"x": x, "y": x})["sum"].tolist() == (2 * x).tolist()  # infer still works
+
+
+def test_split_inference_errors(tflite_int8, third_party_models):
+    with LiteRTRunner(tflite_int8, raw=True) as r:
+        with pytest.raises(InferenceError, match="no inputs are set"):
+            r.invoke()
+        with pytest.raises(InferenceError, match="no inputs are set"):
+            r.get_outputs()
+        with pytest.raises(InferenceError, match="dtype float32; expected int8"):
+            r.set_inputs(np.zeros((1, 8, 8, 1), np.float32))
+        r.set_inputs(np.zeros((1, 8, 8, 1), np.int8))
+        r.invoke()
+    with pytest.raises(InferenceError, match="closed"):
+        r.invoke()
+    with pytest.raises(InferenceError, match="closed"):
+        r.set_inputs(np.zeros((1, 8, 8, 1), np.int8))
+    # a batch the model cannot be resized to: an error (infer would loop), and the runner still works
+    x = np.zeros((3, 224, 224, 3), np.uint8)
+    with LiteRTRunner(third_party_models / MOBILENET_QUANT, num_threads=1, raw=True) as r:
+        with pytest.raises(InferenceError, match=r"does not accept inputs of shapes .*\[3, 224, 224, 3\]"):
+            r.set_inputs(x)
+        with pytest.raises(InferenceError, match="no inputs are set"):
+            r.invoke()
+        r.set_inputs(x[:1])
+        r.invoke()
+        (y,) = r.get_outputs().values()
+        assert y.shape == (1, 1001)
+
+
 def test_runtime_runs_without_tensorflow(no_tf_python, tflite_int8):
     res = no_tf_python(f"""
         import numpy as np
