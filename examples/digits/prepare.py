@@ -5,7 +5,7 @@ calibration), ``val.npz`` (held-out raw images ``x`` with labels ``y``) and ``la
 The images stay raw (pixel values 0..16); ``liteship.yaml`` declares the normalization once
 (``mean 0, std 16``) and every stage — calibration, validation, metadata, the device — reuses it.
 
-    python examples/digits/prepare.py
+    python examples/digits/prepare.py [WORKDIR]     # default: examples/digits/work
 """
 
 from __future__ import annotations
@@ -70,4 +70,4 @@ def prepare(work: Path = HERE / "work", epochs: int = 20, seed: int = 0) -> Path
 
 
 if __name__ == "__main__":
-    prepare(epochs=int(sys.argv[1]) if len(sys.argv) > 1 else 20)
+    prepare(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "work")
