@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from liteship.errors import GateFailed, UsageError
+from liteship.errors import GateFailed, PipelineError, UsageError
 from liteship.model.inspect import inspect_model
 from liteship.model.metadata import labels_from_metadata, read_metadata
 from liteship.package import generate_keypair, open_package, verify_package
@@ -161,12 +161,19 @@ def test_mixed_precision_keeps_the_worst_layers_in_float(tmp_path, keras_path, c
     assert kinds in ("mixed", "full-int8", "dynamic-range")
 
 
-def test_config_errors_are_usage_errors(tmp_path):
-    (tmp_path / "liteship.yaml").write_text(
-        "source: nope.keras\nmodel_id: x\ncalibration: {data: c.npy}\nvalidation: {data: v.npz}\n"
+def test_config_errors(tmp_path):
+    cfg = tmp_path / "liteship.yaml"
+    cfg.write_text("source: nope.keras\nmodel_id: x\ncalibration: {data: c.npy}\nvalidation: {data: v.npz}\n")
+    with pytest.raises(PipelineError, match="do not exist") as e:  # a missing input file: exit 1
+        run_pipeline(cfg, log=lambda _: None)
+    assert e.value.exit_code == 1
+    cfg.write_text(
+        "source: m.keras\nmodel_id: x\nversion: one\nrecipies: [int8]\ncalibration: {data: c.npy}\n"
     )
-    with pytest.raises(UsageError, match="do not exist"):
-        run_pipeline(tmp_path / "liteship.yaml", log=lambda _: None)
+    with pytest.raises(UsageError) as e:  # an invalid config: exit 2, every problem listed
+        run_pipeline(cfg, log=lambda _: None)
+    msg = str(e.value)
+    assert "did you mean 'recipes'" in msg and "semantic version" in msg and "validation: missing" in msg
 
 
 def test_cli_pipeline_run_exit_codes(tmp_path, keras_path, calib_npy, val_npz, keys, cli):

@@ -32,20 +32,31 @@ def quiet_tensorflow() -> None:
 
 
 def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
-    """Invoke ``cli``; turn LiteshipError into ``error: …`` on stderr and its exit code."""
+    """Invoke ``cli``; turn errors into one ``error: …`` line on stderr and an exit code.
+
+    LiteshipError → its exit code (1, usage 2, failed gate 3); an OSError (a path that cannot be read or
+    written) → 1 with the path and the reason; anything else is a bug in liteship → 1 with a request to
+    rerun with ``-v`` (which shows the traceback) and report it. Never a bare traceback.
+    """
+    from rich.markup import escape
+
     args = sys.argv[1:] if argv is None else argv
-    verbose = "--verbose" in args or "-v" in args
+    verbose = "--verbose" in args or "-v" in args or bool(os.environ.get("LITESHIP_VERBOSE"))
     if not verbose:
         quiet_tensorflow()
-    try:
-        cli.main(args=args, prog_name="liteship", standalone_mode=False)
-    except LiteshipError as e:
+
+    def fail(message: str, code: int) -> None:
         if verbose:
             import traceback
 
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
+        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(code)
+
+    try:
+        cli.main(args=args, prog_name="liteship", standalone_mode=False)
+    except LiteshipError as e:
+        fail(str(e), e.exit_code)
     except click.exceptions.Abort:
         err_console.print("aborted.")
         sys.exit(130)
@@ -57,6 +68,15 @@ def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted.")
         sys.exit(130)
+    except OSError as e:
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        fail(f"cannot use{where}: {e.strerror or e}. Check the path and its permissions.", 1)
+    except Exception as e:  # a bug: say so plainly instead of dumping a traceback on the user
+        fail(
+            f"internal error ({type(e).__name__}: {e}). This is a bug in liteship; rerun with -v to see "
+            "the traceback and please report it.",
+            1,
+        )
     sys.exit(0)
 
 

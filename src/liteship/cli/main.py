@@ -72,6 +72,16 @@ class LazyGroup(click.Group):
         cmd = getattr(module, name.replace("-", "_") + "_cmd", None) or module.cli
         return cmd
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple:
+        name = click.utils.make_str(args[0]) if args else ""
+        if name and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=2)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise click.UsageError(f"no such command {name!r}.{hint} See `liteship --help`.", ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(n, h) for n, (_, h) in COMMANDS.items()])

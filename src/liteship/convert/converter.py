@@ -96,6 +96,11 @@ def convert(
     model, method, notes = _run_attempts(
         src, recipe, io, calib, keep, progress, allow_select_tf_ops, allow_custom_ops
     )
+    if calibration is not None and not recipe.needs_calibration:
+        notes.append(
+            f"`calibration` was given but recipe {recipe.name!r} does not calibrate; it was not used "
+            "(the calibrated recipes are int8, int8-fallback and int16x8)."
+        )
     seconds = time.perf_counter() - started
     return _finish(model, src, method, notes, recipe, io, calib, pre, keep, output, seconds)
 
@@ -157,7 +162,7 @@ def _run_attempts(
             if last:
                 raise ConversionError(
                     f"the TFLite converter failed on {src.label!r} ({method}): {first_line(e)}",
-                    hint="Run with --verbose / LITESHIP_VERBOSE=1 for TensorFlow's full message.",
+                    hint="Set LITESHIP_VERBOSE=1 (the CLI's -v) to see TensorFlow's full message.",
                 ) from e
             notes.append(
                 f"{method} failed ({first_line(e)}); converted through model.export() → from_saved_model "

@@ -171,7 +171,7 @@ def metadata_entries(model: Any, data: bytes | None = None) -> dict[str, bytes]:
     """``{name: bytes}`` for every entry of ``Model.metadata`` (e.g. ``min_runtime_version``)."""
     out: dict[str, bytes] = {}
     for m in model.metadata or []:
-        name = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+        name = m.name.decode("utf-8", "replace") if isinstance(m.name, bytes) else str(m.name)
         out[name] = buffer_bytes(model, m.buffer, data)
     return out
 
@@ -187,7 +187,7 @@ def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
 
     payload = np.frombuffer(value, dtype=np.uint8).copy()
     for m in model.metadata or []:
-        mname = m.name.decode() if isinstance(m.name, bytes) else str(m.name)
+        mname = m.name.decode("utf-8", "replace") if isinstance(m.name, bytes) else str(m.name)
         if mname == name:
             model.buffers[m.buffer].data = payload
             break

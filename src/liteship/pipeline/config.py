@@ -88,6 +88,17 @@ class PipelineConfig(_Strict):
     package: PackageConfig = Field(default_factory=PackageConfig)
     base_dir: str = "."
 
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        from liteship.package import parse_semver
+
+        try:
+            parse_semver(v)
+        except Exception as e:  # PackageError: not MAJOR.MINOR.PATCH
+            raise ValueError(f"{v!r} is not a semantic version like 1.2.0") from e
+        return v
+
     @field_validator("recipes")
     @classmethod
     def _known_recipes(cls, v: list[str]) -> list[str]:
@@ -125,9 +136,18 @@ def load_config(source: str | Path | dict[str, Any]) -> PipelineConfig:
                 hint="Create one from examples/digits/liteship.yaml.",
             )
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{str(path)!r} is not a text file; expected a liteship.yaml.",
+                hint="Pass the YAML config, not the model (the model goes in its `source` key).",
+            ) from None
         except yaml.YAMLError as e:
-            raise UsageError(f"{str(path)!r} is not valid YAML: {e}") from e
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise UsageError(
+                f"{str(path)!r} is not valid YAML{where}: {getattr(e, 'problem', None) or e}."
+            ) from None
         if not isinstance(raw, dict):
             raise UsageError(f"{str(path)!r} must hold a mapping of keys (source, model_id, ...).")
         base = path.resolve().parent
@@ -135,10 +155,40 @@ def load_config(source: str | Path | dict[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         raise UsageError(
-            f"invalid pipeline config: {problems}.", hint="See docs/pipeline.md for the keys and their types."
-        ) from e
+            f"invalid pipeline config: {'; '.join(_problems(e))}.",
+            hint="See docs/pipeline.md for the keys and their types.",
+        ) from None
+
+
+def _problems(e: ValidationError) -> list[str]:
+    """One readable line per key: unknown keys get a did-you-mean; union alternatives are merged."""
+    import difflib
+
+    seen: dict[str, str] = {}
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"]]
+        # pydantic adds the union member tried ("list", "float") to the location: drop it
+        while len(loc) > 1 and loc[-1] in ("list[float]", "float", "list", "int", "str", "tuple[int, int]"):
+            loc.pop()
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            model: Any = PipelineConfig
+            for part in loc[:-1]:
+                field = model.model_fields.get(part)
+                model = getattr(field, "annotation", None) if field else None
+                if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                    model = None
+                    break
+            known = list(model.model_fields) if model else []
+            close = difflib.get_close_matches(loc[-1], known, n=1)
+            msg = f"unknown key{f'; did you mean {close[0]!r}?' if close else ''}"
+        elif err["type"] == "missing":
+            msg = "missing (required)"
+        else:
+            msg = err["msg"].replace("Value error, ", "")
+        seen.setdefault(key, f"{key}: {msg}")
+    return list(seen.values())
 
 
 __all__ = ["PipelineConfig", "load_config", "ALL_RECIPES"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from liteship.errors import GateFailed, LiteshipError, UsageError
+from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
 from liteship.pipeline.config import PipelineConfig, load_config
 from liteship.pipeline.report import PipelineReport, VariantResult
 from liteship.pipeline.select import Candidate, select_variant
@@ -132,7 +132,7 @@ class _Run:
             report_html=str(self.out / "report.html"),
             warnings=self.warnings,
         )
-        self._write_reports(report)
+        self._cleanup()
         report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
         self._write_reports(report)
         if ship_error is not None:
@@ -145,6 +145,10 @@ class _Run:
                 report=report,
             )
         return report
+
+    def _cleanup(self) -> None:
+        """Remove the scratch SavedModel export (the variants and reports stay)."""
+        shutil.rmtree(self.out / "work", ignore_errors=True)
 
     def _timed(self, stage: str, fn: Callable[[], Any]) -> Any:
         t = time.perf_counter()
@@ -167,7 +171,7 @@ class _Run:
                 f"package.key ({self.cfg.path(self.cfg.package.key)}); create it with `liteship keygen`"
             )
         if missing:
-            raise UsageError(
+            raise PipelineError(
                 f"the pipeline config names files that do not exist: {', '.join(missing)}.",
                 hint="Paths are relative to the config file's folder.",
             )
@@ -610,7 +614,7 @@ class _Run:
             pruned=self.pruned.get(name),
             validation_samples=self.validations[name].samples if name in self.validations else None,
             warnings=list(conv.warnings),
-            latency_samples_ms=list(e.samples_ms) if e else [],
+            latency_samples_ms=_thin(list(e.samples_ms)) if e else [],
             confidence_histogram=nums.get("confidence_histogram"),
         )
 
@@ -662,6 +666,14 @@ def layerwise_rows(vr: Any) -> list[dict[str, Any]]:
         }
         for row in vr.layerwise
     ]
+
+
+def _thin(samples: list[float], keep: int = 2000) -> list[float]:
+    """At most ``keep`` latency samples, evenly spaced (enough for a histogram; keeps report.json small)."""
+    if len(samples) <= keep:
+        return samples
+    step = len(samples) / keep
+    return [samples[int(i * step)] for i in range(keep)]
 
 
 def _tuple(v: Any) -> tuple[float, ...]:

@@ -107,6 +107,37 @@ def validate(
         _close_if_owned(ref_runner, reference)
 
 
+def _range_notes(cand: Runner, dataset: Any) -> list[str]:
+    """Warn when the validation inputs lie far outside the range the candidate was calibrated on:
+    usually a preprocessing mismatch, under which both models can agree while both are wrong."""
+    from liteship.model.flatbuffer import read_liteship_info
+
+    data = getattr(cand, "model_bytes", None)
+    if data is None:
+        return []
+    try:
+        ranges = read_liteship_info(data).get("calibration", {}).get("range") or {}
+    except Exception:  # an unreadable record is reported elsewhere; this is only a hint
+        return []
+    if not ranges:
+        return []
+    lo = min(r["min"] for r in ranges.values())
+    hi = max(r["max"] for r in ranges.values())
+    span = (hi - lo) or 1.0
+    outside = 0
+    for x, _ in dataset:
+        values = np.concatenate([np.ravel(v) for v in x.values()]) if isinstance(x, dict) else np.ravel(x)
+        if values.min() < lo - 0.1 * span or values.max() > hi + 0.1 * span:
+            outside += 1
+    if not outside:
+        return []
+    return [
+        f"{outside} of {len(dataset)} validation samples lie outside the calibration range "
+        f"[{lo:.4g}, {hi:.4g}] by more than 10 %: check the preprocessing (mean/std) — with the wrong "
+        "normalization both models can agree while both are wrong."
+    ]
+
+
 def _close_if_owned(runner: Runner, source: Any) -> None:
     if runner is not source:
         runner.close()
@@ -163,6 +194,7 @@ def _compare(
     pairs = match_outputs(c_all, r_all, notes)
     for runner in (cand, ref):
         notes += [f"{runner.name}: {w}" for w in getattr(runner, "warnings", [])]
+    notes += _range_notes(cand, dataset)
     y = np.asarray(labels, dtype=np.int64) if dataset.has_labels else None
 
     outputs = [metrics.output_stats(c, r, c_all[c], r_all[r]) for c, r in pairs]
