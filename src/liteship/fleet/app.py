@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard
 from liteship.fleet.api.routes import devices, distribution, releases, rollouts, telemetry
+from liteship.fleet.checkin import CheckIns
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import LocalArtifactStore
 from liteship.fleet.tuf_repo import Expiry, TufRepository
@@ -145,6 +146,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.settings = settings
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
+    app.state.checkins = CheckIns(app.state.engine)
     app.state.store = LocalArtifactStore(data_dir / "artifacts")
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),

@@ -11,17 +11,17 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError, PackageError
 from liteship.fleet import decisions, drift
+from liteship.fleet.checkin import ACTIVE_STATES, STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     CONFIDENCE_BINS,
     Assignment,
     Channel,
-    CheckIn,
     Decision,
     Device,
     Model,
@@ -30,9 +30,6 @@ from liteship.fleet.models import (
     TelemetryCreate,
     TelemetryWindow,
 )
-
-ACTIVE_STATES = ("running", "paused")
-STABLE = "stable"
 
 
 class NotFound(FleetError):
@@ -44,10 +41,6 @@ class Conflict(FleetError):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def device_bucket(device_id: str) -> int:
@@ -156,12 +149,21 @@ def create_release(
     return release
 
 
+def bump_plan(session: Session, *, model_id: str) -> None:
+    """Mark the model's assignment plan as changed, in the caller's transaction (see ``checkin``)."""
+    session.execute(
+        update(Model).where(Model.id == model_id).values(plan_version=Model.plan_version + 1),
+        execution_options={"synchronize_session": False},
+    )
+
+
 def set_channel(session: Session, *, model_id: str, name: str, release: Release) -> None:
     row = session.get(Channel, (model_id, name))
     if row is None:
         session.add(Channel(model_id=model_id, name=name, release_id=release.id))
     else:
         row.release_id, row.updated_at = release.id, time.time()
+    bump_plan(session, model_id=model_id)
 
 
 def channels_of(session: Session, *, model_id: str) -> dict[str, Release]:
@@ -226,64 +228,10 @@ def active_rollout(session: Session, *, model_id: str) -> Rollout | None:
     ).first()
 
 
-def check_in(session: Session, *, device: Device, data: CheckIn) -> Assignment:
-    """Record what a device runs and return what it should run."""
-    if data.model_id is not None:
-        device.model_id = data.model_id
-    if data.model_version is not None or data.model_id is not None:
-        device.model_version = data.model_version
-    if data.runtime is not None:
-        device.runtime = data.runtime
-    if data.health is not None:
-        device.health = data.health
-    device.last_seen = time.time()
-    return assignment_for(session, device=device)
-
-
 def assignment_for(session: Session, *, device: Device) -> Assignment:
     """The release a device should run: the rollout arm its bucket falls in, else the stable channel."""
-    base = {"device_id": device.id, "model_id": device.model_id}
-    if device.model_id is None:
-        return Assignment(
-            **base, version=None, target_path=None, sha256=None, size=None, reason="no model chosen"
-        )
-    rollout = active_rollout(session, model_id=device.model_id)
-    if rollout is not None:
-        percent = rollout.stages[rollout.stage_index]
-        arm = "candidate" if device.bucket < percent * 100 else "control"
-        rel = session.get(
-            Release, rollout.candidate_release_id if arm == "candidate" else rollout.control_release_id
-        )
-        reason = f"rollout {rollout.id} ({rollout.state}) at {percent:g} %: {arm}"
-        return _assignment(base, rel, reason, rollout_id=rollout.id, arm=arm)
-    stable = session.scalars(
-        select(Release)
-        .join(Channel, Channel.release_id == Release.id)
-        .where(Channel.model_id == device.model_id, Channel.name == STABLE)
-    ).first()
-    if stable is None:
-        return Assignment(
-            **base,
-            version=None,
-            target_path=None,
-            sha256=None,
-            size=None,
-            reason="model has no stable release",
-        )
-    return _assignment(base, stable, "stable channel")
-
-
-def _assignment(base: dict[str, Any], rel: Release | None, reason: str, **extra: Any) -> Assignment:
-    assert rel is not None
-    return Assignment(
-        **base,
-        version=rel.version,
-        target_path=rel.target_path,
-        sha256=rel.sha256,
-        size=rel.size,
-        reason=reason,
-        **extra,
-    )
+    plan = Plan() if device.model_id is None else load_plan(session, model_id=device.model_id)
+    return plan.assign(device_id=device.id, model_id=device.model_id, bucket=device.bucket)
 
 
 # ---- telemetry ----------------------------------------------------------------------------------
@@ -454,6 +402,7 @@ def create_rollout(
     )
     session.add(rollout)
     session.flush()
+    bump_plan(session, model_id=model_id)
     return rollout
 
 
@@ -522,6 +471,7 @@ def change_rollout(
             release=session.get(Release, rollout.candidate_release_id),
         )
     rollout.state, rollout.updated_at = new_state, now
+    bump_plan(session, model_id=rollout.model_id)
     decision = Decision(
         rollout_id=rollout.id,
         at=now,

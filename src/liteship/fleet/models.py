@@ -24,6 +24,8 @@ class Model(Base):
     __tablename__ = "models"
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # bumped with every change to the model's assignment plan (``crud.bump_plan``)
+    plan_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Release(Base):

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from liteship.fleet import crud
+from liteship.fleet.checkin import CheckIns, DeviceIdentity, hash_token
 from liteship.fleet.models import Device
 from liteship.fleet.settings import Settings
+
+D = TypeVar("D", Device, DeviceIdentity)
 
 
 def get_settings(request: Request) -> Settings:
@@ -63,6 +67,28 @@ def current_device(request: Request, session: SessionDep) -> Device:
     return device
 
 
+async def current_device_identity(request: Request) -> DeviceIdentity:
+    """As :func:`current_device`, but only who the device is, from the token cache (the check-in path).
+
+    Async so that a cached token costs no thread hop; only a cache miss reads the database (in the pool).
+    """
+    token = bearer_token(request)
+    if token is None:
+        raise _unauthorized("missing device token: send `Authorization: Bearer <token>` from registration.")
+    checkins: CheckIns = request.app.state.checkins
+    token_hash = hash_token(token)
+    found = checkins.tokens.get(token_hash)
+    if found is None:
+        found = await run_in_threadpool(checkins.lookup, token_hash)
+    if found is None:
+        if is_admin(request.app.state.settings, token):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "this endpoint is for devices; the admin token cannot act as one."
+            )
+        raise _unauthorized("unknown device token; register the device to get one.")
+    return found
+
+
 def require_admin(request: Request, session: SessionDep) -> None:
     """Accept only the admin token: 403 for a device token, 401 for anything else."""
     token = bearer_token(request)
@@ -75,7 +101,7 @@ def require_admin(request: Request, session: SessionDep) -> None:
     raise _unauthorized("missing or wrong admin token: send `Authorization: Bearer <admin token>`.")
 
 
-def own_device(device_id: str, device: Device) -> Device:
+def own_device(device_id: str, device: D) -> D:
     """403 unless the authenticated device is ``device_id`` (devices act only for themselves)."""
     if device.id != device_id:
         raise HTTPException(
@@ -85,4 +111,5 @@ def own_device(device_id: str, device: Device) -> Device:
 
 
 DeviceAuth = Annotated[Device, Depends(current_device)]
+DeviceIdentityAuth = Annotated[DeviceIdentity, Depends(current_device_identity)]
 AdminAuth = Annotated[None, Depends(require_admin)]

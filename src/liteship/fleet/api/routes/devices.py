@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from liteship.fleet import crud
-from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
+from liteship.fleet.api.deps import (
+    AdminAuth,
+    DeviceAuth,
+    DeviceIdentityAuth,
+    SessionDep,
+    SettingsDep,
+    own_device,
+)
 from liteship.fleet.models import Assignment, CheckIn, DeviceCreate, DevicePublic, DeviceRegistered
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -30,11 +37,12 @@ def list_devices(session: SessionDep, _: AdminAuth) -> list[DevicePublic]:
 
 
 @router.post("/{device_id}/checkin", response_model=Assignment)
-def check_in(device_id: str, body: CheckIn, session: SessionDep, device: DeviceAuth) -> Assignment:
-    """Report what the device runs; returns what it should run."""
+async def check_in(device_id: str, body: CheckIn, request: Request, device: DeviceIdentityAuth) -> Assignment:
+    """Report what the device runs; returns what it should run (the hot path: see ``fleet.checkin``)."""
     own_device(device_id, device)
-    assignment = crud.check_in(session, device=device, data=body)
-    session.commit()
+    assignment = await request.app.state.checkins.check_in_async(device=device, data=body)
+    if assignment is None:
+        raise crud.NotFound(f"device {device_id!r} is not registered.", hint="Register it again.")
     return assignment
 
 

@@ -63,9 +63,7 @@ async def publish_release(
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE, f"package is over {limit} bytes."
-                    )
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"package is over {limit} bytes.")
                 f.write(chunk)
         if size == 0:
             raise HTTPException(
