@@ -86,6 +86,9 @@ class PipelineConfig(_Strict):
     auto_mixed_precision: MixedPrecisionConfig = Field(default_factory=MixedPrecisionConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)
+    convert_workers: int | None = Field(
+        default=None, ge=1, description="parallel conversions; default min(cores, 4)"
+    )
     base_dir: str = "."
 
     @field_validator("version")
