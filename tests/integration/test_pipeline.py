@@ -187,3 +187,22 @@ def test_cli_pipeline_run_exit_codes(tmp_path, keras_path, calib_npy, val_npz, k
     assert "Traceback" not in r.stderr
     r = cli("pipeline", "run", str(tmp_path / "missing.yaml"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_parallel_conversion_in_worker_processes(tmp_path, keras_path, calib_npy, val_npz, keys):
+    # io_type uint8 is refused for int16x8: that worker's error is recorded, the others go on
+    cfg = write_config(
+        tmp_path,
+        keras_path,
+        calib_npy,
+        val_npz,
+        keys[0],
+        recipes=["none", "int8", "int16x8"],
+        convert_workers=2,
+        io_type="uint8",
+    )
+    report = run_pipeline(cfg, log=lambda _: None, progress=False)
+    assert report.variant("none").ok and report.variant("int8").ok
+    bad = report.variant("int16x8")
+    assert not bad.ok and "uint8" in bad.error and not bad.gates_passed
+    assert report.chosen in ("none", "int8")
