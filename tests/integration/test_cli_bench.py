@@ -68,3 +68,25 @@ def test_a_corrupt_model_is_a_one_line_error(cli, tmp_path):
 def test_bad_thread_list_is_a_usage_error(cli, tflite_float):
     p = cli("bench", str(tflite_float), "--threads", "one")
     assert p.returncode == 2 and "--threads" in p.stderr
+
+
+def test_samples_without_json_is_a_usage_error(cli, tflite_float):
+    r = cli("bench", str(tflite_float), "--samples", "--runs", "1", "--min-seconds", "0")
+    assert r.returncode == 2 and "--samples" in r.stderr and "--json" in r.stderr
+
+
+def test_html_into_a_directory_or_missing_place_is_one_line(cli, tflite_float, tmp_path):
+    r = cli("bench", str(tflite_float), "--html", str(tmp_path), "--runs", "1", "--min-seconds", "0")
+    assert r.returncode == 2 and "is a directory" in r.stderr and "Traceback" not in r.stderr
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where a folder should be: mkdir fails
+    out = blocked / "b.html"
+    r = cli("bench", str(tflite_float), "--html", str(out), "--runs", "1", "--min-seconds", "0")
+    assert r.returncode == 1 and "cannot write the HTML page" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_table_labels_memory_rows_and_explains_them(cli, tflite_float, tflite_int8):
+    r = cli("bench", str(tflite_float), str(tflite_int8), "--runs", "2", "--min-seconds", "0")
+    assert r.returncode == 0, r.stderr
+    assert "tensors, activations (KiB)" in r.stdout and "process RSS growth" in r.stdout
+    assert "model memory, RSS" not in r.stdout and "one-time setup" in r.stdout

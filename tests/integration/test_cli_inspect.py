@@ -108,3 +108,19 @@ def test_bad_input_is_one_line_exit_1(cli, tmp_path, third_party_models, case, e
 def test_unknown_target_is_a_usage_error(cli, third_party_models):
     r = cli("inspect", str(third_party_models / QUANT), "--target", "tpu")
     assert r.returncode == 2 and "tpu" in r.stderr and "edgetpu" in r.stderr
+
+
+def test_dynamic_batch_micro_verdict_carries_its_note(cli, tflite_int8):
+    # the session's int8 model keeps Keras's open batch ([-1, 8, 8, 1])
+    r = cli("inspect", str(tflite_int8), "--target", "micro")
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout and "note:" in r.stdout and "shape_signature" in r.stdout
+    d = json.loads(cli("inspect", str(tflite_int8), "--target", "micro", "--json").stdout)
+    assert d["targets"][0]["verdict"] == "ok" and d["targets"][0]["notes"]
+    assert "micro ok*" in cli("inspect", str(tflite_int8)).stdout
+
+
+def test_keras_file_suggests_convert(cli, keras_path):
+    r = cli("inspect", str(keras_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "is a Keras model" in r.stderr and "liteship convert" in r.stderr and "verify" not in r.stderr

@@ -91,3 +91,51 @@ def test_show_corrupt_metadata(cli, tflite_float, tmp_path):
     assert result.returncode == 1
     assert "TFLITE_METADATA" in result.stderr and "M001" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mean", "1,2,3", "--std", "1"], "--mean has 3 values, but input 0"),
+        (["--mean", "0", "--std", "-1"], "--std [-1.0] must be > 0"),
+        (["--std", "0"], "--std [0.0] must be > 0"),  # the real problem, not "needs both"
+        (["--input-min", "5", "--input-max", "1"], "--input-min [5.0] is greater than --input-max [1.0]"),
+        (["--mean", "127.5"], "only --mean was given. Give --std too"),
+    ],
+)
+def test_write_refuses_invalid_metadata_naming_flags(cli, tflite_float, tmp_path, args, message):
+    result = cli("metadata", "write", str(tflite_float), "-o", str(tmp_path / "o.tflite"), *args)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    for param in ("input_mean", "input_std", "input_min", "input_max", "=127.5"):
+        assert param not in result.stderr
+    assert not (tmp_path / "o.tflite").exists()
+
+
+def test_write_labels_directory_says_so(cli, tflite_float, tmp_path):
+    result = cli(
+        "metadata", "write", str(tflite_float), "-o", str(tmp_path / "o.tflite"), "--labels", str(tmp_path)
+    )
+    assert (
+        result.returncode == 1 and "is a directory" in result.stderr and "does not exist" not in result.stderr
+    )
+
+
+def test_written_model_has_the_normal_mode_also_in_place(cli, tflite_float, tmp_path):
+    import stat
+
+    out = tmp_path / "o.tflite"
+    result = cli("metadata", "write", str(tflite_float), "-o", str(out), "--name", "a")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~_umask()  # as open() would; not mkstemp's 0600
+    out.chmod(0o640)
+    result = cli("metadata", "write", str(out), "-o", str(out), "--name", "b")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

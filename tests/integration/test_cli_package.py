@@ -16,6 +16,7 @@ def test_keygen_package_verify(cli, tflite_float, digits, tmp_path):
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and pub.is_file()
     r = cli("keygen", "-o", str(tmp_path / "keys" / "liteship"))
     assert r.returncode == 1 and "already exists" in r.stderr
+    assert "--force" in r.stderr and "overwrite=" not in r.stderr
 
     np.save(tmp_path / "golden.npy", digits[2][:3])
     (tmp_path / "report.json").write_text(json.dumps({"accuracy": 0.97}))
@@ -59,3 +60,53 @@ def test_package_usage_errors(cli, tflite_float, tmp_path):
     )
     assert r.returncode == 1 and "not a semantic version" in r.stderr
     assert not any(Path(tmp_path).glob("*.lsp"))
+
+
+def test_package_refuses_to_overwrite_without_force_and_keeps_modes(cli, tflite_float, digits, tmp_path):
+    cli("keygen", "-o", str(tmp_path / "k"))
+    np.save(tmp_path / "golden.npy", digits[2][:2])
+    args = (
+        "package", str(tflite_float), "--id", "digits", "--version", "1.0.0", "--key", str(tmp_path / "k.key"),
+        "--golden", str(tmp_path / "golden.npy"), "-o", str(tmp_path / "d.lsp"),
+    )  # fmt: skip
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    pkg = tmp_path / "d.lsp"
+    assert stat.S_IMODE(pkg.stat().st_mode) == 0o666 & ~_umask()  # as open() would; not mkstemp's 0600
+    before = pkg.read_bytes()
+    r = cli(*args, "--description", "second")
+    assert r.returncode == 1 and "already exists" in r.stderr and "--force" in r.stderr
+    assert "overwrite=" not in r.stderr and pkg.read_bytes() == before
+    pkg.chmod(0o640)
+    r = cli(*args, "--description", "second", "--force")
+    assert r.returncode == 0, r.stderr
+    assert pkg.read_bytes() != before and stat.S_IMODE(pkg.stat().st_mode) == 0o640
+
+
+def test_package_refuses_nan_golden_and_verify_names_truncation(cli, tflite_float, digits, tmp_path):
+    cli("keygen", "-o", str(tmp_path / "k"))
+    x = digits[2][:2].copy()
+    x[0, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    r = cli(
+        "package", str(tflite_float), "--id", "digits", "--version", "1.0.0", "--key", str(tmp_path / "k.key"),
+        "--golden", str(tmp_path / "nan.npy"), "-o", str(tmp_path / "d.lsp"),
+    )  # fmt: skip
+    assert r.returncode == 1 and "contains NaN or Inf" in r.stderr and not (tmp_path / "d.lsp").exists()
+    r = cli(
+        "package", str(tflite_float), "--id", "digits", "--version", "1.0.0", "--key", str(tmp_path / "k.key"),
+        "-o", str(tmp_path / "d.lsp"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    data = (tmp_path / "d.lsp").read_bytes()
+    (tmp_path / "trunc.lsp").write_bytes(data[: len(data) // 4])
+    r = cli("verify", str(tmp_path / "trunc.lsp"), "--key", str(tmp_path / "k.pub"))
+    assert r.returncode == 1 and "truncated or corrupt" in r.stderr and "unsigned" not in r.stderr
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

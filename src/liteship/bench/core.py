@@ -39,7 +39,12 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from liteship.bench.inputs import dataset_feeds, random_feed
-from liteship.bench.memory import current_rss_bytes, peak_rss_bytes
+from liteship.bench.memory import (
+    current_rss_bytes,
+    peak_rss_bytes,
+    release_freed_memory,
+    tensor_bytes,
+)
 from liteship.bench.report import BenchEntry, BenchReport, LatencyStats
 from liteship.errors import UsageError
 from liteship.progress import track
@@ -151,6 +156,7 @@ def _bench_one(
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]],
 ) -> BenchEntry:
     gc.collect()
+    release_freed_memory()  # else this entry reuses pages the previous one freed, and its growth reads ~0
     rss0 = current_rss_bytes()
     init_ms: float | None = None
     if isinstance(src, Runner):
@@ -172,6 +178,7 @@ def _bench_one(
         timed, prepare = _run_steps(runner, feeds, measure)
         first_ms, samples, elapsed = _time_runs(prepare, runs, warmup, min_seconds)
         rss_delta = _rss_delta(rss0, rss_init, rss_warm0, current_rss_bytes())
+        tensors = tensor_bytes(runner)
     finally:
         if runner is not src:
             runner.close()
@@ -193,6 +200,7 @@ def _bench_one(
         rss_delta_bytes=rss_delta,
         peak_rss_bytes=peak_rss_bytes(),
         samples_ms=tuple(samples),
+        tensor_bytes=tensors,
     )
 
 

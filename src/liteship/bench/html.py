@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from liteship.bench.report import BenchEntry, BenchReport
+from liteship.errors import BenchmarkError
 from liteship.report.charts import PALETTE, bar_chart, escape, fmt, histogram
 
 _CSS = """
@@ -38,10 +39,19 @@ ROWS: list[tuple[str, str]] = [
     ("throughput (inf/s)", "throughput"),
     ("runs", "runs"),
     ("model size (MiB)", "model_size_bytes"),
-    ("model memory, RSS Δ (MiB)", "rss_delta_bytes"),
+    ("tensors, activations (KiB)", "tensor_bytes"),
+    ("process RSS growth (MiB)", "rss_delta_bytes"),
     ("peak RSS (MiB)", "peak_rss_bytes"),
     ("backend", "backend"),
 ]
+
+
+# What the memory rows mean: printed under the CLI table and on the page.
+MEMORY_NOTE = (
+    "tensors = the model's non-constant tensors at their allocated shapes, from the interpreter (what "
+    "its arena holds, at most); process RSS growth = resident memory the entry added to the process, "
+    "including the runtime's one-time setup in the first entry; peak RSS = the whole process's high-water mark."
+)
 
 
 def entry_title(e: BenchEntry, name: str | None = None) -> str:
@@ -63,6 +73,8 @@ def cell(e: BenchEntry, attr: str) -> str:
         obj = getattr(obj, part)
     if obj is None:
         return "–"
+    if attr == "tensor_bytes":  # activations of small models are KiB; MiB would print 0.00
+        return f"{obj / 2**10:.1f}"  # type: ignore[operator]
     if attr.endswith("_bytes"):
         return f"{obj / 2**20:.2f}"  # type: ignore[operator]
     if isinstance(obj, float):
@@ -95,7 +107,7 @@ def render_html(report: BenchReport, *, title: str = "liteship bench") -> str:
 <body>
 <h1>{escape(title)}</h1>
 <p class="muted">{escape(machine)}<br>at least {report.runs} runs and {fmt(report.min_seconds)} s per entry
-after {report.warmup} warm-up runs; {escape(report.timed_note())}</p>
+after {report.warmup} warm-up runs; {escape(report.timed_note())}<br>{escape(MEMORY_NOTE)}</p>
 <table><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>
 <h2>Median latency</h2>
 {medians}
@@ -122,11 +134,25 @@ def _figure(i: int, e: BenchEntry) -> str:
 
 
 def write_html(report: BenchReport, path: str | Path, *, title: str = "liteship bench") -> Path:
-    """Write :func:`render_html` to ``path`` (UTF-8) and return the path."""
+    """Write :func:`render_html` to ``path`` (UTF-8) and return the path.
+
+    Raises:
+        BenchmarkError: ``path`` is a folder or cannot be written.
+    """
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(report, title=title), encoding="utf-8")
+    if out.is_dir():
+        raise BenchmarkError(
+            f"cannot write the HTML page to {str(out)!r}: it is a directory.",
+            hint=f"Give a file name, e.g. {str(out / 'bench.html')!r}.",
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_html(report, title=title), encoding="utf-8")
+    except OSError as e:
+        raise BenchmarkError(
+            f"cannot write the HTML page to {str(out)!r}: {e.strerror or e}.", hint="Check the path."
+        ) from e
     return out
 
 
-__all__ = ["render_html", "write_html", "entry_title", "short_names", "cell", "ROWS"]
+__all__ = ["render_html", "write_html", "entry_title", "short_names", "cell", "ROWS", "MEMORY_NOTE"]

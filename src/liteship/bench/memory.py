@@ -1,9 +1,13 @@
-"""Process memory from /proc/self/status (Linux), falling back to resource.getrusage for the peak."""
+"""Memory: the model's tensors as the interpreter allocates them, and the process's resident memory
+(/proc/self/status on Linux, resource.getrusage for the peak elsewhere)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 _STATUS = Path("/proc/self/status")
 
@@ -38,4 +42,52 @@ def peak_rss_bytes() -> int | None:
     return int(maxrss if sys.platform == "darwin" else maxrss * 1024)  # macOS reports bytes, Linux KiB
 
 
-__all__ = ["current_rss_bytes", "peak_rss_bytes"]
+def tensor_bytes(runner: Any) -> int | None:
+    """Bytes of the main graph's non-constant tensors at their allocated shapes, or ``None``.
+
+    Constant tensors (weights) live in the model buffer and are counted by the model size; tensors the
+    delegates add (packed weights, partition outputs) are not the model's own and are left out.
+    """
+    interp = getattr(runner, "_interp", None)  # LiteRTRunner's interpreter; other runners: unknown
+    data = getattr(runner, "model_bytes", None)
+    if interp is None or data is None:
+        return None
+    from liteship.model.flatbuffer import load_model
+
+    model = load_model(data).model
+    tensors = model.subgraphs[0].tensors or [] if model.subgraphs else []
+    constant = {i for i, b in enumerate(model.buffers or []) if _has_data(b)}
+    total = 0
+    try:
+        details = interp.get_tensor_details()
+    except (ValueError, RuntimeError):
+        return None
+    for d in details:
+        i = int(d["index"])
+        if i >= len(tensors) or tensors[i].buffer in constant:
+            continue
+        total += int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
+    return total
+
+
+def _has_data(buffer: Any) -> bool:
+    return (buffer.data is not None and len(buffer.data) > 0) or (getattr(buffer, "offset", 0) or 0) > 1
+
+
+def release_freed_memory() -> bool:
+    """Give memory that is freed but kept by the C allocator back to the OS (glibc ``malloc_trim``).
+
+    Without it a model loaded after another reuses the pages the first one freed, and its resident
+    growth reads ~0. Returns whether it could be done (``False`` off glibc).
+    """
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim(0)
+    return True
+
+
+__all__ = ["current_rss_bytes", "peak_rss_bytes", "release_freed_memory", "tensor_bytes"]

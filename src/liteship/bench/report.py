@@ -80,12 +80,18 @@ class BenchEntry(ReportMixin):
             each sample's inputs between runs included).
         throughput: Measured runs per second of wall clock (one stream, one inference at a time).
         model_size_bytes: Size of the model file (or buffer).
-        rss_delta_bytes: Growth of the process's resident memory from before init to after warm-up:
-            the model's own memory (weights, arena, delegate-packed weights). Approximate: the
-            allocator may reuse freed pages; never below 0.
+        rss_delta_bytes: Growth of the process's resident memory across init and the runs (weights,
+            arena, delegate-packed weights, and for the first entry the runtime's one-time setup). Only
+            pages the process had not touched count: freed memory is handed back to the OS before each
+            entry where the C library allows (glibc), else an entry reusing pages an earlier one freed
+            reads ~0. Never below 0.
         peak_rss_bytes: The process's peak resident memory (VmHWM) after this entry ran. It is a
             high-water mark for the whole process, so it never decreases from one entry to the next.
         samples_ms: Every measured latency, in run order (left out of ``to_dict()`` unless asked).
+        tensor_bytes: Bytes of the model's non-constant tensors (activations, inputs, outputs) at the
+            allocated shapes, from the interpreter: what the tensor arena must hold, and an upper bound
+            of it (tensors whose lifetimes do not overlap share arena memory). Per model and
+            deterministic, unlike RSS. ``None`` for runners that do not expose their tensors.
     """
 
     model: str
@@ -104,6 +110,7 @@ class BenchEntry(ReportMixin):
     rss_delta_bytes: int | None
     peak_rss_bytes: int | None
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
+    tensor_bytes: int | None = None
 
     @property
     def runs(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -52,7 +53,9 @@ if TYPE_CHECKING:
     "benchmark tools), or one whole Runner.infer call (feed check, input and output copies).",
 )
 @json_option
-@click.option("--samples", "with_samples", is_flag=True, help="With --json: include every latency sample.")
+@click.option(
+    "--samples", "with_samples", is_flag=True, help="Include every latency sample in the --json output."
+)
 @click.option(
     "--html", "html_out", default=None, metavar="OUT.html", help="Write a page with latency histograms."
 )
@@ -80,6 +83,16 @@ def cli(
     """
     from liteship.bench import benchmark
 
+    if with_samples and not as_json:
+        raise click.BadParameter(
+            "only changes the --json output (the table and --html show statistics); add --json.",
+            param_hint="--samples",
+        )
+    if html_out and Path(html_out).is_dir():
+        raise click.BadParameter(
+            f"{html_out!r} is a directory; give a file name, e.g. {str(Path(html_out) / 'bench.html')!r}.",
+            param_hint="--html",
+        )
     thread_counts = parse_ints(threads, "--threads") or (None,)
     if any(t < 1 for t in thread_counts if t is not None):
         raise click.BadParameter(
@@ -109,7 +122,7 @@ def cli(
 def _print_table(report: BenchReport) -> None:
     from rich.table import Table
 
-    from liteship.bench.html import ROWS, cell, short_names
+    from liteship.bench.html import MEMORY_NOTE, ROWS, cell, short_names
 
     table = Table(title="liteship bench", title_justify="left")
     table.add_column("", no_wrap=True)
@@ -125,3 +138,4 @@ def _print_table(report: BenchReport) -> None:
         "init = load + allocate + delegate.[/]",
         highlight=False,
     )
+    console.print(f"[dim]{MEMORY_NOTE}[/]", highlight=False)

@@ -62,8 +62,11 @@ def _render(r: InspectReport, detailed_targets: bool) -> None:
         for v in r.targets:
             _render_target(v)
     else:
-        verdicts = "  ".join(f"{v.target} [{_COLORS[v.verdict]}]{v.verdict}[/]" for v in r.targets)
-        console.print(f"[bold]Deployability:[/] {verdicts}  (--target NAME explains)")
+        verdicts = "  ".join(
+            f"{v.target} [{_COLORS[v.verdict]}]{v.verdict}[/]{'*' if v.notes else ''}" for v in r.targets
+        )
+        starred = "; * has a note" if any(v.notes for v in r.targets) else ""
+        console.print(f"[bold]Deployability:[/] {verdicts}  (--target NAME explains{starred})")
 
 
 def _quant_text(spec: TensorSpec, granularity: str) -> str:
@@ -130,6 +133,8 @@ def _render_target(v: TargetVerdict) -> None:
     console.print(f"[bold]{escape(v.title)}:[/] [{_COLORS[v.verdict]}]{v.verdict}[/]")
     for reason in v.reasons:
         console.print(f"  - {escape(reason)}")
+    for note in v.notes:
+        console.print(f"  note: {escape(note)}")
     groups: dict[tuple[str, str], list[str]] = {}
     for severity, ops in (("blocks", v.blocking_ops), ("on CPU", v.fallback_ops)):
         for op, why in ops.items():

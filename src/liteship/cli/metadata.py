@@ -7,6 +7,36 @@ from typing import Any
 import click
 
 from liteship.cli._common import console, emit_json, err_console, json_option, parse_floats
+from liteship.errors import LiteshipError
+
+# write_metadata's messages name its parameters; users of this command know the flags.
+_FLAGS = {
+    "input_mean": "--mean",
+    "input_std": "--std",
+    "input_min": "--input-min",
+    "input_max": "--input-max",
+    "output_min": "--output-min",
+    "output_max": "--output-max",
+    "input_names": "--input-name",
+    "input_descriptions": "--input-description",
+    "output_names": "--output-name",
+    "output_descriptions": "--output-description",
+    "color_space": "--color-space",
+    "score_threshold": "--score-threshold",
+}
+
+
+def _as_flags(e: LiteshipError) -> None:
+    """Rewrite ``e``'s message and hint in terms of this command's flags."""
+    import re
+
+    pattern = re.compile(r"\b(" + "|".join(_FLAGS) + r")\b(=)?")
+
+    def sub(text: str | None) -> str | None:
+        return None if text is None else pattern.sub(lambda m: _FLAGS[m[1]] + (" " if m[2] else ""), text)
+
+    e.message, e.hint = sub(e.message) or "", sub(e.hint)
+    e.args = (e.message if not e.hint else f"{e.message} {e.hint}",)
 
 
 @click.group(name="metadata")
@@ -102,28 +132,32 @@ def write_cmd(
     """
     from liteship.model.metadata import metadata_report, write_metadata
 
-    data = write_metadata(
-        model,
-        output,
-        name=name,
-        version=model_version,
-        description=description,
-        author=author,
-        license=license_,
-        labels=labels,
-        input_mean=parse_floats(mean, "--mean"),
-        input_std=parse_floats(std, "--std"),
-        color_space=color_space,
-        input_names=input_names or None,
-        input_descriptions=input_descriptions or None,
-        output_names=output_names or None,
-        output_descriptions=output_descriptions or None,
-        input_min=parse_floats(input_min, "--input-min"),
-        input_max=parse_floats(input_max, "--input-max"),
-        output_min=parse_floats(output_min, "--output-min"),
-        output_max=parse_floats(output_max, "--output-max"),
-        score_threshold=score_threshold,
-    )
+    try:
+        data = write_metadata(
+            model,
+            output,
+            name=name,
+            version=model_version,
+            description=description,
+            author=author,
+            license=license_,
+            labels=labels,
+            input_mean=parse_floats(mean, "--mean"),
+            input_std=parse_floats(std, "--std"),
+            color_space=color_space,
+            input_names=input_names or None,
+            input_descriptions=input_descriptions or None,
+            output_names=output_names or None,
+            output_descriptions=output_descriptions or None,
+            input_min=parse_floats(input_min, "--input-min"),
+            input_max=parse_floats(input_max, "--input-max"),
+            output_min=parse_floats(output_min, "--output-min"),
+            output_max=parse_floats(output_max, "--output-max"),
+            score_threshold=score_threshold,
+        )
+    except LiteshipError as e:
+        _as_flags(e)
+        raise
     report = metadata_report(data)
     if as_json:
         emit_json(report.metadata)

@@ -8,7 +8,31 @@ from pathlib import Path
 import click
 
 from liteship.cli._common import console, emit_json, json_option
-from liteship.errors import UsageError
+from liteship.errors import LiteshipError, UsageError
+
+# Library messages name parameters; users of these commands know the flags.
+_FLAGS = (
+    ("pass overwrite=True", "pass --force"),
+    ("overwrite=True", "--force"),
+    ("golden_inputs", "--golden"),
+    ("latency_budget_ms", "--latency-budget-ms"),
+    ("public_key=", "--key"),
+    ("private_key", "--key"),
+)
+
+
+def _as_flags(e: LiteshipError) -> None:
+    """Rewrite ``e``'s message and hint in terms of this command's flags."""
+
+    def sub(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for param, flag in _FLAGS:
+            text = text.replace(param, flag)
+        return text
+
+    e.message, e.hint = sub(e.message) or "", sub(e.hint)
+    e.args = (e.message if not e.hint else f"{e.message} {e.hint}",)
 
 
 @click.command("keygen")
@@ -27,7 +51,11 @@ def keygen_cmd(output: str, force: bool, as_json: bool) -> None:
 
     prefix = Path(output)
     private = prefix if prefix.suffix == ".key" else prefix.with_name(prefix.name + ".key")
-    keys = generate_keypair(private, private.with_suffix(".pub"), overwrite=force)
+    try:
+        keys = generate_keypair(private, private.with_suffix(".pub"), overwrite=force)
+    except LiteshipError as e:
+        _as_flags(e)
+        raise
     if as_json:
         emit_json(keys)
         return
@@ -70,6 +98,7 @@ def _read_metrics(path: str | None) -> dict | None:
 @click.option("--atol", type=float, help="Absolute tolerance of the golden outputs.")
 @click.option("--rtol", type=float, help="Relative tolerance of the golden outputs.")
 @click.option("-o", "--output", default=".", show_default=True, help="Output folder or .lsp file.")
+@click.option("--force", is_flag=True, help="Replace an existing package file.")
 @json_option
 def package_cmd(
     model: str,
@@ -85,26 +114,35 @@ def package_cmd(
     atol: float | None,
     rtol: float | None,
     output: str,
+    force: bool,
     as_json: bool,
 ) -> None:
-    """Build a signed, versioned package (.lsp) from a .tflite."""
+    """Build a signed, versioned package (.lsp) from a .tflite.
+
+    An existing package file is not replaced unless --force is given.
+    """
     from liteship.package import build_package
 
     tol = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None} or None
-    info = build_package(
-        model,
-        output,
-        model_id=model_id,
-        version=version,
-        private_key=key,
-        recipe=recipe,
-        metrics=_read_metrics(metrics),
-        golden_inputs=golden,
-        golden_tolerance=tol,
-        latency_budget_ms=latency_budget_ms,
-        labels=labels,
-        description=description,
-    )
+    try:
+        info = build_package(
+            model,
+            output,
+            model_id=model_id,
+            version=version,
+            private_key=key,
+            recipe=recipe,
+            metrics=_read_metrics(metrics),
+            golden_inputs=golden,
+            golden_tolerance=tol,
+            latency_budget_ms=latency_budget_ms,
+            labels=labels,
+            description=description,
+            overwrite=force,
+        )
+    except LiteshipError as e:
+        _as_flags(e)
+        raise
     if as_json:
         emit_json(info)
         return

@@ -7,10 +7,41 @@ from typing import TYPE_CHECKING
 
 import click
 
-from liteship.cli._common import console, emit_json, err_console, json_option
+from liteship.cli._common import console, emit_json, err_console, json_option, parse_floats
+from liteship.errors import LiteshipError
 
 if TYPE_CHECKING:
     from liteship.runtime.predict import PredictionReport
+
+# Library messages name parameters; this command's users know flags.
+_FLAGS = (
+    ("signature=None", "no --signature"),
+    ("signature=", "--signature"),
+    ("delegate_fallback=True", "--delegate-fallback"),
+    ("preprocess=False", "--no-preprocess"),
+    ("raw=True", "--raw"),
+    ("allow_select_tf_ops", "--allow-select-tf-ops (liteship convert)"),
+    ("use_xnnpack=True", "the default XNNPACK delegate"),
+)
+_WORDS = (("mean", "--mean"), ("std", "--std"))
+
+
+def _as_flags(e: LiteshipError) -> LiteshipError:
+    """Rewrite ``e``'s message and hint in terms of this command's flags."""
+    import re
+
+    def sub(text: str | None) -> str | None:
+        if text is None:
+            return None
+        for param, flag in _FLAGS:
+            text = text.replace(param, flag)
+        for param, flag in _WORDS:  # "std [0.0] must be > 0", "mean and std given with …", "std=255"
+            text = re.sub(rf"(?<![\w\-=.]){param}\b(=)?", lambda m, f=flag: f + (" " if m[1] else ""), text)
+        return text
+
+    e.message, e.hint = sub(e.message) or "", sub(e.hint)
+    e.args = (e.message if not e.hint else f"{e.message} {e.hint}",)
+    return e
 
 
 def _options(values: tuple[str, ...]) -> dict[str, str]:
@@ -32,6 +63,24 @@ def _options(values: tuple[str, ...]) -> dict[str, str]:
     default=None,
     metavar="OUT.npy",
     help="Save the outputs (.npy: the first; .npz: all).",
+)
+@click.option(
+    "--mean",
+    default=None,
+    metavar="M[,M...]",
+    help="Normalization mean, (x - mean) / std, replacing the model's. Defaults to the model's, else 0.",
+)
+@click.option(
+    "--std",
+    default=None,
+    metavar="S[,S...]",
+    help="Normalization std (> 0), replacing the model's. Defaults to the model's, else 1.",
+)
+@click.option(
+    "--no-preprocess",
+    "no_preprocess",
+    is_flag=True,
+    help="Feed arrays as they are (already normalized); images are only resized.",
 )
 @click.option(
     "--top-k", default=5, show_default=True, type=click.IntRange(min=0), help="Classes to show; 0 for none."
@@ -69,6 +118,9 @@ def cli(
     model: str,
     input_path: str,
     output_path: str | None,
+    mean: str | None,
+    std: str | None,
+    no_preprocess: bool,
     top_k: int,
     labels: str | None,
     threads: int | None,
@@ -81,7 +133,9 @@ def cli(
 ) -> None:
     """Run MODEL on one input with LiteRT and print the top classes (or the outputs).
 
-    Images are resized and normalized as the model declares (liteship's record, else TFLite metadata).
+    Inputs, arrays as images, are normalized as the model declares (liteship's record, else TFLite
+    metadata), as validate and bench do: give raw values (e.g. pixels 0..255). --mean/--std replace the
+    declaration; --no-preprocess feeds arrays that are already normalized. Images are also resized.
 
     \b
     Example:
@@ -94,17 +148,26 @@ def cli(
     options = _options(delegate_options)
     if options and not delegates:
         raise click.BadParameter("given without --delegate.", param_hint="--delegate-option")
-    report = predict(
-        model,
-        input_path,
-        top_k=top_k,
-        labels=labels,
-        num_threads=threads,
-        delegates=[DelegateSpec(d, options) for d in delegates],
-        delegate_fallback=delegate_fallback,
-        raw=raw,
-        signature=signature,
-    )
+    if output_path:
+        _check_output(output_path)
+    try:
+        report = predict(
+            model,
+            input_path,
+            top_k=top_k,
+            labels=labels,
+            num_threads=threads,
+            delegates=[DelegateSpec(d, options) for d in delegates],
+            delegate_fallback=delegate_fallback,
+            raw=raw,
+            signature=signature,
+            mean=parse_floats(mean, "--mean"),
+            std=parse_floats(std, "--std"),
+            preprocess=not no_preprocess,
+        )
+    except LiteshipError as e:
+        _as_flags(e)
+        raise
     if output_path:
         _save(report, output_path)
     if as_json:
@@ -113,15 +176,38 @@ def cli(
         _print(report)
 
 
+def _check_output(path: str) -> None:
+    """Before running: a .npy/.npz path in an existing folder (numpy would append .npy to others)."""
+    out = Path(path)
+    if out.is_dir():
+        raise click.BadParameter(f"{path!r} is a directory; give a file name.", param_hint="--output")
+    if out.suffix.lower() not in (".npy", ".npz"):
+        raise click.BadParameter(
+            f"{path!r} must end in .npy (the first output) or .npz (all outputs).", param_hint="--output"
+        )
+    if not out.parent.is_dir():
+        raise click.BadParameter(
+            f"folder {str(out.parent)!r} does not exist; create it first.", param_hint="--output"
+        )
+
+
 def _save(report: PredictionReport, path: str) -> None:
     import numpy as np
 
-    if path.endswith(".npz"):
-        np.savez(path, **report.outputs)
-    else:
-        np.save(path, next(iter(report.outputs.values())))
-        if len(report.outputs) > 1:
-            err_console.print(f"note: saved the first of {len(report.outputs)} outputs; use .npz for all.")
+    from liteship.errors import DataError
+
+    try:
+        with open(path, "wb") as f:  # a file object: numpy writes exactly this path
+            if path.lower().endswith(".npz"):
+                np.savez(f, **report.outputs)
+            else:
+                np.save(f, next(iter(report.outputs.values())))
+    except OSError as e:
+        raise DataError(
+            f"cannot write the outputs to {path!r}: {e.strerror or e}.", hint="Check the path."
+        ) from e
+    if not path.lower().endswith(".npz") and len(report.outputs) > 1:
+        err_console.print(f"note: saved the first of {len(report.outputs)} outputs; use .npz for all.")
     err_console.print(f"wrote {path}")
 
 
@@ -146,7 +232,7 @@ def _print(report: PredictionReport) -> None:
         for name, arr in report.outputs.items():
             console.print(f"[bold]{name}[/] {arr.dtype}{list(arr.shape)}")
             console.print(str(arr) if arr.size <= 64 else f"min {arr.min():.6g}  max {arr.max():.6g}")
-    pre = report.preprocessing_source
+    pre = report.describe_preprocessing()
     delegates = ", ".join(d.describe() for d in report.delegates) or "none"
     console.print(
         f"[dim]{report.backend}; input {report.input_shape} (preprocessing: {pre}); "

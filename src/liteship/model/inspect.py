@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import struct
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -177,6 +178,8 @@ def inspect_model(
         UsageError: An unknown target name.
     """
     names = resolve_targets(targets)
+    if isinstance(source, (str, Path)):
+        _refuse_keras(Path(source))
     loaded = source if isinstance(source, fb.LoadedModel) else fb.load_model(source)
     try:
         return _inspect(loaded, names)
@@ -187,6 +190,28 @@ def inspect_model(
             f"{where} passed verification but its contents are inconsistent ({type(e).__name__}: {e}).",
             hint=fb.HINT,
         ) from e
+
+
+def _refuse_keras(path: Path) -> None:
+    """A ``.keras`` file is a zip archive too: say it is a Keras model, not a liteship package."""
+    if not path.is_file():
+        return
+    with path.open("rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return
+    keras = path.suffix.lower() == ".keras"
+    if not keras:
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = set(z.namelist())
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return
+        keras = "config.json" in names and "manifest.json" not in names
+    if keras:
+        raise ModelError(
+            f"{str(path)!r} is a Keras model (a .keras zip archive), not a .tflite.",
+            hint=f"Convert it first: `liteship convert {path} -o model.tflite`, then inspect model.tflite.",
+        )
 
 
 def _inspect(loaded: fb.LoadedModel, target_names: Sequence[str]) -> InspectReport:

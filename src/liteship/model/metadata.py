@@ -15,7 +15,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -280,8 +282,9 @@ def _labels_file(labels: Sequence[str] | str | Path) -> tuple[str, list[str], by
     if isinstance(labels, (str, Path)):
         path = Path(labels)
         if not path.is_file():
+            state = "is a directory" if path.is_dir() else "does not exist"
             raise MetadataError(
-                f"labels file {str(path)!r} does not exist.",
+                f"labels file {str(path)!r} {state}.",
                 hint="Give a text file with one label per line, or a list of labels.",
             )
         raw = path.read_bytes()
@@ -312,7 +315,35 @@ def _input_stats(tensor: _Tensor, mean: list[float] | None, std: list[float] | N
 def _stats(lo: Sequence[float] | None, hi: Sequence[float] | None, what: str) -> ms.Stats | None:
     if lo is None and hi is None:
         return None
-    return ms.Stats(max=_floats(hi, f"{what} max"), min=_floats(lo, f"{what} min"))
+    low, high = _floats(lo, f"{what}_min"), _floats(hi, f"{what}_max")
+    if low is not None and high is not None:
+        if len(low) != len(high) and 1 not in (len(low), len(high)):
+            raise MetadataError(
+                f"{what}_min has {len(low)} values and {what}_max {len(high)}; expected equal counts or 1."
+            )
+        n = max(len(low), len(high))  # one value broadcasts over the other's channels
+        lows, highs = (low * n if len(low) == 1 else low), (high * n if len(high) == 1 else high)
+        bad = [(a, b) for a, b in zip(lows, highs, strict=True) if a > b]
+        if bad:
+            raise MetadataError(
+                f"{what}_min {low} is greater than {what}_max {high} ({bad[0][0]:g} > {bad[0][1]:g}); "
+                "expected min <= max.",
+                hint=f"Swap them, or check which of {what}_min/{what}_max you meant.",
+            )
+    return ms.Stats(max=high, min=low)
+
+
+def _check_channels(tensor: _Tensor, values: dict[str, list[float]]) -> None:
+    """Normalization has one value, or one per channel (the last dimension) of input 0."""
+    channels = tensor.shape[-1] if tensor.shape else 1
+    for what, v in values.items():
+        if len(v) not in (1, channels):
+            expected = "1 value" if channels == 1 else f"1 value or {channels}"
+            raise MetadataError(
+                f"{what} has {len(v)} values, but input 0 ({tensor.name or 'unnamed'}, shape "
+                f"{list(tensor.shape)}) has {channels} channel(s); expected {expected}.",
+                hint=f"Give one {what} value, or one per channel.",
+            )
 
 
 def write_metadata(
@@ -401,6 +432,8 @@ def write_metadata(
 def _build(loaded: fbm.LoadedModel, **kw: Any) -> tuple[ms.ModelMetadata, dict[str, bytes]]:
     inputs, outputs = _tensors(loaded)
     mean, std = _normalization(kw["input_mean"], kw["input_std"], kw["preprocessing"])
+    if inputs and mean is not None:
+        _check_channels(inputs[0], {"input_mean": mean, "input_std": std})
     in_names = _per_tensor(kw["input_names"], len(inputs), "input names")
     in_descs = _per_tensor(kw["input_descriptions"], len(inputs), "input descriptions")
     out_names = _per_tensor(kw["output_names"], len(outputs), "output names")
@@ -470,13 +503,21 @@ def _normalization(
             )
         return list(preprocessing.mean), list(preprocessing.std)
     mean, std = _floats(mean, "input_mean"), _floats(std, "input_std")
-    if (mean is None) != (std is None):
+    for what, values in (("input_mean", mean), ("input_std", std)):
+        if values is not None and not all(math.isfinite(v) for v in values):
+            raise MetadataError(f"{what} {values} contains NaN or Inf; expected finite numbers.")
+    if std is not None and any(s <= 0 for s in std):
         raise MetadataError(
-            "input normalization needs both input_mean and input_std; only one was given.",
-            hint="Give both, e.g. input_mean=127.5 and input_std=127.5 for pixels scaled to -1..1.",
+            f"input_std {std} must be > 0: (x - mean) / std divides by it.",
+            hint="E.g. input_std=255 scales pixels 0..255 to 0..1, input_std=127.5 (with input_mean=127.5) "
+            "to -1..1.",
         )
-    if std is not None and any(s == 0 for s in std):
-        raise MetadataError(f"input_std {std} contains 0; (x - mean) / std divides by it.")
+    if (mean is None) != (std is None):
+        given, missing = ("input_mean", "input_std") if std is None else ("input_std", "input_mean")
+        raise MetadataError(
+            f"input normalization needs both input_mean and input_std; only {given} was given.",
+            hint=f"Give {missing} too, e.g. input_mean=127.5 and input_std=127.5 for pixels scaled to -1..1.",
+        )
     if mean is not None and std is not None and len(mean) != len(std) and 1 not in (len(mean), len(std)):
         raise MetadataError(
             f"input_mean has {len(mean)} values and input_std {len(std)}; expected equal counts or 1."
@@ -545,14 +586,39 @@ def write_model_metadata(model: ModelSource, metadata: ms.ModelMetadata, files: 
     return data
 
 
+def _file_mode(path: Path) -> int:
+    """The mode ``path`` should have: its own when it exists, else a new file's (0o666 minus the umask).
+
+    mkstemp creates 0600 files; a model is not a secret, and replacing a file must not change its mode.
+    """
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it, since setting it to read it back races with other threads
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _file_mode(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except OSError as e:
         if "tmp" in locals() and os.path.exists(tmp):

@@ -119,7 +119,8 @@ class Target:
         kinds_partial: Model kinds whose quantized part runs but the rest falls back, with why.
         static_shapes: Whether dynamic dimensions (``-1``) block the model.
         dynamic_batch_ok: With ``static_shapes``, whether a dynamic batch dimension alone is fine
-            (the runtime allocates the stored ``shape``, whose batch the converter writes as 1).
+            (the runtime allocates the stored ``shape``, whose batch the converter writes as 1); the
+            verdict then carries a note saying so.
         max_subgraphs: Subgraph limit; ``None`` for none.
         sources: Where these rules come from.
     """
@@ -206,10 +207,16 @@ TARGETS: dict[str, Target] = {
         },
         runtime_dtypes=MICRO_RUNTIME_DTYPES,
         static_shapes=True,
-        dynamic_batch_ok=True,  # TFLM reads Tensor.shape and ignores shape_signature
+        # A dynamic batch is fine, with a note: TFLM sizes every tensor from the flatbuffer's Tensor.shape
+        # (where the converter writes the batch as 1) and never reads shape_signature, and it cannot
+        # resize, so the model runs at that stored batch. Only -1 beyond the batch blocks it.
+        dynamic_batch_ok=True,
         sources=(
             "tensorflow/tflite-micro micro_mutable_op_resolver.h (op list); no CPU fallback on a "
             "microcontroller; the arena is planned once, so tensor sizes must be static",
+            "tensorflow/tflite-micro micro_allocator.cc InitializeTfLiteTensorFromFlatbuffer: dims come from "
+            "Tensor.shape, shape_signature is not read, tensors are never resized (a dynamic batch runs at "
+            "the stored batch)",
         ),
     ),
 }
@@ -267,6 +274,7 @@ class TargetVerdict(ReportMixin):
         blocking_ops: ``{op: why}`` for ops that stop the model from running there.
         fallback_ops: ``{op: why}`` for ops that run, but on the CPU instead of the target.
         sources: Where the rules come from.
+        notes: What holds even when the verdict is ``ok`` (e.g. a dynamic batch the target fixes).
     """
 
     target: str
@@ -276,6 +284,7 @@ class TargetVerdict(ReportMixin):
     blocking_ops: dict[str, str] = field(default_factory=dict)
     fallback_ops: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 def resolve_targets(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -308,6 +317,7 @@ def check_target(facts: ModelFacts, name: str) -> TargetVerdict:
     t = TARGETS[resolve_targets([name])[0]]
     blocked: list[str] = []
     partial: list[str] = []
+    notes: list[str] = []
     if facts.kind in t.kinds_blocked:
         blocked.append(f"model is {facts.kind}: {t.kinds_blocked[facts.kind]}.")
     elif facts.kind in t.kinds_partial:
@@ -321,6 +331,12 @@ def check_target(facts: ModelFacts, name: str) -> TargetVerdict:
             f"dynamic batch dimension ({_first(facts.dynamic_batch)}); {t.title} needs static shapes. "
             "Convert with a fixed batch size, e.g. keras.Input(shape, batch_size=1)."
         )
+    elif t.static_shapes and facts.dynamic_batch:
+        notes.append(
+            f"dynamic batch dimension ({_first(facts.dynamic_batch)}): {t.title} ignores shape_signature "
+            "and cannot resize tensors, so the model runs at the batch stored in its shapes (1 as the "
+            "converter writes it)."
+        )
     if t.max_subgraphs is not None and facts.subgraphs > t.max_subgraphs:
         blocked.append(f"{facts.subgraphs} subgraphs; {t.title} supports {t.max_subgraphs}.")
     blocking, fallback = _check_ops(t, facts.ops)
@@ -329,7 +345,9 @@ def check_target(facts: ModelFacts, name: str) -> TargetVerdict:
     if fallback:
         partial.append(f"{len(fallback)} op type(s) fall back to the CPU: {', '.join(sorted(fallback))}.")
     verdict = BLOCKED if blocked else PARTIAL if partial else OK
-    return TargetVerdict(t.name, t.title, verdict, tuple(blocked + partial), blocking, fallback, t.sources)
+    return TargetVerdict(
+        t.name, t.title, verdict, tuple(blocked + partial), blocking, fallback, t.sources, tuple(notes)
+    )
 
 
 def _first(names: tuple[str, ...], n: int = 2) -> str:

@@ -120,16 +120,46 @@ class ArchiveReader:
             ValueError,
             EOFError,
         ) as e:
+            self.fh.seek(0)
+            starts_like_zip = self.fh.read(4) == b"PK\x03\x04"
             self.close()
+            if starts_like_zip:  # a zip's first member header, but no readable end: cut short
+                raise PackageError(
+                    f"package {where} is truncated or corrupt: it starts as a zip archive but cannot be "
+                    f"read as one ({e}).",
+                    hint="The download or copy was probably cut short. " + TAMPERED,
+                ) from e
             raise PackageError(
                 f"{where} is not a liteship package: it is not a readable zip archive ({e}).",
                 hint="Give a .lsp file made by `liteship package`.",
             ) from e
         try:
+            if "manifest.json" not in {i.filename for i in infos}:
+                self._check_end_record(where)
             self.members = self._check_members(infos)
         except PackageError:
             self.close()
             raise
+
+    def _check_end_record(self, where: str) -> None:
+        """Without a manifest, tell a truncated package from an unsigned one. A truncated package has no
+        zip end record at its end, and zipfile then finds the one of an archive stored inside it
+        (golden.npz), listing that archive's members. (Bytes after a package's own end record are refused
+        later, by the canonical-form check.)"""
+        tail_len = min(self.size, 22 + 0xFFFF)  # the end record and at most a 64 KiB comment
+        self.fh.seek(self.size - tail_len)
+        tail = self.fh.read(tail_len)
+        pos = tail.rfind(b"PK\x05\x06")
+        ends_file = pos >= 0 and len(tail) >= pos + 22
+        if ends_file:
+            comment_len = int.from_bytes(tail[pos + 20 : pos + 22], "little")
+            ends_file = pos + 22 + comment_len == len(tail)
+        if not ends_file:
+            raise PackageError(
+                f"package {where} is truncated or corrupt: its zip end record is not at the end of the "
+                f"file ({self.size} bytes).",
+                hint="The download or copy was probably cut short. " + TAMPERED,
+            )
 
     def _check_members(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
         if len(infos) > MAX_MEMBERS:

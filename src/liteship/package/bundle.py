@@ -16,6 +16,7 @@ import numpy as np
 from liteship.errors import PackageError
 from liteship.model.flatbuffer import load_model, metadata_entries, read_liteship_info
 from liteship.package.archive import check_member_name, write_archive
+from liteship.package.fsmode import file_mode
 from liteship.package.golden import GoldenLike, golden_feeds, golden_npz, run_golden, tolerance
 from liteship.package.manifest import (
     GOLDEN_NAME,
@@ -74,6 +75,7 @@ def build_package(
     extra_files: Mapping[str, bytes | str | os.PathLike] | None = None,
     description: str | None = None,
     created: str | dt.datetime | None = None,
+    overwrite: bool = True,
 ) -> PackageInfo:
     """Package a .tflite with its manifest and golden samples, signed with ed25519.
 
@@ -100,17 +102,26 @@ def build_package(
         extra_files: ``{name in package: bytes or path}``.
         description: Free text.
         created: Creation time. Defaults to ``$SOURCE_DATE_EPOCH`` when set, else now (UTC).
+        overwrite: Replace an existing package file (it keeps its mode). ``False`` refuses, before any
+            work is done. Defaults to ``True``: a package is rebuilt from its inputs (the pipeline does).
 
     Returns:
         A :class:`PackageInfo`.
 
     Raises:
-        PackageError: Bad id, version, histogram, golden data, or file names.
+        PackageError: Bad id, version, histogram, golden data (e.g. NaN), or file names; the output
+            exists and ``overwrite`` is false.
         SignatureError: The key cannot be used for signing.
         ModelError: The model cannot be read or loaded by LiteRT.
     """
     check_model_id(model_id)
     parse_semver(version)
+    path = _output_path(Path(output), model_id, version)
+    if not overwrite and path.exists():
+        raise PackageError(
+            f"{str(path)!r} already exists; refusing to overwrite a package.",
+            hint="Choose another output, or pass overwrite=True if you mean to replace it.",
+        )
     key = load_private_key(private_key)
     loaded = load_model(model if isinstance(model, bytes) else Path(model))
     info = read_liteship_info(loaded)
@@ -161,7 +172,6 @@ def build_package(
     manifest_bytes = manifest.canonical_bytes()
     signature = {"algorithm": "ed25519", "key_id": manifest.key_id, "signature": sign(key, manifest_bytes)}
     data = write_archive({**files, MANIFEST_NAME: manifest_bytes, SIGNATURE_NAME: canonical_json(signature)})
-    path = _output_path(Path(output), model_id, version)
     _write_atomic(path, data)
     return PackageInfo(str(path), hashlib.sha256(data).hexdigest(), len(data), manifest)
 
@@ -243,13 +253,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, fsync, rename: readers never see half a package."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        mode = file_mode(path)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
+                os.fchmod(f.fileno(), mode)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -101,6 +101,7 @@ def _stack_checked(golden: dict[str, Any], specs: list[TensorSpec]) -> dict[str,
             raise PackageError(
                 f"golden input {s.name!r} has shape {list(arr.shape)}; expected (N, ...) like {list(s.shape)}."
             )
+        check_finite(arr, f"golden input {s.name!r}")
         feeds[s.name] = np.ascontiguousarray(arr)
         counts.add(len(arr))
     if len(counts) != 1 or not 1 <= min(counts) <= MAX_SAMPLES:
@@ -108,6 +109,18 @@ def _stack_checked(golden: dict[str, Any], specs: list[TensorSpec]) -> dict[str,
             f"golden inputs need the same sample count, 1 to {MAX_SAMPLES}; got {sorted(counts)}."
         )
     return feeds
+
+
+def check_finite(arr: np.ndarray, what: str) -> None:
+    """Refuse float data with NaN or Inf: a smoke test on it passes or fails by accident."""
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)) if arr.ndim else []
+        raise PackageError(
+            f"{what} contains NaN or Inf ({int(np.sum(~np.isfinite(arr)))} of {arr.size} values, in "
+            f"samples {list(map(int, bad[:5]))}{' …' if len(bad) > 5 else ''}); a smoke test on it proves "
+            "nothing.",
+            hint="Give finite golden inputs, e.g. samples from the validation set.",
+        )
 
 
 def run_golden(runner: Runner, feeds: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[float]]:
@@ -172,4 +185,12 @@ def read_golden(
     return ins, outs
 
 
-__all__ = ["golden_feeds", "run_golden", "tolerance", "default_tolerance", "golden_npz", "read_golden"]
+__all__ = [
+    "golden_feeds",
+    "check_finite",
+    "run_golden",
+    "tolerance",
+    "default_tolerance",
+    "golden_npz",
+    "read_golden",
+]

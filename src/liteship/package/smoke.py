@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from liteship.errors import LiteshipError, PackageError
-from liteship.package.golden import run_golden
+from liteship.package.golden import check_finite, run_golden
 from liteship.package.manifest import MANIFEST_NAME, Manifest
 from liteship.package.signing import KeyLike
 from liteship.package.verify import Package, open_package
@@ -52,6 +52,9 @@ def smoke_test(
 ) -> SmokeResult:
     """Run the golden inputs: outputs within tolerance, finite, median latency within the budget.
 
+    Golden inputs or expected outputs with NaN or Inf fail the test without running the model: a
+    comparison against them passes or fails by accident.
+
     Args:
         package: A folder written by :func:`~liteship.package.extract_verified` (its file hashes are
             re-checked against its manifest), an opened :class:`Package`, or a ``.lsp`` file (then
@@ -74,6 +77,12 @@ def smoke_test(
     errors: dict[str, float] = {}
     latencies: list[float] = []
     backend = ""
+    try:
+        for name, arr in {**inputs, **expected}.items():
+            side = "input" if name in inputs else "output"
+            check_finite(np.asarray(arr), f"the package's golden {side} {name!r}")
+    except PackageError as e:
+        return SmokeResult(ok=False, model_id=m.model_id, version=m.version, failures=(e.message,))
     try:
         with LiteRTRunner(pkg.model_bytes, num_threads=num_threads) as runner:
             backend = runner.backend

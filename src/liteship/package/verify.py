@@ -21,6 +21,7 @@ import numpy as np
 
 from liteship.errors import PackageError, SignatureError
 from liteship.package.archive import MAX_PACKAGE_BYTES, TAMPERED, ArchiveReader, canonical_order
+from liteship.package.fsmode import dir_mode
 from liteship.package.golden import read_golden
 from liteship.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
 from liteship.package.signing import KeyLike, key_id, load_public_key, verify_signature
@@ -100,6 +101,7 @@ def extract_verified(path: str | os.PathLike, public_key: KeyLike, dest_dir: str
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp-"))
+    os.chmod(tmp, dir_mode())  # mkdtemp's 0700 would become the installed folder's mode
     handles: dict[str, BinaryIO] = {}
 
     def sink(name: str) -> Callable[[bytes], object]:

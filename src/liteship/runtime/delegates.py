@@ -87,12 +87,29 @@ def load_delegates(
     return loaded
 
 
+def library_path(path: str) -> str:
+    """``path`` made absolute when it names an existing file, else as given.
+
+    dlopen searches the library path for a name without a slash (``libdelegate.so``) and resolves
+    ``lib/x.so`` against the working directory only by accident; a file the user can see must load.
+    A bare name that is not a file here (``libedgetpu.so.1``) is left for the dynamic loader to find.
+    """
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.is_file() else path
+
+
 def load_one(spec: DelegateSpec, load_delegate: Any) -> Any:
     """Load one delegate library; DelegateError says what failed and what to try."""
+    path = library_path(spec.path)
+    if Path(spec.path).expanduser().is_dir():
+        raise DelegateError(
+            f"delegate library {spec.path!r} is a directory; expected a shared library (.so) file.",
+            hint="Give the library file itself.",
+        )
     try:
         # Checked with ctypes first: load_delegate on a library without the entry points raises
         # AttributeError and then prints a second traceback from Delegate.__del__.
-        lib = ctypes.CDLL(spec.path)
+        lib = ctypes.CDLL(path)
     except OSError as e:
         raise DelegateError(
             f"cannot load delegate library {spec.path!r}: {e}.",
@@ -107,7 +124,7 @@ def load_one(spec: DelegateSpec, load_delegate: Any) -> Any:
             "(e.g. libtensorflowlite_gpu_delegate.so).",
         )
     try:
-        return load_delegate(spec.path, dict(spec.options))
+        return load_delegate(path, dict(spec.options))
     except (ValueError, RuntimeError, OSError) as e:
         detail = " ".join(str(e).split()).rstrip(".") or type(e).__name__
         raise DelegateError(
@@ -156,4 +173,12 @@ def delegated_nodes(wrapper: Any, original: int, start: int, stop: int) -> tuple
     return len(replaced), stop - start
 
 
-__all__ = ["DelegateSpec", "DelegateUsage", "load_delegates", "load_one", "apply_error", "delegated_nodes"]
+__all__ = [
+    "DelegateSpec",
+    "DelegateUsage",
+    "load_delegates",
+    "load_one",
+    "library_path",
+    "apply_error",
+    "delegated_nodes",
+]

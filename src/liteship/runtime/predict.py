@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.errors import DataError, LiteshipError
+from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner
@@ -37,8 +39,11 @@ class PredictionReport(ReportMixin):
     Attributes:
         outputs: ``{name: array}`` (dequantized unless ``raw``); in :meth:`to_dict` only shape, dtype,
             range and, for small outputs, the values.
+        preprocessing: The normalization applied (``{"mean", "std", ...}``), or ``None``.
         preprocessing_source: ``"liteship"`` (the model's own record), ``"metadata"`` (TFLite metadata),
-            ``"raw pixels"`` (uint8 image input, fed as is), ``"none"`` or ``"array"`` (a .npy input).
+            ``"override"`` (``mean``/``std`` given), ``"raw pixels"`` (uint8 image input, fed as is),
+            ``"disabled"`` (``preprocess=False``), ``"raw"`` (``raw=True``: arrays fed as they are) or
+            ``"none"`` (the model declares none).
         labels_source: ``"file"``, ``"metadata"`` or ``None``.
     """
 
@@ -58,7 +63,28 @@ class PredictionReport(ReportMixin):
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
         d["outputs"] = {name: _describe(arr) for name, arr in self.outputs.items()}
+        d["preprocessing_text"] = self.describe_preprocessing()
         return d
+
+    def describe_preprocessing(self) -> str:
+        """E.g. ``"model record (mean 0, std 16)"`` or ``"none (the model declares none)"``."""
+        what = _SOURCES.get(self.preprocessing_source, self.preprocessing_source)
+        if self.preprocessing is None:
+            return what
+        mean = ",".join(f"{v:g}" for v in self.preprocessing.get("mean") or (0.0,))
+        std = ",".join(f"{v:g}" for v in self.preprocessing.get("std") or (1.0,))
+        return f"{what} (mean {mean}, std {std})"
+
+
+_SOURCES = {
+    "liteship": "model record",
+    "metadata": "TFLite metadata",
+    "override": "given mean/std",
+    "raw pixels": "none (uint8 pixels fed as they are)",
+    "disabled": "none (turned off)",
+    "raw": "none (raw: arrays fed in the model's own dtypes)",
+    "none": "none (the model declares none)",
+}
 
 
 def _describe(arr: np.ndarray) -> dict[str, Any]:
@@ -81,12 +107,17 @@ def predict(
     delegate_fallback: bool = False,
     raw: bool = False,
     signature: str | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+    preprocess: bool = True,
 ) -> PredictionReport:
     """Run ``model`` on one input file and rank the first output's classes.
 
-    Images are resized to the model's input and normalized as the model declares: liteship's own record
-    first, then standard TFLite metadata, else not at all (a uint8-quantized input gets the pixels as
-    they are, as TFLite's task library does).
+    Inputs are normalized as the model declares, as validation, benchmarks and calibration do:
+    liteship's own record first, then standard TFLite metadata, else not at all. That holds for arrays
+    (raw values, e.g. pixels 0..255) as for images; images are also resized to the model's input, and a
+    uint8-quantized image input without a declaration gets the pixels as they are (as TFLite's task
+    library does). Float inputs containing NaN or Inf are refused.
 
     Args:
         model: A .tflite file.
@@ -98,22 +129,30 @@ def predict(
         delegate_fallback: Run on CPU when a delegate fails. Defaults to ``False``.
         raw: Feed and return the model's own dtypes. Defaults to ``False``.
         signature: Signature key to run. Defaults to the main graph.
+        mean: Normalization mean (one value or one per channel) replacing the model's declaration.
+            Defaults to the model's (else 0).
+        std: Normalization standard deviation (> 0) replacing the model's declaration. Defaults to the
+            model's (else 1).
+        preprocess: Normalize inputs as the model declares. ``False`` feeds arrays as they are, for
+            inputs already normalized. Defaults to ``True``.
 
     Raises:
-        DataError: The input cannot be read or does not fit the model.
+        UsageError: ``mean``/``std`` out of range, or given with ``preprocess=False`` or ``raw=True``.
+        DataError: The input cannot be read, contains NaN/Inf, or does not fit the model.
         ModelError, InferenceError, DelegateError: From loading or running the model.
     """
+    override = _override(mean, std, preprocess, raw)
     loaded = load_model(model)
-    with LiteRTRunner(
-        loaded.data,
+    with _runner(
+        model,
         num_threads=num_threads,
         delegates=delegates,
         delegate_fallback=delegate_fallback,
         raw=raw,
         signature=signature,
     ) as runner:
-        runner.name = Path(model).name
-        feed, pre, pre_source = _read_input(Path(input), runner, loaded)
+        feed, pre, pre_source = _read_input(Path(input), runner, loaded, override, preprocess)
+        _check_finite(feed, input)
         start = time.perf_counter()
         outputs = runner.infer(feed)
         latency_ms = (time.perf_counter() - start) * 1e3
@@ -154,22 +193,69 @@ def rank(scores: np.ndarray, k: int, labels: Sequence[str] | None = None) -> lis
     return result
 
 
-def _read_input(path: Path, runner: LiteRTRunner, loaded: Any) -> tuple[Any, Preprocessing | None, str]:
+def _runner(model: str | Path, **kwargs: Any) -> LiteRTRunner:
+    """A LiteRTRunner named after the file, with the interpreter's glued sentences split apart."""
+    try:
+        return LiteRTRunner(model, **kwargs)
+    except ModelError as e:
+        # The interpreter ends its Flex message with a URL and starts "Node number …" right after it.
+        e.message = re.sub(r"(?<=\S)(Node number \d)", r". \1", e.message)
+        e.args = (e.message if not e.hint else f"{e.message} {e.hint}",)
+        raise
+
+
+def _override(mean: Any, std: Any, preprocess: bool, raw: bool) -> dict[str, tuple[float, ...]]:
+    """The given ``mean``/``std`` as ``{"mean": …, "std": …}``, checked."""
+    given = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+    if not given:
+        return {}
+    if not preprocess or raw:
+        why = "preprocess=False" if not preprocess else "raw=True"
+        raise UsageError(
+            f"{' and '.join(given)} given with {why}, which feeds inputs as they are.",
+            hint=f"Drop {why} to normalize with them, or drop {' and '.join(given)}.",
+        )
+    out = {}
+    for name, value in given.items():
+        values = tuple(float(v) for v in ((value,) if isinstance(value, (int, float, np.number)) else value))
+        if not values or not all(np.isfinite(v) for v in values):
+            raise UsageError(f"{name} {list(values)} must be one or more finite numbers.")
+        if name == "std" and any(v <= 0 for v in values):
+            raise UsageError(
+                f"std {list(values)} must be > 0: inputs are divided by it.",
+                hint="E.g. std=255 scales pixels 0..255 to 0..1.",
+            )
+        out[name] = values
+    return out
+
+
+def _check_finite(feed: Any, input: str | Path) -> None:
+    arrays = feed.items() if isinstance(feed, dict) else [("", feed)]
+    for name, arr in arrays:
+        arr = np.asarray(arr)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            bad = int(np.sum(~np.isfinite(arr)))
+            which = f" (array {name!r})" if name else ""
+            raise DataError(
+                f"input {str(input)!r}{which} contains NaN or Inf in {bad} of {arr.size} values; "
+                "the model's output would be meaningless.",
+                hint="Fix or drop those samples.",
+            )
+
+
+def _read_input(
+    path: Path, runner: LiteRTRunner, loaded: Any, override: dict[str, Any], preprocess: bool
+) -> tuple[Any, Preprocessing | None, str]:
     from liteship.data import IMAGE_SUFFIXES, load_image
 
     if not path.is_file():
-        raise DataError(f"input file {str(path)!r} does not exist.", hint="Check the path.")
+        state = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(
+            f"input {str(path)!r} {state}; expected a .npy/.npz file or an image.", hint="Check the path."
+        )
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
-        if suffix == ".npz":
-            data = dict(data)
-            if len(data) == 1 and len(runner.input_specs) == 1:
-                data = next(iter(data.values()))
-        return data, None, "array"
+        return _read_array(path, runner, loaded, override, preprocess)
     if suffix not in IMAGE_SUFFIXES:
         raise DataError(
             f"input {str(path)!r} is neither a numpy file nor an image.",
@@ -182,7 +268,7 @@ def _read_input(path: Path, runner: LiteRTRunner, loaded: Any) -> tuple[Any, Pre
             hint="Pass the input as a .npy/.npz file instead.",
         )
     spec = runner.input_specs[0]
-    pre, source = _preprocessing(loaded)
+    pre, source = _preprocessing(loaded, override) if preprocess else (None, "disabled")
     if pre is None and spec.quantized and spec.dtype == "uint8" and not runner.raw:
         pixels = load_image(path, None, spec.shape)
         return pixels.astype(np.uint8)[None], None, "raw pixels"
@@ -190,7 +276,52 @@ def _read_input(path: Path, runner: LiteRTRunner, loaded: Any) -> tuple[Any, Pre
     return (x.astype(np.uint8) if runner.raw and spec.dtype == "uint8" else x), pre, source
 
 
-def _preprocessing(loaded: Any) -> tuple[Preprocessing | None, str]:
+def _read_array(
+    path: Path, runner: LiteRTRunner, loaded: Any, override: dict[str, Any], preprocess: bool
+) -> tuple[Any, Preprocessing | None, str]:
+    """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
+    if path.suffix.lower() == ".npz":
+        data = dict(data)
+        if len(data) == 1 and len(runner.input_specs) == 1:
+            data = next(iter(data.values()))
+    if runner.raw:
+        return data, None, "raw"
+    if not preprocess:
+        return data, None, "disabled"
+    pre, source = _preprocessing(loaded, override)
+    if pre is None or pre.is_identity:
+        return data, pre, source
+    if not isinstance(data, np.ndarray) or len(runner.input_specs) != 1:
+        raise DataError(
+            f"the model declares preprocessing ({source}), which applies to one input; "
+            f"{str(path)!r} holds several arrays.",
+            hint="Normalize the arrays yourself and pass preprocess=False.",
+        )
+    if data.dtype.kind not in "fiub":
+        raise DataError(f"{str(path)!r} holds {data.dtype} values; expected numbers.")
+    channels = data.shape[-1] if data.ndim else 1
+    for name in ("mean", "std"):
+        n = len(getattr(pre, name))
+        if n not in (1, channels):
+            raise DataError(
+                f"{name} has {n} values but the array {list(data.shape)} has {channels} channels "
+                "(its last axis); expected 1 or one per channel."
+            )
+    return pre.normalize(data), pre, source
+
+
+def _preprocessing(loaded: Any, override: dict[str, Any] | None = None) -> tuple[Preprocessing | None, str]:
+    declared, source = _declared(loaded)
+    if not override:
+        return declared, source
+    return dataclasses.replace(declared or Preprocessing(), **override), "override"
+
+
+def _declared(loaded: Any) -> tuple[Preprocessing | None, str]:
     info = read_liteship_info(loaded)
     if info.get("preprocessing"):
         return Preprocessing.from_dict(info["preprocessing"]), "liteship"

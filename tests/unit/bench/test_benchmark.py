@@ -205,3 +205,23 @@ def test_other_runners_are_timed_by_infer(tflite_float):
     ]
     assert other.calls == 1 + 4 and report.measure == "invoke"
     assert "one Runner.infer call" in report.timed_note() and "invoke alone" in report.timed_note()
+
+
+def test_tensor_memory_is_measured_per_entry_not_only_the_first(tflite_float, tflite_int8):
+    from liteship.model.flatbuffer import load_model
+
+    # the same model twice: RSS growth reads ~0 the second time (pages reused), the tensor bytes do not
+    report = benchmark([tflite_float, tflite_int8, tflite_float], threads=(1,), **FAST)
+    f1, i8, f2 = report.entries
+    assert f1.tensor_bytes is not None and f1.tensor_bytes == f2.tensor_bytes > 0
+    assert 0 < i8.tensor_bytes < f1.tensor_bytes  # int8 activations take a quarter of float32's bytes
+    # independently: every non-constant tensor of the main graph, at the batch-1 shapes
+    model = load_model(tflite_float).model
+    sg = model.subgraphs[0]
+    want = 0
+    for t in sg.tensors:
+        buf = model.buffers[t.buffer]
+        if buf.data is None or len(buf.data) == 0:
+            want += int(np.prod([max(d, 1) for d in t.shape])) * 4  # float32 everywhere
+    assert f1.tensor_bytes == want
+    assert report.to_dict()["entries"][0]["tensor_bytes"] == want

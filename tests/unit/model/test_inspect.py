@@ -177,6 +177,20 @@ def test_non_models_raise_model_error(data, match):
         inspect_model(data)
 
 
+def test_keras_file_is_named_as_such_not_as_a_package(tmp_path):
+    def keras_zip(path):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("metadata.json", "{}")
+            zf.writestr("config.json", "{}")
+            zf.writestr("model.weights.h5", b"")
+        return path
+
+    for path in (keras_zip(tmp_path / "digits.keras"), keras_zip(tmp_path / "renamed.zip")):
+        with pytest.raises(ModelError, match="is a Keras model") as e:
+            inspect_model(path)
+        assert "liteship convert" in str(e.value) and "verify" not in str(e.value)
+
+
 def test_missing_path_and_directory(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         inspect_model(tmp_path / "nope.tflite")

@@ -247,15 +247,47 @@ def test_write_model_metadata_refuses_unnamed_files(tflite_float):
     [
         ({"labels": DIGITS[:9]}, "9 labels given, but no output"),
         ({"input_mean": 127.5}, "needs both input_mean and input_std"),
-        ({"input_mean": 0, "input_std": 0}, "contains 0"),
+        ({"input_mean": 0, "input_std": 0}, r"input_std \[0.0\] must be > 0"),
+        ({"input_std": 0}, r"input_std \[0.0\] must be > 0"),  # the real problem, not "needs both"
+        ({"input_mean": 0, "input_std": -1}, r"input_std \[-1.0\] must be > 0"),
+        ({"input_mean": [1, 2, 3], "input_std": 1}, r"input_mean has 3 values, but input 0 .* 1 channel"),
+        ({"input_mean": 0, "input_std": [1, 2]}, r"input_std has 2 values, but input 0 .* 1 channel"),
+        ({"input_min": 5, "input_max": 1}, r"input_min \[5.0\] is greater than input_max \[1.0\]"),
+        ({"output_min": [0, 2], "output_max": 1}, r"output_min \[0.0, 2.0\] is greater than output_max"),
+        ({"input_mean": float("nan"), "input_std": 1}, "NaN or Inf"),
         ({"input_names": ["a", "b"]}, "2 input names given, but the model has 1"),
         ({"color_space": "cmyk"}, "not one of"),
         ({"labels": Path("/nonexistent/labels.txt")}, "does not exist"),
+        ({"labels": Path("/")}, "labels file '/' is a directory"),
     ],
 )
 def test_write_errors_say_what_is_wrong(tflite_float, kwargs, message):
     with pytest.raises(MetadataError, match=message):
         M.write_metadata(tflite_float, **kwargs)
+
+
+def test_valid_per_channel_and_range_values_are_accepted(tflite_float):
+    data = M.write_metadata(tflite_float, input_mean=0, input_std=[16], input_min=0, input_max=[1.0])
+    tensor = M.read_metadata(data)["subgraph_metadata"][0]["input_tensor_metadata"][0]
+    assert tensor["process_units"][0]["options"] == {"mean": [0.0], "std": [16.0]}
+    assert tensor["stats"] == {"max": [1.0], "min": [0.0]}
+
+
+def test_written_files_get_the_normal_mode_and_keep_an_existing_one(tflite_float, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "new.tflite"
+        M.write_metadata(tflite_float, out, name="x")
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640  # 0o666 & ~umask, not mkstemp's 0600
+        out.chmod(0o604)
+        M.write_metadata(out, out, name="y")  # in place
+        assert stat.S_IMODE(out.stat().st_mode) == 0o604
+        assert M.read_metadata(out)["name"] == "y"
+    finally:
+        os.umask(old)
 
 
 def test_metadata_naming_a_missing_file(tflite_float):

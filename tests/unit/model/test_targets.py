@@ -81,7 +81,13 @@ def test_dynamic_batch_blocks_edgetpu_but_not_micro():
     f = ModelFacts("full-int8", 1, (), CNN_I8, dynamic_batch=("input",))
     v = check_target(f, "edgetpu")
     assert v.verdict == "blocked" and "fixed batch size" in v.reasons[0]
-    assert check_target(f, "micro").verdict == "ok"
+    micro = check_target(f, "micro")
+    assert micro.verdict == "ok" and not micro.reasons
+    # ok, but never silently: the rule says tensor sizes are static, so the verdict says why this passes
+    assert micro.notes and "ignores shape_signature" in micro.notes[0] and "input" in micro.notes[0]
+    assert any("shape_signature is not read" in s for s in micro.sources)
+    static = check_target(ModelFacts("full-int8", 1, (), CNN_I8), "micro")
+    assert static.verdict == "ok" and static.notes == ()
 
 
 def test_edgetpu_unsupported_op_falls_back_and_compiled_model_is_ok():

@@ -111,3 +111,51 @@ def test_a_model_producing_nan_is_not_packaged(tflite_float, keys, tmp_path):
     load_model(bad)  # still a valid flatbuffer
     with pytest.raises(PackageError, match="contains NaN or Inf; refusing to package"):
         build_package(bad, tmp_path, model_id="d", version="1.0.0", private_key=keys.private_path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_golden_inputs_are_refused(tflite_float, keys, golden_x, tmp_path, value):
+    bad = golden_x.copy()
+    bad[2, 3, 4, 0] = value
+    with pytest.raises(
+        PackageError, match=r"golden input .* contains NaN or Inf \(1 of 384 values, in samples \[2\]\)"
+    ):
+        build_package(
+            tflite_float,
+            tmp_path,
+            model_id="d",
+            version="1.0.0",
+            private_key=keys.private_path,
+            golden_inputs=bad,
+        )
+    assert not list(tmp_path.iterdir())
+    np.save(tmp_path / "nan.npy", bad)  # the same through a file, as `liteship package --golden` gives it
+    with pytest.raises(PackageError, match="NaN or Inf"):
+        build_package(
+            tflite_float, tmp_path / "o.lsp", model_id="d", version="1.0.0", private_key=keys.private_path,
+            golden_inputs=tmp_path / "nan.npy",
+        )  # fmt: skip
+
+
+def test_package_file_mode_and_overwrite(tflite_float, keys, golden_x, tmp_path):
+    import os
+    import stat
+
+    kw = dict(model_id="d", version="1.0.0", private_key=keys.private_path, golden_inputs=golden_x[:1])
+    out = tmp_path / "d.lsp"
+    old = os.umask(0o002)
+    try:
+        build_package(tflite_float, out, **kw)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o664  # 0o666 & ~umask, not mkstemp's 0600
+        out.chmod(0o640)
+        build_package(tflite_float, out, description="again", **kw)  # the default replaces …
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640  # … and keeps the file's mode
+    finally:
+        os.umask(old)
+    before = out.read_bytes()
+    with pytest.raises(
+        PackageError, match=r"already exists; refusing to overwrite a package.*overwrite=True"
+    ):
+        build_package(tflite_float, out, overwrite=False, **kw)
+    assert out.read_bytes() == before
+    build_package(tflite_float, tmp_path / "new.lsp", overwrite=False, **kw)  # a new file is fine

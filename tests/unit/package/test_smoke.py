@@ -65,3 +65,18 @@ def test_folder_damaged_on_disk_is_refused(package, keys, tmp_path):
     (dest / "model.tflite").write_bytes(bytes(data))
     with pytest.raises(PackageError, match="differs from its manifest"):
         smoke_test(dest)
+
+
+def test_nan_golden_inputs_fail_without_running(package, keys, golden_x, tmp_path, monkeypatch):
+    # build_package refuses NaN golden inputs; a package made without that check must still fail here
+    monkeypatch.setattr("liteship.package.golden.check_finite", lambda arr, what: None)
+    bad = golden_x.copy()
+    bad[1, 0, 0, 0] = float("nan")
+    inputs, expected = _golden(package, keys)
+    info = build_package(
+        open_package(package.path, keys.public_path).model_bytes, tmp_path, model_id="digits", version="1.2.2", private_key=keys.private_path,
+        golden_inputs=bad, golden_outputs=expected,
+    )  # fmt: skip
+    r = smoke_test(info.path, public_key=keys.public_path)
+    assert not r.ok and r.samples == 0
+    assert any("golden input" in f and "NaN or Inf" in f for f in r.failures), r.failures

@@ -180,3 +180,34 @@ def test_extract_writes_only_after_verification(package, keys, tmp_path):
         extract_verified(bad, keys.public_path, dest2)
     assert not dest2.exists()
     assert sorted(p.name for p in (tmp_path / "incoming").iterdir()) == ["1.2.0"]  # no temp folder left
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.2, 0.6, 0.99])
+def test_truncated_package_says_truncated(package, keys, tmp_path, keep):
+    # cut short, the zip's end record is gone; zipfile may then find golden.npz's inside the package
+    data = Path(package.path).read_bytes()
+    cut = tmp_path / "cut.lsp"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(PackageError, match="is truncated or corrupt") as e:
+        verify_package(cut, keys.public_path)
+    assert "unsigned" not in str(e.value)
+
+
+def test_unsigned_zip_is_still_called_unsigned(keys, tmp_path):
+    plain = tmp_path / "plain.lsp"
+    with zipfile.ZipFile(plain, "w") as zf:
+        zf.writestr("model.tflite", b"x")
+    with pytest.raises(PackageError, match="has no manifest.json; it is unsigned"):
+        verify_package(plain, keys.public_path)
+
+
+def test_extracted_folder_gets_the_normal_mode(package, keys, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        extract_verified(package.path, keys.public_path, tmp_path / "current")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "current").stat().st_mode) == 0o755  # not mkdtemp's 0700
+    assert stat.S_IMODE((tmp_path / "current" / "model.tflite").stat().st_mode) == 0o644

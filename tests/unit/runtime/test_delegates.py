@@ -95,3 +95,25 @@ def test_working_delegate_is_counted(third_party_models, fake_delegate):
         assert (fake.name, fake.nodes, fake.partitions) == ("libfake.so", 0, 0)
         assert xnn.name == "XNNPACK" and xnn.nodes > 0
         assert r.warnings == []
+
+
+def test_relative_path_to_an_existing_library_loads(third_party_models, fake_delegate, monkeypatch):
+    # dlopen("libfake.so") searches the library path, not the working directory: the file must still load
+    from pathlib import Path
+
+    lib = Path(fake_delegate)
+    monkeypatch.chdir(lib.parent)
+    path = third_party_models / "mobilenet_v1_0.25_224_quant.tflite"
+    for given in (lib.name, f"./{lib.name}"):
+        with LiteRTRunner(path, num_threads=1, delegates=[given]) as r:
+            assert r.delegate_summary()[0].name == "libfake.so"
+
+
+def test_relative_path_to_a_non_library_names_the_real_problem(tflite_float, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "random.tflite").write_bytes(tflite_float.read_bytes())
+    with pytest.raises(DelegateError, match="invalid ELF header") as e:
+        LiteRTRunner(tflite_float, delegates=["random.tflite"])
+    assert "cannot open shared object file" not in str(e.value)
+    with pytest.raises(DelegateError, match="is a directory"):
+        LiteRTRunner(tflite_float, delegates=["."])
