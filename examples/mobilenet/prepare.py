@@ -48,7 +48,6 @@ def prepare(work: Path = HERE / "work", seed: int = 0) -> Path:
 
     import_tf()
     import keras
-
     from sklearn.linear_model import LogisticRegression
 
     from liteship.data import load_dataset
