@@ -31,6 +31,24 @@ def quiet_tensorflow() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(keras|tensorflow).*")
 
 
+# Library messages speak of parameters (STYLE.md); on the command line the same advice names flags.
+PARAMETER_FLAGS = {
+    "liteship.inspect_model": "`liteship inspect`",
+    "allow_select_tf_ops": "--allow-select-tf-ops",
+    "allow_custom_ops": "--allow-custom-ops",
+    "delegate_fallback=True": "--delegate-fallback",
+    "keep_float_layers": "--keep-float",
+    "LITESHIP_VERBOSE=1 (the CLI's -v)": "-v",
+}
+
+
+def as_cli_message(message: str) -> str:
+    """Rewrite parameter names in a library message into the flags a CLI user types."""
+    for param, flag in PARAMETER_FLAGS.items():
+        message = message.replace(param, flag)
+    return message
+
+
 def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
     """Invoke ``cli``; turn errors into one ``error: …`` line on stderr and an exit code.
 
@@ -50,7 +68,8 @@ def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        text = escape(as_cli_message(message))
+        err_console.print(f"[bold red]error:[/] {text}", highlight=False, soft_wrap=True)
         sys.exit(code)
 
     try:

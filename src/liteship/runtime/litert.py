@@ -504,7 +504,11 @@ def _num_nodes(interp: Any) -> int | None:
 
 
 def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+    """The interpreter's message, first line; TFLite glues sentences without a space ("…opsNode 0")."""
+    import re
+
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return re.sub(r"(?<=[a-z.])(?=Node number)", ". ", text).replace("..", ".")
 
 
 def _load_hint(text: str) -> str:
@@ -515,7 +519,7 @@ def _load_hint(text: str) -> str:
         )
     if "custom" in text.lower():
         return "The model needs a custom op; register its kernel, or re-convert without custom ops."
-    return "Check the model with `liteship inspect`."
+    return "Inspect the model (liteship.inspect_model) to see its ops and what each target supports."
 
 
 __all__ = ["LiteRTRunner", "InterpreterModule", "interpreter_module", "interpreter_class"]
