@@ -17,7 +17,7 @@ README = REPO / "README.md"
 pytestmark = pytest.mark.slow
 
 
-def tested_commands() -> list[str]:
+def _tested_commands() -> list[str]:
     text = README.read_text()
     assert "<!-- tested -->" in text, "the README lost its tested block"
     block = text.split("<!-- tested -->", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
@@ -38,7 +38,7 @@ def test_readme_tour_runs(tmp_path):
         REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("work", "out", "__pycache__")
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    commands = tested_commands()
+    commands = _tested_commands()
     assert len(commands) >= 8
     for cmd in commands:
         r = subprocess.run(

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
-from liteship.errors import UsageError
+from liteship.errors import LiteshipError
+
+DEFAULT_SERVER = "http://127.0.0.1:8700"  # liteship.fleet.client.DEFAULT_SERVER (not imported: httpx)
+
+
+# the library's messages name parameters; the CLI shows its flags (see STYLE.md)
+SERVE_FLAGS = {
+    "`port`": "--port",
+    "`host`": "--host",
+    "`data_dir`": "--data",
+    "`workers`": "--workers",
+    "`database_url`": "--db",
+}
+FLEET_FLAGS = {
+    "`server`": "--server",
+    "`token`": "--token",
+    "`trusted_keys`": "`liteship serve --trusted-key PUBLISHER.pub`",
+    "`targets_key`": "--targets-key",
+}
+
+
+@contextlib.contextmanager
+def _flag_names(flags: dict[str, str]) -> Iterator[None]:
+    """Re-raise a library error with the CLI's flag names in its text."""
+    try:
+        yield
+    except LiteshipError as e:
+        text = str(e)
+        for name, flag in flags.items():
+            text = text.replace(name, flag)
+        e.args = (text,)
+        raise
 
 
 @click.command("serve")
@@ -18,8 +51,15 @@ from liteship.errors import UsageError
 @click.option(
     "--data", "data_dir", default="./liteship-data", show_default=True, help="Artifacts, TUF, SQLite."
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8700, show_default=True, type=int)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 for every interface (weak tokens are then refused).",
+)
+@click.option(
+    "--port", default=8700, show_default=True, type=click.IntRange(1, 65535), help="TCP port to listen on."
+)
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Needs PostgreSQL if > 1."
 )
@@ -29,61 +69,107 @@ from liteship.errors import UsageError
 def serve_cmd(
     db: str | None, data_dir: str, host: str, port: int, workers: int, trusted_keys: tuple[str, ...]
 ) -> None:
-    """Start the fleet (OTA) server: registry, TUF distribution, rollouts, telemetry, dashboard."""
-    import uvicorn
+    """Start the fleet (OTA) server: registry, TUF distribution, rollouts, telemetry, dashboard.
 
-    from liteship.fleet.app import create_app
+    Without LITESHIP_ADMIN_TOKEN / LITESHIP_ENROLLMENT_TOKEN, random tokens are generated on first
+    start, kept in DATA/secrets.json (mode 0600) and shown in the start-up banner.
+    """
+    from liteship.fleet.serve import serve
     from liteship.fleet.settings import Settings
 
-    settings = Settings.from_env(database_url=db, data_dir=data_dir, trusted_keys=list(trusted_keys) or None)
-    if workers > 1 and settings.is_sqlite:
-        raise UsageError(
-            "several workers need PostgreSQL; SQLite serializes writers.",
-            hint="Pass --db postgresql://user@host/db, or use --workers 1.",
+    with _flag_names(SERVE_FLAGS):
+        settings = Settings.from_env(
+            database_url=db, data_dir=data_dir, trusted_keys=list(trusted_keys) or None
         )
-    console.print(f"liteship fleet server on http://{host}:{port} (dashboard: /dashboard, data: {data_dir})")
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
-        return
-    create_app(settings)  # migrate and initialize once before the workers start
-    os.environ.update(
-        {"LITESHIP_DATABASE_URL": settings.resolved_database_url(), "LITESHIP_DATA_DIR": data_dir}
-    )
-    if trusted_keys:
-        os.environ["LITESHIP_TRUSTED_KEYS"] = ",".join(trusted_keys)
-    uvicorn.run(
-        "liteship.fleet.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+        serve(settings, host=host, port=port, workers=workers, on_ready=_banner)
 
 
-server_option = click.option(
-    "--server", envvar="LITESHIP_SERVER", metavar="URL", help="Defaults to $LITESHIP_SERVER."
-)
-token_option = click.option(
-    "--token", envvar="LITESHIP_TOKEN", metavar="TOKEN", help="Admin token ($LITESHIP_TOKEN)."
-)
+def _banner(info: Any) -> None:
+    """What a person needs right after start: where the server is, its tokens, the next commands."""
+    lines = [f"liteship fleet server listening on {info.url}", f"  dashboard         {info.dashboard_url}"]
+    env = {"admin_token": "LITESHIP_ADMIN_TOKEN", "enrollment_token": "LITESHIP_ENROLLMENT_TOKEN"}
+    shown = {}
+    for name, label in (("admin_token", "admin token"), ("enrollment_token", "enrollment token")):
+        source = info.token_sources[name]
+        if source == "generated":
+            text = f"{info.tokens[name]}  (new; saved in {info.secrets_file}, mode 0600)"
+            shown[name] = info.tokens[name]
+        elif source == "stored":
+            text = f"in {info.secrets_file}"
+        else:
+            text = f"from ${env[name]}"
+        if name in info.weak_tokens:
+            text += f"  [weak: {info.weak_tokens[name]}; accepted only on loopback]"
+        lines.append(f"  {label:<17} {text}")
+    lines.append(f"  TUF root          {info.tuf_root}  (give it to devices: agent enroll --tuf-root)")
+    lines.append(f"  data              {info.data_dir}  (database: {info.database})")
+    keys = (
+        ", ".join(info.trusted_keys)
+        if info.trusted_keys
+        else ("none: publishing is refused until you restart with --trusted-key PUBLISHER.pub")
+    )
+    lines.append(f"  trusted keys      {keys}")
+    admin = shown.get("admin_token", "<admin token>")
+    enroll = shown.get("enrollment_token", "<enrollment token>")
+    lines += [
+        "next:",
+        f"  liteship fleet publish MODEL.lsp --server {info.url} --token {admin}",
+        f"  liteship fleet rollout start MODEL_ID VERSION --server {info.url} --token {admin}",
+        f"  liteship agent enroll --server {info.url} --enrollment-token {enroll} --device-id DEVICE "
+        f"--model-id MODEL_ID --key PUBLISHER.pub --tuf-root {info.tuf_root}",
+        "stop with Ctrl+C.",
+    ]
+    click.echo("\n".join(lines))  # plain text: tokens and commands must copy-paste without wrapping
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Store --server/--token wherever they appear (group or sub-command); the last one wins."""
+    if value is not None:
+        ctx.ensure_object(dict)[param.name] = value
+    return value
+
+
+def connection_options(f: Any) -> Any:
+    """--server and --token, accepted before and after the sub-command."""
+    f = click.option(
+        "--token",
+        metavar="TOKEN",
+        expose_value=False,
+        callback=_remember,
+        help="Admin token. Defaults to $LITESHIP_TOKEN.",
+    )(f)
+    return click.option(
+        "--server",
+        metavar="URL",
+        expose_value=False,
+        callback=_remember,
+        help=f"Fleet server URL. Defaults to $LITESHIP_SERVER, else {DEFAULT_SERVER}.",
+    )(f)
 
 
 def _client(ctx: click.Context) -> Any:
     from liteship.fleet.client import FleetClient
 
-    return FleetClient(ctx.obj["server"], ctx.obj["token"])
+    obj = ctx.ensure_object(dict)
+    return FleetClient(obj.get("server"), obj.get("token"))
 
 
-@click.group("fleet")
-@server_option
-@token_option
-@click.pass_context
-def fleet_cmd(ctx: click.Context, server: str | None, token: str | None) -> None:
-    """Talk to a fleet server: publish, rollouts, devices, drift."""
-    ctx.ensure_object(dict)
-    ctx.obj.update(server=server, token=token)
+class _FleetGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        with _flag_names(FLEET_FLAGS):
+            return super().invoke(ctx)
+
+
+@click.group("fleet", cls=_FleetGroup)
+@connection_options
+def fleet_cmd() -> None:
+    """Talk to a fleet server: publish, rollouts, devices, drift.
+
+    \b
+    The server is --server, else $LITESHIP_SERVER, else http://127.0.0.1:8700 (a server on this
+    machine started with `liteship serve`). The admin token is --token, else $LITESHIP_TOKEN; both
+    options go before or after the sub-command.
+    """
 
 
 def _render_rollout(r: dict[str, Any]) -> None:
@@ -103,6 +189,7 @@ def _render_rollout(r: dict[str, Any]) -> None:
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
 @click.option("--channel", help="Also point this channel at the release.")
 @click.option("--targets-key", type=click.Path(exists=True, dir_okay=False), help="Offline TUF targets key.")
+@connection_options
 @json_option
 @click.pass_context
 def publish(
@@ -120,6 +207,7 @@ def publish(
 
 
 @fleet_cmd.group("rollout")
+@connection_options
 def rollout() -> None:
     """Start rollouts and show their status."""
 
@@ -133,6 +221,7 @@ def rollout() -> None:
     "--threshold", "thresholds", multiple=True, metavar="NAME=VALUE", help="Decision threshold override."
 )
 @json_option
+@connection_options
 @click.pass_context
 def rollout_start(
     ctx: click.Context,
@@ -169,6 +258,7 @@ def rollout_start(
 @click.argument("rollout_id", type=int, required=False)
 @click.option("--model", "model_id", help="Only rollouts of this model.")
 @json_option
+@connection_options
 @click.pass_context
 def rollout_status(ctx: click.Context, rollout_id: int | None, model_id: str | None, as_json: bool) -> None:
     """Show one rollout with its decisions, or all rollouts."""
@@ -182,6 +272,7 @@ def rollout_status(ctx: click.Context, rollout_id: int | None, model_id: str | N
 
 def _action(name: str, doc: str) -> click.Command:
     @click.argument("rollout_id", type=int)
+    @connection_options
     @json_option
     @click.pass_context
     def cmd(ctx: click.Context, rollout_id: int, as_json: bool) -> None:
@@ -204,17 +295,42 @@ for _name, _doc in (
 
 @fleet_cmd.command("devices")
 @json_option
+@connection_options
 @click.pass_context
 def devices(ctx: click.Context, as_json: bool) -> None:
-    """List devices with the version they run and when they last checked in."""
+    """List devices: the version they run and are assigned, last check-in, reverts."""
     rows = _client(ctx).devices()
     if as_json:
         emit_json(rows)
         return
-    table = Table("device", "model", "version", "last check-in")
+    table = Table("device", "model", "version", "assigned", "reverts", "last check-in (UTC)")
     for d in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["last_seen"])) if d["last_seen"] else "never"
-        table.add_row(d["id"], d["model_id"] or "—", d["model_version"] or "—", seen)
+        table.add_row(
+            d["id"],
+            d["model_id"] or "—",
+            d["model_version"] or "—",
+            d.get("assigned_version") or "—",
+            str(d.get("reverts", 0)),
+            seen,
+        )
+    console.print(table)
+
+
+@fleet_cmd.command("models")
+@connection_options
+@json_option
+@click.pass_context
+def models(ctx: click.Context, as_json: bool) -> None:
+    """List models with their releases and channels."""
+    rows = _client(ctx).models()
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("model", "version", "channels", "size", "sha256")
+    for m in rows:
+        for r in m["releases"]:
+            table.add_row(m["id"], r["version"], ", ".join(r["channels"]), str(r["size"]), r["sha256"][:12])
     console.print(table)
 
 
@@ -223,6 +339,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
 @click.option("--version", help="Only this version.")
 @click.option("--period", "period_s", default=3600.0, show_default=True, help="Seconds per point.")
 @json_option
+@connection_options
 @click.pass_context
 def drift(ctx: click.Context, model_id: str, version: str | None, period_s: float, as_json: bool) -> None:
     """PSI of live confidence against the package's reference (warn 0.1, alert 0.2)."""
@@ -231,14 +348,18 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
         emit_json(series)
         return
     table = Table("version", "period (UTC)", "predictions", "PSI", "level")
+    notes = []
     for s in series:
-        for p in s["points"] or [{"start": None, "predictions": 0, "psi": None, "level": "insufficient"}]:
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(p["start"])) if p["start"] else "—"
-            table.add_row(
-                s["version"],
-                when,
-                str(p["predictions"]),
-                "—" if p["psi"] is None else f"{p['psi']:.3f}",
-                p["level"],
-            )
+        if not s["points"]:
+            live = s.get("predictions", 0)
+            table.add_row(s["version"], "—", str(live), "—", s["latest_level"])
+            if s.get("note"):
+                notes.append(f"{s['version']}: {s['note']}.")
+            continue
+        for p in s["points"]:
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(p["start"]))
+            psi = "—" if p["psi"] is None else f"{p['psi']:.3f}"
+            table.add_row(s["version"], when, str(p["predictions"]), psi, p["level"])
     console.print(table)
+    for note in notes:
+        console.print(escape(note), soft_wrap=True)

@@ -29,6 +29,7 @@ from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard
 from liteship.fleet.api.routes import devices, distribution, releases, rollouts, telemetry
 from liteship.fleet.checkin import CheckIns
+from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import LocalArtifactStore
 from liteship.fleet.tuf_repo import Expiry, TufRepository
@@ -129,15 +130,20 @@ def _error_status(e: LiteshipError) -> int:
 def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any] | None = None) -> FastAPI:
     """Build the server: migrate the database, prepare the artifact store and TUF repository.
 
+    Tokens that are not configured are read from (or generated into) ``<data_dir>/secrets.json``.
+
     Args:
         settings: the configuration (see :class:`~liteship.fleet.settings.Settings`).
         verify_package: replaces ``liteship.package.verify_package`` (tests). Defaults to it.
 
     Returns:
         The FastAPI application (serve it with uvicorn).
+
+    Raises:
+        UsageError: ``data_dir`` is a file, or the stored tokens cannot be read.
     """
-    data_dir = Path(settings.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = prepare_data_dir(settings)
+    settings, _ = ensure_secrets(settings)
     url = settings.resolved_database_url()
     run_migrations(url)
     app = FastAPI(
@@ -179,6 +185,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
 
     for module in (releases, devices, telemetry, rollouts, distribution, dashboard):
         app.include_router(module.router)
+    app.include_router(devices.reverts_router)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

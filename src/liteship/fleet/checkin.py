@@ -2,8 +2,11 @@
 
 A check-in is one write and one read in one short transaction:
 
-    UPDATE devices SET <reported fields>, last_seen = now WHERE id = ? RETURNING model_id
+    UPDATE devices SET <reported fields>, last_seen = now WHERE id = ? RETURNING model_id, model_version
     SELECT plan_version FROM models WHERE id = ?
+
+(plus, only when the device reports revert events in its ``health``, one
+``INSERT INTO reverts … ON CONFLICT DO NOTHING``: see :func:`revert_events`).
 
 Everything else comes from two in-process caches (one per API worker):
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -39,12 +43,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from liteship.fleet.models import Assignment, Channel, CheckIn, Device, Model, Release, Rollout
+from liteship.errors import LiteshipError
+from liteship.fleet.models import (
+    Assignment,
+    Channel,
+    CheckIn,
+    Device,
+    Model,
+    Release,
+    Revert,
+    Rollout,
+)
 
 ACTIVE_STATES = ("running", "paused")
+ENDED_BADLY = ("halted", "aborted")  # the candidate's devices are sent back (rollback-to-control)
+MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
 
 
@@ -83,21 +100,47 @@ class Plan:
     percent: float = 0.0
     control: ReleaseRef | None = None
     candidate: ReleaseRef | None = None
+    # the last rollout of the model, when it was halted or aborted and stable is older than its candidate
+    rolled_back_id: int | None = None
+    rolled_back_state: str = ""
+    rolled_back_version: str | None = None
 
-    def assign(self, *, device_id: str, model_id: str | None, bucket: int) -> Assignment:
-        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel."""
+    def assign(
+        self, *, device_id: str, model_id: str | None, bucket: int, current_version: str | None = None
+    ) -> Assignment:
+        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel.
+
+        A device still running the candidate of a halted or aborted rollout (``current_version``) is
+        sent back to stable with ``reason_code="rollback-to-control"`` and ``allow_downgrade_to``.
+        """
         base: dict[str, Any] = {"device_id": device_id, "model_id": model_id}
         none = {"version": None, "target_path": None, "sha256": None, "size": None}
         if model_id is None:
-            return Assignment(**base, **none, reason="no model chosen")
+            return Assignment(**base, **none, reason="no model chosen", reason_code="no-model")
         if self.rollout_id is not None:
             arm = "candidate" if bucket < self.percent * 100 else "control"
             rel = self.candidate if arm == "candidate" else self.control
             reason = f"rollout {self.rollout_id} ({self.rollout_state}) at {self.percent:g} %: {arm}"
-            return _assignment(base, rel, reason, rollout_id=self.rollout_id, arm=arm)
+            return _assignment(
+                base, rel, reason, rollout_id=self.rollout_id, arm=arm, reason_code=f"rollout-{arm}"
+            )
         if self.stable is None:
-            return Assignment(**base, **none, reason="model has no stable release")
-        return _assignment(base, self.stable, "stable channel")
+            return Assignment(**base, **none, reason="model has no stable release", reason_code="no-release")
+        if current_version is not None and current_version == self.rolled_back_version:
+            reason = (
+                f"rollout {self.rolled_back_id} was {self.rolled_back_state}: back from "
+                f"{current_version} to the control {self.stable.version}"
+            )
+            return _assignment(
+                base,
+                self.stable,
+                reason,
+                rollout_id=self.rolled_back_id,
+                arm="control",
+                reason_code="rollback-to-control",
+                allow_downgrade_to=self.stable.version,
+            )
+        return _assignment(base, self.stable, "stable channel", reason_code="stable")
 
 
 def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **extra: Any) -> Assignment:
@@ -114,11 +157,11 @@ def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **ext
 
 
 def load_plan(session: Session, *, model_id: str) -> Plan:
-    """Read a model's plan from the database (two small queries)."""
+    """Read a model's plan from the database (a few small queries; cached per plan version)."""
     rollout = session.scalars(
-        select(Rollout).where(Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES))
+        select(Rollout).where(Rollout.model_id == model_id).order_by(Rollout.id.desc()).limit(1)
     ).first()
-    if rollout is not None:
+    if rollout is not None and rollout.state in ACTIVE_STATES:
         control = session.get(Release, rollout.control_release_id)
         candidate = session.get(Release, rollout.candidate_release_id)
         assert control is not None and candidate is not None
@@ -134,7 +177,71 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
         .join(Channel, Channel.release_id == Release.id)
         .where(Channel.model_id == model_id, Channel.name == STABLE)
     ).first()
-    return Plan(stable=ReleaseRef.of(stable) if stable is not None else None)
+    if stable is None:
+        return Plan()
+    plan = Plan(stable=ReleaseRef.of(stable))
+    if rollout is not None and rollout.state in ENDED_BADLY:
+        candidate = session.get(Release, rollout.candidate_release_id)
+        if candidate is not None and _older(stable.version, candidate.version):
+            plan = Plan(
+                stable=plan.stable,
+                rolled_back_id=rollout.id,
+                rolled_back_state=rollout.state,
+                rolled_back_version=candidate.version,
+            )
+    return plan
+
+
+def _older(a: str, b: str) -> bool:
+    """True when semantic version ``a`` is lower than ``b`` (False when either does not parse)."""
+    from liteship.package import parse_semver  # lazy: the package stage is optional at import time
+
+    try:
+        return bool(parse_semver(a) < parse_semver(b))
+    except (ValueError, LiteshipError):  # an unparseable version never earns a downgrade permission
+        return False
+
+
+def revert_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The revert events in a check-in's ``health`` as rows for :class:`Revert` (malformed ones skipped).
+
+    The agent reports ``health["events"]`` as ``{"event": "reverted", "version", "to", "reason", "at"}``
+    and resends them until a check-in succeeds. A revert the server asked for (``"by": "server"``, or
+    the agent's reason "server assigned the fallback …") is marked ``by_server``.
+    """
+    events = health.get("events") if isinstance(health, dict) else None
+    if not isinstance(events, list):
+        return []
+    rows = []
+    for ev in events[:MAX_EVENTS]:
+        if not isinstance(ev, dict) or ev.get("event") != "reverted":
+            continue
+        version, at, to = ev.get("version"), ev.get("at"), ev.get("to")
+        if not isinstance(version, str) or not 0 < len(version) <= 64:
+            continue
+        if not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at):
+            continue
+        reason = str(ev.get("reason") or "")[:500]
+        rows.append(
+            {
+                "version": version,
+                "to_version": to if isinstance(to, str) and 0 < len(to) <= 64 else None,
+                "reason": reason,
+                "by_server": ev.get("by") == "server" or reason.startswith("server assigned"),
+                "at": float(at),
+            }
+        )
+    return rows
+
+
+def insert_reverts(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
+    """Store revert rows once (a resent event is ignored by the unique key)."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    now = time.time()
+    values = [{**r, "device_id": device_id, "model_id": model_id, "received_at": now} for r in rows]
+    conn.execute(dialect.insert(Revert).on_conflict_do_nothing(), values)
 
 
 # Statements built once, with bound parameters: building them per request (ORM-enabled DML, coercions,
@@ -144,11 +251,14 @@ _PLAN_VERSION = select(Model.plan_version).where(Model.id == bindparam("model_id
 
 @functools.cache
 def _update_device(columns: tuple[str, ...]) -> Any:
-    """``UPDATE devices SET <columns> … RETURNING model_id``, one per set of reported fields (≤ 16)."""
+    """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16)."""
     table = Device.__table__
     values = {c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns}
     return (
-        update(table).where(table.c.id == bindparam("device_id")).values(values).returning(table.c.model_id)
+        update(table)
+        .where(table.c.id == bindparam("device_id"))
+        .values(values)
+        .returning(table.c.model_id, table.c.model_version)
     )
 
 
@@ -233,8 +343,11 @@ class CheckIns:
             if row is None:
                 return None
             model_id = row.model_id
+            insert_reverts(conn, device_id=device.id, model_id=model_id, rows=revert_events(data.health))
             plan = self._plan(conn, model_id) if model_id is not None else Plan()
-        return plan.assign(device_id=device.id, model_id=model_id, bucket=device.bucket)
+        return plan.assign(
+            device_id=device.id, model_id=model_id, bucket=device.bucket, current_version=row.model_version
+        )
 
     def _plan(self, conn: Any, model_id: str) -> Plan:
         version = conn.execute(_PLAN_VERSION, {"model_id": model_id}).scalar_one_or_none()

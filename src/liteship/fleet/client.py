@@ -28,10 +28,20 @@ class FleetClient:
         *,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.server = (server or os.environ.get("LITESHIP_SERVER") or DEFAULT_SERVER).rstrip("/")
+        given = server or os.environ.get("LITESHIP_SERVER")
+        self.server = (given or DEFAULT_SERVER).rstrip("/")
+        self._where = self.server if given else f"{self.server} (the default: no `server` was given)"
+        if not self.server.startswith(("http://", "https://")):
+            raise FleetError(
+                f"`server` must be an http:// or https:// URL, got {self.server!r}.",
+                hint="For example http://fleet.example:8700.",
+            )
         token = token or os.environ.get("LITESHIP_TOKEN") or os.environ.get("LITESHIP_ADMIN_TOKEN")
         if not token:
-            raise FleetError("no admin token given.", hint="Pass --token or set LITESHIP_TOKEN.")
+            raise FleetError(
+                "no admin token given.",
+                hint="Pass `token` or set LITESHIP_TOKEN (`liteship serve` prints where the token is).",
+            )
         self._http = httpx.Client(
             base_url=self.server,
             headers={"Authorization": f"Bearer {token}"},
@@ -43,9 +53,10 @@ class FleetClient:
         try:
             r = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as e:
+            reason = str(e).rstrip(".") or type(e).__name__
             raise FleetError(
-                f"cannot reach the fleet server at {self.server}: {e}.",
-                hint="Check --server and that it runs.",
+                f"cannot reach the fleet server at {self._where}: {reason}.",
+                hint="Check `server` (or LITESHIP_SERVER) and that the server runs (`liteship serve`).",
             ) from None
         if r.status_code >= 400:
             try:
@@ -61,7 +72,9 @@ class FleetClient:
         self, package: str | Path, *, channel: str | None = None, targets_key: str | Path | None = None
     ) -> Any:
         """Upload a signed package; with ``targets_key`` also sign the new TUF targets metadata here."""
-        params = {"channel": channel} if channel else None
+        params = {"filename": Path(package).name[:200]}
+        if channel:
+            params["channel"] = channel
         with open(package, "rb") as f:
             result = self._call("POST", "/api/v1/releases", content=f, params=params)
         if result.get("tuf") == "pending-offline-signature" and targets_key is not None:
@@ -93,6 +106,17 @@ class FleetClient:
 
     def devices(self) -> Any:
         return self._call("GET", "/api/v1/devices")
+
+    def telemetry(self, device_id: str, *, limit: int = 100, since: float = 0.0) -> Any:
+        """A device's telemetry windows, newest first."""
+        params = {"limit": limit, "since": since}
+        return self._call("GET", f"/api/v1/devices/{device_id}/telemetry", params=params)
+
+    def reverts(self, device_id: str | None = None, *, limit: int = 100) -> Any:
+        """Revert events reported by devices (one device's, or every device's), newest first."""
+        if device_id is not None:
+            return self._call("GET", f"/api/v1/devices/{device_id}/reverts", params={"limit": limit})
+        return self._call("GET", "/api/v1/reverts", params={"limit": limit})
 
     def models(self) -> Any:
         return self._call("GET", "/api/v1/models")

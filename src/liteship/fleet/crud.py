@@ -26,6 +26,7 @@ from liteship.fleet.models import (
     Device,
     Model,
     Release,
+    Revert,
     Rollout,
     TelemetryCreate,
     TelemetryWindow,
@@ -75,31 +76,48 @@ def reference_histogram(manifest: dict[str, Any]) -> tuple[list[float], list[flo
     return [float(c) for c in hist["counts"]], [float(e) for e in edges] if isinstance(edges, list) else None
 
 
+NO_REFERENCE = (
+    "no reference histogram in the package (build it with `liteship pipeline`, which records the "
+    "validation confidence histogram)"
+)
+
+
 # ---- registry -----------------------------------------------------------------------------------
 
 
 def verify_package_file(
-    *, path: Path, trusted_keys: list[str], verify: Callable[[Path, Any], Any] | None = None
+    *,
+    path: Path,
+    trusted_keys: list[str],
+    verify: Callable[[Path, Any], Any] | None = None,
+    display_name: str | None = None,
 ) -> dict[str, Any]:
     """Verify a package with the first trusted key that accepts it; return its manifest as a dict.
+
+    Args:
+        path: the package on the server's disk (a temporary file while publishing).
+        trusted_keys: publisher public keys.
+        verify: replaces ``liteship.package.verify_package`` (tests).
+        display_name: how messages name the package (the uploaded file's name), instead of ``path``.
 
     Raises:
         PackageError: unsigned, tampered, or signed by no trusted key (or none is configured).
     """
     if not trusted_keys:
         raise PackageError(
-            "no trusted publisher key is configured, so no package can be accepted.",
-            hint="Start the server with --trusted-key PUBLIC_KEY.pub (or LITESHIP_TRUSTED_KEYS).",
+            "the server has no trusted publisher key (`trusted_keys`), so no package can be accepted.",
+            hint="Restart it with the publisher's public key (LITESHIP_TRUSTED_KEYS).",
         )
     if verify is None:
         from liteship.package import verify_package as verify
+    name = display_name or path.name
     errors = []
     for key in trusted_keys:
         try:
             return manifest_dict(verify(path, key))
         except (PackageError, ValueError) as e:
-            errors.append(str(e))
-    raise PackageError(f"package refused: {errors[-1]}")
+            errors.append(str(e).replace(str(path), name).replace(path.name, name))
+    raise PackageError(f"package {name!r} refused: {errors[-1]}")
 
 
 def latest_release(session: Session, *, model_id: str) -> Release | None:
@@ -222,6 +240,91 @@ def list_devices(session: Session) -> list[Device]:
     return list(session.scalars(select(Device).order_by(Device.id)))
 
 
+def get_device(session: Session, *, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id!r}.", hint="List devices with `liteship fleet devices`.")
+    return device
+
+
+def device_listing(session: Session) -> list[dict[str, Any]]:
+    """Every device with what it runs, what it is assigned, its refused versions and revert count."""
+    plans: dict[str, Plan] = {}
+    counts: dict[str, int] = {
+        device_id: n
+        for device_id, n in session.execute(
+            select(Revert.device_id, func.count()).group_by(Revert.device_id)
+        ).all()
+    }
+    out = []
+    for d in list_devices(session):
+        if d.model_id is not None and d.model_id not in plans:
+            plans[d.model_id] = load_plan(session, model_id=d.model_id)
+        plan = plans.get(d.model_id or "", Plan())
+        a = plan.assign(device_id=d.id, model_id=d.model_id, bucket=d.bucket, current_version=d.model_version)
+        failed = (d.health or {}).get("failed_versions")
+        out.append(
+            {
+                "assigned_version": a.version,
+                "assignment_reason": a.reason,
+                "failed_versions": [str(v) for v in failed] if isinstance(failed, list) else [],
+                "last_checkin": _iso(d.last_seen),
+                "reverts": counts.get(d.id, 0),
+                "device": d,
+            }
+        )
+    return out
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def telemetry_of(
+    session: Session, *, device_id: str, limit: int = 100, since: float = 0.0
+) -> list[TelemetryWindow]:
+    """A device's telemetry windows, newest first.
+
+    Raises:
+        NotFound: unknown device.
+    """
+    get_device(session, device_id=device_id)
+    q = (
+        select(TelemetryWindow)
+        .where(TelemetryWindow.device_id == device_id, TelemetryWindow.ended >= since)
+        .order_by(TelemetryWindow.ended.desc(), TelemetryWindow.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(q))
+
+
+def list_reverts(session: Session, *, device_id: str | None = None, limit: int = 100) -> list[Revert]:
+    """Revert events, newest first (one device's when ``device_id`` is given).
+
+    Raises:
+        NotFound: unknown device.
+    """
+    q = select(Revert).order_by(Revert.at.desc(), Revert.id.desc()).limit(limit)
+    if device_id is not None:
+        get_device(session, device_id=device_id)
+        q = q.where(Revert.device_id == device_id)
+    return list(session.scalars(q))
+
+
+def reverts_for(session: Session, *, model_id: str, version: str, since: float) -> list[Revert]:
+    """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks)."""
+    return list(
+        session.scalars(
+            select(Revert).where(
+                Revert.model_id == model_id,
+                Revert.version == version,
+                Revert.at >= since,
+                Revert.by_server.is_(False),
+            )
+        )
+    )
+
+
 def active_rollout(session: Session, *, model_id: str) -> Rollout | None:
     return session.scalars(
         select(Rollout).where(Rollout.model_id == model_id, Rollout.state.in_(ACTIVE_STATES))
@@ -231,7 +334,12 @@ def active_rollout(session: Session, *, model_id: str) -> Rollout | None:
 def assignment_for(session: Session, *, device: Device) -> Assignment:
     """The release a device should run: the rollout arm its bucket falls in, else the stable channel."""
     plan = Plan() if device.model_id is None else load_plan(session, model_id=device.model_id)
-    return plan.assign(device_id=device.id, model_id=device.model_id, bucket=device.bucket)
+    return plan.assign(
+        device_id=device.id,
+        model_id=device.model_id,
+        bucket=device.bucket,
+        current_version=device.model_version,
+    )
 
 
 # ---- telemetry ----------------------------------------------------------------------------------
@@ -282,8 +390,14 @@ def windows_for(session: Session, *, model_id: str, version: str, since: float) 
     )
 
 
-def arm_stats(windows: list[TelemetryWindow]) -> decisions.ArmStats:
-    """Merge windows into one :class:`decisions.ArmStats` (latency: windows sharing the first edges)."""
+def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
+    """Merge windows and revert events into one :class:`decisions.ArmStats`.
+
+    Latency merges the windows sharing the first latency edges. A device counts once towards the
+    rollback rate whether it reported ``rollbacks`` in telemetry or a revert event in a check-in, and a
+    device that reverted before sending any window still counts as a device of the arm.
+    """
+    reverts = reverts or []
     arm = decisions.ArmStats(confidence_hist=[0] * CONFIDENCE_BINS)
     devices = set()
     for w in windows:
@@ -296,9 +410,11 @@ def arm_stats(windows: list[TelemetryWindow]) -> decisions.ArmStats:
             arm.latency_edges_ms, arm.latency_hist = list(w.latency_edges_ms), [0] * len(w.latency_hist)
         if w.latency_edges_ms == arm.latency_edges_ms:
             arm.latency_hist = [a + b for a, b in zip(arm.latency_hist, w.latency_hist, strict=True)]
-    arm.devices = len(devices)
+    reverted = {r.device_id for r in reverts}
+    arm.devices = len(devices | reverted)
+    arm.reverts = len(reverts)
     # rollbacks are counted per device: a device reporting several counts once for the rate
-    arm.rollbacks = len({w.device_id for w in windows if w.rollbacks})
+    arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
     return arm
 
 
@@ -320,7 +436,8 @@ def drift_series(
             continue
         ref = reference_histogram(rel.manifest)
         buckets: dict[float, list[int]] = {}
-        for w in windows_for(session, model_id=model_id, version=rel.version, since=since):
+        windows = windows_for(session, model_id=model_id, version=rel.version, since=since)
+        for w in windows:
             start = (w.ended // period_s) * period_s
             acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
             buckets[start] = [a + b for a, b in zip(acc, w.confidence_hist, strict=True)]
@@ -330,13 +447,23 @@ def drift_series(
                 points = [drift.drift_point(s, h, *ref).to_dict() for s, h in sorted(buckets.items())]
             except ValueError:
                 ref = None
+        predictions = sum(sum(h) for h in buckets.values())
+        if ref is None:
+            level, note = "no-reference", NO_REFERENCE
+        elif not windows:
+            level, note = "insufficient", "no telemetry from this version yet"
+        else:
+            level, note = points[-1]["level"], None
         out.append(
             {
                 "model_id": model_id,
                 "version": rel.version,
                 "has_reference": ref is not None,
                 "points": points,
-                "latest_level": points[-1]["level"] if points else "insufficient",
+                "latest_level": level,
+                "predictions": predictions,  # live predictions over every period
+                "windows": len(windows),
+                "note": note,
             }
         )
     return out
@@ -498,11 +625,16 @@ def evaluate_rollout(session: Session, *, rollout: Rollout, record_wait: bool = 
     since = rollout.stage_started_at
     # at 100 % no device runs the control any more: compare with the control over the whole rollout
     control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
+    model_id = rollout.model_id
     verdict = decisions.decide(
         arm_stats(
-            windows_for(session, model_id=rollout.model_id, version=control.version, since=control_since)
+            windows_for(session, model_id=model_id, version=control.version, since=control_since),
+            reverts_for(session, model_id=model_id, version=control.version, since=control_since),
         ),
-        arm_stats(windows_for(session, model_id=rollout.model_id, version=candidate.version, since=since)),
+        arm_stats(
+            windows_for(session, model_id=model_id, version=candidate.version, since=since),
+            reverts_for(session, model_id=model_id, version=candidate.version, since=since),
+        ),
         stage_index=rollout.stage_index,
         n_stages=len(rollout.stages),
         thresholds=rollout.thresholds,

@@ -62,7 +62,10 @@ def drift_chart(series: dict[str, Any]) -> str:
     points = [p for p in series["points"] if p["psi"] is not None]
     title = f"{series['model_id']} {series['version']}"
     if not series["has_reference"]:
-        return f'<p class="empty">{e(title)}: the package carries no reference histogram.</p>'
+        return (
+            f'<p class="empty">{e(title)}: {series.get("predictions", 0)} live predictions; '
+            f"{e(crud.NO_REFERENCE)}.</p>"
+        )
     if not points:
         return f'<p class="empty">{e(title)}: no period with ≥ 500 predictions yet.</p>'
     width, height, pad = 520, 160, 30
@@ -126,6 +129,12 @@ def render(session: Any) -> str:
             f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
             f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
         )
+    revert_rows = "".join(
+        f"<tr><td><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(r.at))}</time></td>"
+        f"<td>{e(r.device_id)}</td><td>{e(r.model_id or '—')}</td><td>{e(r.version)} → {e(r.to_version or 'none')}</td>"
+        f"<td>{'server' if r.by_server else 'device'}</td><td>{e(r.reason)}</td></tr>"
+        for r in crud.list_reverts(session, limit=50)
+    )
     drift_html = []
     for model, _, _ in crud.list_models(session):
         drift_html += [drift_chart(s) for s in crud.drift_series(session, model_id=model.id)]
@@ -136,6 +145,7 @@ def render(session: Any) -> str:
         n_seen=seen,
         n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in crud.ACTIVE_STATES),
         version_chart=version_bars(versions),
+        revert_rows=revert_rows or '<tr><td colspan="6">No device has reverted a model.</td></tr>',
         device_rows=device_rows or '<tr><td colspan="6">No devices registered.</td></tr>',
         rollouts="".join(rollout_html) or '<p class="empty">No rollouts.</p>',
         drift="".join(drift_html) or '<p class="empty">No models published.</p>',

@@ -40,11 +40,12 @@ class ArmStats:
 
     predictions: int = 0
     errors: int = 0
-    rollbacks: int = 0
+    rollbacks: int = 0  # devices that rolled back (telemetry ``rollbacks`` or a revert event)
     devices: int = 0
     confidence_hist: list[int] = field(default_factory=list)
     latency_hist: list[int] = field(default_factory=list)
     latency_edges_ms: list[float] = field(default_factory=list)
+    reverts: int = 0  # revert events reported at check-in (informative; the rate uses ``rollbacks``)
 
     @property
     def error_rate(self) -> float:
@@ -226,6 +227,7 @@ def _arm_numbers(arm: ArmStats) -> dict[str, Any]:
         "devices": arm.devices,
         "errors": arm.errors,
         "rollbacks": arm.rollbacks,
+        "reverts": arm.reverts,
         "error_rate": arm.error_rate,
         "rollback_rate": arm.rollback_rate,
         "latency_p95_ms": histogram_quantile(arm.latency_hist, arm.latency_edges_ms, 0.95),

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -116,6 +116,30 @@ class TelemetryWindow(Base):
     received_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+class Revert(Base):
+    """A device went back from ``version`` to ``to_version`` (an event from its check-in ``health``).
+
+    Stored once per (device, version, at): the agent resends unacknowledged events after a lost answer.
+    ``by_server`` marks reverts the server asked for (a halted or aborted rollout), which say nothing
+    about the version's health and are not counted by the decision engine.
+    """
+
+    __tablename__ = "reverts"
+    __table_args__ = (
+        UniqueConstraint("device_id", "version", "at"),
+        Index("ix_reverts_model_version_at", "model_id", "version", "at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    model_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[str] = mapped_column(String(64))
+    to_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    by_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[float] = mapped_column(Float)  # the device's clock
+    received_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 # ---- HTTP schemas ---------------------------------------------------------------------------------
 
 
@@ -157,11 +181,47 @@ class DevicePublic(BaseModel):
     id: str
     bucket: int
     model_id: str | None
-    model_version: str | None
+    model_version: str | None  # what the device last reported running
     runtime: dict[str, Any] | None
     health: dict[str, Any] | None
     registered_at: float
     last_seen: float | None
+    # additive fields (listing only): what the server assigns, and when the device last checked in
+    assigned_version: str | None = None
+    assignment_reason: str | None = None
+    failed_versions: list[str] = Field(default_factory=list)  # versions the device refuses to run
+    last_checkin: str | None = None  # ISO 8601 UTC of last_seen
+    reverts: int = 0
+
+
+class RevertPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    device_id: str
+    model_id: str | None
+    version: str
+    to_version: str | None
+    reason: str
+    by_server: bool
+    at: float
+    received_at: float
+
+
+class TelemetryWindowPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    window_id: str
+    model_id: str | None
+    model_version: str | None
+    started: float
+    ended: float
+    inferences: int
+    errors: int
+    rollbacks: int
+    out_of_range_fraction: float
+    confidence_hist: list[int]
+    latency_hist: list[int]
+    latency_edges_ms: list[float]
+    dropped_windows: int
+    received_at: float
 
 
 class CheckIn(_Strict):
@@ -172,7 +232,14 @@ class CheckIn(_Strict):
 
 
 class Assignment(BaseModel):
-    """What a device should run: the TUF target to fetch, and why (rollout arm)."""
+    """What a device should run: the TUF target to fetch, and why (rollout arm).
+
+    ``reason`` is for people; ``reason_code`` is for programs: ``no-model``, ``no-release``,
+    ``stable``, ``rollout-control``, ``rollout-candidate`` or ``rollback-to-control``. With
+    ``rollback-to-control`` (a halted or aborted rollout sends a device that runs its candidate back),
+    ``allow_downgrade_to`` names the one older version the device may install although it is not
+    the device's own fallback slot. TUF still guards the metadata against rollback.
+    """
 
     device_id: str
     model_id: str | None
@@ -183,6 +250,8 @@ class Assignment(BaseModel):
     rollout_id: int | None = None
     arm: str | None = None  # "control" | "candidate" | None (no rollout)
     reason: str
+    reason_code: str | None = None
+    allow_downgrade_to: str | None = None
 
 
 class TelemetryCreate(BaseModel):

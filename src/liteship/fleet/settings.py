@@ -1,7 +1,10 @@
 """Fleet server settings: defaults that make ``liteship serve`` work with no configuration.
 
-Every field can come from the environment as ``LITESHIP_<FIELD>`` (upper case). Secrets left at their
-default value are refused outside ``environment="development"``, as in the FastAPI full-stack template.
+Every field can come from the environment as ``LITESHIP_<FIELD>`` (upper case). Tokens that are not
+configured are generated on first start and kept in ``<data_dir>/secrets.json`` (mode 0600, see
+:mod:`liteship.fleet.secrets`). A weak token (the template's ``changethis`` or shorter than 16
+characters) is refused outside ``environment="development"``, as in the FastAPI full-stack template,
+and on any host that is not loopback (:func:`liteship.fleet.secrets.check_exposure`).
 
     >>> s = Settings(data_dir="/tmp/fleet")          # doctest: +SKIP
     >>> s.resolved_database_url()                    # doctest: +SKIP
@@ -11,7 +14,6 @@ default value are refused outside ``environment="development"``, as in the FastA
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +22,18 @@ from pydantic import BaseModel, Field, model_validator
 from liteship.errors import UsageError
 
 DEFAULT_SECRET = "changethis"
+MIN_SECRET_LENGTH = 16
+SECRET_FIELDS = ("admin_token", "enrollment_token")
 _LIST_FIELDS = {"trusted_keys", "default_stages"}
+
+
+def secret_problem(value: str) -> str | None:
+    """Why a token is weak (the template default, or too short), or None when it is acceptable."""
+    if value == DEFAULT_SECRET:
+        return f"the well-known default {DEFAULT_SECRET!r}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 class Settings(BaseModel):
@@ -29,8 +42,9 @@ class Settings(BaseModel):
     environment: Literal["development", "production"] = "development"
     database_url: str | None = None  # default: SQLite file inside data_dir
     data_dir: Path = Path("liteship-data")
-    admin_token: str = DEFAULT_SECRET
-    enrollment_token: str = DEFAULT_SECRET
+    # None: generated on first start and stored in <data_dir>/secrets.json (liteship.fleet.secrets)
+    admin_token: str | None = None
+    enrollment_token: str | None = None
     trusted_keys: list[str] = Field(default_factory=list)  # publisher public keys (paths or key text)
     max_body_bytes: int = 1 << 20  # every JSON endpoint
     max_package_bytes: int = 512 << 20  # the publish endpoint
@@ -44,20 +58,26 @@ class Settings(BaseModel):
     tuf_root_days: float = 365.0
 
     @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> Settings:
-        for name in ("admin_token", "enrollment_token"):
-            value = getattr(self, name)
-            if value != DEFAULT_SECRET and len(value) >= 16:
-                continue
-            message = (
-                f"the {name} is {'the default ' + repr(DEFAULT_SECRET) if value == DEFAULT_SECRET else 'shorter than 16 characters'}."
-                f" Set LITESHIP_{name.upper()} to a long random value (e.g. `python -c 'import secrets;"
-                f" print(secrets.token_urlsafe(32))'`)."
+    def _refuse_weak_secrets_in_production(self) -> Settings:
+        if self.environment == "development":
+            return self  # weak tokens are still refused off loopback (secrets.check_exposure)
+        for name, problem in self.weak_secrets().items():
+            raise ValueError(
+                f"the {name} is {problem}. Set LITESHIP_{name.upper()} to a long random value (e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or leave it unset so "
+                "the server generates one. This is refused outside environment=development."
             )
-            if self.environment != "development":
-                raise ValueError(message + " This is refused outside environment=development.")
-            warnings.warn(message + " Accepted only because environment=development.", stacklevel=2)
         return self
+
+    def weak_secrets(self) -> dict[str, str]:
+        """``{field: problem}`` for every configured token that is weak (unset tokens are not listed)."""
+        out = {}
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            problem = None if value is None else secret_problem(value)
+            if problem is not None:
+                out[name] = problem
+        return out
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -76,7 +96,7 @@ class Settings(BaseModel):
         try:
             return cls(**values)
         except ValueError as e:
-            raise UsageError(f"fleet server settings cannot be used: {e}") from None
+            raise UsageError(f"fleet server settings cannot be used: {_pydantic_message(e)}") from None
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; ``postgresql://`` is mapped to the psycopg 3 driver."""
@@ -88,3 +108,16 @@ class Settings(BaseModel):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url().startswith("sqlite")
+
+
+def _pydantic_message(e: ValueError) -> str:
+    """The messages of a pydantic ValidationError without its URLs and input echoes (which may hold secrets)."""
+    errors = getattr(e, "errors", None)
+    if not callable(errors):
+        return str(e)
+    parts = []
+    for err in errors():
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

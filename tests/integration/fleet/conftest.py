@@ -48,22 +48,28 @@ def keys(tmp_path_factory) -> Any:
 
 @pytest.fixture(scope="session")
 def make_package(keys, tmp_path_factory):
-    """``make_package(model_id, version, key="good")`` -> path of a signed .lsp (cached)."""
+    """``make_package(model_id, version, key="good", reference=True)`` -> path of a signed .lsp (cached).
+
+    ``reference=False`` builds a package without the validation confidence histogram.
+    """
     from liteship.package import build_package
 
     out = tmp_path_factory.mktemp("packages")
-    cache: dict[tuple[str, str, str], Path] = {}
+    cache: dict[tuple[str, str, str, bool], Path] = {}
 
-    def make(model_id: str = "digits", version: str = "1.0.0", key: str = "good") -> Path:
-        k = (model_id, version, key)
+    def make(
+        model_id: str = "digits", version: str = "1.0.0", key: str = "good", reference: bool = True
+    ) -> Path:
+        k = (model_id, version, key, reference)
         if k not in cache:
+            folder = key if reference else f"{key}-noref"
             info = build_package(
                 MODEL_FILE,
-                out / key / f"{model_id}-{version}.lsp",
+                out / folder / f"{model_id}-{version}.lsp",
                 model_id=model_id,
                 version=version,
                 private_key=keys[key].private_path,
-                reference_histogram=REFERENCE,
+                reference_histogram=REFERENCE if reference else None,
                 golden_inputs=np.full((2, 224, 224, 3), 128, dtype=np.uint8),
                 created="2025-01-01T00:00:00Z",
             )

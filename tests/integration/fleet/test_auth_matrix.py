@@ -50,6 +50,10 @@ def test_matrix(setup):
         ("GET", "/api/v1/rollouts", {}, {**admin_only, "admin": 200}),
         ("GET", f"/api/v1/rollouts/{rid}", {}, {**admin_only, "admin": 200}),
         ("GET", "/api/v1/drift?model_id=digits", {}, {**admin_only, "admin": 200}),
+        # a device's telemetry and reverts are for the admin, even the device's own
+        ("GET", "/api/v1/devices/dev-a/telemetry", {}, {**admin_only, "admin": 200}),
+        ("GET", "/api/v1/devices/dev-a/reverts", {}, {**admin_only, "admin": 200}),
+        ("GET", "/api/v1/reverts", {}, {**admin_only, "admin": 200}),
         ("GET", "/api/v1/tuf/targets-draft", {}, {**admin_only, "admin": 200}),
         ("PUT", "/api/v1/tuf/targets", {"content": b"{}"}, {**admin_only, "admin": 400}),
         (

@@ -138,11 +138,18 @@ def test_duplicate_window_is_idempotent(dev):
     assert _count(fleet, "telemetry_windows") == 1
 
 
-def test_settings_refuse_default_secrets(tmp_path):
-    from liteship.errors import UsageError
-    from liteship.fleet.settings import Settings
+def test_settings_refuse_weak_secrets_in_production_without_warnings(tmp_path):
+    import warnings
 
-    with pytest.raises(UsageError, match="admin_token"):
-        Settings.from_env(environment="production", data_dir=tmp_path)
-    with pytest.warns(UserWarning, match="development"):
-        Settings(data_dir=tmp_path)
+    from liteship.errors import UsageError
+    from liteship.fleet.settings import DEFAULT_SECRET, Settings
+
+    with pytest.raises(UsageError, match="admin_token is the well-known default 'changethis'") as e:
+        Settings.from_env(environment="production", data_dir=tmp_path, admin_token=DEFAULT_SECRET)
+    assert "pydantic" not in str(e.value) and "input_value" not in str(e.value)
+    with pytest.raises(UsageError, match="enrollment_token is shorter than 16"):
+        Settings.from_env(environment="production", data_dir=tmp_path, enrollment_token="short")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no Python warning on the console, in any environment
+        Settings(data_dir=tmp_path, admin_token=DEFAULT_SECRET)  # development on loopback: accepted
+        Settings.from_env(environment="production", data_dir=tmp_path)  # unset: generated at start

@@ -114,15 +114,27 @@ def test_worse_candidate_is_halted_and_rolled_back(fleet40):
     fleet, devices = fleet40
     rng = np.random.default_rng(2)
     rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
-    report_all(fleet, devices, rng, candidate=(3, 2))  # much less confident than control's Beta(8, 2)
+    versions = report_all(fleet, devices, rng, candidate=(3, 2))  # less confident than Beta(8, 2)
     r = rollout_state(fleet, rid)
     assert r["state"] == "halted"
     halt = r["decisions"][-1]
     assert halt["action"] == "halt" and halt["by"] == "engine"
     assert halt["numbers"]["checks"]["confidence"] == "worse" and halt["numbers"]["cliffs_delta"] < -0.1
     assert any("confidence" in reason for reason in halt["reasons"])
-    # every device, including those that were candidates, is told to run the control again
-    assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.0.0"}
+    # every device, including those that were candidates, is told to run the control again; a device
+    # still on the candidate is told explicitly that this downgrade is a rollback it may install
+    for dev, headers in devices.items():
+        a = fleet.checkin(dev, headers, versions[dev]).json()
+        assert a["version"] == "1.0.0"
+        if versions[dev] == "1.1.0":
+            assert (a["reason_code"], a["allow_downgrade_to"], a["rollout_id"]) == (
+                "rollback-to-control",
+                "1.0.0",
+                rid,
+            ), a
+        else:
+            assert (a["reason_code"], a["allow_downgrade_to"]) == ("stable", None), a
+    assert "1.1.0" in versions.values()
 
 
 def test_error_rate_halts(fleet40):
@@ -179,3 +191,57 @@ def test_rollout_input_errors(fleet40):
     assert fleet.client.get("/api/v1/rollouts", headers=fleet.admin).json() == []
     assert fleet.rollout("1.1.0").status_code == 201
     assert fleet.rollout("1.1.0").status_code == 409  # one active rollout per model
+
+
+def test_revert_events_are_stored_counted_and_shown(fleet40):
+    """A device's revert (reported in its check-in health) is a row, halts a rollout on the rollback
+    rate although telemetry reports no rollbacks, and is listed by the API and the dashboard."""
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    reverter = next(d for d in sorted(devices) if device_bucket(d) < 2500)
+    event = {
+        "event": "reverted",
+        "version": "1.1.0",
+        "to": "1.0.0",
+        "reason": "median latency 9.10 ms over the budget 3.00 ms in the health window",
+        "at": time.time(),
+    }
+    body = {"model_id": "digits", "model_version": "1.0.0", "health": {"events": [event]}}
+    for _ in range(2):  # the agent resends an event until a check-in succeeds: stored once
+        r = fleet.client.post(f"/api/v1/devices/{reverter}/checkin", json=body, headers=devices[reverter])
+        assert r.status_code == 200, r.text
+    others = {d: h for d, h in devices.items() if d != reverter}
+    report_all(fleet, others, np.random.default_rng(6))  # same confidence, no telemetry rollbacks
+    r = rollout_state(fleet, rid)
+    assert r["state"] == "halted", r["decisions"]
+    halt = r["decisions"][-1]
+    assert halt["numbers"]["checks"]["rollback_rate"] == "worse"
+    assert halt["numbers"]["candidate"]["reverts"] == 1 and halt["numbers"]["candidate"]["rollbacks"] == 1
+    assert any("rollback rate" in reason for reason in halt["reasons"])
+
+    # a revert the server asked for is stored too, but marked (it says nothing about the version)
+    back = {**event, "at": time.time(), "reason": "server assigned the fallback 1.0.0: rollout halted"}
+    body["health"] = {"events": [back]}
+    assert fleet.client.post(f"/api/v1/devices/{reverter}/checkin", json=body, headers=devices[reverter])
+    rows = fleet.client.get(f"/api/v1/devices/{reverter}/reverts", headers=fleet.admin).json()
+    assert [(x["version"], x["to_version"], x["by_server"]) for x in rows] == [
+        ("1.1.0", "1.0.0", True),
+        ("1.1.0", "1.0.0", False),
+    ]
+    assert rows[1]["reason"] == event["reason"]
+    assert len(fleet.client.get("/api/v1/reverts", headers=fleet.admin).json()) == 2
+
+    listing = {d["id"]: d for d in fleet.client.get("/api/v1/devices", headers=fleet.admin).json()}
+    row = listing[reverter]
+    assert (row["model_version"], row["assigned_version"], row["reverts"]) == ("1.0.0", "1.0.0", 2)
+    assert row["last_checkin"].endswith("Z") and row["last_seen"] is not None
+
+    # a device's telemetry windows, newest first; 404 for an unknown device
+    dev = next(iter(others))
+    windows = fleet.client.get(f"/api/v1/devices/{dev}/telemetry", headers=fleet.admin).json()
+    assert len(windows) == 1 and windows[0]["inferences"] == 60 and windows[0]["model_id"] == "digits"
+    assert fleet.client.get("/api/v1/devices/nope/telemetry", headers=fleet.admin).status_code == 404
+    assert fleet.client.get(f"/api/v1/devices/{reverter}/telemetry", headers=fleet.admin).json() == []
+
+    page = fleet.client.get("/dashboard", headers=fleet.admin).text
+    assert "<h2>Reverts</h2>" in page and reverter in page and "median latency 9.10 ms" in page

@@ -49,7 +49,10 @@ def _unauthorized(message: str) -> HTTPException:
 
 
 def is_admin(settings: Settings, token: str | None) -> bool:
-    return token is not None and hmac.compare_digest(token.encode(), settings.admin_token.encode())
+    expected = settings.admin_token  # always set by create_app (liteship.fleet.secrets.ensure_secrets)
+    if not token or not expected:
+        return False
+    return hmac.compare_digest(token.encode(), expected.encode())
 
 
 def current_device(request: Request, session: SessionDep) -> Device:

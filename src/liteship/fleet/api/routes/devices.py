@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from liteship.fleet import crud
 from liteship.fleet.api.deps import (
@@ -15,15 +15,24 @@ from liteship.fleet.api.deps import (
     SettingsDep,
     own_device,
 )
-from liteship.fleet.models import Assignment, CheckIn, DeviceCreate, DevicePublic, DeviceRegistered
+from liteship.fleet.models import (
+    Assignment,
+    CheckIn,
+    DeviceCreate,
+    DevicePublic,
+    DeviceRegistered,
+    RevertPublic,
+)
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+reverts_router = APIRouter(prefix="/api/v1/reverts", tags=["devices"])
 
 
 @router.post("/register", response_model=DeviceRegistered, status_code=status.HTTP_201_CREATED)
 def register(body: DeviceCreate, session: SessionDep, settings: SettingsDep) -> DeviceRegistered:
     """Register a device; its token is returned once (the server keeps only a hash)."""
-    if not hmac.compare_digest(body.enrollment_token.encode(), settings.enrollment_token.encode()):
+    expected = settings.enrollment_token or ""  # always set by create_app (ensure_secrets)
+    if not expected or not hmac.compare_digest(body.enrollment_token.encode(), expected.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong enrollment token.")
     device, token = crud.register_device(session, device_id=body.device_id, model_id=body.model_id)
     session.commit()
@@ -32,8 +41,29 @@ def register(body: DeviceCreate, session: SessionDep, settings: SettingsDep) -> 
 
 @router.get("", response_model=list[DevicePublic])
 def list_devices(session: SessionDep, _: AdminAuth) -> list[DevicePublic]:
-    """Every device with the version it last reported."""
-    return [DevicePublic.model_validate(d) for d in crud.list_devices(session)]
+    """Every device: the version it reports and the one it is assigned, its last check-in, reverts."""
+    out = []
+    for row in crud.device_listing(session):
+        device = row.pop("device")
+        out.append(DevicePublic.model_validate(device).model_copy(update=row))
+    return out
+
+
+@router.get("/{device_id}/reverts", response_model=list[RevertPublic])
+def device_reverts(
+    device_id: str, session: SessionDep, _: AdminAuth, limit: int = Query(default=100, ge=1, le=1000)
+) -> list[RevertPublic]:
+    """The revert events a device reported (newest first)."""
+    rows = crud.list_reverts(session, device_id=device_id, limit=limit)
+    return [RevertPublic.model_validate(r) for r in rows]
+
+
+@reverts_router.get("", response_model=list[RevertPublic])
+def all_reverts(
+    session: SessionDep, _: AdminAuth, limit: int = Query(default=100, ge=1, le=1000)
+) -> list[RevertPublic]:
+    """The revert events of every device (newest first)."""
+    return [RevertPublic.model_validate(r) for r in crud.list_reverts(session, limit=limit)]
 
 
 @router.post("/{device_id}/checkin", response_model=Assignment)

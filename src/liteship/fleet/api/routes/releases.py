@@ -16,6 +16,7 @@ from liteship.fleet.api.deps import AdminAuth, SessionDep
 from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
+FILENAME_PATTERN = r"^[^/\\\x00-\x1f]{1,200}$"  # a bare file name, no folders or control characters
 
 
 def release_public(rel: Release, channels: dict[str, Release]) -> ReleasePublic:
@@ -27,11 +28,14 @@ def all_targets(session: Any) -> dict[str, tuple[str, int]]:
     return {r.target_path: (r.sha256, r.size) for r in session.query(Release).all()}
 
 
-def _publish(app: Any, path: Path, channel: str | None) -> dict[str, Any]:
+def _publish(app: Any, path: Path, channel: str | None, filename: str | None) -> dict[str, Any]:
     """Verify, store and record a package in one transaction; the TUF targets follow the registry."""
     state = app.state
     manifest = crud.verify_package_file(
-        path=path, trusted_keys=state.settings.trusted_keys, verify=state.verify_package
+        path=path,
+        trusted_keys=state.settings.trusted_keys,
+        verify=state.verify_package,
+        display_name=filename or "the uploaded package",
     )
     with state.sessionmaker() as session:
         sha, size = state.store.put_file(path)
@@ -45,9 +49,15 @@ def _publish(app: Any, path: Path, channel: str | None) -> dict[str, Any]:
 
 @router.post("/releases", status_code=status.HTTP_201_CREATED)
 async def publish_release(
-    request: Request, _: AdminAuth, channel: str | None = Query(default=None, pattern=ID_PATTERN)
+    request: Request,
+    _: AdminAuth,
+    channel: str | None = Query(default=None, pattern=ID_PATTERN),
+    filename: str | None = Query(default=None, pattern=FILENAME_PATTERN),
 ) -> dict[str, Any]:
     """Publish a signed ``.lsp`` package sent as the raw request body.
+
+    ``filename`` (optional) is the uploaded file's name: error messages use it instead of the
+    server's temporary file.
 
     Refused: an unsigned or tampered package, an untrusted signer, a version not greater than the
     latest of its model. Returns the release and whether its TUF target is already signed.
@@ -69,7 +79,7 @@ async def publish_release(
             raise HTTPException(
                 status.HTTP_400_BAD_REQUEST, "empty body: send the .lsp package as the request body."
             )
-        return await run_in_threadpool(_publish, request.app, path, channel)
+        return await run_in_threadpool(_publish, request.app, path, channel, filename)
     finally:
         path.unlink(missing_ok=True)
 

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Query, Response, status
 
 from liteship.fleet import crud
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
-from liteship.fleet.models import ID_PATTERN, Rollout, TelemetryAccepted, TelemetryCreate
+from liteship.fleet.models import (
+    ID_PATTERN,
+    Rollout,
+    TelemetryAccepted,
+    TelemetryCreate,
+    TelemetryWindowPublic,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 
@@ -50,6 +56,19 @@ def post_window(
             crud.evaluate_rollout(session, rollout=locked)
         session.commit()
     return TelemetryAccepted(window_id=body.window_id, duplicate=False)
+
+
+@router.get("/devices/{device_id}/telemetry", response_model=list[TelemetryWindowPublic])
+def list_windows(
+    device_id: str,
+    session: SessionDep,
+    _: AdminAuth,
+    limit: int = Query(default=100, ge=1, le=1000),
+    since: float = Query(default=0.0, ge=0.0),
+) -> list[TelemetryWindowPublic]:
+    """A device's telemetry windows, newest first (admin only; ``since``: windows that ended after)."""
+    rows = crud.telemetry_of(session, device_id=device_id, limit=limit, since=since)
+    return [TelemetryWindowPublic.model_validate(w) for w in rows]
 
 
 @router.get("/drift")
