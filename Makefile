@@ -25,7 +25,7 @@ os-deps:
 	@scripts/os-deps.sh
 
 ## test: lint, then the whole suite
-test: $(STAMP) os-deps lint
+test: $(STAMP) os-deps lint typecheck
 	$(BIN)/python -m pytest -q --timeout=900
 
 lint: $(STAMP)

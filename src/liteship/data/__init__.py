@@ -260,7 +260,8 @@ def load_image(
 
     pre = pre or Preprocessing()
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as opened:
+            im: Image.Image = opened
             channels = int(input_shape[-1]) if input_shape is not None and len(input_shape) == 4 else 3
             gray = pre.grayscale if pre.grayscale is not None else channels == 1
             im = im.convert("L" if gray else "RGB")
@@ -270,7 +271,7 @@ def load_image(
                 else None
             )
             if size is not None and (im.height, im.width) != tuple(size):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
+                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(

@@ -6,7 +6,7 @@ Relative paths are resolved against the YAML file's folder, so a config can trav
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -111,6 +111,12 @@ class PipelineConfig(_Strict):
         if not v:
             raise ValueError("at least one recipe is needed")
         return list(dict.fromkeys(v))
+
+    @overload
+    def path(self, p: str) -> Path: ...
+
+    @overload
+    def path(self, p: None) -> None: ...
 
     def path(self, p: str | None) -> Path | None:
         """Resolve a config path against the config file's folder."""

@@ -395,7 +395,7 @@ class _Run:
             min_sqnr=g.min_sqnr,
             layerwise=layerwise,
             progress=self.progress,
-            **({"layerwise_source": self.source} if layerwise else {}),
+            layerwise_source=self.source if layerwise else None,
         )
 
     def _bench(self, path: Path, quick: bool = False) -> Any:
@@ -509,7 +509,7 @@ class _Run:
         ranked_report = self._validate(self.out / "variants" / f"{base}.tflite", reference, layerwise=True)
         layers = layerwise_rows(ranked_report)
         ranked = [row["name"] for row in layers]
-        rounds = []
+        rounds: list[dict[str, Any]] = []
         name = f"{base}+mixed"
         for r in range(1, amp.max_rounds + 1):
             keep = ranked[: amp.step * r]

@@ -106,7 +106,7 @@ class Runner(abc.ABC):
                     f"got one array for a model with {len(specs)} inputs.",
                     hint=f"Pass a dict {{name: array}}; expected inputs: {self._expected()}.",
                 )
-            feed = {specs[0].name: feed}
+            feed = {specs[0].name: np.asarray(feed)}
         elif isinstance(feed, (list, tuple)):
             if len(feed) != len(specs):
                 raise InferenceError(
