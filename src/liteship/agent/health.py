@@ -2,7 +2,10 @@
 
 An inference error or a NaN/Inf output reverts at once; a median latency beyond the budget (times a
 slack factor, since the budget was measured on the golden inputs) reverts at the end of the window.
-Restarts during the window are counted by :mod:`liteship.agent.recovery` (boot counting).
+Restarts during the window are counted by :mod:`liteship.agent.recovery` (boot counting). A clean stop
+saves the window's progress (:meth:`HealthWindow.progress`, written by
+:meth:`~liteship.agent.store.Store.record_clean_shutdown`), so inferences and seconds accumulate across
+clean restarts and a window completes even when the agent runs in short sessions.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 from liteship.agent.store import Store
 
@@ -22,7 +26,7 @@ class HealthWindow:
     Args:
         store: The model slots (``state.json`` says which candidate is pending).
         inferences: Inferences that end the window. Defaults to 50.
-        seconds: Seconds that end the window (since this process started watching). Defaults to 300.
+        seconds: Seconds that end the window (running time, summed over clean restarts). Defaults to 300.
         latency_budget_ms: Median latency allowed; ``None`` uses the package's golden budget.
         now: Monotonic time source (tests). Defaults to ``time.monotonic``.
     """
@@ -49,9 +53,22 @@ class HealthWindow:
         if version is None or version != self.store.current_version():
             self._version = None
             return False
-        if version != self._version:
-            self._version, self._latencies, self._started = version, [], self._now()
+        if version != self._version:  # resume what earlier (cleanly stopped) runs observed
+            self._version = version
+            self._latencies = [float(x) for x in pending.get("latencies_ms") or []]
+            self._started = self._now() - float(pending.get("elapsed_s") or 0.0)
         return True
+
+    def progress(self) -> dict[str, Any] | None:
+        """What this window has observed so far (saved at a clean stop), or None when none is open."""
+        if not self.active:
+            return None
+        return {
+            "version": self._version,
+            "inferences": len(self._latencies),
+            "latencies_ms": [round(x, 3) for x in self._latencies],
+            "elapsed_s": round(self._now() - self._started, 3),
+        }
 
     def _budget(self) -> float | None:
         if self.latency_budget_ms is not None:
@@ -59,9 +76,17 @@ class HealthWindow:
         budget = self.store.manifest(self._version).golden.get("latency_budget_ms") if self._version else None
         return None if budget is None else float(budget) * LATENCY_SLACK
 
-    def observe(self, *, ok: bool, finite: bool = True, latency_ms: float | None = None) -> str | None:
-        """Record one inference of the current model. Returns ``"reverted"``, ``"committed"`` or None."""
-        if not self.active:
+    def observe(
+        self, *, ok: bool, finite: bool = True, latency_ms: float | None = None, version: str | None = None
+    ) -> str | None:
+        """Record one inference. Returns ``"reverted"``, ``"committed"`` or None.
+
+        Args:
+            version: The version of the model that ran it. An inference of another model (the old one,
+                run between the swap on disk and the loop's reload) says nothing about the candidate
+                and is ignored. Defaults to the current model.
+        """
+        if not self.active or (version is not None and version != self._version):
             return None
         if not ok or not finite:
             what = "an inference error" if not ok else "a NaN/Inf output"

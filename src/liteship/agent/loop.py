@@ -2,12 +2,20 @@
 windows into the spool; a background thread checks in, updates and uploads the spool.
 
 Only this thread runs the model. The updater thread swaps slots on disk and raises a flag; the loop
-reloads the model between two frames. SIGTERM sets a flag checked after each frame: the current frame
-finishes, the open window is spooled and the spool is flushed before the process exits.
+reloads the model between two frames. After an install or a revert the updater checks in again at once,
+so the server learns the version without waiting a poll interval. SIGTERM sets a flag checked after each
+frame: the current frame finishes, the updater thread finishes its step, the open window is spooled and
+the spool is flushed before the process exits.
+
+Without a model (nothing installed yet, or the last one was reverted) the loop does not block: it waits
+for the first check-in (which may install one), then drops frames while it waits for an update, at most
+one per ``model_wait_s``, logging "waiting for a model" every ``wait_log_s``. Dropped frames count
+towards ``max_frames``, so a frame limit and SIGTERM are honoured either way.
 """
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -100,8 +108,13 @@ class AgentLoop:
         updater: An :class:`~liteship.agent.updater.Updater`, or None to run offline.
         health: The health window. Defaults to 50 inferences / 300 s.
         window_s: Seconds per telemetry window. Defaults to 60.
-        max_frames: Stop after this many frames (tests). Defaults to no limit.
+        max_frames: Stop after this many frames, processed or dropped for want of a model. Defaults to
+            no limit.
+        model_wait_s: Longest wait for a model per frame before that frame is dropped. Defaults to 1.
+        wait_log_s: Seconds between "waiting for a model" log lines. Defaults to 30.
     """
+
+    JOIN_TIMEOUT_S = 10.0  # at shutdown, time for the updater thread to finish its step
 
     def __init__(
         self,
@@ -115,18 +128,30 @@ class AgentLoop:
         window_s: float = 60.0,
         num_threads: int | None = None,
         max_frames: int | None = None,
+        model_wait_s: float = 1.0,
+        wait_log_s: float = 30.0,
     ) -> None:
         self.store, self.source, self.sink, self.spool, self.updater = store, source, sink, spool, updater
         self.health = health or HealthWindow(store)
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
+        self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
         self.model: LoadedModel | None = None
         self.aggregator = Aggregator()
-        self.frames = 0
+        self.frames = 0  # processed
+        self.dropped = 0  # read while no model was there to run them
+        self.stop_reason = "source ended"
         self._stop, self._changed, self._flush_lock = threading.Event(), threading.Event(), threading.Lock()
+        self._wake, self._report_due, self._polled = threading.Event(), threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
         self._window_started = time.monotonic()
+        self._last_wait_log: float | None = None
 
-    def stop(self, *_: Any) -> None:
+    def stop(self, signum: int | None = None, *_: Any) -> None:
+        """Stop after the current frame (also the SIGTERM/SIGINT handler)."""
+        if signum is not None and not self._stop.is_set():
+            self.stop_reason = f"signal {signal.Signals(signum).name}"
         self._stop.set()
+        self._wake.set()
 
     # ---- model --------------------------------------------------------------------------------------
 
@@ -145,7 +170,7 @@ class AgentLoop:
             self.model = LoadedModel(folder, self.num_threads)
         except LiteshipError as e:  # cannot even load: a health failure of this slot
             event("model failed to load", 40, version=folder.name, error=str(e))
-            if self.health.observe(ok=False) != "reverted":
+            if self.health.observe(ok=False, version=folder.name) != "reverted":
                 self.store.revert(f"model failed to load: {e}", mark_failed=False)
             self.aggregator.record_rollback()
             return self._reload()
@@ -154,10 +179,39 @@ class AgentLoop:
         event("model loaded", version=self.model.version, model_id=self.model.manifest.model_id)
 
     def _wait_for_model(self) -> bool:
-        while self.model is None and not self._stop.is_set():
-            self._changed.wait(0.2)
+        """Give a missing model a chance to arrive; False when this frame must be dropped."""
+        if self.updater is not None:  # the first check-in may install one: wait for it, not for frames
+            while not self._polled.is_set() and not self._stop.is_set():
+                self._polled.wait(0.2)
+        if self._changed.is_set():
             self._reload()
+        deadline = time.monotonic() + self.model_wait_s
+        while self.model is None and not self._stop.is_set():
+            self._log_waiting()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._changed.wait(min(0.2, left)):
+                self._reload()
         return self.model is not None
+
+    def _log_waiting(self) -> None:
+        now = time.monotonic()
+        if self._last_wait_log is not None and now - self._last_wait_log < self.wait_log_s:
+            return
+        self._last_wait_log = now
+        decision = self.store.state().get("last_decision") or {}
+        event(
+            "waiting for a model",
+            30,
+            detail="no verified model is installed; frames are dropped until the server assigns one",
+            server=self.updater.client.server if self.updater is not None else None,
+            dropped_frames=self.dropped,
+            last_decision=f"{decision.get('action')} {decision.get('version') or ''}: "
+            f"{decision.get('reason', '')}"
+            if decision
+            else None,
+        )
 
     # ---- frames -------------------------------------------------------------------------------------
 
@@ -170,7 +224,7 @@ class AgentLoop:
         except LiteshipError as e:
             self.aggregator.record_error()
             event("inference failed", 40, frame=frame.name, error=str(e))
-            verdict = self.health.observe(ok=False)
+            verdict = self.health.observe(ok=False, version=model.version)
             return self._after_health(verdict)
         self.aggregator.record(confidence=score if finite else float("nan"), latency_ms=latency, x=x)
         result = {
@@ -184,16 +238,24 @@ class AgentLoop:
             "version": model.version,
         }
         self.sink.write(result)
-        self._after_health(self.health.observe(ok=True, finite=finite, latency_ms=latency))
+        verdict = self.health.observe(ok=True, finite=finite, latency_ms=latency, version=model.version)
+        self._after_health(verdict)
         return result
 
     def _after_health(self, verdict: str | None) -> None:
         if verdict == "reverted":
             event("candidate reverted", 30, decision=self.store.state().get("last_decision"))
             self.aggregator.record_rollback()
+            self._report_now()  # the server learns the version and the revert event at once
             self._reload()
         elif verdict == "committed":
             event("candidate committed", version=self.store.current_version())
+            self._report_now()
+
+    def _report_now(self) -> None:
+        if self.updater is not None:
+            self._report_due.set()
+            self._wake.set()
 
     def _close_window(self) -> None:
         window = self.aggregator.close()
@@ -213,47 +275,86 @@ class AgentLoop:
 
     # ---- threads ------------------------------------------------------------------------------------
 
+    def _report(self) -> None:
+        """Check in without applying the answer: tells the server what runs here now."""
+        self._report_due.clear()
+        try:
+            decision = self.updater.report()
+        except Exception as e:  # noqa: BLE001 - the updater must not stop inference
+            decision = {"action": "error", "reason": f"{type(e).__name__}: {e}"}
+        event("check-in (report)", **decision)
+
     def _update_thread(self) -> None:
+        poll_due = True
         while not self._stop.is_set():
-            try:
-                decision = self.updater.poll_once()
-            except Exception as e:  # noqa: BLE001 - the updater must not stop inference
-                decision = {"action": "error", "version": None, "reason": f"{type(e).__name__}: {e}"}
-            event("check-in", **decision)
-            if decision["action"] in ("installed", "reverted-by-server"):
-                self._changed.set()
-            self.flush()
-            self._stop.wait(self.updater.next_delay())
+            if poll_due:
+                try:
+                    decision = self.updater.poll_once()
+                except Exception as e:  # noqa: BLE001 - the updater must not stop inference
+                    decision = {"action": "error", "version": None, "reason": f"{type(e).__name__}: {e}"}
+                event("check-in", **decision)
+                if decision["action"] in ("installed", "reverted-by-server"):
+                    self._changed.set()
+                    self._report_due.set()
+                self._polled.set()
+            if self._report_due.is_set() and not self._stop.is_set():
+                self._report()
+            if poll_due:
+                self.flush()
+            poll_due = not self._wake.wait(self.updater.next_delay())  # woken early: a report is due
+            self._wake.clear()
+
+    def _source_frames(self) -> Any:
+        for frame in self.source:
+            if self._stop.is_set():
+                return
+            yield frame
+
+    def _limit_reached(self) -> bool:
+        if self.max_frames and self.frames + self.dropped >= self.max_frames:
+            self.stop_reason = f"frame limit ({self.max_frames})"
+            return True
+        return self._stop.is_set()
 
     def run(self) -> int:
-        """Process frames; returns the number processed."""
+        """Process frames until the source ends, the frame limit, or :meth:`stop`; returns frames processed."""
         if self.updater is not None:
-            threading.Thread(target=self._update_thread, name="liteship-updater", daemon=True).start()
+            self._thread = threading.Thread(target=self._update_thread, name="liteship-updater", daemon=True)
+            self._thread.start()
         self._reload()
         try:
-            for frame in self.source:
-                if self._stop.is_set() or not self._wait_for_model():
-                    break
+            for frame in self._source_frames():
                 if self._changed.is_set():
                     self._reload()
-                    if not self._wait_for_model():
+                if self.model is None and not self._wait_for_model():
+                    if self._stop.is_set():
                         break
-                self.process(frame)
-                self.frames += 1
-                self._after_health(self.health.tick())
+                    self.dropped += 1
+                else:
+                    self.process(frame)
+                    self.frames += 1
+                    self._after_health(self.health.tick())
                 if time.monotonic() - self._window_started >= self.window_s:
                     self._close_window()
-                if self._stop.is_set() or (self.max_frames and self.frames >= self.max_frames):
+                if self._limit_reached():
                     break
         finally:
-            self._stop.set()
-            self._close_window()
-            self.flush()
-            self.sink.close()
-            self.source.close()
-            if self.model is not None:
-                self.model.close()
+            self._shutdown()
         return self.frames
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.JOIN_TIMEOUT_S)
+            if not self._thread.is_alive() and self._report_due.is_set():
+                self._report()  # an install, revert or commit the server has not heard of yet
+        self._close_window()
+        self.flush()
+        self.sink.close()
+        self.source.close()
+        if self.model is not None:
+            self.model.close()
 
 
 __all__ = ["AgentLoop", "LoadedModel"]

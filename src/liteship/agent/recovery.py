@@ -6,8 +6,10 @@
    things they were about to replace are intact, because every replacement is a rename).
 2. An update whose intent was recorded (``pending``) but whose symlinks were not both switched is
    finished: its slot was complete and smoke-tested before the intent was written.
-3. A candidate still in its health window counts one more start-up; past ``max_starts`` it is
-   reverted and marked failed (a model that crashes the agent never gets to fail a health check).
+3. A candidate still in its health window counts one more start-up unless the last process recorded a
+   clean shutdown (``Store.record_clean_shutdown``; the record is cleared here); at ``max_starts``
+   unclean start-ups it is reverted and marked failed (a model that crashes the agent never gets to
+   fail a health check).
 4. ``current`` and ``previous`` are re-verified (signature over the manifest, every file's sha256).
    A dangling or damaged ``current`` falls back to ``previous``; a damaged slot is deleted.
 5. Slots nothing points to are deleted. Partial downloads (``*.part``) are kept for resume.
@@ -40,7 +42,7 @@ def clean_staging(store: Store) -> list[str]:
     return removed
 
 
-def _finish_or_count(store: Store, actions: list[str]) -> None:
+def _finish_or_count(store: Store, actions: list[str], clean_stop: bool) -> None:
     pending = store.state()["pending"]
     if not pending:
         return
@@ -53,17 +55,25 @@ def _finish_or_count(store: Store, actions: list[str]) -> None:
             store.update_state(lambda s: s.__setitem__("pending", None))
             actions.append(f"abandoned the update to {version} (its slot is incomplete)")
             return
+    if clean_stop:  # a clean stop (source ended, frame limit, SIGTERM) is not a crash: nothing counted
+        done = pending.get("inferences", 0)
+        actions.append(f"health window of {version} continues after a clean stop ({done} inferences so far)")
+        return
     data = store.update_state(lambda s: s["pending"].__setitem__("starts", s["pending"].get("starts", 0) + 1))
     starts = data["pending"]["starts"]
     if starts >= store.max_starts:
         reason = (
-            f"the agent restarted {starts} times during the health window of {version} (crash or power loss)"
+            f"the agent stopped uncleanly {starts} times during the health window of {version} "
+            "(crash, kill or power loss)"
         )
         to = store.revert(reason)
-        actions.append(f"reverted {version} to {to}: {reason}")
+        actions.append(
+            f"reverted {version} to {to}: {reason}" if to else f"reverted {version} (no fallback): {reason}"
+        )
     else:
         actions.append(
-            f"health window of {version} continues (start-up {starts} of {store.max_starts - 1} allowed)"
+            f"health window of {version} continues after an unclean stop "
+            f"({starts} of {store.max_starts - 1} allowed)"
         )
 
 
@@ -85,7 +95,7 @@ def _check_slots(store: Store, actions: list[str]) -> None:
             store._point("previous", None)
         else:
             to = store.revert(f"slot damaged on disk: {problem}", mark_failed=False)
-            actions.append(f"fell back to {to}" if to else "no verified model left; waiting for an update")
+            actions.append(f"fell back to {to}" if to else "no verified model left")
 
 
 def recover(store: Store) -> list[str]:
@@ -94,10 +104,15 @@ def recover(store: Store) -> list[str]:
     Args:
         store: The agent's :class:`~liteship.agent.store.Store` (with its publisher key, so slots are
             re-verified against the signature too).
+
+    Every call is a start-up: it consumes the clean-shutdown record of the previous process, so a
+    second call without a :meth:`~liteship.agent.store.Store.record_clean_shutdown` in between counts
+    as a restart after a crash.
     """
     with store._lock:
+        clean_stop = store.take_clean_shutdown() is not None
         actions = [f"removed leftover {p}" for p in clean_staging(store)]
-        _finish_or_count(store, actions)
+        _finish_or_count(store, actions, clean_stop)
         _check_slots(store, actions)
         if store.state()["pending"] and store.current_version() != store.state()["pending"]["version"]:
             store.update_state(lambda s: s.__setitem__("pending", None))

@@ -71,6 +71,68 @@ def _key(state_dir: Path, key: Path | None) -> Path | None:
     return stored if stored.is_file() else None
 
 
+def _checked_key(key: str | Path | None, state_dir: Path, parameter: str) -> Path:
+    """The publisher key to use (given, else stored at enrollment), loaded once to prove it is usable."""
+    from liteship.package.signing import load_public_key
+
+    found = _key(state_dir, Path(key) if key is not None else None)
+    if found is None:
+        raise AgentError(
+            "no publisher key: the agent installs and runs nothing it cannot verify.",
+            hint=f"Pass `{parameter}` (the publisher's ed25519 public key file, e.g. publisher.pub), "
+            "or enroll the device (`enroll`), which stores it.",
+        )
+    load_public_key(found)
+    return found
+
+
+class _Undo:
+    """Remove, when the command fails, what it created, and nothing that existed before it.
+
+    Use as a context manager; call :meth:`mkdir` / :meth:`new` before creating a folder / file.
+    """
+
+    def __init__(self) -> None:
+        self.created: list[Path] = []
+
+    def mkdir(self, folder: Path) -> None:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        for p in reversed(missing):  # outermost first, so the undo removes the top one
+            p.mkdir()
+            self.created.append(p)
+
+    def new(self, path: Path) -> Path:
+        if not path.exists() and not path.is_symlink():
+            self.created.append(path)
+        return path
+
+    def __enter__(self) -> _Undo:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if kind is None:
+            return
+        for p in reversed(self.created):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _trusted_root(data: bytes, where: str) -> bytes:
+    """``data`` when it is a TUF root's metadata (a parse check; its signatures are TUF's job)."""
+    from tuf.api.metadata import Metadata, Root
+
+    try:
+        Metadata[Root].from_bytes(data)
+    except Exception as e:  # noqa: BLE001 - any parse failure means the same thing here
+        raise AgentError(
+            f"{where} is not a TUF root metadata file ({type(e).__name__}: {e}).",
+            hint="Give the fleet's root.json (the server publishes it as /tuf/metadata/1.root.json).",
+        ) from e
+    return data
+
+
 def enroll(
     state_dir: str | Path,
     *,
@@ -84,31 +146,62 @@ def enroll(
 ) -> dict[str, Any]:
     """Register with the server; store the device token, the trusted TUF root and the publisher key.
 
+    Nothing is written before the key, the root and the server's answer are known good; when writing
+    fails, what this call created is removed again (an existing state folder is kept).
+
     Args:
+        state_dir: The agent's state folder (created if missing).
+        server: The fleet server's base URL.
+        enrollment_token: The fleet's enrollment token.
+        device_id: This device's id.
+        key: The publisher's ed25519 public key file.
+        model_id: The model this device runs. Defaults to none (the server decides).
         tuf_root: The fleet's ``root.json`` delivered out of band (recommended). Defaults to fetching
             ``1.root.json`` from the server now (trust on first use: enroll on a trusted network).
+        transport: An ``httpx`` transport (tests). Defaults to the network.
+
+    Returns:
+        ``device_id``, ``server``, ``state_dir``, ``tuf_root`` (``"pinned"`` when given,
+        ``"trust-on-first-use"`` when fetched) and ``tuf_root_source`` (the file or URL it came from).
     """
+    from liteship.package.signing import load_public_key
+
     state = Path(state_dir)
-    (state / "tuf").mkdir(parents=True, exist_ok=True)
+    load_public_key(key)
+    server = server.rstrip("/")
+    if tuf_root is not None:
+        root = _trusted_root(Path(tuf_root).read_bytes(), repr(str(tuf_root)))
+        source = str(tuf_root)
     client = FleetClient(server, transport=transport)
     try:
-        root = Path(tuf_root).read_bytes() if tuf_root else client.fetch_metadata("1.root.json")
+        if tuf_root is None:
+            source = f"{server}/tuf/metadata/1.root.json"
+            root = _trusted_root(client.fetch_metadata("1.root.json"), source)
         token = client.register(device_id=device_id, enrollment_token=enrollment_token, model_id=model_id)
     finally:
         client.close()
-    atomic_write_bytes(state / "tuf" / "root.json", root)
-    shutil.copyfile(key, state / "publisher.pub")
-    config = {"server": server.rstrip("/"), "device_id": device_id, "token": token, "model_id": model_id}
-    atomic_write_json(state / "device.json", config)
-    os.chmod(state / "device.json", 0o600)
-    return {"device_id": device_id, "server": config["server"], "state_dir": str(state), "tuf_root": "stored"}
+    config = {"server": server, "device_id": device_id, "token": token, "model_id": model_id}
+    with _Undo() as undo:
+        undo.mkdir(state / "tuf")
+        atomic_write_bytes(undo.new(state / "tuf" / "root.json"), root)
+        shutil.copyfile(key, undo.new(state / "publisher.pub"))
+        atomic_write_json(undo.new(state / "device.json"), config)
+        os.chmod(state / "device.json", 0o600)
+    return {
+        "device_id": device_id,
+        "server": server,
+        "state_dir": str(state),
+        "tuf_root": "pinned" if tuf_root is not None else "trust-on-first-use",
+        "tuf_root_source": source,
+    }
 
 
 def agent_status(state_dir: str | Path) -> AgentStatus:
     state = Path(state_dir)
     if not state.is_dir():
         raise UsageError(
-            f"agent state folder {str(state)!r} does not exist.", hint="Run `liteship agent enroll` first."
+            f"agent state folder {str(state)!r} does not exist.",
+            hint="Enroll the device (`enroll`) or install a package (`install_package`) first.",
         )
     store = Store(state)
     s, dev = store.state(), _device(state)
@@ -133,17 +226,34 @@ def install_package(
     """Install a package from a file (provisioning): verify, smoke-test, swap. Refusals raise AgentError.
 
     The first key given is kept as the publisher key (``<state>/publisher.pub``) unless one is stored.
+    Nothing is created before the key and the package are found; when the install fails, what this
+    call created is removed again (an existing state folder keeps its record of the refusal).
+
+    Args:
+        state_dir: The agent's state folder (created if missing).
+        package: The ``.lsp`` file.
+        key: The publisher's public key. Defaults to the one stored at enrollment.
+
+    Returns:
+        ``installed`` (version), ``model_id`` and ``previous`` (the fallback version, or None).
     """
     state = Path(state_dir)
-    store = Store(state, _key(state, Path(key) if key else None))
-    if key is not None and not (state / "publisher.pub").exists():  # provisioning sets the trust anchor
-        shutil.copyfile(key, state / "publisher.pub")
-    recover(store)
-    try:
-        manifest = store.install(package)
-    except UpdateRefused as e:
-        store.record_decision("refused", None, str(e), code=e.reason)
-        raise
+    public = _checked_key(key, state, "key")
+    if not Path(package).is_file():
+        raise UsageError(f"package {str(package)!r} does not exist.", hint="Give the path of a .lsp file.")
+    with _Undo() as undo:
+        undo.mkdir(state)
+        store = Store(state, public)
+        if key is not None and not (state / "publisher.pub").exists():  # provisioning sets the trust anchor
+            shutil.copyfile(key, undo.new(state / "publisher.pub"))
+        recover(store)
+        try:
+            manifest = store.install(package)
+        except UpdateRefused as e:
+            store.record_decision("refused", None, str(e), code=e.reason)
+            raise
+        finally:
+            store.record_clean_shutdown()  # provisioning is not a crash of the candidate it installs
     return {
         "installed": manifest.version,
         "model_id": manifest.model_id,
@@ -151,9 +261,23 @@ def install_package(
     }
 
 
+def _nothing_to_run(state: Path) -> AgentError:
+    return AgentError(
+        f"no model is installed in {str(state)!r} and no fleet server is configured: nothing to run.",
+        hint="Install a package first (`install_package`), or enroll this device with a fleet server "
+        "(`enroll`) so that it downloads its model.",
+    )
+
+
 def run_agent(config: AgentConfig) -> int:
     """Recover, then run the inference loop (and the updater when a server is configured) until the
-    source ends or SIGTERM/SIGINT. Returns the number of frames processed."""
+    source ends, the frame limit, or SIGTERM/SIGINT. Returns the number of frames processed.
+
+    A normal end is recorded as a clean shutdown (with the health window's progress), so the next
+    start-up is not counted as a crash of a candidate model. Without a model the agent waits for the
+    server to assign one; with neither a model nor a server it raises :class:`AgentError` and creates
+    nothing.
+    """
     from liteship.agent.health import HealthWindow
     from liteship.agent.loop import AgentLoop
     from liteship.agent.sources import open_source
@@ -163,15 +287,19 @@ def run_agent(config: AgentConfig) -> int:
     setup_logging()
     state = Path(config.state_dir)
     dev = _device(state)
-    store = Store(state, _key(state, config.key))
-    if store.public_key is None:
-        raise AgentError(
-            "no publisher key: the agent installs nothing it cannot verify.",
-            hint="Pass --key publisher.pub or enroll.",
-        )
+    public = _checked_key(config.key, state, "key")
+    server, token = config.server or dev.get("server"), config.token or dev.get("token")
+    if not (server and token) and not os.path.lexists(state / "current"):
+        raise _nothing_to_run(state)
+    source, sink = open_source(config.source, loop=config.loop), open_sink(config.sink)
+    store = Store(state, public)
     for action in recover(store):
         event("recovery", action=action)
-    server, token = config.server or dev.get("server"), config.token or dev.get("token")
+    if not (server and token) and store.current_version() is None:  # recovery found no verified model
+        store.record_clean_shutdown()
+        source.close()
+        sink.close()
+        raise _nothing_to_run(state)
     updater = None
     if server and token:
         client = FleetClient(server, config.device_id or dev.get("device_id"), token)
@@ -191,8 +319,8 @@ def run_agent(config: AgentConfig) -> int:
     )
     loop = AgentLoop(
         store,
-        open_source(config.source, loop=config.loop),
-        open_sink(config.sink),
+        source,
+        sink,
         Spool(state / "spool", config.spool_max),
         updater=updater,
         health=health,
@@ -204,7 +332,15 @@ def run_agent(config: AgentConfig) -> int:
     signal.signal(signal.SIGINT, loop.stop)
     event("agent started", current=store.current_version(), server=server, source=config.source)
     frames = loop.run()
-    event("agent stopped", frames=frames, spooled=len(loop.spool))
+    store.record_clean_shutdown(health.progress())
+    event(
+        "agent stopped",
+        reason=loop.stop_reason,
+        frames=frames,
+        dropped_frames=loop.dropped,
+        spooled=len(loop.spool),
+        current=store.current_version(),
+    )
     return frames
 
 

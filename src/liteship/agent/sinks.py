@@ -84,7 +84,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    """JSON lines on stderr, through a duplicate of fd 2 so native-output silencing never hides them."""
+    from liteship.agent.quiet import private_stderr
+
+    for old in log.handlers:
+        if isinstance(old, logging.StreamHandler) and old.stream not in (sys.stderr, sys.__stderr__):
+            old.stream.close()
+    handler = logging.StreamHandler(private_stderr())
     handler.setFormatter(JsonFormatter())
     log.handlers[:] = [handler]
     log.setLevel(level)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.agent.fsutil import atomic_symlink, atomic_write_json, fsync_dir, read_json
+from liteship.agent.quiet import native_output_silenced
 from liteship.errors import AgentError, LiteshipError
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
 
@@ -80,6 +81,30 @@ class Store:
     ) -> None:
         decision = {"at": time.time(), "action": action, "version": version, "reason": reason, **extra}
         self.update_state(lambda s: s.__setitem__("last_decision", decision))
+
+    def record_clean_shutdown(self, health: dict[str, Any] | None = None) -> None:
+        """Note that this process stops cleanly (source ended, frame limit, SIGTERM/SIGINT).
+
+        The next start-up does not count as a restart of a pending candidate. ``health`` (from
+        :meth:`~liteship.agent.health.HealthWindow.progress`) is saved into the pending window in the
+        same atomic write, so a health window completes across clean restarts.
+        """
+
+        def change(s: dict[str, Any]) -> None:
+            s["clean_shutdown"] = {"at": time.time(), "pid": os.getpid()}
+            pending = s["pending"]
+            if health and pending and pending.get("version") == health.get("version"):
+                pending["inferences"] = health["inferences"]
+                pending["latencies_ms"] = health["latencies_ms"]
+                pending["elapsed_s"] = health["elapsed_s"]
+
+        self.update_state(change)
+
+    def take_clean_shutdown(self) -> dict[str, Any] | None:
+        """The clean-shutdown record of the last process (None after a crash); cleared at start-up."""
+        found: list[dict[str, Any] | None] = []
+        self.update_state(lambda s: found.append(s.pop("clean_shutdown", None)))
+        return found[0]
 
     def mark_failed(self, version: str, reason: str) -> None:
         self.update_state(lambda s: s["failed"].__setitem__(version, {"reason": reason, "at": time.time()}))
@@ -169,7 +194,10 @@ class Store:
             UpdateRefused: The package does not verify, is a rollback, or fails its smoke test.
         """
         if self.public_key is None:
-            raise AgentError("installing needs the publisher's public key.", hint="Pass --key publisher.pub.")
+            raise AgentError(
+                "installing needs the publisher's public key: nothing unverified is installed.",
+                hint="Pass `public_key` (the publisher's ed25519 public key file, e.g. publisher.pub).",
+            )
         stage = self.incoming / f"stage-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
         try:
@@ -188,7 +216,8 @@ class Store:
                     f"package holds model {manifest.model_id!r}, expected {model_id!r}.", reason="mismatch"
                 )
             self.check_offer(version)
-            result = smoke_test(stage, num_threads=num_threads)
+            with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread
+                result = smoke_test(stage, num_threads=num_threads)
             if not result.ok:
                 self.mark_failed(version, "smoke test: " + "; ".join(result.failures))
                 raise UpdateRefused(
@@ -212,7 +241,11 @@ class Store:
             pending = {"version": version, "previous": old, "since": time.time(), "starts": 0}
             self.update_state(lambda s: s.__setitem__("pending", pending))
             self._finish_swap(version, old)
-        self.record_decision("installed", version, f"swapped in; {old or 'nothing'} kept as the fallback")
+        self.record_decision(
+            "installed",
+            version,
+            f"swapped in; {old} kept as the fallback" if old else "swapped in; no fallback",
+        )
 
     def _finish_swap(self, version: str, old: str | None) -> None:
         if old is not None and old != version:

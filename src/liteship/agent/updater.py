@@ -64,24 +64,37 @@ class Updater:
 
     def poll_once(self) -> dict[str, Any]:
         """Check in, then apply the assignment. Returns the decision (also kept in ``state.json``)."""
+        assignment = self._check_in()
+        if isinstance(assignment, str):
+            return {"action": "offline", "version": None, "reason": assignment}
+        return self.apply(assignment)
+
+    def report(self) -> dict[str, Any]:
+        """Check in without acting on the answer: tells the server the version and health now (right
+        after an install or a revert, so the fleet does not wait a poll interval to learn it)."""
+        assignment = self._check_in()
+        if isinstance(assignment, str):
+            return {"action": "offline", "version": self.store.current_version(), "reason": assignment}
+        return {"action": "reported", "version": self.store.current_version(), "reason": ""}
+
+    def _check_in(self) -> dict[str, Any] | str:
+        """The server's assignment, or why the server could not be reached (recorded as last check-in)."""
         reports = self.store.take_reports()
-        state = self.store.state()
-        health = {"pending": state["pending"], "failed_versions": sorted(state["failed"]), "events": reports}
+        state, current = self.store.state(), self.store.current_version()
+        pending = {k: v for k, v in (state["pending"] or {}).items() if k != "latencies_ms"} or None
+        health = {"pending": pending, "failed_versions": sorted(state["failed"]), "events": reports}
         try:
-            assignment = self.client.check_in(
-                model_id=self._model_id(), version=self.store.current_version(), health=health
-            )
+            assignment = self.client.check_in(model_id=self._model_id(), version=current, health=health)
         except ServerError as e:
-            failed = {"at": time.time(), "ok": False, "error": str(e)}
+            failed = {"at": time.time(), "ok": False, "error": str(e), "reported_version": current}
             self.store.update_state(lambda s: s.__setitem__("last_checkin", failed))
-            return {"action": "offline", "version": None, "reason": failed["error"]}
+            return str(e)
         self.store.reports_sent(len(reports))
-        self.store.update_state(
-            lambda s: s.__setitem__("last_checkin", {"at": time.time(), "ok": True, "assignment": assignment})
-        )
+        done = {"at": time.time(), "ok": True, "assignment": assignment, "reported_version": current}
+        self.store.update_state(lambda s: s.__setitem__("last_checkin", done))
         if self.client.server_time is not None:
             self.clock.confirm(self.client.server_time)
-        return self.apply(assignment)
+        return assignment
 
     def apply(self, assignment: dict[str, Any]) -> dict[str, Any]:
         version = assignment.get("version")

@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from liteship.cli._common import console, emit_json, json_option
+from liteship.errors import LiteshipError
+
+# the library's messages name parameters and functions; the CLI shows its flags and commands
+FLAGS = {
+    "`key`": "`--key`",
+    "`public_key`": "`--key`",
+    "`enroll`": "`liteship agent enroll`",
+    "`install_package`": "`liteship agent install --key publisher.pub PACKAGE.lsp`",
+}
+
+
+@contextlib.contextmanager
+def _flag_names() -> Iterator[None]:
+    """Re-raise a library error with the CLI's flag and command names in its text."""
+    try:
+        yield
+    except LiteshipError as e:
+        text = str(e)
+        for name, flag in FLAGS.items():
+            text = text.replace(name, flag)
+        e.args = (text,)
+        raise
+
 
 STATE_DIR = click.option(
     "--state-dir",
@@ -79,7 +107,8 @@ def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent
 
-    run_agent(AgentConfig(state_dir=state_dir, **options))  # type: ignore[arg-type]
+    with _flag_names():
+        run_agent(AgentConfig(state_dir=state_dir, **options))  # type: ignore[arg-type]
 
 
 @cli.command()
@@ -118,18 +147,28 @@ def enroll(
     """Register this device; store its token, the trusted TUF root and the publisher key."""
     from liteship.agent.service import enroll as do_enroll
 
-    out = do_enroll(
-        state_dir,
-        server=server,
-        enrollment_token=enrollment_token,
-        device_id=device_id,
-        key=key,
-        model_id=model_id,
-        tuf_root=tuf_root,
-    )
-    emit_json(out) if as_json else console.print(
-        f"enrolled [bold]{device_id}[/] with {out['server']} ({state_dir})"
-    )
+    with _flag_names():
+        out = do_enroll(
+            state_dir,
+            server=server,
+            enrollment_token=enrollment_token,
+            device_id=device_id,
+            key=key,
+            model_id=model_id,
+            tuf_root=tuf_root,
+        )
+    if as_json:
+        emit_json(out)
+        return
+    if out["tuf_root"] == "pinned":
+        console.print(f"pinned the TUF root from {out['tuf_root_source']}")
+    else:
+        console.print(
+            f"trusting root.json from {out['tuf_root_source']} (trust on first use); "
+            "pass --tuf-root to pin it",
+            soft_wrap=True,
+        )
+    console.print(f"enrolled [bold]{device_id}[/] with {out['server']} ({state_dir})", soft_wrap=True)
 
 
 @cli.command()
@@ -143,9 +182,11 @@ def install(state_dir: Path, package: Path, key: Path | None, as_json: bool) -> 
     """Install a package file now (provisioning): verify, smoke-test, swap."""
     from liteship.agent.service import install_package
 
-    out = install_package(state_dir, package, key=key)
+    with _flag_names():
+        out = install_package(state_dir, package, key=key)
+    fallback = f"fallback: {out['previous']}" if out["previous"] else "no fallback"
     emit_json(out) if as_json else console.print(
-        f"installed {out['model_id']} {out['installed']} (fallback: {out['previous']})"
+        f"installed {out['model_id']} {out['installed']} ({fallback})", soft_wrap=True
     )
 
 
@@ -156,30 +197,56 @@ def status(state_dir: Path, as_json: bool) -> None:
     """Current and previous versions, the health window, last check-in and last decision."""
     from liteship.agent.service import agent_status
 
-    st = agent_status(state_dir)
+    with _flag_names():
+        st = agent_status(state_dir)
     if as_json:
         emit_json(st)
         return
-    console.print(f"device    {st.device_id or '-'} @ {st.server or '-'}")
-    console.print(
-        f"current   {st.current or '-'}"
-        + (f"  (health window, since {st.pending['since']:.0f})" if st.pending else "")
-    )
-    console.print(f"previous  {st.previous or '-'}")
-    if st.failed:
-        console.print("failed    " + ", ".join(f"{v} ({f['reason'][:60]})" for v, f in st.failed.items()))
+    lines = [f"device    {st.device_id or '-'} @ {st.server or '-'}"]
+    current = f"current   {st.current or '-'}"
+    if st.pending:
+        done = st.pending.get("inferences", 0)
+        current += f"  (health window since {_when(st.pending.get('since'))}, {done} inferences so far)"
+    lines += [current, f"previous  {st.previous or '-'}"]
+    for i, (version, failure) in enumerate(st.failed.items()):
+        lines.append(
+            f"{'failed' if i == 0 else '':<10}{version}: {failure['reason']} (at {_when(failure.get('at'))})"
+        )
     ci = st.last_checkin
-    console.print(
-        f"check-in  {'ok' if ci and ci.get('ok') else 'failed' if ci else 'never'}"
-        + (f" at {ci['at']:.0f}" if ci else "")
-    )
+    if ci is None:
+        lines.append("check-in  never")
+    elif ci.get("ok"):
+        lines.append(f"check-in  ok at {_when(ci.get('at'))}")
+    else:
+        lines.append(f"check-in  failed at {_when(ci.get('at'))}: {ci.get('error', '')}")
     d = st.last_decision
-    console.print(
-        f"decision  {d['action']} {d.get('version') or ''} {d.get('reason', '')[:100]}"
-        if d
-        else "decision  -"
-    )
-    console.print(f"spool     {st.spooled_windows} window(s) waiting")
+    if d:
+        text = " ".join(x for x in (d["action"], d.get("version") or "") if x)
+        reason = f": {d['reason']}" if d.get("reason") else ""
+        lines.append(f"decision  {text} at {_when(d.get('at'))}{reason}")
+    else:
+        lines.append("decision  -")
+    lines.append(f"spool     {st.spooled_windows} window(s) waiting")
+    for line in lines:
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def _when(at: Any) -> str:
+    """``2026-05-01T10:20:25Z (3 min ago)`` from epoch seconds."""
+    if not isinstance(at, (int, float)):
+        return "(time unknown)"
+    iso = dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{iso} ({_ago(time.time() - at)})"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 0:
+        return "in the future: check the clock"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return f"{int(seconds)} s ago"
 
 
 if __name__ == "__main__":  # pragma: no cover
