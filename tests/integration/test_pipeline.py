@@ -27,6 +27,7 @@ def keys(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def write_config(folder: Path, keras_path, calib_npy, val_npz, key, **overrides) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "labels.txt").write_text("".join(f"digit {i}\n" for i in range(10)))
     cfg = {
         "source": str(keras_path),
@@ -135,30 +136,56 @@ def test_nothing_passes_exits_with_every_failure_and_no_package(
 
 
 def test_mixed_precision_keeps_the_worst_layers_in_float(tmp_path, keras_path, calib_npy, val_npz, keys):
-    # An SQNR gate the plain integer model cannot meet forces the accuracy-aware rounds.
+    # Round 1: an SQNR gate nothing integer can meet records every round's SQNR; the base recipe falls
+    # back to int8 because int8-fallback is not among the recipes.
+    amp = {"enabled": True, "step": 1, "max_rounds": 3}
+    gates = {"min_sqnr": 200.0, "max_accuracy_drop": None, "min_agreement": None}
     cfg = write_config(
-        tmp_path,
+        tmp_path / "a",
         keras_path,
         calib_npy,
         val_npz,
         keys[0],
-        recipes=["none", "int8-fallback"],
-        gates={"min_sqnr": 200.0, "max_accuracy_drop": None, "min_agreement": None},
-        auto_mixed_precision={"enabled": True, "step": 1, "max_rounds": 2},
+        recipes=["none", "int8"],
+        gates=gates,
+        auto_mixed_precision=amp,
+        io_type="float32",
     )
     with pytest.raises(GateFailed) as e:  # 200 dB is beyond every variant, float32 included
         run_pipeline(cfg, log=lambda _: None, progress=False)
     report = e.value.report
     mp = report.mixed_precision
-    assert mp["base"] == "int8-fallback" and len(mp["rounds"]) == 2
-    assert [len(r["keep_float_layers"]) for r in mp["rounds"]] == [1, 2]
+    assert mp["base"] == "int8" and mp["recipe"] is None
+    assert [len(r["keep_float_layers"]) for r in mp["rounds"]] == [1, 2, 3]
     ranked = [row["name"] for row in report.layerwise]
-    assert mp["rounds"][1]["keep_float_layers"] == ranked[:2]
-    mixed = report.variant("int8-fallback+mixed")
-    assert mixed is not None and mixed.keep_float_layers == ranked[:2]
-    assert mixed.sqnr_db >= report.variant("int8-fallback").sqnr_db - 0.5
-    kinds = inspect_model(mixed.path).kind
-    assert kinds in ("mixed", "full-int8", "dynamic-range")
+    assert all(r["keep_float_layers"] == ranked[: i + 1] for i, r in enumerate(mp["rounds"]))
+    mixed = report.variant("int8+mixed")
+    assert mixed.keep_float_layers == ranked[:3] and mixed.gates_passed is False and mixed.failures
+    base_sqnr = report.variant("int8").sqnr_db
+    best = max(mp["rounds"], key=lambda r: r["sqnr_db"])
+    assert best["sqnr_db"] > base_sqnr  # keeping the worst layers in float helps
+
+    # Round 2: a gate between the base and the best round is met by the mixed variant.
+    gates["min_sqnr"] = (base_sqnr + best["sqnr_db"]) / 2
+    cfg = write_config(
+        tmp_path / "b",
+        keras_path,
+        calib_npy,
+        val_npz,
+        keys[0],
+        recipes=["none", "int8"],
+        gates=gates,
+        auto_mixed_precision=amp,
+        io_type="float32",
+    )
+    report = run_pipeline(cfg, log=lambda _: None, progress=False)
+    mp = report.mixed_precision
+    assert mp["recipe"] == "int8+mixed" and mp["rounds"][-1]["passed"]
+    assert mp["float_layers"] == mp["rounds"][-1]["keep_float_layers"]
+    assert mp["size_cost_bytes"] > 0 and "latency_cost_ms" in mp
+    assert report.variant("int8+mixed").gates_passed and not report.variant("int8").gates_passed
+    assert Path(report.variant("int8+mixed").path).name == "int8+mixed.tflite"
+    assert not list((tmp_path / "b" / "out" / "variants").glob("*.round*"))
 
 
 def test_config_errors(tmp_path):

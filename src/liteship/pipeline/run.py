@@ -103,7 +103,7 @@ class _Run:
             mixed, layerwise = self._timed(
                 "mixed precision", lambda: self._mixed_precision(source, reference)
             )
-            if mixed and mixed.get("recipe"):
+            if mixed and mixed.get("rounds"):
                 selection = self._select()
         chosen = selection.chosen
         chosen_model = package = metadata = None
@@ -499,11 +499,17 @@ class _Run:
     # -- accuracy-aware mixed precision ------------------------------------------------------------------
     def _mixed_precision(self, source: Any, reference: Any) -> tuple[dict[str, Any] | None, list | None]:
         amp = self.cfg.auto_mixed_precision
-        base = amp.recipe
-        if base not in self.validations:
-            return {"skipped": f"recipe {base} was not converted"}, None
+        candidates = [amp.recipe] + [r for r in ("int8-fallback", "int8") if r != amp.recipe]
+        base = next((r for r in candidates if r in self.validations), None)
+        if base is None:
+            why = "no int8 or int8-fallback variant was converted and validated"
+            self.log(f"[yellow]mixed precision skipped[/]: {why}")
+            return {"skipped": why}, None
+        if base != amp.recipe:
+            self.log(f"mixed precision starts from {base} ({amp.recipe} is not among the variants)")
         sel = select_variant([c for c in self._candidates() if c.recipe == base], **self._accuracy_gates())
         if sel.chosen == base:
+            self.log(f"mixed precision not needed: {base} passes the accuracy gates")
             return {"skipped": f"{base} already passes the accuracy gates", "base": base}, None
         self.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; ranking layers")
         ranked_report = self._validate(self.out / "variants" / f"{base}.tflite", reference, layerwise=True)
@@ -515,15 +521,19 @@ class _Run:
             keep = ranked[: amp.step * r]
             if not keep or (rounds and keep == rounds[-1]["keep_float_layers"]):
                 break
-            ok = self._variant(base, source, reference, keep_float=keep, name=name)
-            nums = validation_numbers(self.validations[name]) if ok else {}
-            passed = (
-                ok
-                and select_variant(
-                    [c for c in self._candidates() if c.recipe == name], **self._accuracy_gates()
-                ).chosen
-                == name
+            attempt = f"{name}.round{r}"
+            if not self._variant(base, source, reference, keep_float=keep, name=attempt):
+                error = self.errors.pop(attempt, "failed")
+                self._forget(attempt)
+                rounds.append({"round": r, "keep_float_layers": keep, "passed": False, "error": error})
+                self.log(f"mixed    round {r}: {len(keep)} layer(s) in float → failed: {error}")
+                break  # keep the last round that ran as the mixed variant
+            self._promote(attempt, name)
+            nums = validation_numbers(self.validations[name])
+            verdict = select_variant(
+                [c for c in self._candidates() if c.recipe == name], **self._accuracy_gates()
             )
+            passed = verdict.chosen == name
             rounds.append(
                 {
                     "round": r,
@@ -532,6 +542,7 @@ class _Run:
                     "accuracy_drop": nums.get("accuracy_drop"),
                     "agreement": nums.get("agreement_top1"),
                     "sqnr_db": nums.get("sqnr_db"),
+                    "failures": verdict.verdicts[0].failures if verdict.verdicts else [],
                 }
             )
             self.log(
@@ -539,22 +550,47 @@ class _Run:
             )
             if passed:
                 break
-        final = rounds[-1] if rounds else None
+        last_ok = next((rd for rd in reversed(rounds) if "error" not in rd), None)
         info: dict[str, Any] = {
             "base": base,
             "rounds": rounds,
-            "recipe": name if final and final["passed"] else None,
+            "recipe": name if last_ok and last_ok["passed"] else None,
         }
-        if final and final["passed"]:
+        if last_ok is not None and name in self.conversions:
             b, m = self._entry(base), self._entry(name)
-            info["float_layers"] = final["keep_float_layers"]
+            info["float_layers"] = last_ok["keep_float_layers"]
             info["size_cost_bytes"] = self.conversions[name].size_bytes - self.conversions[base].size_bytes
             if b and m:
                 info["latency_cost_ms"] = m.latency.p50_ms - b.latency.p50_ms
-        elif name in self.conversions:
-            # keep the last attempt in the table, marked as failing
-            pass
+        if not info["recipe"]:
+            self.log(
+                f"[yellow]mixed precision[/]: no round passed the accuracy gates within {amp.max_rounds} rounds"
+            )
         return info, layers
+
+    def _forget(self, name: str) -> None:
+        for table in (
+            self.conversions,
+            self.validations,
+            self.benches,
+            self.keep_float,
+            self.pruned,
+            self.errors,
+        ):
+            table.pop(name, None)
+        (self.out / "variants" / f"{name}.tflite").unlink(missing_ok=True)
+
+    def _promote(self, attempt: str, name: str) -> None:
+        """Make a mixed-precision round's results the variant ``name`` (replacing the previous round)."""
+        src, dst = self.out / "variants" / f"{attempt}.tflite", self.out / "variants" / f"{name}.tflite"
+        os.replace(src, dst)
+        self.conversions[name] = dataclasses.replace(self.conversions.pop(attempt), output=str(dst))
+        tables: tuple[dict[str, Any], ...] = (self.validations, self.benches, self.keep_float, self.pruned)
+        for table in tables:
+            if attempt in table:
+                table[name] = table.pop(attempt)
+            else:
+                table.pop(name, None)
 
     def _accuracy_gates(self) -> dict[str, Any]:
         g = self.cfg.gates
@@ -607,7 +643,7 @@ class _Run:
         import numpy as np
 
         golden = np.stack([x for x, _ in ds]).astype(np.float32)
-        e = self._entry(chosen, min(self.threads) if self.threads else None)
+        e = self._entry(chosen)  # the thread count selection used, as in the summary table
         budget = max(100.0, (e.latency.p99_ms if e else 10.0) * pk.latency_budget_factor)
         nums = validation_numbers(val)
         conv = self.conversions[chosen]
