@@ -211,6 +211,9 @@ def _save(report: PredictionReport, path: str) -> None:
     err_console.print(f"wrote {path}")
 
 
+MAX_SAMPLES_SHOWN = 10  # rows of a batch shown in the table; --json and --output have them all
+
+
 def _print(report: PredictionReport) -> None:
     from rich.table import Table
 
@@ -224,10 +227,16 @@ def _print(report: PredictionReport) -> None:
             table.add_column("sample", justify="right")
         for name in ("rank", "class", "label", "score"):
             table.add_column(name, justify="left" if name == "label" else "right")
+        samples = sorted({t.sample for t in report.top_k})
+        shown = set(samples[:MAX_SAMPLES_SHOWN])
         for t in report.top_k:
+            if t.sample not in shown:
+                continue
             row = [str(t.rank), str(t.index), t.label or "", f"{t.score:.4f}"]
             table.add_row(*([str(t.sample)] if batched else []), *row)
         console.print(table)
+        if len(samples) > len(shown):
+            console.print(f"… {len(samples) - len(shown)} more samples not shown (use --json or --output).")
     else:
         for name, arr in report.outputs.items():
             console.print(f"[bold]{name}[/] {arr.dtype}{list(arr.shape)}")

@@ -45,9 +45,11 @@ XNNPACK_FLOAT_OPS = _names(
     "RELU_N1_TO_1 RESHAPE RESIZE_BILINEAR ROUND SOFTMAX SQRT SQUARE SQUARED_DIFFERENCE SUB "
     "CONCATENATION SLICE SPLIT STRIDED_SLICE TANH TRANSPOSE TRANSPOSE_CONV BATCH_MATMUL"
 )
-# Same README, "Quantized Operators" (8-bit signed and unsigned schemes).
+# Same README, "Quantized Operators" (8-bit signed and unsigned schemes), plus MEAN and RESHAPE, which
+# ai-edge-litert 2.3's XNNPACK was observed to take on int8/uint8 models (and AVERAGE_POOL_2D / SOFTMAX
+# observed not to); tests/unit/model/test_targets.py checks this table against the runtime's partition.
 XNNPACK_QUANT_OPS = _names(
-    "ADD CONV_2D DEPTHWISE_CONV_2D ELU FULLY_CONNECTED LOGISTIC MAX_POOL_2D MUL PAD SUB"
+    "ADD CONV_2D DEPTHWISE_CONV_2D ELU FULLY_CONNECTED LOGISTIC MAX_POOL_2D MEAN MUL PAD RESHAPE SUB"
 )
 
 # tensorflow/lite/delegates/gpu/common/model_builder.cc, NewOperationParser() (2021 revision). QUANTIZE

@@ -286,7 +286,9 @@ def _read_array(
         raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
     if path.suffix.lower() == ".npz":
         data = dict(data)
-        if len(data) == 1 and len(runner.input_specs) == 1:
+        if len(runner.input_specs) == 1 and "x" in data:
+            data = data["x"]  # the dataset layout (x, optional y labels) validate uses
+        elif len(data) == 1 and len(runner.input_specs) == 1:
             data = next(iter(data.values()))
     if runner.raw:
         return data, None, "raw"

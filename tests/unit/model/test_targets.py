@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from liteship.errors import UsageError
+from liteship.model.inspect import inspect_model
 from liteship.model.targets import (
     TARGET_NAMES,
     TARGETS,
@@ -144,3 +145,39 @@ def test_verdict_to_dict_is_json_ready():
     d = check_target(facts(*CNN_F32, op("TILE")), "gpu").to_dict()
     assert d["verdict"] == "partial" and d["fallback_ops"] == {"TILE": "not in the GPU delegate op set"}
     assert d["target"] == "gpu" and d["sources"]
+
+
+def _ops_left_on_cpu(path) -> set[str]:
+    """Op types LiteRT's default XNNPACK delegate does NOT take, read from the interpreter's own graph:
+    a node belongs to a partition when the DELEGATE kernel's outputs depend on it without passing
+    through the kernel's inputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    ops = interp._get_ops_details()
+    producer = {t: op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    inside: set[int] = set()
+    for kernel in (op for op in ops if op["op_name"] == "DELEGATE"):
+        stop, todo, seen = set(kernel["inputs"]), list(kernel["outputs"]), set()
+        while todo:
+            t = todo.pop()
+            if t in seen or t in stop or t not in producer:
+                continue
+            seen.add(t)
+            node = producer[t]
+            inside.add(node["index"])
+            todo += [i for i in node["inputs"] if i >= 0]
+    return {op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in inside}
+
+
+@pytest.mark.parametrize("model", ["int8", "float", "third_party_uint8"])
+def test_xnnpack_verdict_matches_the_runtime(model, tflite_int8, tflite_float, third_party_models):
+    path = {
+        "int8": tflite_int8,
+        "float": tflite_float,
+        "third_party_uint8": third_party_models / "mobilenet_v1_0.25_224_quant.tflite",
+    }[model]
+    verdict = inspect_model(path, targets=["xnnpack"]).target("xnnpack")
+    predicted = set(verdict.fallback_ops) | set(verdict.blocking_ops)
+    assert predicted == _ops_left_on_cpu(path), verdict
