@@ -26,7 +26,7 @@ import numpy as np
 from liteship.agent.health import HealthWindow
 from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
-from liteship.agent.store import Store
+from liteship.agent.store import MODEL_CHANGED, Store
 from liteship.agent.telemetry import Aggregator, Spool
 from liteship.errors import LiteshipError
 from liteship.package import Manifest
@@ -285,6 +285,12 @@ class AgentLoop:
         event("check-in (report)", **decision)
 
     def _update_thread(self) -> None:
+        try:
+            self._update_loop()
+        finally:  # whatever happens here, a loop waiting for the first poll must not wait forever
+            self._polled.set()
+
+    def _update_loop(self) -> None:
         poll_due = True
         while not self._stop.is_set():
             if poll_due:
@@ -293,7 +299,7 @@ class AgentLoop:
                 except Exception as e:  # noqa: BLE001 - the updater must not stop inference
                     decision = {"action": "error", "version": None, "reason": f"{type(e).__name__}: {e}"}
                 event("check-in", **decision)
-                if decision["action"] in ("installed", "reverted-by-server"):
+                if decision["action"] in MODEL_CHANGED:
                     self._changed.set()
                     self._report_due.set()
                 self._polled.set()

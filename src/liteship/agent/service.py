@@ -58,6 +58,7 @@ class AgentStatus(ReportMixin):
     last_checkin: dict[str, Any] | None = None
     last_decision: dict[str, Any] | None = None
     spooled_windows: int = 0
+    last_downgrade: dict[str, Any] | None = None
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
@@ -217,6 +218,7 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
         last_checkin=s.get("last_checkin"),
         last_decision=s.get("last_decision"),
         spooled_windows=len(list(spool.glob("w-*.json"))) if spool.is_dir() else 0,
+        last_downgrade=s.get("last_downgrade"),
     )
 
 

@@ -7,6 +7,8 @@ dependency of liteship.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,8 @@ class ImageFolderSource:
 
 
 def _cv2() -> Any:
+    if not os.environ.get("LITESHIP_VERBOSE"):  # FFmpeg's own warnings would interleave with JSON logs
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when a capture opens
     try:
         import cv2
     except ImportError:
@@ -65,24 +69,73 @@ def _cv2() -> Any:
     return cv2
 
 
+@contextlib.contextmanager
+def _native_quiet() -> Iterator[None]:
+    """Drop what OpenCV's backends print to fd 2 while probing a file (each helper acts on its thread)."""
+    from liteship._quiet import native_stderr_silenced
+    from liteship.agent.quiet import native_output_silenced
+
+    with native_stderr_silenced(), native_output_silenced():
+        yield
+
+
 class OpenCVSource:
-    """A video file, an RTSP stream or a camera index through ``cv2.VideoCapture`` (BGR → RGB)."""
+    """A video file, an RTSP stream or a camera index through ``cv2.VideoCapture`` (BGR → RGB).
+
+    A video file is checked when opened: it must decode at least one frame, so a corrupt or
+    unsupported file is an error at start-up rather than a run that ends with no frames.
+
+    Raises:
+        AgentError: OpenCV is missing, or cannot open (or decode) the target.
+    """
 
     def __init__(self, target: str | int, loop: bool = False) -> None:
         self.cv2, self.target, self.loop = _cv2(), target, loop
-        self.cap = self.cv2.VideoCapture(target)
-        if not self.cap.isOpened():
-            raise AgentError(f"OpenCV cannot open {target!r}.", hint="Check the path, URL or camera index.")
+        self._first: np.ndarray | None = None
+        ok = True
+        with _native_quiet():
+            self.cap = self.cv2.VideoCapture(target)
+            opened = self.cap.isOpened()
+            if opened and self.is_file:
+                ok, self._first = self.cap.read()
+        if not opened:
+            self.cap.release()
+            if self.is_file:
+                message = "the file is unreadable, corrupt or not a video format OpenCV supports"
+                hint = "Check that it plays (ffprobe PATH), or re-encode it (MJPG .avi, H.264 .mp4)."
+            else:
+                message = "the stream or camera does not answer"
+                hint = "Check the URL or camera index, and that no other process holds the camera."
+            raise AgentError(f"OpenCV cannot open {target!r}: {message}.", hint=hint)
+        if self.is_file and not ok:
+            self.cap.release()
+            raise AgentError(
+                f"OpenCV opened {target!r} but decodes no frame from it: the video is empty or corrupt.",
+                hint="Check that it plays (ffprobe PATH), or re-encode it (MJPG .avi, H.264 .mp4).",
+            )
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.target, str) and not self.target.startswith("rtsp")
+
+    def _read(self) -> np.ndarray | None:
+        if self._first is not None:
+            bgr, self._first = self._first, None
+            return bgr
+        ok, bgr = self.cap.read()
+        return bgr if ok else None
 
     def __iter__(self) -> Iterator[Frame]:
-        i = 0
+        i, rewound = 0, False
         while True:
-            ok, bgr = self.cap.read()
-            if not ok:
-                if self.loop and isinstance(self.target, str) and not self.target.startswith("rtsp"):
+            bgr = self._read()
+            if bgr is None:
+                if self.loop and self.is_file and not rewound:  # rewound and still nothing: stop
                     self.cap.set(self.cv2.CAP_PROP_POS_FRAMES, 0)
+                    rewound = True
                     continue
                 return
+            rewound = False
             yield Frame(name=f"frame-{i}", pixels=np.ascontiguousarray(bgr[..., ::-1]))
             i += 1
 
@@ -121,7 +174,9 @@ def open_source(spec: str, *, loop: bool = False) -> Any:
         return ImageFolderSource(rest, loop=loop)
     if kind == "video":
         if not Path(rest).is_file():
-            raise UsageError(f"video file {rest!r} does not exist.")
+            raise UsageError(
+                f"video file {rest!r} does not exist.", hint="Give video:PATH with a video file."
+            )
         return OpenCVSource(rest, loop=loop)
     if kind in ("rtsp", "rtsps"):
         return OpenCVSource(rest if rest.startswith("rtsp") else spec)

@@ -29,6 +29,7 @@ from liteship.errors import AgentError, LiteshipError
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
 
 MAX_STARTS = 3  # start-ups of an unconfirmed candidate before it is reverted (RAUC-style boot count)
+MODEL_CHANGED = ("installed", "downgraded", "reverted-by-server")  # updater decisions that change current
 
 
 class UpdateRefused(AgentError):
@@ -81,6 +82,22 @@ class Store:
     ) -> None:
         decision = {"at": time.time(), "action": action, "version": version, "reason": reason, **extra}
         self.update_state(lambda s: s.__setitem__("last_decision", decision))
+
+    def record_downgrade(self, reason: str, **record: Any) -> None:
+        """Note a downgrade the server ordered (``rollback-to-control``): the last decision, and
+        ``last_downgrade``, which later decisions do not overwrite (``agent status`` shows it)."""
+
+        def change(s: dict[str, Any]) -> None:
+            s["last_downgrade"] = {**record, "reason": reason}
+            s["last_decision"] = {
+                "at": record.get("at", time.time()),
+                "action": "downgraded",
+                "version": record.get("to"),
+                "reason": reason,
+                "code": "rollback-to-control",
+            }
+
+        self.update_state(change)
 
     def record_clean_shutdown(self, health: dict[str, Any] | None = None) -> None:
         """Note that this process stops cleanly (source ended, frame limit, SIGTERM/SIGINT).
@@ -163,8 +180,18 @@ class Store:
 
     # ---- install / commit / revert -----------------------------------------------------------------
 
-    def check_offer(self, version: str, model_id: str | None = None) -> None:
-        """Refuse a version that failed here before, or one older than the current model."""
+    def check_offer(self, version: str, *, downgrade_to: str | None = None) -> None:
+        """Refuse a version that failed here before, or one older than the current model.
+
+        Args:
+            version: The version offered.
+            downgrade_to: The one older version the server's ``rollback-to-control`` permits (the
+                caller checked the reason code); any other older version is still a rollback.
+                Defaults to None (no downgrade allowed).
+
+        Raises:
+            UpdateRefused: ``failed-before`` or ``rollback``.
+        """
         parse_semver(version)
         if self.is_failed(version):
             reason = self.state()["failed"][version]["reason"]
@@ -173,11 +200,15 @@ class Store:
                 reason="failed-before",
             )
         current = self.current_version()
-        if current is not None and compare_versions(version, current) < 0:
+        if current is not None and compare_versions(version, current) < 0 and version != downgrade_to:
+            allowed = (
+                f" (the server's rollback-to-control permits only {downgrade_to})" if downgrade_to else ""
+            )
             raise UpdateRefused(
-                f"version {version} is older than the current {current}: refusing a rollback.",
+                f"version {version} is older than the current {current}: refusing a rollback{allowed}.",
                 reason="rollback",
-                hint="Publish a higher version; the device only goes back to its own fallback slot.",
+                hint="Publish a higher version; the device goes back only to its own fallback slot or "
+                "to the control version of a rollout the server halted or aborted.",
             )
 
     def install(
@@ -187,8 +218,17 @@ class Store:
         expected_version: str | None = None,
         model_id: str | None = None,
         num_threads: int | None = 1,
+        downgrade_to: str | None = None,
     ) -> Manifest:
         """Verify, extract, smoke-test and swap in a package; the old current becomes ``previous``.
+
+        Args:
+            package: The ``.lsp`` file.
+            expected_version: The version the server assigned. Defaults to None (any).
+            model_id: The model the package must hold. Defaults to None (any).
+            num_threads: LiteRT threads for the smoke test. Defaults to 1.
+            downgrade_to: An older version this install may bring in (see :meth:`check_offer`).
+                Defaults to None.
 
         Raises:
             UpdateRefused: The package does not verify, is a rollback, or fails its smoke test.
@@ -215,7 +255,7 @@ class Store:
                 raise UpdateRefused(
                     f"package holds model {manifest.model_id!r}, expected {model_id!r}.", reason="mismatch"
                 )
-            self.check_offer(version)
+            self.check_offer(version, downgrade_to=downgrade_to)
             with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread
                 result = smoke_test(stage, num_threads=num_threads)
             if not result.ok:
@@ -306,4 +346,4 @@ class Store:
                 shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
 
 
-__all__ = ["Store", "UpdateRefused", "MAX_STARTS"]
+__all__ = ["Store", "UpdateRefused", "MAX_STARTS", "MODEL_CHANGED"]

@@ -22,8 +22,10 @@ from liteship.agent.client import FleetClient, HttpxFetcher, ServerError
 from liteship.agent.clock import BUILD_FLOOR, Clock
 from liteship.agent.fsutil import fsync_dir
 from liteship.agent.store import Store, UpdateRefused
+from liteship.package import compare_versions
 
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
+ROLLBACK_TO_CONTROL = "rollback-to-control"  # the assignment's reason_code when a rollout was halted/aborted
 
 
 class Updater:
@@ -97,6 +99,12 @@ class Updater:
         return assignment
 
     def apply(self, assignment: dict[str, Any]) -> dict[str, Any]:
+        """Act on an assignment: nothing, back to the fallback slot, or fetch → verify → install.
+
+        An older version is refused as a rollback unless it is the ``previous`` slot or the one
+        version a ``rollback-to-control`` assignment permits (:func:`permitted_downgrade`); that
+        downgrade goes through TUF, the package signature and the smoke test like any update.
+        """
         version = assignment.get("version")
         current, previous = self.store.current_version(), self.store.previous_version()
         if not version or version == current:
@@ -106,21 +114,34 @@ class Updater:
                 f"server assigned the fallback {version}: {assignment.get('reason', '')}", mark_failed=False
             )
             return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+        downgrade_to = permitted_downgrade(assignment)
         try:
-            self.store.check_offer(version)
+            self.store.check_offer(version, downgrade_to=downgrade_to)
             package = self.fetch(assignment)
             self.store.install(
                 package,
                 expected_version=version,
                 model_id=assignment.get("model_id"),
                 num_threads=self.num_threads,
+                downgrade_to=downgrade_to,
             )
             package.unlink(missing_ok=True)
         except UpdateRefused as e:
             return self._decide("refused", version, str(e), code=e.reason)
         except ServerError as e:
             return self._decide("download-failed", version, str(e))
+        if current is not None and compare_versions(version, current) < 0:
+            return self._downgraded(version, current, assignment)
         return self._decide("installed", version, assignment.get("reason", ""), record=False)
+
+    def _downgraded(self, version: str, old: str, assignment: dict[str, Any]) -> dict[str, Any]:
+        """Record a downgrade the server permitted: in the decision and, kept, in ``last_downgrade``."""
+        reason = f"downgraded to {version} on the server's {ROLLBACK_TO_CONTROL}, from {old}"
+        if assignment.get("reason"):
+            reason += f" ({assignment['reason']})"
+        record = {"at": time.time(), "from": old, "to": version, "rollout_id": assignment.get("rollout_id")}
+        self.store.record_downgrade(reason, **record)
+        return {"action": "downgraded", "version": version, "reason": reason, "code": ROLLBACK_TO_CONTROL}
 
     def _decide(
         self, action: str, version: str | None, reason: str, record: bool = True, **extra: Any
@@ -214,4 +235,14 @@ class Updater:
         return done
 
 
-__all__ = ["Updater", "CLOCK_SKEW_S"]
+def permitted_downgrade(assignment: dict[str, Any]) -> str | None:
+    """The one older version an assignment permits: its ``allow_downgrade_to``, and only when its
+    ``reason_code`` is ``rollback-to-control`` (a halted or aborted rollout sends the devices running
+    its candidate back to the control). Any other older version stays refused as a rollback."""
+    if assignment.get("reason_code") != ROLLBACK_TO_CONTROL:
+        return None
+    allowed = assignment.get("allow_downgrade_to")
+    return allowed if isinstance(allowed, str) and allowed else None
+
+
+__all__ = ["Updater", "CLOCK_SKEW_S", "ROLLBACK_TO_CONTROL", "permitted_downgrade"]

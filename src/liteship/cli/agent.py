@@ -226,6 +226,9 @@ def status(state_dir: Path, as_json: bool) -> None:
         lines.append(f"decision  {text} at {_when(d.get('at'))}{reason}")
     else:
         lines.append("decision  -")
+    if st.last_downgrade:
+        down = st.last_downgrade
+        lines.append(f"downgrade {down.get('reason', '')} at {_when(down.get('at'))}")
     lines.append(f"spool     {st.spooled_windows} window(s) waiting")
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)

@@ -1,5 +1,6 @@
 """The agent against the real fleet server on loopback: updates, health-window revert, telemetry that
-survives the server being down, refusals, SIGTERM, and SIGKILL of the whole agent mid-update."""
+survives the server being down, refusals, an aborted rollout's rollback-to-control, SIGTERM, and
+SIGKILL of the whole agent mid-update."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import random
 import signal
 import time
 
+import httpx
 import pytest
-from agent_e2e_conftest import start_agent, wait_for
+from agent_e2e_conftest import ADMIN, start_agent, wait_for
 from agent_test_helpers import blowup_model, build, slot_ok
 
 from liteship.agent.client import FleetClient
@@ -116,6 +118,50 @@ def test_tampered_artifact_and_rollback_refused_on_real_server(fleet, enrolled, 
     d = updater.poll_once()
     assert (d["action"], d["code"]) == ("refused", "rollback") and slot_ok(store) == "1.5.0"
     assert r1["version"] == "1.0.0"
+
+
+def admin_post(fleet, path, body=None):
+    r = httpx.post(f"{fleet.url}{path}", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+def test_aborted_rollout_sends_a_candidate_only_device_to_control(
+    fleet, enrolled, make_pkg, digit_pngs, cli, tmp_path
+):
+    fleet.publish(make_pkg("ab", "1.0.0"))  # the first release becomes stable: the control
+    fleet.publish(make_pkg("ab", "1.1.0"))
+    rollout = admin_post(
+        fleet, "/api/v1/rollouts", {"model_id": "ab", "candidate_version": "1.1.0", "stages": [100]}
+    )
+    state = enrolled("dev-ab", "ab")
+    sink = tmp_path / "ab.jsonl"
+    agent = start_agent(state, digit_pngs, "--window", "0.3", "--health-inferences", "10", sink=sink)
+    try:
+        wait_for(lambda: committed(state, "1.1.0"))
+        # the candidate is the only model this device ever had: no fallback slot to go back to
+        assert sorted(p.name for p in (state / "versions").iterdir()) == ["1.1.0"]
+        assert Store(state).previous_version() is None
+        admin_post(fleet, f"/api/v1/rollouts/{rollout['id']}/abort")
+        wait_for(lambda: committed(state, "1.0.0"))
+        wait_for(lambda: any(d["id"] == "dev-ab" and d["model_version"] == "1.0.0" for d in fleet.devices()))
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        code = agent.wait(timeout=30)
+    assert code == 0
+    s = state_of(state)
+    down = s["last_downgrade"]
+    assert (down["from"], down["to"], down["rollout_id"]) == ("1.1.0", "1.0.0", rollout["id"])
+    assert down["reason"].startswith("downgraded to 1.0.0 on the server's rollback-to-control, from 1.1.0")
+    assert "aborted" in down["reason"] and s["failed"] == {}
+    assert slot_ok(Store(state)) == "1.0.0" and Store(state).previous_version() == "1.1.0"
+    logs = [json.loads(x) for x in (state / "agent.log").read_text().splitlines() if x.startswith("{")]
+    checkins = [e for e in logs if e["msg"] == "check-in"]
+    assert any(e["action"] == "downgraded" and e["code"] == "rollback-to-control" for e in checkins)
+    results = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert results[0]["version"] == "1.1.0" and results[-1]["version"] == "1.0.0"
+    r = cli("agent", "status", "--state-dir", str(state))
+    assert "downgrade downgraded to 1.0.0 on the server's rollback-to-control" in r.stdout, r.stdout
 
 
 def test_sigkill_agent_mid_update(fleet, enrolled, make_pkg, keys, digit_pngs):

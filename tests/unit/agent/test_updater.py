@@ -149,3 +149,121 @@ def test_impossible_clock_uses_server_date_or_defers(updater, fleet, packages):
 def test_poll_interval_has_jitter(updater):
     delays = {round(updater.next_delay(), 6) for _ in range(20)}
     assert len(delays) > 1 and all(0.8 <= d <= 1.2 for d in delays)
+
+
+def rollback_to_control(fleet, packages, version, name=None, **fields):
+    """The server's answer to a device still running the candidate of a halted/aborted rollout."""
+    a = offer(fleet, packages, version, name)
+    fleet.assignment = {
+        **a,
+        "reason": f"rollout 7 was aborted: back to the control {version}",
+        "reason_code": "rollback-to-control",
+        "allow_downgrade_to": version,
+        "rollout_id": 7,
+        "arm": "control",
+        **fields,
+    }
+    return fleet.assignment
+
+
+def test_rollback_to_control_downgrades_a_device_that_only_had_the_candidate(updater, fleet, packages):
+    offer(fleet, packages, "1.1.0")  # the candidate is this device's first install: no fallback slot
+    assert updater.poll_once()["action"] == "installed"
+    updater.store.commit()
+    assert updater.store.previous_version() is None
+    n = len(target_requests(fleet))
+    rollback_to_control(fleet, packages, "1.0.0")
+    d = updater.poll_once()
+    assert (d["action"], d["version"], d["code"]) == ("downgraded", "1.0.0", "rollback-to-control")
+    assert d["reason"].startswith("downgraded to 1.0.0 on the server's rollback-to-control, from 1.1.0")
+    assert len(target_requests(fleet)) == n + 1  # fetched through TUF like any update
+    store = updater.store
+    assert slot_ok(store) == "1.0.0" and store.previous_version() == "1.1.0"
+    assert store.state()["pending"]["version"] == "1.0.0"  # health window as for any install
+    s = store.state()
+    assert s["last_decision"]["action"] == "downgraded" and s["last_downgrade"]["to"] == "1.0.0"
+    assert (s["last_downgrade"]["from"], s["last_downgrade"]["rollout_id"]) == ("1.1.0", 7)
+    assert updater.poll_once()["action"] == "up-to-date"
+    assert store.state()["last_downgrade"]["reason"] == d["reason"]  # kept after later decisions
+
+    from liteship.agent.service import agent_status
+
+    assert agent_status(store.root).last_downgrade["reason"] == d["reason"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"allow_downgrade_to": "1.1.0"},  # permission for another version than the one assigned
+        {"reason_code": "stable"},  # permission without the reason
+        {"allow_downgrade_to": None},  # the reason without the permission
+        {"reason_code": "rollout-control", "arm": "control"},
+    ],
+    ids=["other-version", "other-reason", "no-permission", "rollout-control"],
+)
+def test_other_older_versions_stay_refused(updater, fleet, packages, fields):
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()
+    n = len(target_requests(fleet))
+    rollback_to_control(fleet, packages, "1.0.0", **fields)
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "rollback"), d
+    assert len(target_requests(fleet)) == n and slot_ok(updater.store) == "1.2.0"
+    assert "last_downgrade" not in updater.store.state()
+
+
+def test_rollback_to_control_never_installs_a_failed_version(updater, fleet, packages):
+    offer(fleet, packages, "1.0.0")
+    updater.poll_once()
+    offer(fleet, packages, "1.1.0")
+    updater.poll_once()
+    updater.store.revert("NaN in the health window")  # 1.1.0 failed here; current 1.0.0, no fallback
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()
+    updater.store.commit()
+    assert updater.store.previous_version() == "1.0.0"
+    updater.store.mark_failed("1.0.0", "median latency above the budget")  # as if it failed later
+    updater.store._point("previous", None)
+    rollback_to_control(fleet, packages, "1.0.0")
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "failed-before")
+    assert slot_ok(updater.store) == "1.2.0"
+
+
+def test_rollback_to_control_still_verifies_hash_signature_and_smoke_test(
+    updater, fleet, packages, keys, tflite_float, golden, tmp_path
+):
+    from agent_test_helpers import INPUT, build, scale_weights
+
+    from liteship.package import generate_keypair
+    from liteship.runtime import LiteRTRunner
+
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()
+    rollback_to_control(fleet, packages, "1.0.0")
+    fleet.tamper = True
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "hash")
+    fleet.tamper = False
+    good = tflite_float.read_bytes()
+    with LiteRTRunner(good, num_threads=1) as r:
+        expected = {s.name: r.infer({INPUT: golden})[s.name] for s in r.output_specs}
+    other = generate_keypair(tmp_path / "other.key")
+    older = {
+        "0.9.0": build(good, tmp_path / "o", "0.9.0", other.private_path, golden),
+        "0.8.0": build(
+            scale_weights(good, float("nan")),
+            tmp_path / "n",
+            "0.8.0",
+            keys.private_path,
+            golden,
+            golden_outputs=expected,
+        ),
+    }
+    rollback_to_control(fleet, older, "0.9.0")  # signed by a key this device does not trust
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "signature")
+    rollback_to_control(fleet, older, "0.8.0")  # genuine, but NaN: fails its smoke test
+    d = updater.poll_once()
+    assert (d["action"], d["code"]) == ("refused", "smoke-test") and updater.store.is_failed("0.8.0")
+    assert slot_ok(updater.store) == "1.2.0" and "last_downgrade" not in updater.store.state()
