@@ -28,9 +28,11 @@ def escape(text: object) -> str:
 
 
 def fmt(value: float) -> str:
-    """A compact number: ``0.0123``, ``12.3``, ``1.23e+06``."""
+    """A compact number: ``0.0123``, ``12.3``, ``8,720``, ``1.23e+07``."""
     if value == 0 or not math.isfinite(value):
         return "0" if value == 0 else str(value)
+    if 1000 <= abs(value) < 1e7:
+        return f"{value:,.0f}"
     return f"{value:.3g}"
 
 

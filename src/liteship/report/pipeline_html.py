@@ -31,41 +31,64 @@ def _pct(v: float | None) -> str:
 
 
 def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560, height: int = 340) -> str:
-    """Latency (x) vs accuracy or agreement (y); circle area ∝ model size; Pareto front joined by a line."""
+    """Latency (x) vs accuracy or agreement (y); circle area ∝ model size; Pareto front joined by a line.
+
+    The latency axis is logarithmic when the variants span more than 20× (int16x8's reference kernels
+    are ~100× slower than the rest, which would squash every other point into one corner).
+    """
     use_acc = any(v.accuracy is not None for v in variants)
     pts = [
         (v.recipe, v.p50_ms, (v.accuracy if use_acc else v.agreement_top1), v.size_bytes or 0)
         for v in variants
-        if v.ok and v.p50_ms is not None and (v.accuracy if use_acc else v.agreement_top1) is not None
+        if v.ok and v.p50_ms and (v.accuracy if use_acc else v.agreement_top1) is not None
     ]
     y_name = "accuracy" if use_acc else "top-1 agreement"
-    title = f"p50 latency vs {y_name} (area ∝ size; line = Pareto front)"
     if not pts:
         return f"<p>No variant has both latency and {y_name}.</p>"
-    xt = nice_ticks(0, max(p[1] for p in pts) * 1.1, 5)
+    lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
+    log = hi / lo > 20
+    title = f"p50 latency vs {y_name} (area ∝ size; line = Pareto front{'; log scale' if log else ''})"
+    if log:
+        xt = [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+        tx = math.log10
+        x_ticks = [tx(t) for t in xt]
+    else:
+        xt = nice_ticks(0, hi * 1.1, 5)
+        tx = float
+        x_ticks = xt
     ylo, yhi = min(p[2] for p in pts), max(p[2] for p in pts)
     pad = max((yhi - ylo) * 0.15, 0.002)
     yt = nice_ticks(ylo - pad, min(1.0, yhi + pad) if yhi <= 1 else yhi + pad, 5)
-    p = _Plot(width, height, xt[0], xt[-1], yt[0], yt[-1])
-    parts = _open(width, height, title) + _axes(p, xt, yt, "p50 latency (ms)", y_name)
+    p = _Plot(width, height, x_ticks[0], x_ticks[-1], yt[0], yt[-1])
+    parts = _open(width, height, title) + _axes(p, [], yt, "p50 latency (ms)", y_name)
+    base = p.height - p.bottom
+    for t in xt:  # x ticks drawn here so a log axis is labelled with latencies, not logarithms
+        x = p.x(tx(t))
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" stroke="#555"/>')
+        parts.append(f'<text x="{x:.1f}" y="{base + 15}" text-anchor="middle" fill="#555">{fmt(t)}</text>')
     front = set(pareto_front([(n, x, y) for n, x, y, _ in pts]))
-    line = sorted((x, y) for n, x, y, _ in pts if n in front)
+    line = sorted((tx(x), y) for n, x, y, _ in pts if n in front)
     if len(line) > 1:
         d = " ".join(f"{p.x(x):.1f},{p.y(y):.1f}" for x, y in line)
         parts.append(f'<polyline points="{d}" fill="none" stroke="{PALETTE[2]}" stroke-dasharray="4 3"/>')
     biggest = max(s for *_, s in pts) or 1
+    placed: list[tuple[float, float]] = []
     for i, (name, x, y, size) in enumerate(pts):
         r = 4 + 14 * math.sqrt(size / biggest)
+        cx, cy = p.x(tx(x)), p.y(y)
         color = PALETTE[1] if name == chosen else PALETTE[i % 2 * 4]
         ring = ' stroke="#000" stroke-width="2"' if name in front else ""
         parts.append(
-            f'<circle cx="{p.x(x):.1f}" cy="{p.y(y):.1f}" r="{r:.1f}" fill="{color}" '
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{color}" '
             f'fill-opacity="0.7"{ring}><title>{escape(name)}: {fmt(x)} ms, {fmt(y)}, '
             f"{size / 1024:.1f} KiB</title></circle>"
         )
+        ly = cy + 4
+        while any(abs(ly - py) < 12 and abs(cx - px) < 90 for px, py in placed):
+            ly += 12  # points on top of each other: stack their labels instead of overprinting
+        placed.append((cx, ly))
         parts.append(
-            f'<text x="{p.x(x) + r + 3:.1f}" y="{p.y(y) + 4:.1f}">{escape(name)}'
-            f"{' ★' if name == chosen else ''}</text>"
+            f'<text x="{cx + r + 3:.1f}" y="{ly:.1f}">{escape(name)}{" ★" if name == chosen else ""}</text>'
         )
     return "".join(parts) + "</svg>"
 
