@@ -1,0 +1,55 @@
+from liteship.pipeline.report import PipelineReport, VariantResult
+from liteship.report.pipeline_html import render_pipeline_html, tradeoff_chart
+
+
+def variant(name, p50, acc, size, **kw):
+    return VariantResult(
+        recipe=name,
+        path=f"{name}.tflite",
+        ok=True,
+        p50_ms=p50,
+        p95_ms=p50,
+        p99_ms=p50,
+        accuracy=acc,
+        size_bytes=size,
+        gates_passed=True,
+        **kw,
+    )
+
+
+def test_tradeoff_chart_switches_to_a_log_axis_and_marks_the_front():
+    vs = [
+        variant("none", 2.0, 0.9, 9000),
+        variant("int8", 0.8, 0.89, 2500),
+        variant("int16x8", 140.0, 0.9, 2800),
+    ]
+    svg = tradeoff_chart(vs, "int8")
+    assert "log scale" in svg
+    assert ">1</text>" in svg and ">100</text>" in svg  # ticks labelled in ms, not log10
+    assert svg.count("<circle") == 3 and "int8 ★" in svg
+    near = tradeoff_chart([variant("a", 1.0, 0.9, 10), variant("b", 2.0, 0.8, 10)], None)
+    assert "log scale" not in near
+
+
+def test_page_lists_variants_failures_and_pruned_reasons_without_network():
+    vs = [
+        variant("none", 2.0, 0.9, 9000),
+        variant("int16x8", 140.0, 0.9, 2800, pruned="slower than float32"),
+        VariantResult(
+            recipe="dynamic", path=None, ok=False, error="boom", gates_passed=False, failures=["boom"]
+        ),
+    ]
+    report = PipelineReport(
+        model_id="m",
+        version="1.0.0",
+        source="m.keras",
+        output_dir="out",
+        objective="latency",
+        selection_threads=2,
+        variants=vs,
+        chosen="none",
+        gates={"min_agreement": 0.9},
+    )
+    html = render_pipeline_html(report)
+    assert "slower than float32" in html and "boom" in html and "int16x8 <span" in html
+    assert "http://" not in html and "https://" not in html and "<script" not in html
