@@ -11,6 +11,8 @@ from liteship.cli._common import console, emit_json, err_console, json_option, p
 from liteship.errors import LiteshipError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from liteship.runtime.predict import PredictionReport
 
 # Library messages name parameters; this command's users know flags.
@@ -30,13 +32,17 @@ def _as_flags(e: LiteshipError) -> LiteshipError:
     """Rewrite ``e``'s message and hint in terms of this command's flags."""
     import re
 
+    def flag_for(flag: str) -> Callable[[re.Match[str]], str]:
+        """``param`` → ``flag``, and ``param=`` → ``flag `` (``std=255`` → ``--std 255``)."""
+        return lambda m: flag + (" " if m[1] else "")
+
     def sub(text: str | None) -> str | None:
         if text is None:
             return None
         for param, flag in _FLAGS:
             text = text.replace(param, flag)
         for param, flag in _WORDS:  # "std [0.0] must be > 0", "mean and std given with …", "std=255"
-            text = re.sub(rf"(?<![\w\-=.]){param}\b(=)?", lambda m, f=flag: f + (" " if m[1] else ""), text)
+            text = re.sub(rf"(?<![\w\-=.]){param}\b(=)?", flag_for(flag), text)
         return text
 
     e.message, e.hint = sub(e.message) or "", sub(e.hint)
@@ -199,7 +205,9 @@ def _save(report: PredictionReport, path: str) -> None:
     try:
         with open(path, "wb") as f:  # a file object: numpy writes exactly this path
             if path.lower().endswith(".npz"):
-                np.savez(f, **report.outputs)
+                # numpy>=2.1's stub types **kwds against its allow_pickle: bool too; the keys here are
+                # array names (passing allow_pickle= would be saved as an array on numpy<2.1).
+                np.savez(f, **report.outputs)  # type: ignore[arg-type]
             else:
                 np.save(f, next(iter(report.outputs.values())))
     except OSError as e:

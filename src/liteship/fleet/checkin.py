@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -114,9 +114,8 @@ class Plan:
         sent back to stable with ``reason_code="rollback-to-control"`` and ``allow_downgrade_to``.
         """
         base: dict[str, Any] = {"device_id": device_id, "model_id": model_id}
-        none = {"version": None, "target_path": None, "sha256": None, "size": None}
         if model_id is None:
-            return Assignment(**base, **none, reason="no model chosen", reason_code="no-model")
+            return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
         if self.rollout_id is not None:
             arm = "candidate" if bucket < self.percent * 100 else "control"
             rel = self.candidate if arm == "candidate" else self.control
@@ -125,7 +124,7 @@ class Plan:
                 base, rel, reason, rollout_id=self.rollout_id, arm=arm, reason_code=f"rollout-{arm}"
             )
         if self.stable is None:
-            return Assignment(**base, **none, reason="model has no stable release", reason_code="no-release")
+            return _unassigned(device_id, model_id, "model has no stable release", reason_code="no-release")
         if current_version is not None and current_version == self.rolled_back_version:
             reason = (
                 f"rollout {self.rolled_back_id} was {self.rolled_back_state}: back from "
@@ -141,6 +140,20 @@ class Plan:
                 allow_downgrade_to=self.stable.version,
             )
         return _assignment(base, self.stable, "stable channel", reason_code="stable")
+
+
+def _unassigned(device_id: str, model_id: str | None, reason: str, *, reason_code: str) -> Assignment:
+    """An assignment without a release to run."""
+    return Assignment(
+        device_id=device_id,
+        model_id=model_id,
+        version=None,
+        target_path=None,
+        sha256=None,
+        size=None,
+        reason=reason,
+        reason_code=reason_code,
+    )
 
 
 def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **extra: Any) -> Assignment:
@@ -253,6 +266,7 @@ _PLAN_VERSION = select(Model.plan_version).where(Model.id == bindparam("model_id
 def _update_device(columns: tuple[str, ...]) -> Any:
     """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16)."""
     table = Device.__table__
+    assert isinstance(table, Table)  # declared as FromClause on mapped classes; a Table here
     values = {c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns}
     return (
         update(table)

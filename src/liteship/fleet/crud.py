@@ -109,7 +109,9 @@ def verify_package_file(
             hint="Restart it with the publisher's public key (LITESHIP_TRUSTED_KEYS).",
         )
     if verify is None:
-        from liteship.package import verify_package as verify
+        from liteship.package import verify_package
+
+        verify = verify_package
     name = display_name or path.name
     errors = []
     for key in trusted_keys:
@@ -591,12 +593,9 @@ def change_rollout(
         rollout.stage_started_at = now
     if action == "promote":
         rollout.stage_index = len(rollout.stages) - 1
-        set_channel(
-            session,
-            model_id=rollout.model_id,
-            name=STABLE,
-            release=session.get(Release, rollout.candidate_release_id),
-        )
+        candidate = session.get(Release, rollout.candidate_release_id)
+        assert candidate is not None  # a foreign key of the rollout
+        set_channel(session, model_id=rollout.model_id, name=STABLE, release=candidate)
     rollout.state, rollout.updated_at = new_state, now
     bump_plan(session, model_id=rollout.model_id)
     decision = Decision(

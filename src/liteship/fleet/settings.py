@@ -94,7 +94,7 @@ class Settings(BaseModel):
             values[name] = [v for v in raw.split(",") if v] if name in _LIST_FIELDS else raw
         values.update({k: v for k, v in overrides.items() if v is not None and v != ()})
         try:
-            return cls(**values)
+            return cls.model_validate(values)
         except ValueError as e:
             raise UsageError(f"fleet server settings cannot be used: {_pydantic_message(e)}") from None
 

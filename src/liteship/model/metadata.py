@@ -113,8 +113,10 @@ def associated_files(source: ModelSource) -> dict[str, bytes]:
 
 
 def _first_input(md: ms.ModelMetadata | None) -> ms.TensorMetadata | None:
-    sub = (md.subgraph_metadata or [None])[0] if md else None
-    return (sub.input_tensor_metadata or [None])[0] if sub else None
+    if md is None or not md.subgraph_metadata:
+        return None
+    inputs = md.subgraph_metadata[0].input_tensor_metadata
+    return inputs[0] if inputs else None
 
 
 def normalization_from_metadata(source: ModelSource) -> Preprocessing | None:
@@ -432,7 +434,7 @@ def write_metadata(
 def _build(loaded: fbm.LoadedModel, **kw: Any) -> tuple[ms.ModelMetadata, dict[str, bytes]]:
     inputs, outputs = _tensors(loaded)
     mean, std = _normalization(kw["input_mean"], kw["input_std"], kw["preprocessing"])
-    if inputs and mean is not None:
+    if inputs and mean is not None and std is not None:  # _normalization gives both or neither
         _check_channels(inputs[0], {"input_mean": mean, "input_std": std})
     in_names = _per_tensor(kw["input_names"], len(inputs), "input names")
     in_descs = _per_tensor(kw["input_descriptions"], len(inputs), "input descriptions")
@@ -473,7 +475,7 @@ def _build(loaded: fbm.LoadedModel, **kw: Any) -> tuple[ms.ModelMetadata, dict[s
         tm.content = ms.Content(content_properties_type=ms.ContentProperties.FeatureProperties)
         if i == 0:
             tm.stats = _stats(kw["output_min"], kw["output_max"], "output")
-        if i == labelled:
+        if i == labelled and label_file is not None:  # both are set together, from labels
             tm.associated_files = [label_file]
             if kw["score_threshold"] is not None:
                 opts = ms.ScoreThresholdingOptions(global_score_threshold=float(kw["score_threshold"]))

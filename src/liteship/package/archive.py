@@ -11,6 +11,7 @@ bombs impossible: no member expands beyond the bytes it occupies, and sizes are 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import stat
 import struct
@@ -98,7 +99,7 @@ class ArchiveReader:
         max_bytes: Refuse larger files. Defaults to 2 GiB.
     """
 
-    def __init__(self, path: str | Path, *, max_bytes: int = MAX_PACKAGE_BYTES) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = MAX_PACKAGE_BYTES) -> None:
         self.path = Path(path)
         where = repr(str(path))
         if not self.path.is_file():

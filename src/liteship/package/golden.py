@@ -25,7 +25,7 @@ MAX_SAMPLES = 256
 GoldenLike = np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray] | str | Path
 
 
-def _load_file(path: Path, specs: list[TensorSpec]) -> Any:
+def _load_file(path: Path, specs: list[TensorSpec]) -> np.ndarray | dict[str, np.ndarray]:
     if not path.is_file():
         raise PackageError(
             f"golden inputs file {str(path)!r} does not exist.", hint="Give a .npy or .npz file."
@@ -114,7 +114,9 @@ def _stack_checked(golden: dict[str, Any], specs: list[TensorSpec]) -> dict[str,
 def check_finite(arr: np.ndarray, what: str) -> None:
     """Refuse float data with NaN or Inf: a smoke test on it passes or fails by accident."""
     if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
-        bad = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)) if arr.ndim else []
+        bad: np.ndarray | list[int] = (
+            np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)) if arr.ndim else []
+        )
         raise PackageError(
             f"{what} contains NaN or Inf ({int(np.sum(~np.isfinite(arr)))} of {arr.size} values, in "
             f"samples {list(map(int, bad[:5]))}{' …' if len(bad) > 5 else ''}); a smoke test on it proves "

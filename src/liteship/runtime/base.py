@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from liteship.errors import InferenceError
 from liteship.types import TensorSpec
 
 Feed = Mapping[str, np.ndarray] | np.ndarray | Sequence[np.ndarray]
+_R = TypeVar("_R", bound="Runner")  # __enter__ returns the concrete runner
 
 
 class Runner(abc.ABC):
@@ -62,7 +63,7 @@ class Runner(abc.ABC):
     def close(self) -> None:
         """Release the backend. Safe to call twice."""
 
-    def __enter__(self) -> Runner:
+    def __enter__(self: _R) -> _R:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -155,10 +155,10 @@ def delegated_nodes(wrapper: Any, original: int, start: int, stop: int) -> tuple
     Returns:
         ``(replaced nodes, partitions)``.
     """
-    producer = {}
-    for node in range(original):
-        for t in wrapper.NodeOutputs(node):
-            producer[int(t)] = node
+    producer: dict[int, int] = {}
+    for index in range(original):
+        for t in wrapper.NodeOutputs(index):
+            producer[int(t)] = index
     replaced: set[int] = set()
     for kernel in range(start, stop):
         boundary = {int(t) for t in wrapper.NodeInputs(kernel)}

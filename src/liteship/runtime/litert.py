@@ -184,6 +184,10 @@ class LiteRTRunner(Runner):
         ...     probs = r.infer(x)["probs"]
     """
 
+    # The tflite Interpreter (no type stubs); None while unbuilt or once closed. Declared here, not
+    # in __init__, so the None set there does not narrow it for the code that follows _build().
+    _interp: Any
+
     def __init__(
         self,
         model: str | Path | bytes,
@@ -209,7 +213,7 @@ class LiteRTRunner(Runner):
         self._original_nodes = len(loaded.model.subgraphs[0].operators or []) if loaded.model.subgraphs else 0
         self._mod = interpreter_module()
         self.backend = self._mod.backend
-        self._interp: Any = None
+        self._interp = None
         self._build()
         self.signatures: dict[str, dict[str, list[str]]] = dict(self._interp.get_signature_list())
         self._setup_io()
@@ -268,7 +272,7 @@ class LiteRTRunner(Runner):
         total = self._original_nodes
         wrapper = getattr(self._interp, "_interpreter", None)
         final = _num_nodes(self._interp)
-        groups = []
+        groups: list[tuple[str, int | None, int | None]] = []
         if specs:  # several external delegates' kernels cannot be told apart: reported together
             groups.append((" + ".join(s.name for s in specs), total, after_init))
         if self.use_xnnpack:
@@ -500,7 +504,9 @@ class LiteRTRunner(Runner):
 
 def _num_nodes(interp: Any) -> int | None:
     wrapper = getattr(interp, "_interpreter", None)
-    return int(wrapper.NumNodes()) if hasattr(wrapper, "NumNodes") else None
+    if wrapper is None or not hasattr(wrapper, "NumNodes"):
+        return None
+    return int(wrapper.NumNodes())
 
 
 def _first_line(e: BaseException) -> str:

@@ -9,6 +9,11 @@ from liteship.fleet.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
+if url is None:
+    raise RuntimeError(
+        "the Alembic config has no sqlalchemy.url; run migrations with "
+        "liteship.fleet.app.run_migrations, which sets it."
+    )
 engine = create_engine(url)
 with engine.connect() as connection:
     if connection.dialect.name == "postgresql":
