@@ -1,17 +1,15 @@
 """An ImageNet-sized architecture for latency work: MobileNetV2 at 224x224, nothing downloaded.
 
-``keras.applications.MobileNetV2(weights=None)`` has the real architecture (depthwise/pointwise
-convolutions, 2.3 M parameters with a 10-class head) with freshly initialized weights — no download.
-Training it on a CPU would take hours, so the example makes it a working classifier cheaply: the
-BatchNorm statistics are set from 64 images (one forward pass in training mode, momentum 0), and the
-10-class head is fitted (logistic regression) on the random convolutional features of 400 training
-images. The result classifies upscaled digits far above chance, so agreement and accuracy between
-recipes mean something; the point of the example is the latency and size differences on a CPU.
+``keras.applications.MobileNetV2(weights=None)`` — the real architecture (depthwise/pointwise
+convolutions, 2.3 M parameters with a 10-class head), trained here from scratch for 2 epochs on
+scikit-learn's bundled digits, upscaled to 224x224 and coloured (about 1.5 minutes on 2 cores). Keras'
+BatchNorm moving statistics lag far behind after so few steps (momentum 0.999), so they are then set
+from 64 training images (one forward pass in training mode with momentum 0). Validation accuracy ≈ 91 %:
+a trained network, so the recipes' accuracy and agreement mean something.
 
-Writes into ``work/``: ``mobilenet_v2.keras`` and image folders made from scikit-learn's bundled
-digits (upscaled to 64x64, in colour, one sub-folder per class): ``train/`` (400, used here only),
-``calib/`` (200) and ``val/`` (500). liteship's image loader resizes them to 224x224 and applies the
-declared normalization (mean 127.5, std 127.5).
+Writes into ``work/``: ``mobilenet_v2.keras`` and image folders (64x64 PNGs, one sub-folder per class):
+``calib/`` (200, also part of training), ``val/`` (500, held out) and ``train/`` (the rest). liteship's
+image loader resizes them to 224x224 and applies the declared normalization (mean 127.5, std 127.5).
 
     python examples/mobilenet/prepare.py
 """
@@ -41,14 +39,13 @@ def _write_images(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
         Image.fromarray(rgb).save(d / f"{i:04d}.png")
 
 
-def prepare(work: Path = HERE / "work", seed: int = 0) -> Path:
+def prepare(work: Path = HERE / "work", seed: int = 0, epochs: int = 2) -> Path:
     from sklearn.datasets import load_digits
 
     from liteship._tf import import_tf
 
     import_tf()
     import keras
-    from sklearn.linear_model import LogisticRegression
 
     from liteship.data import load_dataset
     from liteship.types import Preprocessing
@@ -59,29 +56,35 @@ def prepare(work: Path = HERE / "work", seed: int = 0) -> Path:
     images, labels = d.images[idx], d.target[idx]
     _write_images(work / "calib", images[:200], labels[:200])
     _write_images(work / "val", images[200:700], labels[200:700])
-    _write_images(work / "train", images[700:1100], labels[700:1100])
+    _write_images(work / "train", images[700:], labels[700:])
 
     t = time.perf_counter()
     keras.utils.set_random_seed(seed)
     model = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=10)
     pre = Preprocessing(mean=127.5, std=127.5)
-    train = load_dataset(work / "train", preprocessing=pre, input_shape=(1, 224, 224, 3))
-    x = np.stack([s for s, _ in train])
-    y = np.array([label for _, label in train])
+    x, y = [], []
+    for folder in ("calib", "train"):
+        for sample, label in load_dataset(work / folder, preprocessing=pre, input_shape=(1, 224, 224, 3)):
+            x.append(sample)
+            y.append(label)
+    xs, ys = np.stack(x), np.array(y)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(xs, ys, epochs=epochs, batch_size=32, verbose=0)
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in bns:
-        layer.momentum = 0.0  # the moving statistics become this batch's statistics
-    model(x[:64], training=True)
+        layer.momentum = 0.0  # the moving statistics become these images' statistics
+    model(xs[:64], training=True)
     for layer in bns:
-        layer.momentum = 0.99
-    features = keras.Model(model.input, model.layers[-2].output).predict(x, batch_size=32, verbose=0)
-    head = LogisticRegression(max_iter=2000, C=1.0).fit(features, y)
-    model.layers[-1].set_weights([head.coef_.T.astype(np.float32), head.intercept_.astype(np.float32)])
+        layer.momentum = 0.999
+    val = load_dataset(work / "val", preprocessing=pre, input_shape=(1, 224, 224, 3))
+    xv, yv = np.stack([s for s, _ in val]), np.array([label for _, label in val])
+    _, acc = model.evaluate(xv, yv, verbose=0)
     model.save(work / "mobilenet_v2.keras")
     print(
-        f"built MobileNetV2 (weights=None, {model.count_params():,} parameters; BatchNorm statistics and "
-        f"head fitted on {len(x)} images, train accuracy {head.score(features, y):.3f}) "
-        f"in {time.perf_counter() - t:.1f} s"
+        f"trained MobileNetV2 (weights=None, {model.count_params():,} parameters) for {epochs} epochs on "
+        f"{len(xs)} images in {time.perf_counter() - t:.0f} s: validation accuracy {acc:.3f} on {len(xv)}"
     )
     return work
 
