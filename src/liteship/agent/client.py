@@ -137,11 +137,11 @@ class FleetClient:
                 if not resumed:
                     offset = 0
                 with open(part, "ab" if resumed else "wb") as f:
-                    for chunk in r.iter_bytes():  # as received: nothing buffered is lost on a drop
+                    for chunk in r.iter_bytes():
                         if f.tell() + len(chunk) > length:
                             raise ServerError(f"{url_path} is longer than the {length} bytes TUF lists.")
                         f.write(chunk)
-                    f.flush()
+                        f.flush()  # each chunk as received: a drop or a kill keeps all that arrived
                     os.fsync(f.fileno())
         except httpx.HTTPError as e:
             raise ServerError(f"download of {url_path} was interrupted ({type(e).__name__}: {e}).") from e

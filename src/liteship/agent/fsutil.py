@@ -1,12 +1,37 @@
-"""Crash-safe file operations: write to a temp file, fsync, atomic rename, fsync the folder."""
+"""Crash-safe file operations: write to a temp file, fsync, atomic rename, fsync the folder.
+
+:func:`crash_point` marks the moments between two durable writes, where a crash leaves a distinct state
+on disk. It does nothing unless ``LITESHIP_AGENT_CRASH_POINT_PAUSE_S`` is set: the fault tests set it
+(to a few milliseconds) so that kills at random moments land between every two writes of an update,
+not only in its slow steps.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
+
+CRASH_POINT_PAUSE_ENV = "LITESHIP_AGENT_CRASH_POINT_PAUSE_S"
+
+
+def _crash_point_pause() -> float:
+    try:
+        return max(0.0, float(os.environ.get(CRASH_POINT_PAUSE_ENV) or 0.0))
+    except ValueError:
+        return 0.0
+
+
+_PAUSE_S = _crash_point_pause()
+
+
+def crash_point() -> None:
+    """A moment where a crash leaves a distinct on-disk state: pauses only in fault tests (see above)."""
+    if _PAUSE_S:
+        time.sleep(_PAUSE_S)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -21,6 +46,7 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+    crash_point()  # after a rename made durable
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -31,6 +57,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    crash_point()
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
@@ -55,6 +82,7 @@ def atomic_symlink(target: str | Path, link: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(str(target), tmp)
+    crash_point()
     os.replace(tmp, link)
     fsync_dir(link.parent)
 

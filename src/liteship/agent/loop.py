@@ -28,7 +28,7 @@ from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Store
 from liteship.agent.telemetry import Aggregator, Spool
-from liteship.errors import LiteshipError
+from liteship.errors import InferenceError, LiteshipError
 from liteship.package import Manifest
 from liteship.types import Preprocessing
 
@@ -74,10 +74,12 @@ class LoadedModel:
         shape = self.input.shape
         if frame.path is not None:
             return load_image(frame.path, self.pre, shape)[None]
+        if frame.pixels is None:  # every source sets one of the two
+            raise InferenceError(f"frame {frame.name!r} has neither a file nor pixels; nothing to infer on.")
         gray = self.pre.grayscale if self.pre.grayscale is not None else shape[-1] == 1
         im = Image.fromarray(frame.pixels).convert("L" if gray else "RGB")
         size = self.pre.size or (shape[1], shape[2])
-        im = im.resize((size[1], size[0]), Image.BILINEAR)
+        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
         arr = np.asarray(im, dtype=np.float32)
         arr = arr[..., None] if arr.ndim == 2 else arr
         arr = arr[..., ::-1] if self.pre.channel_order == "bgr" and arr.shape[-1] == 3 else arr
@@ -225,7 +227,8 @@ class AgentLoop:
             self.aggregator.record_error()
             event("inference failed", 40, frame=frame.name, error=str(e))
             verdict = self.health.observe(ok=False, version=model.version)
-            return self._after_health(verdict)
+            self._after_health(verdict)
+            return None
         self.aggregator.record(confidence=score if finite else float("nan"), latency_ms=latency, x=x)
         result = {
             "ts": round(time.time(), 3),

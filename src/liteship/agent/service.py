@@ -198,11 +198,17 @@ def enroll(
 
 
 def agent_status(state_dir: str | Path) -> AgentStatus:
+    """What this device runs and last decided, read from its state folder (nothing is written).
+
+    Raises:
+        AgentError: The state folder does not exist (the device was never enrolled or provisioned).
+    """
     state = Path(state_dir)
     if not state.is_dir():
-        raise UsageError(
-            f"agent state folder {str(state)!r} does not exist.",
-            hint="Enroll the device (`enroll`) or install a package (`install_package`) first.",
+        raise AgentError(
+            f"agent state folder {str(state)!r} does not exist: this device has no model and no server.",
+            hint="Enroll the device (`enroll`) or install a package (`install_package`) first, "
+            "or give the state folder it uses.",
         )
     store = Store(state)
     s, dev = store.state(), _device(state)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.fsutil import atomic_symlink, atomic_write_json, fsync_dir, read_json
+from liteship.agent.fsutil import atomic_symlink, atomic_write_json, crash_point, fsync_dir, read_json
 from liteship.agent.quiet import native_output_silenced
 from liteship.errors import AgentError, LiteshipError
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
@@ -219,6 +219,7 @@ class Store:
         model_id: str | None = None,
         num_threads: int | None = 1,
         downgrade_to: str | None = None,
+        on_step: Callable[[str], None] | None = None,
     ) -> Manifest:
         """Verify, extract, smoke-test and swap in a package; the old current becomes ``previous``.
 
@@ -229,6 +230,8 @@ class Store:
             num_threads: LiteRT threads for the smoke test. Defaults to 1.
             downgrade_to: An older version this install may bring in (see :meth:`check_offer`).
                 Defaults to None.
+            on_step: Called with ``"extract"``, ``"smoke-test"`` and ``"swap"`` as each step starts
+                (the updater logs them). Defaults to None.
 
         Raises:
             UpdateRefused: The package does not verify, is a rollback, or fails its smoke test.
@@ -238,12 +241,15 @@ class Store:
                 "installing needs the publisher's public key: nothing unverified is installed.",
                 hint="Pass `public_key` (the publisher's ed25519 public key file, e.g. publisher.pub).",
             )
+        step = on_step or (lambda _: crash_point())
         stage = self.incoming / f"stage-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
+        step("extract")
         try:
             manifest = extract_verified(package, self.public_key, stage)
         except LiteshipError as e:
             raise UpdateRefused(f"package does not verify: {e}", reason="signature") from e
+        crash_point()
         try:
             version = manifest.version
             if expected_version is not None and version != expected_version:
@@ -256,6 +262,7 @@ class Store:
                     f"package holds model {manifest.model_id!r}, expected {model_id!r}.", reason="mismatch"
                 )
             self.check_offer(version, downgrade_to=downgrade_to)
+            step("smoke-test")
             with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread
                 result = smoke_test(stage, num_threads=num_threads)
             if not result.ok:
@@ -264,6 +271,7 @@ class Store:
                     f"version {version} failed its smoke test: {'; '.join(result.failures)}",
                     reason="smoke-test",
                 )
+            step("swap")
             if (self.versions / version).exists():  # the fallback slot comes back: keep the installed copy
                 shutil.rmtree(stage)
             else:

@@ -20,7 +20,8 @@ from tuf.ngclient import Updater as TufUpdater
 
 from liteship.agent.client import FleetClient, HttpxFetcher, ServerError
 from liteship.agent.clock import BUILD_FLOOR, Clock
-from liteship.agent.fsutil import fsync_dir
+from liteship.agent.fsutil import crash_point, fsync_dir
+from liteship.agent.sinks import event
 from liteship.agent.store import Store, UpdateRefused
 from liteship.package import compare_versions
 
@@ -107,6 +108,8 @@ class Updater:
         """
         version = assignment.get("version")
         current, previous = self.store.current_version(), self.store.previous_version()
+        if version and version == current:
+            self._drop_downloads(keep=None)  # installed already: a copy left by a crash is garbage
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
         if version == previous and current is not None:  # the server sends this device back (abort / halt)
@@ -124,6 +127,7 @@ class Updater:
                 model_id=assignment.get("model_id"),
                 num_threads=self.num_threads,
                 downgrade_to=downgrade_to,
+                on_step=lambda step: _step(step, version),
             )
             package.unlink(missing_ok=True)
         except UpdateRefused as e:
@@ -218,9 +222,14 @@ class Updater:
             else f"/tuf/targets/{info.path}"
         )
         done, part = self.store.incoming / f"{sha}.lsp", self.store.incoming / f"{sha}.part"
+        self._drop_downloads(keep=sha)
         source = done if done.exists() else part
+        version = assignment.get("version")
         if source is part:
+            have = part.stat().st_size if part.exists() else 0
+            _step("download", version, resume_from=have, length=info.length)
             self.client.download(url, part, info.length)
+        _step("verify", version)
         try:
             with open(source, "rb") as f:
                 info.verify_length_and_hashes(f)
@@ -233,6 +242,19 @@ class Updater:
             os.replace(part, done)
             fsync_dir(done.parent)
         return done
+
+    def _drop_downloads(self, keep: str | None) -> None:
+        """Delete downloads (``*.part``, ``*.lsp``) other than the one of target ``keep`` (a sha256):
+        ``incoming/`` only ever holds the download of the current assignment."""
+        for p in self.store.incoming.iterdir():
+            if p.suffix in (".part", ".lsp") and p.stem != keep:
+                p.unlink(missing_ok=True)
+
+
+def _step(step: str, version: str | None, **fields: Any) -> None:
+    """Log the start of an update step (download, verify, extract, smoke-test, swap)."""
+    event("update step", step=step, version=version, **fields)
+    crash_point()
 
 
 def permitted_downgrade(assignment: dict[str, Any]) -> str | None:

@@ -158,6 +158,10 @@ def test_install_and_run_validate_before_creating_anything(tmp_path, keys, packa
 
 def test_cli_shows_flags_and_creates_nothing(cli, keys, packages, digit_pngs, tmp_path):
     state = tmp_path / "state"
+    r = cli("agent", "status", "--state-dir", str(state))
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "does not exist" in r.stderr
+    assert "liteship agent enroll" in r.stderr and "liteship agent install" in r.stderr
     r = cli("agent", "install", "--state-dir", str(state), str(packages["1.0.0"]))
     assert r.returncode == 1 and "Pass `--key`" in r.stderr and "`key`" not in r.stderr
     r = cli(

@@ -60,6 +60,22 @@ def test_interrupted_download_resumes_with_range(updater, fleet, packages):
     assert target_requests(fleet)[-1].headers["range"] == "bytes=3000-"
 
 
+def test_incoming_holds_only_the_download_of_the_current_assignment(updater, fleet, packages):
+    a = offer(fleet, packages, "1.0.0")
+    fleet.cut_after = 3000
+    assert updater.poll_once()["action"] == "download-failed"
+    stale = updater.store.incoming / f"{a['sha256']}.part"
+    assert stale.stat().st_size == 3000
+    b = offer(fleet, packages, "1.1.0")  # the server moved on before the download finished
+    fleet.cut_after = None
+    assert updater.poll_once()["action"] == "installed" and updater.store.current_version() == "1.1.0"
+    assert list(updater.store.incoming.iterdir()) == []
+    # a crash after the install, before the package was deleted, leaves a complete copy behind
+    (updater.store.incoming / f"{b['sha256']}.lsp").write_bytes(packages["1.1.0"].read_bytes())
+    assert updater.poll_once()["action"] == "up-to-date"
+    assert list(updater.store.incoming.iterdir()) == []
+
+
 def test_tampered_artifact_is_refused(updater, fleet, packages):
     offer(fleet, packages, "1.0.0")
     updater.poll_once()
