@@ -357,8 +357,8 @@ class _Run:
         if probe_entry.latency.min_ms > base_entry.latency.p50_ms * DOMINANCE_MARGIN:
             self.benches[name] = probe
             return (
-                f"even its fastest run ({probe_entry.latency.min_ms:.3f} ms) is slower than float32's p50 "
-                f"({base_entry.latency.p50_ms:.3f} ms), "
+                f"even its fastest run ({_ms(probe_entry.latency.min_ms)}) is slower than float32's p50 "
+                f"({_ms(base_entry.latency.p50_ms)}), "
                 f"so it cannot be selected under the latency objective: quick benchmark, validated on "
                 f"at most {PRUNED_VALIDATION_SAMPLES} samples"
             )
@@ -801,6 +801,11 @@ def layerwise_rows(vr: Any) -> list[dict[str, Any]]:
         }
         for row in vr.layerwise
     ]
+
+
+def _ms(value: float) -> str:
+    """A latency with enough digits to tell microsecond models apart."""
+    return f"{value * 1000:.2f} µs" if value < 0.1 else f"{value:.3f} ms"
 
 
 def _thin(samples: list[float], keep: int = 2000) -> list[float]:
