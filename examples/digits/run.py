@@ -21,33 +21,15 @@ sys.path.insert(0, str(HERE))
 def main() -> int:
     from prepare import prepare
 
-    from liteship.cli._common import quiet_tensorflow
-    from liteship.cli.pipeline import render_summary
-    from liteship.errors import GateFailed, LiteshipError
-    from liteship.package import generate_keypair
-    from liteship.pipeline import run_pipeline
+    from liteship.cli.pipeline import run_example
 
-    quiet_tensorflow()
     work = HERE / "work"
-    if not (work / "digits.keras").exists():
-        prepare(work)
-    key = work / "keys" / "liteship.key"
-    if not key.exists():
-        key.parent.mkdir(parents=True, exist_ok=True)
-        generate_keypair(key)
-        print(f"created a signing key pair: {key} (+ .pub)")
-    try:
-        report = run_pipeline(HERE / "liteship.yaml")
-    except GateFailed as e:
-        if e.report is not None:
-            render_summary(e.report)
-        print(f"error: {e}", file=sys.stderr)
-        return 3
-    except LiteshipError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    render_summary(report)
-    return 0
+    return run_example(
+        HERE / "liteship.yaml",
+        model=work / "digits.keras",
+        prepare=lambda: prepare(work),
+        key=work / "keys" / "liteship.key",
+    )
 
 
 if __name__ == "__main__":

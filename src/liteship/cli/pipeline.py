@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
 import click
 from rich.table import Table
 
@@ -94,3 +98,32 @@ def render_summary(report) -> None:
     console.print(
         f"[bold]report[/]   {report.report_html}  (and report.json) — {report.total_seconds:.1f} s total"
     )
+
+
+def run_example(config: Path, *, model: Path, prepare: Callable[[], object], key: Path) -> int:
+    """Drive an example end to end: prepare its data if ``model`` is missing, create a signing key if
+    ``key`` is missing, run the pipeline in ``config`` and print the summary. Returns the exit code."""
+    from liteship.cli._common import quiet_tensorflow
+    from liteship.errors import GateFailed, LiteshipError
+    from liteship.package import generate_keypair
+    from liteship.pipeline import run_pipeline
+
+    quiet_tensorflow()
+    if not model.exists():
+        prepare()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        generate_keypair(key)
+        print(f"created a signing key pair: {key} (+ .pub)")
+    try:
+        report = run_pipeline(config)
+    except GateFailed as e:
+        if e.report is not None:
+            render_summary(e.report)
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except LiteshipError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    render_summary(report)
+    return 0
