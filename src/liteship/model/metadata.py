@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import stat
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship._fs import write_atomic
 from liteship.errors import DataError, MetadataError, ModelError
 from liteship.model import flatbuffer as fbm
 from liteship.model import metadata_schema as ms
@@ -588,43 +586,10 @@ def write_model_metadata(model: ModelSource, metadata: ms.ModelMetadata, files: 
     return data
 
 
-def _file_mode(path: Path) -> int:
-    """The mode ``path`` should have: its own when it exists, else a new file's (0o666 minus the umask).
-
-    mkstemp creates 0600 files; a model is not a secret, and replacing a file must not change its mode.
-    """
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    try:  # Linux: read it, since setting it to read it back races with other threads
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = _file_mode(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), mode)
-        os.replace(tmp, path)
+        write_atomic(path, data)  # keeps a replaced file's mode; a model is not a secret
     except OSError as e:
-        if "tmp" in locals() and os.path.exists(tmp):
-            os.unlink(tmp)
         raise MetadataError(f"cannot write {str(path)!r}: {e.strerror or e}.", hint="Check the path.") from e
 
 

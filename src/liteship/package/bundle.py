@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from liteship._fs import write_atomic
 from liteship.errors import PackageError
 from liteship.model.flatbuffer import load_model, metadata_entries, read_liteship_info
 from liteship.package.archive import check_member_name, write_archive
-from liteship.package.fsmode import file_mode
 from liteship.package.golden import GoldenLike, golden_feeds, golden_npz, run_golden, tolerance
 from liteship.package.manifest import (
     GOLDEN_NAME,
@@ -250,21 +249,9 @@ def _output_path(output: Path, model_id: str, version: str) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync, rename: readers never see half a package."""
+    """Write the package atomically: readers never see half a package."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = file_mode(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-                os.fchmod(f.fileno(), mode)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data)
     except OSError as e:
         raise PackageError(f"cannot write package {str(path)!r}: {e.strerror or e}.") from e
 

@@ -19,9 +19,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from liteship._fs import dir_mode
 from liteship.errors import PackageError, SignatureError
 from liteship.package.archive import MAX_PACKAGE_BYTES, TAMPERED, ArchiveReader, canonical_order
-from liteship.package.fsmode import dir_mode
 from liteship.package.golden import read_golden
 from liteship.package.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest
 from liteship.package.signing import KeyLike, key_id, load_public_key, verify_signature

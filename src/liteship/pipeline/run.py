@@ -736,11 +736,11 @@ class _Run:
     def _write_reports(self, report: PipelineReport) -> None:
         import json
 
-        from liteship.agent.fsutil import atomic_write_bytes
+        from liteship._fs import write_atomic
         from liteship.report.pipeline_html import render_pipeline_html
 
-        atomic_write_bytes(self.out / "report.json", json.dumps(report.to_dict(), indent=2).encode())
-        atomic_write_bytes(self.out / "report.html", render_pipeline_html(report).encode())
+        write_atomic(self.out / "report.json", json.dumps(report.to_dict(), indent=2).encode())
+        write_atomic(self.out / "report.html", render_pipeline_html(report).encode())
 
 
 def _tree_bytes(path: Path) -> int:
