@@ -19,37 +19,54 @@ _lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
-    """Within the block, native writes to fd 2 are dropped; Python's ``sys.stderr`` still works."""
-    if os.environ.get("LITESHIP_VERBOSE") or threading.current_thread() is not threading.main_thread():
-        yield  # fd redirection is process-wide: only the main thread may do it
-        return
+def _fd2_to_devnull() -> Iterator[int | None]:
+    """Point fd 2 at /dev/null (under the lock: it is process-wide); yields the saved real stderr fd,
+    or ``None`` when there is no fd 2 to redirect."""
     with _lock:
         try:
             sys.stderr.flush()
             saved = os.dup(2)
         except (OSError, AttributeError, ValueError):
-            yield
+            yield None
             return
-        old_stderr = sys.stderr
-        replacement = None
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 2)
             os.close(devnull)
-            replacement = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
-            sys.stderr = replacement
+            yield saved
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(*, any_thread: bool = False) -> Iterator[None]:
+    """Within the block, native writes to fd 2 are dropped; Python's ``sys.stderr`` still works.
+
+    Args:
+        any_thread: Also silence when called off the main thread (fd 2 only: ``sys.stderr`` is left
+            alone there, so callers keep their own handle on the real stderr). Defaults to ``False``:
+            off the main thread nothing is redirected.
+    """
+    on_main = threading.current_thread() is threading.main_thread()
+    if os.environ.get("LITESHIP_VERBOSE") or not (on_main or any_thread):
+        yield
+        return
+    with _fd2_to_devnull() as saved:
+        if saved is None or not on_main:
+            yield
+            return
+        old_stderr = sys.stderr
+        replacement = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+        sys.stderr = replacement
+        try:
             yield
         finally:
             with contextlib.suppress(Exception):
-                if replacement is not None:
-                    replacement.flush()
+                replacement.flush()
             sys.stderr = old_stderr
-            os.dup2(saved, 2)
-            os.close(saved)
-            if replacement is not None:
-                with contextlib.suppress(Exception):
-                    replacement.close()
+            with contextlib.suppress(Exception):
+                replacement.close()
 
 
 __all__ = ["native_stderr_silenced"]

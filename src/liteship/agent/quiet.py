@@ -4,7 +4,8 @@
 thread, because pointing file descriptor 2 at /dev/null is process-wide. The agent smoke-tests updates
 on its updater thread, where LiteRT would print "INFO: Created TensorFlow Lite XNNPACK delegate for
 CPU." between the JSON log lines. :func:`native_output_silenced` does the same redirection from any
-thread, under the same lock, so the two never interleave. The agent's logs are written to a duplicate
+thread (``native_stderr_silenced(any_thread=True)``), under the same lock, so the two never
+interleave. The agent's logs are written to a duplicate
 of the real stderr (:func:`private_stderr`), so they are not lost while fd 2 is silenced.
 ``LITESHIP_VERBOSE=1`` turns silencing off.
 """
@@ -15,32 +16,17 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from typing import IO
 
 from liteship import _quiet
 
 
-@contextlib.contextmanager
-def native_output_silenced() -> Iterator[None]:
+def native_output_silenced() -> contextlib.AbstractContextManager[None]:
     """Within the block, native writes to fd 2 are dropped (on the main thread, LiteRTRunner does it)."""
-    if os.environ.get("LITESHIP_VERBOSE") or threading.current_thread() is threading.main_thread():
-        yield  # the runner silences its own interpreter creation here; taking the lock twice would block
-        return
-    with _quiet._lock:
-        try:
-            saved = os.dup(2)
-        except OSError:
-            yield
-            return
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    if threading.current_thread() is threading.main_thread():
+        # the runner silences its own interpreter creation here; taking the lock twice would block
+        return contextlib.nullcontext()
+    return _quiet.native_stderr_silenced(any_thread=True)
 
 
 def private_stderr() -> IO[str]:
