@@ -53,7 +53,9 @@ class DenylistBackend:
         >>> model_bytes = backend.build([backend.ops()[0].name])                  # doctest: +SKIP
     """
 
-    def __init__(self, source: Any, *, quantize: str = "int8", io_type: str | None = None, **calibration: Any):
+    def __init__(
+        self, source: Any, *, quantize: str = "int8", io_type: str | None = None, **calibration: Any
+    ):
         from liteship.convert.converter import calibrated_model
 
         self.calibrated = calibrated_model(source, quantize=quantize, io_type=io_type, **calibration)

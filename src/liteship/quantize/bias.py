@@ -136,7 +136,9 @@ def _channel_mean(layer: Any, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
                 xb, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
             )
         else:
-            y = ops.conv(xb, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate)
+            y = ops.conv(
+                xb, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
+            )
         y = np.asarray(ops.convert_to_numpy(y), dtype=np.float64)
         s = y.reshape(-1, y.shape[-1]).sum(axis=0)
         total = s if total is None else total + s
@@ -151,11 +153,15 @@ def _outputs(model: Any, data: np.ndarray) -> list[np.ndarray]:
 
 
 def _output_error(a: Any, b: Any, data: np.ndarray) -> float:
-    return float(np.mean([np.mean(np.abs(x - y)) for x, y in zip(_outputs(a, data), _outputs(b, data), strict=True)]))
+    return float(
+        np.mean([np.mean(np.abs(x - y)) for x, y in zip(_outputs(a, data), _outputs(b, data), strict=True)])
+    )
 
 
 def _max_diff(a: Any, b: Any, data: np.ndarray) -> float:
-    return float(max(np.max(np.abs(x - y)) for x, y in zip(_outputs(a, data), _outputs(b, data), strict=True)))
+    return float(
+        max(np.max(np.abs(x - y)) for x, y in zip(_outputs(a, data), _outputs(b, data), strict=True))
+    )
 
 
 __all__ = ["correct_bias", "quantize_weights", "BiasCorrectionReport", "CorrectedLayer"]

@@ -98,7 +98,9 @@ def equalize(model: Any, check_data: np.ndarray | None = None) -> tuple[Any, Equ
     diff = None
     if check_data is not None and len(check_data):
         diff = max_output_diff(model, clone, check_data)
-    return clone, EqualizationReport(pairs=done, skipped=tuple(skipped), iterations=iterations, max_abs_diff=diff)
+    return clone, EqualizationReport(
+        pairs=done, skipped=tuple(skipped), iterations=iterations, max_abs_diff=diff
+    )
 
 
 def max_output_diff(a: Any, b: Any, data: np.ndarray) -> float:
@@ -106,7 +108,9 @@ def max_output_diff(a: Any, b: Any, data: np.ndarray) -> float:
     outs_a, outs_b = a.predict(data, verbose=0), b.predict(data, verbose=0)
     if not isinstance(outs_a, (list, tuple)):
         outs_a, outs_b = [outs_a], [outs_b]
-    return float(max(np.max(np.abs(np.asarray(x) - np.asarray(y))) for x, y in zip(outs_a, outs_b, strict=True)))
+    return float(
+        max(np.max(np.abs(np.asarray(x) - np.asarray(y))) for x, y in zip(outs_a, outs_b, strict=True))
+    )
 
 
 def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
@@ -126,7 +130,11 @@ def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
                 break
             nxt = consumers.get(id(node.output), [])
             if len(nxt) != 1:
-                why = f"its output feeds {len(nxt)} layers (equalization needs one consumer)" if nxt else "no consumer"
+                why = (
+                    f"its output feeds {len(nxt)} layers (equalization needs one consumer)"
+                    if nxt
+                    else "no consumer"
+                )
                 break
             node = nxt[0]
             kind = type(node).__name__

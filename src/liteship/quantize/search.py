@@ -129,7 +129,10 @@ class _State:
     base_score: float = 0.0
 
     def out_of_budget(self) -> bool:
-        return len(self.rounds) >= self.budget.rounds or time.perf_counter() - self.started >= self.budget.seconds
+        return (
+            len(self.rounds) >= self.budget.rounds
+            or time.perf_counter() - self.started >= self.budget.seconds
+        )
 
     def measure(self, keep: Sequence[str], phase: Phase, layer: str | None) -> Measurement | None:
         key = frozenset(keep)
@@ -276,7 +279,14 @@ def _rank_so_far(st: _State) -> list[str]:
 
 
 def _result(
-    st: _State, chosen: Sequence[str], ops: list[str], ranking: list[str], probed: int, *, minimal: bool, exhausted: bool
+    st: _State,
+    chosen: Sequence[str],
+    ops: list[str],
+    ranking: list[str],
+    probed: int,
+    *,
+    minimal: bool,
+    exhausted: bool,
 ) -> SearchResult:
     final = st.cache[frozenset(chosen)]
     best = next((r.index for r in st.rounds if frozenset(r.float_layers) == frozenset(chosen)), None)
@@ -288,7 +298,9 @@ def _result(
     elif not chosen:
         label = "the all-integer model passes: no op kept in float"
     elif final.passed:
-        label = f"{len(chosen)} float op(s) pass the gate" + ("; minimal (each removal fails)" if minimal else "")
+        label = f"{len(chosen)} float op(s) pass the gate" + (
+            "; minimal (each removal fails)" if minimal else ""
+        )
     else:
         label = f"no float set passes the gate ({len(chosen)} op(s) tried in the greedy pass)"
     return SearchResult(
