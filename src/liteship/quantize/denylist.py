@@ -11,6 +11,7 @@ cannot keep ops in float.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,14 +52,16 @@ def quantize_calibrated(
 
     dtype = getattr(tf, io_type)
     try:
-        out = tf_convert.mlir_quantize(
-            calibrated,
-            disable_per_channel=disable_per_channel,
-            input_data_type=dtype,
-            output_data_type=dtype,
-            denylisted_ops=list(keep_float_ops) or None,
-            denylisted_nodes=list(keep_float_nodes) or None,
-        )
+        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the ranges are in
+            warnings.simplefilter("ignore", UserWarning)
+            out = tf_convert.mlir_quantize(
+                calibrated,
+                disable_per_channel=disable_per_channel,
+                input_data_type=dtype,
+                output_data_type=dtype,
+                denylisted_ops=list(keep_float_ops) or None,
+                denylisted_nodes=list(keep_float_nodes) or None,
+            )
     except Exception as e:  # the quantizer raises RuntimeError/ValueError with MLIR diagnostics
         lines = str(e).strip().splitlines()
         raise ConversionError(

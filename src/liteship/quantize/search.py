@@ -163,6 +163,7 @@ def search_float_layers(
     prerank: Sequence[str] = (),
     probe: int = 24,
     beam: int = 3,
+    start: Sequence[str] = (),
     progress: Callable[[Round], None] | None = None,
 ) -> SearchResult:
     """Find a minimal set of ops to keep in float so that ``evaluate`` passes.
@@ -175,6 +176,8 @@ def search_float_layers(
             ``probe`` ops only the ``probe`` first are measured one by one. Defaults to graph order.
         probe: Ops measured one by one at most. Defaults to 24.
         beam: Ops re-measured on top of the current set before each addition. Defaults to 3.
+        start: A float set known to pass (a user's ``keep_float_layers``, an earlier run's result): when
+            it does, the search skips to pruning it. Defaults to none.
         progress: Called after every round.
 
     Returns:
@@ -190,6 +193,9 @@ def search_float_layers(
     order = [n for n in prerank if n in ops] + [n for n in ops if n not in prerank]
     probed = order[:probe]
     try:
+        if start and _need(st.measure(list(start), "add", None)).passed:
+            chosen = _prune(st, list(start))
+            return _result(st, tuple(chosen), ops, [], 0, minimal=_prove(st, chosen), exhausted=False)
         ranking = _sensitivity(st, probed, ops)
         chosen = _greedy(st, ranking, beam)
         chosen = _prune(st, chosen)
