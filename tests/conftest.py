@@ -63,7 +63,7 @@ def keras_model(digits):
     return build_digits_cnn(x_train, y_train)
 
 
-def build_outlier_cnn(x_train: np.ndarray, y_train: np.ndarray, factor: float = 1000.0, epochs: int = 20):
+def build_outlier_cnn(x_train: np.ndarray, y_train: np.ndarray, factor: float = 1000.0, epochs: int = 10):
     """The digits CNN with an outlier channel: conv ``c1``'s output channel 0 is ``factor``× larger than
     the others and ``c2`` divides it back, so the float function is the same, but one per-tensor int8
     scale for ``c1``'s output flattens every other channel to zero (the pattern BatchNorm folding leaves

@@ -77,6 +77,11 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
             attempts.append(FixAttempt(name, list(applied), False, error=why))
             run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
             break
+        nothing = _nothing_to_do(run, fix)
+        if nothing:
+            attempts.append(FixAttempt(name, list(applied), False, error=nothing))
+            run.log(f"repair   {name}: skipped — {nothing}")
+            continue
         v = run.add_variant(name, base, fixes=applied)
         passed = run.passes_accuracy(name)
         nums = v.summary()
@@ -97,6 +102,26 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
         if passed:
             break
     return attempts, best
+
+
+def _nothing_to_do(run: _Run, fix: str) -> str | None:
+    """Why ``fix`` would leave the model as it is (so converting it again would be wasted), or ``None``."""
+    model = getattr(getattr(run.reference, "inner", None), "model", None)
+    if model is None:
+        return None
+    if fix == "equalize":
+        from liteship.quantize.equalize import find_pairs
+
+        pairs, skipped = find_pairs(model)
+        if not pairs:
+            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
+            return f"no layer pair can be equalized ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+    if fix == "bias_correction":
+        from liteship.quantize.bias import targets
+
+        if not targets(model):
+            return "no Conv/Dense layer with a bias (or followed by BatchNormalization) to correct"
+    return None
 
 
 def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:

@@ -7,8 +7,11 @@ This measures the shift on calibration data and subtracts it from the layer's bi
 ``b ← b − (E[W_q · x_q] − E[W · x])`` per output channel, before the activation,
 
 where ``W_q`` is the weight as TFLite's int8 quantizer stores it (symmetric, per output channel,
-``scale = max|w| / 127``), ``x_q`` the layer's input in the weight-quantized network and ``x`` its input
-in the float network. The float weights are kept (the converter quantizes them the same way), so the
+``scale = max|w| / 127``; for a layer followed by BatchNormalization, the kernel TFLite folds the
+normalization into, ``W·γ/σ``, is the one rounded), ``x_q`` the layer's input in the weight-quantized network and ``x`` its input
+in the float network. A layer without a bias that feeds a BatchNormalization (MobileNetV2's convolutions)
+is corrected through the normalization's moving mean instead (``mean ← mean + shift``, the same thing
+once folded). The float weights are kept (the converter quantizes them the same way), so the
 float model changes by exactly the correction: ``max_abs_diff`` reports it, and the figure that matters
 is how much closer the quantized outputs come to the float ones (``mean_shift_before``/``after``).
 """
@@ -54,6 +57,55 @@ class BiasCorrectionReport(ReportMixin):
     output_error_after: float
 
 
+@dataclass(frozen=True)
+class Target:
+    """A layer to correct, and the BatchNormalization it feeds (folded into it by TFLite), if any."""
+
+    layer: Any
+    norm: Any = None
+
+
+def targets(model: Any) -> list[Target]:
+    """Conv2D, DepthwiseConv2D and Dense layers that have a bias or feed a BatchNormalization alone."""
+    consumers: dict[int, list[Any]] = {}
+    for la in model.layers:
+        try:
+            inputs = la.input
+        except (AttributeError, ValueError):
+            continue
+        for t in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+            consumers.setdefault(id(t), []).append(la)
+    out = []
+    for la in model.layers:
+        if type(la).__name__ not in LAYERS:
+            continue
+        nxt = consumers.get(id(la.output), [])
+        linear = getattr(la, "activation", None) is None or la.activation.__name__ == "linear"
+        if linear and len(nxt) == 1 and type(nxt[0]).__name__ == "BatchNormalization":
+            out.append(Target(la, nxt[0]))
+        elif len(la.get_weights()) > 1:
+            out.append(Target(la))
+    return out
+
+
+def _fold(norm: Any) -> np.ndarray:
+    """The per-channel factor γ/σ that TFLite multiplies the kernel by when it folds ``norm``."""
+    gamma = np.asarray(norm.gamma.numpy() if norm.gamma is not None else 1.0, dtype=np.float64)
+    var = np.asarray(norm.moving_variance.numpy(), dtype=np.float64)
+    return (gamma / np.sqrt(var + norm.epsilon)).astype(np.float32)
+
+
+def _rounded_kernel(t: Target, kernel: np.ndarray) -> np.ndarray:
+    """The kernel as the int8 model effectively applies it, in the unfolded layer's units."""
+    kind = type(t.layer).__name__
+    if t.norm is None:
+        return quantize_weights(kernel, kind)
+    k = _fold(t.norm)
+    shape = (kernel.shape[2], kernel.shape[3]) if kind == "DepthwiseConv2D" else k.shape
+    k = k.reshape(shape)
+    return (quantize_weights(kernel * k, kind) / k).astype(np.float32)
+
+
 def quantize_weights(w: np.ndarray, kind: str) -> np.ndarray:
     """``w`` rounded as TFLite's int8 quantizer does: symmetric, per output channel, 127 levels a side."""
     axes = (0, 1) if kind == "DepthwiseConv2D" else tuple(range(w.ndim - 1))
@@ -63,7 +115,7 @@ def quantize_weights(w: np.ndarray, kind: str) -> np.ndarray:
 
 
 def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionReport]:
-    """Correct the biases of every Conv2D, DepthwiseConv2D and Dense layer that has one.
+    """Correct every Conv2D, DepthwiseConv2D and Dense layer that has a bias or feeds a BatchNormalization.
 
     Args:
         model: A built ``keras.Model``; left untouched.
@@ -72,30 +124,32 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
     Returns:
         ``(corrected clone, BiasCorrectionReport)``.
     """
-    import keras
-
     data = np.asarray(data, dtype=np.float32)
-    targets = [la for la in model.layers if type(la).__name__ in LAYERS and len(la.get_weights()) > 1]
+    found = targets(model)
     corrected = _clone(model)
-    simulated = _clone(model)  # weights rounded as int8: what the converted model computes
-    for la in targets:
-        w = simulated.get_layer(la.name).get_weights()
-        simulated.get_layer(la.name).set_weights([quantize_weights(w[0], type(la).__name__), *w[1:]])
-    before = _output_error(model, simulated, data)
-    float_inputs = _layer_inputs(model, targets, data)
-    quant_inputs = _layer_inputs(simulated, [simulated.get_layer(la.name) for la in targets], data)
-    done = []
-    for la, x_f, x_q in zip(targets, float_inputs, quant_inputs, strict=True):
+    simulated = _clone(model)  # kernels rounded as int8: what the converted model computes
+    for t in found:
+        la = simulated.get_layer(t.layer.name)
         w = la.get_weights()
-        kind = type(la).__name__
-        w_q = quantize_weights(w[0], kind)
-        shift = _channel_mean(la, x_q, w_q) - _channel_mean(la, x_f, w[0])
+        la.set_weights([_rounded_kernel(t, w[0]), *w[1:]])
+    before = _output_error(model, simulated, data)
+    layers = [t.layer for t in found]
+    float_inputs = _layer_inputs(model, layers, data)
+    quant_inputs = _layer_inputs(simulated, [simulated.get_layer(la.name) for la in layers], data)
+    done = []
+    for t, x_f, x_q in zip(found, float_inputs, quant_inputs, strict=True):
+        la = t.layer
+        kernel = la.get_weights()[0]
+        shift = _channel_mean(la, x_q, _rounded_kernel(t, kernel)) - _channel_mean(la, x_f, kernel)
         for target in (corrected, simulated):
-            tw = target.get_layer(la.name).get_weights()
-            target.get_layer(la.name).set_weights([tw[0], (tw[1] - shift).astype(np.float32), *tw[2:]])
+            if t.norm is not None:
+                norm = target.get_layer(t.norm.name)
+                norm.moving_mean.assign((norm.moving_mean.numpy() + shift).astype(np.float32))
+            else:
+                tw = target.get_layer(la.name).get_weights()
+                target.get_layer(la.name).set_weights([tw[0], (tw[1] - shift).astype(np.float32), *tw[2:]])
         done.append(CorrectedLayer(la.name, float(np.max(np.abs(shift))), float(np.mean(np.abs(shift)))))
     after = _output_error(model, simulated, data)
-    del keras
     return corrected, BiasCorrectionReport(
         layers=tuple(done),
         samples=len(data),
@@ -164,4 +218,4 @@ def _max_diff(a: Any, b: Any, data: np.ndarray) -> float:
     )
 
 
-__all__ = ["correct_bias", "quantize_weights", "BiasCorrectionReport", "CorrectedLayer"]
+__all__ = ["correct_bias", "quantize_weights", "targets", "Target", "BiasCorrectionReport", "CorrectedLayer"]

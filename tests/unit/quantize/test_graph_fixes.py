@@ -74,3 +74,38 @@ def test_weights_round_like_tflite_per_channel():
     q = quantize_weights(w, "Dense")
     assert q[0, 1] == -2.0 and q[0, 0] == pytest.approx(0.5, abs=1.0 / 254)
     assert np.abs(q - w).max() <= np.abs(w).max(axis=0).max() / 254 + 1e-7
+
+
+def test_bias_correction_goes_through_batchnorm_when_the_conv_has_no_bias():
+    import keras
+
+    from liteship.quantize.bias import targets
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(8, 3, use_bias=False, name="c"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(6.0),
+            keras.layers.DepthwiseConv2D(3, use_bias=False, name="dw"),
+            keras.layers.BatchNormalization(name="bn2"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(4, name="d"),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(64, 8, 8, 3)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    for name in ("bn", "bn2"):
+        bn = model.get_layer(name)
+        bn.moving_variance.assign(rng.uniform(0.5, 2, size=bn.moving_variance.shape).astype(np.float32))
+    assert [(t.layer.name, t.norm.name if t.norm else None) for t in targets(model)] == [
+        ("c", "bn"),
+        ("dw", "bn2"),
+        ("d", None),
+    ]
+    corrected, report = correct_bias(model, x)
+    assert report.output_error_after < report.output_error_before
+    moved = corrected.get_layer("bn2").moving_mean.numpy() - model.get_layer("bn2").moving_mean.numpy()
+    assert np.abs(moved).max() == pytest.approx(report.layers[1].max_shift, rel=1e-3)
+    assert report.max_abs_diff < BIAS_TOLERANCE
