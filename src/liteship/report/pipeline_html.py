@@ -136,11 +136,11 @@ def repair_section(mp: Any) -> str:
             f"{s['probed']} of {s['total_ops']} ops measured one by one, {len(s['rounds'])} rounds, "
             f"{s['seconds']:.1f} s.</p>"
         )
-        rows = []
+        round_rows = []
         for rd in s["rounds"]:
             m = rd["measurement"]
             best = ' class="chosen"' if rd["index"] == s.get("best_round") else ""
-            rows.append(
+            round_rows.append(
                 f"<tr{best}><td>{rd['index']}</td><td>{escape(rd['phase'])}</td>"
                 f"<td>{escape((rd['layer'] or '–').split(';')[0])}</td><td>{len(rd['float_layers'])}</td>"
                 f"<td>{_n(rd['effect'], 3)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['agreement'])}</td>"
@@ -151,7 +151,7 @@ def repair_section(mp: Any) -> str:
         parts.append(
             "<table id='rounds'><thead><tr><th>round</th><th>step</th><th>layer</th><th>float ops</th>"
             "<th>effect</th><th>accuracy</th><th>agreement</th><th>SQNR dB</th><th>p50 ms</th>"
-            f"<th>KiB</th><th>gate</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"<th>KiB</th><th>gate</th></tr></thead><tbody>{''.join(round_rows)}</tbody></table>"
         )
     elif s and s.get("error"):
         parts.append(f"<p class='fail'>Search failed: {escape(s['error'])}</p>")
