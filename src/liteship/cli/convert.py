@@ -19,6 +19,8 @@ FLAGS = {
     "allow_select_tf_ops": "--allow-select-tf-ops",
     "allow_custom_ops": "--allow-custom-ops",
     "keep_float_layers": "--keep-float",
+    "equalize": "--equalize",
+    "bias_correction": "--bias-correction",
 }
 RECIPE_NAMES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # == RECIPES keys
 
@@ -85,6 +87,14 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     multiple=True,
     help="Op type (MEAN) or tensor name to keep in float (int8 recipes); repeatable.",
 )
+@click.option(
+    "--equalize", is_flag=True, help="Cross-layer equalization of a Keras source first (integer recipes)."
+)
+@click.option(
+    "--bias-correction",
+    is_flag=True,
+    help="Correct int8 weight-rounding bias on the calibration data first (integer recipes, Keras source).",
+)
 @json_option
 def cli(
     source: Path,
@@ -100,6 +110,8 @@ def cli(
     allow_select_tf_ops: bool,
     allow_custom_ops: bool,
     keep_float: tuple[str, ...],
+    equalize: bool,
+    bias_correction: bool,
     as_json: bool,
 ) -> None:
     """Convert SOURCE (a SavedModel directory, .keras or .h5 file) to a .tflite.
@@ -109,6 +121,7 @@ def cli(
       liteship convert model.keras -o model.tflite
       liteship convert saved_model/ -o model_int8.tflite --quantize int8 --calibration calib.npy
       liteship convert model.keras -o m.tflite -q int8 --calibration images/ --mean 127.5 --std 127.5
+      liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
     """
     quiet_tensorflow()
     from liteship.convert import convert
@@ -134,6 +147,8 @@ def cli(
             allow_select_tf_ops=allow_select_tf_ops,
             allow_custom_ops=allow_custom_ops,
             keep_float_layers=keep_float,
+            equalize=equalize,
+            bias_correction=bias_correction,
             progress=not as_json,
         )
     except LiteshipError as e:

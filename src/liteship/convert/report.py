@@ -78,6 +78,15 @@ class ConversionReport(ReportMixin):
         ]
         if self.calibration_samples:
             lines.append(f"calibrated on {self.calibration_samples} samples")
+        for name, fix in (self.graph_fixes or {}).items():
+            detail = (
+                f"{len(fix.get('pairs', []))} layer pair(s) equalized, {len(fix.get('skipped', []))} skipped"
+                if name == "equalize"
+                else f"{len(fix.get('layers', []))} layer(s) corrected"
+            )
+            lines.append(
+                f"{name}: {detail}; float outputs moved by at most {fix.get('max_abs_diff') or 0:.2g}"
+            )
         lines += [f"input  {s.describe()}" for s in self.inputs]
         lines += [f"output {s.describe()}" for s in self.outputs]
         lines.append("ops    " + ", ".join(f"{name}×{n}" for name, n in self.ops.items()))
