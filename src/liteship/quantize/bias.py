@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from liteship.quantize import graph
 from liteship.types import ReportMixin
 
 LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
-BATCH = 32
+BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,7 @@ class Target:
 
 def targets(model: Any) -> list[Target]:
     """Conv2D, DepthwiseConv2D and Dense layers that have a bias or feed a BatchNormalization alone."""
-    consumers: dict[int, list[Any]] = {}
-    for la in model.layers:
-        try:
-            inputs = la.input
-        except (AttributeError, ValueError):
-            continue
-        for t in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
-            consumers.setdefault(id(t), []).append(la)
+    consumers = graph.consumers(model)
     out = []
     for la in model.layers:
         if type(la).__name__ not in LAYERS:
@@ -126,21 +120,17 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
     """
     data = np.asarray(data, dtype=np.float32)
     found = targets(model)
-    corrected = _clone(model)
-    simulated = _clone(model)  # kernels rounded as int8: what the converted model computes
+    corrected = graph.clone(model)
+    simulated = graph.clone(model)  # kernels rounded as int8: what the converted model computes
     for t in found:
         la = simulated.get_layer(t.layer.name)
         w = la.get_weights()
         la.set_weights([_rounded_kernel(t, w[0]), *w[1:]])
     before = _output_error(model, simulated, data)
-    layers = [t.layer for t in found]
-    float_inputs = _layer_inputs(model, layers, data)
-    quant_inputs = _layer_inputs(simulated, [simulated.get_layer(la.name) for la in layers], data)
+    shifts = _shifts(model, simulated, found, data)
     done = []
-    for t, x_f, x_q in zip(found, float_inputs, quant_inputs, strict=True):
+    for t, shift in zip(found, shifts, strict=True):
         la = t.layer
-        kernel = la.get_weights()[0]
-        shift = _channel_mean(la, x_q, _rounded_kernel(t, kernel)) - _channel_mean(la, x_f, kernel)
         for target in (corrected, simulated):
             if t.norm is not None:
                 norm = target.get_layer(t.norm.name)
@@ -159,46 +149,54 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
     )
 
 
-def _clone(model: Any) -> Any:
+def _shifts(model: Any, simulated: Any, found: list[Target], data: np.ndarray) -> list[np.ndarray]:
+    """Per layer, ``E[W_q·x_q] − E[W·x]`` per output channel, streamed batch by batch (a network's layer
+    inputs for a whole calibration set do not fit in memory: MobileNetV2's first ones are 5 MB an image)."""
     import keras
 
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
-    return clone
+    layers = [t.layer for t in found]
+    if not layers:
+        return []
+    probe_f = keras.Model(model.inputs, [la.input for la in layers])
+    probe_q = keras.Model(simulated.inputs, [simulated.get_layer(la.name).input for la in layers])
+    kernels = [la.get_weights()[0] for la in layers]
+    rounded = [_rounded_kernel(t, k) for t, k in zip(found, kernels, strict=True)]
+    sums = [
+        np.zeros(k.shape[-1] * (k.shape[2] if type(la).__name__ == "DepthwiseConv2D" else 1))
+        for la, k in zip(layers, kernels, strict=True)
+    ]
+    counts = [0] * len(layers)
+    for i in range(0, len(data), BATCH):
+        batch = data[i : i + BATCH]
+        xs_f, xs_q = _as_list(probe_f(batch, training=False)), _as_list(probe_q(batch, training=False))
+        for j, la in enumerate(layers):
+            y_q = _linear(la, xs_q[j], rounded[j])
+            y_f = _linear(la, xs_f[j], kernels[j])
+            sums[j] += (y_q - y_f).reshape(-1, y_q.shape[-1]).sum(axis=0)
+            counts[j] += int(np.prod(y_q.shape[:-1]))
+    return [(s / max(n, 1)).astype(np.float32) for s, n in zip(sums, counts, strict=True)]
 
 
-def _layer_inputs(model: Any, layers: list[Any], data: np.ndarray) -> list[np.ndarray]:
-    import keras
-
-    probe = keras.Model(model.inputs, [la.input for la in layers])
-    out = probe.predict(data, batch_size=BATCH, verbose=0)
+def _as_list(out: Any) -> list[Any]:
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
-def _channel_mean(layer: Any, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Mean pre-activation output (bias excluded) per output channel, batch by batch."""
+def _linear(layer: Any, x: Any, kernel: np.ndarray) -> np.ndarray:
+    """The layer's output before bias and activation, with ``kernel``."""
     from keras import ops
 
     kind = type(layer).__name__
-    total, n = None, 0
-    for i in range(0, len(x), BATCH):
-        xb = x[i : i + BATCH]
-        if kind == "Dense":
-            y = ops.matmul(xb, kernel)
-        elif kind == "DepthwiseConv2D":
-            y = ops.depthwise_conv(
-                xb, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
-            )
-        else:
-            y = ops.conv(
-                xb, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
-            )
-        y = np.asarray(ops.convert_to_numpy(y), dtype=np.float64)
-        s = y.reshape(-1, y.shape[-1]).sum(axis=0)
-        total = s if total is None else total + s
-        n += int(np.prod(y.shape[:-1]))
-    assert total is not None
-    return (total / n).astype(np.float32)
+    if kind == "Dense":
+        y = ops.matmul(x, kernel)
+    elif kind == "DepthwiseConv2D":
+        y = ops.depthwise_conv(
+            x, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
+        )
+    else:
+        y = ops.conv(
+            x, kernel, strides=layer.strides, padding=layer.padding, dilation_rate=layer.dilation_rate
+        )
+    return np.asarray(ops.convert_to_numpy(y), dtype=np.float64)
 
 
 def _outputs(model: Any, data: np.ndarray) -> list[np.ndarray]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship.quantize import graph
 from liteship.types import ReportMixin
 
 PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "Dropout", "Flatten")
@@ -80,10 +81,7 @@ def equalize(model: Any, check_data: np.ndarray | None = None) -> tuple[Any, Equ
     Returns:
         ``(equalized clone, EqualizationReport)``.
     """
-    import keras
-
-    clone = keras.models.clone_model(model)
-    clone.set_weights(model.get_weights())
+    clone = graph.clone(model)
     pairs, skipped = find_pairs(clone)
     spreads = {id(p): _spread(_producer_ranges(p.first)) for p in pairs}
     iterations = 0
@@ -115,7 +113,7 @@ def max_output_diff(a: Any, b: Any, data: np.ndarray) -> float:
 
 def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
     """Producer → (ReLU | linear, pooling, flatten) → consumer chains of ``model``."""
-    consumers = _consumers(model)
+    consumers = graph.consumers(model)
     outputs = {id(t) for t in model.outputs}
     pairs: list[_Pair] = []
     skipped: list[SkippedPair] = []
@@ -155,18 +153,6 @@ def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
         if why is not None:
             skipped.append(SkippedPair(layer.name, None if node is layer else node.name, why))
     return pairs, skipped
-
-
-def _consumers(model: Any) -> dict[int, list[Any]]:
-    out: dict[int, list[Any]] = {}
-    for layer in model.layers:
-        try:
-            inputs = layer.input
-        except (AttributeError, ValueError):  # an InputLayer, or a layer called more than once
-            continue
-        for t in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
-            out.setdefault(id(t), []).append(layer)
-    return out
 
 
 def _activation_problem(layer: Any) -> str | None:
