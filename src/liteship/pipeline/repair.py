@@ -109,6 +109,9 @@ def _nothing_to_do(run: _Run, fix: str) -> str | None:
     model = getattr(getattr(run.reference, "inner", None), "model", None)
     if model is None:
         return None
+    from liteship.quantize.graph import clone
+
+    model = clone(model)  # the reference runner has called it: a fresh graph has one node per layer
     if fix == "equalize":
         from liteship.quantize.equalize import find_pairs
 

@@ -119,6 +119,7 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
         ``(corrected clone, BiasCorrectionReport)``.
     """
     data = np.asarray(data, dtype=np.float32)
+    model = graph.clone(model)  # a fresh graph: a model called many times has layers with many nodes
     found = targets(model)
     corrected = graph.clone(model)
     simulated = graph.clone(model)  # kernels rounded as int8: what the converted model computes
