@@ -216,7 +216,7 @@ class _Evaluator:
     def __call__(self, model: bytes, keep: tuple[str, ...]) -> Measurement:
         run = self.run
         self.path.write_bytes(model)
-        val = run.validate(self.path, limit=run.cfg.auto_mixed_precision.samples)
+        val = run.validate(self.path, limit=run.cfg.auto_mixed_precision.samples, quiet=True)
         bench = run.bench(self.path, quick=True)
         entry = next((e for e in bench.entries if e.threads == run.selection_threads), None)
         nums = val.summary()

@@ -397,7 +397,9 @@ class _Run:
             ), probe
         return None, None
 
-    def validate(self, path: Path | bytes, *, limit: int | None = None, layerwise: bool = False) -> Any:
+    def validate(
+        self, path: Path | bytes, *, limit: int | None = None, layerwise: bool = False, quiet: bool = False
+    ) -> Any:
         """Validate a model against the reference on the validation set (accuracy gates left to selection)."""
         from liteship.validate import validate
 
@@ -411,7 +413,7 @@ class _Run:
             max_accuracy_drop=None,
             min_sqnr=self.cfg.gates.min_sqnr,
             layerwise=layerwise,
-            progress=self.progress and not layerwise and limit is None,
+            progress=self.progress and not (layerwise or quiet or limit is not None),
             layerwise_source=self.source if layerwise else None,
         )
 
