@@ -81,6 +81,7 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
         if nothing:
             attempts.append(FixAttempt(name, list(applied), False, error=nothing))
             run.log(f"repair   {name}: skipped — {nothing}")
+            applied.remove(fix)
             continue
         v = run.add_variant(name, base, fixes=applied)
         passed = run.passes_accuracy(name)

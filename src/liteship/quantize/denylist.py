@@ -24,7 +24,9 @@ def calibrate(converter: Any) -> bytes:
     """Run a configured converter in calibrate-only mode: a float model carrying the ranges."""
     converter.experimental_mlir_quantizer = True
     converter._experimental_calibrate_only = True  # what QuantizationDebugger sets, too
-    return bytes(converter.convert())
+    with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": not yet, indeed
+        warnings.simplefilter("ignore", UserWarning)
+        return bytes(converter.convert())
 
 
 def quantize_calibrated(
@@ -50,9 +52,14 @@ def quantize_calibrated(
     import tensorflow as tf
     from tensorflow.lite.python import convert as tf_convert  # QuantizationDebugger's entry point
 
+    from liteship._quiet import native_stderr_silenced
+    from liteship.convert.sources import quiet_stdout
+
     dtype = getattr(tf, io_type)
     try:
-        with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": the ranges are in
+        # "Statistics for quantized inputs were expected" (a UserWarning: the ranges are in the model) and
+        # "fully_quantize: …" (C++ on fd 1) are noise here
+        with warnings.catch_warnings(), quiet_stdout(), native_stderr_silenced():
             warnings.simplefilter("ignore", UserWarning)
             out = tf_convert.mlir_quantize(
                 calibrated,
