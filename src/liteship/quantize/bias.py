@@ -4,12 +4,12 @@ Rounding weights to int8 shifts the mean of a layer's output: ``E[W_q·x] ≠ E[
 up through the network (worst in depthwise convolutions, whose 9 weights per channel round coarsely).
 This measures the shift on calibration data and subtracts it from the layer's bias:
 
-``b ← b − (E[W_q · x_q] − E[W · x])`` per output channel, before the activation,
+``b ← b − E[(W_q − W) · x]`` per output channel, before the activation,
 
 where ``W_q`` is the weight as TFLite's int8 quantizer stores it (symmetric, per output channel,
 ``scale = max|w| / 127``; for a layer followed by BatchNormalization, the kernel TFLite folds the
-normalization into, ``W·γ/σ``, is the one rounded), ``x_q`` the layer's input in the weight-quantized network and ``x`` its input
-in the float network. A layer without a bias that feeds a BatchNormalization (MobileNetV2's convolutions)
+normalization into, ``W·γ/σ``, is the one rounded) and ``x`` the layer's input in the float network
+on the calibration data. A layer without a bias that feeds a BatchNormalization (MobileNetV2's convolutions)
 is corrected through the normalization's moving mean instead (``mean ← mean + shift``, the same thing
 once folded). The float weights are kept (the converter quantizes them the same way), so the
 float model changes by exactly the correction: ``max_abs_diff`` reports it, and the figure that matters
@@ -128,7 +128,7 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
         w = la.get_weights()
         la.set_weights([_rounded_kernel(t, w[0]), *w[1:]])
     before = _output_error(model, simulated, data)
-    shifts = _shifts(model, simulated, found, data)
+    shifts = _shifts(model, found, data)
     done = []
     for t, shift in zip(found, shifts, strict=True):
         la = t.layer
@@ -150,32 +150,35 @@ def correct_bias(model: Any, data: np.ndarray) -> tuple[Any, BiasCorrectionRepor
     )
 
 
-def _shifts(model: Any, simulated: Any, found: list[Target], data: np.ndarray) -> list[np.ndarray]:
-    """Per layer, ``E[W_q·x_q] − E[W·x]`` per output channel, streamed batch by batch (a network's layer
-    inputs for a whole calibration set do not fit in memory: MobileNetV2's first ones are 5 MB an image)."""
+def _shifts(model: Any, found: list[Target], data: np.ndarray) -> list[np.ndarray]:
+    """Per layer, the mean output shift its own rounded kernel causes, ``E[(W_q − W)·x]`` per output
+    channel over the float network's inputs to that layer, streamed batch by batch (a network's layer
+    inputs for a whole calibration set do not fit in memory: MobileNetV2's first ones are 5 MB an image).
+
+    Each layer is charged only for its own rounding: taking ``x`` from the weight-quantized network
+    instead would charge it for every upstream layer's shift too, which those layers already correct
+    (measured on MobileNetV2: 96.6 % → 91.0 % agreement with that double count)."""
     import keras
 
     layers = [t.layer for t in found]
     if not layers:
         return []
-    probe_f = keras.Model(model.inputs, [la.input for la in layers])
-    probe_q = keras.Model(simulated.inputs, [simulated.get_layer(la.name).input for la in layers])
-    kernels = [la.get_weights()[0] for la in layers]
-    rounded = [_rounded_kernel(t, k) for t, k in zip(found, kernels, strict=True)]
-    sums = [
-        np.zeros(k.shape[-1] * (k.shape[2] if type(la).__name__ == "DepthwiseConv2D" else 1))
-        for la, k in zip(layers, kernels, strict=True)
+    probe = keras.Model(model.inputs, [la.input for la in layers])
+    deltas = [
+        _rounded_kernel(t, la.get_weights()[0]) - la.get_weights()[0]
+        for t, la in zip(found, layers, strict=True)
     ]
+    sums: list[np.ndarray | None] = [None] * len(layers)
     counts = [0] * len(layers)
     for i in range(0, len(data), BATCH):
-        batch = data[i : i + BATCH]
-        xs_f, xs_q = _as_list(probe_f(batch, training=False)), _as_list(probe_q(batch, training=False))
+        xs = _as_list(probe(data[i : i + BATCH], training=False))
         for j, la in enumerate(layers):
-            y_q = _linear(la, xs_q[j], rounded[j])
-            y_f = _linear(la, xs_f[j], kernels[j])
-            sums[j] += (y_q - y_f).reshape(-1, y_q.shape[-1]).sum(axis=0)
-            counts[j] += int(np.prod(y_q.shape[:-1]))
-    return [(s / max(n, 1)).astype(np.float32) for s, n in zip(sums, counts, strict=True)]
+            y = _linear(la, xs[j], deltas[j])
+            s = y.reshape(-1, y.shape[-1]).sum(axis=0)
+            prev = sums[j]
+            sums[j] = s if prev is None else prev + s
+            counts[j] += int(np.prod(y.shape[:-1]))
+    return [(np.asarray(s) / max(n, 1)).astype(np.float32) for s, n in zip(sums, counts, strict=True)]
 
 
 def _as_list(out: Any) -> list[Any]:
