@@ -42,6 +42,7 @@ class AgentConfig:
     loop: bool = False
     max_frames: int | None = None
     spool_max: int = 1000
+    mirrors: tuple[str, ...] = ()  # target mirror base URLs tried before the plan's and the server
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,7 @@ def run_agent(config: AgentConfig) -> int:
             model_id=dev.get("model_id"),
             interval=config.poll_interval,
             num_threads=1,
+            mirrors=config.mirrors,
         )
     health = HealthWindow(
         store,

@@ -103,6 +103,13 @@ def cli() -> None:
 @click.option("--threads", "num_threads", type=int, help="LiteRT threads. Defaults to the number of cores.")
 @click.option("--loop", is_flag=True, help="Repeat an image folder or video file forever.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL of a target mirror or CDN, tried before the server's (repeatable, in order; TUF checks it).",
+)
 def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent
