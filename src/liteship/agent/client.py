@@ -147,6 +147,7 @@ class FleetClient:
                 with open(part, "ab" if resumed else "wb") as f:
                     for chunk in r.iter_bytes():
                         if f.tell() + len(chunk) > length:
+                            f.truncate(0)  # not the target: nothing of it may seed a resume
                             raise ServerError(f"{url_path} is longer than the {length} bytes TUF lists.")
                         f.write(chunk)
                         f.flush()  # each chunk as received: a drop or a kill keeps all that arrived

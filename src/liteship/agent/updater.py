@@ -230,7 +230,7 @@ class Updater:
         self._drop_downloads(keep=sha)
         version = assignment.get("version")
         if not done.exists():
-            self._download(info, part, version, self.sources(assignment, url))
+            self.download_verified(info, part, version, self.sources(assignment, url))
             os.replace(part, done)
             fsync_dir(done.parent)
             return done
@@ -257,7 +257,7 @@ class Updater:
         relative = path.removeprefix("/tuf/targets/")
         return [f"{base}/{relative}" for base in bases] + [path]
 
-    def _download(self, info: Any, part: Path, version: str | None, sources: list[str]) -> None:
+    def download_verified(self, info: Any, part: Path, version: str | None, sources: list[str]) -> None:
         """Fetch into ``part`` from the first source that delivers bytes matching the TUF target.
 
         A source that is down is skipped (``part`` keeps what arrived: the next source resumes with

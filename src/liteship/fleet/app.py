@@ -142,10 +142,12 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         The FastAPI application (serve it with uvicorn).
 
     Raises:
-        UsageError: ``data_dir`` is a file, or the stored tokens cannot be read.
+        UsageError: ``data_dir`` is a file, the stored tokens cannot be read, or the S3 artifact
+        store refuses the credentials or has no such bucket.
     """
     data_dir = prepare_data_dir(settings)
     settings, _ = ensure_secrets(settings)
+    store = open_store(settings, data_dir)  # S3: checked now (credentials, bucket), before any migration
     url = settings.resolved_database_url()
     run_migrations(url)
     app = FastAPI(
@@ -155,7 +157,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     app.state.checkins = CheckIns(app.state.engine)
-    app.state.store = open_store(settings, data_dir)
+    app.state.store = store
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
         snapshot=timedelta(days=settings.tuf_snapshot_days),

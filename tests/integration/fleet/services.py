@@ -69,8 +69,8 @@ class SeaweedS3:
             f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
             f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
             f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
-            f"-s3.port={self.port}", f"-s3.port.grpc={grpc['s3']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.config={config}", "-master.volumeSizeLimitMB=64", "-volume.max=16", "-metricsPort=0",
+            f"-s3.port={self.port}", f"-s3.port.grpc={grpc['s3']}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
+            f"-s3.config={config}", "-master.volumeSizeLimitMB=8", "-volume.max=200", "-metricsPort=0",
         ]  # fmt: skip
         log = self.root / "weed.log"
         self.proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -130,7 +130,7 @@ class SeaweedS3:
             os.killpg(self.proc.pid, signal.SIGCONT)
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
@@ -159,7 +159,8 @@ pid {w}/nginx.pid;
 error_log {w}/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-  access_log {w}/access.log;
+  log_format brief '$status $request_uri range="$http_range" auth="$http_authorization" sent=$body_bytes_sent';
+  access_log {w}/access.log brief;
   client_body_temp_path {w}/body; proxy_temp_path {w}/proxy; fastcgi_temp_path {w}/fastcgi;
   uwsgi_temp_path {w}/uwsgi; scgi_temp_path {w}/scgi;
   server {{
@@ -191,3 +192,30 @@ http {{
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def agent_updater(server_url: str, data_dir: Path, state: Path, key: Path, mirrors=(), enroll: str = ""):
+    """A real agent updater (store, TUF, client) for a device ``state.name`` registered on the server."""
+    from liteship.agent.client import FleetClient
+    from liteship.agent.clock import Clock
+    from liteship.agent.store import Store
+    from liteship.agent.updater import Updater
+
+    (state / "tuf").mkdir(parents=True)
+    shutil.copy(data_dir / "tuf" / "metadata" / "1.root.json", state / "tuf" / "root.json")
+    r = httpx.post(
+        f"{server_url}/api/v1/devices/register",
+        json={"device_id": state.name, "enrollment_token": enroll, "model_id": "digits"},
+    )
+    r.raise_for_status()
+    client = FleetClient(server_url, state.name, r.json()["token"], timeout=2.0)
+    return Updater(Store(state, key), client, Clock(state / "clock.json"), model_id="digits", mirrors=mirrors)
+
+
+def mirror_copy(root: Path, assignment: dict, package: Path, data: bytes | None = None) -> Path:
+    """Put a target where a mirror of ``/tuf/targets/`` serves it (consistent-snapshot name)."""
+    folder, _, name = assignment["target_path"].rpartition("/")
+    dest = root / folder / f"{assignment['sha256']}.{name}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(package.read_bytes() if data is None else data)
+    return dest
