@@ -59,7 +59,15 @@ class SeaweedS3:
         identity = {"accessKey": S3_KEY, "secretKey": S3_SECRET}
         config.write_text(
             json.dumps(
-                {"identities": [{"name": "test", "credentials": [identity], "actions": ["Admin", "Read", "Write", "List"]}]}
+                {
+                    "identities": [
+                        {
+                            "name": "test",
+                            "credentials": [identity],
+                            "actions": ["Admin", "Read", "Write", "List"],
+                        }
+                    ]
+                }
             )
         )
         ports = {name: free_port() for name in ("master", "volume", "filer")}
@@ -73,7 +81,8 @@ class SeaweedS3:
             f"-s3.config={config}", "-master.volumeSizeLimitMB=8", "-volume.max=200", "-metricsPort=0",
         ]  # fmt: skip
         log = self.root / "weed.log"
-        self.proc = subprocess.Popen(cmd, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         _wait_http(self.endpoint, self.proc, log)
         # the gateway answers before the filer and a volume are ready: wait until a bucket can be used
         deadline = time.time() + 60
@@ -140,7 +149,9 @@ class Nginx:
     """Debian's nginx serving ``root`` as static files on a free loopback port (Range included)."""
 
     def __init__(self, root: Path, work: Path) -> None:
-        binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
+        binary = shutil.which("nginx") or (
+            "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+        )
         if binary is None:
             pytest.skip("nginx is not installed (scripts/os-deps.sh installs it)")
         self.binary, self.root, self.work = binary, root, work
@@ -172,11 +183,12 @@ http {{
 """
         )
         log = w / "error.log"
-        self.proc = subprocess.Popen(
-            [self.binary, "-p", str(w), "-c", str(conf), "-e", str(log)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(w / "stderr.log", "wb"),
-        )
+        with open(w / "stderr.log", "wb") as err:
+            self.proc = subprocess.Popen(
+                [self.binary, "-p", str(w), "-c", str(conf), "-e", str(log)],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         _wait_http(self.url + "/", self.proc, w / "stderr.log", timeout=20)
         return self
 

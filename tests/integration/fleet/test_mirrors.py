@@ -76,7 +76,11 @@ def test_plan_mirrors_down_skipped_tampered_refused_next_tried(fleet_server, mir
     good, bad = mirrors
     g0, b0 = len(good.access_log()), len(bad.access_log())
     updater = agent_updater(
-        fleet_server["url"], fleet_server["data_dir"], tmp_path / "dev-plan", keys["good"].public_path, enroll=ENROLL
+        fleet_server["url"],
+        fleet_server["data_dir"],
+        tmp_path / "dev-plan",
+        keys["good"].public_path,
+        enroll=ENROLL,
     )
     plan = updater.client.check_in(model_id="digits", version=None)
     assert plan["mirrors"] == [fleet_server["down"], bad.url, good.url]  # the server's plan names them
@@ -120,7 +124,11 @@ def test_every_source_tampered_or_down_is_refused_cleanly(fleet_server, mirrors,
 
     _, bad = mirrors
     updater = agent_updater(
-        fleet_server["url"], fleet_server["data_dir"], tmp_path / "dev-bad", keys["good"].public_path, enroll=ENROLL
+        fleet_server["url"],
+        fleet_server["data_dir"],
+        tmp_path / "dev-bad",
+        keys["good"].public_path,
+        enroll=ENROLL,
     )
     plan = updater.client.check_in(model_id="digits", version=None)
     only_bad = {**plan, "mirrors": [bad.url]}
@@ -128,7 +136,9 @@ def test_every_source_tampered_or_down_is_refused_cleanly(fleet_server, mirrors,
     assert path.read_bytes() == fleet_server["package"].read_bytes()
     path.unlink()
     with pytest.raises(UpdateRefused, match="tampered") as refused:
-        updater.download_verified(_target(updater, plan), path.with_suffix(".part"), "1.0.0", [_target_url(bad, plan)])
+        updater.download_verified(
+            _target(updater, plan), path.with_suffix(".part"), "1.0.0", [_target_url(bad, plan)]
+        )
     assert refused.value.reason == "hash"
     with pytest.raises(ServerError, match="no source delivered"):
         updater.download_verified(

@@ -77,7 +77,9 @@ def test_publish_writes_to_s3_and_downloads_redirect_with_range(s3, bucket, make
     app = s3_app(make_settings, s3, bucket)
     package = make_package("digits", "1.0.0")
     with LiveServer(app) as server, httpx.Client(base_url=server.url) as c:
-        r = c.post("/api/v1/releases", content=package.read_bytes(), headers={"Authorization": f"Bearer {ADMIN}"})
+        r = c.post(
+            "/api/v1/releases", content=package.read_bytes(), headers={"Authorization": f"Bearer {ADMIN}"}
+        )
         assert r.status_code == 201, r.text
         sha, target = r.json()["sha256"], r.json()["target_path"]
         assert objects(s3, bucket) == [f"fleet/{sha[:2]}/{sha}"]
@@ -116,7 +118,16 @@ def test_wrong_credentials_are_one_line_at_serve_start(s3, bucket, tmp_path):
     env.update(s3.env(), AWS_SECRET_ACCESS_KEY="not-the-secret")
     liteship = str(Path(sys.executable).with_name("liteship"))
     done = subprocess.run(
-        [liteship, "serve", "--data", str(tmp_path / "data"), "--port", str(free_port()), "--artifacts", f"s3://{bucket}/x"],
+        [
+            liteship,
+            "serve",
+            "--data",
+            str(tmp_path / "data"),
+            "--port",
+            str(free_port()),
+            "--artifacts",
+            f"s3://{bucket}/x",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -136,7 +147,9 @@ def test_wrong_credentials_are_one_line_at_serve_start(s3, bucket, tmp_path):
     ],
     ids=["no-credentials", "no-bucket"],
 )
-def test_missing_credentials_or_bucket_refused_at_start(s3, bucket, make_settings, monkeypatch, change, expected):
+def test_missing_credentials_or_bucket_refused_at_start(
+    s3, bucket, make_settings, monkeypatch, change, expected
+):
     from liteship.errors import UsageError
     from liteship.fleet.app import create_app
 
@@ -161,7 +174,9 @@ def test_store_down_publish_fails_cleanly_then_works(s3, bucket, make_settings, 
     with TestClient(app) as c:
         s3.pause()
         try:
-            r = c.post("/api/v1/releases", content=make_package("digits", "1.0.0").read_bytes(), headers=admin)
+            r = c.post(
+                "/api/v1/releases", content=make_package("digits", "1.0.0").read_bytes(), headers=admin
+            )
         finally:
             s3.resume()
         assert r.status_code == 503, r.text
@@ -188,7 +203,9 @@ def test_agent_download_fails_cleanly_while_store_is_down_and_bucket_loss_is_ser
         admin = {"Authorization": f"Bearer {ADMIN}"}
         r = httpx.post(f"{server.url}/api/v1/releases", content=package.read_bytes(), headers=admin)
         assert r.status_code == 201, r.text
-        updater = agent_updater(server.url, data_dir, tmp_path / "dev-1", keys["good"].public_path, enroll=ENROLL)
+        updater = agent_updater(
+            server.url, data_dir, tmp_path / "dev-1", keys["good"].public_path, enroll=ENROLL
+        )
         assignment = updater.client.check_in(model_id="digits", version=None)
         s3.pause()
         try:
@@ -208,7 +225,9 @@ def test_agent_download_fails_cleanly_while_store_is_down_and_bucket_loss_is_ser
                 client.delete_object(Bucket=bucket, Key=key)
             client.delete_bucket(Bucket=bucket)  # the bucket disappears while the server runs
             r = httpx.post(
-                f"{server.url}/api/v1/releases", content=make_package("digits", "1.1.0").read_bytes(), headers=admin
+                f"{server.url}/api/v1/releases",
+                content=make_package("digits", "1.1.0").read_bytes(),
+                headers=admin,
             )
             assert r.status_code == 503, r.text  # publish fails cleanly
             models = httpx.get(f"{server.url}/api/v1/models", headers=admin).json()

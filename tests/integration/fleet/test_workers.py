@@ -61,7 +61,9 @@ def server(postgres_server, tmp_path_factory, keys, make_package) -> Iterator[di
         pytest.fail(f"serve --workers {WORKERS} did not start: {proc.stdout.read() if proc.stdout else ''}")
     admin = {"Authorization": f"Bearer {ADMIN}"}
     for version in ("1.0.0", "1.1.0"):
-        r = httpx.post(url + "/api/v1/releases", content=make_package("digits", version).read_bytes(), headers=admin)
+        r = httpx.post(
+            url + "/api/v1/releases", content=make_package("digits", version).read_bytes(), headers=admin
+        )
         assert r.status_code == 201, r.text
     yield {"url": url, "proc": proc, "admin": admin}
     proc.send_signal(signal.SIGTERM)
@@ -89,7 +91,11 @@ def workers_seen(url: str, want: int, tries: int = 300) -> dict[int, httpx.Respo
 
 
 def register(url: str, device: str) -> dict[str, str]:
-    r = fresh("POST", url + "/api/v1/devices/register", json={"device_id": device, "enrollment_token": ENROLL, "model_id": "digits"})
+    r = fresh(
+        "POST",
+        url + "/api/v1/devices/register",
+        json={"device_id": device, "enrollment_token": ENROLL, "model_id": "digits"},
+    )
     assert r.status_code == 201, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -117,7 +123,12 @@ def test_checkins_and_rollout_changes_are_seen_by_every_worker(server):
             break
     assert len(versions_by_worker) == WORKERS
     assert set(versions_by_worker.values()) == {"1.0.0"}  # all workers agree
-    rollout = fresh("POST", url + "/api/v1/rollouts", json={"model_id": "digits", "candidate_version": "1.1.0", "stages": [100]}, headers=admin)
+    rollout = fresh(
+        "POST",
+        url + "/api/v1/rollouts",
+        json={"model_id": "digits", "candidate_version": "1.1.0", "stages": [100]},
+        headers=admin,
+    )
     assert rollout.status_code == 201, rollout.text
     rid = rollout.json()["id"]
 
@@ -159,7 +170,11 @@ def test_killed_worker_others_keep_serving_and_checkins_lose_nothing(server):
         path = "/api/v1/devices/k-dev/checkin"
         while not stop.is_set():
             state["sent"] += 1
-            body = {"model_id": "digits", "model_version": "1.0.0", "health": {"status": "ok", "seq": state["sent"]}}
+            body = {
+                "model_id": "digits",
+                "model_version": "1.0.0",
+                "health": {"status": "ok", "seq": state["sent"]},
+            }
             while True:
                 try:
                     r = client.request("POST", path, json=body)
