@@ -165,3 +165,21 @@ def test_mirrors_setting_is_checked():
         Settings(mirrors=["ftp://cdn.example/targets"])
     assert Settings(mirrors=["https://cdn.example/t/"]).mirrors == ["https://cdn.example/t"]
     assert Settings().mirrors == []
+
+
+def test_sources_order_and_bounds(tmp_path):
+    from liteship.agent.client import FleetClient
+    from liteship.agent.clock import Clock
+    from liteship.agent.store import Store
+    from liteship.agent.updater import MAX_MIRRORS, Updater
+
+    store = Store(tmp_path / "state")
+    updater = Updater(
+        store, FleetClient("http://server"), Clock(tmp_path / "clock.json"), mirrors=["http://local/", "file:///x"]
+    )
+    plan = {"mirrors": ["http://local", "javascript:x", 5, *[f"https://cdn{i}/t" for i in range(20)]]}
+    urls = updater.sources(plan, "/tuf/targets/m/1.0.0/abc.m.lsp")
+    assert urls[0] == "http://local/m/1.0.0/abc.m.lsp"  # the device's own mirror first, once
+    assert urls[1:-1] == [f"https://cdn{i}/t/m/1.0.0/abc.m.lsp" for i in range(MAX_MIRRORS - 1)]
+    assert urls[-1] == "/tuf/targets/m/1.0.0/abc.m.lsp"  # the server itself last
+    assert updater.sources({"mirrors": "http://not-a-list"}, "/tuf/targets/a")[1:] == ["/tuf/targets/a"]
