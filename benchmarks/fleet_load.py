@@ -262,8 +262,9 @@ async def _httpx(url: str, devices: list[tuple[str, str]], seconds: float, concu
     }
 
 
-def checkin_run(args: argparse.Namespace, db: str | None, workers: int) -> dict:
-    """One check-in load run against a fresh server (and a fresh database)."""
+def checkin_run(args: argparse.Namespace, db: str | None, workers: int, db_pid: int | None = None) -> dict:
+    """One check-in load run against a fresh server (and a fresh database). ``db_pid``: the
+    PostgreSQL postmaster, whose backends' CPU is then reported per check-in too."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         key, packages = make_packages(tmp)
@@ -273,14 +274,20 @@ def checkin_run(args: argparse.Namespace, db: str | None, workers: int) -> dict:
         try:
             devices = prepare(url, packages, args.devices)
             cpu0, busy0 = cpu_seconds(server.pid), machine_busy_seconds()
+            db0 = cpu_seconds(db_pid) if db_pid else 0.0
             if args.client == "wrk":
                 r = run_wrk(url, devices, args.seconds, args.concurrency, tmp)
             else:
                 r = asyncio.run(_httpx(url, devices, args.seconds, args.concurrency))
             server_cpu, busy = cpu_seconds(server.pid) - cpu0, machine_busy_seconds() - busy0
+            db_cpu = cpu_seconds(db_pid) - db0 if db_pid else None
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
+    extra = {}
+    if db_cpu is not None:  # PostgreSQL's backends (all of them: this run's only user of the server)
+        extra = {"db_cores": round(db_cpu / r["seconds"], 2),
+                 "db_cpu_ms_per_checkin": round(1000 * db_cpu / max(1, r["requests"]), 3)}  # fmt: skip
     return {
         "store": "postgresql" if db else "sqlite",
         "workers": workers,
@@ -298,15 +305,16 @@ def checkin_run(args: argparse.Namespace, db: str | None, workers: int) -> dict:
         "client_cores": round(r["client_cpu_s"] / r["seconds"], 2),
         # everything else busy meanwhile: PostgreSQL's backends, and other jobs on the machine
         "other_cores": round((busy - server_cpu - r["client_cpu_s"]) / r["seconds"], 2),
+        **extra,
         "cpus": os.cpu_count(),
         "loadavg_1m_before": round(os.getloadavg()[0], 2),
     }
 
 
 @contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
+def throwaway_postgres() -> Iterator[tuple[str, int]]:
     """initdb + pg_ctl in a temp dir on a free loopback port (as ``postgres`` when root); yields a URL
-    without a database name. Same settings as the tests' server, plus ``synchronous_commit=off``."""
+    without a database name and the postmaster's pid. The tests' settings plus ``synchronous_commit=off``."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         sys.exit("PostgreSQL is not installed (scripts/os-deps.sh installs it); pass --db instead.")
@@ -325,7 +333,8 @@ def throwaway_postgres() -> Iterator[str]:
     subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-o", opts, "-l", str(root / "log"), "-w", "start"],
                    check=True, capture_output=True)  # fmt: skip
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}", pid
     finally:
         subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
                        capture_output=True)  # fmt: skip
@@ -342,11 +351,16 @@ def fresh_database(base: str) -> str:
 
 
 def matrix(args: argparse.Namespace) -> list[dict]:
-    rows = [checkin_run(args, None, 1)]
+    """SQLite ×1, then PostgreSQL ×1, ×2, ×4 workers; ``--repeat`` times, interleaved."""
+    rows = []
     with contextlib.ExitStack() as stack:
-        base = args.db.rsplit("/", 1)[0] if args.db else stack.enter_context(throwaway_postgres())
-        for workers in (1, 2, 4):
-            rows.append(checkin_run(args, fresh_database(base), workers))
+        base, pid = (
+            (args.db.rsplit("/", 1)[0], None) if args.db else stack.enter_context(throwaway_postgres())
+        )
+        for _ in range(args.repeat):
+            rows.append(checkin_run(args, None, 1))
+            for workers in (1, 2, 4):
+                rows.append(checkin_run(args, fresh_database(base), workers, pid))
     return rows
 
 
@@ -475,6 +489,7 @@ def main() -> None:
     p.add_argument(
         "--matrix", action="store_true", help="check-ins: SQLite ×1, PostgreSQL ×1, ×2, ×4 workers"
     )
+    p.add_argument("--repeat", type=int, default=1, help="runs of each --matrix row (interleaved)")
     p.add_argument("--download", action="store_true", help="download throughput: API vs S3 vs mirror")
     p.add_argument("--agents", type=int, default=50, help="concurrent downloads (--download)")
     p.add_argument("--size-mb", type=float, default=4.0, help="package size (--download)")
@@ -491,7 +506,7 @@ def main() -> None:
         rows = matrix(args)
         print(json.dumps(rows, indent=2))
         cols = ["store", "workers", "requests", "errors", "checkins_per_s", "p50_ms", "p99_ms", "server_cores",
-                "server_cpu_ms_per_checkin", "other_cores", "loadavg_1m_before"]  # fmt: skip
+                "server_cpu_ms_per_checkin", "db_cpu_ms_per_checkin", "other_cores", "loadavg_1m_before"]  # fmt: skip
         print(_table(rows, cols))
         return
     print(json.dumps(checkin_run(args, args.db, args.workers), indent=2))
