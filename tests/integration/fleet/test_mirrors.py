@@ -175,7 +175,10 @@ def test_sources_order_and_bounds(tmp_path):
 
     store = Store(tmp_path / "state")
     updater = Updater(
-        store, FleetClient("http://server"), Clock(tmp_path / "clock.json"), mirrors=["http://local/", "file:///x"]
+        store,
+        FleetClient("http://server"),
+        Clock(tmp_path / "clock.json"),
+        mirrors=["http://local/", "file:///x"],
     )
     plan = {"mirrors": ["http://local", "javascript:x", 5, *[f"https://cdn{i}/t" for i in range(20)]]}
     urls = updater.sources(plan, "/tuf/targets/m/1.0.0/abc.m.lsp")
