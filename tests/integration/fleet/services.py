@@ -193,8 +193,10 @@ http {{
         return self
 
     def access_log(self) -> list[str]:
+        """``status uri range=… auth=… sent=…`` per request, without the start-up probe of ``/``."""
         path = self.work / "access.log"
-        return path.read_text().splitlines() if path.exists() else []
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [line for line in lines if line.split()[1:2] != ["/"]]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
