@@ -28,7 +28,9 @@ def test_supported_database_urls(url):
     assert Settings(database_url=url).database_url == url
 
 
-@pytest.mark.parametrize("url", ["notaurl://x", "x.db", "mysql://u@h/db", "postgresql+asyncpg://u:secret@h/db"])
+@pytest.mark.parametrize(
+    "url", ["notaurl://x", "x.db", "mysql://u@h/db", "postgresql+asyncpg://u:secret@h/db"]
+)
 def test_unsupported_database_urls_never_echo_a_password(url):
     with pytest.raises(UsageError, match="not a supported database URL") as e:
         Settings.from_env(database_url=url)
