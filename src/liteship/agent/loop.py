@@ -26,7 +26,7 @@ import numpy as np
 from liteship.agent.health import HealthWindow
 from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
-from liteship.agent.store import MODEL_CHANGED, Store
+from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool
 from liteship.errors import InferenceError, LiteshipError
 from liteship.package import Manifest
@@ -138,6 +138,7 @@ class AgentLoop:
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
         self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
         self.model: LoadedModel | None = None
+        self._lease: Lease | None = None
         self.aggregator = Aggregator()
         self.frames = 0  # processed
         self.dropped = 0  # read while no model was there to run them
@@ -158,27 +159,37 @@ class AgentLoop:
     # ---- model --------------------------------------------------------------------------------------
 
     def _reload(self) -> None:
+        """Load what ``current`` names now (read under the store's lock and leased, so the updater
+        cannot delete it while it loads or runs); a load failure reverts exactly that version."""
         self._changed.clear()
-        folder = self.store.current_dir()
-        if self.model is not None and folder is not None and folder.name == self.model.version:
+        current = self.store.current_version()
+        if self.model is not None and current == self.model.version:
             return
         self._close_window()
-        if self.model is not None:
-            self.model.close()
-            self.model = None
-        if folder is None:
+        self._unload()
+        lease = self.store.lease_current()
+        if lease is None:
             return
         try:
-            self.model = LoadedModel(folder, self.num_threads)
+            self.model = LoadedModel(lease.folder, self.num_threads)
         except LiteshipError as e:  # cannot even load: a health failure of this slot
-            event("model failed to load", 40, version=folder.name, error=str(e))
-            if self.health.observe(ok=False, version=folder.name) != "reverted":
-                self.store.revert(f"model failed to load: {e}", mark_failed=False)
+            self.store.release(lease)
+            event("model failed to load", 40, version=lease.version, error=str(e))
+            if self.health.observe(ok=False, version=lease.version) != "reverted":
+                self.store.revert(f"model failed to load: {e}", from_version=lease.version, mark_failed=False)
             self.aggregator.record_rollback()
             return self._reload()
+        self._lease = lease
         cal = self.model.calibration_range
         self.aggregator = Aggregator(self.model.manifest.model_id, self.model.version, cal)
         event("model loaded", version=self.model.version, model_id=self.model.manifest.model_id)
+
+    def _unload(self) -> None:
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+        self.store.release(self._lease)
+        self._lease = None
 
     def _wait_for_model(self) -> bool:
         """Give a missing model a chance to arrive; False when this frame must be dropped."""
@@ -362,8 +373,7 @@ class AgentLoop:
         self.flush()
         self.sink.close()
         self.source.close()
-        if self.model is not None:
-            self.model.close()
+        self._unload()
 
 
 __all__ = ["AgentLoop", "LoadedModel"]

@@ -59,6 +59,8 @@ class AgentStatus(ReportMixin):
     last_decision: dict[str, Any] | None = None
     spooled_windows: int = 0
     last_downgrade: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rate: dict[str, Any] | None = None
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
@@ -210,7 +212,12 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
             hint="Enroll the device (`enroll`) or install a package (`install_package`) first, "
             "or give the state folder it uses.",
         )
-    store = Store(state)
+    store = Store(state, create=False)  # status never writes
+    if not store.looks_like_state():
+        raise AgentError(
+            f"{str(state)!r} is not an agent state folder (no state.json, device.json or model slots).",
+            hint="Give the folder the agent runs with (`--state-dir`, default /var/lib/liteship-agent).",
+        )
     s, dev = store.state(), _device(state)
     spool = state / "spool"
     return AgentStatus(
@@ -225,6 +232,8 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
         last_decision=s.get("last_decision"),
         spooled_windows=len(list(spool.glob("w-*.json"))) if spool.is_dir() else 0,
         last_downgrade=s.get("last_downgrade"),
+        history=list(s["history"]),
+        rate=s.get("rate"),
     )
 
 

@@ -112,11 +112,14 @@ class Updater:
             self._drop_downloads(keep=None)  # installed already: a copy left by a crash is garbage
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
-        if version == previous and current is not None:  # the server sends this device back (abort / halt)
-            self.store.revert(
-                f"server assigned the fallback {version}: {assignment.get('reason', '')}", mark_failed=False
-            )
-            return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+        if version == previous and current is not None and compare_versions(version, current) < 0:
+            # the server sends this device back (abort / halt); the version it leaves stays the fallback
+            reason = f"server assigned the fallback {version}: {assignment.get('reason', '')}"
+            if self.store.revert(reason, from_version=current, mark_failed=False, by="server").done:
+                return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+            return self._decide("idle", version, "the model changed meanwhile; the next check-in decides")
+        if version == previous and self.store.reinstate(version):  # the kept newer fallback, no download
+            return self._decide("installed", version, assignment.get("reason", ""), record=False)
         downgrade_to = permitted_downgrade(assignment)
         try:
             self.store.check_offer(version, downgrade_to=downgrade_to)

@@ -229,6 +229,17 @@ def status(state_dir: Path, as_json: bool) -> None:
     if st.last_downgrade:
         down = st.last_downgrade
         lines.append(f"downgrade {down.get('reason', '')} at {_when(down.get('at'))}")
+    for i, h in enumerate(reversed(st.history[-5:])):  # newest first
+        what = "sent back" if h.get("by") == "server" else "reverted"
+        lines.append(
+            f"{'history' if i == 0 else '':<10}ran {h.get('version') or '-'}, {what} to {h.get('to') or '-'} "
+            f"by the {h.get('by', 'device')} at {_when(h.get('at'))}: {h.get('reason', '')}"
+        )
+    if st.rate:
+        lines.append(
+            f"rate      {st.rate.get('achieved_fps', 0):.1f} frames/s achieved"
+            + (f" (limit {st.rate['max_fps']:g})" if st.rate.get("max_fps") else " (no limit)")
+        )
     lines.append(f"spool     {st.spooled_windows} window(s) waiting")
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)

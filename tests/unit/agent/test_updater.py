@@ -120,6 +120,17 @@ def test_rollback_is_refused_before_download(updater, fleet, packages):
     fleet.assignment = {**fleet.assignment, "version": "1.1.0"}  # the fallback slot: the server sends us back
     assert updater.poll_once()["action"] == "reverted-by-server"
     assert updater.store.current_version() == "1.1.0" and not updater.store.is_failed("1.2.0")
+    # issue 11: the device keeps a fallback slot (the version it was sent back from), and says so
+    assert slot_ok(updater.store) == "1.1.0" and updater.store.previous_version() == "1.2.0"
+    event = updater.store.take_reports()[-1]
+    assert (event["version"], event["to"], event["by"]) == ("1.2.0", "1.1.0", "server")
+    assert updater.store.state()["history"][-1]["by"] == "server"
+    # the server assigns 1.2.0 again: the kept slot comes back, as a candidate, with no download
+    n = len(target_requests(fleet))
+    fleet.assignment = {**fleet.assignment, "version": "1.2.0"}
+    assert updater.poll_once()["action"] == "installed" and len(target_requests(fleet)) == n
+    assert (updater.store.current_version(), updater.store.previous_version()) == ("1.2.0", "1.1.0")
+    assert updater.store.state()["pending"]["version"] == "1.2.0"
 
 
 def test_smoke_test_failure_is_never_current_nor_retried(updater, fleet, packages):
@@ -139,7 +150,7 @@ def test_server_unreachable_and_reports_sent_later(updater, fleet, packages):
     updater.poll_once()
     offer(fleet, packages, "1.1.0")
     updater.poll_once()
-    updater.store.revert("NaN in the health window")
+    updater.store.revert("NaN in the health window", from_version="1.1.0")
     fleet.offline = True
     assert updater.poll_once()["action"] == "offline"
     assert updater.store.state()["last_checkin"]["ok"] is False and len(updater.store.take_reports()) == 1
@@ -233,7 +244,7 @@ def test_rollback_to_control_never_installs_a_failed_version(updater, fleet, pac
     updater.poll_once()
     offer(fleet, packages, "1.1.0")
     updater.poll_once()
-    updater.store.revert("NaN in the health window")  # 1.1.0 failed here; current 1.0.0, no fallback
+    updater.store.revert("NaN in the health window", from_version="1.1.0")  # 1.1.0 failed here; current 1.0.0, no fallback
     offer(fleet, packages, "1.2.0")
     updater.poll_once()
     updater.store.commit()
