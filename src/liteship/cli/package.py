@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError, UsageError
+from liteship.package.golden import MAX_LATENCY_BUDGET_MS, MAX_TOLERANCE
 
 # Library messages name parameters; users of these commands know the flags.
 _FLAGS = (
@@ -94,9 +95,17 @@ def _read_metrics(path: str | None) -> dict | None:
 @click.option("--recipe", help="Conversion recipe to record (defaults to the model's own record).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Labels file, one per line.")
 @click.option("--description", help="Free text.")
-@click.option("--latency-budget-ms", type=float, help="Median latency the device smoke test allows.")
-@click.option("--atol", type=float, help="Absolute tolerance of the golden outputs.")
-@click.option("--rtol", type=float, help="Relative tolerance of the golden outputs.")
+@click.option(
+    "--latency-budget-ms",
+    type=FiniteRange(0, MAX_LATENCY_BUDGET_MS, min_open=True),
+    help="Median latency the device smoke test allows (ms, above 0).",
+)
+@click.option(
+    "--atol", type=FiniteRange(0, MAX_TOLERANCE), help="Absolute tolerance of the golden outputs (≥ 0)."
+)
+@click.option(
+    "--rtol", type=FiniteRange(0, MAX_TOLERANCE), help="Relative tolerance of the golden outputs (≥ 0)."
+)
 @click.option("-o", "--output", default=".", show_default=True, help="Output folder or .lsp file.")
 @click.option("--force", is_flag=True, help="Replace an existing package file.")
 @json_option

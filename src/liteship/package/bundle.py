@@ -16,7 +16,7 @@ from liteship._fs import write_atomic
 from liteship.errors import PackageError
 from liteship.model.flatbuffer import load_model, metadata_entries, read_liteship_info
 from liteship.package.archive import check_member_name, write_archive
-from liteship.package.golden import GoldenLike, golden_feeds, golden_npz, run_golden, tolerance
+from liteship.package.golden import GoldenLike, golden_feeds, golden_npz, latency_budget, run_golden, tolerance
 from liteship.package.manifest import (
     GOLDEN_NAME,
     LABELS_NAME,
@@ -115,6 +115,7 @@ def build_package(
     """
     check_model_id(model_id)
     parse_semver(version)
+    latency_budget_ms = latency_budget(latency_budget_ms)
     path = _output_path(Path(output), model_id, version)
     if not overwrite and path.exists():
         raise PackageError(
@@ -159,7 +160,7 @@ def build_package(
             "outputs": [s.name for s in out_specs],
             "atol": atol,
             "rtol": rtol,
-            "latency_budget_ms": None if latency_budget_ms is None else float(latency_budget_ms),
+            "latency_budget_ms": latency_budget_ms,
             "source": "synthetic" if golden_inputs is None else "given",
         },
         recipe=recipe if recipe is not None else info.get("recipe"),

@@ -282,7 +282,7 @@ def _read_array(
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or truncated file
         raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
     if path.suffix.lower() == ".npz":
         data = dict(data)
