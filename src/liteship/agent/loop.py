@@ -28,7 +28,7 @@ from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool
-from liteship.errors import InferenceError, LiteshipError
+from liteship.errors import InferenceError, LiteshipError, UsageError
 from liteship.package import Manifest
 from liteship.types import Preprocessing
 
@@ -114,6 +114,9 @@ class AgentLoop:
             no limit.
         model_wait_s: Longest wait for a model per frame before that frame is dropped. Defaults to 1.
         wait_log_s: Seconds between "waiting for a model" log lines. Defaults to 30.
+        max_fps: Frames per second at most (the loop sleeps between frames, so a camera or a
+            ``--loop``ed folder does not take a full core). The achieved rate goes into every telemetry
+            window (``achieved_fps``) and ``state.json`` (``agent status``). Defaults to no limit.
     """
 
     JOIN_TIMEOUT_S = 10.0  # at shutdown, time for the updater thread to finish its step
@@ -132,11 +135,17 @@ class AgentLoop:
         max_frames: int | None = None,
         model_wait_s: float = 1.0,
         wait_log_s: float = 30.0,
+        max_fps: float | None = None,
     ) -> None:
         self.store, self.source, self.sink, self.spool, self.updater = store, source, sink, spool, updater
         self.health = health or HealthWindow(store)
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
         self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
+        if max_fps is not None and not 0 < max_fps <= 1000:
+            raise UsageError(f"max_fps must be above 0 and at most 1000, got {max_fps!r}.")
+        self.max_fps = max_fps
+        self._next_frame = 0.0  # monotonic time the last frame started (max_fps)
+        self._rate_frames, self._rate_started = 0, time.monotonic()
         self.model: LoadedModel | None = None
         self._lease: Lease | None = None
         self.aggregator = Aggregator()
@@ -273,9 +282,32 @@ class AgentLoop:
 
     def _close_window(self) -> None:
         window = self.aggregator.close()
+        rate = self._rate()
         self._window_started = time.monotonic()
         if window is not None:
+            window.update(achieved_fps=rate["achieved_fps"], max_fps=self.max_fps)
             self.spool.put(window)
+
+    def _rate(self) -> dict[str, Any]:
+        """Frames per second since the last call (processed and dropped), kept for ``agent status``."""
+        now = time.monotonic()
+        elapsed = max(now - self._rate_started, 1e-6)
+        rate = {"achieved_fps": round(self._rate_frames / elapsed, 3), "max_fps": self.max_fps,
+                "frames": self._rate_frames, "seconds": round(elapsed, 3), "at": time.time()}
+        if self._rate_frames:
+            self.store.update_state(lambda s: s.__setitem__("rate", rate))
+        self._rate_frames, self._rate_started = 0, now
+        return rate
+
+    def _pace(self) -> None:
+        """Sleep until the next frame may start under ``max_fps`` (SIGTERM ends the sleep)."""
+        if self.max_fps is None:
+            return
+        now = time.monotonic()
+        due = self._next_frame + 1.0 / self.max_fps  # one period after the last frame started
+        if due > now:
+            self._stop.wait(due - now)
+        self._next_frame = max(due, now)
 
     def flush(self) -> int:
         if self.updater is None:
@@ -342,6 +374,7 @@ class AgentLoop:
             self._thread = threading.Thread(target=self._update_thread, name="liteship-updater", daemon=True)
             self._thread.start()
         self._reload()
+        self._next_frame = time.monotonic()
         try:
             for frame in self._source_frames():
                 if self._changed.is_set():
@@ -354,10 +387,12 @@ class AgentLoop:
                     self.process(frame)
                     self.frames += 1
                     self._after_health(self.health.tick())
+                self._rate_frames += 1
                 if time.monotonic() - self._window_started >= self.window_s:
                     self._close_window()
                 if self._limit_reached():
                     break
+                self._pace()
         finally:
             self._shutdown()
         return self.frames

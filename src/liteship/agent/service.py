@@ -42,6 +42,7 @@ class AgentConfig:
     loop: bool = False
     max_frames: int | None = None
     spool_max: int = 1000
+    max_fps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,7 @@ def run_agent(config: AgentConfig) -> int:
         window_s=config.window_s,
         num_threads=config.num_threads,
         max_frames=config.max_frames,
+        max_fps=config.max_fps,
     )
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
