@@ -292,8 +292,13 @@ class AgentLoop:
         """Frames per second since the last call (processed and dropped), kept for ``agent status``."""
         now = time.monotonic()
         elapsed = max(now - self._rate_started, 1e-6)
-        rate = {"achieved_fps": round(self._rate_frames / elapsed, 3), "max_fps": self.max_fps,
-                "frames": self._rate_frames, "seconds": round(elapsed, 3), "at": time.time()}
+        rate = {
+            "achieved_fps": round(self._rate_frames / elapsed, 3),
+            "max_fps": self.max_fps,
+            "frames": self._rate_frames,
+            "seconds": round(elapsed, 3),
+            "at": time.time(),
+        }
         if self._rate_frames:
             self.store.update_state(lambda s: s.__setitem__("rate", rate))
         self._rate_frames, self._rate_started = 0, now

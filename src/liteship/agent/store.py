@@ -145,8 +145,14 @@ class Store:
 
         def change(s: dict[str, Any]) -> None:
             s["last_downgrade"] = {**record, "reason": reason}
-            entry = {"at": record.get("at", time.time()), "event": "downgraded", "version": record.get("from"),
-                     "to": record.get("to"), "reason": reason, "by": "server"}
+            entry = {
+                "at": record.get("at", time.time()),
+                "event": "downgraded",
+                "version": record.get("from"),
+                "to": record.get("to"),
+                "reason": reason,
+                "by": "server",
+            }
             s["history"] = [*s["history"], entry][-HISTORY:]
             s["last_decision"] = {
                 "at": record.get("at", time.time()),
@@ -444,7 +450,14 @@ class Store:
             self._point("current", fallback)
             self._point("previous", bad if keep else None)
             at = time.time()
-            event = {"at": at, "event": "reverted", "version": bad, "to": fallback, "reason": reason, "by": by}
+            event = {
+                "at": at,
+                "event": "reverted",
+                "version": bad,
+                "to": fallback,
+                "reason": reason,
+                "by": by,
+            }
 
             def change(s: dict[str, Any]) -> None:
                 s["pending"] = None
@@ -452,7 +465,13 @@ class Store:
                     s["failed"][bad] = {"reason": reason, "at": at}
                 s["reports"].append(event)
                 s["history"] = [*s["history"], event][-HISTORY:]
-                s["last_decision"] = {"at": at, "action": "reverted", "version": bad, "reason": reason, "by": by}
+                s["last_decision"] = {
+                    "at": at,
+                    "action": "reverted",
+                    "version": bad,
+                    "reason": reason,
+                    "by": by,
+                }
 
             self.update_state(change)
             self.collect_garbage()

@@ -244,7 +244,9 @@ def test_rollback_to_control_never_installs_a_failed_version(updater, fleet, pac
     updater.poll_once()
     offer(fleet, packages, "1.1.0")
     updater.poll_once()
-    updater.store.revert("NaN in the health window", from_version="1.1.0")  # 1.1.0 failed here; current 1.0.0, no fallback
+    updater.store.revert(
+        "NaN in the health window", from_version="1.1.0"
+    )  # 1.1.0 failed here; current 1.0.0, no fallback
     offer(fleet, packages, "1.2.0")
     updater.poll_once()
     updater.store.commit()
@@ -294,3 +296,23 @@ def test_rollback_to_control_still_verifies_hash_signature_and_smoke_test(
     d = updater.poll_once()
     assert (d["action"], d["code"]) == ("refused", "smoke-test") and updater.store.is_failed("0.8.0")
     assert slot_ok(updater.store) == "1.2.0" and "last_downgrade" not in updater.store.state()
+
+
+def test_status_shows_the_version_it_was_sent_back_from(updater, fleet, packages, cli):
+    """Issue 11: `agent status` shows that the device ran 1.2.0 and was sent back, and why."""
+    import json
+
+    offer(fleet, packages, "1.1.0")
+    updater.poll_once()
+    updater.store.commit()
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()
+    fleet.assignment = {**offer(fleet, packages, "1.1.0"), "reason": "rollout 3 halted"}
+    assert updater.poll_once()["action"] == "reverted-by-server"
+    r = cli("agent", "status", "--state-dir", str(updater.store.root))
+    assert r.returncode == 0, r.stderr
+    assert "previous  1.2.0" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("history"))
+    assert "ran 1.2.0, sent back to 1.1.0 by the server" in line and "rollout 3 halted" in line
+    st = json.loads(cli("agent", "status", "--state-dir", str(updater.store.root), "--json").stdout)
+    assert st["history"][-1]["by"] == "server" and st["previous"] == "1.2.0"
