@@ -28,34 +28,34 @@ from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool
-from liteship.errors import InferenceError, LiteshipError, UsageError
+from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
-from liteship.types import Preprocessing
 
 
 class LoadedModel:
     """The current slot, ready to run: runner, preprocessing, labels, calibration range."""
 
     def __init__(self, folder: Path, num_threads: int | None = None) -> None:
-        from liteship.model.metadata import labels_from_metadata, normalization_from_metadata
+        from liteship.data import read_labels
+        from liteship.model.metadata import labels_from_metadata
+        from liteship.package.reference import declared_preprocessing
         from liteship.runtime import LiteRTRunner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
+        try:  # never run un-normalized: an unreadable declaration fails the load (an event, a revert)
+            self.pre = declared_preprocessing(model_path, self.manifest.model.get("preprocessing"))
+        except (LiteshipError, TypeError, ValueError) as e:
+            raise ModelError(
+                f"the preprocessing declaration of {self.manifest.version} cannot be read ({e}); "
+                "refusing to run the model on un-normalized frames.",
+                hint="Re-package the model with a valid preprocessing record (mean/std/size).",
+            ) from e
         self.runner = LiteRTRunner(str(model_path), num_threads=num_threads)
         self.input = self.runner.input_specs[0]
-        pre = self.manifest.model.get("preprocessing")
-        try:
-            self.pre = (
-                Preprocessing.from_dict(pre)
-                if pre
-                else normalization_from_metadata(model_path) or Preprocessing()
-            )
-        except LiteshipError:
-            self.pre = Preprocessing()
         labels_file = self.manifest.model.get("labels")
         if labels_file and (folder / labels_file).is_file():
-            self.labels = (folder / labels_file).read_text(encoding="utf-8").splitlines()
+            self.labels = read_labels(folder / labels_file)
         else:
             self.labels = labels_from_metadata(model_path) or []
         r = self.manifest.calibration_range
@@ -66,24 +66,16 @@ class LoadedModel:
         return self.manifest.version
 
     def prepare(self, frame: Frame) -> np.ndarray:
-        """A ``(1, H, W, C)`` float32 input from an image file or RGB pixels."""
-        from PIL import Image
-
-        from liteship.data import load_image
+        """A ``(1, H, W, C)`` float32 input from an image file or RGB pixels, prepared by
+        :mod:`liteship.data` exactly as ``validate`` and the pipeline prepare the same image."""
+        from liteship.data import load_image, prepare_image
 
         shape = self.input.shape
         if frame.path is not None:
             return load_image(frame.path, self.pre, shape)[None]
         if frame.pixels is None:  # every source sets one of the two
             raise InferenceError(f"frame {frame.name!r} has neither a file nor pixels; nothing to infer on.")
-        gray = self.pre.grayscale if self.pre.grayscale is not None else shape[-1] == 1
-        im = Image.fromarray(frame.pixels).convert("L" if gray else "RGB")
-        size = self.pre.size or (shape[1], shape[2])
-        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.float32)
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        arr = arr[..., ::-1] if self.pre.channel_order == "bgr" and arr.shape[-1] == 3 else arr
-        return self.pre.normalize(arr)[None]
+        return prepare_image(frame.pixels, self.pre, shape)[None]
 
     def infer(self, x: np.ndarray) -> tuple[int, float, float, bool]:
         """``(class index, top-1 score, latency ms, all outputs finite)``."""
