@@ -184,6 +184,7 @@ def enroll(
         token = client.register(device_id=device_id, enrollment_token=enrollment_token, model_id=model_id)
     finally:
         client.close()
+    _send_profile(FleetClient(server, device_id, token, transport=transport), model_id)
     config = {"server": server, "device_id": device_id, "token": token, "model_id": model_id}
     with _Undo() as undo:
         undo.mkdir(state / "tuf")
@@ -198,6 +199,23 @@ def enroll(
         "tuf_root": "pinned" if tuf_root is not None else "trust-on-first-use",
         "tuf_root_source": source,
     }
+
+
+def _send_profile(client: FleetClient, model_id: str | None) -> None:
+    """Tell the server this device's hardware profile at enrollment (one check-in, answer ignored).
+
+    A failure here does not fail the enrollment (the token is issued already); the first check-in of
+    ``run`` sends the profile again.
+    """
+    from liteship.agent.client import ServerError
+    from liteship.agent.profile import device_profile
+
+    try:
+        client.check_in(model_id=model_id, version=None, health=None, runtime=device_profile())
+    except ServerError as e:
+        event("profile not sent at enrollment", 30, error=str(e))
+    finally:
+        client.close()
 
 
 def agent_status(state_dir: str | Path) -> AgentStatus:
