@@ -60,7 +60,8 @@ def check_normalization(mean: Sequence[float] | None, std: Sequence[float] | Non
         if name.endswith("std") and any(v <= 0 for v in values):
             raise DataError(
                 f"{name} {values} must be > 0: (x - mean) / std divides by it.",
-                hint="E.g. std=255 scales pixels 0..255 to 0..1, std=127.5 (with mean=127.5) to -1..1.",
+                hint="E.g. a std of 255 scales pixels 0..255 to 0..1; a mean and std of 127.5 scale them to "
+                "-1..1.",
             )
 
 
