@@ -1,8 +1,10 @@
 """The dashboard: one self-contained HTML page (no scripts, no CDN; charts are inline SVG drawn here).
 
 Shows the fleet, versions per device, rollouts with their stage and decisions, and drift over time.
-Admin only: ``Authorization: Bearer <admin token>``, or the cookie set by the login form at
-``/dashboard/login``.
+Admin only: ``Authorization: Bearer <admin token>``, or the dashboard's own session cookie set by the
+login form at ``/dashboard/login``: a random value (only its sha256 is stored, in
+``dashboard_sessions``), expiring after :data:`SESSION_LIFETIME_S`, HttpOnly, SameSite=Strict, and
+accepted by the dashboard's pages and actions only (never by the API).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from liteship.fleet import crud
+from liteship.fleet import aggregate, crud
 from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
 from liteship.fleet.api.routes.rollouts import rollout_public
 from liteship.fleet.drift import ALERT, WARN
+from liteship.fleet.models import ACTIVE_STATES, Device
 
 router = APIRouter(tags=["dashboard"])
+COOKIE = "liteship_dashboard"
+SESSION_LIFETIME_S = 12 * 3600.0
 PAGE = Template((Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8"))
 LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet — sign in</title></head>
 <body style="font-family:sans-serif;max-width:28rem;margin:4rem auto"><h1>liteship fleet</h1>
@@ -64,7 +69,7 @@ def drift_chart(series: dict[str, Any]) -> str:
     if not series["has_reference"]:
         return (
             f'<p class="empty">{e(title)}: {series.get("predictions", 0)} live predictions; '
-            f"{e(crud.NO_REFERENCE)}.</p>"
+            f"{e(aggregate.NO_REFERENCE)}.</p>"
         )
     if not points:
         return f'<p class="empty">{e(title)}: no period with ≥ 500 predictions yet.</p>'
@@ -101,17 +106,67 @@ def drift_chart(series: dict[str, Any]) -> str:
     )
 
 
+def runtime_text(runtime: dict[str, Any] | None) -> str:
+    """One line of a device profile: machine, CPU, cores, memory, ISA, LiteRT and accelerator."""
+    if not isinstance(runtime, dict) or not runtime:
+        return "not reported"
+    parts = [str(runtime[k]) for k in ("machine", "cpu_model") if runtime.get(k)]
+    if runtime.get("cores"):
+        parts.append(f"{runtime['cores']} cores")
+    if runtime.get("memory_mb"):
+        parts.append(f"{runtime['memory_mb']} MB")
+    if isinstance(runtime.get("isa"), list) and runtime["isa"]:
+        parts.append("/".join(str(i) for i in runtime["isa"][:8]))
+    if runtime.get("litert"):
+        parts.append(f"LiteRT {runtime['litert']}")
+    if runtime.get("accelerator"):
+        parts.append(str(runtime["accelerator"]))
+    if not parts:  # an older agent: whatever it sent
+        parts = [f"{k}={v}" for k, v in list(runtime.items())[:4]]
+    return " · ".join(parts)
+
+
+def health_text(health: dict[str, Any] | None, reverts: int) -> str:
+    """The device's health state now: a health window in progress, refused versions, its own reverts."""
+    if not isinstance(health, dict):
+        return "not reported"
+    parts = []
+    pending = health.get("pending")
+    if isinstance(pending, dict) and pending.get("version"):
+        inferences, elapsed = pending.get("inferences"), pending.get("elapsed_s")
+        window = f"health window on {pending['version']}"
+        if isinstance(inferences, int):
+            window += f": {inferences} inferences"
+        if isinstance(elapsed, int | float):
+            window += f", {float(elapsed):.0f} s"
+        parts.append(window)
+    failed = health.get("failed_versions")
+    if isinstance(failed, list) and failed:
+        parts.append("refuses " + ", ".join(str(v) for v in failed[:5]))
+    if health.get("last_error"):
+        parts.append(f"last error: {str(health['last_error'])[:120]}")
+    if health.get("status") and not parts:
+        parts.append(str(health["status"]))
+    parts.append(f"{reverts} device revert{'s' if reverts != 1 else ''}")
+    return "; ".join(parts)
+
+
+def _device_row(row: dict[str, Any], now: float) -> str:
+    d: Device = row["device"]
+    return (
+        f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
+        f"<td>{e(runtime_text(d.runtime))}</td><td>{e(health_text(d.health, row['reverts']))}</td>"
+        f"<td>{_ago(d.last_seen, now)}</td></tr>"
+    )
+
+
 def render(session: Any) -> str:
     """The page's HTML for the current state of the database."""
     now = time.time()
-    devices = crud.list_devices(session)
+    listing = crud.device_listing(session)
+    devices = [row["device"] for row in listing]
     versions = Counter((d.model_id, d.model_version or "none") for d in devices if d.model_id)
-    device_rows = "".join(
-        f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
-        f"<td>{e(str((d.runtime or {}).get('name', '') or (d.runtime or {}).get('backend', '')))}</td>"
-        f"<td>{e(str((d.health or {}).get('status', '')))}</td><td>{_ago(d.last_seen, now)}</td></tr>"
-        for d in devices[:500]
-    )
+    device_rows = "".join(_device_row(row, now) for row in listing[:500])
     rollout_html = []
     for r in crud.list_rollouts(session)[:20]:
         pub = rollout_public(session, r)
@@ -137,13 +192,13 @@ def render(session: Any) -> str:
     )
     drift_html = []
     for model, _, _ in crud.list_models(session):
-        drift_html += [drift_chart(s) for s in crud.drift_series(session, model_id=model.id)]
+        drift_html += [drift_chart(s) for s in aggregate.drift_series(session, model_id=model.id)]
     seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
     return PAGE.substitute(
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),
         n_devices=len(devices),
         n_seen=seen,
-        n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in crud.ACTIVE_STATES),
+        n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in ACTIVE_STATES),
         version_chart=version_bars(versions),
         revert_rows=revert_rows or '<tr><td colspan="6">No device has reverted a model.</td></tr>',
         device_rows=device_rows or '<tr><td colspan="6">No devices registered.</td></tr>',
@@ -152,10 +207,17 @@ def render(session: Any) -> str:
     )
 
 
+def signed_in(request: Request, session: Any) -> bool:
+    """The admin token (``Authorization: Bearer``) or a live dashboard session cookie."""
+    if is_admin(request.app.state.settings, bearer_token(request)):
+        return True
+    return crud.dashboard_session_valid(session, value=request.cookies.get(COOKIE))
+
+
 @router.get("/dashboard", response_class=HTMLResponse, response_model=None)
 def dashboard(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
-    """The dashboard page, or a redirect to the login form without the admin token."""
-    if not is_admin(request.app.state.settings, bearer_token(request)):
+    """The dashboard page, or a redirect to the login form when not signed in."""
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     return HTMLResponse(render(session))
 
@@ -166,13 +228,49 @@ def login_form() -> HTMLResponse:
 
 
 @router.post("/dashboard/login", response_model=None)
-async def login(request: Request) -> HTMLResponse | RedirectResponse:
-    """Check the admin token from the form and set an HttpOnly, SameSite=Strict cookie."""
+async def login(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
+    """Check the admin token from the form; start a dashboard session (its own random cookie)."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0]
     if not is_admin(request.app.state.settings, token):
         page = Template(LOGIN).substitute(error='<p role="alert">Wrong admin token.</p>')
         return HTMLResponse(page, status_code=status.HTTP_401_UNAUTHORIZED)
+    value = crud.add_dashboard_session(session, lifetime_s=SESSION_LIFETIME_S)
+    session.commit()
     response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie("liteship_admin", token, httponly=True, samesite="strict", max_age=12 * 3600)
+    response.set_cookie(
+        COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        max_age=int(SESSION_LIFETIME_S),
+        path="/dashboard",
+        secure=request.url.scheme == "https",
+    )
     return response
+
+
+@router.post("/dashboard/logout", response_model=None)
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """End the dashboard session (the row is deleted, so a copied cookie stops working too)."""
+    value = request.cookies.get(COOKIE)
+    if value:
+        crud.end_dashboard_session(session, value=value)
+        session.commit()
+    response = RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(COOKIE, path="/dashboard")
+    return response
+
+
+INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet server</title></head>
+<body style="font-family:sans-serif;max-width:36rem;margin:4rem auto"><h1>liteship fleet server</h1>
+<ul><li><a href="/dashboard">Dashboard</a> (sign in with the admin token)</li>
+<li><a href="/api/docs">API documentation</a> (<a href="/api/openapi.json">OpenAPI schema</a>)</li>
+<li><a href="/healthz">Health check</a></li></ul>
+<p>Devices talk to <code>/api/v1</code> and <code>/tuf</code>; see docs/fleet.md.</p></body></html>"""
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index() -> HTMLResponse:
+    """The server's front page: links to the dashboard and the API docs."""
+    return HTMLResponse(INDEX)

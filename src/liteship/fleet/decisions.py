@@ -46,6 +46,7 @@ class ArmStats:
     latency_hist: list[int] = field(default_factory=list)
     latency_edges_ms: list[float] = field(default_factory=list)
     reverts: int = 0  # revert events reported at check-in (informative; the rate uses ``rollbacks``)
+    skipped_windows: int = 0  # stored windows that failed the bounds and were left out
 
     @property
     def error_rate(self) -> float:
@@ -152,9 +153,23 @@ def decide(
         "candidate": _arm_numbers(candidate),
         "thresholds": t,
     }
+    arms = (("control", control), ("candidate", candidate))
+    numbers["progress"] = {
+        name: {
+            "predictions": arm.predictions,
+            "min_predictions": int(t["min_predictions"]),
+            "devices": arm.devices,
+            "min_devices": int(t["min_devices"]),
+        }
+        for name, arm in arms
+    }
+    numbers["waiting_for"] = sorted(
+        [f"{name}.predictions" for name, arm in arms if arm.predictions < t["min_predictions"]]
+        + [f"{name}.devices" for name, arm in arms if arm.devices < t["min_devices"]]
+    )
     short = [
         f"{name} has {arm.predictions} predictions from {arm.devices} devices"
-        for name, arm in (("control", control), ("candidate", candidate))
+        for name, arm in arms
         if arm.predictions < t["min_predictions"] or arm.devices < t["min_devices"]
     ]
     if short:
@@ -228,6 +243,7 @@ def _arm_numbers(arm: ArmStats) -> dict[str, Any]:
         "errors": arm.errors,
         "rollbacks": arm.rollbacks,
         "reverts": arm.reverts,
+        "skipped_windows": arm.skipped_windows,
         "error_rate": arm.error_rate,
         "rollback_rate": arm.rollback_rate,
         "latency_p95_ms": histogram_quantile(arm.latency_hist, arm.latency_edges_ms, 0.95),
