@@ -426,7 +426,9 @@ class TelemetryCreate(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> TelemetryCreate:
         if self.ended < self.started:
-            raise ValueError(f"the window ends before it starts (ended {self.ended} < started {self.started})")
+            raise ValueError(
+                f"the window ends before it starts (ended {self.ended} < started {self.started})"
+            )
         if self.ended - self.started > MAX_WINDOW_S:
             raise ValueError(f"the window is longer than {MAX_WINDOW_S:.0f} s")
         edges = self.latency_edges_ms
