@@ -333,7 +333,7 @@ def check_profile(profile: dict[str, Any]) -> dict[str, Any]:
             continue
         elif isinstance(value, int):
             if abs(value) > MAX_PROFILE_INT:
-                raise ValueError(f"profile.{key} = {value:.3g} is out of bounds (±2**53)")
+                raise ValueError(f"profile.{key} is out of bounds (±2**53)")
         elif isinstance(value, float):
             if not math.isfinite(value) or abs(value) > MAX_PROFILE_INT:
                 raise ValueError(f"profile.{key} must be a finite number within ±2**53")
