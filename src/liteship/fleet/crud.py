@@ -194,8 +194,9 @@ def get_device(session: Session, *, device_id: str) -> Device:
     return device
 
 
-def device_listing(session: Session) -> list[dict[str, Any]]:
-    """Every device with what it runs, what it is assigned, its refused versions and revert count."""
+def device_listing(session: Session, *, profile: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
+    it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
     counts: dict[str, int] = {  # reverts the device decided (a server-requested one is not its fault)
         device_id: n
@@ -207,6 +208,8 @@ def device_listing(session: Session) -> list[dict[str, Any]]:
     }
     out = []
     for d in list_devices(session):
+        if profile and not profile_matches(d.runtime, profile):
+            continue
         if d.model_id is not None and d.model_id not in plans:
             plans[d.model_id] = load_plan(session, model_id=d.model_id)
         plan = plans.get(d.model_id or "", Plan())

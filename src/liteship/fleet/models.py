@@ -243,7 +243,9 @@ class DevicePublic(BaseModel):
     assignment_reason: str | None = None
     failed_versions: list[str] = Field(default_factory=list)  # versions the device refuses to run
     last_checkin: str | None = None  # ISO 8601 UTC of last_seen
-    reverts: int = 0
+    reverts: int = 0  # reverts the device decided (server-requested ones are not counted)
+    profile_summary: str | None = None  # ``runtime`` (the device profile) in one line
+    health_summary: str | None = None  # health window, refused versions, reverts in one line
 
 
 class RevertPublic(BaseModel):
