@@ -8,6 +8,7 @@ skipped and counted (``skipped_windows``); one bad row never makes a page or a d
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -67,6 +68,45 @@ def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = Non
     # rollbacks are counted per device: a device reporting several counts once for the rate
     arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
     return arm
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One period of one arm: its merged windows (by end time) and the reverts reported in it."""
+
+    start: float
+    predictions: int
+    devices: int
+    error_rate: float | None
+    latency_p95_ms: float | None
+    reverts: int
+
+
+def arm_timeline(
+    windows: list[TelemetryWindow], reverts: list[Revert], *, period_s: float
+) -> list[TimelinePoint]:
+    """Per period (windows by their end, reverts by their time): predictions, error rate, latency p95."""
+    good, _ = good_windows(windows)
+    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert]]] = {}
+    for w in good:
+        by_period.setdefault((w.ended // period_s) * period_s, ([], []))[0].append(w)
+    for r in reverts:
+        by_period.setdefault((r.at // period_s) * period_s, ([], []))[1].append(r)
+    out = []
+    for start, (ws, rs) in sorted(by_period.items()):
+        arm = arm_stats(ws, rs)
+        total = arm.predictions + arm.errors
+        out.append(
+            TimelinePoint(
+                start=start,
+                predictions=arm.predictions,
+                devices=arm.devices,
+                error_rate=arm.error_rate if total else None,
+                latency_p95_ms=decisions.histogram_quantile(arm.latency_hist, arm.latency_edges_ms, 0.95),
+                reverts=len(rs),
+            )
+        )
+    return out
 
 
 def reference_histogram(manifest: dict[str, Any]) -> tuple[list[float], list[float] | None] | None:

@@ -20,10 +20,9 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from liteship.fleet import aggregate, crud
+from liteship.fleet import aggregate, crud, panels
 from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
 from liteship.fleet.api.routes.rollouts import rollout_public
-from liteship.fleet.drift import ALERT, WARN
 from liteship.fleet.models import ACTIVE_STATES, Device
 from liteship.fleet.profile import health_text, runtime_text
 
@@ -63,50 +62,6 @@ def version_bars(counts: Counter[tuple[str, str]]) -> str:
     return "".join(parts) + "</svg>"
 
 
-def drift_chart(series: dict[str, Any]) -> str:
-    """Line chart (SVG) of PSI per period with the warn and alert thresholds."""
-    points = [p for p in series["points"] if p["psi"] is not None]
-    title = f"{series['model_id']} {series['version']}"
-    if not series["has_reference"]:
-        return (
-            f'<p class="empty">{e(title)}: {series.get("predictions", 0)} live predictions; '
-            f"{e(aggregate.NO_REFERENCE)}.</p>"
-        )
-    if not points:
-        return f'<p class="empty">{e(title)}: no period with ≥ 500 predictions yet.</p>'
-    width, height, pad = 520, 160, 30
-    top = max(0.3, max(p["psi"] for p in points) * 1.1)
-    t0, t1 = points[0]["start"], max(points[-1]["start"], points[0]["start"] + 1)
-
-    def xy(p: dict[str, Any]) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * ((p["start"] - t0) / (t1 - t0) if len(points) > 1 else 0.5)
-        return x, height - pad - (height - 2 * pad) * p["psi"] / top
-
-    def hline(v: float, color: str, label: str) -> str:
-        y = height - pad - (height - 2 * pad) * v / top
-        return (
-            f'<line x1="{pad}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="4"/>'
-            f'<text x="{width - pad + 2}" y="{y + 4:.1f}" fill="{color}">{label}</text>'
-        )
-
-    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(xy, points))
-    dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="{p["level"]}"><title>PSI {p["psi"]:.3f} ({p["level"]}), '
-        f"{p['predictions']} predictions</title></circle>"
-        for p, (x, y) in zip(points, map(xy, points), strict=True)
-    )
-    last = points[-1]
-    return (
-        f'<figure class="drift"><figcaption>{e(title)} — latest PSI {last["psi"]:.3f} '
-        f'<span class="badge {last["level"]}">{last["level"]}</span></figcaption>'
-        f'<svg class="chart" role="img" aria-label="drift of {e(title)}" width="{width + 40}" height="{height}">'
-        f'<line x1="{pad}" x2="{pad}" y1="{pad / 2}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#999"/>'
-        f"{hline(WARN, '#d97706', 'warn')}{hline(ALERT, '#dc2626', 'alert')}"
-        f'<polyline fill="none" stroke="#3b82f6" stroke-width="2" points="{coords}"/>{dots}</svg></figure>'
-    )
-
-
 def _device_row(row: dict[str, Any], now: float) -> str:
     d: Device = row["device"]
     return (
@@ -123,23 +78,10 @@ def render(session: Any) -> str:
     devices = [row["device"] for row in listing]
     versions = Counter((d.model_id, d.model_version or "none") for d in devices if d.model_id)
     device_rows = "".join(_device_row(row, now) for row in listing[:500])
-    rollout_html = []
-    for r in crud.list_rollouts(session)[:20]:
-        pub = rollout_public(session, r)
-        stages = " → ".join(
-            f"<b>{s:g} %</b>" if i == pub.stage_index else f"{s:g} %" for i, s in enumerate(pub.stages)
-        )
-        decisions = "".join(
-            f"<li><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.at))}</time> "
-            f'<span class="badge {e(d.action)}">{e(d.action)}</span> by {e(d.by)}: {e("; ".join(d.reasons))}</li>'
-            for d in reversed(pub.decisions[-10:])
-        )
-        rollout_html.append(
-            f'<section class="rollout" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
-            f"{e(pub.control_version)} → {e(pub.candidate_version)} "
-            f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
-            f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
-        )
+    rollout_html = [
+        panels.rollout_panel(session, r, rollout_public(session, r), now)
+        for r in crud.list_rollouts(session)[:20]
+    ]
     revert_rows = "".join(
         f"<tr><td><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(r.at))}</time></td>"
         f"<td>{e(r.device_id)}</td><td>{e(r.model_id or '—')}</td><td>{e(r.version)} → {e(r.to_version or 'none')}</td>"
@@ -148,7 +90,7 @@ def render(session: Any) -> str:
     )
     drift_html = []
     for model, _, _ in crud.list_models(session):
-        drift_html += [drift_chart(s) for s in aggregate.drift_series(session, model_id=model.id)]
+        drift_html.append(panels.drift_panel(aggregate.drift_series(session, model_id=model.id), model.id))
     seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
     return PAGE.substitute(
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),

@@ -2,7 +2,9 @@
 
 Each arm is summarised as :class:`ArmStats` (merged fixed-bin histograms and counters). :func:`decide`
 returns ``wait`` until both arms reach the minimum sample, then ``halt`` if any check says the
-candidate is worse beyond its threshold, else ``advance`` (or ``promote`` at the last stage).
+candidate is worse beyond its threshold, else ``advance`` (or ``promote`` at the last stage). The
+checks' numbers are computed for a ``wait`` too (a preview for the dashboard); they act only once the
+minimum sample is reached.
 
 Checks (every one is recorded with its numbers):
 
@@ -167,15 +169,6 @@ def decide(
         [f"{name}.predictions" for name, arm in arms if arm.predictions < t["min_predictions"]]
         + [f"{name}.devices" for name, arm in arms if arm.devices < t["min_devices"]]
     )
-    short = [
-        f"{name} has {arm.predictions} predictions from {arm.devices} devices"
-        for name, arm in arms
-        if arm.predictions < t["min_predictions"] or arm.devices < t["min_devices"]
-    ]
-    if short:
-        need = f"need ≥ {int(t['min_predictions'])} predictions and ≥ {int(t['min_devices'])} devices per arm"
-        return Verdict("wait", [f"{s}; {need}" for s in short], numbers)
-
     reasons: list[str] = []
     u, p, delta = mann_whitney_binned(control.confidence_hist, candidate.confidence_hist)
     numbers.update(mann_whitney_u=u, p_value=p, cliffs_delta=delta)
@@ -229,6 +222,14 @@ def decide(
         f"rollback rate {candidate.rollback_rate:.2%} of devices vs control {control.rollback_rate:.2%} "
         f"(+{d_rb:.2%} > {t['rollback_rate_increase_max']:.2%})",
     )
+    short = [
+        f"{name} has {arm.predictions:,} predictions from {arm.devices:,} devices"
+        for name, arm in arms
+        if arm.predictions < t["min_predictions"] or arm.devices < t["min_devices"]
+    ]
+    if short:
+        need = f"need ≥ {int(t['min_predictions']):,} predictions and ≥ {int(t['min_devices']):,} devices per arm"
+        return Verdict("wait", [f"{s}; {need}" for s in short], numbers)
     if reasons:
         return Verdict("halt", reasons, numbers)
     if stage_index + 1 >= n_stages:

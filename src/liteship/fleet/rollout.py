@@ -231,8 +231,8 @@ def change_rollout(
     )
 
 
-def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
-    """What the decision engine says about the current stage's telemetry (nothing is changed)."""
+def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats, decisions.ArmStats]:
+    """``(control, candidate)`` over the current stage: what the engine compares."""
     control = session.get(Release, rollout.control_release_id)
     candidate = session.get(Release, rollout.candidate_release_id)
     assert control is not None and candidate is not None
@@ -240,7 +240,7 @@ def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
     # at 100 % no device runs the control any more: compare with the control over the whole rollout
     control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
     model_id = rollout.model_id
-    return decisions.decide(
+    return (
         arm_stats(
             crud.windows_for(session, model_id=model_id, version=control.version, since=control_since),
             crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
@@ -249,6 +249,15 @@ def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
             crud.windows_for(session, model_id=model_id, version=candidate.version, since=since),
             crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
         ),
+    )
+
+
+def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
+    """What the decision engine says about the current stage's telemetry (nothing is changed)."""
+    control, candidate = arms_now(session, rollout=rollout)
+    return decisions.decide(
+        control,
+        candidate,
         stage_index=rollout.stage_index,
         n_stages=len(rollout.stages),
         thresholds=rollout.thresholds,
