@@ -352,6 +352,16 @@ class CheckIns:
             return await asyncio.get_running_loop().run_in_executor(self._writer, call)
         return await run_in_threadpool(call)
 
+    def assignment(self, conn: Any, *, device: Device) -> Assignment:
+        """What ``device`` (a row) is assigned now, through the plan cache (the telemetry path)."""
+        plan = self.plan_for(conn, device.model_id) if device.model_id is not None else Plan()
+        return plan.assign(
+            device_id=device.id,
+            model_id=device.model_id,
+            bucket=device.bucket,
+            current_version=device.model_version,
+        )
+
     def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
         """Record what a device runs and return what it should run (None: the device row is gone)."""
         values: dict[str, Any] = {"last_seen": time.time()}
@@ -372,12 +382,13 @@ class CheckIns:
                 return None
             model_id = row.model_id
             insert_reverts(conn, device_id=device.id, model_id=model_id, rows=revert_events(data.health))
-            plan = self._plan(conn, model_id) if model_id is not None else Plan()
+            plan = self.plan_for(conn, model_id) if model_id is not None else Plan()
         return plan.assign(
             device_id=device.id, model_id=model_id, bucket=device.bucket, current_version=row.model_version
         )
 
-    def _plan(self, conn: Any, model_id: str) -> Plan:
+    def plan_for(self, conn: Any, model_id: str) -> Plan:
+        """The model's plan, from the cache while its plan version (read on ``conn``) is unchanged."""
         version = conn.execute(_PLAN_VERSION, {"model_id": model_id}).scalar_one_or_none()
         if version is None:  # no release of this model was ever published
             return Plan()

@@ -171,3 +171,38 @@ def test_small_fleet_is_told_and_can_decide(fleet, make_package):
     r = fleet.client.get(f"/api/v1/rollouts/{body['id']}", headers=fleet.admin).json()
     assert r["state"] == "promoted", [(d["action"], d["reasons"]) for d in r["decisions"]]
     assert [d["action"] for d in r["decisions"] if d["action"] != "wait"] == ["advance", "advance", "promote"]
+
+
+def test_rollout_start_cli_prints_the_stage_plan_and_warns(live_server, cli, make_package):
+    import httpx
+
+    from .conftest import ENROLL
+
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=live_server.url, timeout=60) as c:
+        for v in ("1.0.0", "1.1.0"):
+            assert (
+                c.post(
+                    "/api/v1/releases", content=make_package("digits", v).read_bytes(), headers=admin
+                ).status_code
+                == 201
+            )
+        for i in range(4):
+            body = {"device_id": f"tiny-{i}", "enrollment_token": ENROLL, "model_id": "digits"}
+            assert c.post("/api/v1/devices/register", json=body).status_code == 201
+    env = {"LITESHIP_SERVER": live_server.url, "LITESHIP_TOKEN": ADMIN, "COLUMNS": "200"}
+    r = cli("fleet", "rollout", "start", "digits", "1.1.0", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "candidate devices" in r.stdout and "can decide" in r.stdout
+    assert (
+        "warning:" in r.stdout
+        and "--min-arm-devices" in r.stdout
+        and "never decided automatically" in r.stdout
+    )
+    assert "next: wait" in r.stdout
+    rid = httpx.get(live_server.url + "/api/v1/rollouts", headers=admin).json()[0]["id"]
+    assert cli("fleet", "abort", str(rid), env=env).returncode == 0
+    r = cli("fleet", "rollout", "start", "digits", "1.1.0", "--min-arm-devices", "2", "--json", env=env)
+    body = json.loads(r.stdout)
+    assert body["min_arm_devices"] == 2 and body["warnings"] == []
+    assert [(p["candidate_devices"], p["control_devices"]) for p in body["plan"]] == [(2, 2), (2, 2), (4, 0)]

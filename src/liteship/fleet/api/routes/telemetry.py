@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from liteship.fleet import aggregate, crud, rollout
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 )
 def post_window(
     device_id: str,
+    request: Request,
     body: TelemetryCreate,
     session: SessionDep,
     settings: SettingsDep,
@@ -38,7 +39,7 @@ def post_window(
     evaluated when its last evaluation is older than ``decision_interval_s``.
     """
     own_device(device_id, device)
-    assignment = crud.assignment_for(session, device=device)
+    assignment = request.app.state.checkins.assignment(session.connection(), device=device)
     model_id = body.model_id or device.model_id
     version = body.model_version or device.model_version
     counted = model_id == assignment.model_id and version is not None and version == assignment.version
