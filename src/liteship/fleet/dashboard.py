@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from liteship.fleet import aggregate, crud, panels
+from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
 from liteship.fleet.api.routes.rollouts import rollout_public
 from liteship.fleet.models import ACTIVE_STATES, Device
@@ -158,6 +159,42 @@ def logout(request: Request, session: SessionDep) -> RedirectResponse:
     response = RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(COOKIE, path="/dashboard")
     return response
+
+
+ACTIONS = ("pause", "resume", "abort", "promote", "evaluate")
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from this server's own pages: its Origin (or Referer) names this host, when sent.
+
+    SameSite=Strict already keeps the cookie off cross-site posts; this is the second lock.
+    """
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return True
+    host = request.headers.get("host", "")
+    return source.split("://", 1)[-1].split("/", 1)[0] == host
+
+
+@router.post("/dashboard/rollouts/{rollout_id}/{action}", response_model=None)
+def dashboard_action(
+    rollout_id: int, action: str, request: Request, session: SessionDep
+) -> RedirectResponse | HTMLResponse:
+    """A rollout action from the dashboard's buttons (session cookie), recorded as an admin decision."""
+    if not signed_in(request, session):
+        return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+    if not same_origin(request):
+        return HTMLResponse("cross-site form post refused.", status_code=status.HTTP_403_FORBIDDEN)
+    if action not in ACTIONS:
+        return HTMLResponse(f"unknown action {action[:20]!r}.", status_code=status.HTTP_404_NOT_FOUND)
+    rollout = crud.get_rollout(session, rollout_id=rollout_id)
+    session.refresh(rollout, with_for_update=True)
+    if action == "evaluate":
+        machine.evaluate_rollout(session, rollout=rollout, record_wait=True)
+    else:
+        machine.change_rollout(session, rollout=rollout, action=action, by="admin")
+    session.commit()
+    return RedirectResponse(f"/dashboard#rollout-{rollout_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet server</title></head>

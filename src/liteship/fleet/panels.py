@@ -192,7 +192,7 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
         for d in reversed(pub.decisions[-8:])
     )
     head = (
-        f'<section class="rollout" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
+        f'<section class="rollout" id="rollout-{pub.id}" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
         f"{e(pub.control_version)} → {e(pub.candidate_version)} "
         f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
     )
@@ -212,6 +212,7 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
     warnings = "".join(f'<p class="warning" role="alert">{e(w)}</p>' for w in pub.warnings)
     return (
         head
+        + actions(pub)
         + warnings
         + f'<div class="next"><b>Next:</b> <span class="badge {e(nxt["action"])}">{e(verb)}</span> '
         f"{e('; '.join(nxt['reasons']))}</div>"
@@ -229,6 +230,20 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
         "<th>percent</th><th>candidate</th><th>control</th><th></th></tr></thead>"
         f"<tbody>{plan}</tbody></table></details>"
         + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+    )
+
+
+def actions(pub: RolloutPublic) -> str:
+    """The buttons of an active rollout (form posts to the dashboard's own action route)."""
+    names = ["evaluate", "pause" if pub.state == RolloutState.RUNNING else "resume", "promote", "abort"]
+    return (
+        '<div class="actions">'
+        + "".join(
+            f'<form method="post" action="/dashboard/rollouts/{pub.id}/{n}"><button type="submit" name="do" '
+            f'value="{n}">{n.capitalize()}</button></form>'
+            for n in names
+        )
+        + "</div>"
     )
 
 

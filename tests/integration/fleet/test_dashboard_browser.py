@@ -238,5 +238,11 @@ def test_running_rollout_candidate_vs_control(running, tmp_path):
             _sh.copy(tmp_path / "rollout.png", "/tmp/fleet-rollout.png")
             _sh.copy(tmp_path / "drift.png", "/tmp/fleet-drift.png")
             _sh.copy(tmp_path / "dashboard-running.png", "/tmp/fleet-dashboard-running.png")
+            # the operator steers from the page: Pause is an admin decision, then Resume is offered
+            panel.locator("button[value=pause]").click()
+            page.wait_for_url(url + f"/dashboard#rollout-{rid}")
+            paused = page.locator(f"section#rollout-{rid}")
+            assert paused.get_attribute("data-state") == "paused"
+            assert "pause by admin" in paused.inner_text() and paused.locator("button[value=resume]").count() == 1
         finally:
             ctx.close()
