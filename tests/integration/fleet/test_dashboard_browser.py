@@ -243,6 +243,9 @@ def test_running_rollout_candidate_vs_control(running, tmp_path):
             page.wait_for_url(url + f"/dashboard#rollout-{rid}")
             paused = page.locator(f"section#rollout-{rid}")
             assert paused.get_attribute("data-state") == "paused"
-            assert "pause by admin" in paused.inner_text() and paused.locator("button[value=resume]").count() == 1
+            assert (
+                "pause by admin" in paused.inner_text()
+                and paused.locator("button[value=resume]").count() == 1
+            )
         finally:
             ctx.close()

@@ -233,7 +233,9 @@ def test_dashboard_cookie_is_a_session_of_its_own(sqlite_fleet):
     assert fleet.client.get("/api/v1/devices", cookies={"liteship_admin": ADMIN}).status_code == 401
     # the dashboard's own actions accept it, from its own pages only
     assert fleet.client.post("/dashboard/rollouts/5/pause", cookies=jar).status_code == 404
-    r = fleet.client.post("/dashboard/rollouts/5/pause", cookies=jar, headers={"origin": "https://evil.example"})
+    r = fleet.client.post(
+        "/dashboard/rollouts/5/pause", cookies=jar, headers={"origin": "https://evil.example"}
+    )
     assert r.status_code == 403
     r = fleet.client.post("/dashboard/rollouts/5/pause", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
