@@ -38,18 +38,25 @@ _REQUIRED = ("format", "model_id", "version", "created", "key_id", "files", "mod
 _JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
-def json_depth(data: bytes) -> int:
+def json_depth(data: bytes, limit: int | None = None) -> int:
     """The deepest nesting of objects/arrays in JSON text, without parsing it (no recursion).
 
     Strings are skipped, so brackets inside them do not count. Malformed text gives some number; the
-    parser reports the error after.
+    parser reports the error after. With ``limit`` the answer only says whether the depth passes it:
+    a number above ``limit`` if so (the scan stops there), else some number up to ``limit``.
     """
+    opened = data.count(b"[") + data.count(b"{")
+    if limit is not None and opened <= limit:
+        return opened  # cannot nest deeper than it opens (an upper bound: brackets in strings count)
     depth = deepest = 0
     for m in _JSON_TOKENS.finditer(data):
         c = m.group()[:1]
         if c in (b"[", b"{"):
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest = depth
+                if limit is not None and deepest > limit:
+                    break
         elif c in (b"]", b"}"):
             depth -= 1
     return deepest
@@ -131,11 +138,10 @@ class Manifest:
                 f"{MANIFEST_NAME} is {len(data)} bytes; at most {MAX_MANIFEST_BYTES} are accepted.",
                 hint="This is not a package made by liteship; rebuild it with `liteship package`.",
             )
-        depth = json_depth(data)
-        if depth > MAX_MANIFEST_DEPTH:
+        if json_depth(data, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH:
             raise PackageError(
-                f"{MANIFEST_NAME} nests objects/arrays {depth} levels deep; at most "
-                f"{MAX_MANIFEST_DEPTH} are accepted.",
+                f"{MANIFEST_NAME} nests objects/arrays more than {MAX_MANIFEST_DEPTH} levels deep; at "
+                f"most {MAX_MANIFEST_DEPTH} are accepted.",
                 hint="This is not a package made by liteship; rebuild it with `liteship package`.",
             )
         try:

@@ -334,3 +334,11 @@ def test_buckets_are_the_first_8_bytes_of_sha256_mod_10000():
 
     digest = hashlib.sha256(b"pi-07").digest()
     assert device_bucket("pi-07") == int.from_bytes(digest[:8], "big") % 10_000
+
+
+def test_manifest_depth_is_measured_outside_strings():
+    from liteship.package.manifest import MAX_MANIFEST_DEPTH, json_depth
+
+    assert json_depth(b'{"a": [1, {"b": "[[[\\"["}]}') == 3
+    assert json_depth(b"[" + b'"[[[[",' * 40 + b"1]", MAX_MANIFEST_DEPTH) <= MAX_MANIFEST_DEPTH
+    assert json_depth(b"[" * 40 + b"]" * 40, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH
