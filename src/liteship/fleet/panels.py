@@ -43,8 +43,19 @@ def _bar(value: float, need: float) -> str:
     return f'<span class="bar"><span class="{cls}" style="width:{share * 100:.0f}%"></span></span>'
 
 
-def progress(numbers: dict[str, Any]) -> str:
-    """'candidate 6,909/500 predictions, 1/10 devices' per arm, with bars."""
+def eta(done: float, need: float, elapsed_s: float) -> str:
+    """When ``need`` is reached at the rate so far ('' when reached; 'no data yet' without a rate)."""
+    if done >= need:
+        return ""
+    if done <= 0 or elapsed_s <= 0:
+        return " (no data yet)"
+    left = (need - done) / (done / elapsed_s)
+    when = f"{left / 60:.0f} min" if left < 7200 else f"{left / 3600:.1f} h"
+    return f" (≈ {when} at the current rate)"
+
+
+def progress(numbers: dict[str, Any], elapsed_s: float = 0.0) -> str:
+    """'candidate 6,909/500 predictions, 1/10 devices' per arm, with bars and when predictions suffice."""
     rows = []
     for arm in ("control", "candidate"):
         p = numbers.get("progress", {}).get(arm)
@@ -52,7 +63,8 @@ def progress(numbers: dict[str, Any]) -> str:
             continue
         rows.append(
             f'<li class="{arm}"><b>{arm}</b> {p["predictions"]:,}/{p["min_predictions"]:,} predictions '
-            f"{_bar(p['predictions'], p['min_predictions'])} {p['devices']:,}/{p['min_devices']:,} devices "
+            f"{_bar(p['predictions'], p['min_predictions'])}{eta(p['predictions'], p['min_predictions'], elapsed_s)} "
+            f"{p['devices']:,}/{p['min_devices']:,} devices "
             f"{_bar(p['devices'], p['min_devices'])}</li>"
         )
     return f'<ul class="progress">{"".join(rows)}</ul>'
@@ -216,7 +228,7 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
         + warnings
         + f'<div class="next"><b>Next:</b> <span class="badge {e(nxt["action"])}">{e(verb)}</span> '
         f"{e('; '.join(nxt['reasons']))}</div>"
-        + progress(nxt["numbers"])
+        + progress(nxt["numbers"], now - rollout.stage_started_at)
         + '<div class="side">'
         + f"<figure><figcaption>top-1 confidence, this stage</figcaption>{_hist(ctrl_arm, cand_arm)}"
         + legend(

@@ -223,6 +223,7 @@ def test_running_rollout_candidate_vs_control(running, tmp_path):
             text = panel.inner_text()
             assert f"Rollout {rid}: digits 1.0.0 → 1.1.0" in text
             assert "Next: wait" in text and "/1,000,000 predictions" in text, text
+            assert "at the current rate" in text  # when the thresholds will be met
             cand = panel.locator("ul.progress li.candidate").inner_text()
             assert cand.startswith("candidate ") and "/2 devices" in cand, cand
             assert panel.locator("svg[aria-label='confidence histograms'] rect.candidate").count() == 20
