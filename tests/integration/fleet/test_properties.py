@@ -156,7 +156,7 @@ def still_answers(client, admin, rid) -> None:
 
 _n = iter(range(10**9))
 PROFILE = settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
