@@ -328,20 +328,28 @@ def check_profile(profile: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, list):
             if len(value) > 64 or not all(isinstance(v, str) and len(v) <= MAX_PROFILE_STR for v in value):
                 raise ValueError(f"profile.{key} must be a list of at most 64 strings of ≤ 200 characters")
-        elif isinstance(value, str):
-            if len(value) > MAX_PROFILE_STR:
-                raise ValueError(f"profile.{key} is longer than {MAX_PROFILE_STR} characters")
-        elif isinstance(value, bool) or value is None:
-            continue
-        elif isinstance(value, int):
-            if abs(value) > MAX_PROFILE_INT:
-                raise ValueError(f"profile.{key} is out of bounds (±2**53)")
-        elif isinstance(value, float):
-            if not math.isfinite(value) or abs(value) > MAX_PROFILE_INT:
-                raise ValueError(f"profile.{key} must be a finite number within ±2**53")
-        else:
+        elif isinstance(value, dict):
             raise ValueError(f"profile.{key} must be a string, number, boolean or list of strings")
+        else:
+            _check_scalar(f"profile.{key}", value, max_str=MAX_PROFILE_STR)
     return profile
+
+
+def _check_scalar(path: str, v: Any, *, max_str: int) -> None:
+    """A JSON scalar: a string of ≤ ``max_str`` characters, a boolean, null, or a finite number ±2**53."""
+    if isinstance(v, str):
+        if len(v) > max_str:
+            raise ValueError(f"{path} is longer than {max_str} characters")
+    elif isinstance(v, bool) or v is None:
+        return
+    elif isinstance(v, int):
+        if abs(v) > MAX_PROFILE_INT:  # compared as integers: float(10**400) would overflow
+            raise ValueError(f"{path} is out of bounds (±2**53)")
+    elif isinstance(v, float):
+        if not math.isfinite(v) or abs(v) > MAX_PROFILE_INT:
+            raise ValueError(f"{path} must be a finite number within ±2**53")
+    else:
+        raise ValueError(f"{path} has an unsupported type {type(v).__name__}")
 
 
 def check_bounded_json(value: Any, *, where: str) -> None:
@@ -369,19 +377,8 @@ def check_bounded_json(value: Any, *, where: str) -> None:
             if len(v) > MAX_JSON_ITEMS:
                 raise ValueError(f"{path} has more than {MAX_JSON_ITEMS} items")
             stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(v))
-        elif isinstance(v, str):
-            if len(v) > MAX_JSON_STR:
-                raise ValueError(f"{path} is longer than {MAX_JSON_STR} characters")
-        elif isinstance(v, bool) or v is None:
-            continue
-        elif isinstance(v, int):
-            if abs(v) > MAX_PROFILE_INT:
-                raise ValueError(f"{path} is out of bounds (±2**53)")
-        elif isinstance(v, float):
-            if not math.isfinite(v) or abs(v) > MAX_PROFILE_INT:
-                raise ValueError(f"{path} must be a finite number within ±2**53")
         else:
-            raise ValueError(f"{path} has an unsupported type {type(v).__name__}")
+            _check_scalar(path, v, max_str=MAX_JSON_STR)
 
 
 class Assignment(BaseModel):
