@@ -282,7 +282,8 @@ class CheckIn(_Strict):
     """A device's check-in: what it runs, its profile (``runtime``) and its health.
 
     ``runtime`` is the device profile (a flat object: see :func:`check_profile`); ``health`` is any
-    JSON object within :func:`check_bounded_json`'s limits (depth, sizes, finite numbers).
+    JSON object within :func:`bounded_json`'s limits (depth and finite numbers; long strings and
+    lists are cut).
     """
 
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
@@ -298,9 +299,7 @@ class CheckIn(_Strict):
     @field_validator("health")
     @classmethod
     def _health(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            check_bounded_json(value, where="health")
-        return value
+        return None if value is None else bounded_json(value, where="health")
 
 
 MAX_PROFILE_KEYS = 64
@@ -352,33 +351,30 @@ def _check_scalar(path: str, v: Any, *, max_str: int) -> None:
         raise ValueError(f"{path} has an unsupported type {type(v).__name__}")
 
 
-def check_bounded_json(value: Any, *, where: str) -> None:
-    """Refuse JSON a database column or an aggregate could choke on (iterative: no recursion).
-
-    Limits: nesting ≤ 8, ≤ 1,000 items per list/object, strings ≤ 2,000 characters, numbers finite
-    and within ±2**53.
+def bounded_json(value: Any, *, where: str, depth: int = 0) -> Any:
+    """A copy of device JSON that a column or an aggregate can hold: strings cut to 2,000 characters,
+    lists and objects to their first 1,000 items (a verbose agent is never locked out of check-ins);
+    nesting deeper than 8, and numbers that are not finite or beyond ±2**53, are refused.
 
     Raises:
         ValueError: naming the first offending path.
     """
-    stack: list[tuple[str, Any, int]] = [(where, value, 0)]
-    while stack:
-        path, v, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{path} is nested deeper than {MAX_JSON_DEPTH} levels")
-        if isinstance(v, dict):
-            if len(v) > MAX_JSON_ITEMS:
-                raise ValueError(f"{path} has more than {MAX_JSON_ITEMS} keys")
-            for k, item in v.items():
-                if len(k) > MAX_JSON_STR:
-                    raise ValueError(f"a key of {path} is longer than {MAX_JSON_STR} characters")
-                stack.append((f"{path}.{k[:40]}", item, depth + 1))
-        elif isinstance(v, list):
-            if len(v) > MAX_JSON_ITEMS:
-                raise ValueError(f"{path} has more than {MAX_JSON_ITEMS} items")
-            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(v))
-        else:
-            _check_scalar(path, v, max_str=MAX_JSON_STR)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_JSON_ITEMS]
+        return {
+            k[:MAX_JSON_STR]: bounded_json(v, where=f"{where}.{k[:40]}", depth=depth + 1) for k, v in items
+        }
+    if isinstance(value, list):
+        return [
+            bounded_json(v, where=f"{where}[{i}]", depth=depth + 1)
+            for i, v in enumerate(value[:MAX_JSON_ITEMS])
+        ]
+    if isinstance(value, str):
+        return value[:MAX_JSON_STR]
+    _check_scalar(where, value, max_str=MAX_JSON_STR)
+    return value
 
 
 class Assignment(BaseModel):

@@ -166,6 +166,14 @@ def test_checkin_numbers_are_bounded(running):
     ok = {"model_id": "digits", "health": {"events": [{"event": "reverted", "version": "1.1.0", "at": -5}]}}
     assert fleet.client.post(path, json=ok, headers=devices[dev]).status_code == 200
     assert fleet.client.get("/api/v1/reverts", headers=fleet.admin).json() == []
+    # a verbose agent is not locked out: long strings and lists are cut, not refused
+    long = {"event": "reverted", "version": "1.1.0", "at": time.time(), "reason": "x" * 5000, "by": "device"}
+    verbose = {"model_id": "digits", "health": {"events": [long], "log": ["line"] * 3000, "note": "y" * 9000}}
+    assert fleet.client.post(path, json=verbose, headers=devices[dev]).status_code == 200
+    (stored,) = fleet.client.get("/api/v1/reverts", headers=fleet.admin).json()
+    assert stored["reason"] == "x" * 500
+    row = next(d for d in fleet.client.get("/api/v1/devices", headers=fleet.admin).json() if d["id"] == dev)
+    assert len(row["health"]["log"]) == 1000 and len(row["health"]["note"]) == 2000
     for bad, where in [
         ('{"health": {"x": NaN}}', "health"),
         ('{"health": ' + '{"a": ' * 20 + "1" + "}" * 20 + "}", "nested"),
@@ -344,3 +352,12 @@ def test_manifest_depth_is_measured_outside_strings():
     assert json_depth(b'{"a": [1, {"b": "[[[\\"["}]}') == 3
     assert json_depth(b"[" + b'"[[[[",' * 40 + b"1]", MAX_MANIFEST_DEPTH) <= MAX_MANIFEST_DEPTH
     assert json_depth(b"[" * 40 + b"]" * 40, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH
+
+
+def test_deeply_nested_request_bodies_are_4xx(running):
+    fleet, devices, arms, rid = running
+    dev = next(iter(devices))
+    deep = '{"health": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    for path in (f"/api/v1/devices/{dev}/checkin", f"/api/v1/devices/{dev}/telemetry"):
+        r = raw_post(fleet, path, devices[dev], deep)
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text[:200])
