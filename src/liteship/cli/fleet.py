@@ -208,7 +208,28 @@ def _render_rollout(r: dict[str, Any]) -> None:
     )
     for d in r.get("decisions", [])[-5:]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["at"]))
-        console.print(f"  {when}  {d['action']:<8} by {d['by']}: {'; '.join(d['reasons'])}")
+        console.print(f"  {when}  {d['action']:<8} by {d['by']}: {escape('; '.join(d['reasons']))}")
+    nxt = r.get("next")
+    if nxt:
+        console.print(f"  next: {nxt['action']} — {escape('; '.join(nxt['reasons']))}", soft_wrap=True)
+
+
+def _render_plan(r: dict[str, Any]) -> None:
+    """Devices per arm per stage, and the warnings of a stage that cannot decide."""
+    plan = r.get("plan") or []
+    if plan:
+        table = Table("stage", "percent", "candidate devices", "control devices", "can decide")
+        for p in plan:
+            table.add_row(
+                str(p["stage"]),
+                f"{p['percent']:g} %",
+                str(p["candidate_devices"]),
+                str(p["control_devices"]),
+                "yes" if p["can_decide"] else "[b]no[/]",
+            )
+        console.print(table)
+    for warning in r.get("warnings") or []:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 @fleet_cmd.command("publish")
@@ -246,6 +267,14 @@ def rollout() -> None:
 @click.option(
     "--threshold", "thresholds", multiple=True, metavar="NAME=VALUE", help="Decision threshold override."
 )
+@click.option(
+    "--min-arm-devices",
+    type=click.IntRange(0, 100_000),
+    default=0,
+    show_default=True,
+    help="Small fleets: put at least N devices on each arm from the first stage "
+    "(the fleet needs 2·N devices; 0: the stage percentages alone decide).",
+)
 @json_option
 @connection_options
 @click.pass_context
@@ -256,9 +285,16 @@ def rollout_start(
     control: str | None,
     stages: str | None,
     thresholds: tuple[str, ...],
+    min_arm_devices: int,
     as_json: bool,
 ) -> None:
-    """Roll VERSION of MODEL_ID out beside the control, in stages."""
+    """Roll VERSION of MODEL_ID out beside the control, in stages.
+
+    \b
+    Prints how many of the registered devices each stage puts on each arm, and says when a stage
+    can never reach the engine's min_devices (default 10 per arm): with the default stages 2/15/100
+    a fleet needs about 500 devices for stage 1. Small fleets: --min-arm-devices 10.
+    """
     from liteship.cli._common import parse_floats
 
     parsed: dict[str, float] = {}
@@ -276,8 +312,13 @@ def rollout_start(
         control_version=control,
         stages=list(parse_floats(stages, "--stages") or ()),
         thresholds=parsed,
+        min_arm_devices=min_arm_devices,
     )
-    emit_json(r) if as_json else _render_rollout(r)
+    if as_json:
+        emit_json(r)
+        return
+    _render_rollout(r)
+    _render_plan(r)
 
 
 @rollout.command("status")
@@ -294,6 +335,8 @@ def rollout_status(ctx: click.Context, rollout_id: int | None, model_id: str | N
         return
     for r in [result] if rollout_id is not None else result:
         _render_rollout(r)
+        if rollout_id is not None:
+            _render_plan(r)
 
 
 def _action(name: str, doc: str) -> click.Command:
@@ -319,17 +362,58 @@ for _name, _doc in (
     (rollout if _name == "evaluate" else fleet_cmd).add_command(_action(_name, _doc))
 
 
+def _key_values(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=flag)
+        out[key] = value
+    return out
+
+
 @fleet_cmd.command("devices")
+@click.option(
+    "--profile",
+    "profile",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only devices whose profile matches, e.g. machine=aarch64 or isa=dotprod (repeatable).",
+)
+@click.option("--group-by", "group_by", metavar="KEY", help="Group by a profile field, e.g. cpu_model.")
 @json_option
 @connection_options
 @click.pass_context
-def devices(ctx: click.Context, as_json: bool) -> None:
-    """List devices: the version they run and are assigned, last check-in, reverts."""
-    rows = _client(ctx).devices()
+def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, as_json: bool) -> None:
+    """List devices: version run and assigned, profile, health, own reverts, last check-in.
+
+    \b
+    The profile is what the agent reports at check-in (machine, cpu_model, cores, isa, memory_mb,
+    os, python, litert, accelerators, accelerator). Reverts count only those the device decided.
+    """
+    from liteship.fleet.profile import group_key
+
+    rows = _client(ctx).devices(_key_values(profile, "--profile"))
+    if group_by:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for d in rows:
+            groups.setdefault(group_key(d.get("runtime"), group_by), []).append(d)
+        if as_json:
+            emit_json({"group_by": group_by, "groups": groups})
+            return
+        table = Table(group_by, "devices", "versions", "ids")
+        for value, members in sorted(groups.items()):
+            versions = sorted({d["model_version"] or "—" for d in members})
+            ids = ", ".join(d["id"] for d in members[:8]) + (" …" if len(members) > 8 else "")
+            table.add_row(escape(value), str(len(members)), ", ".join(versions), ids)
+        console.print(table)
+        return
     if as_json:
         emit_json(rows)
         return
-    table = Table("device", "model", "version", "assigned", "reverts", "last check-in (UTC)")
+    table = Table(
+        "device", "model", "version", "assigned", "profile", "health", "reverts", "last check-in (UTC)"
+    )
     for d in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["last_seen"])) if d["last_seen"] else "never"
         table.add_row(
@@ -337,6 +421,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
             d["model_id"] or "—",
             d["model_version"] or "—",
             d.get("assigned_version") or "—",
+            escape(d.get("profile_summary") or "—"),
+            escape(d.get("health_summary") or "—"),
             str(d.get("reverts", 0)),
             seen,
         )

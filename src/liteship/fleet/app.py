@@ -129,6 +129,41 @@ def _error_status(e: LiteshipError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
+def add_api_docs(app: FastAPI) -> None:
+    """``/api/docs``: Swagger UI from the ``swagger-ui-bundle`` package's files (works offline).
+
+    Without that package (it is in the ``server`` extra) the page says so and links the OpenAPI schema.
+    """
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        swagger_ui_path = None
+
+    if swagger_ui_path is not None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/api/docs/static", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        if swagger_ui_path is None:
+            return HTMLResponse(
+                "<!doctype html><title>API docs</title><p>The interactive API docs need the "
+                "<code>swagger-ui-bundle</code> package (<code>pip install 'liteship[server]'</code>); "
+                'the schema is at <a href="/api/openapi.json">/api/openapi.json</a>.</p>'
+            )
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="liteship fleet server — API",
+            swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/static/swagger-ui.css",
+            swagger_favicon_url="/api/docs/static/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any] | None = None) -> FastAPI:
     """Build the server: migrate the database, prepare the artifact store and TUF repository.
 
@@ -151,8 +186,13 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     url = settings.resolved_database_url()
     run_migrations(url)
     app = FastAPI(
-        title="liteship fleet server", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json"
+        title="liteship fleet server",
+        version="1",
+        docs_url=None,  # served by add_api_docs from local files, never from a CDN
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
+    add_api_docs(app)
     app.state.settings = settings
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)

@@ -49,6 +49,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liteship.errors import LiteshipError
 from liteship.fleet.models import (
+    MAX_TIME,
     Assignment,
     Channel,
     CheckIn,
@@ -57,10 +58,9 @@ from liteship.fleet.models import (
     Release,
     Revert,
     Rollout,
+    RolloutState,
 )
 
-ACTIVE_STATES = ("running", "paused")
-ENDED_BADLY = ("halted", "aborted")  # the candidate's devices are sent back (rollback-to-control)
 MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
 
@@ -98,6 +98,7 @@ class Plan:
     rollout_id: int | None = None
     rollout_state: str = ""
     percent: float = 0.0
+    cutoff: int = 0  # devices with buckets below it run the candidate
     control: ReleaseRef | None = None
     candidate: ReleaseRef | None = None
     # the last rollout of the model, when it was halted or aborted and stable is older than its candidate
@@ -117,7 +118,7 @@ class Plan:
         if model_id is None:
             return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
         if self.rollout_id is not None:
-            arm = "candidate" if bucket < self.percent * 100 else "control"
+            arm = "candidate" if bucket < self.cutoff else "control"
             rel = self.candidate if arm == "candidate" else self.control
             reason = f"rollout {self.rollout_id} ({self.rollout_state}) at {self.percent:g} %: {arm}"
             return _assignment(
@@ -174,14 +175,17 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
     rollout = session.scalars(
         select(Rollout).where(Rollout.model_id == model_id).order_by(Rollout.id.desc()).limit(1)
     ).first()
-    if rollout is not None and rollout.state in ACTIVE_STATES:
+    if rollout is not None and RolloutState(rollout.state).active:
         control = session.get(Release, rollout.control_release_id)
         candidate = session.get(Release, rollout.candidate_release_id)
         assert control is not None and candidate is not None
+        percent = rollout.stages[rollout.stage_index]
+        cutoff = rollout.bucket_cutoff
         return Plan(
             rollout_id=rollout.id,
             rollout_state=rollout.state,
-            percent=rollout.stages[rollout.stage_index],
+            percent=percent,
+            cutoff=math.ceil(percent * 100) if cutoff is None else cutoff,
             control=ReleaseRef.of(control),
             candidate=ReleaseRef.of(candidate),
         )
@@ -193,7 +197,7 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
     if stable is None:
         return Plan()
     plan = Plan(stable=ReleaseRef.of(stable))
-    if rollout is not None and rollout.state in ENDED_BADLY:
+    if rollout is not None and RolloutState(rollout.state).ended_badly:
         candidate = session.get(Release, rollout.candidate_release_id)
         if candidate is not None and _older(stable.version, candidate.version):
             plan = Plan(
@@ -219,8 +223,9 @@ def revert_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The revert events in a check-in's ``health`` as rows for :class:`Revert` (malformed ones skipped).
 
     The agent reports ``health["events"]`` as ``{"event": "reverted", "version", "to", "reason", "at"}``
-    and resends them until a check-in succeeds. A revert the server asked for (``"by": "server"``, or
-    the agent's reason "server assigned the fallback …") is marked ``by_server``.
+    and resends them until a check-in succeeds. A revert the server asked for carries ``"by": "server"``
+    and is marked ``by_server`` (the reason's text is for people and is not read). ``at`` must be a
+    number within 0..2100-01-01 (an integer of any size is refused without converting it).
     """
     events = health.get("events") if isinstance(health, dict) else None
     if not isinstance(events, list):
@@ -232,19 +237,28 @@ def revert_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
         version, at, to = ev.get("version"), ev.get("at"), ev.get("to")
         if not isinstance(version, str) or not 0 < len(version) <= 64:
             continue
-        if not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at):
+        if not _valid_time(at):
             continue
+        assert isinstance(at, int | float)
         reason = str(ev.get("reason") or "")[:500]
         rows.append(
             {
                 "version": version,
                 "to_version": to if isinstance(to, str) and 0 < len(to) <= 64 else None,
                 "reason": reason,
-                "by_server": ev.get("by") == "server" or reason.startswith("server assigned"),
+                "by_server": ev.get("by") == "server",
                 "at": float(at),
             }
         )
     return rows
+
+
+def _valid_time(at: Any) -> bool:
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        return False
+    if isinstance(at, int):
+        return 0 <= at <= MAX_TIME  # compared as integers: float(10**400) would overflow
+    return math.isfinite(at) and 0.0 <= at <= MAX_TIME
 
 
 def insert_reverts(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
@@ -338,6 +352,16 @@ class CheckIns:
             return await asyncio.get_running_loop().run_in_executor(self._writer, call)
         return await run_in_threadpool(call)
 
+    def assignment(self, conn: Any, *, device: Device) -> Assignment:
+        """What ``device`` (a row) is assigned now, through the plan cache (the telemetry path)."""
+        plan = self.plan_for(conn, device.model_id) if device.model_id is not None else Plan()
+        return plan.assign(
+            device_id=device.id,
+            model_id=device.model_id,
+            bucket=device.bucket,
+            current_version=device.model_version,
+        )
+
     def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
         """Record what a device runs and return what it should run (None: the device row is gone)."""
         values: dict[str, Any] = {"last_seen": time.time()}
@@ -358,12 +382,13 @@ class CheckIns:
                 return None
             model_id = row.model_id
             insert_reverts(conn, device_id=device.id, model_id=model_id, rows=revert_events(data.health))
-            plan = self._plan(conn, model_id) if model_id is not None else Plan()
+            plan = self.plan_for(conn, model_id) if model_id is not None else Plan()
         return plan.assign(
             device_id=device.id, model_id=model_id, bucket=device.bucket, current_version=row.model_version
         )
 
-    def _plan(self, conn: Any, model_id: str) -> Plan:
+    def plan_for(self, conn: Any, model_id: str) -> Plan:
+        """The model's plan, from the cache while its plan version (read on ``conn``) is unchanged."""
         version = conn.execute(_PLAN_VERSION, {"model_id": model_id}).scalar_one_or_none()
         if version is None:  # no release of this model was ever published
             return Plan()

@@ -104,8 +104,10 @@ class FleetClient:
     def rollout_action(self, rollout_id: int, action: str) -> Any:
         return self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
 
-    def devices(self) -> Any:
-        return self._call("GET", "/api/v1/devices")
+    def devices(self, profile: dict[str, str] | None = None) -> Any:
+        """Devices, those whose profile matches every ``KEY=VALUE`` of ``profile`` when given."""
+        params = {f"profile.{k}": v for k, v in (profile or {}).items()}
+        return self._call("GET", "/api/v1/devices", params=params or None)
 
     def telemetry(self, device_id: str, *, limit: int = 100, since: float = 0.0) -> Any:
         """A device's telemetry windows, newest first."""

@@ -1,33 +1,34 @@
-"""Database operations of the fleet server. Keyword-only functions; the caller owns the transaction
-(one request = one transaction: a failure anywhere leaves nothing stored half-way)."""
+"""Data access of the fleet server: keyword-only functions over the tables of :mod:`~liteship.fleet.models`.
+The caller owns the transaction (one request = one transaction: a failure anywhere leaves nothing stored
+half-way). Logic lives elsewhere: the rollout state machine in :mod:`~liteship.fleet.rollout`,
+aggregation in :mod:`~liteship.fleet.aggregate`, package verification in :mod:`~liteship.fleet.registry`."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError, PackageError
-from liteship.fleet import decisions, drift
-from liteship.fleet.checkin import ACTIVE_STATES, STABLE, Plan, hash_token, load_plan
+from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
-    CONFIDENCE_BINS,
+    ACTIVE_STATES,
+    MAX_DB_ID,
     Assignment,
     Channel,
+    DashboardSession,
     Decision,
     Device,
     Model,
     Release,
     Revert,
     Rollout,
+    RolloutState,
     TelemetryCreate,
     TelemetryWindow,
 )
@@ -59,67 +60,7 @@ def semver_key(version: str) -> Any:
         raise FleetError(f"version {version!r} is not a semantic version: {e}") from None
 
 
-def manifest_dict(manifest: Any) -> dict[str, Any]:
-    if hasattr(manifest, "to_dict"):
-        return dict(manifest.to_dict())
-    if is_dataclass(manifest) and not isinstance(manifest, type):
-        return asdict(manifest)
-    return dict(manifest)
-
-
-def reference_histogram(manifest: dict[str, Any]) -> tuple[list[float], list[float] | None] | None:
-    """``(counts, edges)`` of the reference top-1 confidence histogram the package carries, or None."""
-    hist = manifest.get("reference_histogram")
-    if not isinstance(hist, dict) or not isinstance(hist.get("counts"), list) or not hist["counts"]:
-        return None
-    edges = hist.get("bins")
-    return [float(c) for c in hist["counts"]], [float(e) for e in edges] if isinstance(edges, list) else None
-
-
-NO_REFERENCE = (
-    "no reference histogram in the package (build it with `liteship pipeline`, which records the "
-    "validation confidence histogram)"
-)
-
-
 # ---- registry -----------------------------------------------------------------------------------
-
-
-def verify_package_file(
-    *,
-    path: Path,
-    trusted_keys: list[str],
-    verify: Callable[[Path, Any], Any] | None = None,
-    display_name: str | None = None,
-) -> dict[str, Any]:
-    """Verify a package with the first trusted key that accepts it; return its manifest as a dict.
-
-    Args:
-        path: the package on the server's disk (a temporary file while publishing).
-        trusted_keys: publisher public keys.
-        verify: replaces ``liteship.package.verify_package`` (tests).
-        display_name: how messages name the package (the uploaded file's name), instead of ``path``.
-
-    Raises:
-        PackageError: unsigned, tampered, or signed by no trusted key (or none is configured).
-    """
-    if not trusted_keys:
-        raise PackageError(
-            "the server has no trusted publisher key (`trusted_keys`), so no package can be accepted.",
-            hint="Restart it with the publisher's public key (LITESHIP_TRUSTED_KEYS).",
-        )
-    if verify is None:
-        from liteship.package import verify_package
-
-        verify = verify_package
-    name = display_name or path.name
-    errors = []
-    for key in trusted_keys:
-        try:
-            return manifest_dict(verify(path, key))
-        except (PackageError, ValueError) as e:
-            errors.append(str(e).replace(str(path), name).replace(path.name, name))
-    raise PackageError(f"package {name!r} refused: {errors[-1]}")
 
 
 def latest_release(session: Session, *, model_id: str) -> Release | None:
@@ -223,14 +164,18 @@ def register_device(session: Session, *, device_id: str, model_id: str | None) -
     Raises:
         Conflict: the device id is taken.
     """
+    taken = Conflict(f"device {device_id!r} is already registered.", hint="Use the token it was given.")
     if session.get(Device, device_id) is not None:
-        raise Conflict(f"device {device_id!r} is already registered.", hint="Use the token it was given.")
+        raise taken
     token = secrets.token_urlsafe(32)
     device = Device(
         id=device_id, token_hash=hash_token(token), bucket=device_bucket(device_id), model_id=model_id
     )
-    session.add(device)
-    session.flush()
+    try:  # check, then insert: a registration racing in between loses on the primary key (409)
+        with session.begin_nested():
+            session.add(device)
+    except IntegrityError:
+        raise taken from None
     return device, token
 
 
@@ -249,17 +194,22 @@ def get_device(session: Session, *, device_id: str) -> Device:
     return device
 
 
-def device_listing(session: Session) -> list[dict[str, Any]]:
-    """Every device with what it runs, what it is assigned, its refused versions and revert count."""
+def device_listing(session: Session, *, profile: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
+    it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
-    counts: dict[str, int] = {
+    counts: dict[str, int] = {  # reverts the device decided (a server-requested one is not its fault)
         device_id: n
         for device_id, n in session.execute(
-            select(Revert.device_id, func.count()).group_by(Revert.device_id)
+            select(Revert.device_id, func.count())
+            .where(Revert.by_server.is_(False))
+            .group_by(Revert.device_id)
         ).all()
     }
     out = []
     for d in list_devices(session):
+        if profile and not profile_matches(d.runtime, profile):
+            continue
         if d.model_id is not None and d.model_id not in plans:
             plans[d.model_id] = load_plan(session, model_id=d.model_id)
         plan = plans.get(d.model_id or "", Plan())
@@ -347,21 +297,14 @@ def assignment_for(session: Session, *, device: Device) -> Assignment:
 # ---- telemetry ----------------------------------------------------------------------------------
 
 
-def add_telemetry(session: Session, *, device: Device, window: TelemetryCreate) -> bool:
+def add_telemetry(
+    session: Session, *, device: Device, window: TelemetryCreate, assigned: bool = True
+) -> bool:
     """Store a window once. Returns True when the window id was already stored (nothing changes).
 
-    Raises:
-        FleetError: inconsistent window (end before start, histogram/edges mismatch).
+    ``window`` is already checked by its schema (bounds, finiteness, sorted edges, start ≤ end).
+    ``assigned=False`` stores a window that is not counted by decisions or drift.
     """
-    if window.ended < window.started:
-        raise FleetError("telemetry window ends before it starts.")
-    if window.latency_edges_ms and len(window.latency_hist) != len(window.latency_edges_ms) + 1:
-        raise FleetError(
-            f"latency_hist has {len(window.latency_hist)} bins; expected len(latency_edges_ms)+1 = "
-            f"{len(window.latency_edges_ms) + 1}."
-        )
-    if any(c < 0 for c in window.confidence_hist + window.latency_hist):
-        raise FleetError("histogram counts must not be negative.")
     exists = session.scalar(
         select(func.count()).where(
             TelemetryWindow.device_id == device.id, TelemetryWindow.window_id == window.window_id
@@ -369,7 +312,7 @@ def add_telemetry(session: Session, *, device: Device, window: TelemetryCreate) 
     )
     if exists:
         return True
-    row = TelemetryWindow(device_id=device.id, **window.model_dump())
+    row = TelemetryWindow(device_id=device.id, assigned=assigned, **window.model_dump())
     row.model_id = row.model_id or device.model_id
     row.model_version = row.model_version or device.model_version
     try:
@@ -381,167 +324,101 @@ def add_telemetry(session: Session, *, device: Device, window: TelemetryCreate) 
 
 
 def windows_for(session: Session, *, model_id: str, version: str, since: float) -> list[TelemetryWindow]:
+    """The counted windows (``assigned``) of one model version that ended at or after ``since``."""
     return list(
         session.scalars(
             select(TelemetryWindow).where(
                 TelemetryWindow.model_id == model_id,
                 TelemetryWindow.model_version == version,
                 TelemetryWindow.ended >= since,
+                TelemetryWindow.assigned.is_(True),
             )
         )
     )
 
 
-def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
-    """Merge windows and revert events into one :class:`decisions.ArmStats`.
+def releases_of(session: Session, *, model_id: str) -> list[Release]:
+    return list(session.scalars(select(Release).where(Release.model_id == model_id).order_by(Release.id)))
 
-    Latency merges the windows sharing the first latency edges. A device counts once towards the
-    rollback rate whether it reported ``rollbacks`` in telemetry or a revert event in a check-in, and a
-    device that reverted before sending any window still counts as a device of the arm.
+
+def get_model(session: Session, *, model_id: str) -> Model | None:
+    return session.get(Model, model_id)
+
+
+def devices_of_model(session: Session, *, model_id: str) -> list[Device]:
+    return list(session.scalars(select(Device).where(Device.model_id == model_id).order_by(Device.id)))
+
+
+def profile_matches(runtime: dict[str, Any] | None, profile: dict[str, str]) -> bool:
+    """True when every ``key=value`` holds in a device profile: equal as text, or (for a list field
+    such as ``isa`` or ``accelerators``) one of its items. Keys may be written ``profile.KEY``."""
+    if not isinstance(runtime, dict):
+        return not profile
+    for key, want in profile.items():
+        have = runtime.get(key.removeprefix("profile."))
+        if isinstance(have, list):
+            if want not in [str(v) for v in have]:
+                return False
+        elif have is None or str(have).lower() != want.lower():
+            return False
+    return True
+
+
+def devices_matching(session: Session, *, profile: dict[str, str]) -> list[Device]:
+    """The devices whose reported profile (check-in ``runtime``) matches every ``key=value``.
+
+    >>> devices_matching(session, profile={"machine": "aarch64", "isa": "dotprod"})  # doctest: +SKIP
     """
-    reverts = reverts or []
-    arm = decisions.ArmStats(confidence_hist=[0] * CONFIDENCE_BINS)
-    devices = set()
-    for w in windows:
-        devices.add(w.device_id)
-        arm.predictions += w.inferences
-        arm.errors += w.errors
-        arm.rollbacks += w.rollbacks
-        arm.confidence_hist = [a + b for a, b in zip(arm.confidence_hist, w.confidence_hist, strict=True)]
-        if w.latency_edges_ms and not arm.latency_edges_ms:
-            arm.latency_edges_ms, arm.latency_hist = list(w.latency_edges_ms), [0] * len(w.latency_hist)
-        if w.latency_edges_ms == arm.latency_edges_ms:
-            arm.latency_hist = [a + b for a, b in zip(arm.latency_hist, w.latency_hist, strict=True)]
-    reverted = {r.device_id for r in reverts}
-    arm.devices = len(devices | reverted)
-    arm.reverts = len(reverts)
-    # rollbacks are counted per device: a device reporting several counts once for the rate
-    arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
-    return arm
-
-
-def drift_series(
-    session: Session,
-    *,
-    model_id: str,
-    version: str | None = None,
-    period_s: float = 3600.0,
-    since: float = 0.0,
-) -> list[dict[str, Any]]:
-    """Per version of a model: PSI per period of its live confidence vs the package's reference."""
-    out = []
-    releases = session.scalars(select(Release).where(Release.model_id == model_id).order_by(Release.id)).all()
-    if not releases:
-        raise NotFound(f"no model {model_id!r}.")
-    for rel in releases:
-        if version is not None and rel.version != version:
-            continue
-        ref = reference_histogram(rel.manifest)
-        buckets: dict[float, list[int]] = {}
-        windows = windows_for(session, model_id=model_id, version=rel.version, since=since)
-        for w in windows:
-            start = (w.ended // period_s) * period_s
-            acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
-            buckets[start] = [a + b for a, b in zip(acc, w.confidence_hist, strict=True)]
-        points = []
-        if ref is not None:
-            try:
-                points = [drift.drift_point(s, h, *ref).to_dict() for s, h in sorted(buckets.items())]
-            except ValueError:
-                ref = None
-        predictions = sum(sum(h) for h in buckets.values())
-        if ref is None:
-            level, note = "no-reference", NO_REFERENCE
-        elif not windows:
-            level, note = "insufficient", "no telemetry from this version yet"
-        else:
-            level, note = points[-1]["level"], None
-        out.append(
-            {
-                "model_id": model_id,
-                "version": rel.version,
-                "has_reference": ref is not None,
-                "points": points,
-                "latest_level": level,
-                "predictions": predictions,  # live predictions over every period
-                "windows": len(windows),
-                "note": note,
-            }
-        )
-    return out
+    return [d for d in list_devices(session) if profile_matches(d.runtime, profile)]
 
 
 # ---- rollouts -----------------------------------------------------------------------------------
 
 
-def create_rollout(
+def add_rollout(
     session: Session,
     *,
     model_id: str,
-    candidate_version: str,
-    control_version: str | None,
+    control_release_id: int,
+    candidate_release_id: int,
     stages: list[float],
     thresholds: dict[str, float],
+    min_arm_devices: int = 0,
+    bucket_cutoff: int | None = None,
 ) -> Rollout:
-    """Start a rollout of ``candidate_version`` beside the control (default: the stable channel).
-
-    Raises:
-        NotFound: unknown model or version. Conflict: another rollout of the model is active, or the
-        candidate is the control. FleetError: stages not increasing within (0, 100] or ending below 100.
-    """
-    if (
-        any(not 0 < s <= 100 for s in stages)
-        or any(b <= a for a, b in zip(stages, stages[1:], strict=False))
-        or stages[-1] != 100
-    ):
-        raise FleetError(f"stages must increase within (0, 100] and end at 100, got {stages}.")
-    unknown = set(thresholds) - set(decisions.DEFAULT_THRESHOLDS)
-    if unknown:
-        raise FleetError(
-            f"unknown thresholds {sorted(unknown)}; available: {sorted(decisions.DEFAULT_THRESHOLDS)}."
-        )
-    if session.get(Model, model_id) is None:
-        raise NotFound(f"no model {model_id!r}.", hint="Publish a package first.")
-    candidate = get_release(session, model_id=model_id, version=candidate_version)
-    if control_version is None:
-        control = channels_of(session, model_id=model_id).get(STABLE)
-        if control is None:
-            raise Conflict(f"{model_id} has no stable release to compare with.")
-    else:
-        control = get_release(session, model_id=model_id, version=control_version)
-    if control.id == candidate.id:
-        raise Conflict(f"the candidate {candidate_version} is already the control.")
-    current = active_rollout(session, model_id=model_id)
-    if current is not None:
-        raise Conflict(
-            f"rollout {current.id} of {model_id} is {current.state}.", hint="Promote or abort it first."
-        )
     now = time.time()
     rollout = Rollout(
         model_id=model_id,
-        control_release_id=control.id,
-        candidate_release_id=candidate.id,
+        control_release_id=control_release_id,
+        candidate_release_id=candidate_release_id,
         stages=stages,
         stage_index=0,
-        state="running",
-        thresholds={**decisions.DEFAULT_THRESHOLDS, **thresholds},
+        state=RolloutState.RUNNING,
+        thresholds=thresholds,
         created_at=now,
         stage_started_at=now,
         updated_at=now,
+        min_arm_devices=min_arm_devices,
+        bucket_cutoff=bucket_cutoff,
     )
     session.add(rollout)
     session.flush()
-    bump_plan(session, model_id=model_id)
     return rollout
 
 
 def get_rollout(session: Session, *, rollout_id: int) -> Rollout:
-    rollout = session.get(Rollout, rollout_id)
+    """Raises: NotFound (also for ids beyond the integer key's range)."""
+    rollout = session.get(Rollout, rollout_id) if 0 < rollout_id <= MAX_DB_ID else None
     if rollout is None:
         raise NotFound(
             f"no rollout {rollout_id}.", hint="List rollouts with `liteship fleet rollout status`."
         )
     return rollout
+
+
+def lock_rollout(session: Session, *, rollout_id: int) -> Rollout | None:
+    """The rollout re-read with ``SELECT … FOR UPDATE`` (serializes concurrent evaluations)."""
+    return session.get(Rollout, rollout_id, with_for_update=True, populate_existing=True)
 
 
 def list_rollouts(session: Session, *, model_id: str | None = None) -> list[Rollout]:
@@ -557,110 +434,48 @@ def decisions_of(session: Session, *, rollout_id: int) -> list[Decision]:
     )
 
 
-_TRANSITIONS = {
-    "pause": ({"running"}, "paused"),
-    "resume": ({"paused"}, "running"),
-    "abort": ({"running", "paused"}, "aborted"),
-    "promote": ({"running", "paused"}, "promoted"),
-}
+def last_decision(session: Session, *, rollout_id: int) -> Decision | None:
+    return session.scalars(
+        select(Decision).where(Decision.rollout_id == rollout_id).order_by(Decision.id.desc()).limit(1)
+    ).first()
 
 
-def change_rollout(
-    session: Session,
-    *,
-    rollout: Rollout,
-    action: str,
-    by: str = "admin",
-    reasons: list[str] | None = None,
-    numbers: dict[str, Any] | None = None,
+def add_decision(
+    session: Session, *, rollout: Rollout, action: str, by: str, reasons: list[str], numbers: dict[str, Any]
 ) -> Decision:
-    """Apply ``pause | resume | abort | promote | halt | advance`` and record it as a decision.
-
-    Raises:
-        Conflict: the action does not apply to the rollout's state.
-    """
-    now = time.time()
-    if action == "halt":
-        allowed, new_state = {"running"}, "halted"
-    elif action == "advance":
-        allowed, new_state = {"running"}, "running"
-    else:
-        allowed, new_state = _TRANSITIONS[action]
-    if rollout.state not in allowed:
-        raise Conflict(f"cannot {action} rollout {rollout.id}: it is {rollout.state}.")
-    if action == "advance":
-        rollout.stage_index += 1
-        rollout.stage_started_at = now
-    if action == "promote":
-        rollout.stage_index = len(rollout.stages) - 1
-        candidate = session.get(Release, rollout.candidate_release_id)
-        assert candidate is not None  # a foreign key of the rollout
-        set_channel(session, model_id=rollout.model_id, name=STABLE, release=candidate)
-    rollout.state, rollout.updated_at = new_state, now
-    bump_plan(session, model_id=rollout.model_id)
     decision = Decision(
         rollout_id=rollout.id,
-        at=now,
+        at=time.time(),
         stage_index=rollout.stage_index,
         action=action,
         by=by,
-        reasons=reasons or [f"{action} by {by}"],
-        numbers=numbers or {},
+        reasons=reasons,
+        numbers=numbers,
     )
     session.add(decision)
     session.flush()
     return decision
 
 
-def evaluate_rollout(session: Session, *, rollout: Rollout, record_wait: bool = False) -> decisions.Verdict:
-    """Run the decision engine on the current stage's telemetry and apply its verdict.
+# ---- dashboard sessions -------------------------------------------------------------------------
 
-    ``wait`` verdicts are recorded only when ``record_wait`` (an explicit evaluation), so telemetry
-    does not fill the table with them.
-    """
-    control = session.get(Release, rollout.control_release_id)
-    candidate = session.get(Release, rollout.candidate_release_id)
-    assert control is not None and candidate is not None
-    since = rollout.stage_started_at
-    # at 100 % no device runs the control any more: compare with the control over the whole rollout
-    control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
-    model_id = rollout.model_id
-    verdict = decisions.decide(
-        arm_stats(
-            windows_for(session, model_id=model_id, version=control.version, since=control_since),
-            reverts_for(session, model_id=model_id, version=control.version, since=control_since),
-        ),
-        arm_stats(
-            windows_for(session, model_id=model_id, version=candidate.version, since=since),
-            reverts_for(session, model_id=model_id, version=candidate.version, since=since),
-        ),
-        stage_index=rollout.stage_index,
-        n_stages=len(rollout.stages),
-        thresholds=rollout.thresholds,
-    )
-    rollout.evaluated_at = time.time()
-    if rollout.state != "running":
-        return verdict
-    if verdict.action == "wait":
-        if record_wait:
-            session.add(
-                Decision(
-                    rollout_id=rollout.id,
-                    at=time.time(),
-                    stage_index=rollout.stage_index,
-                    action="wait",
-                    by="engine",
-                    reasons=verdict.reasons,
-                    numbers=verdict.numbers,
-                )
-            )
-        return verdict
-    change_rollout(
-        session,
-        rollout=rollout,
-        action=verdict.action,
-        by="engine",
-        reasons=verdict.reasons,
-        numbers=verdict.numbers,
-    )
-    return verdict
+
+def add_dashboard_session(session: Session, *, lifetime_s: float) -> str:
+    """A new dashboard session; returns its random cookie value (only its sha256 is stored)."""
+    value = secrets.token_urlsafe(32)
+    now = time.time()
+    session.execute(delete(DashboardSession).where(DashboardSession.expires_at < now))
+    session.add(DashboardSession(token_hash=hash_token(value), created_at=now, expires_at=now + lifetime_s))
+    session.flush()
+    return value
+
+
+def dashboard_session_valid(session: Session, *, value: str | None) -> bool:
+    if not value or len(value) > 200:
+        return False
+    row = session.get(DashboardSession, hash_token(value))
+    return row is not None and row.expires_at > time.time()
+
+
+def end_dashboard_session(session: Session, *, value: str) -> None:
+    session.execute(delete(DashboardSession).where(DashboardSession.token_hash == hash_token(value)))

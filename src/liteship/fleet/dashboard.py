@@ -1,8 +1,10 @@
 """The dashboard: one self-contained HTML page (no scripts, no CDN; charts are inline SVG drawn here).
 
 Shows the fleet, versions per device, rollouts with their stage and decisions, and drift over time.
-Admin only: ``Authorization: Bearer <admin token>``, or the cookie set by the login form at
-``/dashboard/login``.
+Admin only: ``Authorization: Bearer <admin token>``, or the dashboard's own session cookie set by the
+login form at ``/dashboard/login``: a random value (only its sha256 is stored, in
+``dashboard_sessions``), expiring after :data:`SESSION_LIFETIME_S`, HttpOnly, SameSite=Strict, and
+accepted by the dashboard's pages and actions only (never by the API).
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from liteship.fleet import crud
+from liteship.fleet import aggregate, crud, panels
+from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
 from liteship.fleet.api.routes.rollouts import rollout_public
-from liteship.fleet.drift import ALERT, WARN
+from liteship.fleet.models import ACTIVE_STATES, Device
+from liteship.fleet.profile import health_text, runtime_text
 
 router = APIRouter(tags=["dashboard"])
+COOKIE = "liteship_dashboard"
+SESSION_LIFETIME_S = 12 * 3600.0
 PAGE = Template((Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8"))
 LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet — sign in</title></head>
 <body style="font-family:sans-serif;max-width:28rem;margin:4rem auto"><h1>liteship fleet</h1>
@@ -57,78 +63,26 @@ def version_bars(counts: Counter[tuple[str, str]]) -> str:
     return "".join(parts) + "</svg>"
 
 
-def drift_chart(series: dict[str, Any]) -> str:
-    """Line chart (SVG) of PSI per period with the warn and alert thresholds."""
-    points = [p for p in series["points"] if p["psi"] is not None]
-    title = f"{series['model_id']} {series['version']}"
-    if not series["has_reference"]:
-        return (
-            f'<p class="empty">{e(title)}: {series.get("predictions", 0)} live predictions; '
-            f"{e(crud.NO_REFERENCE)}.</p>"
-        )
-    if not points:
-        return f'<p class="empty">{e(title)}: no period with ≥ 500 predictions yet.</p>'
-    width, height, pad = 520, 160, 30
-    top = max(0.3, max(p["psi"] for p in points) * 1.1)
-    t0, t1 = points[0]["start"], max(points[-1]["start"], points[0]["start"] + 1)
-
-    def xy(p: dict[str, Any]) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * ((p["start"] - t0) / (t1 - t0) if len(points) > 1 else 0.5)
-        return x, height - pad - (height - 2 * pad) * p["psi"] / top
-
-    def hline(v: float, color: str, label: str) -> str:
-        y = height - pad - (height - 2 * pad) * v / top
-        return (
-            f'<line x1="{pad}" x2="{width - pad}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="4"/>'
-            f'<text x="{width - pad + 2}" y="{y + 4:.1f}" fill="{color}">{label}</text>'
-        )
-
-    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in map(xy, points))
-    dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="{p["level"]}"><title>PSI {p["psi"]:.3f} ({p["level"]}), '
-        f"{p['predictions']} predictions</title></circle>"
-        for p, (x, y) in zip(points, map(xy, points), strict=True)
-    )
-    last = points[-1]
+def _device_row(row: dict[str, Any], now: float) -> str:
+    d: Device = row["device"]
     return (
-        f'<figure class="drift"><figcaption>{e(title)} — latest PSI {last["psi"]:.3f} '
-        f'<span class="badge {last["level"]}">{last["level"]}</span></figcaption>'
-        f'<svg class="chart" role="img" aria-label="drift of {e(title)}" width="{width + 40}" height="{height}">'
-        f'<line x1="{pad}" x2="{pad}" y1="{pad / 2}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" x2="{width - pad}" y1="{height - pad}" y2="{height - pad}" stroke="#999"/>'
-        f"{hline(WARN, '#d97706', 'warn')}{hline(ALERT, '#dc2626', 'alert')}"
-        f'<polyline fill="none" stroke="#3b82f6" stroke-width="2" points="{coords}"/>{dots}</svg></figure>'
+        f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
+        f"<td>{e(runtime_text(d.runtime))}</td><td>{e(health_text(d.health, row['reverts']))}</td>"
+        f"<td>{_ago(d.last_seen, now)}</td></tr>"
     )
 
 
 def render(session: Any) -> str:
     """The page's HTML for the current state of the database."""
     now = time.time()
-    devices = crud.list_devices(session)
+    listing = crud.device_listing(session)
+    devices = [row["device"] for row in listing]
     versions = Counter((d.model_id, d.model_version or "none") for d in devices if d.model_id)
-    device_rows = "".join(
-        f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
-        f"<td>{e(str((d.runtime or {}).get('name', '') or (d.runtime or {}).get('backend', '')))}</td>"
-        f"<td>{e(str((d.health or {}).get('status', '')))}</td><td>{_ago(d.last_seen, now)}</td></tr>"
-        for d in devices[:500]
-    )
-    rollout_html = []
-    for r in crud.list_rollouts(session)[:20]:
-        pub = rollout_public(session, r)
-        stages = " → ".join(
-            f"<b>{s:g} %</b>" if i == pub.stage_index else f"{s:g} %" for i, s in enumerate(pub.stages)
-        )
-        decisions = "".join(
-            f"<li><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.at))}</time> "
-            f'<span class="badge {e(d.action)}">{e(d.action)}</span> by {e(d.by)}: {e("; ".join(d.reasons))}</li>'
-            for d in reversed(pub.decisions[-10:])
-        )
-        rollout_html.append(
-            f'<section class="rollout" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
-            f"{e(pub.control_version)} → {e(pub.candidate_version)} "
-            f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
-            f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
-        )
+    device_rows = "".join(_device_row(row, now) for row in listing[:500])
+    rollout_html = [
+        panels.rollout_panel(session, r, rollout_public(session, r), now)
+        for r in crud.list_rollouts(session)[:20]
+    ]
     revert_rows = "".join(
         f"<tr><td><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(r.at))}</time></td>"
         f"<td>{e(r.device_id)}</td><td>{e(r.model_id or '—')}</td><td>{e(r.version)} → {e(r.to_version or 'none')}</td>"
@@ -137,13 +91,13 @@ def render(session: Any) -> str:
     )
     drift_html = []
     for model, _, _ in crud.list_models(session):
-        drift_html += [drift_chart(s) for s in crud.drift_series(session, model_id=model.id)]
+        drift_html.append(panels.drift_panel(aggregate.drift_series(session, model_id=model.id), model.id))
     seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
     return PAGE.substitute(
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),
         n_devices=len(devices),
         n_seen=seen,
-        n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in crud.ACTIVE_STATES),
+        n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in ACTIVE_STATES),
         version_chart=version_bars(versions),
         revert_rows=revert_rows or '<tr><td colspan="6">No device has reverted a model.</td></tr>',
         device_rows=device_rows or '<tr><td colspan="6">No devices registered.</td></tr>',
@@ -152,10 +106,17 @@ def render(session: Any) -> str:
     )
 
 
+def signed_in(request: Request, session: Any) -> bool:
+    """The admin token (``Authorization: Bearer``) or a live dashboard session cookie."""
+    if is_admin(request.app.state.settings, bearer_token(request)):
+        return True
+    return crud.dashboard_session_valid(session, value=request.cookies.get(COOKIE))
+
+
 @router.get("/dashboard", response_class=HTMLResponse, response_model=None)
 def dashboard(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
-    """The dashboard page, or a redirect to the login form without the admin token."""
-    if not is_admin(request.app.state.settings, bearer_token(request)):
+    """The dashboard page, or a redirect to the login form when not signed in."""
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     return HTMLResponse(render(session))
 
@@ -166,13 +127,85 @@ def login_form() -> HTMLResponse:
 
 
 @router.post("/dashboard/login", response_model=None)
-async def login(request: Request) -> HTMLResponse | RedirectResponse:
-    """Check the admin token from the form and set an HttpOnly, SameSite=Strict cookie."""
+async def login(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
+    """Check the admin token from the form; start a dashboard session (its own random cookie)."""
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0]
     if not is_admin(request.app.state.settings, token):
         page = Template(LOGIN).substitute(error='<p role="alert">Wrong admin token.</p>')
         return HTMLResponse(page, status_code=status.HTTP_401_UNAUTHORIZED)
+    value = crud.add_dashboard_session(session, lifetime_s=SESSION_LIFETIME_S)
+    session.commit()
     response = RedirectResponse("/dashboard", status_code=status.HTTP_303_SEE_OTHER)
-    response.set_cookie("liteship_admin", token, httponly=True, samesite="strict", max_age=12 * 3600)
+    response.set_cookie(
+        COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        max_age=int(SESSION_LIFETIME_S),
+        path="/dashboard",
+        secure=request.url.scheme == "https",
+    )
     return response
+
+
+@router.post("/dashboard/logout", response_model=None)
+def logout(request: Request, session: SessionDep) -> RedirectResponse:
+    """End the dashboard session (the row is deleted, so a copied cookie stops working too)."""
+    value = request.cookies.get(COOKIE)
+    if value:
+        crud.end_dashboard_session(session, value=value)
+        session.commit()
+    response = RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(COOKIE, path="/dashboard")
+    return response
+
+
+ACTIONS = ("pause", "resume", "abort", "promote", "evaluate")
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from this server's own pages: its Origin (or Referer) names this host, when sent.
+
+    SameSite=Strict already keeps the cookie off cross-site posts; this is the second lock.
+    """
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return True
+    host = request.headers.get("host", "")
+    return source.split("://", 1)[-1].split("/", 1)[0] == host
+
+
+@router.post("/dashboard/rollouts/{rollout_id}/{action}", response_model=None)
+def dashboard_action(
+    rollout_id: int, action: str, request: Request, session: SessionDep
+) -> RedirectResponse | HTMLResponse:
+    """A rollout action from the dashboard's buttons (session cookie), recorded as an admin decision."""
+    if not signed_in(request, session):
+        return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
+    if not same_origin(request):
+        return HTMLResponse("cross-site form post refused.", status_code=status.HTTP_403_FORBIDDEN)
+    if action not in ACTIONS:
+        return HTMLResponse(f"unknown action {action[:20]!r}.", status_code=status.HTTP_404_NOT_FOUND)
+    rollout = crud.get_rollout(session, rollout_id=rollout_id)
+    session.refresh(rollout, with_for_update=True)
+    if action == "evaluate":
+        machine.evaluate_rollout(session, rollout=rollout, record_wait=True)
+    else:
+        machine.change_rollout(session, rollout=rollout, action=action, by="admin")
+    session.commit()
+    return RedirectResponse(f"/dashboard#rollout-{rollout_id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+INDEX = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet server</title></head>
+<body style="font-family:sans-serif;max-width:36rem;margin:4rem auto"><h1>liteship fleet server</h1>
+<ul><li><a href="/dashboard">Dashboard</a> (sign in with the admin token)</li>
+<li><a href="/api/docs">API documentation</a> (<a href="/api/openapi.json">OpenAPI schema</a>)</li>
+<li><a href="/healthz">Health check</a></li></ul>
+<p>Devices talk to <code>/api/v1</code> and <code>/tuf</code>; see docs/fleet.md.</p></body></html>"""
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index() -> HTMLResponse:
+    """The server's front page: links to the dashboard and the API docs."""
+    return HTMLResponse(INDEX)

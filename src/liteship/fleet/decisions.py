@@ -2,7 +2,9 @@
 
 Each arm is summarised as :class:`ArmStats` (merged fixed-bin histograms and counters). :func:`decide`
 returns ``wait`` until both arms reach the minimum sample, then ``halt`` if any check says the
-candidate is worse beyond its threshold, else ``advance`` (or ``promote`` at the last stage).
+candidate is worse beyond its threshold, else ``advance`` (or ``promote`` at the last stage). The
+checks' numbers are computed for a ``wait`` too (a preview for the dashboard); they act only once the
+minimum sample is reached.
 
 Checks (every one is recorded with its numbers):
 
@@ -46,6 +48,7 @@ class ArmStats:
     latency_hist: list[int] = field(default_factory=list)
     latency_edges_ms: list[float] = field(default_factory=list)
     reverts: int = 0  # revert events reported at check-in (informative; the rate uses ``rollbacks``)
+    skipped_windows: int = 0  # stored windows that failed the bounds and were left out
 
     @property
     def error_rate(self) -> float:
@@ -152,15 +155,20 @@ def decide(
         "candidate": _arm_numbers(candidate),
         "thresholds": t,
     }
-    short = [
-        f"{name} has {arm.predictions} predictions from {arm.devices} devices"
-        for name, arm in (("control", control), ("candidate", candidate))
-        if arm.predictions < t["min_predictions"] or arm.devices < t["min_devices"]
-    ]
-    if short:
-        need = f"need ≥ {int(t['min_predictions'])} predictions and ≥ {int(t['min_devices'])} devices per arm"
-        return Verdict("wait", [f"{s}; {need}" for s in short], numbers)
-
+    arms = (("control", control), ("candidate", candidate))
+    numbers["progress"] = {
+        name: {
+            "predictions": arm.predictions,
+            "min_predictions": int(t["min_predictions"]),
+            "devices": arm.devices,
+            "min_devices": int(t["min_devices"]),
+        }
+        for name, arm in arms
+    }
+    numbers["waiting_for"] = sorted(
+        [f"{name}.predictions" for name, arm in arms if arm.predictions < t["min_predictions"]]
+        + [f"{name}.devices" for name, arm in arms if arm.devices < t["min_devices"]]
+    )
     reasons: list[str] = []
     u, p, delta = mann_whitney_binned(control.confidence_hist, candidate.confidence_hist)
     numbers.update(mann_whitney_u=u, p_value=p, cliffs_delta=delta)
@@ -214,6 +222,14 @@ def decide(
         f"rollback rate {candidate.rollback_rate:.2%} of devices vs control {control.rollback_rate:.2%} "
         f"(+{d_rb:.2%} > {t['rollback_rate_increase_max']:.2%})",
     )
+    short = [
+        f"{name} has {arm.predictions:,} predictions from {arm.devices:,} devices"
+        for name, arm in arms
+        if arm.predictions < t["min_predictions"] or arm.devices < t["min_devices"]
+    ]
+    if short:
+        need = f"need ≥ {int(t['min_predictions']):,} predictions and ≥ {int(t['min_devices']):,} devices per arm"
+        return Verdict("wait", [f"{s}; {need}" for s in short], numbers)
     if reasons:
         return Verdict("halt", reasons, numbers)
     if stage_index + 1 >= n_stages:
@@ -228,6 +244,7 @@ def _arm_numbers(arm: ArmStats) -> dict[str, Any]:
         "errors": arm.errors,
         "rollbacks": arm.rollbacks,
         "reverts": arm.reverts,
+        "skipped_windows": arm.skipped_windows,
         "error_rate": arm.error_rate,
         "rollback_rate": arm.rollback_rate,
         "latency_p95_ms": histogram_quantile(arm.latency_hist, arm.latency_edges_ms, 0.95),

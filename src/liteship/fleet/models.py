@@ -5,15 +5,28 @@ Times are UNIX seconds (float) so SQLite and PostgreSQL store and compare them t
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 CONFIDENCE_BINS = 20
+
+# Bounds of every number a device sends (the trust boundary: a device token is not trusted with the
+# fleet's aggregates). Counts fit a 32-bit INTEGER column on PostgreSQL; times are UNIX seconds.
+MAX_COUNT = 10**9  # per window and per histogram bin
+MAX_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+MAX_WINDOW_S = 7 * 86_400.0  # longest telemetry window
+MAX_LATENCY_MS = 1e7  # a latency edge (about 2.8 hours)
+MAX_DB_ID = 2**31 - 1  # integer primary keys (path parameters are bounded by this)
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Time = Annotated[float, Field(ge=0.0, le=MAX_TIME, allow_inf_nan=False)]
+LatencyEdge = Annotated[float, Field(gt=0.0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
 
 
 class Base(DeclarativeBase):
@@ -64,6 +77,29 @@ class Device(Base):
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class RolloutState(StrEnum):
+    """The states of a rollout (the transitions live in :mod:`liteship.fleet.rollout`)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    HALTED = "halted"  # by the decision engine
+    ABORTED = "aborted"  # by an admin
+    PROMOTED = "promoted"
+
+    @property
+    def active(self) -> bool:
+        """Running or paused: the rollout decides what its model's devices run."""
+        return self in (RolloutState.RUNNING, RolloutState.PAUSED)
+
+    @property
+    def ended_badly(self) -> bool:
+        """Halted or aborted: the candidate's devices are sent back (``rollback-to-control``)."""
+        return self in (RolloutState.HALTED, RolloutState.ABORTED)
+
+
+ACTIVE_STATES = tuple(s for s in RolloutState if s.active)
+
+
 class Rollout(Base):
     __tablename__ = "rollouts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -72,12 +108,16 @@ class Rollout(Base):
     candidate_release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
     stages: Mapped[list[float]] = mapped_column(JSON)
     stage_index: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=RolloutState.RUNNING, index=True)
     thresholds: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     stage_started_at: Mapped[float] = mapped_column(Float, default=time.time)
     updated_at: Mapped[float] = mapped_column(Float, default=time.time)
     evaluated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # small fleets (0004): at least this many devices on each arm per stage, through ``bucket_cutoff``
+    # (candidate = buckets below it), computed when a stage starts; None: the stage's percent decides
+    min_arm_devices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bucket_cutoff: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Decision(Base):
@@ -114,6 +154,18 @@ class TelemetryWindow(Base):
     latency_edges_ms: Mapped[list[float]] = mapped_column(JSON)
     dropped_windows: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # False when the window names another model/version than the server assigned the device when it
+    # arrived: stored (the agent's spool must drain) but not counted by decisions or drift (0004)
+    assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser: the sha256 of its random cookie value, and when it expires (0004)."""
+
+    __tablename__ = "dashboard_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class Revert(Base):
@@ -191,7 +243,9 @@ class DevicePublic(BaseModel):
     assignment_reason: str | None = None
     failed_versions: list[str] = Field(default_factory=list)  # versions the device refuses to run
     last_checkin: str | None = None  # ISO 8601 UTC of last_seen
-    reverts: int = 0
+    reverts: int = 0  # reverts the device decided (server-requested ones are not counted)
+    profile_summary: str | None = None  # ``runtime`` (the device profile) in one line
+    health_summary: str | None = None  # health window, refused versions, reverts in one line
 
 
 class RevertPublic(BaseModel):
@@ -225,10 +279,102 @@ class TelemetryWindowPublic(BaseModel):
 
 
 class CheckIn(_Strict):
+    """A device's check-in: what it runs, its profile (``runtime``) and its health.
+
+    ``runtime`` is the device profile (a flat object: see :func:`check_profile`); ``health`` is any
+    JSON object within :func:`bounded_json`'s limits (depth and finite numbers; long strings and
+    lists are cut).
+    """
+
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
     model_version: str | None = Field(default=None, max_length=64)
     runtime: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
+
+    @field_validator("runtime")
+    @classmethod
+    def _profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_profile(value)
+
+    @field_validator("health")
+    @classmethod
+    def _health(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else bounded_json(value, where="health")
+
+
+MAX_PROFILE_KEYS = 64
+MAX_PROFILE_STR = 200
+MAX_PROFILE_INT = 2**53  # exact in a JSON double (memory in MB, core counts, …)
+MAX_JSON_DEPTH = 8
+MAX_JSON_ITEMS = 1_000  # per list or object
+MAX_JSON_STR = 2_000
+
+
+def check_profile(profile: dict[str, Any]) -> dict[str, Any]:
+    """Validate a device profile: a flat object of short strings, bounded numbers and lists of strings.
+
+    Every field is optional (the agent's ``device_profile()`` sends machine, cpu_model, cores, isa,
+    memory_mb, os, python, litert, liteship, accelerators, accelerator); unknown keys are kept.
+
+    Raises:
+        ValueError: a value is nested, too long, out of bounds or not finite.
+    """
+    if len(profile) > MAX_PROFILE_KEYS:
+        raise ValueError(f"the profile has {len(profile)} keys; at most {MAX_PROFILE_KEYS} are accepted")
+    for key, value in profile.items():
+        if not 0 < len(key) <= 64:
+            raise ValueError(f"profile key {key[:64]!r} must have 1 to 64 characters")
+        if isinstance(value, list):
+            if len(value) > 64 or not all(isinstance(v, str) and len(v) <= MAX_PROFILE_STR for v in value):
+                raise ValueError(f"profile.{key} must be a list of at most 64 strings of ≤ 200 characters")
+        elif isinstance(value, dict):
+            raise ValueError(f"profile.{key} must be a string, number, boolean or list of strings")
+        else:
+            _check_scalar(f"profile.{key}", value, max_str=MAX_PROFILE_STR)
+    return profile
+
+
+def _check_scalar(path: str, v: Any, *, max_str: int) -> None:
+    """A JSON scalar: a string of ≤ ``max_str`` characters, a boolean, null, or a finite number ±2**53."""
+    if isinstance(v, str):
+        if len(v) > max_str:
+            raise ValueError(f"{path} is longer than {max_str} characters")
+    elif isinstance(v, bool) or v is None:
+        return
+    elif isinstance(v, int):
+        if abs(v) > MAX_PROFILE_INT:  # compared as integers: float(10**400) would overflow
+            raise ValueError(f"{path} is out of bounds (±2**53)")
+    elif isinstance(v, float):
+        if not math.isfinite(v) or abs(v) > MAX_PROFILE_INT:
+            raise ValueError(f"{path} must be a finite number within ±2**53")
+    else:
+        raise ValueError(f"{path} has an unsupported type {type(v).__name__}")
+
+
+def bounded_json(value: Any, *, where: str, depth: int = 0) -> Any:
+    """A copy of device JSON that a column or an aggregate can hold: strings cut to 2,000 characters,
+    lists and objects to their first 1,000 items (a verbose agent is never locked out of check-ins);
+    nesting deeper than 8, and numbers that are not finite or beyond ±2**53, are refused.
+
+    Raises:
+        ValueError: naming the first offending path.
+    """
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_JSON_ITEMS]
+        return {
+            k[:MAX_JSON_STR]: bounded_json(v, where=f"{where}.{k[:40]}", depth=depth + 1) for k, v in items
+        }
+    if isinstance(value, list):
+        return [
+            bounded_json(v, where=f"{where}[{i}]", depth=depth + 1)
+            for i, v in enumerate(value[:MAX_JSON_ITEMS])
+        ]
+    if isinstance(value, str):
+        return value[:MAX_JSON_STR]
+    _check_scalar(where, value, max_str=MAX_JSON_STR)
+    return value
 
 
 class Assignment(BaseModel):
@@ -262,29 +408,54 @@ class TelemetryCreate(BaseModel):
     window_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
     model_version: str | None = Field(default=None, max_length=64)
-    started: float
-    ended: float
-    inferences: int = Field(ge=0, le=10**9)
-    errors: int = Field(default=0, ge=0, le=10**9)
+    started: Time
+    ended: Time
+    inferences: Count
+    errors: Count = 0
     rollbacks: int = Field(default=0, ge=0, le=10**6)
-    out_of_range_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
-    confidence_hist: list[int] = Field(min_length=CONFIDENCE_BINS, max_length=CONFIDENCE_BINS)
-    latency_hist: list[int] = Field(default_factory=list, max_length=64)
-    latency_edges_ms: list[float] = Field(default_factory=list, max_length=63)
-    dropped_windows: int = Field(default=0, ge=0)
+    out_of_range_fraction: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    confidence_hist: list[Count] = Field(min_length=CONFIDENCE_BINS, max_length=CONFIDENCE_BINS)
+    latency_hist: list[Count] = Field(default_factory=list, max_length=64)
+    latency_edges_ms: list[LatencyEdge] = Field(default_factory=list, max_length=63)
+    dropped_windows: Count = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TelemetryCreate:
+        if self.ended < self.started:
+            raise ValueError(
+                f"the window ends before it starts (ended {self.ended} < started {self.started})"
+            )
+        if self.ended - self.started > MAX_WINDOW_S:
+            raise ValueError(f"the window is longer than {MAX_WINDOW_S:.0f} s")
+        edges = self.latency_edges_ms
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError("latency_edges_ms must increase strictly")
+        if (edges or self.latency_hist) and len(self.latency_hist) != len(edges) + 1:
+            raise ValueError(
+                f"latency_hist has {len(self.latency_hist)} bins; expected len(latency_edges_ms)+1 = "
+                f"{len(edges) + 1}"
+            )
+        return self
 
 
 class TelemetryAccepted(BaseModel):
     window_id: str
     duplicate: bool
+    # False: stored, but not for the model/version the server assigns this device (not counted)
+    counted: bool = True
+    note: str | None = None
 
 
 class RolloutCreate(_Strict):
     model_id: str = Field(pattern=ID_PATTERN)
     candidate_version: str = Field(max_length=64)
     control_version: str | None = Field(default=None, max_length=64)  # default: the stable channel
-    stages: list[float] | None = Field(default=None, min_length=1, max_length=10)
-    thresholds: dict[str, float] | None = None
+    stages: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1, max_length=10
+    )
+    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]] | None = None
+    # small fleets: at least this many devices on each arm from the first stage (see docs/fleet.md)
+    min_arm_devices: int = Field(default=0, ge=0, le=100_000)
 
 
 class DecisionPublic(BaseModel):
@@ -312,3 +483,8 @@ class RolloutPublic(BaseModel):
     stage_started_at: float
     updated_at: float
     decisions: list[DecisionPublic] = Field(default_factory=list)
+    min_arm_devices: int = 0
+    # an active rollout only: devices per arm per stage, what blocks a decision, the engine's verdict now
+    plan: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    next: dict[str, Any] | None = None

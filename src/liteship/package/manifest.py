@@ -30,7 +30,36 @@ MODEL_NAME = "model.tflite"
 GOLDEN_NAME = "golden.npz"
 LABELS_NAME = "labels.txt"
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_MANIFEST_BYTES = 1024 * 1024  # a manifest with a long reference histogram is a few kB
+MAX_MANIFEST_DEPTH = 32  # objects and arrays inside each other; liteship writes at most 5
 _REQUIRED = ("format", "model_id", "version", "created", "key_id", "files", "model", "runtime", "golden")
+
+
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(data: bytes, limit: int | None = None) -> int:
+    """The deepest nesting of objects/arrays in JSON text, without parsing it (no recursion).
+
+    Strings are skipped, so brackets inside them do not count. Malformed text gives some number; the
+    parser reports the error after. With ``limit`` the answer only says whether the depth passes it:
+    a number above ``limit`` if so (the scan stops there), else some number up to ``limit``.
+    """
+    opened = data.count(b"[") + data.count(b"{")
+    if limit is not None and opened <= limit:
+        return opened  # cannot nest deeper than it opens (an upper bound: brackets in strings count)
+    depth = deepest = 0
+    for m in _JSON_TOKENS.finditer(data):
+        c = m.group()[:1]
+        if c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if limit is not None and deepest > limit:
+                    break
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 @dataclass(frozen=True)
@@ -98,11 +127,27 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
-        """Parse and schema-check ``manifest.json`` bytes."""
+        """Parse and schema-check ``manifest.json`` bytes.
+
+        Raises:
+            PackageError: over :data:`MAX_MANIFEST_BYTES`, nested deeper than
+                :data:`MAX_MANIFEST_DEPTH`, not UTF-8 JSON, or not a liteship manifest.
+        """
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise PackageError(
+                f"{MANIFEST_NAME} is {len(data)} bytes; at most {MAX_MANIFEST_BYTES} are accepted.",
+                hint="This is not a package made by liteship; rebuild it with `liteship package`.",
+            )
+        if json_depth(data, MAX_MANIFEST_DEPTH) > MAX_MANIFEST_DEPTH:
+            raise PackageError(
+                f"{MANIFEST_NAME} nests objects/arrays more than {MAX_MANIFEST_DEPTH} levels deep; at "
+                f"most {MAX_MANIFEST_DEPTH} are accepted.",
+                hint="This is not a package made by liteship; rebuild it with `liteship package`.",
+            )
         try:
             raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise PackageError(f"{MANIFEST_NAME} is not valid UTF-8 JSON ({e}).") from e
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise PackageError(f"{MANIFEST_NAME} is not valid UTF-8 JSON ({type(e).__name__}).") from None
         return cls.from_dict(raw)
 
     @classmethod

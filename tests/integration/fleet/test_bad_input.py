@@ -37,7 +37,11 @@ GOOD_WINDOW = {
         ("/api/v1/devices/pi-1/telemetry", {**GOOD_WINDOW, "confidence_hist": [1, 2]}, "confidence_hist"),
         ("/api/v1/devices/pi-1/telemetry", {**GOOD_WINDOW, "window_id": "../../x"}, "window_id"),
         ("/api/v1/devices/pi-1/telemetry", {**GOOD_WINDOW, "ended": 0.5}, "ends before it starts"),
-        ("/api/v1/devices/pi-1/telemetry", {**GOOD_WINDOW, "confidence_hist": [-1] * 20}, "negative"),
+        (
+            "/api/v1/devices/pi-1/telemetry",
+            {**GOOD_WINDOW, "confidence_hist": [-1] * 20},
+            "greater than or equal to 0",
+        ),
         (
             "/api/v1/devices/pi-1/telemetry",
             {**GOOD_WINDOW, "latency_hist": [1, 2], "latency_edges_ms": [1, 2]},

@@ -100,11 +100,16 @@ def test_good_candidate_advances_then_promotes(fleet40):
     assert seen_stages[0] == 0 and sorted(seen_stages) == seen_stages
     r = rollout_state(fleet, rid)
     assert r["state"] == "promoted", r["decisions"]
-    actions = [d["action"] for d in r["decisions"]]
+    actions = [d["action"] for d in r["decisions"] if d["action"] != "wait"]
     assert actions == ["advance", "advance", "promote"]
-    assert all(
-        d["by"] == "engine" and "p_value" in d["numbers"] and "psi" in d["numbers"] for d in r["decisions"]
-    )
+    moves = [d for d in r["decisions"] if d["action"] != "wait"]
+    assert all(d["by"] == "engine" and "p_value" in d["numbers"] and "psi" in d["numbers"] for d in moves)
+    # automatic waits are stored too (issue 11): the first of each stage, with what it waits for
+    waits = [d for d in r["decisions"] if d["action"] == "wait"]
+    assert {d["stage_index"] for d in waits} == {0, 1, 2}
+    assert all(d["by"] == "engine" and d["numbers"]["waiting_for"] and d["reasons"] for d in waits)
+    # not one per telemetry window: 40 devices post per round, a handful of waits are stored
+    assert len(waits) < 3 * 5
     models = fleet.client.get("/api/v1/models", headers=fleet.admin).json()
     assert models[0]["channels"]["stable"] == "1.1.0"
     assert {fleet.checkin(d, h).json()["version"] for d, h in devices.items()} == {"1.1.0"}
@@ -220,7 +225,7 @@ def test_revert_events_are_stored_counted_and_shown(fleet40):
     assert any("rollback rate" in reason for reason in halt["reasons"])
 
     # a revert the server asked for is stored too, but marked (it says nothing about the version)
-    back = {**event, "at": time.time(), "reason": "server assigned the fallback 1.0.0: rollout halted"}
+    back = {**event, "at": time.time(), "by": "server", "reason": "rollout halted"}
     body["health"] = {"events": [back]}
     assert fleet.client.post(f"/api/v1/devices/{reverter}/checkin", json=body, headers=devices[reverter])
     rows = fleet.client.get(f"/api/v1/devices/{reverter}/reverts", headers=fleet.admin).json()
@@ -233,7 +238,8 @@ def test_revert_events_are_stored_counted_and_shown(fleet40):
 
     listing = {d["id"]: d for d in fleet.client.get("/api/v1/devices", headers=fleet.admin).json()}
     row = listing[reverter]
-    assert (row["model_version"], row["assigned_version"], row["reverts"]) == ("1.0.0", "1.0.0", 2)
+    # only the device's own revert counts (issue 11: a server-requested one is not the device's)
+    assert (row["model_version"], row["assigned_version"], row["reverts"]) == ("1.0.0", "1.0.0", 1)
     assert row["last_checkin"].endswith("Z") and row["last_seen"] is not None
 
     # a device's telemetry windows, newest first; 404 for an unknown device

@@ -34,6 +34,7 @@ def test_messages_name_parameters(monkeypatch):
 
 
 def test_revert_events_keep_valid_reverts_only():
+    """Only the explicit ``"by": "server"`` marks a server-requested revert; the reason text is not read."""
     at = 1_700_000_000.0
     health = {
         "pending": None,
@@ -51,13 +52,15 @@ def test_revert_events_keep_valid_reverts_only():
             {"event": "reverted", "version": "", "at": at},
             {"event": "reverted", "version": "1.1.0", "at": "yesterday"},
             {"event": "reverted", "version": "1.1.0", "at": float("nan")},
+            {"event": "reverted", "version": "1.1.0", "at": 10**400},
+            {"event": "reverted", "version": "1.1.0", "at": -1},
             "not a dict",
         ],
     }
     rows = revert_events(health)
     assert [(r["version"], r["to_version"], r["by_server"]) for r in rows] == [
         ("1.1.0", "1.0.0", False),
-        ("1.2.0", None, True),
+        ("1.2.0", None, False),  # a server-sounding reason without "by" is the device's own
         ("1.3.0", None, True),
     ]
     assert revert_events(None) == [] and revert_events({"events": "x"}) == []

@@ -37,11 +37,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer``. The dashboard's session cookie is not a token: it is
+    accepted only by the dashboard's own pages (:mod:`liteship.fleet.dashboard`)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.cookies.get("liteship_admin")  # the dashboard's login cookie (admin only)
+    return None
 
 
 def _unauthorized(message: str) -> HTTPException:

@@ -23,6 +23,7 @@ from liteship.fleet.models import (
     DeviceRegistered,
     RevertPublic,
 )
+from liteship.fleet.profile import health_text, runtime_text
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 reverts_router = APIRouter(prefix="/api/v1/reverts", tags=["devices"])
@@ -39,12 +40,33 @@ def register(body: DeviceCreate, session: SessionDep, settings: SettingsDep) -> 
     return DeviceRegistered(device_id=device.id, token=token)
 
 
+def profile_filter(request: Request) -> dict[str, str]:
+    """``?profile.KEY=VALUE`` query parameters (at most 16; keys ≤ 64, values ≤ 200 characters)."""
+    found = {
+        k.removeprefix("profile."): v for k, v in request.query_params.items() if k.startswith("profile.")
+    }
+    if len(found) > 16 or any(not 0 < len(k) <= 64 or len(v) > 200 for k, v in found.items()):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "profile filters: at most 16 `profile.KEY=VALUE` parameters, keys of 1-64 and values of "
+            "at most 200 characters.",
+        )
+    return found
+
+
 @router.get("", response_model=list[DevicePublic])
-def list_devices(session: SessionDep, _: AdminAuth) -> list[DevicePublic]:
-    """Every device: the version it reports and the one it is assigned, its last check-in, reverts."""
+def list_devices(request: Request, session: SessionDep, _: AdminAuth) -> list[DevicePublic]:
+    """Every device: the version it reports and the one it is assigned, its profile, health, reverts.
+
+    Filter by profile with ``?profile.KEY=VALUE`` (repeatable; all must hold), e.g.
+    ``?profile.machine=aarch64&profile.isa=dotprod``: a list field (``isa``, ``accelerators``) matches
+    when it holds the value; others compare as text, case-insensitively.
+    """
     out = []
-    for row in crud.device_listing(session):
+    for row in crud.device_listing(session, profile=profile_filter(request)):
         device = row.pop("device")
+        row["profile_summary"] = runtime_text(device.runtime)
+        row["health_summary"] = health_text(device.health, row["reverts"])
         out.append(DevicePublic.model_validate(device).model_copy(update=row))
     return out
 

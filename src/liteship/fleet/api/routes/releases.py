@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from liteship.errors import FleetError
-from liteship.fleet import crud
+from liteship.fleet import crud, registry
 from liteship.fleet.api.deps import AdminAuth, SessionDep
 from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic
 
@@ -31,7 +31,7 @@ def all_targets(session: Any) -> dict[str, tuple[str, int]]:
 def _publish(app: Any, path: Path, channel: str | None, filename: str | None) -> dict[str, Any]:
     """Verify, store and record a package in one transaction; the TUF targets follow the registry."""
     state = app.state
-    manifest = crud.verify_package_file(
+    manifest = registry.verify_package_file(
         path=path,
         trusted_keys=state.settings.trusted_keys,
         verify=state.verify_package,

@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud
+from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import AdminAuth, SessionDep, SettingsDep
-from liteship.fleet.models import DecisionPublic, Release, Rollout, RolloutCreate, RolloutPublic
+from liteship.fleet.models import (
+    MAX_DB_ID,
+    DecisionPublic,
+    Release,
+    Rollout,
+    RolloutCreate,
+    RolloutPublic,
+    RolloutState,
+)
+
+RolloutId = Annotated[int, Path(ge=1, le=MAX_DB_ID, description="a rollout id")]
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 
 
 def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
+    """The rollout with its decisions; an active one also with its stage plan and the engine's next move."""
     control, candidate = (
         session.get(Release, rollout.control_release_id),
         session.get(Release, rollout.candidate_release_id),
     )
     assert control is not None and candidate is not None
+    extra: dict[str, Any] = {}
+    if RolloutState(rollout.state).active:
+        buckets = machine.model_buckets(session, model_id=rollout.model_id)
+        plans = machine.stage_plans(
+            buckets,
+            rollout.stages,
+            min_devices=rollout.thresholds.get("min_devices", 0),
+            min_arm_devices=rollout.min_arm_devices,
+        )
+        extra = {
+            "plan": [p.to_dict() for p in plans],
+            "warnings": machine.plan_warnings(
+                plans[rollout.stage_index :],
+                min_devices=rollout.thresholds.get("min_devices", 0),
+                n_devices=len(buckets),
+            ),
+            "next": machine.verdict_now(session, rollout=rollout).to_dict(),
+        }
     return RolloutPublic(
         id=rollout.id,
         model_id=rollout.model_id,
@@ -36,6 +66,8 @@ def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
         decisions=[
             DecisionPublic.model_validate(d) for d in crud.decisions_of(session, rollout_id=rollout.id)
         ],
+        min_arm_devices=rollout.min_arm_devices,
+        **extra,
     )
 
 
@@ -43,13 +75,14 @@ def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
 def start(body: RolloutCreate, session: SessionDep, settings: SettingsDep, _: AdminAuth) -> RolloutPublic:
     """Start a rollout of a candidate version beside the control (default: the stable channel)."""
     thresholds = {"min_predictions": settings.min_predictions, "min_devices": settings.min_devices}
-    rollout = crud.create_rollout(
+    rollout = machine.create_rollout(
         session,
         model_id=body.model_id,
         candidate_version=body.candidate_version,
         control_version=body.control_version,
         stages=body.stages or list(settings.default_stages),
         thresholds={**thresholds, **(body.thresholds or {})},
+        min_arm_devices=body.min_arm_devices,
     )
     session.commit()
     return rollout_public(session, rollout)
@@ -61,13 +94,13 @@ def list_rollouts(session: SessionDep, _: AdminAuth, model_id: str | None = None
 
 
 @router.get("/{rollout_id}", response_model=RolloutPublic)
-def show(rollout_id: int, session: SessionDep, _: AdminAuth) -> RolloutPublic:
+def show(rollout_id: RolloutId, session: SessionDep, _: AdminAuth) -> RolloutPublic:
     return rollout_public(session, crud.get_rollout(session, rollout_id=rollout_id))
 
 
 @router.post("/{rollout_id}/{action}", response_model=RolloutPublic)
 def act(
-    rollout_id: int,
+    rollout_id: RolloutId,
     action: Literal["pause", "resume", "abort", "promote", "evaluate"],
     session: SessionDep,
     _: AdminAuth,
@@ -76,8 +109,8 @@ def act(
     rollout = crud.get_rollout(session, rollout_id=rollout_id)
     session.refresh(rollout, with_for_update=True)
     if action == "evaluate":
-        crud.evaluate_rollout(session, rollout=rollout, record_wait=True)
+        machine.evaluate_rollout(session, rollout=rollout, record_wait=True)
     else:
-        crud.change_rollout(session, rollout=rollout, action=action)
+        machine.change_rollout(session, rollout=rollout, action=action)
     session.commit()
     return rollout_public(session, rollout)

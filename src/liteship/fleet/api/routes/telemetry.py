@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
-from liteship.fleet import crud
+from liteship.fleet import aggregate, crud, rollout
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
 from liteship.fleet.models import (
     ID_PATTERN,
-    Rollout,
+    MAX_TIME,
     TelemetryAccepted,
     TelemetryCreate,
     TelemetryWindowPublic,
@@ -25,6 +24,7 @@ router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 )
 def post_window(
     device_id: str,
+    request: Request,
     body: TelemetryCreate,
     session: SessionDep,
     settings: SettingsDep,
@@ -33,29 +33,30 @@ def post_window(
 ) -> TelemetryAccepted:
     """Store one window; the same window id again is acknowledged (200) and ignored.
 
-    A running rollout of the device's model is evaluated when its last evaluation is older than
-    ``decision_interval_s``.
+    A window for another model or version than the server assigns this device is stored (so the
+    agent's spool drains) but not counted by decisions or drift (``counted: false``): a device cannot
+    steer a rollout by posting for the other arm. A running rollout of the device's model is then
+    evaluated when its last evaluation is older than ``decision_interval_s``.
     """
     own_device(device_id, device)
-    duplicate = crud.add_telemetry(session, device=device, window=body)
+    assignment = request.app.state.checkins.assignment(session.connection(), device=device)
+    model_id = body.model_id or device.model_id
+    version = body.model_version or device.model_version
+    counted = model_id == assignment.model_id and version is not None and version == assignment.version
+    duplicate = crud.add_telemetry(session, device=device, window=body, assigned=counted)
     session.commit()
+    note = (
+        None
+        if counted
+        else f"stored but not counted: the server assigns this device {assignment.model_id} "
+        f"{assignment.version}, not {model_id} {version}"
+    )
     if duplicate:
         response.status_code = status.HTTP_200_OK
-        return TelemetryAccepted(window_id=body.window_id, duplicate=True)
-    model_id = body.model_id or device.model_id
-    rollout = crud.active_rollout(session, model_id=model_id) if model_id else None
-    due = (
-        rollout is not None and (time.time() - (rollout.evaluated_at or 0.0)) >= settings.decision_interval_s
-    )
-    if rollout is not None and due and rollout.state == "running":
-        locked = session.get(Rollout, rollout.id, with_for_update=True, populate_existing=True)
-        if (
-            locked is not None
-            and (time.time() - (locked.evaluated_at or 0.0)) >= settings.decision_interval_s
-        ):
-            crud.evaluate_rollout(session, rollout=locked)
-        session.commit()
-    return TelemetryAccepted(window_id=body.window_id, duplicate=False)
+        return TelemetryAccepted(window_id=body.window_id, duplicate=True, counted=counted, note=note)
+    if counted:
+        rollout.evaluate_if_due(session, model_id=model_id, interval_s=settings.decision_interval_s)
+    return TelemetryAccepted(window_id=body.window_id, duplicate=False, counted=counted, note=note)
 
 
 @router.get("/devices/{device_id}/telemetry", response_model=list[TelemetryWindowPublic])
@@ -64,7 +65,7 @@ def list_windows(
     session: SessionDep,
     _: AdminAuth,
     limit: int = Query(default=100, ge=1, le=1000),
-    since: float = Query(default=0.0, ge=0.0),
+    since: float = Query(default=0.0, ge=0.0, le=MAX_TIME),
 ) -> list[TelemetryWindowPublic]:
     """A device's telemetry windows, newest first (admin only; ``since``: windows that ended after)."""
     rows = crud.telemetry_of(session, device_id=device_id, limit=limit, since=since)
@@ -78,7 +79,7 @@ def drift(
     model_id: str = Query(pattern=ID_PATTERN),
     version: str | None = Query(default=None, max_length=64),
     period_s: float = Query(default=3600.0, ge=60.0, le=30 * 86400.0),
-    since: float = Query(default=0.0, ge=0.0),
+    since: float = Query(default=0.0, ge=0.0, le=MAX_TIME),
 ) -> list[dict[str, Any]]:
     """PSI per period of each version's live confidence against its package's reference histogram."""
-    return crud.drift_series(session, model_id=model_id, version=version, period_s=period_s, since=since)
+    return aggregate.drift_series(session, model_id=model_id, version=version, period_s=period_s, since=since)

@@ -1,0 +1,191 @@
+"""Aggregation of stored telemetry: the two arms of a rollout, and drift per version and period.
+
+Robust to any stored row: each window is checked again against :class:`~liteship.fleet.models.TelemetryCreate`
+(rows stored before the bounds existed, or written by another tool, may be anything). A bad row is
+skipped and counted (``skipped_windows``); one bad row never makes a page or a decision fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from liteship.fleet import crud, decisions, drift
+from liteship.fleet.models import CONFIDENCE_BINS, Revert, TelemetryCreate, TelemetryWindow
+
+NO_REFERENCE = (
+    "no reference histogram in the package (build it with `liteship pipeline`, or `liteship package "
+    "--reference-data`, which record the validation confidence histogram)"
+)
+_CHECKED = tuple(f for f in TelemetryCreate.model_fields if f not in ("window_id",))
+
+
+def window_problem(w: TelemetryWindow) -> str | None:
+    """Why a stored window cannot be aggregated (None: it can)."""
+    try:
+        TelemetryCreate.model_validate({"window_id": "stored", **{f: getattr(w, f) for f in _CHECKED}})
+    except ValidationError as e:
+        first = e.errors()[0]
+        return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
+    except (TypeError, ValueError, OverflowError) as e:  # not even the right Python types
+        return str(e)
+    return None
+
+
+def good_windows(windows: list[TelemetryWindow]) -> tuple[list[TelemetryWindow], int]:
+    """The windows that pass :func:`window_problem`, and how many did not."""
+    good = [w for w in windows if window_problem(w) is None]
+    return good, len(windows) - len(good)
+
+
+def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
+    """Merge windows and revert events into one :class:`decisions.ArmStats` (bad rows skipped, counted).
+
+    Latency merges the windows sharing the first latency edges. A device counts once towards the
+    rollback rate whether it reported ``rollbacks`` in telemetry or a revert event in a check-in, and a
+    device that reverted before sending any window still counts as a device of the arm.
+    """
+    reverts = reverts or []
+    windows, skipped = good_windows(windows)
+    arm = decisions.ArmStats(confidence_hist=[0] * CONFIDENCE_BINS, skipped_windows=skipped)
+    devices = set()
+    for w in windows:
+        devices.add(w.device_id)
+        arm.predictions += w.inferences
+        arm.errors += w.errors
+        arm.confidence_hist = [a + b for a, b in zip(arm.confidence_hist, w.confidence_hist, strict=True)]
+        if w.latency_edges_ms and not arm.latency_edges_ms:
+            arm.latency_edges_ms, arm.latency_hist = list(w.latency_edges_ms), [0] * len(w.latency_hist)
+        if w.latency_edges_ms == arm.latency_edges_ms:
+            arm.latency_hist = [a + b for a, b in zip(arm.latency_hist, w.latency_hist, strict=True)]
+    reverted = {r.device_id for r in reverts}
+    arm.devices = len(devices | reverted)
+    arm.reverts = len(reverts)
+    # rollbacks are counted per device: a device reporting several counts once for the rate
+    arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
+    return arm
+
+
+@dataclass(frozen=True)
+class TimelinePoint:
+    """One period of one arm: its merged windows (by end time) and the reverts reported in it."""
+
+    start: float
+    predictions: int
+    devices: int
+    error_rate: float | None
+    latency_p95_ms: float | None
+    reverts: int
+
+
+def arm_timeline(
+    windows: list[TelemetryWindow], reverts: list[Revert], *, period_s: float
+) -> list[TimelinePoint]:
+    """Per period (windows by their end, reverts by their time): predictions, error rate, latency p95."""
+    good, _ = good_windows(windows)
+    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert]]] = {}
+    for w in good:
+        by_period.setdefault((w.ended // period_s) * period_s, ([], []))[0].append(w)
+    for r in reverts:
+        by_period.setdefault((r.at // period_s) * period_s, ([], []))[1].append(r)
+    out = []
+    for start, (ws, rs) in sorted(by_period.items()):
+        arm = arm_stats(ws, rs)
+        total = arm.predictions + arm.errors
+        out.append(
+            TimelinePoint(
+                start=start,
+                predictions=arm.predictions,
+                devices=arm.devices,
+                error_rate=arm.error_rate if total else None,
+                latency_p95_ms=decisions.histogram_quantile(arm.latency_hist, arm.latency_edges_ms, 0.95),
+                reverts=len(rs),
+            )
+        )
+    return out
+
+
+def reference_histogram(manifest: dict[str, Any]) -> tuple[list[float], list[float] | None] | None:
+    """``(counts, edges)`` of the reference top-1 confidence histogram the package carries, or None.
+
+    None also when it is malformed (non-finite or negative counts, edges of the wrong length).
+    """
+    hist = manifest.get("reference_histogram") if isinstance(manifest, dict) else None
+    if not isinstance(hist, dict) or not isinstance(hist.get("counts"), list) or not hist["counts"]:
+        return None
+    edges = hist.get("bins")
+    try:
+        counts = [float(c) for c in hist["counts"]]
+        bins = [float(e) for e in edges] if isinstance(edges, list) else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not all(math.isfinite(c) and c >= 0 for c in counts) or len(counts) > 1000:
+        return None
+    if bins is not None and (len(bins) != len(counts) + 1 or not all(math.isfinite(b) for b in bins)):
+        return None
+    return counts, bins
+
+
+def drift_series(
+    session: Session,
+    *,
+    model_id: str,
+    version: str | None = None,
+    period_s: float = 3600.0,
+    since: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Per version of a model: PSI per period of its live confidence vs the package's reference.
+
+    Only windows the server counted (``assigned``) and that pass :func:`window_problem` are used; the
+    others are counted in ``skipped_windows``.
+
+    Raises:
+        crud.NotFound: unknown model.
+    """
+    out = []
+    releases = crud.releases_of(session, model_id=model_id)
+    if not releases:
+        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+    for rel in releases:
+        if version is not None and rel.version != version:
+            continue
+        ref = reference_histogram(rel.manifest)
+        buckets: dict[float, list[int]] = {}
+        windows, skipped = good_windows(
+            crud.windows_for(session, model_id=model_id, version=rel.version, since=since)
+        )
+        for w in windows:
+            start = (w.ended // period_s) * period_s
+            acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
+            buckets[start] = [a + b for a, b in zip(acc, w.confidence_hist, strict=True)]
+        points = []
+        if ref is not None:
+            try:
+                points = [drift.drift_point(s, h, *ref).to_dict() for s, h in sorted(buckets.items())]
+            except ValueError:
+                ref = None
+        predictions = sum(sum(h) for h in buckets.values())
+        if ref is None:
+            level, note = "no-reference", NO_REFERENCE
+        elif not windows:
+            level, note = "insufficient", "no telemetry from this version yet"
+        else:
+            level, note = points[-1]["level"], None
+        out.append(
+            {
+                "model_id": model_id,
+                "version": rel.version,
+                "has_reference": ref is not None,
+                "points": points,
+                "latest_level": level,
+                "predictions": predictions,  # live predictions over every period
+                "windows": len(windows),
+                "skipped_windows": skipped,
+                "note": note,
+            }
+        )
+    return out

@@ -1,0 +1,298 @@
+"""Dashboard panels: a running rollout's candidate vs control, and drift over time per model.
+
+HTML fragments with inline SVG (:mod:`liteship.fleet.charts`); the page is :mod:`liteship.fleet.dashboard`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from liteship.fleet import aggregate, crud
+from liteship.fleet import rollout as machine
+from liteship.fleet.charts import (
+    CANDIDATE,
+    CONTROL,
+    PALETTE,
+    Band,
+    Series,
+    histogram_overlay,
+    legend,
+    line_chart,
+)
+from liteship.fleet.decisions import ArmStats
+from liteship.fleet.drift import ALERT, WARN
+from liteship.fleet.models import Release, Rollout, RolloutPublic, RolloutState
+
+e = html.escape
+TIMELINE_POINTS = 30  # about this many periods per chart
+
+
+def _period(span_s: float) -> float:
+    """Seconds per point: whole minutes, so that the span gives about :data:`TIMELINE_POINTS`."""
+    return max(60.0, math.ceil(span_s / TIMELINE_POINTS / 60.0) * 60.0)
+
+
+def _bar(value: float, need: float) -> str:
+    share = 1.0 if need <= 0 else min(1.0, value / need)
+    cls = "done" if share >= 1 else "todo"
+    return f'<span class="bar"><span class="{cls}" style="width:{share * 100:.0f}%"></span></span>'
+
+
+def eta(done: float, need: float, elapsed_s: float) -> str:
+    """When ``need`` is reached at the rate so far ('' when reached; 'no data yet' without a rate)."""
+    if done >= need:
+        return ""
+    if done <= 0 or elapsed_s <= 0:
+        return " (no data yet)"
+    left = (need - done) / (done / elapsed_s)
+    when = f"{left / 60:.0f} min" if left < 7200 else f"{left / 3600:.1f} h"
+    return f" (≈ {when} at the current rate)"
+
+
+def progress(numbers: dict[str, Any], elapsed_s: float = 0.0) -> str:
+    """'candidate 6,909/500 predictions, 1/10 devices' per arm, with bars and when predictions suffice."""
+    rows = []
+    for arm in ("control", "candidate"):
+        p = numbers.get("progress", {}).get(arm)
+        if not p:
+            continue
+        rows.append(
+            f'<li class="{arm}"><b>{arm}</b> {p["predictions"]:,}/{p["min_predictions"]:,} predictions '
+            f"{_bar(p['predictions'], p['min_predictions'])}{eta(p['predictions'], p['min_predictions'], elapsed_s)} "
+            f"{p['devices']:,}/{p['min_devices']:,} devices "
+            f"{_bar(p['devices'], p['min_devices'])}</li>"
+        )
+    return f'<ul class="progress">{"".join(rows)}</ul>'
+
+
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{v:.2%}"
+
+
+def _ms(v: Any) -> str:
+    return "—" if v is None else f"{v:.2f} ms"
+
+
+def stats_table(numbers: dict[str, Any]) -> str:
+    """The engine's numbers side by side, with each check's threshold and result."""
+    ctrl, cand, t = numbers.get("control", {}), numbers.get("candidate", {}), numbers.get("thresholds", {})
+    checks = numbers.get("checks", {})
+
+    def check(name: str) -> str:
+        state = checks.get(name)
+        return f'<span class="badge {"halt" if state == "worse" else "ok"}">{state}</span>' if state else "—"
+
+    ratio = numbers.get("latency_p95_ratio")
+    rows = [
+        (
+            "predictions",
+            f"{ctrl.get('predictions', 0):,}",
+            f"{cand.get('predictions', 0):,}",
+            f"≥ {t.get('min_predictions', 0):,.0f}",
+            "",
+        ),
+        (
+            "devices",
+            str(ctrl.get("devices", 0)),
+            str(cand.get("devices", 0)),
+            f"≥ {t.get('min_devices', 0):,.0f}",
+            "",
+        ),
+        ("mean confidence", _num(ctrl.get("confidence_mean")), _num(cand.get("confidence_mean")), "", ""),
+        (
+            "confidence (Mann-Whitney)",
+            "",
+            f"p={_num(numbers.get('p_value'))}, δ={_num(numbers.get('cliffs_delta'))}",
+            f"p < {t.get('alpha')} and δ ≤ -{t.get('confidence_effect_floor')}",
+            check("confidence"),
+        ),
+        ("confidence PSI vs control", "", _num(numbers.get("psi")), f"≥ {t.get('psi_max')}", check("psi")),
+        (
+            "latency p95",
+            _ms(ctrl.get("latency_p95_ms")),
+            _ms(cand.get("latency_p95_ms")) + (f" ({ratio:.2f}×)" if ratio is not None else ""),
+            f"> {t.get('latency_p95_ratio_max')}×",
+            check("latency_p95"),
+        ),
+        (
+            "error rate",
+            _pct(ctrl.get("error_rate")),
+            _pct(cand.get("error_rate")),
+            f"+{_pct(t.get('error_rate_increase_max'))}",
+            check("error_rate"),
+        ),
+        (
+            "rollback rate (devices)",
+            _pct(ctrl.get("rollback_rate")),
+            _pct(cand.get("rollback_rate")),
+            f"+{_pct(t.get('rollback_rate_increase_max'))}",
+            check("rollback_rate"),
+        ),
+        ("device reverts", str(ctrl.get("reverts", 0)), str(cand.get("reverts", 0)), "", ""),
+        (
+            "windows skipped (out of bounds)",
+            str(ctrl.get("skipped_windows", 0)),
+            str(cand.get("skipped_windows", 0)),
+            "",
+            "",
+        ),
+    ]
+    body = "".join(
+        f"<tr><th>{e(name)}</th><td>{a}</td><td>{b}</td><td>{e(th)}</td><td>{c}</td></tr>"
+        for name, a, b, th, c in rows
+    )
+    check_head = "check (preview: below the minimum sample)" if numbers.get("waiting_for") else "check"
+    return (
+        '<table class="stats"><thead><tr><th></th><th class="control">control</th>'
+        f'<th class="candidate">candidate</th><th>halts when</th><th>{check_head}</th></tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
+
+
+def _num(v: Any) -> str:
+    return "—" if v is None else f"{v:.3g}"
+
+
+def timelines(session: Session, rollout: Rollout, control: Release, candidate: Release, now: float) -> str:
+    """Latency p95, error rate and reverts per period since the rollout started, one line per arm."""
+    period = _period(now - rollout.created_at)
+    arms = {}
+    for name, rel in (("control", control), ("candidate", candidate)):
+        windows = crud.windows_for(
+            session, model_id=rollout.model_id, version=rel.version, since=rollout.created_at
+        )
+        reverts = crud.reverts_for(
+            session, model_id=rollout.model_id, version=rel.version, since=rollout.created_at
+        )
+        arms[name] = aggregate.arm_timeline(windows, reverts, period_s=period)
+    colors = {"control": CONTROL, "candidate": CANDIDATE}
+
+    def chart(label: str, field: str, unit: str, scale: float = 1.0, **kw: Any) -> str:
+        series = [
+            Series(
+                name,
+                [(p.start, None if getattr(p, field) is None else getattr(p, field) * scale) for p in pts],
+                colors[name],
+            )
+            for name, pts in arms.items()
+        ]
+        return f"<figure><figcaption>{e(label)}</figcaption>{line_chart(series, label=label, y_unit=unit, **kw)}</figure>"
+
+    return (
+        '<div class="charts">'
+        + chart("latency p95 per period", "latency_p95_ms", " ms")
+        + chart("error rate per period", "error_rate", " %", 100.0, y_min_top=1.0)
+        + chart("device reverts per period", "reverts", "", y_min_top=1.0)
+        + chart("predictions per period", "predictions", "")
+        + f'</div><p class="muted">One point per {period / 60:.0f} min since the rollout started.</p>'
+    )
+
+
+def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: float) -> str:
+    """Candidate vs control for an active rollout: what the engine sees, will do, and why."""
+    stages = " → ".join(
+        f"<b>{s:g} %</b>" if i == pub.stage_index else f"{s:g} %" for i, s in enumerate(pub.stages)
+    )
+    decisions = "".join(
+        f"<li><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.at))}</time> "
+        f'<span class="badge {e(d.action)}">{e(d.action)}</span> by {e(d.by)}: {e("; ".join(d.reasons))}</li>'
+        for d in reversed(pub.decisions[-8:])
+    )
+    head = (
+        f'<section class="rollout" id="rollout-{pub.id}" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
+        f"{e(pub.control_version)} → {e(pub.candidate_version)} "
+        f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
+    )
+    if not RolloutState(pub.state).active:
+        return head + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+    control = session.get(Release, rollout.control_release_id)
+    candidate = session.get(Release, rollout.candidate_release_id)
+    assert control is not None and candidate is not None
+    ctrl_arm, cand_arm = machine.arms_now(session, rollout=rollout)
+    nxt = pub.next or {"action": "wait", "reasons": [], "numbers": {}}
+    verb = "pauses (no automatic decision)" if pub.state == RolloutState.PAUSED else nxt["action"]
+    plan = "".join(
+        f"<tr{' class=current' if p['stage'] - 1 == pub.stage_index else ''}><td>{p['stage']}</td><td>{p['percent']:g} %</td>"
+        f"<td>{p['candidate_devices']}</td><td>{p['control_devices']}</td><td>{e(p['note'])}</td></tr>"
+        for p in pub.plan
+    )
+    warnings = "".join(f'<p class="warning" role="alert">{e(w)}</p>' for w in pub.warnings)
+    return (
+        head
+        + actions(pub)
+        + warnings
+        + f'<div class="next"><b>Next:</b> <span class="badge {e(nxt["action"])}">{e(verb)}</span> '
+        f"{e('; '.join(nxt['reasons']))}</div>"
+        + progress(nxt["numbers"], now - rollout.stage_started_at)
+        + '<div class="side">'
+        + f"<figure><figcaption>top-1 confidence, this stage</figcaption>{_hist(ctrl_arm, cand_arm)}"
+        + legend(
+            [("control " + pub.control_version, CONTROL), ("candidate " + pub.candidate_version, CANDIDATE)]
+        )
+        + "</figure>"
+        + stats_table(nxt["numbers"])
+        + "</div>"
+        + timelines(session, rollout, control, candidate, now)
+        + '<details><summary>Stage plan (devices per arm)</summary><table class="plan"><thead><tr><th>stage</th>'
+        "<th>percent</th><th>candidate</th><th>control</th><th></th></tr></thead>"
+        f"<tbody>{plan}</tbody></table></details>"
+        + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+    )
+
+
+def actions(pub: RolloutPublic) -> str:
+    """The buttons of an active rollout (form posts to the dashboard's own action route)."""
+    names = ["evaluate", "pause" if pub.state == RolloutState.RUNNING else "resume", "promote", "abort"]
+    return (
+        '<div class="actions">'
+        + "".join(
+            f'<form method="post" action="/dashboard/rollouts/{pub.id}/{n}"><button type="submit" name="do" '
+            f'value="{n}">{n.capitalize()}</button></form>'
+            for n in names
+        )
+        + "</div>"
+    )
+
+
+def _hist(control: ArmStats, candidate: ArmStats) -> str:
+    return histogram_overlay(
+        control.confidence_hist, candidate.confidence_hist, label="confidence histograms"
+    )
+
+
+def drift_panel(series: list[dict[str, Any]], model_id: str) -> str:
+    """One chart per model: PSI over time, a line per version, with the warn and alert bands."""
+    lines, items, notes = [], [], []
+    for i, s in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        points = [(p["start"], p["psi"]) for p in s["points"] if p["psi"] is not None]
+        if not s["has_reference"]:
+            notes.append(
+                f"{s['version']}: {s.get('predictions', 0):,} live predictions; {aggregate.NO_REFERENCE}."
+            )
+            continue
+        if not points:
+            notes.append(f"{s['version']}: no period with ≥ 500 predictions yet.")
+            continue
+        lines.append(Series(s["version"], points, color))
+        last = [p for p in s["points"] if p["psi"] is not None][-1]
+        items.append(
+            f'<li><i style="background:{color}"></i>{e(model_id)} {e(s["version"])} — latest PSI {last["psi"]:.3f} '
+            f'<span class="badge {last["level"]}">{last["level"]}</span></li>'
+        )
+    chart = ""
+    if lines:
+        bands = [Band(WARN, ALERT, "#d97706", "warn"), Band(ALERT, None, "#dc2626", "alert")]
+        chart = line_chart(
+            lines, label=f"drift of {model_id}", bands=bands, y_min_top=0.3, width=620, height=190
+        )
+    note_html = "".join(f'<p class="empty">{e(model_id)} {e(n)}</p>' for n in notes)
+    return (
+        f'<figure class="drift"><figcaption>{e(model_id)}</figcaption>{chart}'
+        f'<ul class="legend">{"".join(items)}</ul>{note_html}</figure>'
+    )

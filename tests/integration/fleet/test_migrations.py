@@ -1,0 +1,63 @@
+"""Migration 0004 on a database that already holds data at 0003: nothing is lost, old windows count."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+
+from liteship.fleet.app import MIGRATIONS, run_migrations
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'fleet.db'}"
+
+
+def test_upgrade_from_0003_keeps_rows_and_counts_old_windows(url):
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "0003")
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.execute(text("INSERT INTO models (id, created_at, plan_version) VALUES ('m', 1, 0)"))
+        c.execute(
+            text(
+                "INSERT INTO releases (model_id, version, sha256, size, target_path, manifest, created_at) "
+                "VALUES ('m', '1.0.0', :s, 1, 'm/1.0.0/m.lsp', '{}', 1), "
+                "('m', '1.1.0', :t, 1, 'm/1.1.0/m.lsp', '{}', 1)"
+            ),
+            {"s": "a" * 64, "t": "b" * 64},
+        )
+        c.execute(
+            text("INSERT INTO devices (id, token_hash, bucket, registered_at) VALUES ('d', :h, 5, 1)"),
+            {"h": "c" * 64},
+        )
+        c.execute(
+            text(
+                "INSERT INTO telemetry_windows (device_id, window_id, model_id, model_version, started, ended, "
+                "inferences, errors, rollbacks, out_of_range_fraction, confidence_hist, latency_hist, "
+                "latency_edges_ms, dropped_windows, received_at) VALUES ('d', 'w', 'm', '1.0.0', 1, 2, 3, 0, 0, "
+                "0, '[3]', '[]', '[]', 0, 2)"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO rollouts (model_id, control_release_id, candidate_release_id, stages, stage_index, "
+                "state, thresholds, created_at, stage_started_at, updated_at) VALUES ('m', 1, 2, '[2, 100]', 0, "
+                "'running', '{}', 1, 1, 1)"
+            )
+        )
+    run_migrations(url)
+    with engine.connect() as c:
+        assert c.execute(text("SELECT window_id, assigned FROM telemetry_windows")).one() == ("w", True)
+        assert c.execute(text("SELECT min_arm_devices, bucket_cutoff FROM rollouts")).one() == (0, None)
+        assert c.execute(text("SELECT count(*) FROM dashboard_sessions")).scalar() == 0
+    command.downgrade(cfg, "0003")  # and back: the 0003 rows are still there
+    with engine.connect() as c:
+        assert c.execute(text("SELECT count(*) FROM telemetry_windows")).scalar() == 1
+    engine.dispose()
