@@ -21,12 +21,15 @@ on the same calibration data as the TF recipes); ``dynamic`` (PT2E dynamic); and
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import os
 import re
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,20 @@ AEQ_RECIPES = ("int16x8", "weight-int8", "weight-int4")
 TORCH_RECIPES = ("none", *PT2E_RECIPES, *AEQ_RECIPES)
 
 
+@contextlib.contextmanager
+def quiet_torch() -> Iterator[None]:
+    """Keep torch's, torchao's and litert-torch's chatter (missing CUDA kernels, deprecations, progress
+    lines) off the user's terminal: stdout, fd 2 and Python's stderr, unless ``LITESHIP_VERBOSE``."""
+    from liteship._quiet import native_stderr_silenced
+    from liteship.convert.sources import quiet_stdout
+
+    if os.environ.get("LITESHIP_VERBOSE"):
+        yield
+        return
+    with quiet_stdout(), native_stderr_silenced(), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
 def import_torch() -> Any:
     """Import ``torch`` (and check ``litert_torch`` is there).
 
@@ -49,7 +66,9 @@ def import_torch() -> Any:
         UsageError: The torch extra is not installed.
     """
     try:
-        import torch
+        with quiet_torch():  # torchao prints its missing CUDA kernels and deprecations on import
+            import torch
+            import torchao  # noqa: F401
 
         if importlib.util.find_spec("litert_torch") is None:
             raise ImportError("litert_torch")
@@ -216,7 +235,17 @@ def _with_samples(module: Any, samples: tuple[Any, ...] | None, shape: tuple[int
             "return (module, sample_inputs) from the factory, or save a .pt2 with torch.export.",
             parameter="input_shape",
         )
-    return TorchModel(module.eval(), tuple(samples), label)
+    return TorchModel(_eval_mode(module), tuple(samples), label)
+
+
+def _eval_mode(module: Any) -> Any:
+    """``module.eval()``; a torch.export graph module refuses that and needs torchao's helper."""
+    try:
+        return module.eval()
+    except NotImplementedError:
+        from torchao.quantization.pt2e import move_exported_model_to_eval
+
+        return move_exported_model_to_eval(module)
 
 
 def _check(recipe: str, io_type: str | None, calibration: Any, keep: Sequence[str]) -> None:
@@ -337,15 +366,13 @@ def _nhwc_samples(model: TorchModel) -> tuple[Any, ...]:
 
 
 def _run_litert_torch(model: TorchModel, module: Any, quant_config: Any = None) -> bytes:
-    import litert_torch
-
-    from liteship._quiet import native_stderr_silenced
-    from liteship.convert.sources import quiet_stdout
+    with quiet_torch():
+        import litert_torch
 
     wrapped = litert_torch.to_channel_last_io(module, args=model.nhwc_indices()) if model.nhwc_indices() else module
-    with quiet_stdout(), native_stderr_silenced():
+    with quiet_torch():  # litert-torch prints its progress on stdout
         edge = litert_torch.convert(wrapped, _nhwc_samples(model), quant_config=quant_config)
-    return bytes(edge.tflite_model() if hasattr(edge, "tflite_model") else edge.model_content())
+        return bytes(edge.model_content())
 
 
 def _convert_float(model: TorchModel) -> bytes:
@@ -360,25 +387,26 @@ def _convert_float(model: TorchModel) -> bytes:
 
 def _convert_pt2e(model: TorchModel, calib: Any, *, dynamic: bool, progress: bool) -> bytes:
     torch = import_torch()
-    from litert_torch.quantize import pt2e_quantizer as pq
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
-
     from liteship.progress import track
+
+    with quiet_torch():
+        from litert_torch.quantize import pt2e_quantizer as pq
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e import move_exported_model_to_eval, quantize_pt2e
 
     quantizer = pq.PT2EQuantizer().set_global(
         pq.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
     )
     try:
         exported = torch.export.export(model.module, model.sample_inputs).module()
-        prepared = quantize_pt2e.prepare_pt2e(exported, quantizer)
+        prepared = move_exported_model_to_eval(quantize_pt2e.prepare_pt2e(exported, quantizer))
         with torch.no_grad():
             if calib is not None:
                 for sample in track(calib.samples, total=len(calib), description="calibrating", enabled=progress):
                     prepared(*_nchw_args(model, sample))
             else:
                 prepared(*model.sample_inputs)
-        converted = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        converted = move_exported_model_to_eval(quantize_pt2e.convert_pt2e(prepared, fold_quantize=False))
         return _run_litert_torch(model, converted, QuantConfig(pt2e_quantizer=quantizer))
     except (UsageError, ConversionError):
         raise

@@ -264,12 +264,19 @@ class TorchRunner(Runner):
         for i, s in enumerate(self._input_specs):
             a = np.asarray(feed[s.name], dtype=s.dtype)
             args.append(torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if i in self._nhwc else a)))
+        batch = int(args[0].shape[0]) if args and args[0].ndim else 1
+        want = self._input_specs[0].shape[0] if self._input_specs and self._input_specs[0].shape else -1
+        # an exported (.pt2) module is fixed to its example's batch: run a different batch sample by sample
+        chunks = [tuple(a[i : i + 1] for a in args) for i in range(batch)] if want not in (-1, batch) else [tuple(args)]
         try:
             with torch.no_grad():
-                out = self._call(tuple(args))
+                outs = [self._call(c) for c in chunks]
         except Exception as e:  # the module's own code can raise anything
             raise InferenceError(f"PyTorch failed to run {self.name}: {_first_line(e)}") from e
-        return {s.name: o.detach().cpu().numpy() for s, o in zip(self._output_specs, out, strict=True)}
+        return {
+            s.name: np.concatenate([o[k].detach().cpu().numpy() for o in outs])
+            for k, s in enumerate(self._output_specs)
+        }
 
     def close(self) -> None:
         pass  # the module may belong to the caller
