@@ -36,7 +36,10 @@ def mobilenet_v2(num_classes: int = 10):
         def __init__(self, i: int, o: int, s: int, t: int) -> None:
             super().__init__()
             h = i * t
-            layers = ([conv_bn(i, h, 1, 1)] if t != 1 else []) + [conv_bn(h, h, 3, s, groups=h), conv_bn(h, o, 1, 1, act=False)]
+            layers = ([conv_bn(i, h, 1, 1)] if t != 1 else []) + [
+                conv_bn(h, h, 3, s, groups=h),
+                conv_bn(h, o, 1, 1, act=False),
+            ]
             self.block = nn.Sequential(*layers)
             self.residual = s == 1 and i == o
 
@@ -46,7 +49,15 @@ def mobilenet_v2(num_classes: int = 10):
     class MobileNetV2(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+            cfg = [
+                (1, 16, 1, 1),
+                (6, 24, 2, 2),
+                (6, 32, 3, 2),
+                (6, 64, 4, 2),
+                (6, 96, 3, 1),
+                (6, 160, 3, 2),
+                (6, 320, 1, 1),
+            ]
             layers: list[nn.Module] = [conv_bn(3, 32, 3, 2)]
             c = 32
             for t, o, n, s in cfg:
@@ -70,7 +81,10 @@ def digits_images(size: int = 224) -> tuple[np.ndarray, np.ndarray]:
 
     d = load_digits()
     imgs = [
-        np.asarray(Image.fromarray((im * 16).astype(np.uint8)).resize((size, size)).convert("RGB"), np.float32) / 255.0
+        np.asarray(
+            Image.fromarray((im * 16).astype(np.uint8)).resize((size, size)).convert("RGB"), np.float32
+        )
+        / 255.0
         for im in d.images[:300]
     ]
     return np.stack(imgs), d.target[:300]
@@ -100,9 +114,18 @@ def torch_figures(tmp: Path) -> dict:
     out: dict = {"params": params}
     for recipe in ("none", "int8"):
         t = time.perf_counter()
-        rep = convert(src, tmp / f"mnv2.{recipe}.tflite", quantize=recipe, calibration=tmp / "calib.npy" if recipe == "int8" else None, calibration_samples=100, progress=False)
+        rep = convert(
+            src,
+            tmp / f"mnv2.{recipe}.tflite",
+            quantize=recipe,
+            calibration=tmp / "calib.npy" if recipe == "int8" else None,
+            calibration_samples=100,
+            progress=False,
+        )
         seconds = time.perf_counter() - t
-        v = validate(tmp / f"mnv2.{recipe}.tflite", src, tmp / "val.npz", raise_on_failure=False, progress=False)
+        v = validate(
+            tmp / f"mnv2.{recipe}.tflite", src, tmp / "val.npz", raise_on_failure=False, progress=False
+        )
         out[recipe] = {
             "convert_s": round(seconds, 1),
             "size_kib": round(rep.size_bytes / 1024, 1),
@@ -114,14 +137,13 @@ def torch_figures(tmp: Path) -> dict:
 
 
 def quantizer_figures(tmp: Path) -> dict:
+    import keras
     import tensorflow as tf
     from sklearn.datasets import load_digits
 
     from liteship.bench import benchmark
     from liteship.convert import convert
     from liteship.validate import validate
-
-    import keras
 
     d = load_digits()
     xx = (d.images.astype(np.float32) / 16.0)[..., None]
@@ -142,10 +164,21 @@ def quantizer_figures(tmp: Path) -> dict:
     float_path = tmp / "digits_float.tflite"
     convert(tmp / "digits.keras", float_path, progress=False)
     rows = {}
-    for name, src in (("tflite-converter int8 (from .keras)", tmp / "digits.keras"), ("ai-edge-quantizer int8 (from float .tflite)", float_path)):
+    for name, src in (
+        ("tflite-converter int8 (from .keras)", tmp / "digits.keras"),
+        ("ai-edge-quantizer int8 (from float .tflite)", float_path),
+    ):
         path = tmp / f"{len(rows)}.tflite"
         t = time.perf_counter()
-        rep = convert(src, path, quantize="int8", io_type="float32", calibration=tmp / "dcalib.npy", calibration_samples=200, progress=False)
+        rep = convert(
+            src,
+            path,
+            quantize="int8",
+            io_type="float32",
+            calibration=tmp / "dcalib.npy",
+            calibration_samples=200,
+            progress=False,
+        )
         seconds = time.perf_counter() - t
         v = validate(path, float_path, tmp / "dval.npz", raise_on_failure=False, progress=False)
         b = benchmark([path], threads=[1], runs=300, warmup=20, min_seconds=1.0, progress=False).entries[0]
@@ -158,7 +191,10 @@ def quantizer_figures(tmp: Path) -> dict:
             "p50_us_1thread": round(b.latency.p50_ms * 1000, 1),
         }
     bf = benchmark([float_path], threads=[1], runs=300, warmup=20, min_seconds=1.0, progress=False).entries[0]
-    rows["float32 (reference)"] = {"size_kib": round(float_path.stat().st_size / 1024, 1), "p50_us_1thread": round(bf.latency.p50_ms * 1000, 1)}
+    rows["float32 (reference)"] = {
+        "size_kib": round(float_path.stat().st_size / 1024, 1),
+        "p50_us_1thread": round(bf.latency.p50_ms * 1000, 1),
+    }
     del tf
     return rows
 

@@ -35,7 +35,14 @@ def test_pipeline_from_a_pytorch_factory(tmp_path, torch_digits, calib_npy, val_
     pytest.importorskip("litert_torch")
     net_py, _ = torch_digits
     keys = generate_keypair(tmp_path / "k.key")
-    cfg = _config(tmp_path / "p", f"{net_py}:build_with_samples", calib_npy, val_npz, Path(keys.private_path), ["none", "int8"])
+    cfg = _config(
+        tmp_path / "p",
+        f"{net_py}:build_with_samples",
+        calib_npy,
+        val_npz,
+        Path(keys.private_path),
+        ["none", "int8"],
+    )
     report = run_pipeline(cfg, log=lambda _m: None, progress=False)
     assert report.chosen in ("none", "int8")
     by = {v.recipe: v for v in report.variants}
@@ -48,7 +55,9 @@ def test_pipeline_from_a_pytorch_factory(tmp_path, torch_digits, calib_npy, val_
 def test_pipeline_from_a_float_tflite(tmp_path, tflite_float, calib_npy, val_npz):
     pytest.importorskip("ai_edge_quantizer")
     keys = generate_keypair(tmp_path / "k.key")
-    cfg = _config(tmp_path / "p", str(tflite_float), calib_npy, val_npz, Path(keys.private_path), ["int8", "dynamic"])
+    cfg = _config(
+        tmp_path / "p", str(tflite_float), calib_npy, val_npz, Path(keys.private_path), ["int8", "dynamic"]
+    )
     report = run_pipeline(cfg, log=lambda _m: None, progress=False)
     assert report.chosen in ("int8", "dynamic")
     by = {v.recipe: v for v in report.variants}

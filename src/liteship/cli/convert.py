@@ -22,7 +22,16 @@ FLAGS = {
     "input_shape": "--input-shape",
 }
 # RECIPES keys, then the two weight-only recipes of ai-edge-quantizer (float .tflite and PyTorch sources)
-RECIPE_NAMES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8", "weight-int8", "weight-int4")
+RECIPE_NAMES = (
+    "none",
+    "dynamic",
+    "int8",
+    "int8-fallback",
+    "float16",
+    "int16x8",
+    "weight-int8",
+    "weight-int4",
+)
 
 
 def _parse_size(value: str | None) -> tuple[int, int] | None:

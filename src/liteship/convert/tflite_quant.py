@@ -24,7 +24,9 @@ calibration with a list of op types or tensor names kept in float.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import os
 import re
 import time
 import warnings
@@ -76,7 +78,9 @@ TFLITE_RECIPES: dict[str, TFLiteRecipe] = {
 
 _QUANTIZED_TYPES = {"int8", "uint8", "int16", "int4", "float16"}
 _TYPE_NAMES = {
-    v: k.lower() for k, v in vars(fbm.schema.TensorType).items() if not k.startswith("_") and isinstance(v, int)
+    v: k.lower()
+    for k, v in vars(fbm.schema.TensorType).items()
+    if not k.startswith("_") and isinstance(v, int)
 }
 
 
@@ -214,7 +218,11 @@ def _quiet() -> Iterator[None]:
         with quiet_stdout(), native_stderr_silenced(), warnings.catch_warnings():
             # calibration keeps every tensor (experimental_preserve_all_tensors), which LiteRT warns about
             warnings.simplefilter("ignore", UserWarning)
-            yield
+            if os.environ.get("LITESHIP_VERBOSE"):
+                yield
+            else:  # ai-edge-quantizer draws its own tqdm bar on Python's stderr
+                with contextlib.redirect_stderr(io.StringIO()):
+                    yield
     finally:
         absl.setLevel(level)
 
@@ -266,7 +274,9 @@ def quantize_keeping_float(
             qt.load_quantization_recipe(_recipe_with_float(quantizer_mod, recipe_mod, rec, keep_float))
             result_calib = None
             if qt.need_calibration:
-                samples = [{n: np.asarray(v, dtype=np.float32) for n, v in s.items()} for s in calibration or []]
+                samples = [
+                    {n: np.asarray(v, dtype=np.float32) for n, v in s.items()} for s in calibration or []
+                ]
                 result_calib = qt.calibrate({key: samples}, num_threads=1)
             result = qt.quantize(result_calib, enable_progress_report=False, enable_progress_bar=False)
     except (UsageError, ConversionError):
@@ -386,7 +396,9 @@ def convert_tflite(
     src = Source("tflite", str(source), str(source))
     seconds = time.perf_counter() - started
     as_recipe = Recipe(rec.name, rec.description, rec.needs_calibration, ("float32",))
-    return finish_conversion(model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds)
+    return finish_conversion(
+        model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds
+    )
 
 
 def _tracked(calib: Any, progress: bool) -> Any:

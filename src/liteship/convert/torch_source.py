@@ -223,7 +223,9 @@ def _from_factory(file: Path, factory: str, shape: tuple[int, ...] | None) -> To
     return _with_samples(made, samples, shape, f"{file.name}:{factory}")
 
 
-def _with_samples(module: Any, samples: tuple[Any, ...] | None, shape: tuple[int, ...] | None, label: str) -> TorchModel:
+def _with_samples(
+    module: Any, samples: tuple[Any, ...] | None, shape: tuple[int, ...] | None, label: str
+) -> TorchModel:
     import torch
 
     if shape is not None:
@@ -362,14 +364,18 @@ def _nchw_args(model: TorchModel, sample: Any) -> tuple[Any, ...]:
 
 def _nhwc_samples(model: TorchModel) -> tuple[Any, ...]:
     nhwc = set(model.nhwc_indices())
-    return tuple(x.permute(0, 2, 3, 1).contiguous() if i in nhwc else x for i, x in enumerate(model.sample_inputs))
+    return tuple(
+        x.permute(0, 2, 3, 1).contiguous() if i in nhwc else x for i, x in enumerate(model.sample_inputs)
+    )
 
 
 def _run_litert_torch(model: TorchModel, module: Any, quant_config: Any = None) -> bytes:
     with quiet_torch():
         import litert_torch
 
-    wrapped = litert_torch.to_channel_last_io(module, args=model.nhwc_indices()) if model.nhwc_indices() else module
+    wrapped = (
+        litert_torch.to_channel_last_io(module, args=model.nhwc_indices()) if model.nhwc_indices() else module
+    )
     with quiet_torch():  # litert-torch prints its progress on stdout
         edge = litert_torch.convert(wrapped, _nhwc_samples(model), quant_config=quant_config)
         return bytes(edge.model_content())
@@ -402,7 +408,9 @@ def _convert_pt2e(model: TorchModel, calib: Any, *, dynamic: bool, progress: boo
         prepared = move_exported_model_to_eval(quantize_pt2e.prepare_pt2e(exported, quantizer))
         with torch.no_grad():
             if calib is not None:
-                for sample in track(calib.samples, total=len(calib), description="calibrating", enabled=progress):
+                for sample in track(
+                    calib.samples, total=len(calib), description="calibrating", enabled=progress
+                ):
                     prepared(*_nchw_args(model, sample))
             else:
                 prepared(*model.sample_inputs)
@@ -426,7 +434,9 @@ def export_error(e: BaseException, model: TorchModel) -> ConversionError:
     where = _user_frame(e, model)
     op = _OP.search(text)
     if "data-dependent" in text or "GuardOnDataDependent" in type(e).__name__:
-        what = "it branches on a tensor's value (data-dependent control flow), which torch.export cannot trace"
+        what = (
+            "it branches on a tensor's value (data-dependent control flow), which torch.export cannot trace"
+        )
         hint = "Replace the Python `if`/loop on tensor values with torch.where / torch.cond, or move it out of forward()."
     elif op and ("lower" in text.lower() or "not supported" in text.lower() or "no lowering" in text.lower()):
         what = f"litert-torch cannot lower {op.group(1)}"
@@ -452,7 +462,9 @@ def _user_frame(e: BaseException, model: TorchModel) -> str:
                 continue
             this = frame.f_locals.get("self")
             layer = names.get(id(this)) if isinstance(this, torch.nn.Module) else None
-            loc = f"{type(this).__name__}.{frame.f_code.co_name}" if this is not None else frame.f_code.co_name
+            loc = (
+                f"{type(this).__name__}.{frame.f_code.co_name}" if this is not None else frame.f_code.co_name
+            )
             label = f"layer {layer!r} " if layer else ("the top module " if layer == "" else "")
             best = f"{label}({loc}, {Path(file).name}:{lineno})"
         cause = cause.__cause__ or cause.__context__

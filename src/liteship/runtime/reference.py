@@ -263,11 +263,17 @@ class TorchRunner(Runner):
         args = []
         for i, s in enumerate(self._input_specs):
             a = np.asarray(feed[s.name], dtype=s.dtype)
-            args.append(torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if i in self._nhwc else a)))
+            args.append(
+                torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if i in self._nhwc else a))
+            )
         batch = int(args[0].shape[0]) if args and args[0].ndim else 1
         want = self._input_specs[0].shape[0] if self._input_specs and self._input_specs[0].shape else -1
         # an exported (.pt2) module is fixed to its example's batch: run a different batch sample by sample
-        chunks = [tuple(a[i : i + 1] for a in args) for i in range(batch)] if want not in (-1, batch) else [tuple(args)]
+        chunks = (
+            [tuple(a[i : i + 1] for a in args) for i in range(batch)]
+            if want not in (-1, batch)
+            else [tuple(args)]
+        )
         try:
             with torch.no_grad():
                 outs = [self._call(c) for c in chunks]

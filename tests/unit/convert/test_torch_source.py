@@ -55,7 +55,9 @@ def test_pt2e_int8_validates_against_the_pytorch_module(torch_int8, torch_digits
 
 def test_factory_file_form_through_the_cli(cli, torch_digits, tmp_path):
     net_py, _ = torch_digits
-    r = cli("convert", f"{net_py}:build", "--input-shape", "1,1,8,8", "-o", str(tmp_path / "a.tflite"), "--json")
+    r = cli(
+        "convert", f"{net_py}:build", "--input-shape", "1,1,8,8", "-o", str(tmp_path / "a.tflite"), "--json"
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["inputs"][0]["shape"] == [1, 8, 8, 1]
     assert r.stderr.strip() == ""  # torchao's and litert-torch's chatter stays out of the user's way
