@@ -62,7 +62,7 @@ def test_factory_file_form_through_the_cli(cli, torch_digits, tmp_path):
     assert json.loads(r.stdout)["inputs"][0]["shape"] == [1, 8, 8, 1]
     assert r.stderr.strip() == ""  # torchao's and litert-torch's chatter stays out of the user's way
     r = cli("convert", f"{net_py}:build", "--input-shape", "1,3,-2")
-    assert r.returncode == 1 and "1 to 6 positive integers" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "1 to 6 positive integers" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_pt2_file_and_factory_with_samples(torch_digits, tmp_path, val_npz):
