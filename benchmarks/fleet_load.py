@@ -19,14 +19,35 @@ Clients:
 
     .venv/bin/python benchmarks/fleet_load.py --devices 200 --seconds 8 --concurrency 16
     .venv/bin/python benchmarks/fleet_load.py --db postgresql+psycopg://postgres@127.0.0.1:5432/bench --workers 2
+
+``--matrix`` runs the check-in load for SQLite (1 worker) and PostgreSQL with 1, 2 and 4 workers (a
+throwaway PostgreSQL server is started, as in the tests, unless ``--db`` names one) and prints a table.
+
+``--download`` measures artifact delivery: ``--agents`` (50) concurrent downloads, ``--rounds`` each,
+of one ``--size-mb`` (4 MB) blob, by ``curl --parallel`` (C, follows redirects), from
+
+- ``api``: the API streaming from local disk (``liteship serve`` with no flags);
+- ``s3-proxy``: the API streaming from SeaweedFS (``--artifacts s3://…``, ``s3_downloads=proxy``);
+- ``s3-redirect``: a 307 from the API to a presigned SeaweedFS URL (the default with S3);
+- ``mirror``: nginx serving a copy (an untrusted mirror / CDN node).
+
+The blob is put in the store directly and fetched from ``/api/v1/artifacts/<sha256>`` (the same
+``serve_blob`` path as ``/tuf/targets/``). CPU seconds of the API server, SeaweedFS, nginx and curl are
+reported per mode.
+
+    .venv/bin/python benchmarks/fleet_load.py --matrix --seconds 8
+    .venv/bin/python benchmarks/fleet_load.py --download --agents 50 --size-mb 4 --rounds 2
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import glob
 import json
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -35,6 +56,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -95,9 +118,12 @@ def make_packages(tmp: Path) -> tuple[Path, list[Path]]:
     return Path(keys.public_path), paths
 
 
-def start_server(data: Path, port: int, db: str | None, workers: int, key: Path) -> subprocess.Popen:
+def start_server(
+    data: Path, port: int, db: str | None, workers: int, key: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "LITESHIP_ADMIN_TOKEN": ADMIN,
         "LITESHIP_ENROLLMENT_TOKEN": ENROLL,
         "LITESHIP_ENVIRONMENT": "production",
@@ -236,6 +262,222 @@ async def _httpx(url: str, devices: list[tuple[str, str]], seconds: float, concu
     }
 
 
+def checkin_run(args: argparse.Namespace, db: str | None, workers: int, db_pid: int | None = None) -> dict:
+    """One check-in load run against a fresh server (and a fresh database). ``db_pid``: the
+    PostgreSQL postmaster, whose backends' CPU is then reported per check-in too."""
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        key, packages = make_packages(tmp)
+        port = free_port()
+        server = start_server(tmp / "data", port, db, workers, key)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            devices = prepare(url, packages, args.devices)
+            cpu0, busy0 = cpu_seconds(server.pid), machine_busy_seconds()
+            db0 = cpu_seconds(db_pid) if db_pid else 0.0
+            if args.client == "wrk":
+                r = run_wrk(url, devices, args.seconds, args.concurrency, tmp)
+            else:
+                r = asyncio.run(_httpx(url, devices, args.seconds, args.concurrency))
+            server_cpu, busy = cpu_seconds(server.pid) - cpu0, machine_busy_seconds() - busy0
+            db_cpu = cpu_seconds(db_pid) - db0 if db_pid else None
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    extra = {}
+    if db_cpu is not None:  # PostgreSQL's backends (all of them: this run's only user of the server)
+        extra = {"db_cores": round(db_cpu / r["seconds"], 2),
+                 "db_cpu_ms_per_checkin": round(1000 * db_cpu / max(1, r["requests"]), 3)}  # fmt: skip
+    return {
+        "store": "postgresql" if db else "sqlite",
+        "workers": workers,
+        "client": args.client,
+        "devices": args.devices,
+        "concurrency": args.concurrency,
+        "seconds": round(r["seconds"], 2),
+        "requests": r["requests"],
+        "errors": r["errors"],
+        "checkins_per_s": round(r["requests"] / r["seconds"], 1),
+        **{k: round(r[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
+        "server_cores": round(server_cpu / r["seconds"], 2),
+        # independent of how busy the machine was: what one check-in costs the server
+        "server_cpu_ms_per_checkin": round(1000 * server_cpu / max(1, r["requests"]), 3),
+        "client_cores": round(r["client_cpu_s"] / r["seconds"], 2),
+        # everything else busy meanwhile: PostgreSQL's backends, and other jobs on the machine
+        "other_cores": round((busy - server_cpu - r["client_cpu_s"]) / r["seconds"], 2),
+        **extra,
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before": round(os.getloadavg()[0], 2),
+    }
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[tuple[str, int]]:
+    """initdb + pg_ctl in a temp dir on a free loopback port (as ``postgres`` when root); yields a URL
+    without a database name and the postmaster's pid. The tests' settings plus ``synchronous_commit=off``."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        sys.exit("PostgreSQL is not installed (scripts/os-deps.sh installs it); pass --db instead.")
+    bin_dir = Path(found[-1]).parent
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(tempfile.mkdtemp(prefix="liteship-bench-pg-"))
+    if prefix:
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+    port = free_port()
+    opts = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c synchronous_commit=off"
+    )
+    subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-o", opts, "-l", str(root / "log"), "-w", "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        pid = int((root / "data" / "postmaster.pid").read_text().split()[0])
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}", pid
+    finally:
+        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_database(base: str) -> str:
+    import psycopg
+
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{base}/{name}"
+
+
+def matrix(args: argparse.Namespace) -> list[dict]:
+    """SQLite ×1, then PostgreSQL ×1, ×2, ×4 workers; ``--repeat`` times, interleaved."""
+    rows = []
+    with contextlib.ExitStack() as stack:
+        base, pid = (
+            (args.db.rsplit("/", 1)[0], None) if args.db else stack.enter_context(throwaway_postgres())
+        )
+        for _ in range(args.repeat):
+            rows.append(checkin_run(args, None, 1))
+            for workers in (1, 2, 4):
+                rows.append(checkin_run(args, fresh_database(base), workers, pid))
+    return rows
+
+
+# ---- downloads ------------------------------------------------------------------------------------
+
+
+def _services() -> object:
+    """The tests' SeaweedFS and nginx launchers (tests/integration/fleet/services.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration" / "fleet"))
+    import services  # noqa: PLC0415
+
+    return services
+
+
+def run_curl(urls: list[str], parallel: int, tmp: Path) -> dict:
+    """All ``urls`` with ``curl --parallel`` (follows redirects); per transfer: status, bytes, seconds."""
+    curl = shutil.which("curl")
+    if curl is None:
+        sys.exit("curl is not installed.")
+    config = tmp / "curl.cfg"
+    config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
+    cmd = [curl, "-sS", "-L", "--parallel", "--parallel-immediate", "--parallel-max", str(parallel), "-K", str(config),
+           "-w", "%{http_code} %{size_download} %{time_total}\n"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    transfers = [line.split() for line in done.stdout.splitlines() if line.strip()]
+    return {
+        "wall_s": wall,
+        "transfers": [(int(c), int(n), float(t)) for c, n, t in transfers],
+        "client_cpu_s": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    }
+
+
+def download_benchmark(args: argparse.Namespace) -> list[dict]:
+    services = _services()
+    size = int(args.size_mb * (1 << 20))
+    rows = []
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        blob = tmp / "package.lsp"
+        blob.write_bytes(os.urandom(size))
+        key, _ = make_packages(tmp)
+        weed = services.SeaweedS3(tmp / "weed").start()
+        mirror_root = tmp / "mirror"
+        mirror_root.mkdir()
+        nginx = services.Nginx(mirror_root, tmp / "nginx").start()
+        try:
+            weed.client().create_bucket(Bucket="bench")
+            os.environ.update(weed.env())  # this process puts the blob; the server gets it from env too
+            from liteship.fleet.s3 import S3ArtifactStore
+            from liteship.fleet.storage import LocalArtifactStore
+
+            for mode in ("api", "s3-proxy", "s3-redirect", "mirror"):
+                data = tmp / f"data-{mode}"
+                env = {}
+                if mode.startswith("s3"):
+                    env = {**weed.env(), "LITESHIP_ARTIFACTS": f"s3://bench/{mode}",
+                           "LITESHIP_S3_DOWNLOADS": mode.removeprefix("s3-")}  # fmt: skip
+                    sha, _ = S3ArtifactStore(f"s3://bench/{mode}", endpoint_url=weed.endpoint).put_file(blob)
+                else:
+                    sha, _ = LocalArtifactStore(data / "artifacts").put_file(blob)
+                shutil.copy(blob, mirror_root / sha)
+                port = free_port()
+                server = start_server(data, port, None, 1, key, env)
+                try:
+                    url = (
+                        f"{nginx.url}/{sha}"
+                        if mode == "mirror"
+                        else f"http://127.0.0.1:{port}/api/v1/artifacts/{sha}"
+                    )
+                    pids = {"api": server.pid, "seaweedfs": weed.proc.pid, "nginx": nginx.proc.pid}
+                    cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+                    busy0 = machine_busy_seconds()
+                    r = run_curl([url] * (args.agents * args.rounds), args.agents, tmp)
+                    cpu = {k: cpu_seconds(v) - cpu0[k] for k, v in pids.items()}
+                    busy = machine_busy_seconds() - busy0
+                finally:
+                    server.send_signal(signal.SIGTERM)
+                    server.wait(timeout=30)
+                ok = [t for t in r["transfers"] if t[0] in (200, 206) and t[1] == size]
+                times = sorted(t[2] for t in r["transfers"])
+                moved = sum(t[1] for t in r["transfers"])
+                rows.append(
+                    {
+                        "mode": mode,
+                        "agents": args.agents,
+                        "downloads": len(r["transfers"]),
+                        "errors": len(r["transfers"]) - len(ok),
+                        "size_mb": args.size_mb,
+                        "wall_s": round(r["wall_s"], 2),
+                        "MB_per_s": round(moved / (1 << 20) / r["wall_s"], 1),
+                        "p50_s": round(times[len(times) // 2], 3) if times else None,
+                        "p99_s": round(times[min(len(times) - 1, int(0.99 * len(times)))], 3)
+                        if times
+                        else None,
+                        **{f"{k}_cpu_s": round(v, 2) for k, v in cpu.items()},
+                        "api_cpu_ms_per_MB": round(1000 * cpu["api"] / max(1e-9, moved / (1 << 20)), 2),
+                        "client_cpu_s": round(r["client_cpu_s"], 2),
+                        "machine_busy_cores": round(busy / r["wall_s"], 2),
+                        "loadavg_1m_before": round(os.getloadavg()[0], 2),
+                    }
+                )
+        finally:
+            nginx.stop()
+            weed.stop()
+    return rows
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", help="database URL (default: SQLite in a temp dir)")
@@ -244,48 +486,30 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight (connections)")
     p.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        key, packages = make_packages(tmp)
-        port = free_port()
-        server = start_server(tmp / "data", port, args.db, args.workers, key)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            devices = prepare(url, packages, args.devices)
-            cpu0, busy0 = cpu_seconds(server.pid), machine_busy_seconds()
-            if args.client == "wrk":
-                r = run_wrk(url, devices, args.seconds, args.concurrency, tmp)
-            else:
-                r = asyncio.run(_httpx(url, devices, args.seconds, args.concurrency))
-            server_cpu, busy = cpu_seconds(server.pid) - cpu0, machine_busy_seconds() - busy0
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
-    print(
-        json.dumps(
-            {
-                "store": "postgresql" if args.db else "sqlite",
-                "workers": args.workers,
-                "client": args.client,
-                "devices": args.devices,
-                "concurrency": args.concurrency,
-                "seconds": round(r["seconds"], 2),
-                "requests": r["requests"],
-                "errors": r["errors"],
-                "checkins_per_s": round(r["requests"] / r["seconds"], 1),
-                **{k: round(r[k], 2) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")},
-                "server_cores": round(server_cpu / r["seconds"], 2),
-                # independent of how busy the machine was: what one check-in costs the server
-                "server_cpu_ms_per_checkin": round(1000 * server_cpu / max(1, r["requests"]), 3),
-                "client_cores": round(r["client_cpu_s"] / r["seconds"], 2),
-                # everything else busy meanwhile: PostgreSQL's backends, and other jobs on the machine
-                "other_cores": round((busy - server_cpu - r["client_cpu_s"]) / r["seconds"], 2),
-                "cpus": os.cpu_count(),
-            },
-            indent=2,
-        )
+    p.add_argument(
+        "--matrix", action="store_true", help="check-ins: SQLite ×1, PostgreSQL ×1, ×2, ×4 workers"
     )
+    p.add_argument("--repeat", type=int, default=1, help="runs of each --matrix row (interleaved)")
+    p.add_argument("--download", action="store_true", help="download throughput: API vs S3 vs mirror")
+    p.add_argument("--agents", type=int, default=50, help="concurrent downloads (--download)")
+    p.add_argument("--size-mb", type=float, default=4.0, help="package size (--download)")
+    p.add_argument("--rounds", type=int, default=2, help="downloads per agent (--download)")
+    args = p.parse_args()
+    if args.download:
+        rows = download_benchmark(args)
+        print(json.dumps(rows, indent=2))
+        cols = ["mode", "downloads", "errors", "wall_s", "MB_per_s", "p50_s", "p99_s", "api_cpu_s",
+                "seaweedfs_cpu_s", "nginx_cpu_s", "api_cpu_ms_per_MB", "client_cpu_s", "loadavg_1m_before"]  # fmt: skip
+        print(_table(rows, cols))
+        return
+    if args.matrix:
+        rows = matrix(args)
+        print(json.dumps(rows, indent=2))
+        cols = ["store", "workers", "requests", "errors", "checkins_per_s", "p50_ms", "p99_ms", "server_cores",
+                "server_cpu_ms_per_checkin", "db_cpu_ms_per_checkin", "other_cores", "loadavg_1m_before"]  # fmt: skip
+        print(_table(rows, cols))
+        return
+    print(json.dumps(checkin_run(args, args.db, args.workers), indent=2))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ set -u
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+# nginx: a plain static web server as an untrusted target mirror (tests/integration/fleet/test_mirrors.py);
+# wrk: the load generator of benchmarks/fleet_load.py
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "os-deps: ${need[*]} missing and cannot be installed here (not root or no apt-get); those tests will skip." >&2

@@ -56,10 +56,13 @@ class FleetClient:
         self.device_id = device_id
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.server, headers=headers, transport=transport, timeout=timeout)
+        # mirrors are untrusted: they never see the device token (TUF checks what they serve)
+        self.mirror_http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=True)
         self.server_time: float | None = None  # from the Date header of the last authenticated answer
 
     def close(self) -> None:
         self.http.close()
+        self.mirror_http.close()
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
@@ -110,6 +113,9 @@ class FleetClient:
     def download(self, url_path: str, part: Path, length: int) -> int:
         """Download a target into ``part``, resuming from its size with ``Range: bytes=N-``.
 
+        ``url_path`` is a path on the server (which may redirect, e.g. to a presigned object-storage
+        URL: the token is not sent there) or an absolute mirror URL (fetched without the token).
+
         Returns:
             The offset the download resumed from (0 for a fresh start).
 
@@ -123,8 +129,10 @@ class FleetClient:
         if offset == length:
             return offset
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        mirror = url_path.startswith(("http://", "https://"))
+        http = self.mirror_http if mirror else self.http
         try:
-            with self.http.stream("GET", url_path, headers=headers) as r:
+            with http.stream("GET", url_path, headers=headers, follow_redirects=True) as r:
                 if r.status_code == 416 or r.status_code >= 400:
                     if r.status_code == 416:
                         part.unlink(missing_ok=True)
@@ -139,6 +147,7 @@ class FleetClient:
                 with open(part, "ab" if resumed else "wb") as f:
                     for chunk in r.iter_bytes():
                         if f.tell() + len(chunk) > length:
+                            f.truncate(0)  # not the target: nothing of it may seed a resume
                             raise ServerError(f"{url_path} is longer than the {length} bytes TUF lists.")
                         f.write(chunk)
                         f.flush()  # each chunk as received: a drop or a kill keeps all that arrived

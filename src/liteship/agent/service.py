@@ -43,6 +43,7 @@ class AgentConfig:
     max_frames: int | None = None
     spool_max: int = 1000
     max_fps: float | None = None
+    mirrors: tuple[str, ...] = ()  # target mirror base URLs tried before the plan's and the server
 
 
 @dataclass(frozen=True)
@@ -346,6 +347,7 @@ def run_agent(config: AgentConfig) -> int:
             model_id=dev.get("model_id"),
             interval=config.poll_interval,
             num_threads=1,
+            mirrors=config.mirrors,
         )
     health = HealthWindow(
         store,

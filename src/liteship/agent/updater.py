@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from liteship.package import compare_versions
 
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
 ROLLBACK_TO_CONTROL = "rollback-to-control"  # the assignment's reason_code when a rollout was halted/aborted
+MAX_MIRRORS = 8  # from a plan
 
 
 class Updater:
@@ -40,6 +42,7 @@ class Updater:
         interval: Seconds between polls. Defaults to 60.
         jitter: Relative jitter of the interval (spreads a fleet's polls). Defaults to 0.2.
         num_threads: LiteRT threads for the smoke test. Defaults to 1.
+        mirrors: Base URLs of target mirrors tried (in order) before the plan's and the server.
     """
 
     def __init__(
@@ -52,8 +55,10 @@ class Updater:
         interval: float = 60.0,
         jitter: float = 0.2,
         num_threads: int = 1,
+        mirrors: Sequence[str] = (),
     ) -> None:
         self.store, self.client, self.clock = store, client, clock
+        self.mirrors = [m for m in mirrors if _is_base_url(m)]
         self.model_id = model_id
         self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
         self.tuf_dir = store.root / "tuf"
@@ -238,25 +243,72 @@ class Updater:
         )
         done, part = self.store.incoming / f"{sha}.lsp", self.store.incoming / f"{sha}.part"
         self._drop_downloads(keep=sha)
-        source = done if done.exists() else part
         version = assignment.get("version")
-        if source is part:
-            have = part.stat().st_size if part.exists() else 0
-            _step("download", version, resume_from=have, length=info.length)
-            self.client.download(url, part, info.length)
+        if not done.exists():
+            self.download_verified(info, part, version, self.sources(assignment, url))
+            os.replace(part, done)
+            fsync_dir(done.parent)
+            return done
         _step("verify", version)
         try:
-            with open(source, "rb") as f:
+            with open(done, "rb") as f:
                 info.verify_length_and_hashes(f)
         except LengthOrHashMismatchError as e:
-            source.unlink(missing_ok=True)
+            done.unlink(missing_ok=True)
             raise UpdateRefused(
                 f"the downloaded artifact does not match its TUF target ({e}): tampered.", reason="hash"
             ) from e
-        if source is part:
-            os.replace(part, done)
-            fsync_dir(done.parent)
         return done
+
+    def sources(self, assignment: dict[str, Any], path: str) -> list[str]:
+        """Where to fetch target ``path`` (``/tuf/targets/…``), in order: this device's configured
+        mirrors, the plan's ``mirrors``, then the server itself. Mirrors are untrusted (TUF checks
+        what they serve); a plan's list is bounded and only http(s) URLs are taken from it."""
+        plan = assignment.get("mirrors")
+        offered = [
+            m for m in (plan if isinstance(plan, list) else []) if isinstance(m, str) and _is_base_url(m)
+        ][:MAX_MIRRORS]
+        bases = dict.fromkeys(m.rstrip("/") for m in [*self.mirrors, *offered])
+        relative = path.removeprefix("/tuf/targets/")
+        return [f"{base}/{relative}" for base in bases] + [path]
+
+    def download_verified(self, info: Any, part: Path, version: str | None, sources: list[str]) -> None:
+        """Fetch into ``part`` from the first source that delivers bytes matching the TUF target.
+
+        A source that is down is skipped (``part`` keeps what arrived: the next source resumes with
+        Range); a source whose bytes do not match is refused and the download restarts from the next.
+
+        Raises:
+            UpdateRefused: every source served bytes that do not match (``hash``).
+            ServerError: no source delivered (the next poll retries).
+        """
+        problems: list[str] = []
+        tampered = 0
+        for url in sources:
+            have = part.stat().st_size if part.exists() else 0
+            _step("download", version, resume_from=have, length=info.length, source=url)
+            try:
+                self.client.download(url, part, info.length)
+            except ServerError as e:
+                problems.append(str(e))
+                event("download source skipped", source=url, error=str(e)[:300])
+                continue
+            _step("verify", version)
+            try:
+                with open(part, "rb") as f:
+                    info.verify_length_and_hashes(f)
+                return
+            except LengthOrHashMismatchError as e:
+                part.unlink(missing_ok=True)
+                tampered += 1
+                problems.append(f"{url}: {e}")
+                event("download source refused", source=url, error=str(e)[:300])
+        if tampered == len(sources):
+            raise UpdateRefused(
+                f"the downloaded artifact does not match its TUF target (tampered): {'; '.join(problems)[:600]}.",
+                reason="hash",
+            )
+        raise ServerError(f"no source delivered {info.path}: {'; '.join(problems)[:600]}")
 
     def _drop_downloads(self, keep: str | None) -> None:
         """Delete downloads (``*.part``, ``*.lsp``) other than the one of target ``keep`` (a sha256):
@@ -270,6 +322,10 @@ def _step(step: str, version: str | None, **fields: Any) -> None:
     """Log the start of an update step (download, verify, extract, smoke-test, swap)."""
     event("update step", step=step, version=version, **fields)
     crash_point()
+
+
+def _is_base_url(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and len(url) <= 500
 
 
 def permitted_downgrade(assignment: dict[str, Any]) -> str | None:

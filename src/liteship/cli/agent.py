@@ -109,6 +109,13 @@ def cli() -> None:
     help="At most this many frames per second (the loop sleeps between frames). Defaults to no limit; "
     "the achieved rate is shown by `agent status` and sent with every telemetry window.",
 )
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL of a target mirror or CDN, tried before the server's (repeatable, in order; TUF checks it).",
+)
 def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent

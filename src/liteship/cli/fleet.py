@@ -24,6 +24,8 @@ SERVE_FLAGS = {
     "`data_dir`": "--data",
     "`workers`": "--workers",
     "`database_url`": "--db",
+    "`artifacts`": "--artifacts",
+    "`mirrors`": "--mirror",
 }
 FLEET_FLAGS = {
     "`server`": "--server",
@@ -66,8 +68,28 @@ def _flag_names(flags: dict[str, str]) -> Iterator[None]:
 @click.option(
     "--trusted-key", "trusted_keys", multiple=True, metavar="PUB", help="Publisher public key (repeatable)."
 )
+@click.option(
+    "--artifacts",
+    metavar="URL",
+    help="Where packages are stored: s3://BUCKET/PREFIX (endpoint: LITESHIP_S3_ENDPOINT_URL; credentials: "
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) or a folder. Defaults to DATA/artifacts.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="URL",
+    help="Base URL of an (untrusted) mirror or CDN of /tuf/targets/, sent to devices (repeatable, in order).",
+)
 def serve_cmd(
-    db: str | None, data_dir: str, host: str, port: int, workers: int, trusted_keys: tuple[str, ...]
+    db: str | None,
+    data_dir: str,
+    host: str,
+    port: int,
+    workers: int,
+    trusted_keys: tuple[str, ...],
+    artifacts: str | None,
+    mirrors: tuple[str, ...],
 ) -> None:
     """Start the fleet (OTA) server: registry, TUF distribution, rollouts, telemetry, dashboard.
 
@@ -79,7 +101,11 @@ def serve_cmd(
 
     with _flag_names(SERVE_FLAGS):
         settings = Settings.from_env(
-            database_url=db, data_dir=data_dir, trusted_keys=list(trusted_keys) or None
+            database_url=db,
+            data_dir=data_dir,
+            trusted_keys=list(trusted_keys) or None,
+            artifacts=artifacts,
+            mirrors=list(mirrors) or None,
         )
         serve(settings, host=host, port=port, workers=workers, on_ready=_banner)
 

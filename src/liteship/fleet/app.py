@@ -31,7 +31,7 @@ from liteship.fleet.api.routes import devices, distribution, releases, rollouts,
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
-from liteship.fleet.storage import LocalArtifactStore
+from liteship.fleet.storage import StoreUnavailable, open_store
 from liteship.fleet.tuf_repo import Expiry, TufRepository
 
 log = logging.getLogger("liteship.fleet")
@@ -124,6 +124,8 @@ def _error_status(e: LiteshipError) -> int:
         return status.HTTP_409_CONFLICT
     if isinstance(e, PackageError):
         return status.HTTP_422_UNPROCESSABLE_CONTENT
+    if isinstance(e, StoreUnavailable):
+        return status.HTTP_503_SERVICE_UNAVAILABLE
     return status.HTTP_400_BAD_REQUEST
 
 
@@ -140,10 +142,12 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         The FastAPI application (serve it with uvicorn).
 
     Raises:
-        UsageError: ``data_dir`` is a file, or the stored tokens cannot be read.
+        UsageError: ``data_dir`` is a file, the stored tokens cannot be read, or the S3 artifact
+        store refuses the credentials or has no such bucket.
     """
     data_dir = prepare_data_dir(settings)
     settings, _ = ensure_secrets(settings)
+    store = open_store(settings, data_dir)  # S3: checked now (credentials, bucket), before any migration
     url = settings.resolved_database_url()
     run_migrations(url)
     app = FastAPI(
@@ -153,7 +157,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     app.state.checkins = CheckIns(app.state.engine)
-    app.state.store = LocalArtifactStore(data_dir / "artifacts")
+    app.state.store = store
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
         snapshot=timedelta(days=settings.tuf_snapshot_days),

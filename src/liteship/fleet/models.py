@@ -252,6 +252,7 @@ class Assignment(BaseModel):
     reason: str
     reason_code: str | None = None
     allow_downgrade_to: str | None = None
+    mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
 
 
 class TelemetryCreate(BaseModel):

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import FleetError, UsageError
 from liteship.fleet.secrets import Source, check_exposure, ensure_secrets, is_loopback, secrets_path
-from liteship.fleet.settings import Settings
+from liteship.fleet.settings import Settings, redact_url
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _redacted(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        creds, _, tail = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}{':***' if ':' in creds else ''}@{tail}"
-    return url
-
-
 def prepare(settings: Settings, *, host: str, port: int, workers: int = 1) -> tuple[Settings, ServerInfo]:
     """Check the configuration for this host and fill in the tokens.
 
@@ -113,7 +106,7 @@ def prepare(settings: Settings, *, host: str, port: int, workers: int = 1) -> tu
         port=port,
         workers=workers,
         data_dir=data_dir,
-        database=_redacted(settings.resolved_database_url()),
+        database=redact_url(settings.resolved_database_url()),
         tuf_root=data_dir / "tuf" / "metadata" / "1.root.json",
         secrets_file=secrets_path(settings).resolve(),
         tokens={
@@ -156,6 +149,7 @@ def serve(
     options: dict[str, Any] = {"log_level": "warning", "access_log": False}
     try:
         app = create_app(settings)  # migrate and initialize once, before any worker starts
+        app.add_middleware(WorkerHeader)
         if workers == 1:
             server = _Server(uvicorn.Config(app, **options), on_started=lambda: on_ready and on_ready(info))
             server.run(sockets=[sock])
@@ -165,26 +159,57 @@ def serve(
         from uvicorn.supervisors import Multiprocess
 
         app.state.engine.dispose()
-        os.environ.update(
-            {
-                "LITESHIP_DATABASE_URL": settings.resolved_database_url(),
-                "LITESHIP_DATA_DIR": str(info.data_dir),
-                # configured tokens reach the workers; generated ones are read from secrets.json
-                **{
-                    f"LITESHIP_{name.upper()}": str(getattr(settings, name))
-                    for name, source in info.token_sources.items()
-                    if source == "configured"
-                },
-            }
-        )
-        if settings.trusted_keys:
-            os.environ["LITESHIP_TRUSTED_KEYS"] = ",".join(settings.trusted_keys)
-        config = uvicorn.Config("liteship.fleet.app:app_from_env", factory=True, workers=workers, **options)
+        os.environ.update(worker_environment(settings, info))
+        config = uvicorn.Config("liteship.fleet.serve:worker_app", factory=True, workers=workers, **options)
         if on_ready is not None:
             on_ready(info)
         Multiprocess(config, sockets=[sock]).run()
     finally:
         sock.close()
+
+
+def worker_environment(settings: Settings, info: ServerInfo) -> dict[str, str]:
+    """``LITESHIP_*`` variables that give each worker process the same settings as this one.
+
+    Configured tokens are passed; generated ones are read by the workers from ``secrets.json``.
+    """
+    env = {"LITESHIP_DATABASE_URL": settings.resolved_database_url(), "LITESHIP_DATA_DIR": str(info.data_dir)}
+    for name in sorted(settings.model_fields_set - {"database_url", "data_dir"}):
+        value = getattr(settings, name)
+        if value is None or (name in info.token_sources and info.token_sources[name] != "configured"):
+            continue
+        env[f"LITESHIP_{name.upper()}"] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return env
+
+
+class WorkerHeader:
+    """Adds ``X-Liteship-Worker: <pid>`` to every answer: which API worker served it (load balancing
+    across workers is visible from outside; the multi-worker tests rely on it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-liteship-worker", str(os.getpid()).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
+def worker_app() -> FastAPI:
+    """Uvicorn factory of one worker process (``serve --workers N``): the app from ``LITESHIP_*``."""
+    from liteship.fleet.app import app_from_env
+
+    app = app_from_env()
+    app.add_middleware(WorkerHeader)
+    return app
 
 
 class _Server(uvicorn.Server):

@@ -17,14 +17,15 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from liteship.errors import UsageError
 
 DEFAULT_SECRET = "changethis"
 MIN_SECRET_LENGTH = 16
 SECRET_FIELDS = ("admin_token", "enrollment_token")
-_LIST_FIELDS = {"trusted_keys", "default_stages"}
+_LIST_FIELDS = {"trusted_keys", "default_stages", "mirrors"}
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 def secret_problem(value: str) -> str | None:
@@ -42,6 +43,19 @@ class Settings(BaseModel):
     environment: Literal["development", "production"] = "development"
     database_url: str | None = None  # default: SQLite file inside data_dir
     data_dir: Path = Path("liteship-data")
+    # None: <data_dir>/artifacts on local disk; or s3://bucket/prefix (liteship.fleet.s3)
+    artifacts: str | None = None
+    # S3-compatible endpoint (SeaweedFS, MinIO, Ceph…); None: AWS (or $AWS_ENDPOINT_URL_S3). Credentials
+    # come from the standard AWS chain: $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY, ~/.aws, instance role.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None  # None: $AWS_REGION / $AWS_DEFAULT_REGION, else us-east-1
+    # "redirect": downloads get a 307 to a presigned URL (the API never touches the bytes);
+    # "proxy": the API streams them from the store (devices need not reach the store)
+    s3_downloads: Literal["redirect", "proxy"] = "redirect"
+    s3_presign_s: int = Field(default=3600, ge=60, le=7 * 86400)
+    s3_timeout_s: float = Field(default=10.0, gt=0, le=300)  # per request to the store (2 attempts)
+    # base URLs of untrusted target mirrors / CDNs, tried in order before this server (sent in each plan)
+    mirrors: list[str] = Field(default_factory=list)
     # None: generated on first start and stored in <data_dir>/secrets.json (liteship.fleet.secrets)
     admin_token: str | None = None
     enrollment_token: str | None = None
@@ -98,6 +112,36 @@ class Settings(BaseModel):
         except ValueError as e:
             raise UsageError(f"fleet server settings cannot be used: {_pydantic_message(e)}") from None
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme, sep, _ = value.partition("://")
+        if not sep or scheme.lower() not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"`database_url` {redact_url(value)[:100]!r} is not a supported database URL; expected "
+                "sqlite:///PATH or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+            )
+        return value
+
+    @field_validator("artifacts")
+    @classmethod
+    def _known_artifacts(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("s3://") or "://" not in value:
+            return value  # s3://…, or a local folder
+        raise ValueError(
+            f"`artifacts` {value[:100]!r} is not supported; expected s3://BUCKET[/PREFIX] or a local folder"
+        )
+
+    @field_validator("mirrors")
+    @classmethod
+    def _http_mirrors(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not (url.startswith("http://") or url.startswith("https://")) or len(url) > 500:
+                raise ValueError(f"mirror {url[:100]!r} is not an http(s):// base URL")
+        return [url.rstrip("/") for url in value]
+
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL; ``postgresql://`` is mapped to the psycopg 3 driver."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'fleet.db').resolve()}"
@@ -121,3 +165,13 @@ def _pydantic_message(e: ValueError) -> str:
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
         parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password: ``scheme://user:***@host/…``."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        creds, _, tail = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}{':***' if ':' in creds else ''}@{tail}"
+    return url

@@ -1,7 +1,10 @@
 """Artifact store, addressed by content hash (sha256).
 
-The server only needs four operations, so an S3-compatible store can replace :class:`LocalArtifactStore`
-by implementing :class:`ArtifactStore` (``open_range`` maps to a ranged GET).
+The server only needs four operations (and, optionally, a URL devices can fetch from directly), so
+:class:`LocalArtifactStore` (``<data_dir>/artifacts``, the default) and
+:class:`liteship.fleet.s3.S3ArtifactStore` (``artifacts="s3://bucket/prefix"``) are interchangeable;
+:func:`open_store` picks one from the settings. A store that cannot be reached raises
+:class:`StoreUnavailable` (HTTP 503): the request fails whole and the caller may retry.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from liteship.errors import FleetError
+
+if TYPE_CHECKING:
+    from liteship.fleet.settings import Settings
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 16
@@ -36,6 +42,33 @@ class ArtifactStore(Protocol):
         ...
 
     def delete(self, sha256: str) -> None: ...
+
+    def download_url(self, sha256: str, filename: str | None = None) -> str | None:
+        """A URL devices may fetch the blob from directly (HTTP Range included), or None to have the
+        API stream it with :meth:`open_range`."""
+        ...
+
+
+class StoreUnavailable(FleetError):
+    """The artifact store cannot be reached or refused the operation (the API answers 503)."""
+
+
+def open_store(settings: Settings, data_dir: Path) -> ArtifactStore:
+    """The store the settings name: ``s3://…`` (checked now: reachable, bucket there, credentials
+    valid and allowed to write), a local folder, or by default ``<data_dir>/artifacts``.
+
+    Raises:
+        UsageError: S3 credentials are missing or refused, or the bucket does not exist.
+        StoreUnavailable: the S3 endpoint cannot be reached.
+    """
+    where = settings.artifacts
+    if where and where.startswith("s3://"):
+        from liteship.fleet.s3 import S3ArtifactStore
+
+        store = S3ArtifactStore.from_settings(settings)
+        store.check()
+        return store
+    return LocalArtifactStore(Path(where) if where else data_dir / "artifacts")
 
 
 def check_sha256(value: str) -> str:
@@ -104,3 +137,6 @@ class LocalArtifactStore:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def download_url(self, sha256: str, filename: str | None = None) -> str | None:
+        return None  # the API serves local files itself

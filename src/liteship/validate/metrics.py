@@ -66,6 +66,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
         return 1.0
     if na == 0.0 or nb == 0.0:
         return 0.0
+    if np.array_equal(a, b):  # exact: the dot product and the norms round differently under AVX-512
+        return 1.0
     return float(np.clip(np.dot(a, b) / (na * nb), -1.0, 1.0))  # rounding can step past ±1
 
 

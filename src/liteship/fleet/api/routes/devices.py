@@ -73,7 +73,10 @@ async def check_in(device_id: str, body: CheckIn, request: Request, device: Devi
     assignment = await request.app.state.checkins.check_in_async(device=device, data=body)
     if assignment is None:
         raise crud.NotFound(f"device {device_id!r} is not registered.", hint="Register it again.")
-    return assignment
+    mirrors = request.app.state.settings.mirrors
+    return (
+        assignment.model_copy(update={"mirrors": mirrors}) if mirrors and assignment.version else assignment
+    )
 
 
 @router.get("/{device_id}/assignment", response_model=Assignment)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy import select
 
 from liteship.fleet.api.deps import SessionDep
@@ -19,6 +19,7 @@ TARGET_RE = re.compile(
     r"^(?P<dir>[A-Za-z0-9][A-Za-z0-9._-]{0,127}/[0-9A-Za-z.+-]{1,64})/(?:(?P<sha>[0-9a-f]{64})\.)?(?P<name>[A-Za-z0-9][A-Za-z0-9._+-]{0,200})$"
 )
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+NO_STORE = {"Cache-Control": "no-store"}  # a presigned URL expires: caches must not keep the redirect
 
 
 def _not_found(what: str) -> HTTPException:
@@ -55,6 +56,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def serve_blob(request: Request, sha256: str, filename: str | None = None) -> Response:
     store = request.app.state.store
+    direct = store.download_url(sha256, filename)  # object storage: the device fetches from it (Range too)
+    if direct is not None:
+        return RedirectResponse(direct, status_code=status.HTTP_307_TEMPORARY_REDIRECT, headers=NO_STORE)
     size = store.size(sha256)
     if size is None:
         raise _not_found(f"artifact {sha256}")
