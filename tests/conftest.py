@@ -63,6 +63,59 @@ def keras_model(digits):
     return build_digits_cnn(x_train, y_train)
 
 
+def build_outlier_cnn(x_train: np.ndarray, y_train: np.ndarray, factor: float = 1000.0, epochs: int = 10):
+    """The digits CNN with an outlier channel: conv ``c1``'s output channel 0 is ``factor``× larger than
+    the others and ``c2`` divides it back, so the float function is the same, but one per-tensor int8
+    scale for ``c1``'s output flattens every other channel to zero (the pattern BatchNorm folding leaves
+    behind). Float ≈ 98 % on the 397 held-out digits; plain int8 ≈ 50 %."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="c1"),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="c2"),
+            keras.layers.MaxPooling2D(2, name="pool"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(64, activation="relu", name="fc1"),
+            keras.layers.Dense(10, activation="softmax", name="probs"),
+        ],
+        name="outlier_cnn",
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
+    k1, b1 = model.get_layer("c1").get_weights()
+    k2, b2 = model.get_layer("c2").get_weights()
+    k1[..., 0] *= factor
+    b1[0] *= factor
+    k2[:, :, 0, :] /= factor
+    model.get_layer("c1").set_weights([k1, b1])
+    model.get_layer("c2").set_weights([k2, b2])
+    return model
+
+
+@pytest.fixture(scope="session")
+def outlier_model(digits):
+    """The outlier-channel digits CNN (see ``build_outlier_cnn``)."""
+    return build_outlier_cnn(digits[0], digits[1])
+
+
+@pytest.fixture(scope="session")
+def outlier_path(outlier_model, model_dir) -> Path:
+    p = model_dir / "outlier.keras"
+    outlier_model.save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def digits_val_full_npz(digits, model_dir) -> Path:
+    """All 397 held-out digits with labels."""
+    p = model_dir / "val_full.npz"
+    np.savez(p, x=digits[2], y=digits[3])
+    return p
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")

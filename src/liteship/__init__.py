@@ -42,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "build_package": "liteship.package",
     "verify_package": "liteship.package",
     "generate_keypair": "liteship.package",
+    "equalize": "liteship.quantize",
+    "correct_bias": "liteship.quantize",
+    "search_float_layers": "liteship.quantize",
     "run_pipeline": "liteship.pipeline",
     "PipelineReport": "liteship.pipeline",
 }

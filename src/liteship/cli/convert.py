@@ -20,6 +20,8 @@ FLAGS = {
     "allow_custom_ops": "--allow-custom-ops",
     "keep_float_layers": "--keep-float",
     "input_shape": "--input-shape",
+    "equalize": "--equalize",
+    "bias_correction": "--bias-correction",
 }
 # RECIPES keys, then the two weight-only recipes of ai-edge-quantizer (float .tflite and PyTorch sources)
 RECIPE_NAMES = (
@@ -103,6 +105,14 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     help="PyTorch module.py:factory source: the module's input shape, batch first in its own layout "
     "(NCHW), e.g. 1,3,224,224. The .tflite takes NHWC.",
 )
+@click.option(
+    "--equalize", is_flag=True, help="Cross-layer equalization of a Keras source first (integer recipes)."
+)
+@click.option(
+    "--bias-correction",
+    is_flag=True,
+    help="Correct int8 weight-rounding bias on the calibration data first (integer recipes, Keras source).",
+)
 @json_option
 def cli(
     source: Path,
@@ -119,6 +129,8 @@ def cli(
     allow_custom_ops: bool,
     keep_float: tuple[str, ...],
     input_shape: str | None,
+    equalize: bool,
+    bias_correction: bool,
     as_json: bool,
 ) -> None:
     """Convert SOURCE to a .tflite: a SavedModel directory, a .keras or .h5 file (TFLite converter); a
@@ -132,6 +144,7 @@ def cli(
       liteship convert model.keras -o m.tflite -q int8 --calibration images/ --mean 127.5 --std 127.5
       liteship convert zoo_float.tflite -q weight-int4
       liteship convert net.py:build --input-shape 1,3,32,32 -q int8 --calibration calib.npy
+      liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
     """
     quiet_tensorflow()
     from liteship.convert import convert
@@ -168,6 +181,8 @@ def cli(
             allow_select_tf_ops=allow_select_tf_ops,
             allow_custom_ops=allow_custom_ops,
             keep_float_layers=keep_float,
+            equalize=equalize,
+            bias_correction=bias_correction,
             progress=not as_json,
         )
     except LiteshipError as e:

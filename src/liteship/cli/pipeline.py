@@ -85,12 +85,21 @@ def render_summary(report) -> None:
     for v in report.variants:
         if v.pruned:
             console.print(f"† {v.recipe}: {v.pruned}")
-    if report.mixed_precision and report.mixed_precision.get("recipe"):
-        mp = report.mixed_precision
-        console.print(
-            f"mixed precision: {mp['recipe']} keeps {len(mp.get('float_layers', []))} layer(s) in float "
-            f"({', '.join(mp.get('float_layers', []))})"
+    mp = report.mixed_precision
+    if mp and mp.recipe:
+        cost = mp.cost
+        price = (
+            f"; p50 ×{cost.latency_vs_int8:.2f} and size ×{cost.size_vs_int8:.2f} of full {mp.base}"
+            if cost and cost.latency_vs_int8 and cost.size_vs_int8
+            else ""
         )
+        console.print(
+            f"accuracy repair: {mp.recipe} keeps {len(mp.float_layers)} op(s) in float"
+            + (f" ({', '.join(n.split(';')[0] for n in mp.float_layers)})" if mp.float_layers else "")
+            + price
+        )
+    elif mp and mp.search and mp.search.get("label"):
+        console.print(f"accuracy repair: {mp.search['label']}")
     if report.chosen:
         console.print(f"[bold green]selected[/] {report.chosen} → {report.chosen_model}")
     if report.package:

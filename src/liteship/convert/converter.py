@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ def convert(
     allow_select_tf_ops: bool = False,
     allow_custom_ops: bool = False,
     keep_float_layers: Sequence[str] = (),
+    equalize: bool = False,
+    bias_correction: bool = False,
     progress: bool = True,
 ) -> ConversionReport:
     """Convert a TensorFlow/Keras model to a .tflite with a quantization recipe.
@@ -61,7 +63,12 @@ def convert(
         allow_select_tf_ops: Let ops without a builtin kernel run as TensorFlow (Flex) ops.
         allow_custom_ops: Let such ops stay as custom ops (you supply their kernels).
         keep_float_layers: For ``int8``/``int8-fallback``: op types (``"MEAN"``) or op output tensor
-            names to keep in float (via TFLite's QuantizationDebugger). I/O then stays float32.
+            names to keep in float (TFLite's MLIR quantizer with a denylist, calibrated once). The
+            requested ``io_type`` is kept: the quantizer adds QUANTIZE/DEQUANTIZE at the boundary.
+        equalize: Cross-layer equalization of the Keras source before conversion (integer recipes;
+            see :func:`liteship.quantize.equalize`). Fixes outlier channels without float layers.
+        bias_correction: Empirical bias correction on the calibration data before conversion
+            (integer recipes; see :func:`liteship.quantize.correct_bias`).
         progress: Draw a progress bar while calibrating (only on a terminal). Defaults to ``True``.
 
     Returns:
@@ -100,6 +107,7 @@ def convert(
     )
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
+    _check_fixes(recipe, equalize, bias_correction)
     from liteship._tf import import_tf
 
     import_tf()
@@ -110,6 +118,11 @@ def convert(
         calib = load_calibration(
             calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
         )
+    fixes: dict[str, Any] | None = None
+    if equalize or bias_correction:
+        from liteship.quantize.repair import repair_source
+
+        src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
     model, method, notes = _run_attempts(
         src, recipe, io, calib, keep, progress, allow_select_tf_ops, allow_custom_ops
     )
@@ -119,7 +132,67 @@ def convert(
             "(the calibrated recipes are int8, int8-fallback and int16x8)."
         )
     seconds = time.perf_counter() - started
-    return finish_conversion(model, src, method, notes, recipe, io, calib, pre, keep, output, seconds)
+    report = finish_conversion(
+        model, src, method, notes, recipe, io, calib, pre, keep, output, seconds, fixes
+    )
+    return report
+
+
+@dataclass(frozen=True)
+class CalibratedModel:
+    """A calibrate-only conversion: a float model carrying activation ranges, ready to be quantized
+    any number of times (``liteship.quantize.denylist.quantize_calibrated``)."""
+
+    model: bytes
+    recipe: str
+    io_type: str
+    source: str
+    graph_fixes: dict[str, Any] | None
+
+
+def calibrated_model(
+    source: Any,
+    *,
+    quantize: str = "int8",
+    io_type: str | None = None,
+    calibration: Any = None,
+    calibration_samples: int = 200,
+    preprocessing: Preprocessing | dict[str, Any] | None = None,
+    equalize: bool = False,
+    bias_correction: bool = False,
+) -> CalibratedModel:
+    """Calibrate ``source`` once for ``quantize`` (``int8`` or ``int8-fallback``), as :func:`convert` would.
+
+    Raises:
+        UsageError: Another recipe (``int16x8`` is quantized by TFLite's older calibrator, which cannot
+            keep ops in float), or the same argument errors as :func:`convert`.
+    """
+    recipe, io = resolve_recipe(quantize, io_type)
+    if recipe.name not in ("int8", "int8-fallback"):
+        raise UsageError(
+            f"keeping ops in float works from recipes int8 and int8-fallback, not {recipe.name!r}: TFLite "
+            "quantizes int16x8 with its older calibrator, which has no denylist.",
+            hint="Start from int8 or int8-fallback (auto_mixed_precision.recipe).",
+            parameter="quantize",
+        )
+    pre = (
+        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+    )
+    _check_options(recipe, io, calibration, ())
+    from liteship._tf import import_tf
+
+    import_tf()
+    src = open_source(source)
+    calib = load_calibration(
+        calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
+    )
+    fixes = None
+    if equalize or bias_correction:
+        from liteship.quantize.repair import repair_source
+
+        src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
+    model, _, _ = _run_attempts(src, recipe, io, calib, None, False, False, False)
+    return CalibratedModel(model, recipe.name, io, src.label, fixes)
 
 
 def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, ...]) -> None:
@@ -136,12 +209,17 @@ def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, .
             f"`keep_float_layers` works with recipes int8 and int8-fallback, not {recipe.name!r}.",
             parameter="keep_float_layers",
         )
-    if keep and io != "float32":
-        raise UsageError(
-            f"`keep_float_layers` keeps float32 model I/O; `io_type` {io!r} cannot be combined with it.",
-            hint="Use io_type='float32'.",
-            parameter="io_type",
-        )
+
+
+def _check_fixes(recipe: Recipe, equalize: bool, bias_correction: bool) -> None:
+    for flag, on in (("equalize", equalize), ("bias_correction", bias_correction)):
+        if on and not recipe.needs_calibration:
+            raise UsageError(
+                f"`{flag}` prepares a model for integer quantization; recipe {recipe.name!r} does not "
+                "quantize activations.",
+                hint="Use it with int8, int8-fallback or int16x8.",
+                parameter=flag,
+            )
 
 
 def _run_attempts(
@@ -149,11 +227,12 @@ def _run_attempts(
     recipe: Recipe,
     io: str,
     calib: Calibration | None,
-    keep: tuple[str, ...],
+    keep: tuple[str, ...] | None,
     progress: bool,
     allow_flex: bool,
     allow_custom: bool,
 ) -> tuple[bytes, str, list[str]]:
+    """Convert (``keep=None``: calibrate only), trying the source's converter entry points in turn."""
     notes: list[str] = []
     attempts = src.attempts()
     for n, (method, make) in enumerate(attempts):
@@ -168,7 +247,12 @@ def _run_attempts(
                     allow_select_tf_ops=allow_flex,
                     allow_custom_ops=allow_custom,
                 )
-                model = _quantize_keeping_float(converter, calib, keep) if keep else converter.convert()
+                if keep is None:
+                    from liteship.quantize.denylist import calibrate
+
+                    model = calibrate(converter)
+                else:
+                    model = _quantize_keeping_float(converter, io, keep) if keep else converter.convert()
             return model, method, notes
         except (ConversionError, UsageError):
             raise
@@ -188,23 +272,16 @@ def _run_attempts(
     raise AssertionError("unreachable: every source has at least one attempt")
 
 
-def _quantize_keeping_float(converter: Any, calib: Calibration | None, keep: tuple[str, ...]) -> bytes:
-    """Quantize with TFLite's QuantizationDebugger, leaving the named ops/tensors in float."""
-    import tensorflow as tf
+def _quantize_keeping_float(converter: Any, io: str, keep: tuple[str, ...]) -> bytes:
+    """Calibrate once, then quantize with the named op types/output tensors left in float."""
+    from liteship.quantize.denylist import calibrate, quantize_calibrated
 
-    builtin_names = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_ops=[k for k in keep if k in builtin_names] or None,
-        denylisted_nodes=[k for k in keep if k not in builtin_names] or None,
+    return quantize_calibrated(
+        calibrate(converter),
+        io_type=io,
+        keep_float_ops=[k for k in keep if k in _BUILTINS],
+        keep_float_nodes=[k for k in keep if k not in _BUILTINS],
     )
-    with warnings.catch_warnings():  # the debugger opens tf.lite.Interpreter, which warns it is deprecated
-        warnings.simplefilter("ignore", UserWarning)
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_dataset=calib.representative_dataset(progress=False) if calib else None,
-            debug_options=options,
-        )
-        return debugger.get_nondebug_quantized_model()
 
 
 def _unsupported_error(found: Any, allow_flex: bool) -> UnsupportedOpsError:
@@ -238,6 +315,7 @@ def finish_conversion(
     keep: tuple[str, ...],
     output: str | Path | None,
     seconds: float,
+    fixes: dict[str, Any] | None = None,
 ) -> ConversionReport:
     """Write liteship's record into ``model``, save it to ``output`` and build the report (shared by
     every source kind: TF/Keras here, float .tflite and PyTorch in their own modules)."""
@@ -262,6 +340,7 @@ def finish_conversion(
         "needs_flex": needs_flex,
         "needs_custom": needs_custom,
         "keep_float_layers": list(keep),
+        "graph_fixes": sorted(fixes) if fixes else [],
     }
     data = write_liteship_info(model, info)
     if output is not None:
@@ -294,6 +373,7 @@ def finish_conversion(
         needs_flex=needs_flex,
         needs_custom=needs_custom,
         keep_float_layers=keep,
+        graph_fixes=fixes,
         warnings=tuple(notes),
         model_bytes=data,
     )
@@ -314,4 +394,4 @@ def _range_by_tflite_name(calib: Calibration, tflite_names: list[str]) -> dict[s
     return out
 
 
-__all__ = ["convert", "finish_conversion"]
+__all__ = ["convert", "calibrated_model", "CalibratedModel", "finish_conversion"]

@@ -34,6 +34,8 @@ class ConversionReport(ReportMixin):
         needs_flex: The model needs Select TensorFlow ops (the Flex delegate, a bigger runtime).
         needs_custom: The model needs custom op kernels registered at runtime.
         keep_float_layers: Ops/tensors kept in float on request.
+        graph_fixes: ``{"equalize": EqualizationReport dict, "bias_correction": …}`` when the source
+            was repaired before conversion (each with the max abs difference of the float outputs).
         warnings: Things worth knowing (fallbacks taken, runtime requirements).
         model_bytes: The converted model (not part of ``to_dict()``).
     """
@@ -57,6 +59,7 @@ class ConversionReport(ReportMixin):
     needs_flex: bool
     needs_custom: bool
     keep_float_layers: tuple[str, ...] = ()
+    graph_fixes: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
     model_bytes: bytes = field(default=b"", repr=False, compare=False)
 
@@ -75,6 +78,15 @@ class ConversionReport(ReportMixin):
         ]
         if self.calibration_samples:
             lines.append(f"calibrated on {self.calibration_samples} samples")
+        for name, fix in (self.graph_fixes or {}).items():
+            detail = (
+                f"{len(fix.get('pairs', []))} layer pair(s) equalized, {len(fix.get('skipped', []))} skipped"
+                if name == "equalize"
+                else f"{len(fix.get('layers', []))} layer(s) corrected"
+            )
+            lines.append(
+                f"{name}: {detail}; float outputs moved by at most {fix.get('max_abs_diff') or 0:.2g}"
+            )
         lines += [f"input  {s.describe()}" for s in self.inputs]
         lines += [f"output {s.describe()}" for s in self.outputs]
         lines.append("ops    " + ", ".join(f"{name}×{n}" for name, n in self.ops.items()))

@@ -47,11 +47,30 @@ class GatesConfig(_Strict):
     min_sqnr: float | None = None
 
 
+Fix = Literal["equalize", "bias_correction"]
+FIXES: tuple[Fix, ...] = ("equalize", "bias_correction")
+
+
+class GraphFixesConfig(_Strict):
+    """Applied to the Keras source of every integer recipe before conversion."""
+
+    equalize: bool = False
+    bias_correction: bool = False
+
+
 class MixedPrecisionConfig(_Strict):
+    """Accuracy repair of an integer variant that fails the accuracy gates: graph fixes first (``repair``,
+    in order, cumulatively), then the sensitivity search for a minimal set of ops to keep in float."""
+
     enabled: bool = False
     recipe: Literal["int8", "int8-fallback"] = "int8-fallback"
-    step: int = Field(default=2, ge=1, description="layers moved to float per round")
-    max_rounds: int = Field(default=4, ge=1)
+    repair: list[Fix] = Field(default_factory=lambda: list(FIXES))
+    search: bool = True
+    max_rounds: int = Field(default=60, ge=1, le=10_000, description="evaluations the search may run")
+    max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    samples: int | None = Field(default=None, ge=1, description="validation samples per search round")
+    probe: int = Field(default=24, ge=1, le=1000, description="ops measured one by one at most")
+    beam: int = Field(default=3, ge=1, le=100, description="ops re-measured before each addition")
 
 
 class MetadataConfig(_Strict):
@@ -83,6 +102,7 @@ class PipelineConfig(_Strict):
     bench: BenchConfig = Field(default_factory=BenchConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     objective: Literal["latency", "size"] = "latency"
+    graph_fixes: GraphFixesConfig = Field(default_factory=GraphFixesConfig)
     auto_mixed_precision: MixedPrecisionConfig = Field(default_factory=MixedPrecisionConfig)
     metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)

@@ -31,7 +31,7 @@ class VariantResult(ReportMixin):
     sqnr_db: float | None = None
     max_abs_error: float | None = None
     validation_passed: bool | None = None
-    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency: dict[str, dict[str, float | None]] = field(default_factory=dict)
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
@@ -39,11 +39,65 @@ class VariantResult(ReportMixin):
     gates_passed: bool | None = None
     failures: list[str] = field(default_factory=list)
     keep_float_layers: list[str] = field(default_factory=list)
+    graph_fixes: list[str] = field(default_factory=list)  # equalize, bias_correction
+    base_recipe: str | None = None  # the converter recipe (``int8`` for ``int8+mixed``)
     pruned: str | None = None  # why it got only a quick benchmark and a short validation
     validation_samples: int | None = None
     warnings: list[str] = field(default_factory=list)
     latency_samples_ms: list[float] = field(default_factory=list, repr=False)
     confidence_histogram: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class FixAttempt(ReportMixin):
+    """One graph-fix variant tried before any layer was kept in float."""
+
+    variant: str
+    fixes: list[str]
+    passed: bool
+    accuracy: float | None = None
+    agreement: float | None = None
+    sqnr_db: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Cost(ReportMixin):
+    """What the repaired variant costs against full int8 (``base``) and float32 (``none``)."""
+
+    float_layers: int
+    size_bytes: int | None = None
+    size_vs_int8: float | None = None  # ratio
+    size_vs_float32: float | None = None
+    p50_ms: float | None = None
+    latency_vs_int8: float | None = None  # ratio; > 1 is slower
+    latency_vs_float32: float | None = None
+    accuracy_recovered: float | None = None  # points (accuracy) or agreement points, vs full int8
+    recovered_metric: str | None = None
+
+
+@dataclass(frozen=True)
+class AccuracyRepairReport(ReportMixin):
+    """What the pipeline did for an integer variant that failed the accuracy gates.
+
+    Attributes:
+        base: The integer variant repaired (``int8`` or ``int8-fallback``).
+        skipped: Why nothing ran (the base passes, nothing to start from), else ``None``.
+        attempts: Graph-fix variants, in the order tried.
+        search: The sensitivity search (``liteship.quantize.SearchResult.to_dict()``), when it ran.
+        recipe: The variant that passes the accuracy gates thanks to this, or ``None``.
+        float_layers: Its ops kept in float.
+        cost: Its price against full int8 and float32.
+    """
+
+    base: str | None
+    skipped: str | None = None
+    attempts: list[FixAttempt] = field(default_factory=list)
+    search: dict[str, Any] | None = None
+    recipe: str | None = None
+    float_layers: list[str] = field(default_factory=list)
+    cost: Cost | None = None
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +115,7 @@ class PipelineReport(ReportMixin):
     chosen_model: str | None = None
     package: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    mixed_precision: dict[str, Any] | None = None
+    mixed_precision: AccuracyRepairReport | None = None
     layerwise: list[dict[str, Any]] | None = None
     gates: dict[str, Any] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from liteship.pipeline.select import pareto_front
 from liteship.report.charts import PALETTE, _axes, _open, _Plot, bar_chart, escape, fmt, histogram, nice_ticks
+from liteship.report.pareto import pareto_front
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -93,6 +93,71 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
     return "".join(parts) + "</svg>"
 
 
+def repair_section(mp: Any) -> str:
+    """Accuracy repair: graph fixes tried, every search round, and what the result costs."""
+    if mp is None:
+        return ""
+    if mp.skipped:
+        return f"<h2>Accuracy repair</h2><p>{escape(mp.skipped)}</p>"
+    parts = ["<h2>Accuracy repair</h2>"]
+    if mp.recipe:
+        floats = ", ".join(f"<code>{escape(n.split(';')[0])}</code>" for n in mp.float_layers) or "none"
+        parts.append(
+            f"<p id='repair-verdict'><b>{escape(mp.recipe)}</b> passes the accuracy gates with "
+            f"{len(mp.float_layers)} op(s) in float: {floats}.</p>"
+        )
+    else:
+        parts.append('<p id="repair-verdict" class="fail">No repair passes the accuracy gates.</p>')
+    if mp.attempts:
+        rows = "".join(
+            f"<tr><td>{escape(a.variant)}</td><td>{escape(' + '.join(a.fixes))}</td><td>{_pct(a.accuracy)}</td>"
+            f"<td>{_pct(a.agreement)}</td><td>{_n(a.sqnr_db, 1)}</td>"
+            f"<td>{'<span class=pass>pass</span>' if a.passed else escape(a.error or 'fail')}</td></tr>"
+            for a in mp.attempts
+        )
+        parts.append(
+            "<h3>Graph fixes (no float layer)</h3><table id='fixes'><thead><tr><th>variant</th>"
+            "<th>fixes</th><th>accuracy</th><th>agreement</th><th>SQNR dB</th><th>gates</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table>"
+        )
+    c = mp.cost
+    if c:
+        parts.append(
+            f"<p>Cost: {c.float_layers} float op(s); p50 {_n(c.p50_ms)} ms "
+            f"(×{_n(c.latency_vs_int8, 2)} of full int8, ×{_n(c.latency_vs_float32, 2)} of float32); size "
+            f"{_n((c.size_bytes or 0) / 1024, 1)} KiB (×{_n(c.size_vs_int8, 2)} of int8, "
+            f"×{_n(c.size_vs_float32, 2)} of float32); {escape(c.recovered_metric or '')} recovered "
+            f"{_n(c.accuracy_recovered, 2)} points.</p>"
+        )
+    s = mp.search
+    if s and s.get("rounds"):
+        parts.append(
+            f"<h3>Search</h3><p>{escape(s['label'])} — metric <code>{escape(s['metric'])}</code>, "
+            f"{s['probed']} of {s['total_ops']} ops measured one by one, {len(s['rounds'])} rounds, "
+            f"{s['seconds']:.1f} s.</p>"
+        )
+        round_rows = []
+        for rd in s["rounds"]:
+            m = rd["measurement"]
+            best = ' class="chosen"' if rd["index"] == s.get("best_round") else ""
+            round_rows.append(
+                f"<tr{best}><td>{rd['index']}</td><td>{escape(rd['phase'])}</td>"
+                f"<td>{escape((rd['layer'] or '–').split(';')[0])}</td><td>{len(rd['float_layers'])}</td>"
+                f"<td>{_n(rd['effect'], 3)}</td><td>{_pct(m['accuracy'])}</td><td>{_pct(m['agreement'])}</td>"
+                f"<td>{_n(m['sqnr_db'], 1)}</td><td>{_n(m['p50_ms'])}</td>"
+                f"<td>{_n((m['size_bytes'] or 0) / 1024, 1)}</td>"
+                f"<td>{'<span class=pass>pass</span>' if m['passed'] else 'fail'}</td></tr>"
+            )
+        parts.append(
+            "<table id='rounds'><thead><tr><th>round</th><th>step</th><th>layer</th><th>float ops</th>"
+            "<th>effect</th><th>accuracy</th><th>agreement</th><th>SQNR dB</th><th>p50 ms</th>"
+            f"<th>KiB</th><th>gate</th></tr></thead><tbody>{''.join(round_rows)}</tbody></table>"
+        )
+    elif s and s.get("error"):
+        parts.append(f"<p class='fail'>Search failed: {escape(s['error'])}</p>")
+    return "".join(parts)
+
+
 def dagger(v: Any) -> str:
     return f' <span title="{escape(v.pruned)}">†</span>' if v.pruned else ""
 
@@ -149,21 +214,7 @@ def render_pipeline_html(report: Any) -> str:
                 width=760,
             )
         )
-    mixed = ""
-    if r.mixed_precision:
-        mp = r.mixed_precision
-        if mp.get("recipe"):
-            mixed = (
-                f"<h2>Mixed precision</h2><p><code>{escape(mp['recipe'])}</code> keeps "
-                f"{len(mp.get('float_layers', []))} layer(s) in float: "
-                f"{escape(', '.join(mp.get('float_layers', [])))}. Cost: "
-                f"{_n((mp.get('size_cost_bytes') or 0) / 1024, 1)} KiB, "
-                f"{_n(mp.get('latency_cost_ms'))} ms p50.</p>"
-            )
-        else:
-            mixed = (
-                f"<h2>Mixed precision</h2><p>{escape(mp.get('skipped') or 'no round passed the gates')}</p>"
-            )
+    mixed = repair_section(r.mixed_precision)
     pkg = ""
     if r.package:
         pkg = (

@@ -2,7 +2,8 @@ import pytest
 
 from liteship.errors import UsageError
 from liteship.pipeline.config import load_config
-from liteship.pipeline.select import Candidate, pareto_front, select_variant
+from liteship.pipeline.select import Candidate, select_variant
+from liteship.report.pareto import pareto_front
 
 VARIANTS = [
     Candidate("none", size_bytes=4_000_000, p50_ms=10.0, accuracy_drop=0.0, agreement=1.0),

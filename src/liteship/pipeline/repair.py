@@ -1,0 +1,299 @@
+"""Accuracy repair: an integer variant fails the accuracy gates → graph fixes first, then the search.
+
+1. **Graph fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+eq`` (cross-layer
+   equalization), ``<base>+eq+bc`` (+ bias correction). Each is a full variant; the first that passes
+   the accuracy gates ends the repair with no layer in float.
+2. **Search** (``liteship.quantize.search``) from the best of those: a minimal set of ops kept in float,
+   each round judged with the gate's own metric on the validation set; the winner becomes
+   ``<base>+mixed`` and is measured like every other variant.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from liteship.errors import LiteshipError
+from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt
+from liteship.pipeline.select import Candidate, check_gates
+from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
+
+if TYPE_CHECKING:
+    from liteship.pipeline.run import _Run
+
+SHORT = {"equalize": "eq", "bias_correction": "bc"}
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def repair_accuracy(run: _Run) -> AccuracyRepairReport:
+    """Repair the configured integer variant of ``run`` when it fails the accuracy gates."""
+    t0 = time.perf_counter()
+    amp = run.cfg.auto_mixed_precision
+    order = [amp.recipe] + [r for r in ("int8-fallback", "int8") if r != amp.recipe]
+    base = next((r for r in order if r in run.variants and run.variants[r].measured), None)
+    if base is None:
+        why = "no int8 or int8-fallback variant was converted and validated"
+        run.log(f"[yellow]mixed precision skipped[/]: {why}")
+        return AccuracyRepairReport(base=None, skipped=why)
+    if base != amp.recipe:
+        run.log(f"mixed precision starts from {base} ({amp.recipe} is not among the variants)")
+    if run.passes_accuracy(base):
+        run.log(f"mixed precision not needed: {base} passes the accuracy gates")
+        return AccuracyRepairReport(base=base, skipped=f"{base} already passes the accuracy gates")
+    run.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; trying graph fixes, then the search")
+    attempts, best = _graph_fixes(run, base)
+    winner = next((a.variant for a in attempts if a.passed), None)
+    search = None
+    if winner is None and amp.search:
+        search, winner = _search(run, base, best)
+    name = winner
+    floats = list(run.variants[name].float_layers) if name else []
+    return AccuracyRepairReport(
+        base=base,
+        attempts=attempts,
+        search=search,
+        recipe=name if name and run.passes_accuracy(name) else None,
+        float_layers=floats,
+        cost=_cost(run, base, name) if name else None,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
+    """Try each configured fix on top of the previous ones; returns the attempts and the best variant."""
+    amp = run.cfg.auto_mixed_precision
+    applied = list(run.variants[base].fixes)
+    attempts: list[FixAttempt] = []
+    best, best_score = base, score_of(run, base)
+    for fix in amp.repair:
+        if fix in applied:
+            continue
+        applied.append(fix)
+        name = "+".join([base, *(SHORT[f] for f in applied)])
+        if Path(run.source).suffix.lower() not in KERAS_SUFFIXES:
+            why = f"{fix} rewrites Keras weights; the source {run.source} is not a .keras/.h5 file"
+            attempts.append(FixAttempt(name, list(applied), False, error=why))
+            run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
+            break
+        nothing = _nothing_to_do(run, fix)
+        if nothing:
+            attempts.append(FixAttempt(name, list(applied), False, error=nothing))
+            run.log(f"repair   {name}: skipped — {nothing}")
+            applied.remove(fix)
+            continue
+        v = run.add_variant(name, base, fixes=applied)
+        passed = run.passes_accuracy(name)
+        nums = v.summary()
+        attempts.append(
+            FixAttempt(
+                name,
+                list(applied),
+                passed,
+                accuracy=nums.get("accuracy"),
+                agreement=nums.get("agreement_top1"),
+                sqnr_db=nums.get("sqnr_db"),
+                error=v.error,
+            )
+        )
+        run.log(f"repair   {name}: {'passes the accuracy gates' if passed else 'still fails'}")
+        if v.measured and score_of(run, name) > best_score:
+            best, best_score = name, score_of(run, name)
+        if passed:
+            break
+    return attempts, best
+
+
+def _nothing_to_do(run: _Run, fix: str) -> str | None:
+    """Why ``fix`` would leave the model as it is (so converting it again would be wasted), or ``None``."""
+    model = getattr(getattr(run.reference, "inner", None), "model", None)
+    if model is None:
+        return None
+    from liteship.quantize.graph import clone
+
+    model = clone(model)  # the reference runner has called it: a fresh graph has one node per layer
+    if fix == "equalize":
+        from liteship.quantize.equalize import find_pairs
+
+        pairs, skipped = find_pairs(model)
+        if not pairs:
+            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
+            return f"no layer pair can be equalized ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+    if fix == "bias_correction":
+        from liteship.quantize.bias import targets
+
+        if not targets(model):
+            return "no Conv/Dense layer with a bias (or followed by BatchNormalization) to correct"
+    return None
+
+
+def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
+    """The gate's own metric and a score (higher is better): accuracy drop where there are labels and a
+    drop gate, top-1 agreement for classifiers with an agreement gate, the worst output SQNR otherwise."""
+    g = run.cfg.gates
+    if g.max_accuracy_drop is not None and summary.get("accuracy_drop") is not None:
+        return "accuracy_drop", -float(summary["accuracy_drop"])
+    if g.min_agreement is not None and summary.get("agreement_top1") is not None:
+        return "agreement", float(summary["agreement_top1"])
+    sqnr = summary.get("sqnr_db")
+    if sqnr is None:
+        return "sqnr_db", -math.inf
+    return "sqnr_db", float(sqnr) if math.isfinite(sqnr) else 1e9
+
+
+def score_of(run: _Run, name: str) -> float:
+    return gate_metric(run, run.variants[name].summary())[1]
+
+
+def _search(run: _Run, base: str, start: str) -> tuple[dict[str, Any] | None, str | None]:
+    from liteship.quantize.backends import DenylistBackend
+
+    amp = run.cfg.auto_mixed_precision
+    fixes = run.variants[start].fixes
+    try:
+        backend = run.timed(
+            "search",
+            lambda: DenylistBackend(
+                str(run.source if fixes else run.exported),
+                quantize=base,
+                io_type=run.cfg.io_type,
+                equalize="equalize" in fixes,
+                bias_correction="bias_correction" in fixes,
+                **run.calibration_kwargs(),
+            ),
+        )
+        ops = backend.ops()
+        prerank = _prerank(run, base) if len(ops) > amp.probe else []
+        run.log(
+            f"search   from {start}: {len(ops)} quantizable ops"
+            + (f", measuring the {amp.probe} worst by per-layer error one by one" if prerank else "")
+        )
+        evaluate = _Evaluator(run)
+        result = run.timed(
+            "search",
+            lambda: search_float_layers(
+                backend,
+                evaluate,
+                budget=Budget(rounds=amp.max_rounds, seconds=amp.max_seconds),
+                prerank=prerank,
+                probe=amp.probe,
+                beam=amp.beam,
+                progress=lambda r: _log_round(run, r),
+            ),
+        )
+    except LiteshipError as e:
+        run.log(f"[red]search failed[/] — {e}")
+        run.warnings.append(f"the float-layer search failed: {e}")
+        return {"error": str(e)}, None
+    run.log(f"search   {result.label} ({result.seconds:.1f} s)")
+    if not result.float_layers:
+        return result.to_dict(), None
+    name = f"{base}+mixed"
+    v = run.add_variant(name, base, float_layers=result.float_layers, fixes=fixes)
+    if v.error:
+        return result.to_dict(), None
+    return result.to_dict(), name
+
+
+def _prerank(run: _Run, base: str) -> list[str]:
+    """Op names worst first by QuantizationDebugger's scale-normalized RMSE (cheap: one debug run)."""
+    try:
+        report = run.validate(run.path_of(base), layerwise=True, limit=run.cfg.auto_mixed_precision.samples)
+    except LiteshipError as e:
+        run.log(f"[yellow]search[/]: no per-layer pre-ranking ({e}); graph order instead")
+        return []
+    return [row.name for row in report.layerwise]
+
+
+class _Evaluator:
+    """One search round: validate the model bytes (and a quick benchmark) like the gate does."""
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.path = run.out / "work" / "search" / "candidate.tflite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, model: bytes, keep: tuple[str, ...]) -> Measurement:
+        run = self.run
+        self.path.write_bytes(model)
+        val = run.validate(self.path, limit=run.cfg.auto_mixed_precision.samples, quiet=True)
+        bench = run.bench(self.path, quick=True)
+        entry = next((e for e in bench.entries if e.threads == run.selection_threads), None)
+        nums = val.summary()
+        cand = Candidate(
+            recipe="round",
+            size_bytes=len(model),
+            p50_ms=entry.latency.p50_ms if entry else None,
+            accuracy_drop=nums["accuracy_drop"],
+            agreement=nums["agreement_top1"],
+            sqnr_db=nums["sqnr_db"],
+        )
+        verdict = check_gates(cand, **run.accuracy_gates())
+        metric, score = gate_metric(run, nums)
+        return Measurement(
+            passed=verdict.passed,
+            score=score,
+            metric=metric,
+            accuracy=nums["accuracy"],
+            accuracy_drop=nums["accuracy_drop"],
+            agreement=nums["agreement_top1"],
+            sqnr_db=nums["sqnr_db"],
+            p50_ms=cand.p50_ms,
+            size_bytes=len(model),
+            failures=tuple(verdict.failures),
+        )
+
+
+def short_name(op: str | None) -> str:
+    """A readable op name: the first of the ``;``-joined names TFLite gives a fused op."""
+    return "–" if not op else op.split(";")[0]
+
+
+def _log_round(run: _Run, r: Round) -> None:
+    m = r.measurement
+    figure = {
+        "accuracy_drop": f"drop {m.accuracy_drop:.2f} pts" if m.accuracy_drop is not None else "drop n/a",
+        "agreement": f"agreement {100 * m.agreement:.2f}%" if m.agreement is not None else "agreement n/a",
+    }.get(m.metric, f"SQNR {m.sqnr_db:.1f} dB" if m.sqnr_db is not None else "SQNR n/a")
+    run.log(
+        f"search   round {r.index:>3} {r.phase:<13} {short_name(r.layer)[:40]:<40} "
+        f"{len(r.float_layers)} float  {figure}  {'[green]pass[/]' if m.passed else 'fail'}"
+    )
+
+
+def _cost(run: _Run, base: str, name: str) -> Cost:
+    v, b, f = run.variants[name], run.variants.get(base), run.variants.get("none")
+    t = run.selection_threads
+
+    def ratio(x: float | None, y: float | None) -> float | None:
+        return x / y if x is not None and y else None
+
+    def p50(var: Any) -> float | None:
+        e = var.entry(t) if var is not None else None
+        return e.latency.p50_ms if e else None
+
+    def size(var: Any) -> int | None:
+        return var.conversion.size_bytes if var is not None and var.conversion is not None else None
+
+    nv, nb = v.summary(), b.summary() if b else {}
+    metric = (
+        "accuracy" if nv.get("accuracy") is not None and nb.get("accuracy") is not None else "agreement_top1"
+    )
+    recovered = None
+    if nv.get(metric) is not None and nb.get(metric) is not None:
+        recovered = 100 * (nv[metric] - nb[metric])
+    return Cost(
+        float_layers=len(v.float_layers),
+        size_bytes=size(v),
+        size_vs_int8=ratio(size(v), size(b)),
+        size_vs_float32=ratio(size(v), size(f)),
+        p50_ms=p50(v),
+        latency_vs_int8=ratio(p50(v), p50(b)),
+        latency_vs_float32=ratio(p50(v), p50(f)),
+        accuracy_recovered=recovered,
+        recovered_metric=metric,
+    )
+
+
+__all__ = ["repair_accuracy", "gate_metric", "short_name"]

@@ -1,0 +1,147 @@
+"""One variant of the model as the pipeline knows it: a single frozen record per name.
+
+Every stage returns a new record (``dataclasses.replace``), so what a variant is — converted, benchmarked,
+validated, failed, pruned — lives in one place instead of six dictionaries kept in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from liteship.pipeline.report import VariantResult
+from liteship.pipeline.select import Candidate, Verdict
+
+if TYPE_CHECKING:
+    from liteship.bench.report import BenchEntry, BenchReport
+    from liteship.convert.report import ConversionReport
+    from liteship.validate.report import ValidationReport
+
+LATENCY_SAMPLES_KEPT = 2000
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant's whole state.
+
+    Attributes:
+        name: Unique in the run (``int8``, ``int8+eq``, ``int8+mixed``).
+        recipe: The converter recipe it was made with.
+        conversion: The conversion report, once converted.
+        bench: The benchmark report, once benchmarked.
+        validation: The validation report, once validated.
+        float_layers: Ops kept in float (``keep_float_layers``).
+        fixes: Graph fixes applied to the source first (``equalize``, ``bias_correction``).
+        error: Why a stage failed, if one did.
+        pruned: Why it got only a quick benchmark and a short validation, if it did.
+    """
+
+    name: str
+    recipe: str
+    conversion: ConversionReport | None = None
+    bench: BenchReport | None = None
+    validation: ValidationReport | None = None
+    float_layers: tuple[str, ...] = ()
+    fixes: tuple[str, ...] = ()
+    error: str | None = None
+    pruned: str | None = None
+
+    def replace(self, **changes: Any) -> Variant:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def measured(self) -> bool:
+        """Converted, benchmarked and validated."""
+        return self.conversion is not None and self.bench is not None and self.validation is not None
+
+    def entry(self, threads: int | None) -> BenchEntry | None:
+        """The benchmark entry at ``threads`` (else the last one)."""
+        if self.bench is None:
+            return None
+        for e in self.bench.entries:
+            if e.threads == threads:
+                return e
+        return self.bench.entries[-1] if self.bench.entries else None
+
+    def summary(self) -> dict[str, Any]:
+        """The validation headline figures (``ValidationReport.summary()``), ``{}`` before validation."""
+        return self.validation.summary() if self.validation is not None else {}
+
+    def candidate(self, threads: int | None) -> Candidate | None:
+        """What selection needs, or ``None`` when not fully measured."""
+        if not self.measured:
+            return None
+        assert self.conversion is not None
+        nums, e = self.summary(), self.entry(threads)
+        return Candidate(
+            recipe=self.name,
+            size_bytes=self.conversion.size_bytes,
+            p50_ms=e.latency.p50_ms if e else None,
+            accuracy_drop=nums["accuracy_drop"],
+            agreement=nums["agreement_top1"],
+            sqnr_db=nums["sqnr_db"],
+        )
+
+    def result(self, verdict: Verdict | None, threads: int | None) -> VariantResult:
+        """The variant as it appears in ``report.json``."""
+        conv = self.conversion
+        if conv is None or (self.error is not None and self.bench is None):
+            why = self.error or "not run"
+            return VariantResult(
+                recipe=self.name, path=None, ok=False, error=why, gates_passed=False, failures=[why]
+            )
+        nums, e = self.summary(), self.entry(threads)
+        latency = {
+            str(x.threads): {
+                "p50_ms": x.latency.p50_ms,
+                "p95_ms": x.latency.p95_ms,
+                "p99_ms": x.latency.p99_ms,
+                "mean_ms": x.latency.mean_ms,
+                "init_ms": x.init_ms,
+            }
+            for x in (self.bench.entries if self.bench else ())
+        }
+        return VariantResult(
+            recipe=self.name,
+            path=conv.output,
+            ok=True,
+            error=self.error,
+            size_bytes=conv.size_bytes,
+            ratio_to_float32=conv.ratio_to_float32,
+            conversion_seconds=conv.conversion_seconds,
+            accuracy=nums.get("accuracy"),
+            reference_accuracy=nums.get("reference_accuracy"),
+            accuracy_drop=nums.get("accuracy_drop"),
+            agreement_top1=nums.get("agreement_top1"),
+            agreement_top5=nums.get("agreement_top5"),
+            sqnr_db=nums.get("sqnr_db"),
+            max_abs_error=nums.get("max_abs_error"),
+            validation_passed=nums.get("passed"),
+            latency=latency,
+            p50_ms=e.latency.p50_ms if e else None,
+            p95_ms=e.latency.p95_ms if e else None,
+            p99_ms=e.latency.p99_ms if e else None,
+            init_ms=e.init_ms if e else None,
+            gates_passed=verdict.passed if verdict else None,
+            failures=verdict.failures if verdict else [],
+            keep_float_layers=list(self.float_layers),
+            graph_fixes=list(self.fixes),
+            base_recipe=self.recipe,
+            pruned=self.pruned,
+            validation_samples=self.validation.samples if self.validation else None,
+            warnings=list(conv.warnings),
+            latency_samples_ms=thin(list(e.samples_ms)) if e else [],
+            confidence_histogram=nums.get("confidence_histogram"),
+        )
+
+
+def thin(samples: list[float], keep: int = LATENCY_SAMPLES_KEPT) -> list[float]:
+    """At most ``keep`` latency samples, evenly spaced (enough for a histogram; keeps report.json small)."""
+    if len(samples) <= keep:
+        return samples
+    step = len(samples) / keep
+    return [samples[int(i * step)] for i in range(keep)]
+
+
+__all__ = ["Variant", "thin"]

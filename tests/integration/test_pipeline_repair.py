@@ -1,0 +1,83 @@
+"""Accuracy repair end to end on the outlier-channel CNN: plain int8 fails; equalization repairs it with no
+float layer; without graph fixes, the search finds the minimal float set and keeps int8 I/O."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from liteship.model.inspect import inspect_model
+from liteship.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+GATES = {"max_accuracy_drop": 0.5, "min_agreement": 0.98}
+
+
+def _config(folder: Path, outlier_path, calib_npy, val_npz, **amp) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {
+        "source": str(outlier_path),
+        "model_id": "outlier",
+        "recipes": ["none", "int8"],
+        "io_type": "int8",
+        "calibration": {"data": str(calib_npy), "samples": 100},
+        "validation": {"data": str(val_npz)},
+        "bench": {"threads": [1], "runs": 10, "min_seconds": 0.0},
+        "gates": GATES,
+        "objective": "size",  # int8 is no faster than float32 on AVX2 without VNNI: ship the small one
+        "auto_mixed_precision": {"enabled": True, "recipe": "int8", **amp},
+    }
+    path = folder / "liteship.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_equalization_repairs_the_outlier_model_with_no_float_layer(
+    tmp_path, outlier_path, calib_npy, digits_val_full_npz
+):
+    report = run_pipeline(
+        _config(tmp_path, outlier_path, calib_npy, digits_val_full_npz), log=lambda _: None, progress=False
+    )
+    plain, fixed, ref = report.variant("int8"), report.variant("int8+eq"), report.variant("none")
+    assert not plain.gates_passed and plain.accuracy_drop > 10  # plain int8 collapses
+    assert fixed.gates_passed and fixed.keep_float_layers == [] and fixed.graph_fixes == ["equalize"]
+    assert abs(fixed.accuracy - ref.accuracy) <= 0.005  # within 0.5 points of float
+    mp = report.mixed_precision
+    assert mp.recipe == "int8+eq" and mp.search is None and mp.float_layers == []
+    assert [a.variant for a in mp.attempts] == ["int8+eq"] and mp.attempts[0].passed
+    assert mp.cost.float_layers == 0 and mp.cost.size_vs_int8 == pytest.approx(1.0, abs=0.05)
+    assert inspect_model(fixed.path).inputs[0].dtype == "int8"  # the requested I/O type is kept
+    html = Path(report.report_html).read_text()
+    assert "Accuracy repair" in html and "int8+eq" in html
+
+
+def test_search_finds_the_minimal_float_set_when_graph_fixes_are_off(
+    tmp_path, outlier_path, calib_npy, digits_val_full_npz
+):
+    lines: list[str] = []
+    cfg = _config(tmp_path, outlier_path, calib_npy, digits_val_full_npz, repair=[])
+    report = run_pipeline(cfg, log=lines.append, progress=False)
+    mp = report.mixed_precision
+    mixed = report.variant("int8+mixed")
+    assert mp.recipe == "int8+mixed" and mixed.gates_passed and len(mixed.keep_float_layers) == 2
+    assert {n.split("/")[1].split("_")[0] for n in mixed.keep_float_layers} == {"c1", "c2"}
+    s = mp.search
+    assert s["passed"] and s["minimal"] and not s["exhausted"]
+    measured = {frozenset(r["float_layers"]): r["measurement"] for r in s["rounds"]}
+    for name in mixed.keep_float_layers:  # each removal fails the gate
+        assert not measured[frozenset(set(mixed.keep_float_layers) - {name})]["passed"]
+    assert inspect_model(mixed.path).inputs[0].dtype == "int8"
+    data = json.loads(Path(report.report_json).read_text())
+    rounds = data["mixed_precision"]["search"]["rounds"]
+    first = rounds[1]
+    assert first["layer"] and first["effect"] is not None
+    assert {"accuracy", "p50_ms", "size_bytes"} <= set(first["measurement"])
+    assert first["measurement"]["p50_ms"] > 0 and first["measurement"]["size_bytes"] > 0
+    assert data["mixed_precision"]["cost"]["float_layers"] == 2
+    assert sum(line.startswith("search   round") for line in lines) == len(rounds)  # progress, round by round
+    html = Path(report.report_html).read_text()
+    assert 'id="rounds"' in html or "id='rounds'" in html
