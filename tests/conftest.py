@@ -196,7 +196,7 @@ NO_TF_PRELUDE = textwrap.dedent("""
     import sys, importlib.abc
     class _BlockTF(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow.") or name == "keras" or name.startswith("keras."):
+            if name.split(".")[0] in ("tensorflow", "keras", "torch"):
                 raise ImportError(f"{name} is blocked: this test proves the device side runs without TensorFlow")
     sys.meta_path.insert(0, _BlockTF())
 """)
@@ -243,3 +243,71 @@ def run_liteship(
 def cli():
     """``cli("inspect", path, "--json")`` runs the real console script and returns CompletedProcess."""
     return run_liteship
+
+
+# -- PyTorch sources (issue 13): a small CNN on the digits, trained here in a second ---------------------
+TORCH_DIGITS_NET = textwrap.dedent('''
+    """The digits CNN in PyTorch (NCHW), written out by the tests as a module.py:factory source."""
+    from pathlib import Path
+
+    import torch
+    from torch import nn
+
+
+    class DigitsNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+            self.pool = nn.MaxPool2d(2)
+            self.fc1 = nn.Linear(16 * 4 * 4, 32)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.conv1(x))
+            x = self.pool(torch.relu(self.conv2(x)))
+            x = torch.relu(self.fc1(torch.flatten(x, 1)))
+            return torch.softmax(self.fc2(x), dim=1)
+
+
+    def build():
+        net = DigitsNet()
+        weights = Path(__file__).with_name("digits_net.pt")
+        if weights.exists():
+            net.load_state_dict(torch.load(weights))
+        return net.eval()
+
+
+    def build_with_samples():
+        return build(), (torch.zeros(1, 1, 8, 8),)
+''')
+
+
+@pytest.fixture(scope="session")
+def torch_digits(digits, model_dir):
+    """(module file, trained nn.Module): the digits CNN in PyTorch, trained here (about 95 % accuracy)."""
+    pytest.importorskip("torch", reason="the torch extra (pip install 'liteship[torch]') is not installed")
+    import importlib.util
+
+    import torch
+
+    folder = model_dir / "torch_digits"
+    folder.mkdir(exist_ok=True)
+    net_py = folder / "digits_net.py"
+    net_py.write_text(TORCH_DIGITS_NET)
+    spec = importlib.util.spec_from_file_location("liteship_test_digits_net", net_py)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    net = mod.DigitsNet()
+    x = torch.from_numpy(np.moveaxis(digits[0], -1, 1).copy())
+    y = torch.from_numpy(digits[1])
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(60):
+        opt.zero_grad()
+        loss = torch.nn.functional.nll_loss(torch.log(net(x) + 1e-9), y)
+        loss.backward()
+        opt.step()
+    torch.save(net.state_dict(), folder / "digits_net.pt")
+    return net_py, net.eval()

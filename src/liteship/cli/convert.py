@@ -19,10 +19,21 @@ FLAGS = {
     "allow_select_tf_ops": "--allow-select-tf-ops",
     "allow_custom_ops": "--allow-custom-ops",
     "keep_float_layers": "--keep-float",
+    "input_shape": "--input-shape",
     "equalize": "--equalize",
     "bias_correction": "--bias-correction",
 }
-RECIPE_NAMES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # == RECIPES keys
+# RECIPES keys, then the two weight-only recipes of ai-edge-quantizer (float .tflite and PyTorch sources)
+RECIPE_NAMES = (
+    "none",
+    "dynamic",
+    "int8",
+    "int8-fallback",
+    "float16",
+    "int16x8",
+    "weight-int8",
+    "weight-int4",
+)
 
 
 def _parse_size(value: str | None) -> tuple[int, int] | None:
@@ -56,7 +67,9 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     type=click.Choice(RECIPE_NAMES),
     default="none",
     show_default=True,
-    help="Quantization recipe.",
+    help="Quantization recipe. A float .tflite source (ai-edge-quantizer) takes none, int8, int16x8, dynamic, "
+    "weight-int8, weight-int4; a PyTorch source the same (int8/dynamic through PT2E); float16 and "
+    "int8-fallback need a TF/Keras source.",
 )
 @click.option(
     "--io-type",
@@ -88,6 +101,11 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     help="Op type (MEAN) or tensor name to keep in float (int8 recipes); repeatable.",
 )
 @click.option(
+    "--input-shape",
+    help="PyTorch module.py:factory source: the module's input shape, batch first in its own layout "
+    "(NCHW), e.g. 1,3,224,224. The .tflite takes NHWC.",
+)
+@click.option(
     "--equalize", is_flag=True, help="Cross-layer equalization of a Keras source first (integer recipes)."
 )
 @click.option(
@@ -110,17 +128,22 @@ def cli(
     allow_select_tf_ops: bool,
     allow_custom_ops: bool,
     keep_float: tuple[str, ...],
+    input_shape: str | None,
     equalize: bool,
     bias_correction: bool,
     as_json: bool,
 ) -> None:
-    """Convert SOURCE (a SavedModel directory, .keras or .h5 file) to a .tflite.
+    """Convert SOURCE to a .tflite: a SavedModel directory, a .keras or .h5 file (TFLite converter); a
+    float32 .tflite (quantized by ai-edge-quantizer, its metadata kept); or a PyTorch model, as a
+    torch.export .pt2 file or module.py:factory (litert-torch; the .tflite takes NHWC).
 
     \b
     Examples:
       liteship convert model.keras -o model.tflite
       liteship convert saved_model/ -o model_int8.tflite --quantize int8 --calibration calib.npy
       liteship convert model.keras -o m.tflite -q int8 --calibration images/ --mean 127.5 --std 127.5
+      liteship convert zoo_float.tflite -q weight-int4
+      liteship convert net.py:build --input-shape 1,3,32,32 -q int8 --calibration calib.npy
       liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
     """
     quiet_tensorflow()
@@ -136,8 +159,19 @@ def cli(
         )
         suffix = "" if quantize == "none" else f".{quantize}"
         out = output or source.with_name(f"{source.stem if source.is_file() else source.name}{suffix}.tflite")
+        if output is None and out == source:  # a float .tflite converted with recipe none
+            out = source.with_name(f"{source.stem}.liteship.tflite")
+        model: object = str(source)
+        if input_shape is not None:
+            from liteship.convert.sources import source_kind
+            from liteship.convert.torch_source import load_torch_source, parse_input_shape
+
+            if source_kind(str(source)) != "torch":
+                raise click.UsageError("--input-shape is for PyTorch sources (module.py:factory or .pt2).")
+
+            model = load_torch_source(str(source), parse_input_shape(input_shape))
         report = convert(
-            str(source),
+            model,
             out,
             quantize=quantize,
             io_type=io_type,

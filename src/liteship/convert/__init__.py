@@ -12,5 +12,6 @@ from __future__ import annotations
 from liteship.convert.converter import convert
 from liteship.convert.recipes import IO_TYPES, RECIPES, Recipe
 from liteship.convert.report import ConversionReport
+from liteship.convert.torch_source import TorchModel
 
-__all__ = ["convert", "ConversionReport", "RECIPES", "Recipe", "IO_TYPES"]
+__all__ = ["convert", "ConversionReport", "RECIPES", "Recipe", "IO_TYPES", "TorchModel"]

@@ -46,7 +46,9 @@ def convert(
 
     Args:
         source: A SavedModel directory, a ``.keras``/``.h5`` file, a ``keras.Model``, or a
-            ``tf.function`` (with an input signature) or concrete function.
+            ``tf.function`` (with an input signature) or concrete function; or a float32 ``.tflite``
+            (quantized by ai-edge-quantizer) or a PyTorch model (``TorchModel``, ``.pt2``,
+            ``module.py:factory``; converted by litert-torch): see ``liteship.convert.sources``.
         output: Where to write the .tflite. Defaults to ``None``: not written (see
             ``report.model_bytes``).
         quantize: A recipe from ``RECIPES``: ``none``, ``dynamic``, ``int8``, ``int8-fallback``,
@@ -84,6 +86,21 @@ def convert(
         >>> report.ratio_to_float32                                     # doctest: +SKIP
         0.27
     """
+    from liteship.convert.sources import convert_other_source
+
+    other = convert_other_source(  # a float .tflite or a PyTorch model: see convert/sources.py
+        source,
+        output,
+        quantize=quantize,
+        io_type=io_type,
+        calibration=calibration,
+        calibration_samples=calibration_samples,
+        preprocessing=preprocessing,
+        keep_float_layers=keep_float_layers,
+        progress=progress,
+    )
+    if other is not None:
+        return other
     recipe, io = resolve_recipe(quantize, io_type)
     pre = (
         preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
@@ -115,7 +132,9 @@ def convert(
             "(the calibrated recipes are int8, int8-fallback and int16x8)."
         )
     seconds = time.perf_counter() - started
-    report = _finish(model, src, method, notes, recipe, io, calib, pre, keep, output, seconds, fixes)
+    report = finish_conversion(
+        model, src, method, notes, recipe, io, calib, pre, keep, output, seconds, fixes
+    )
     return report
 
 
@@ -284,7 +303,7 @@ def _unsupported_error(found: Any, allow_flex: bool) -> UnsupportedOpsError:
     return UnsupportedOpsError(message, ops=found.ops, layers=found.layers, hint=hint)
 
 
-def _finish(
+def finish_conversion(
     model: bytes,
     src: Source,
     method: str,
@@ -298,6 +317,8 @@ def _finish(
     seconds: float,
     fixes: dict[str, Any] | None = None,
 ) -> ConversionReport:
+    """Write liteship's record into ``model``, save it to ``output`` and build the report (shared by
+    every source kind: TF/Keras here, float .tflite and PyTorch in their own modules)."""
     from liteship import __version__
 
     loaded = load_model(model)
@@ -373,4 +394,4 @@ def _range_by_tflite_name(calib: Calibration, tflite_names: list[str]) -> dict[s
     return out
 
 
-__all__ = ["convert", "calibrated_model", "CalibratedModel"]
+__all__ = ["convert", "calibrated_model", "CalibratedModel", "finish_conversion"]

@@ -1,4 +1,6 @@
-"""What can be converted: SavedModel directories, Keras files, in-memory Keras models, tf.functions.
+"""What can be converted: SavedModel directories, Keras files, in-memory Keras models, tf.functions —
+and, through their own backends, float32 ``.tflite`` files (ai-edge-quantizer, ``convert/tflite_quant.py``)
+and PyTorch models (litert-torch, ``convert/torch_source.py``): see :func:`source_kind`.
 
 Each source gives one or more *attempts*: ``(method, make_converter)`` tried in order. A Keras model
 first tries ``from_keras_model``; when that breaks (Keras 3: tensorflow#63987, keras#19108) the
@@ -22,9 +24,12 @@ from typing import Any
 from liteship.errors import ConversionError, UsageError
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+TORCH_SUFFIXES = (".pt2",)
 SOURCE_HINT = (
-    "Give a SavedModel directory, a .keras or .h5 file (or, in Python, a keras.Model or tf.function)."
+    "Give a SavedModel directory, a .keras or .h5 file, a float .tflite, a PyTorch .pt2 or module.py:factory "
+    "(or, in Python, a keras.Model, tf.function or liteship.convert.TorchModel)."
 )
+_TORCH_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<factory>[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @dataclass
@@ -32,7 +37,8 @@ class Source:
     """A model ready to hand to the TFLite converter.
 
     Attributes:
-        kind: ``saved_model``, ``keras_file``, ``keras_model`` or ``tf_function``.
+        kind: ``saved_model``, ``keras_file``, ``keras_model`` or ``tf_function`` (the TF converter's
+            sources); ``tflite`` and ``torch`` label reports from the other backends.
         label: A readable name for reports (the path, or the model's name).
         obj: The SavedModel path, the Keras model, or the concrete function.
         layer_names: Keras layer names, to name the layer behind an unsupported op.
@@ -100,6 +106,47 @@ class Source:
 
 def _dims(shape: Any) -> tuple[int, ...]:
     return tuple(-1 if d is None else int(d) for d in shape)
+
+
+def parse_torch_spec(value: str) -> tuple[Path, str] | None:
+    """``"models/net.py:build"`` → ``(Path("models/net.py"), "build")``; ``None`` for anything else."""
+    match = _TORCH_SPEC.match(value.strip())
+    return (Path(match.group("file")), match.group("factory")) if match else None
+
+
+def source_kind(source: Any) -> str:
+    """Which backend converts ``source``: ``"tflite"`` (a .tflite file: ai-edge-quantizer), ``"torch"``
+    (a ``TorchModel``, an ``nn.Module``, a ``.pt2`` file or a ``module.py:factory`` spec: litert-torch)
+    or ``"tensorflow"`` (everything else: the TFLite converter). Never imports torch or TensorFlow."""
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if parse_torch_spec(text) is not None or Path(text).suffix.lower() in TORCH_SUFFIXES:
+            return "torch"
+        return "tflite" if Path(text).suffix.lower() == ".tflite" else "tensorflow"
+    from liteship.convert.torch_source import is_torch_object
+
+    return "torch" if is_torch_object(source) else "tensorflow"
+
+
+def source_file(source: str | Path) -> Path:
+    """The file that must exist for a path source (``net.py`` for ``net.py:build``)."""
+    spec = parse_torch_spec(str(source))
+    return spec[0] if spec else Path(source)
+
+
+def convert_other_source(source: Any, output: Any, **options: Any) -> Any:
+    """Convert a float .tflite or a PyTorch source with its backend; ``None`` for a TF/Keras source
+    (which ``liteship.convert.convert`` converts itself). ``options`` are ``convert``'s keywords."""
+    kind = source_kind(source)
+    if kind == "tflite":
+        from liteship.convert.tflite_quant import convert_tflite
+
+        return convert_tflite(source, output, **options)
+    if kind == "torch":
+        from liteship.convert.torch_source import convert_torch
+
+        return convert_torch(source, output, **options)
+    return None
 
 
 def open_source(source: Any) -> Source:
@@ -198,4 +245,15 @@ def first_line(e: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["Source", "open_source", "quiet_stdout", "first_line", "KERAS_SUFFIXES"]
+__all__ = [
+    "Source",
+    "open_source",
+    "quiet_stdout",
+    "first_line",
+    "KERAS_SUFFIXES",
+    "TORCH_SUFFIXES",
+    "source_kind",
+    "source_file",
+    "parse_torch_spec",
+    "convert_other_source",
+]

@@ -167,8 +167,10 @@ class _Run:
 
     def _check_inputs(self) -> None:
         missing = []
+        from liteship.convert.sources import source_file
+
         for what, p in (
-            ("source", self.source),
+            ("source", source_file(self.source)),  # net.py for a PyTorch net.py:factory source
             ("calibration.data", self.cfg.path(self.cfg.calibration.data)),
             ("validation.data", self.cfg.path(self.cfg.validation.data)),
         ):
@@ -187,8 +189,10 @@ class _Run:
     def _prepare_source(self) -> Any:
         """Export a Keras file to a SavedModel once; every recipe then converts that directory
         (Keras 3 models convert through export→from_saved_model anyway, tensorflow#63987)."""
+        from liteship.convert.sources import source_kind
+
         src = Path(self.source)
-        if src.is_dir():
+        if src.is_dir() or source_kind(self.source) != "tensorflow":  # .tflite and PyTorch: as they are
             return src
         from liteship._tf import import_tf
 
@@ -215,9 +219,9 @@ class _Run:
 
     def _reference_runner(self) -> Any:
         from liteship.pipeline.cache import CachingRunner
-        from liteship.runtime import open_reference
+        from liteship.runtime import reference_runner_for
 
-        return CachingRunner(open_reference(self.source))
+        return CachingRunner(reference_runner_for(self.source))
 
     # -- variants -----------------------------------------------------------------------------------------
     def path_of(self, name: str) -> Path:
@@ -596,6 +600,9 @@ class _Run:
 
 
 def _tree_bytes(path: Path) -> int:
+    from liteship.convert.sources import source_file
+
+    path = source_file(path)
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -9,8 +9,8 @@ from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner, interpreter_class, interpreter_module
 from liteship.runtime.quant import dequantize, quantize
 
-# Reference runners (TensorFlow, imported lazily when first used).
-_REFERENCE = ("KerasRunner", "SavedModelRunner", "open_reference")
+# Reference runners (TensorFlow/torch, imported lazily when first used).
+_REFERENCE = ("KerasRunner", "SavedModelRunner", "TorchRunner", "open_reference", "reference_runner_for")
 
 __all__ = [
     "Runner",

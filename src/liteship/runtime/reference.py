@@ -1,6 +1,7 @@
-"""Reference runners: the original Keras model or SavedModel behind the same Runner interface.
+"""Reference runners: the original Keras model, SavedModel or PyTorch module behind the same Runner
+interface (a float .tflite source is its own reference: :class:`~liteship.runtime.litert.LiteRTRunner`).
 
-TensorFlow is imported inside the methods only, so ``liteship.runtime`` imports without it. Outputs are
+TensorFlow and torch are imported inside the methods only, so ``liteship.runtime`` imports without them. Outputs are
 named as the model names them: Keras output layer names (or the keys of a dict-output model), and the
 signature's output keys for a SavedModel.
 """
@@ -17,7 +18,10 @@ from liteship.runtime.base import Runner
 from liteship.types import TensorSpec
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-SOURCE_HINT = "Give a .tflite, a .keras/.h5 file, a SavedModel directory, or (in Python) a keras.Model."
+SOURCE_HINT = (
+    "Give a .tflite, a .keras/.h5 file, a SavedModel directory, a PyTorch .pt2 or module.py:factory, or (in "
+    "Python) a keras.Model or liteship.convert.TorchModel."
+)
 
 
 def _dims(shape: Any) -> tuple[int, ...]:
@@ -197,6 +201,107 @@ class SavedModelRunner(Runner):
         self._loaded = None
 
 
+class TorchRunner(Runner):
+    """Run the original PyTorch module as a reference, in the converted model's layout.
+
+    The .tflite that litert-torch makes takes NHWC for 4-D inputs (see ``liteship.convert.torch_source``),
+    so this runner takes NHWC too and transposes to the module's NCHW; outputs are the module's, named
+    ``output_0``, ``output_1``… (validate pairs them with the .tflite's outputs in order).
+
+    Args:
+        model: A ``TorchModel``, an ``nn.Module`` (with ``input_shape``), a ``.pt2`` file or a
+            ``module.py:factory`` spec.
+        input_shape: The module's input shape (NCHW) when the source carries no sample inputs.
+
+    Raises:
+        ModelError: torch is not installed, or the source cannot be loaded.
+    """
+
+    def __init__(self, model: Any, input_shape: Any = None) -> None:
+        from liteship.convert.torch_source import load_torch_source
+        from liteship.errors import LiteshipError
+
+        try:
+            self._model = load_torch_source(model, input_shape)
+        except LiteshipError as e:
+            raise ModelError(e.message, hint=e.hint) from e
+        import torch
+
+        self._torch = torch
+        self.name = self._model.name
+        self.backend = f"torch {torch.__version__}"
+        nhwc = set(self._model.nhwc_indices())
+        self._nhwc = nhwc
+        shapes = self._model.tflite_shapes()
+        self._input_specs = [
+            TensorSpec(n, s, str(x.dtype).replace("torch.", ""))
+            for n, s, x in zip(shapes, shapes.values(), self._model.sample_inputs, strict=True)
+        ]
+        with torch.no_grad():
+            out = self._call(self._model.sample_inputs)
+        self._output_specs = [
+            TensorSpec(f"output_{i}", tuple(int(d) for d in o.shape), str(o.dtype).replace("torch.", ""))
+            for i, o in enumerate(out)
+        ]
+
+    def _call(self, args: tuple[Any, ...]) -> list[Any]:
+        out = self._model.module(*args)
+        if isinstance(out, dict):
+            out = list(out.values())
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self._input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self._output_specs
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = self._torch
+        args = []
+        for i, s in enumerate(self._input_specs):
+            a = np.asarray(feed[s.name], dtype=s.dtype)
+            args.append(
+                torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1) if i in self._nhwc else a))
+            )
+        batch = int(args[0].shape[0]) if args and args[0].ndim else 1
+        want = self._input_specs[0].shape[0] if self._input_specs and self._input_specs[0].shape else -1
+        # an exported (.pt2) module is fixed to its example's batch: run a different batch sample by sample
+        chunks = (
+            [tuple(a[i : i + 1] for a in args) for i in range(batch)]
+            if want not in (-1, batch)
+            else [tuple(args)]
+        )
+        try:
+            with torch.no_grad():
+                outs = [self._call(c) for c in chunks]
+        except Exception as e:  # the module's own code can raise anything
+            raise InferenceError(f"PyTorch failed to run {self.name}: {_first_line(e)}") from e
+        return {
+            s.name: np.concatenate([o[k].detach().cpu().numpy() for o in outs])
+            for k, s in enumerate(self._output_specs)
+        }
+
+    def close(self) -> None:
+        pass  # the module may belong to the caller
+
+
+def reference_runner_for(source: Any, input_shape: Any = None) -> Runner:
+    """The reference runner for a conversion ``source`` (what the pipeline validates against): a float
+    .tflite → LiteRT, a PyTorch source → :class:`TorchRunner`, Keras/SavedModel → their runners.
+
+    Raises:
+        ModelError: ``source`` does not exist or is not a model liteship can run.
+    """
+    from liteship.convert.sources import source_kind
+
+    if source_kind(source) == "torch":
+        return TorchRunner(source, input_shape)
+    return open_reference(source)
+
+
 def open_reference(source: Any) -> Runner:
     """The runner for ``source``: a Runner (returned as is), ``.tflite`` (LiteRT), ``.keras``/``.h5``
     or ``keras.Model`` (Keras), or a SavedModel directory.
@@ -210,6 +315,10 @@ def open_reference(source: Any) -> Runner:
         from liteship.runtime.litert import LiteRTRunner
 
         return LiteRTRunner(bytes(source))
+    from liteship.convert.sources import source_kind
+
+    if source_kind(source) == "torch":
+        return TorchRunner(source)
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
@@ -231,4 +340,4 @@ def open_reference(source: Any) -> Runner:
     raise ModelError(f"cannot run a {type(source).__name__}.", hint=SOURCE_HINT)
 
 
-__all__ = ["KerasRunner", "SavedModelRunner", "open_reference"]
+__all__ = ["KerasRunner", "SavedModelRunner", "TorchRunner", "open_reference", "reference_runner_for"]

@@ -1,0 +1,424 @@
+"""Float .tflite sources: quantize a third-party float32 .tflite with ai-edge-quantizer.
+
+A model zoo file or a vendor's model arrives as a float32 .tflite that liteship did not convert. This
+module quantizes it with Google's ai-edge-quantizer (``pip install 'liteship[quantizer]'``), with the
+same calibration data, preprocessing and ``keep_float_layers`` as the TensorFlow recipes:
+
+| recipe        | ai-edge-quantizer recipe | weights        | activations | calibration |
+|---------------|--------------------------|----------------|-------------|-------------|
+| ``none``      | (copied, not quantized)  | float32        | float32     | no          |
+| ``int8``      | ``static_wi8_ai8``       | int8/channel   | int8        | yes         |
+| ``int16x8``   | ``static_wi8_ai16``      | int8/channel   | int16       | yes         |
+| ``dynamic``   | ``dynamic_wi8_afp32``    | int8/channel   | float32 (int8 on the fly) | no |
+| ``weight-int8`` | ``weight_only_wi8_afp32`` | int8/channel | float32     | no          |
+| ``weight-int4`` | ``weight_only_wi4_afp32`` | int4/channel | float32     | no          |
+
+ai-edge-quantizer keeps the model's float32 inputs and outputs (it adds QUANTIZE/DEQUANTIZE at the
+edges), so ``io_type`` is always ``float32`` here. TFLite Metadata already in the source (labels,
+normalization, the zipped associated files) is carried into the quantized model.
+
+The accuracy search's second backend is :func:`quantize_keeping_float`: the same model, recipe and
+calibration with a list of op types or tensor names kept in float.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liteship.convert.recipes import Recipe
+from liteship.convert.report import ConversionReport
+from liteship.errors import ConversionError, ModelError, UsageError
+from liteship.model import flatbuffer as fbm
+from liteship.types import Preprocessing
+
+INSTALL_HINT = "Install the extra: pip install 'liteship[quantizer]'."
+SIGNATURE = "serving_default"
+
+
+@dataclass(frozen=True)
+class TFLiteRecipe:
+    """One recipe for a float .tflite source.
+
+    Attributes:
+        name: liteship's name (``int8``, ``weight-int4``…); the TF recipes' names where they mean the same.
+        description: One line for help texts.
+        needs_calibration: Whether representative data is required.
+        aeq: The ai-edge-quantizer recipe function (``ai_edge_quantizer.recipe.<aeq>``); ``""`` for none.
+    """
+
+    name: str
+    description: str
+    needs_calibration: bool
+    aeq: str
+
+
+TFLITE_RECIPES: dict[str, TFLiteRecipe] = {
+    r.name: r
+    for r in (
+        TFLiteRecipe("none", "float32 as given (metadata and liteship's record added)", False, ""),
+        TFLiteRecipe("int8", "static: int8 weights and activations, float32 I/O", True, "static_wi8_ai8"),
+        TFLiteRecipe("int16x8", "static: int8 weights, int16 activations", True, "static_wi8_ai16"),
+        TFLiteRecipe("dynamic", "dynamic-range: int8 weights, float activations", False, "dynamic_wi8_afp32"),
+        TFLiteRecipe("weight-int8", "weight-only int8, float compute", False, "weight_only_wi8_afp32"),
+        TFLiteRecipe("weight-int4", "weight-only int4, float compute", False, "weight_only_wi4_afp32"),
+    )
+}
+
+_QUANTIZED_TYPES = {"int8", "uint8", "int16", "int4", "float16"}
+_TYPE_NAMES = {
+    v: k.lower()
+    for k, v in vars(fbm.schema.TensorType).items()
+    if not k.startswith("_") and isinstance(v, int)
+}
+
+
+def _aeq() -> Any:
+    try:
+        from ai_edge_quantizer import quantizer, recipe
+    except ImportError as e:
+        raise UsageError(
+            "quantizing a .tflite needs ai-edge-quantizer, which is not installed.", hint=INSTALL_HINT
+        ) from e
+    return quantizer, recipe
+
+
+def resolve_tflite_recipe(quantize: str, io_type: str | None) -> TFLiteRecipe:
+    """Check ``quantize``/``io_type`` for a .tflite source.
+
+    Raises:
+        UsageError: A recipe ai-edge-quantizer has no counterpart for, or integer I/O.
+    """
+    recipe = TFLITE_RECIPES.get(quantize)
+    if recipe is None:
+        raise UsageError(
+            f"recipe {quantize!r} does not work on a .tflite source; expected one of "
+            f"{', '.join(TFLITE_RECIPES)}.",
+            hint="float16 and int8-fallback are TFLite-converter recipes: convert the original "
+            "TensorFlow/Keras model for those.",
+            parameter="quantize",
+        )
+    if io_type not in (None, "float32"):
+        raise UsageError(
+            f"`io_type` {io_type!r} does not work on a .tflite source: ai-edge-quantizer keeps float32 "
+            "model inputs and outputs.",
+            hint="Leave io_type unset (float32), or convert the original TF/Keras model for integer I/O.",
+            parameter="io_type",
+        )
+    return recipe
+
+
+def quantized_tensors(model: fbm.LoadedModel) -> list[tuple[str, str]]:
+    """``[(tensor name, type)]`` of the tensors that are already quantized (int8/uint8/int16/int4
+    with quantization parameters, or float16 weights)."""
+    found = []
+    for sg in model.model.subgraphs or []:
+        for t in sg.tensors or []:
+            kind = _TYPE_NAMES.get(t.type, "")
+            if kind not in _QUANTIZED_TYPES:
+                continue
+            q = t.quantization
+            has_params = q is not None and q.scale is not None and len(q.scale) > 0
+            if has_params or kind == "float16":
+                name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else str(t.name)
+                found.append((name, kind))
+    return found
+
+
+def check_float_source(model: fbm.LoadedModel, where: str) -> None:
+    """Raise a clear error when the .tflite is not a float32 model.
+
+    Raises:
+        ConversionError: The model is already quantized.
+    """
+    found = quantized_tensors(model)
+    if found:
+        kinds = sorted({k for _, k in found})
+        raise ConversionError(
+            f"{where} is already quantized ({len(found)} {'/'.join(kinds)} tensors, e.g. "
+            f"{found[0][0]!r}); ai-edge-quantizer needs a float32 .tflite.",
+            hint="Give the float32 model it was made from, or use this file as it is "
+            "(liteship validate, bench and package accept it).",
+        )
+
+
+def ensure_signature(data: bytes) -> bytes:
+    """Return ``data`` with a ``serving_default`` signature when it has none (older converters wrote
+    none; ai-edge-quantizer calibrates and validates through signatures). Inputs and outputs keep
+    their tensor names."""
+    loaded = fbm.load_model(data)
+    model = loaded.model
+    if model.signatureDefs:
+        return data
+    sg = model.subgraphs[0]
+    schema = fbm.schema
+
+    def maps(indices: Any) -> list[Any]:
+        out = []
+        for i in list(indices):
+            tm = schema.TensorMapT()
+            name = sg.tensors[i].name
+            tm.name = name.decode() if isinstance(name, bytes) else name
+            tm.tensorIndex = int(i)
+            out.append(tm)
+        return out
+
+    sig = schema.SignatureDefT()
+    sig.inputs, sig.outputs = maps(sg.inputs), maps(sg.outputs)
+    sig.signatureKey = SIGNATURE
+    sig.subgraphIndex = 0
+    model.signatureDefs = [sig]
+    return fbm.attach_files(fbm.pack_model(model), fbm.associated_files(data))
+
+
+def signature_inputs(data: bytes) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """``(signature key, {input name: shape})`` of the model's first signature (LiteRT's view)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=data)
+    sigs = interp.get_signature_list()
+    key = SIGNATURE if SIGNATURE in sigs else next(iter(sigs))
+    details = interp.get_signature_runner(key).get_input_details()
+    return key, {name: tuple(int(d) for d in d_["shape_signature"]) for name, d_ in details.items()}
+
+
+def _recipe_with_float(quantizer_mod: Any, recipe_mod: Any, recipe: TFLiteRecipe, keep: Sequence[str]) -> Any:
+    """The ai-edge-quantizer Quantizer's recipe: ``recipe`` everywhere, then ``no_quantize`` for each
+    kept op type (``MEAN``) or op output tensor name (matched exactly); later entries win."""
+    builtin = {k for k in vars(fbm.schema.BuiltinOperator) if not k.startswith("_")}
+    entries = list(getattr(recipe_mod, recipe.aeq)())
+    for k in keep:
+        if k in builtin:
+            entries.append({"regex": ".*", "operation": k, "algorithm_key": "no_quantize"})
+        else:
+            entries.append({"regex": f"^{re.escape(k)}$", "operation": "*", "algorithm_key": "no_quantize"})
+    return entries
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    from liteship._quiet import native_stderr_silenced
+    from liteship.convert.sources import quiet_stdout
+
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        with quiet_stdout(), native_stderr_silenced(), warnings.catch_warnings():
+            # calibration keeps every tensor (experimental_preserve_all_tensors), which LiteRT warns about
+            warnings.simplefilter("ignore", UserWarning)
+            if os.environ.get("LITESHIP_VERBOSE"):
+                yield
+            else:  # ai-edge-quantizer draws its own tqdm bar on Python's stderr
+                with contextlib.redirect_stderr(io.StringIO()):
+                    yield
+    finally:
+        absl.setLevel(level)
+
+
+def quantize_keeping_float(
+    model: str | Path | bytes,
+    recipe: str = "int8",
+    *,
+    calibration: Sequence[Mapping[str, np.ndarray]] | None = None,
+    keep_float: Sequence[str] = (),
+) -> bytes:
+    """Quantize a float32 .tflite with ai-edge-quantizer, keeping some ops in float.
+
+    The accuracy search's second backend (beside TFLite's QuantizationDebugger for TF sources).
+
+    Args:
+        model: The float32 .tflite (path or bytes).
+        recipe: A key of :data:`TFLITE_RECIPES` other than ``none``. Defaults to ``"int8"``.
+        calibration: For ``int8``/``int16x8``: model-ready samples, one ``{input name: array with the
+            batch dimension}`` per sample (the names of :func:`signature_inputs`).
+        keep_float: Op types (``"MEAN"``, ``"FULLY_CONNECTED"``) or op output tensor names to keep in
+            float32; the rest follows ``recipe``.
+
+    Returns:
+        The quantized model's bytes (no metadata handling; :func:`convert_tflite` adds that).
+
+    Raises:
+        UsageError: Unknown recipe, missing calibration, or ai-edge-quantizer not installed.
+        ConversionError: The model is already quantized, or ai-edge-quantizer failed.
+    """
+    data, path = fbm.read_bytes(model) if not isinstance(model, bytes) else (model, None)
+    where = repr(path) if path else "the model"
+    loaded = fbm.load_model(data)
+    check_float_source(loaded, where)
+    rec = resolve_tflite_recipe(recipe, None)
+    if rec.name == "none":
+        raise UsageError("recipe 'none' does not quantize; give a quantizing recipe.", parameter="recipe")
+    if rec.needs_calibration and not calibration:
+        raise UsageError(
+            f"recipe {rec.name!r} needs calibration samples, but `calibration` is empty.",
+            parameter="calibration",
+        )
+    quantizer_mod, recipe_mod = _aeq()
+    data = ensure_signature(data)
+    key, _ = signature_inputs(data)
+    try:
+        with _quiet():
+            qt = quantizer_mod.Quantizer(bytearray(data))
+            qt.load_quantization_recipe(_recipe_with_float(quantizer_mod, recipe_mod, rec, keep_float))
+            result_calib = None
+            if qt.need_calibration:
+                samples = [
+                    {n: np.asarray(v, dtype=np.float32) for n, v in s.items()} for s in calibration or []
+                ]
+                result_calib = qt.calibrate({key: samples}, num_threads=1)
+            result = qt.quantize(result_calib, enable_progress_report=False, enable_progress_bar=False)
+    except (UsageError, ConversionError):
+        raise
+    except Exception as e:  # ai-edge-quantizer raises ValueError/KeyError/RuntimeError on what it cannot do
+        from liteship.convert.sources import first_line
+
+        raise ConversionError(
+            f"ai-edge-quantizer failed on {where} with recipe {rec.name!r}: {first_line(e)}",
+            hint="Try another recipe (weight-int8 quantizes the fewest ops), or keep the failing op in "
+            "float with keep_float_layers.",
+        ) from e
+    return inline_buffers(bytes(result.quantized_model))
+
+
+def inline_buffers(data: bytes) -> bytes:
+    """Return the model with every buffer stored inside the flatbuffer. ai-edge-quantizer writes large
+    weights after the flatbuffer (``Buffer.offset``/``size``), which rewriting the model (metadata,
+    liteship's record) would drop."""
+    loaded = fbm.load_model(data)
+    moved = False
+    for buf in loaded.model.buffers or []:
+        if getattr(buf, "offset", 0) and buf.data is None:
+            buf.data = np.frombuffer(data[buf.offset : buf.offset + buf.size], dtype=np.uint8).copy()
+            buf.offset, buf.size = 0, 0
+            moved = True
+    return fbm.pack_model(loaded.model) if moved else data
+
+
+def _carry_metadata(source: bytes, quantized: bytes) -> bytes:
+    """Put the source's TFLite Metadata (and its zipped files) back where the quantizer dropped them."""
+    from liteship.model.metadata import METADATA_ENTRY
+
+    src_entries = fbm.load_model(source).metadata
+    out = quantized
+    if METADATA_ENTRY in src_entries and METADATA_ENTRY not in fbm.load_model(out).metadata:
+        out = fbm.set_metadata_entry(out, METADATA_ENTRY, src_entries[METADATA_ENTRY])
+    files = fbm.associated_files(source)
+    if files and not fbm.associated_files(out):
+        out = fbm.attach_files(out, files)
+    return out
+
+
+def convert_tflite(
+    source: str | Path,
+    output: str | Path | None = None,
+    *,
+    quantize: str = "none",
+    io_type: str | None = None,
+    calibration: Any = None,
+    calibration_samples: int = 200,
+    preprocessing: Preprocessing | dict[str, Any] | None = None,
+    keep_float_layers: Sequence[str] = (),
+    progress: bool = True,
+) -> ConversionReport:
+    """Quantize a float32 .tflite: what :func:`liteship.convert.convert` does for a ``.tflite`` source.
+
+    The arguments mean what they mean for ``convert``. The preprocessing stored with the model is
+    ``preprocessing`` when it is not the identity, else the normalization in the source's TFLite
+    Metadata (if any).
+
+    Returns:
+        A :class:`~liteship.convert.ConversionReport` (``source_kind`` ``"tflite"``, ``method``
+        ``"ai-edge-quantizer"`` or ``"copy"``).
+
+    Raises:
+        UsageError: Recipe/io_type that does not apply, missing calibration or extra.
+        ConversionError: The file is already quantized, or ai-edge-quantizer failed.
+    """
+    from liteship.convert.calibration import load_calibration
+    from liteship.convert.converter import finish_conversion
+    from liteship.convert.sources import Source
+    from liteship.model.metadata import normalization_from_metadata
+
+    rec = resolve_tflite_recipe(quantize, io_type)
+    keep = tuple(keep_float_layers)
+    if rec.needs_calibration and calibration is None:
+        raise UsageError(
+            f"recipe {rec.name!r} needs calibration data, but `calibration` is not set.",
+            hint="Pass `calibration` (an image folder, a .npy or .npz file), or use dynamic, weight-int8 "
+            "or weight-int4.",
+            parameter="calibration",
+        )
+    if keep and rec.name == "none":
+        raise UsageError("`keep_float_layers` needs a quantizing recipe.", parameter="keep_float_layers")
+    started = time.perf_counter()
+    try:
+        loaded = fbm.load_model(source)
+    except ModelError as e:
+        raise ConversionError(e.message, hint=e.hint) from e
+    where = repr(str(source))
+    check_float_source(loaded, where)
+    pre = (
+        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+    )
+    if pre == Preprocessing():
+        pre = normalization_from_metadata(loaded) or pre
+    notes: list[str] = []
+    calib = None
+    if rec.name == "none":
+        model, method = loaded.data, "copy"
+    else:
+        data = ensure_signature(loaded.data)
+        _, shapes = signature_inputs(data)
+        if rec.needs_calibration:
+            calib = load_calibration(
+                calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre
+            )
+        samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, progress)] if calib else None
+        model = quantize_keeping_float(data, rec.name, calibration=samples, keep_float=keep)
+        model, method = _carry_metadata(loaded.data, model), "ai-edge-quantizer"
+    if calibration is not None and not rec.needs_calibration:
+        notes.append(
+            f"`calibration` was given but recipe {rec.name!r} does not calibrate; it was not used "
+            "(the calibrated recipes are int8 and int16x8)."
+        )
+    src = Source("tflite", str(source), str(source))
+    seconds = time.perf_counter() - started
+    as_recipe = Recipe(rec.name, rec.description, rec.needs_calibration, ("float32",))
+    return finish_conversion(
+        model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds
+    )
+
+
+def _tracked(calib: Any, progress: bool) -> Any:
+    return calib.representative_dataset(progress=progress)()
+
+
+def _as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
+    if isinstance(sample, dict):
+        return {n: np.asarray(v) for n, v in sample.items()}
+    return {n: np.asarray(v) for n, v in zip(names, sample, strict=True)}
+
+
+__all__ = [
+    "TFLITE_RECIPES",
+    "TFLiteRecipe",
+    "check_float_source",
+    "convert_tflite",
+    "ensure_signature",
+    "quantize_keeping_float",
+    "quantized_tensors",
+    "resolve_tflite_recipe",
+    "signature_inputs",
+]

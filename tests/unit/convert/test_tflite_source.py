@@ -1,0 +1,149 @@
+"""Float .tflite sources through ai-edge-quantizer: recipes, validation against the float file, metadata
+carried over, and the bad inputs (issue 13)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ai_edge_quantizer", reason="the quantizer extra (pip install 'liteship[quantizer]')")
+
+from liteship.convert import convert  # noqa: E402
+from liteship.errors import ConversionError, UsageError  # noqa: E402
+from liteship.model import load_model  # noqa: E402
+from liteship.model.flatbuffer import read_liteship_info, schema  # noqa: E402
+
+
+def _op_input_types(data: bytes) -> dict[str, set[str]]:
+    """{op name: the types of its non-constant and constant inputs}."""
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    m = load_model(data).model
+    sg = m.subgraphs[0]
+    out: dict[str, set[str]] = {}
+    for op in sg.operators:
+        code = m.operatorCodes[op.opcodeIndex]
+        name = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
+        out.setdefault(name, set()).update(types[sg.tensors[i].type] for i in op.inputs if i >= 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8(tflite_float, calib_npy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("aeq") / "digits.int8.tflite"
+    return convert(tflite_float, out, quantize="int8", calibration=calib_npy, calibration_samples=100), out
+
+
+def test_static_int8_validates_against_the_float_file(int8, tflite_float, val_npz):
+    from liteship.validate import validate
+
+    report, out = int8
+    assert report.source_kind == "tflite" and report.method == "ai-edge-quantizer"
+    assert report.recipe == "int8" and report.io_type == "float32" and report.calibration_samples == 100
+    ops = _op_input_types(out.read_bytes())
+    assert "INT8" in ops["CONV_2D"] and "INT8" in ops["FULLY_CONNECTED"]  # integer compute
+    assert report.size_bytes < 0.5 * tflite_float.stat().st_size
+    v = validate(out, tflite_float, val_npz, raise_on_failure=False)
+    assert v.agreement[0].top1 >= 0.95, v.agreement
+    info = read_liteship_info(out)
+    assert info["recipe"] == "int8" and info["calibration"]["samples"] == 100
+
+
+def test_weight_only_int4_validates_against_the_float_file(tflite_float, val_npz, tmp_path):
+    from liteship.validate import validate
+
+    out = tmp_path / "digits.w4.tflite"
+    report = convert(tflite_float, out, quantize="weight-int4")
+    assert report.method == "ai-edge-quantizer" and report.calibration_samples == 0
+    ops = _op_input_types(out.read_bytes())
+    assert "INT4" in ops["DEQUANTIZE"] and "FLOAT32" in ops["CONV_2D"]  # float compute, int4 weights
+    v = validate(out, tflite_float, val_npz, raise_on_failure=False)
+    assert v.agreement[0].top1 >= 0.9, v.agreement
+
+
+def test_keep_float_leaves_the_named_op_type_in_float(tflite_float, calib_npy):
+    from liteship.convert.tflite_quant import quantize_keeping_float
+
+    calib = [{"image": x[None]} for x in np.load(calib_npy)[:20]]
+    from liteship.convert.tflite_quant import signature_inputs
+
+    name = next(iter(signature_inputs(tflite_float.read_bytes())[1]))
+    calib = [{name: s["image"]} for s in calib]
+    data = quantize_keeping_float(tflite_float, "int8", calibration=calib, keep_float=["FULLY_CONNECTED"])
+    ops = _op_input_types(data)
+    assert ops["FULLY_CONNECTED"] <= {"FLOAT32"} and "INT8" in ops["CONV_2D"]
+
+
+def test_metadata_labels_and_normalization_are_carried_into_model_and_package(third_party_models, tmp_path):
+    from liteship.model.metadata import labels_from_metadata, normalization_from_metadata, read_metadata
+    from liteship.package import build_package, extract_verified, generate_keypair
+
+    src = third_party_models / "mobilenet_v1_0.25_224_1_metadata_1.tflite"
+    out = tmp_path / "mobilenet.w8.tflite"
+    report = convert(src, out, quantize="weight-int8")
+    assert labels_from_metadata(out) == labels_from_metadata(src) and len(labels_from_metadata(out)) == 1001
+    assert read_metadata(out)["name"] == read_metadata(src)["name"]
+    norm = normalization_from_metadata(src)
+    assert norm is not None and report.preprocessing["mean"] == list(norm.mean)
+    keys = generate_keypair(tmp_path / "k.key")
+    info = build_package(
+        out, tmp_path / "pkg", model_id="mobilenet", version="1.0.0", private_key=keys.private_path
+    )
+    extract_verified(info.path, keys.public_path, tmp_path / "current")
+    (shipped,) = (tmp_path / "current").rglob("*.tflite")
+    assert labels_from_metadata(shipped) == labels_from_metadata(src)
+    assert read_liteship_info(shipped)["preprocessing"]["mean"] == list(norm.mean)
+
+
+def test_already_quantized_models_are_refused(tflite_int8, third_party_models):
+    for model in (tflite_int8, third_party_models / "mobilenet_v1_0.25_224_quant.tflite"):
+        with pytest.raises(ConversionError, match="already quantized") as e:
+            convert(model, None, quantize="weight-int8")
+        assert "float32" in str(e.value) and "as it is" in str(e.value)
+
+
+def test_recipes_and_io_types_it_cannot_do(tflite_float, calib_npy):
+    with pytest.raises(UsageError, match="float16 and int8-fallback are TFLite-converter recipes"):
+        convert(tflite_float, None, quantize="float16")
+    with pytest.raises(UsageError, match="keeps float32 model inputs and outputs"):
+        convert(tflite_float, None, quantize="int8", io_type="int8", calibration=calib_npy)
+    with pytest.raises(UsageError, match="needs calibration data"):
+        convert(tflite_float, None, quantize="int16x8")
+
+
+def test_cli_quantizes_a_float_tflite_and_reports_json(cli, tflite_float, tmp_path, tflite_int8):
+    src = tmp_path / "zoo.tflite"
+    src.write_bytes(tflite_float.read_bytes())
+    r = cli("convert", str(src), "-q", "weight-int8", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["recipe"] == "weight-int8" and data["output"].endswith("zoo.weight-int8.tflite")
+    r = cli("convert", str(src))  # recipe none must not overwrite the source
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "zoo.liteship.tflite").exists() and src.read_bytes() == tflite_float.read_bytes()
+    r = cli("convert", str(tflite_int8), "-q", "int8", "--calibration", "x.npy")
+    assert r.returncode == 1 and "already quantized" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_quantizer_extra_is_one_line_naming_the_install(no_tf_python, tflite_float):
+    proc = no_tf_python(
+        f"""
+        import importlib.abc, sys
+        class _Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "ai_edge_quantizer":
+                    raise ImportError(name)
+        sys.meta_path.insert(0, _Block())
+        from liteship.convert.tflite_quant import quantize_keeping_float
+        from liteship.errors import UsageError
+        try:
+            quantize_keeping_float({str(tflite_float)!r}, "weight-int8")
+        except UsageError as e:
+            print("usage:", e)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'liteship[quantizer]'" in proc.stdout
