@@ -69,4 +69,36 @@ def native_stderr_silenced(*, any_thread: bool = False) -> Iterator[None]:
                 replacement.close()
 
 
-__all__ = ["native_stderr_silenced"]
+class CapturedStderr:
+    """What native code wrote to fd 2 inside :func:`native_stderr_captured` (``text`` once it ends)."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[CapturedStderr]:
+    """Like :func:`native_stderr_silenced`, but keep what native code printed, for parsing (e.g. LiteRT's
+    list of ops an accelerator rejects). Under ``LITESHIP_VERBOSE`` the text is also shown."""
+    import tempfile
+
+    captured = CapturedStderr()
+    with _lock, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, AttributeError, ValueError):
+            yield captured
+            return
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+            if os.environ.get("LITESHIP_VERBOSE"):
+                sys.stderr.write(captured.text)
+
+
+__all__ = ["native_stderr_silenced", "native_stderr_captured", "CapturedStderr"]
