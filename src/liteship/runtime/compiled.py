@@ -18,6 +18,8 @@ Where the API leaves gaps, the runner fills them:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,7 +223,8 @@ class CompiledModelRunner(Runner):
         self._model: Any = None
         self._model, self.placement = self._compile_with_fallback(_AUTO if wanted == ("auto",) else wanted)
         self.accelerator = self.placement.accelerator
-        self.backend = f"ai-edge-litert {_version('ai-edge-litert')} CompiledModel[{self.accelerator}]"
+        self.backend = f"ai-edge-litert {_version('ai-edge-litert')} CompiledModel on {self.accelerator}"
+        self._warm = False
         self.signatures: dict[str, dict[str, list[str]]] = dict(self._model.get_signature_list())
         self._setup_io(signature)
 
@@ -262,6 +265,8 @@ class CompiledModelRunner(Runner):
                 error = str(e) or type(e).__name__  # the exception (and LiteRT's environment) dies here
         rejected, on_acc, on_cpu = parse_placement_log(log.text)
         if error is None:
+            if accels != ("cpu",):
+                _quiet_at_exit()
             return model, Placement(label, fully, on_acc, on_cpu, rejected)
         if accels == ("cpu",):
             raise ModelError(
@@ -395,8 +400,9 @@ class CompiledModelRunner(Runner):
         if any(a.shape != p.shape for p, a in zip(self._in, arrays, strict=True)):
             self._resize([a.shape for a in arrays])
         try:
-            for buf, a in zip(self._in_buffers, arrays, strict=True):
-                buf.write(a)
+            with self._quiet_first():
+                for buf, a in zip(self._in_buffers, arrays, strict=True):
+                    buf.write(a)
         except _FAILURES as e:
             raise InferenceError(f"LiteRT could not take the inputs of {self.name}: {_first_line(e)}") from e
         self._invoke_ready = True
@@ -425,7 +431,8 @@ class CompiledModelRunner(Runner):
                 hint="Call set_inputs(feed) before invoke(), on an open runner.",
             )
         try:
-            self._model.run_by_index(self._sig_index, self._in_buffers, self._out_buffers)
+            with self._quiet_first():
+                self._model.run_by_index(self._sig_index, self._in_buffers, self._out_buffers)
         except _FAILURES as e:
             raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
 
@@ -436,10 +443,18 @@ class CompiledModelRunner(Runner):
                 f"no inputs are set on the runner for {self.name} (or it is closed).",
                 hint="Call set_inputs(feed) and invoke() before get_outputs().",
             )
-        return {
-            p.spec.name: p.from_model(buf.read(p.size, p.dtype))
-            for p, buf in zip(self._out, self._out_buffers, strict=True)
-        }
+        with self._quiet_first():
+            out = {
+                p.spec.name: p.from_model(buf.read(p.size, p.dtype))
+                for p, buf in zip(self._out, self._out_buffers, strict=True)
+            }
+        self._warm = True
+        return out
+
+    def _quiet_first(self) -> Any:
+        """LiteRT sets up an accelerator's buffers and kernels lazily, logging as it goes: the first
+        write, run and read are silenced; later ones run without the (small) redirection cost."""
+        return contextlib.nullcontext() if self._warm else native_stderr_silenced()
 
     def close(self) -> None:
         model, self._model = self._model, None
@@ -452,6 +467,20 @@ class CompiledModelRunner(Runner):
     def __del__(self) -> None:
         if getattr(self, "_model", None) is not None:
             self.close()
+
+
+@functools.cache
+def _quiet_at_exit() -> None:
+    """LiteRT keeps an accelerator environment to the end of the process and logs its teardown then."""
+    import atexit
+    import os
+
+    def silence() -> None:
+        if not os.environ.get("LITESHIP_VERBOSE"):
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+
+    atexit.register(silence)
 
 
 def _tensor(subgraph: Any, index: Any) -> Any:
@@ -486,6 +515,44 @@ def _init_hint(label: str, fallback: str) -> str:
     )
 
 
+def open_runner(
+    model: str | Path | bytes,
+    *,
+    accelerator: str | Sequence[str] | None = None,
+    num_threads: int | None = None,
+    raw: bool = False,
+    signature: str | None = None,
+    **interpreter_options: Any,
+) -> Runner:
+    """The LiteRT runner for ``accelerator``: the Interpreter when it is ``None`` (the default), else
+    :class:`CompiledModelRunner` (see docs/decisions.md, issue 15, for why the Interpreter stays the
+    default).
+
+    Args:
+        interpreter_options: Interpreter-only options (``delegates``, ``delegate_fallback``,
+            ``use_xnnpack``); refused with an accelerator.
+
+    Raises:
+        UsageError: Interpreter-only options given with an accelerator.
+    """
+    from liteship.errors import UsageError
+    from liteship.runtime.litert import LiteRTRunner
+
+    if accelerator is None:
+        return LiteRTRunner(
+            model, num_threads=num_threads, raw=raw, signature=signature, **interpreter_options
+        )
+    given = [k for k, v in interpreter_options.items() if v not in (None, False, (), [], True)]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to the Interpreter runner, not to accelerator={accelerator!r}.",
+            hint="Drop them, or run without an accelerator (the Interpreter with its delegates).",
+        )
+    return CompiledModelRunner(
+        model, accelerator=accelerator, num_threads=num_threads, raw=raw, signature=signature
+    )
+
+
 __all__ = [
     "CompiledModelRunner",
     "AcceleratorError",
@@ -494,4 +561,5 @@ __all__ = [
     "ACCELERATORS",
     "parse_accelerator",
     "parse_placement_log",
+    "open_runner",
 ]
