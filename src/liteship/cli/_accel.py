@@ -14,18 +14,41 @@ ACCELERATOR_HELP = (
 )
 
 
-def _check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
+MANY_HELP = (
+    "Accelerator to time on (repeatable, e.g. --accelerator interpreter --accelerator cpu "
+    "--accelerator gpu,cpu): interpreter (LiteRT's Interpreter, XNNPACK) or, on LiteRT's CompiledModel "
+    "API, cpu, gpu, npu, a fallback list such as gpu,cpu, or auto. Defaults to the Interpreter."
+)
+
+
+def _one(ctx: click.Context, param: click.Parameter, value: str) -> str | None:
     from liteship.runtime.compiled import AcceleratorError, parse_accelerator
 
+    if value.strip().lower() == "interpreter" and param.multiple:
+        return None
     try:
         return ",".join(parse_accelerator(value))
     except AcceleratorError as e:
         raise click.BadParameter(e.message, ctx=ctx, param=param) from None
 
 
-def accelerator_option(help: str = ACCELERATOR_HELP) -> Callable[[Any], Any]:
+def _check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return None
+    if param.multiple:
+        return tuple(dict.fromkeys(_one(ctx, param, v) for v in value)) or (None,)
+    return _one(ctx, param, value)
+
+
+def accelerator_option(help: str = ACCELERATOR_HELP, *, multiple: bool = False) -> Callable[[Any], Any]:
+    """``--accelerator``: one value (a canonical string, or None: the Interpreter), or with ``multiple``
+    a tuple of them, where ``interpreter`` stands for the Interpreter."""
     return click.option(
-        "--accelerator", default=None, metavar="cpu|gpu|npu|gpu,cpu|auto", callback=_check, help=help
+        "--accelerator",
+        "accelerator",
+        default=None,
+        multiple=multiple,
+        metavar="cpu|gpu|npu|gpu,cpu|auto" + ("|interpreter" if multiple else ""),
+        callback=_check,
+        help=MANY_HELP if multiple else help,
     )

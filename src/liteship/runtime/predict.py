@@ -257,7 +257,11 @@ def _check_finite(feed: Any, input: str | Path) -> None:
 
 
 def _read_input(
-    path: Path, runner: Runner, loaded: Any, override: dict[str, Any], preprocess: bool
+    path: Path,
+    runner: LiteRTRunner | CompiledModelRunner,
+    loaded: Any,
+    override: dict[str, Any],
+    preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     from liteship.data import IMAGE_SUFFIXES, load_image
 
@@ -290,7 +294,11 @@ def _read_input(
 
 
 def _read_array(
-    path: Path, runner: Runner, loaded: Any, override: dict[str, Any], preprocess: bool
+    path: Path,
+    runner: LiteRTRunner | CompiledModelRunner,
+    loaded: Any,
+    override: dict[str, Any],
+    preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
     try:
