@@ -14,7 +14,6 @@ import numpy as np
 
 from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
-from liteship.runtime.base import Runner
 from liteship.runtime.compiled import CompiledModelRunner, open_runner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner
