@@ -17,6 +17,20 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _runtime_dir() -> None:
+    """LiteRT's GPU accelerator (WebGPU over Vulkan) wants XDG_RUNTIME_DIR to be an existing directory;
+    CI shells often have none. Subprocesses (CLI, agents) inherit it."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current):
+        return
+    import tempfile
+
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="liteship-xdg-")  # mode 0700
+
+
+_runtime_dir()
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = REPO / "tests" / "data" / "third_party"
 
@@ -190,3 +204,19 @@ def run_liteship(
 def cli():
     """``cli("inspect", path, "--json")`` runs the real console script and returns CompletedProcess."""
     return run_liteship
+
+
+@pytest.fixture(scope="session")
+def gpu(tflite_float) -> str:
+    """"gpu" when LiteRT's GPU accelerator starts here (Mesa's software Vulkan device is enough), else
+    the test skips, saying why and how to get one."""
+    from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+
+    try:
+        CompiledModelRunner(tflite_float, accelerator="gpu").close()
+    except AcceleratorError as e:
+        pytest.skip(
+            f"no GPU for LiteRT here ({e.message}) — install a Vulkan driver: scripts/os-deps.sh as root "
+            "(mesa-vulkan-drivers >= 25 from Debian backports)."
+        )
+    return "gpu"

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: a redirection inside another one just stacks
 
 
 @contextlib.contextmanager

@@ -322,12 +322,11 @@ def probe_target(model: bytes, verdict: TargetVerdict) -> TargetVerdict:
         runner = CompiledModelRunner(model, accelerator=accel)
     except AcceleratorError as e:
         placement = e.details.get("placement")
-        rejected = getattr(placement, "rejected", ())
-        if not rejected:  # the accelerator did not start: nothing was learnt about the model
+        if placement is None or not placement.rejected:  # it did not start: nothing learnt of the model
             return dataclasses.replace(
                 verdict, notes=(*verdict.notes, f"not probed ({e.message}); from rules.")
             )
-        on_acc, on_cpu = placement.accelerated_ops, placement.cpu_ops
+        rejected, on_acc, on_cpu = placement.rejected, placement.accelerated_ops, placement.cpu_ops
         total = on_acc + on_cpu if on_acc is not None and on_cpu is not None else None
         counted = f"{on_acc} of {total} ops ran on the {accel}; " if total is not None else ""
         return TargetVerdict(

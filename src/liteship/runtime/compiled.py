@@ -265,8 +265,7 @@ class CompiledModelRunner(Runner):
                 error = str(e) or type(e).__name__  # the exception (and LiteRT's environment) dies here
         rejected, on_acc, on_cpu = parse_placement_log(log.text)
         if error is None:
-            if accels != ("cpu",):
-                _quiet_at_exit()
+            _quiet_at_exit()
             return model, Placement(label, fully, on_acc, on_cpu, rejected)
         if accels == ("cpu",):
             raise ModelError(
@@ -382,23 +381,60 @@ class CompiledModelRunner(Runner):
 
     # -- running ------------------------------------------------------------------------------------------
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if any(feed[p.spec.name].shape != p.shape for p in self._in):
+            return self._infer_per_sample(feed)
         self.set_inputs(feed, checked=True)
         self.invoke()
         return self.get_outputs()
 
+    def _infer_per_sample(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A batch other than the compiled one, one sample at a time. ai-edge-litert 2.3's CompiledModel
+        resizes inputs but not the outputs that depend on them (its output buffers keep the compiled
+        size, and running into them overruns memory), so the runner does not resize."""
+        batches = {int(a.shape[0]) for a in feed.values() if a.ndim}
+        if len(batches) != 1 or not all(
+            feed[p.spec.name].shape[1:] == p.shape[1:] and p.shape[:1] == (1,) for p in self._in
+        ):
+            shapes = {k: list(v.shape) for k, v in feed.items()}
+            raise InferenceError(
+                f"{self.name} is compiled for inputs {[list(p.shape) for p in self._in]}; got {shapes}. "
+                "The CompiledModel runner runs other batch sizes one sample at a time, and no other shape.",
+                hint="Feed the compiled shapes (other batch sizes are fine), or use the Interpreter runner "
+                "(no accelerator), which resizes inputs.",
+            )
+        batch = batches.pop()
+        if not any("one sample at a time" in w for w in self.warnings):
+            self.warnings.append(
+                f"{self.name}: batches of {batch} run one sample at a time (the CompiledModel API cannot "
+                "resize this model's outputs)."
+            )
+        results = []
+        for i in range(batch):
+            self.set_inputs({k: v[i : i + 1] for k, v in feed.items()}, checked=True)
+            self.invoke()
+            results.append(self.get_outputs())
+        return {name: np.concatenate([r[name] for r in results]) for name in results[0]}
+
     def set_inputs(self, feed: Any, *, checked: bool = False) -> None:
-        """Check and convert ``feed`` and write it into the input TensorBuffers (resizing if needed).
+        """Check and convert ``feed`` and write it into the input TensorBuffers.
 
         Raises:
-            InferenceError: The feed does not match, or the model does not accept its shapes.
+            InferenceError: The feed does not match the compiled input shapes (:meth:`infer` runs other
+                batch sizes one sample at a time).
         """
         if self._model is None:
             raise InferenceError(f"the runner for {self.name} is closed.", hint="Create a new runner.")
         feed = feed if checked else self.check_feed(feed)
         self._invoke_ready = False
         arrays = [p.to_model(feed[p.spec.name]) for p in self._in]
-        if any(a.shape != p.shape for p, a in zip(self._in, arrays, strict=True)):
-            self._resize([a.shape for a in arrays])
+        wrong = {
+            p.spec.name: list(a.shape) for p, a in zip(self._in, arrays, strict=True) if a.shape != p.shape
+        }
+        if wrong:
+            raise InferenceError(
+                f"{self.name} is compiled for inputs {[list(p.shape) for p in self._in]}; got {wrong}.",
+                hint="Feed the compiled shapes; infer() runs other batch sizes one sample at a time.",
+            )
         try:
             with self._quiet_first():
                 for buf, a in zip(self._in_buffers, arrays, strict=True):
@@ -406,21 +442,6 @@ class CompiledModelRunner(Runner):
         except _FAILURES as e:
             raise InferenceError(f"LiteRT could not take the inputs of {self.name}: {_first_line(e)}") from e
         self._invoke_ready = True
-
-    def _resize(self, shapes: list[tuple[int, ...]]) -> None:
-        try:
-            with native_stderr_captured():
-                for i, shape in enumerate(shapes):
-                    self._model.resize_input_tensor(i, list(shape), self._sig_index, strict=False)
-                self._read_details()
-        except _FAILURES as e:
-            wanted = {p.spec.name: list(s) for p, s in zip(self._in, shapes, strict=True)}
-            raise InferenceError(
-                f"{self.name} does not accept inputs of shapes {wanted} on the CompiledModel runner: "
-                f"{_first_line(e)}",
-                hint=f"Expected inputs: {self._expected()}. Feed the model's own shapes, or batch "
-                "one sample at a time.",
-            ) from e
 
     def invoke(self) -> None:
         """Run once on the inputs of the last :meth:`set_inputs`. Asynchronous accelerators may still be
@@ -463,10 +484,6 @@ class CompiledModelRunner(Runner):
             self._out_buffers = []
             del model
         self._invoke_ready = False
-
-    def __del__(self) -> None:
-        if getattr(self, "_model", None) is not None:
-            self.close()
 
 
 @functools.cache
