@@ -43,7 +43,9 @@ def liteship_cmd(model: Path, threads: int, runs: int, warmup: int) -> list[str]
 
 
 def run_liteship(model: Path, threads: int, runs: int, warmup: int) -> float:
-    p = subprocess.run(liteship_cmd(model, threads, runs, warmup), capture_output=True, text=True, env=base.ENV)
+    p = subprocess.run(
+        liteship_cmd(model, threads, runs, warmup), capture_output=True, text=True, env=base.ENV
+    )
     if p.returncode != 0:
         raise SystemExit(f"liteship bench failed: {p.stderr.strip()[-2000:]}")
     entry = json.loads(p.stdout)["entries"][0]
@@ -60,7 +62,10 @@ def compare(model: Path, threads: int, runs: int, warmup: int, rounds: int) -> d
         a = a if a is not None else run_liteship(model, threads, runs, warmup)
         ours.append(a)
         theirs.append(b)
-        print(f"  {model.name} @{threads} round {r + 1}: liteship {a:.4f} ms, LiteRT {b:.4f} ms", file=sys.stderr)
+        print(
+            f"  {model.name} @{threads} round {r + 1}: liteship {a:.4f} ms, LiteRT {b:.4f} ms",
+            file=sys.stderr,
+        )
     ratios = [x / y for x, y in zip(ours, theirs, strict=True) if y > 0]
     return {
         "model": model.name,

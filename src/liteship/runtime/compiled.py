@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +247,13 @@ class CompiledModelRunner(Runner):
             ModelError: The CPU alone cannot load the model.
             AcceleratorError: The accelerator failed to initialise or rejected ops.
         """
+        if "gpu" in accels and "tensorflow" in sys.modules:
+            raise AcceleratorError(
+                f"the {','.join(accels)} accelerator cannot start for {self.name} in a process that has "
+                "imported TensorFlow: ai-edge-litert 2.3's GPU accelerator crashes the process there.",
+                hint="Run on the GPU in a process without TensorFlow (the device side never imports it; "
+                "`liteship run`, `bench` and `validate` of .tflite files do not either).",
+            )
         cm = self._cm
         flags = 0
         for a in accels:
@@ -293,6 +301,11 @@ class CompiledModelRunner(Runner):
             e = AcceleratorError(
                 f"the {label} accelerator cannot run every op of {self.name}: it rejects {ops}{count}.",
                 hint=f"Allow a CPU fallback (accelerator='{fallback}'), or replace those ops.",
+            )
+        elif _DYNAMIC in text:
+            e = AcceleratorError(
+                f"the {label} accelerator cannot run {self.name}: {_native_reason(text, error)}.",
+                hint=f"Re-convert with static shapes, or use accelerator='{fallback}' to run on the CPU.",
             )
         elif "not accelerated" in error and not _INIT_FAIL.search(text):
             e = AcceleratorError(
@@ -507,8 +520,16 @@ def _tensor(subgraph: Any, index: Any) -> Any:
     return subgraph.tensors[i] if 0 <= i < len(subgraph.tensors) else None
 
 
+_DYNAMIC = "only supports static-sized tensors"
+
+
 def _native_reason(text: str, error: str) -> str:
     """LiteRT's Python error is a source location; the reason is in its native log."""
+    if _DYNAMIC in text:
+        return (
+            "the model has dynamic-sized tensors (a -1 dimension, e.g. the batch), and the accelerator "
+            "takes static shapes only; convert with a fixed batch size (e.g. a Keras Input with batch_size=1)"
+        )
     for line in text.splitlines():
         line = line.strip()
         if line.startswith(("ERROR:", "E0000")) and "Following operations" not in line:

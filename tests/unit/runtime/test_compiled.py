@@ -4,13 +4,13 @@ GPU tests need LiteRT's GPU accelerator to start (the ``gpu`` fixture skips, say
 Tolerances: the CPU accelerator runs the same XNNPACK kernels as the Interpreter, so float outputs agree
 to 1e-5 and int8 outputs exactly. GPU kernels may compute in float16 (about 3 significant digits): the
 digits CNN's softmax outputs, in 0..1, agree within 2e-3 absolute and keep every top-1 class.
+LiteRT 2.3's GPU accelerator crashes a process that has imported TensorFlow (this one has: the fixtures
+convert with it), so GPU code runs in fresh processes that cannot import TensorFlow.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import json
 
 import numpy as np
 import pytest
@@ -26,19 +26,6 @@ from liteship.runtime.compiled import (
 
 MOBILENET = "mobilenet_v1_0.25_224_1_metadata_1.tflite"  # float32; LiteRT's GPU rejects its SQUEEZE
 GPU_ATOL = 2e-3
-
-
-@pytest.fixture(scope="module")
-def tflite_fp16(saved_model_dir, tmp_path_factory):
-    """The digits CNN with float16 weights (DEQUANTIZE ops in front of each weight), by TensorFlow."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.target_spec.supported_types = [tf.float16]
-    p = tmp_path_factory.mktemp("fp16") / "digits_fp16.tflite"
-    p.write_bytes(conv.convert())
-    return p
 
 
 def test_parse_accelerator():
@@ -135,57 +122,108 @@ def test_open_runner_picks_the_api(tflite_float):
         open_runner(tflite_float, accelerator="cpu", delegates=["x.so"])
 
 
-@pytest.mark.parametrize("model", ["tflite_float", "tflite_fp16"])
-def test_gpu_matches_cpu(gpu, model, request, digits):
-    path = request.getfixturevalue(model)
-    x = digits[2][:32]
-    with CompiledModelRunner(path, accelerator=gpu) as g, CompiledModelRunner(path) as c:
-        assert g.accelerator == "gpu" and g.is_fully_accelerated() is True
-        assert g.asynchronous and not c.asynchronous
-        got, want = g.infer(x), c.infer(x)
-    for k in want:
-        np.testing.assert_allclose(got[k], want[k], atol=GPU_ATOL)
-        np.testing.assert_array_equal(got[k].argmax(-1), want[k].argmax(-1))
+def _on_gpu(no_tf_python, code: str, *args: object, env: dict[str, str] | None = None) -> dict:
+    """Run ``code`` with ``sys.argv[1:] = args`` in a process without TensorFlow; its last line is JSON."""
+    prelude = f"import json, sys\nimport numpy as np\nsys.argv[1:] = {[str(a) for a in args]!r}\n"
+    out = no_tf_python(prelude + code, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_gpu_rejected_op_named_or_run_on_cpu(gpu, third_party_models):
-    path = third_party_models / MOBILENET
-    with pytest.raises(AcceleratorError) as err:
-        CompiledModelRunner(path, accelerator="gpu")
-    assert "rejects SQUEEZE (Operation is not supported)" in err.value.message
-    assert "accelerator='gpu,cpu'" in (err.value.hint or "")
-    x = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
-    with CompiledModelRunner(path, accelerator="gpu,cpu") as r, LiteRTRunner(path) as ref:
-        assert r.accelerator == "gpu,cpu" and r.is_fully_accelerated() is False and r.fallback is None
-        assert [o.op for o in r.placement.rejected] == ["SQUEEZE"]
-        assert r.placement.accelerated_ops is not None and r.placement.cpu_ops == 2
-        (got,), (want,) = r.infer(x).values(), ref.infer(x).values()
-    np.testing.assert_allclose(got, want, atol=GPU_ATOL)
-
-
-_NO_ICD = """
-import sys
-from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
-r = CompiledModelRunner(sys.argv[1], accelerator="gpu,cpu")
-print("accelerator", r.accelerator)
-print("fallback", r.fallback)
-r.infer(r.input_specs and __import__("numpy").zeros((1, 8, 8, 1), "float32"))
-try:
-    CompiledModelRunner(sys.argv[1], accelerator="gpu")
-except AcceleratorError as e:
-    print("error", e.message)
+_MATCH = """
+from liteship.runtime import CompiledModelRunner
+path, x = sys.argv[1], np.load(sys.argv[2])
+with CompiledModelRunner(path, accelerator="gpu") as g, CompiledModelRunner(path) as c:
+    got, want = g.infer(x), c.infer(x)
+    print(json.dumps({
+        "accelerator": g.accelerator, "full": g.is_fully_accelerated(), "async": [g.asynchronous, c.asynchronous],
+        "max_abs": max(float(np.abs(got[k] - want[k]).max()) for k in want),
+        "top1": all(bool((got[k].argmax(-1) == want[k].argmax(-1)).all()) for k in want),
+    }))
 """
 
 
-def test_gpu_that_fails_to_start_falls_back_to_cpu(gpu, tflite_float):
+@pytest.mark.parametrize("model", ["tflite_static", "tflite_static_fp16"])
+def test_gpu_matches_cpu(gpu, model, request, digits, tmp_path, no_tf_python):
+    path = request.getfixturevalue(model)
+    np.save(tmp_path / "x.npy", digits[2][:32])
+    r = _on_gpu(no_tf_python, _MATCH, path, tmp_path / "x.npy")
+    assert r["accelerator"] == "gpu" and r["full"] is True and r["async"] == [True, False]
+    assert 0 <= r["max_abs"] <= GPU_ATOL and r["top1"]
+
+
+_REJECTED = """
+from liteship.runtime import CompiledModelRunner, LiteRTRunner
+from liteship.runtime.compiled import AcceleratorError
+path = sys.argv[1]
+try:
+    CompiledModelRunner(path, accelerator="gpu")
+    error = hint = None
+except AcceleratorError as e:
+    error, hint = e.message, e.hint
+x = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
+with CompiledModelRunner(path, accelerator="gpu,cpu") as r, LiteRTRunner(path) as ref:
+    got, want = next(iter(r.infer(x).values())), next(iter(ref.infer(x).values()))
+    p = r.placement
+    print(json.dumps({
+        "error": error, "hint": hint, "accelerator": r.accelerator, "full": r.is_fully_accelerated(),
+        "fallback": r.fallback, "rejected": [o.op for o in p.rejected], "on_gpu": p.accelerated_ops,
+        "on_cpu": p.cpu_ops, "max_abs": float(np.abs(got - want).max()),
+    }))
+"""
+
+
+def test_gpu_rejected_op_named_or_run_on_cpu(gpu, third_party_models, no_tf_python):
+    r = _on_gpu(no_tf_python, _REJECTED, third_party_models / MOBILENET)
+    assert "rejects SQUEEZE (Operation is not supported)" in r["error"]
+    assert "accelerator='gpu,cpu'" in r["hint"]
+    assert r["accelerator"] == "gpu,cpu" and r["full"] is False and r["fallback"] is None
+    assert r["rejected"] == ["SQUEEZE"] and r["on_cpu"] == 2 and r["on_gpu"] > 20
+    assert r["max_abs"] <= GPU_ATOL
+
+
+_NO_ICD = """
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+r = CompiledModelRunner(sys.argv[1], accelerator="gpu,cpu")
+out = r.infer(np.zeros((1, 8, 8, 1), np.float32))
+try:
+    CompiledModelRunner(sys.argv[1], accelerator="gpu")
+    error = None
+except AcceleratorError as e:
+    error = e.message
+print(json.dumps({"accelerator": r.accelerator, "fallback": r.fallback, "warnings": r.warnings, "error": error}))
+"""
+
+
+def test_gpu_that_fails_to_start_falls_back_to_cpu(gpu, tflite_static, no_tf_python):
     """No Vulkan driver (VK_ICD_FILENAMES naming nothing): LiteRT itself fails even with the CPU in the
-    set; the runner compiles for the CPU alone and says why. In a subprocess: the loader reads it once."""
-    env = {**os.environ, "VK_ICD_FILENAMES": "/nonexistent/icd.json"}
-    out = subprocess.run(
-        [sys.executable, "-c", _NO_ICD, str(tflite_float)], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
-    assert lines["accelerator"] == "cpu"
-    assert "failed to initialise" in lines["fallback"] and "No adapters found" in lines["fallback"]
-    assert "gpu accelerator failed to initialise" in lines["error"]
+    set; the runner compiles for the CPU alone and says why."""
+    r = _on_gpu(no_tf_python, _NO_ICD, tflite_static, env={"VK_ICD_FILENAMES": "/nonexistent/icd.json"})
+    assert r["accelerator"] == "cpu"
+    assert "failed to initialise" in r["fallback"] and "No adapters found" in r["fallback"]
+    assert any("Running on the CPU alone" in w for w in r["warnings"])
+    assert "gpu accelerator failed to initialise" in r["error"]
+
+
+def test_gpu_refused_in_a_process_with_tensorflow(tflite_static):
+    """Here TensorFlow is imported (the fixtures convert with it): starting the GPU would crash the process,
+    so the runner refuses, and with the CPU in the set falls back to it."""
+    import tensorflow  # noqa: F401
+
+    with pytest.raises(AcceleratorError, match="imported TensorFlow"):
+        CompiledModelRunner(tflite_static, accelerator="gpu")
+    with CompiledModelRunner(tflite_static, accelerator="auto") as r:
+        assert r.accelerator == "cpu" and "imported TensorFlow" in (r.fallback or "")
+
+
+def test_dynamic_batch_model_on_gpu_says_why(gpu, tflite_float, no_tf_python):
+    code = """
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+try:
+    CompiledModelRunner(sys.argv[1], accelerator="gpu")
+    print(json.dumps({"error": None}))
+except AcceleratorError as e:
+    print(json.dumps({"error": e.message}))
+"""
+    r = _on_gpu(no_tf_python, code, tflite_float)
+    assert "dynamic-sized tensors" in r["error"] and "fixed batch size" in r["error"]
