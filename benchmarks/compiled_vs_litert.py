@@ -9,7 +9,8 @@ CPU numerics on MobileNetV2.
        python -m ai_edge_litert.tools.benchmark_litert_model --model=MODEL --num_threads=N ...
 
 2. GPU numerics (correctness only: a software GPU's speed means nothing). MobileNetV2 (random weights,
-   ``keras.applications.MobileNetV2(weights=None)``) as float32 and float16 (float16 weights), each run
+   ``keras.applications.MobileNetV2(weights=None)``, re-built with a fixed batch of 1 since GPU
+   accelerators take static shapes only) as float32 and float16 (float16 weights), each run
    on the GPU accelerator (LiteRT WebGPU over Mesa's llvmpipe Vulkan device) and on the CPU accelerator,
    on the same 32 random inputs; reported: max and mean absolute difference, relative to the output
    range, and top-1 agreement. ``validate --accelerator gpu`` reports the same per variant.
@@ -27,8 +28,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -78,38 +77,52 @@ def compare(model: Path, threads: int, runs: int, warmup: int, rounds: int) -> d
     }
 
 
-def fp16_model() -> Path:
-    path = base.CACHE / "mobilenet_v2_float16.tflite"
+def static_mobilenet(float16: bool) -> Path:
+    """MobileNetV2 (random weights) with a fixed batch of 1: GPU accelerators take static shapes only."""
+    path = base.CACHE / f"mobilenet_v2_static_{'float16' if float16 else 'float32'}.tflite"
     if not path.exists():
+        import keras
         import tensorflow as tf
 
-        conv = tf.lite.TFLiteConverter.from_keras_model(base._mobilenet_v2())
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.target_spec.supported_types = [tf.float16]
+        keras.utils.set_random_seed(0)
+        model = base._mobilenet_v2()
+        static = keras.models.clone_model(model, input_tensors=keras.Input((224, 224, 3), batch_size=1))
+        static.set_weights(model.get_weights())
+        conv = tf.lite.TFLiteConverter.from_keras_model(static)
+        if float16:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
         path.write_bytes(conv.convert())
     return path
 
 
-def numerics(model: Path, n: int = 32) -> dict:
-    from liteship.runtime import CompiledModelRunner
-
-    x = np.random.default_rng(0).uniform(-1, 1, (n, 224, 224, 3)).astype(np.float32)
-    with CompiledModelRunner(model, accelerator="gpu") as g, CompiledModelRunner(model) as c:
-        full = g.is_fully_accelerated()
-        backend = g.backend
-        got = np.concatenate([next(iter(g.infer(x[i : i + 1]).values())) for i in range(n)])
-        want = np.concatenate([next(iter(c.infer(x[i : i + 1]).values())) for i in range(n)])
+# LiteRT 2.3's GPU accelerator crashes a process that has imported TensorFlow (the converter, here), so
+# the comparison runs in a fresh process.
+_NUMERICS = """
+import json, sys
+import numpy as np
+from liteship.runtime import CompiledModelRunner
+model, n = sys.argv[1], int(sys.argv[2])
+x = np.random.default_rng(0).uniform(-1, 1, (n, 224, 224, 3)).astype(np.float32)
+with CompiledModelRunner(model, accelerator="gpu") as g, CompiledModelRunner(model) as c:
+    got = np.concatenate([next(iter(g.infer(x[i : i + 1]).values())) for i in range(n)])
+    want = np.concatenate([next(iter(c.infer(x[i : i + 1]).values())) for i in range(n)])
     diff = np.abs(got.astype(np.float64) - want)
-    return {
-        "model": model.name,
-        "backend": backend,
-        "fully_accelerated": full,
-        "max_abs": float(diff.max()),
-        "mean_abs": float(diff.mean()),
-        "output_max": float(np.abs(want).max()),
-        "top1": float((got.argmax(-1) == want.argmax(-1)).mean()),
-        "samples": n,
-    }
+    print(json.dumps({
+        "backend": g.backend, "fully_accelerated": g.is_fully_accelerated(), "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()), "output_max": float(np.abs(want).max()),
+        "top1": float((got.argmax(-1) == want.argmax(-1)).mean()), "samples": n,
+    }))
+"""
+
+
+def numerics(model: Path, n: int = 32) -> dict:
+    p = subprocess.run(
+        [sys.executable, "-c", _NUMERICS, str(model), str(n)], capture_output=True, text=True, env=base.ENV
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"GPU numerics failed: {p.stderr.strip()[-2000:]}")
+    return {"model": model.name, **json.loads(p.stdout.strip().splitlines()[-1])}
 
 
 def markdown(rows: list[dict], num: list[dict], args: argparse.Namespace, seconds: float) -> str:
@@ -200,7 +213,7 @@ def main() -> None:
         for name in MODELS
         for n in args.threads.split(",")
     ]
-    num = [] if args.no_gpu else [numerics(paths["mobilenet_v2_float32.tflite"]), numerics(fp16_model())]
+    num = [] if args.no_gpu else [numerics(static_mobilenet(False)), numerics(static_mobilenet(True))]
     text = markdown(rows, num, args, time.perf_counter() - t0)
     print(text)
     if args.write:

@@ -591,6 +591,32 @@ def open_runner(
     )
 
 
+def device_runner(
+    model: str | Path | bytes, *, accelerator: str | None = None, num_threads: int | None = None
+) -> tuple[Runner, str | None]:
+    """The runner a device uses: on ``accelerator`` when it starts, else on the CPU (the Interpreter).
+
+    Never fails because of the accelerator: one that fails to initialise, or rejects the model, falls
+    back to the CPU, and the reason is returned so the caller can log and report it. A model that
+    cannot load on the CPU either still raises.
+
+    Returns:
+        ``(runner, fallback reason or None)``. ``runner.accelerator`` (CompiledModel) says what it runs on.
+
+    Raises:
+        ModelError, InferenceError: The model cannot run on the CPU either.
+    """
+    from liteship.runtime.litert import LiteRTRunner
+
+    if accelerator is None:
+        return LiteRTRunner(model, num_threads=num_threads), None
+    try:
+        runner = CompiledModelRunner(model, accelerator=accelerator, num_threads=num_threads)
+    except AcceleratorError as e:
+        return LiteRTRunner(model, num_threads=num_threads), e.message
+    return runner, runner.fallback
+
+
 __all__ = [
     "CompiledModelRunner",
     "AcceleratorError",
@@ -600,4 +626,5 @@ __all__ = [
     "parse_accelerator",
     "parse_placement_log",
     "open_runner",
+    "device_runner",
 ]
