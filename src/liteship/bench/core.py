@@ -51,6 +51,7 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from liteship.bench.inputs import dataset_feeds, random_feed
+from liteship.bench.isolated import bench_isolated, needs_isolation
 from liteship.bench.memory import (
     current_rss_bytes,
     peak_rss_bytes,
@@ -186,6 +187,8 @@ def _bench_one(
     measure: Measure,
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]],
 ) -> BenchEntry:
+    if needs_isolation(accelerator) and not isinstance(src, Runner):
+        return bench_isolated(src, accelerator, threads, runs, warmup, min_seconds, data, measure)  # type: ignore[arg-type]
     gc.collect()
     release_freed_memory()  # else this entry reuses pages the previous one freed, and its growth reads ~0
     rss0 = current_rss_bytes()
