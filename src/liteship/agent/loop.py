@@ -36,13 +36,17 @@ from liteship.types import Preprocessing
 class LoadedModel:
     """The current slot, ready to run: runner, preprocessing, labels, calibration range."""
 
-    def __init__(self, folder: Path, num_threads: int | None = None) -> None:
+    def __init__(self, folder: Path, num_threads: int | None = None, accelerator: str | None = None) -> None:
         from liteship.model.metadata import labels_from_metadata, normalization_from_metadata
-        from liteship.runtime import LiteRTRunner
+        from liteship.runtime.compiled import device_runner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
-        self.runner = LiteRTRunner(str(model_path), num_threads=num_threads)
+        # An accelerator that fails to start falls back to the CPU: logged and reported, never a rollback.
+        self.runner, self.accelerator_fallback = device_runner(
+            str(model_path), accelerator=accelerator, num_threads=num_threads
+        )
+        self.accelerator = getattr(self.runner, "accelerator", "cpu")
         self.input = self.runner.input_specs[0]
         pre = self.manifest.model.get("preprocessing")
         try:
@@ -129,6 +133,7 @@ class AgentLoop:
         health: HealthWindow | None = None,
         window_s: float = 60.0,
         num_threads: int | None = None,
+        accelerator: str | None = None,
         max_frames: int | None = None,
         model_wait_s: float = 1.0,
         wait_log_s: float = 30.0,
@@ -136,6 +141,7 @@ class AgentLoop:
         self.store, self.source, self.sink, self.spool, self.updater = store, source, sink, spool, updater
         self.health = health or HealthWindow(store)
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
+        self.accelerator = accelerator
         self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
         self.model: LoadedModel | None = None
         self.aggregator = Aggregator()
@@ -169,7 +175,7 @@ class AgentLoop:
         if folder is None:
             return
         try:
-            self.model = LoadedModel(folder, self.num_threads)
+            self.model = LoadedModel(folder, self.num_threads, self.accelerator)
         except LiteshipError as e:  # cannot even load: a health failure of this slot
             event("model failed to load", 40, version=folder.name, error=str(e))
             if self.health.observe(ok=False, version=folder.name) != "reverted":
@@ -178,7 +184,19 @@ class AgentLoop:
             return self._reload()
         cal = self.model.calibration_range
         self.aggregator = Aggregator(self.model.manifest.model_id, self.model.version, cal)
-        event("model loaded", version=self.model.version, model_id=self.model.manifest.model_id)
+        event(
+            "model loaded",
+            version=self.model.version,
+            model_id=self.model.manifest.model_id,
+            accelerator=self.model.accelerator,
+        )
+        if self.model.accelerator_fallback:
+            event(
+                "accelerator fell back to the CPU",
+                30,
+                requested=self.accelerator,
+                reason=self.model.accelerator_fallback,
+            )
 
     def _wait_for_model(self) -> bool:
         """Give a missing model a chance to arrive; False when this frame must be dropped."""

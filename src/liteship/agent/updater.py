@@ -52,10 +52,12 @@ class Updater:
         interval: float = 60.0,
         jitter: float = 0.2,
         num_threads: int = 1,
+        accelerator: str | None = None,
     ) -> None:
         self.store, self.client, self.clock = store, client, clock
         self.model_id = model_id
         self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
+        self.accelerator = accelerator  # the smoke test runs where the model will run
         self.tuf_dir = store.root / "tuf"
 
     def next_delay(self) -> float:
@@ -126,6 +128,7 @@ class Updater:
                 expected_version=version,
                 model_id=assignment.get("model_id"),
                 num_threads=self.num_threads,
+                accelerator=self.accelerator,
                 downgrade_to=downgrade_to,
                 on_step=lambda step: _step(step, version),
             )
