@@ -55,9 +55,9 @@ def test_inspect_probe_marks_probed_and_rules_verdicts(cli, third_party_models, 
 def test_validate_gpu_against_the_interpreter(cli, tflite_static, val_npz, gpu):
     p = cli(
         "validate", str(tflite_static), "--reference", str(tflite_static), "--data", str(val_npz),
-        "--accelerator", "gpu", "--atol", "0.002", "--min-agreement", "0.99", "--json",
+        "--accelerator", "gpu", "--atol", "0.005", "--min-agreement", "0.99", "--json",
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert "CompiledModel on gpu" in d["candidate_backend"] and "CompiledModel" not in d["reference_backend"]
-    assert d["passed"] and 0 < d["outputs"][0]["max_abs"] <= 0.002
+    assert d["passed"] and 0 < d["outputs"][0]["max_abs_error"] <= 0.005  # float16 kernels, 500 samples

@@ -132,30 +132,39 @@ def _on_gpu(no_tf_python, code: str, *args: object, env: dict[str, str] | None =
 
 _MATCH = """
 from liteship.runtime import CompiledModelRunner
-path, x = sys.argv[1], np.load(sys.argv[2])
-with CompiledModelRunner(path, accelerator="gpu") as g, CompiledModelRunner(path) as c:
-    got, want = g.infer(x), c.infer(x)
-    print(json.dumps({
-        "accelerator": g.accelerator, "full": g.is_fully_accelerated(), "async": [g.asynchronous, c.asynchronous],
-        "max_abs": max(float(np.abs(got[k] - want[k]).max()) for k in want),
-        "top1": all(bool((got[k].argmax(-1) == want[k].argmax(-1)).all()) for k in want),
-    }))
+x, result = np.load(sys.argv[1]), {}
+for path in sys.argv[2:]:
+    with CompiledModelRunner(path, accelerator="gpu") as g, CompiledModelRunner(path) as c:
+        got, want = g.infer(x), c.infer(x)
+        result[path] = {
+            "accelerator": g.accelerator, "full": g.is_fully_accelerated(), "async": [g.asynchronous, c.asynchronous],
+            "max_abs": max(float(np.abs(got[k] - want[k]).max()) for k in want),
+            "top1": all(bool((got[k].argmax(-1) == want[k].argmax(-1)).all()) for k in want),
+        }
+print(json.dumps(result))
 """
 
 
-@pytest.mark.parametrize("model", ["tflite_static", "tflite_static_fp16"])
-def test_gpu_matches_cpu(gpu, model, request, digits, tmp_path, no_tf_python):
-    path = request.getfixturevalue(model)
+def test_gpu_matches_cpu_float32_and_float16(
+    gpu, tflite_static, tflite_static_fp16, digits, tmp_path, no_tf_python
+):
     np.save(tmp_path / "x.npy", digits[2][:32])
-    r = _on_gpu(no_tf_python, _MATCH, path, tmp_path / "x.npy")
-    assert r["accelerator"] == "gpu" and r["full"] is True and r["async"] == [True, False]
-    assert 0 <= r["max_abs"] <= GPU_ATOL and r["top1"]
+    got = _on_gpu(no_tf_python, _MATCH, tmp_path / "x.npy", tflite_static, tflite_static_fp16)
+    for path in (tflite_static, tflite_static_fp16):
+        r = got[str(path)]
+        assert r["accelerator"] == "gpu" and r["full"] is True and r["async"] == [True, False]
+        assert 0 <= r["max_abs"] <= GPU_ATOL and r["top1"], path.name
 
 
 _REJECTED = """
 from liteship.runtime import CompiledModelRunner, LiteRTRunner
 from liteship.runtime.compiled import AcceleratorError
-path = sys.argv[1]
+path, dynamic = sys.argv[1], sys.argv[2]
+try:
+    CompiledModelRunner(dynamic, accelerator="gpu")
+    dynamic_error = None
+except AcceleratorError as e:
+    dynamic_error = e.message
 try:
     CompiledModelRunner(path, accelerator="gpu")
     error = hint = None
@@ -168,13 +177,15 @@ with CompiledModelRunner(path, accelerator="gpu,cpu") as r, LiteRTRunner(path) a
     print(json.dumps({
         "error": error, "hint": hint, "accelerator": r.accelerator, "full": r.is_fully_accelerated(),
         "fallback": r.fallback, "rejected": [o.op for o in p.rejected], "on_gpu": p.accelerated_ops,
-        "on_cpu": p.cpu_ops, "max_abs": float(np.abs(got - want).max()),
+        "on_cpu": p.cpu_ops, "max_abs": float(np.abs(got - want).max()), "dynamic_error": dynamic_error,
     }))
 """
 
 
-def test_gpu_rejected_op_named_or_run_on_cpu(gpu, third_party_models, no_tf_python):
-    r = _on_gpu(no_tf_python, _REJECTED, third_party_models / MOBILENET)
+def test_gpu_rejected_op_named_or_run_on_cpu(gpu, third_party_models, tflite_float, no_tf_python):
+    r = _on_gpu(no_tf_python, _REJECTED, third_party_models / MOBILENET, tflite_float)
+    # a -1 batch: the GPU takes static shapes only, and the message says so
+    assert "dynamic-sized tensors" in r["dynamic_error"] and "fixed batch size" in r["dynamic_error"]
     assert "rejects SQUEEZE (Operation is not supported)" in r["error"]
     assert "accelerator='gpu,cpu'" in r["hint"]
     assert r["accelerator"] == "gpu,cpu" and r["full"] is False and r["fallback"] is None
@@ -214,16 +225,3 @@ def test_gpu_refused_in_a_process_with_tensorflow(tflite_static):
         CompiledModelRunner(tflite_static, accelerator="gpu")
     with CompiledModelRunner(tflite_static, accelerator="auto") as r:
         assert r.accelerator == "cpu" and "imported TensorFlow" in (r.fallback or "")
-
-
-def test_dynamic_batch_model_on_gpu_says_why(gpu, tflite_float, no_tf_python):
-    code = """
-from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
-try:
-    CompiledModelRunner(sys.argv[1], accelerator="gpu")
-    print(json.dumps({"error": None}))
-except AcceleratorError as e:
-    print(json.dumps({"error": e.message}))
-"""
-    r = _on_gpu(no_tf_python, code, tflite_float)
-    assert "dynamic-sized tensors" in r["error"] and "fixed batch size" in r["error"]
