@@ -52,7 +52,8 @@ def parse_accelerator(value: str | Sequence[str]) -> tuple[str, ...]:
     """``"gpu,cpu"`` → ``("gpu", "cpu")``; ``"auto"`` → ``("auto",)``. Order and duplicates do not matter.
 
     Raises:
-        UsageError-like AcceleratorError: An unknown name, or ``auto`` mixed with others.
+        AcceleratorError: An unknown name, or ``auto`` mixed with others (the CLI turns it into a
+            usage error, exit 2).
     """
     items = value.split(",") if isinstance(value, str) else list(value)
     names = [str(n).strip().lower() for n in items if str(n).strip()]
@@ -241,7 +242,7 @@ class CompiledModelRunner(Runner):
             return self.compile(("cpu",))
 
     def compile(self, accels: tuple[str, ...]) -> tuple[Any, Placement]:
-        """Compile the model for ``accels``; ``(compiled model, placement)``. Used by :func:`probe` too.
+        """Compile the model for ``accels``; ``(compiled model, placement)``.
 
         Raises:
             ModelError: The CPU alone cannot load the model.
