@@ -77,6 +77,24 @@ def compare(model: Path, threads: int, runs: int, warmup: int, rounds: int) -> d
     }
 
 
+def rows_from_log(text: str) -> list[dict]:
+    """The rows :func:`compare` would return, from its per-round stderr lines."""
+    import re
+
+    rounds: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for m in re.finditer(r"^  (\S+) @(\d+) round \d+: liteship ([\d.]+) ms, LiteRT ([\d.]+) ms$", text, re.M):
+        rounds.setdefault((m[1], int(m[2])), []).append((float(m[3]), float(m[4])))
+    rows = []
+    for (model, threads), pairs in rounds.items():
+        ratios = [a / b for a, b in pairs]
+        rows.append({
+            "model": model, "threads": threads, "liteship_ms": statistics.median(a for a, _ in pairs),
+            "litert_ms": statistics.median(b for _, b in pairs), "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
+        })  # fmt: skip
+    return rows
+
+
 def static_mobilenet(float16: bool) -> Path:
     """MobileNetV2 (random weights) with a fixed batch of 1: GPU accelerators take static shapes only."""
     path = base.CACHE / f"mobilenet_v2_static_{'float16' if float16 else 'float32'}.tflite"
@@ -204,15 +222,23 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--no-gpu", action="store_true", help="skip the GPU numerics")
+    ap.add_argument(
+        "--timing-log",
+        default=None,
+        help="rebuild the timing table from the round lines this script printed to stderr (no re-timing)",
+    )
     ap.add_argument("--write", action="store_true", help=f"write the results to {base.RESULTS}")
     args = ap.parse_args()
     t0 = time.perf_counter()
     paths = {p.name: p for p in base.build_models()}
-    rows = [
-        compare(paths[name], int(n), args.runs, args.warmup, args.rounds)
-        for name in MODELS
-        for n in args.threads.split(",")
-    ]
+    if args.timing_log:
+        rows = rows_from_log(Path(args.timing_log).read_text())
+    else:
+        rows = [
+            compare(paths[name], int(n), args.runs, args.warmup, args.rounds)
+            for name in MODELS
+            for n in args.threads.split(",")
+        ]
     num = [] if args.no_gpu else [numerics(static_mobilenet(False)), numerics(static_mobilenet(True))]
     text = markdown(rows, num, args, time.perf_counter() - t0)
     print(text)
