@@ -99,15 +99,23 @@ def rows_from_log(text: str) -> list[dict]:
 def static_mobilenet(float16: bool) -> Path:
     """MobileNetV2 (random weights, logits out) with a fixed batch of 1: GPU accelerators take static
     shapes only."""
-    path = base.CACHE / f"mobilenet_v2_logits_static_{'float16' if float16 else 'float32'}.tflite"
+    path = base.CACHE / f"mobilenet_v2_bn_logits_static_{'float16' if float16 else 'float32'}.tflite"
     if not path.exists():
         import keras
+        import numpy as np
         import tensorflow as tf
 
         keras.utils.set_random_seed(0)
         # Logits, not softmax: an untrained network's softmax is ~1/1000 everywhere, which any two
         # runtimes "agree" on; its logits differ per input and show the kernels' arithmetic.
         model = keras.applications.MobileNetV2(weights=None, classifier_activation=None)
+        # Untrained, the signal vanishes through the blocks (logits ~1e-11). BatchNorm statistics set
+        # from one batch of random images (momentum 0) keep every layer's activations normalized.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.0
+        batch = np.random.default_rng(1).uniform(-1, 1, (16, 224, 224, 3)).astype(np.float32)
+        model(batch, training=True)
         static = keras.models.clone_model(model, input_tensors=keras.Input((224, 224, 3), batch_size=1))
         static.set_weights(model.get_weights())
         conv = tf.lite.TFLiteConverter.from_keras_model(static)
@@ -186,7 +194,8 @@ def markdown(rows: list[dict], num: list[dict], args: argparse.Namespace, second
             *table,
             "",
             "**GPU vs CPU numerics** (correctness only; software-GPU latency means nothing). MobileNetV2",
-            "(random weights, the 1000 logits before the softmax: an untrained softmax is ~1/1000 everywhere),",
+            "(random weights, BatchNorm statistics set from one random batch; the 1000 logits before the",
+            "softmax, since an untrained softmax is ~1/1000 everywhere),",
             "float32 and float16 weights, LiteRT's GPU accelerator",
             f"(`{num[0]['backend'] if num else '?'}`: WebGPU on Mesa llvmpipe, Vulkan) against the CPU",
             "accelerator, on the same random inputs in −1..1. GPU kernels may compute in float16.",
