@@ -17,6 +17,20 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _runtime_dir() -> None:
+    """LiteRT's GPU accelerator (WebGPU over Vulkan) wants XDG_RUNTIME_DIR to be an existing directory;
+    CI shells often have none. Subprocesses (CLI, agents) inherit it."""
+    current = os.environ.get("XDG_RUNTIME_DIR")
+    if current and os.path.isdir(current):
+        return
+    import tempfile
+
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="liteship-xdg-")  # mode 0700
+
+
+_runtime_dir()
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = REPO / "tests" / "data" / "third_party"
 
@@ -311,3 +325,62 @@ def torch_digits(digits, model_dir):
         opt.step()
     torch.save(net.state_dict(), folder / "digits_net.pt")
     return net_py, net.eval()
+
+
+def _static_tflite(keras_model, float16: bool = False) -> bytes:
+    import keras
+    import tensorflow as tf
+
+    static = keras.models.clone_model(keras_model, input_tensors=keras.Input((8, 8, 1), batch_size=1))
+    static.set_weights(keras_model.get_weights())
+    conv = tf.lite.TFLiteConverter.from_keras_model(static)
+    if float16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    return conv.convert()
+
+
+@pytest.fixture(scope="session")
+def tflite_static(keras_model, model_dir) -> Path:
+    """The digits CNN with a fixed batch of 1 (GPU accelerators take static shapes only), float32."""
+    p = model_dir / "digits_static.tflite"
+    p.write_bytes(_static_tflite(keras_model))
+    return p
+
+
+@pytest.fixture(scope="session")
+def tflite_static_fp16(keras_model, model_dir) -> Path:
+    """As ``tflite_static``, with float16 weights (DEQUANTIZE ops in front of them)."""
+    p = model_dir / "digits_static_fp16.tflite"
+    p.write_bytes(_static_tflite(keras_model, float16=True))
+    return p
+
+
+GPU_PROBE = """
+import sys
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+try:
+    CompiledModelRunner(sys.argv[1], accelerator="gpu").close()
+except AcceleratorError as e:
+    print(e.message)
+    raise SystemExit(3)
+"""
+
+
+@pytest.fixture(scope="session")
+def gpu(tflite_static) -> str:
+    """``"gpu"`` when LiteRT's GPU accelerator starts here (Mesa's software Vulkan device is enough), else
+    the test skips, saying why and how to get one. Probed in a process without TensorFlow: LiteRT 2.3's
+    GPU accelerator crashes a process that has imported it, so GPU tests run theirs in subprocesses."""
+    out = subprocess.run(
+        [sys.executable, "-c", GPU_PROBE, str(tflite_static)], capture_output=True, text=True, timeout=300
+    )
+    why = out.stdout.strip() or out.stderr.strip()[-300:] or f"exit code {out.returncode}"
+    if out.returncode == 3 and "failed to initialise" not in why:
+        pytest.fail(f"the GPU started but rejected the static digits CNN: {why}")
+    if out.returncode != 0:
+        pytest.skip(
+            f"no GPU for LiteRT here ({why}) — install a Vulkan driver: scripts/os-deps.sh as root "
+            "(mesa-vulkan-drivers >= 25 from Debian backports)."
+        )
+    return "gpu"

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: a redirection inside another one just stacks
 
 
 @contextlib.contextmanager
@@ -69,4 +69,50 @@ def native_stderr_silenced(*, any_thread: bool = False) -> Iterator[None]:
                 replacement.close()
 
 
-__all__ = ["native_stderr_silenced"]
+def _flush_c_streams() -> None:
+    """``fflush(NULL)``: C's buffered stdout goes out while fd 1 still points at the sink."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).fflush(None)
+
+
+class CapturedStderr:
+    """What native code wrote to fd 2 inside :func:`native_stderr_captured` (``text`` once it ends)."""
+
+    text: str = ""
+
+
+@contextlib.contextmanager
+def native_stderr_captured() -> Iterator[CapturedStderr]:
+    """Like :func:`native_stderr_silenced`, but keep what native code printed, for parsing (e.g. LiteRT's
+    list of ops an accelerator rejects). Under ``LITESHIP_VERBOSE`` the text is also shown."""
+    import tempfile
+
+    captured = CapturedStderr()
+    with _lock, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            sys.stdout.flush()
+            saved, saved_out = os.dup(2), os.dup(1)
+        except (OSError, AttributeError, ValueError):
+            yield captured
+            return
+        try:
+            # Some native libraries print to C's stdout (LiteRT's OpenCL probe): kept out of --json too.
+            os.dup2(sink.fileno(), 2)
+            os.dup2(sink.fileno(), 1)
+            yield captured
+        finally:
+            _flush_c_streams()
+            os.dup2(saved, 2)
+            os.dup2(saved_out, 1)
+            os.close(saved)
+            os.close(saved_out)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+            if os.environ.get("LITESHIP_VERBOSE"):
+                sys.stderr.write(captured.text)
+
+
+__all__ = ["native_stderr_silenced", "native_stderr_captured", "CapturedStderr"]

@@ -35,11 +35,11 @@ from liteship.package import Manifest
 class LoadedModel:
     """The current slot, ready to run: runner, preprocessing, labels, calibration range."""
 
-    def __init__(self, folder: Path, num_threads: int | None = None) -> None:
+    def __init__(self, folder: Path, num_threads: int | None = None, accelerator: str | None = None) -> None:
         from liteship.data import read_labels
         from liteship.model.metadata import labels_from_metadata
         from liteship.package.reference import declared_preprocessing
-        from liteship.runtime import LiteRTRunner
+        from liteship.runtime.compiled import device_runner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
@@ -51,7 +51,11 @@ class LoadedModel:
                 "refusing to run the model on un-normalized frames.",
                 hint="Re-package the model with a valid preprocessing record (mean/std/size).",
             ) from e
-        self.runner = LiteRTRunner(str(model_path), num_threads=num_threads)
+        # An accelerator that fails to start falls back to the CPU: logged and reported, never a rollback.
+        self.runner, self.accelerator_fallback = device_runner(
+            str(model_path), accelerator=accelerator, num_threads=num_threads
+        )
+        self.accelerator = getattr(self.runner, "accelerator", "cpu")
         self.input = self.runner.input_specs[0]
         labels_file = self.manifest.model.get("labels")
         if labels_file and (folder / labels_file).is_file():
@@ -124,6 +128,7 @@ class AgentLoop:
         health: HealthWindow | None = None,
         window_s: float = 60.0,
         num_threads: int | None = None,
+        accelerator: str | None = None,
         max_frames: int | None = None,
         model_wait_s: float = 1.0,
         wait_log_s: float = 30.0,
@@ -132,6 +137,7 @@ class AgentLoop:
         self.store, self.source, self.sink, self.spool, self.updater = store, source, sink, spool, updater
         self.health = health or HealthWindow(store)
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
+        self.accelerator = accelerator
         self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
         if max_fps is not None and not 0 < max_fps <= 1000:
             raise UsageError(f"max_fps must be above 0 and at most 1000, got {max_fps!r}.")
@@ -172,7 +178,7 @@ class AgentLoop:
         if lease is None:
             return
         try:
-            self.model = LoadedModel(lease.folder, self.num_threads)
+            self.model = LoadedModel(lease.folder, self.num_threads, self.accelerator)
         except LiteshipError as e:  # cannot even load: a health failure of this slot
             self.store.release(lease)
             event("model failed to load", 40, version=lease.version, error=str(e))
@@ -183,7 +189,21 @@ class AgentLoop:
         self._lease = lease
         cal = self.model.calibration_range
         self.aggregator = Aggregator(self.model.manifest.model_id, self.model.version, cal)
-        event("model loaded", version=self.model.version, model_id=self.model.manifest.model_id)
+        event(
+            "model loaded",
+            version=self.model.version,
+            model_id=self.model.manifest.model_id,
+            accelerator=self.model.accelerator,
+        )
+        if self.updater is not None:  # reported in every check-in's profile
+            self.updater.running_on = self.model.accelerator
+        if self.model.accelerator_fallback:
+            event(
+                "accelerator fell back to the CPU",
+                30,
+                requested=self.accelerator,
+                reason=self.model.accelerator_fallback,
+            )
 
     def _unload(self) -> None:
         if self.model is not None:

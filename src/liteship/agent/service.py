@@ -39,6 +39,7 @@ class AgentConfig:
     health_seconds: float = 300.0
     latency_budget_ms: float | None = None
     num_threads: int | None = None
+    accelerator: str | None = None  # e.g. "gpu,cpu"; None: the Interpreter on the CPU
     loop: bool = False
     max_frames: int | None = None
     spool_max: int = 1000
@@ -348,6 +349,7 @@ def run_agent(config: AgentConfig) -> int:
             interval=config.poll_interval,
             num_threads=1,
             mirrors=config.mirrors,
+            accelerator=config.accelerator,
         )
     health = HealthWindow(
         store,
@@ -364,6 +366,7 @@ def run_agent(config: AgentConfig) -> int:
         health=health,
         window_s=config.window_s,
         num_threads=config.num_threads,
+        accelerator=config.accelerator,
         max_frames=config.max_frames,
         max_fps=config.max_fps,
     )

@@ -313,6 +313,7 @@ class Store:
         expected_version: str | None = None,
         model_id: str | None = None,
         num_threads: int | None = 1,
+        accelerator: str | None = None,
         downgrade_to: str | None = None,
         on_step: Callable[[str], None] | None = None,
     ) -> Manifest:
@@ -323,6 +324,8 @@ class Store:
             expected_version: The version the server assigned. Defaults to None (any).
             model_id: The model the package must hold. Defaults to None (any).
             num_threads: LiteRT threads for the smoke test. Defaults to 1.
+            accelerator: The accelerator the model will run on (the smoke test uses it too). Defaults
+                to None: the Interpreter on the CPU.
             downgrade_to: An older version this install may bring in (see :meth:`check_offer`).
                 Defaults to None.
             on_step: Called with ``"extract"``, ``"smoke-test"`` and ``"swap"`` as each step starts
@@ -359,7 +362,7 @@ class Store:
             self.check_offer(version, downgrade_to=downgrade_to)
             step("smoke-test")
             with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread
-                result = smoke_test(stage, num_threads=num_threads)
+                result = smoke_test(stage, num_threads=num_threads, accelerator=accelerator)
             if not result.ok:
                 self.mark_failed(version, "smoke test: " + "; ".join(result.failures))
                 raise UpdateRefused(

@@ -56,11 +56,14 @@ class Updater:
         jitter: float = 0.2,
         num_threads: int = 1,
         mirrors: Sequence[str] = (),
+        accelerator: str | None = None,
     ) -> None:
         self.store, self.client, self.clock = store, client, clock
         self.mirrors = [m for m in mirrors if _is_base_url(m)]
         self.model_id = model_id
         self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
+        self.accelerator = accelerator  # the smoke test runs where the model will run
+        self.running_on = "cpu"  # what the loaded model runs on (the loop sets it), sent in the profile
         self.tuf_dir = store.root / "tuf"
         self._profile: dict[str, Any] | None = None
 
@@ -71,7 +74,7 @@ class Updater:
             from liteship.agent.profile import device_profile
 
             self._profile = device_profile()
-        return self._profile
+        return {**self._profile, "accelerator": self.running_on}
 
     def next_delay(self) -> float:
         return max(0.1, self.interval * (1.0 + random.uniform(-self.jitter, self.jitter)))
@@ -146,6 +149,7 @@ class Updater:
                 expected_version=version,
                 model_id=assignment.get("model_id"),
                 num_threads=self.num_threads,
+                accelerator=self.accelerator,
                 downgrade_to=downgrade_to,
                 on_step=lambda step: _step(step, version),
             )

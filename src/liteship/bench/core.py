@@ -20,6 +20,18 @@ What one run times (:attr:`BenchEntry.timed`):
   runners): one ``Runner.infer`` call end to end — feed check, copying inputs in, running, copying
   outputs out. On a model that runs in microseconds this fixed cost (a few µs) is most of the figure.
 
+With an ``accelerator`` (LiteRT's CompiledModel API, :class:`~liteship.runtime.CompiledModelRunner`):
+
+- **init** is compiling the model for the accelerator (what ``benchmark_litert_model.py`` calls model
+  initialization); the first inference is still reported on its own (GPU kernels and buffers are set up
+  lazily there).
+- ``"run"`` (CPU): ``run_by_index`` alone, inputs written to their TensorBuffers before the timer, as
+  ``benchmark_litert_model.py`` times it. The CPU accelerator is synchronous: outputs are ready when it
+  returns.
+- ``"run+read"`` (GPU, NPU, any set with one): ``run_by_index`` *and reading every output TensorBuffer*
+  inside the timer. A GPU run may return before the GPU has finished; reading locks each output buffer,
+  which waits for the accelerator, so the figure is the time until the outputs are readable.
+
 LiteRT runners are built with ``raw=True``, so no Python (de)quantization happens in either mode;
 random and dataset inputs are converted to the model's dtypes before any timer starts.
 """
@@ -39,6 +51,7 @@ from typing import Any, Literal, Union
 import numpy as np
 
 from liteship.bench.inputs import dataset_feeds, random_feed
+from liteship.bench.isolated import bench_isolated, needs_isolation
 from liteship.bench.memory import (
     current_rss_bytes,
     peak_rss_bytes,
@@ -48,7 +61,7 @@ from liteship.bench.memory import (
 from liteship.bench.report import BenchEntry, BenchReport, LatencyStats
 from liteship.errors import UsageError
 from liteship.progress import track
-from liteship.runtime import LiteRTRunner, Runner
+from liteship.runtime import CompiledModelRunner, LiteRTRunner, Runner, open_runner
 
 ModelSource = Union[str, Path, bytes, Runner]
 Measure = Literal["invoke", "infer"]
@@ -65,6 +78,7 @@ def benchmark(
     data: Any = None,
     measure: Measure = "invoke",
     progress: bool = True,
+    accelerators: Iterable[str | None] = (None,),
 ) -> BenchReport:
     """Measure init time, latency percentiles, throughput and memory of one or more models.
 
@@ -84,6 +98,9 @@ def benchmark(
             whole ``Runner.infer`` call (feed check, input and output copies). Other runners are always
             timed by ``infer``; each entry's ``timed`` says which. Defaults to ``"invoke"``.
         progress: Draw a progress bar on a terminal. Defaults to ``True``.
+        accelerators: For each .tflite model, the accelerators to time it on: ``None`` is the
+            Interpreter, a string (``"cpu"``, ``"gpu,cpu"``, ``"auto"``…) LiteRT's CompiledModel API.
+            Defaults to ``(None,)``.
 
     Returns:
         A :class:`BenchReport` with one entry per model × thread count, in order.
@@ -101,14 +118,16 @@ def benchmark(
     thread_counts = _check(sources, tuple(threads), runs, warmup, min_seconds)
     if measure not in MEASURES:
         raise UsageError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}.")
-    jobs: list[tuple[int, ModelSource, int | None]] = []
+    accels = _check_accelerators(accelerators)
+    jobs: list[tuple[int, ModelSource, str | None, int | None]] = []
     for i, src in enumerate(sources):
-        for n in thread_counts if not isinstance(src, Runner) else (None,):
-            jobs.append((i, src, n))
+        for accel in accels if not isinstance(src, Runner) else (None,):
+            for n in thread_counts if not isinstance(src, Runner) else (None,):
+                jobs.append((i, src, accel, n))
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]] = {}
     entries = []
-    for i, src, n in track(jobs, description="benchmarking", enabled=progress):
-        entries.append(_bench_one(i, src, n, runs, warmup, min_seconds, data, measure, feeds_cache))
+    for i, src, accel, n in track(jobs, description="benchmarking", enabled=progress):
+        entries.append(_bench_one(i, src, accel, n, runs, warmup, min_seconds, data, measure, feeds_cache))
     return BenchReport(
         entries=tuple(entries),
         runs=runs,
@@ -123,6 +142,18 @@ def _as_list(models: ModelSource | Sequence[ModelSource]) -> list[ModelSource]:
     if isinstance(models, (str, Path, bytes, bytearray, Runner)):
         return [models]
     return list(models)
+
+
+def _check_accelerators(accelerators: Iterable[str | None]) -> tuple[str | None, ...]:
+    from liteship.runtime.compiled import AcceleratorError, parse_accelerator
+
+    out: list[str | None] = []
+    for a in tuple(accelerators) or (None,):
+        try:
+            out.append(None if a is None else ",".join(parse_accelerator(a)))
+        except AcceleratorError as e:
+            raise UsageError(e.message, hint=e.hint) from None
+    return tuple(dict.fromkeys(out))
 
 
 def _check(
@@ -147,6 +178,7 @@ def _check(
 def _bench_one(
     index: int,
     src: ModelSource,
+    accelerator: str | None,
     threads: int | None,
     runs: int,
     warmup: int,
@@ -155,6 +187,8 @@ def _bench_one(
     measure: Measure,
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]],
 ) -> BenchEntry:
+    if needs_isolation(accelerator) and not isinstance(src, Runner):
+        return bench_isolated(src, accelerator, threads, runs, warmup, min_seconds, data, measure)  # type: ignore[arg-type]
     gc.collect()
     release_freed_memory()  # else this entry reuses pages the previous one freed, and its growth reads ~0
     rss0 = current_rss_bytes()
@@ -163,7 +197,7 @@ def _bench_one(
         runner = src
     else:
         t0 = time.perf_counter_ns()
-        runner = LiteRTRunner(src, num_threads=threads, raw=True)
+        runner = open_runner(src, accelerator=accelerator, num_threads=threads, raw=True)
         init_ms = (time.perf_counter_ns() - t0) / 1e6
     rss_init = current_rss_bytes()
     try:
@@ -201,6 +235,9 @@ def _bench_one(
         peak_rss_bytes=peak_rss_bytes(),
         samples_ms=tuple(samples),
         tensor_bytes=tensors,
+        accelerator=getattr(runner, "accelerator", None),
+        fully_accelerated=runner.is_fully_accelerated() if isinstance(runner, CompiledModelRunner) else None,
+        warnings=tuple(getattr(runner, "warnings", ())),
     )
 
 
@@ -209,6 +246,8 @@ def _run_steps(
 ) -> tuple[str, Callable[[int], Callable[[], object]]]:
     """(what is timed, ``prepare``): ``prepare(i)`` readies run ``i`` untimed and returns what to time."""
     n_feeds = len(feeds)
+    if measure == "invoke" and isinstance(runner, CompiledModelRunner):
+        return _compiled_steps(runner, feeds)
     if measure == "invoke" and isinstance(runner, LiteRTRunner):
         invoke = runner.invoke
         if n_feeds == 1:  # the inputs never change: set them once, as LiteRT's tools do
@@ -222,6 +261,32 @@ def _run_steps(
         return "invoke", next_sample
     calls = [partial(runner.infer, feed) for feed in feeds]
     return "infer", lambda i: calls[i % n_feeds]
+
+
+def _compiled_steps(
+    runner: CompiledModelRunner, feeds: list[dict[str, np.ndarray]]
+) -> tuple[str, Callable[[int], Callable[[], object]]]:
+    """CPU: the run alone (synchronous). Other accelerators: the run and the output reads, which wait
+    for the accelerator to finish (see the module docstring)."""
+    invoke, read = runner.invoke, runner.get_outputs
+    if runner.asynchronous:
+
+        def step() -> object:
+            invoke()
+            return read()
+
+        timed = "run+read"
+    else:
+        step, timed = invoke, "run"  # type: ignore[assignment]
+    if len(feeds) == 1:
+        runner.set_inputs(feeds[0])
+        return timed, lambda i: step
+
+    def next_sample(i: int) -> Callable[[], object]:
+        runner.set_inputs(feeds[i % len(feeds)])
+        return step
+
+    return timed, next_sample
 
 
 def _time_runs(

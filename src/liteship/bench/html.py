@@ -24,6 +24,7 @@ figure { margin: 0; } figcaption { font-size: .8rem; color: #555; }
 # (row title, attribute of BenchEntry) — the rows of the page and of the CLI table
 ROWS: list[tuple[str, str]] = [
     ("threads", "threads"),
+    ("accelerator", "accelerator"),
     ("inputs", "inputs"),
     ("timed", "timed"),
     ("init (ms)", "init_ms"),
@@ -72,7 +73,7 @@ def cell(e: BenchEntry, attr: str) -> str:
     for part in attr.split("."):
         obj = getattr(obj, part)
     if obj is None:
-        return "–"
+        return "interpreter" if attr == "accelerator" else "–"
     if attr == "tensor_bytes":  # activations of small models are KiB; MiB would print 0.00
         return f"{obj / 2**10:.1f}"  # type: ignore[operator]
     if attr.endswith("_bytes"):

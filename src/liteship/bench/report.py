@@ -16,6 +16,8 @@ PERCENTILES = (50, 90, 95, 99)
 _TIMED = {  # BenchEntry.timed -> what one measured run is, in words
     "invoke": "the interpreter's invoke alone, inputs set before the timer (as LiteRT's benchmark tools)",
     "infer": "one Runner.infer call (feed check, set inputs, run, get outputs)",
+    "run": "CompiledModel's run alone, inputs written before the timer (as benchmark_litert_model.py)",
+    "run+read": "CompiledModel's run plus reading every output (the read waits for the accelerator)",
 }
 
 
@@ -88,6 +90,10 @@ class BenchEntry(ReportMixin):
         peak_rss_bytes: The process's peak resident memory (VmHWM) after this entry ran. It is a
             high-water mark for the whole process, so it never decreases from one entry to the next.
         samples_ms: Every measured latency, in run order (left out of ``to_dict()`` unless asked).
+        accelerator: What the CompiledModel runner compiled for (e.g. ``"gpu,cpu"``, or ``"cpu"`` after a
+            fallback); ``None`` for the Interpreter.
+        fully_accelerated: LiteRT's ``is_fully_accelerated()`` for that accelerator; ``None`` otherwise.
+        warnings: What the runner changed to keep going (e.g. a GPU that failed to start).
         tensor_bytes: Bytes of the model's non-constant tensors (activations, inputs, outputs) at the
             allocated shapes, from the interpreter: what the tensor arena must hold, and an upper bound
             of it (tensors whose lifetimes do not overlap share arena memory). Per model and
@@ -111,6 +117,9 @@ class BenchEntry(ReportMixin):
     peak_rss_bytes: int | None
     samples_ms: tuple[float, ...] = field(default=(), repr=False)
     tensor_bytes: int | None = None
+    accelerator: str | None = None
+    fully_accelerated: bool | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def runs(self) -> int:
@@ -148,16 +157,18 @@ class BenchReport(ReportMixin):
     def timed_note(self) -> str:
         """One sentence saying what a latency is, for the CLI footnote and the HTML page."""
         kinds = {e.timed for e in self.entries}
-        if kinds == {"invoke"}:
-            return f"latency = {_TIMED['invoke']}."
-        if kinds == {"infer"}:
-            return f"latency = {_TIMED['infer']}."
+        if len(kinds) == 1:
+            return f"latency = {_TIMED[kinds.pop()]}."
         return "latency = " + "; ".join(f"{_TIMED[k]} where timed is {k}" for k in sorted(kinds)) + "."
 
-    def entry(self, model: str, threads: int | None = None) -> BenchEntry:
-        """The entry for ``model`` (its label or path) and, when given, ``threads``."""
+    def entry(self, model: str, threads: int | None = None, accelerator: str | None = None) -> BenchEntry:
+        """The entry for ``model`` (its label or path) and, when given, ``threads`` and ``accelerator``."""
         for e in self.entries:
-            if model in (e.model, e.path) and (threads is None or e.threads == threads):
+            if (
+                model in (e.model, e.path)
+                and (threads is None or e.threads == threads)
+                and (accelerator is None or e.accelerator == accelerator)
+            ):
                 return e
         have = ", ".join(f"{e.model}@{e.threads}" for e in self.entries)
         raise KeyError(f"no entry for {model!r} with threads={threads}; entries: {have}")

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from liteship.cli._accel import accelerator_option
 from liteship.cli._common import FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError
 
@@ -101,6 +102,10 @@ def cli() -> None:
     "--latency-budget-ms", type=float, help="Health-window latency budget. Defaults to the package's ×1.5."
 )
 @click.option("--threads", "num_threads", type=int, help="LiteRT threads. Defaults to the number of cores.")
+@accelerator_option(
+    "Run the model (and the smoke test of each update) on this accelerator, e.g. gpu,cpu (LiteRT "
+    "CompiledModel). One that fails to start falls back to the CPU and is logged. Defaults to the CPU."
+)
 @click.option("--loop", is_flag=True, help="Repeat an image folder or video file forever.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 @click.option(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from liteship.cli._accel import accelerator_option
 from liteship.cli._common import console, emit_json, err_console, json_option, parse_ints
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     help="What a run times: the interpreter's invoke alone, inputs set before the timer (as LiteRT's "
     "benchmark tools), or one whole Runner.infer call (feed check, input and output copies).",
 )
+@accelerator_option(multiple=True)
 @json_option
 @click.option(
     "--samples", "with_samples", is_flag=True, help="Include every latency sample in the --json output."
@@ -67,6 +69,7 @@ def cli(
     min_seconds: float,
     data: str | None,
     measure: str,
+    accelerator: tuple[str | None, ...],
     as_json: bool,
     with_samples: bool,
     html_out: str | None,
@@ -80,6 +83,10 @@ def cli(
     \b
     Example:
       liteship bench float.tflite int8.tflite --threads 1,2 --html bench.html
+      liteship bench model.tflite --accelerator interpreter --accelerator cpu --accelerator gpu,cpu
+
+    With --accelerator (LiteRT's CompiledModel API), init is compiling for the accelerator, and a GPU
+    run is timed until its outputs are read back (a GPU run may return before the GPU is done).
     """
     from liteship.bench import benchmark
 
@@ -107,6 +114,7 @@ def cli(
         data=data,
         measure=measure,  # type: ignore[arg-type]
         progress=not as_json,
+        accelerators=accelerator or (None,),
     )
     if html_out:
         from liteship.bench.html import write_html
@@ -128,14 +136,18 @@ def _print_table(report: BenchReport) -> None:
     table.add_column("", no_wrap=True)
     for e, name in zip(report.entries, short_names(report.entries), strict=True):
         threads = f"{e.threads} thread{'s' if e.threads != 1 else ''}"
-        table.add_column(f"{name}\n{threads}", justify="right", overflow="fold")
+        where = f"\n{e.accelerator}" if e.accelerator else ""
+        table.add_column(f"{name}\n{threads}{where}", justify="right", overflow="fold")
     for name, attr in ROWS:
         table.add_row(name, *(cell(e, attr) for e in report.entries))
     console.print(table)
     m = report.machine
     console.print(
         f"[dim]{m.get('cpu')} ({m.get('cpu_count')} cores); {report.timed_note()} "
-        "init = load + allocate + delegate.[/]",
+        "init = load + allocate + delegate (CompiledModel: compile for the accelerator).[/]",
         highlight=False,
     )
     console.print(f"[dim]{MEMORY_NOTE}[/]", highlight=False)
+    for e in report.entries:
+        for w in e.warnings:
+            err_console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)

@@ -23,8 +23,14 @@ _COLORS = {"ok": "green", "partial": "yellow", "blocked": "red"}
     type=click.Choice([*TARGET_NAMES, "all"], case_sensitive=False),
     help="Judge deployability on this target (repeat, or 'all'): which ops block it and why.",
 )
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="For gpu and cpu, compile the model with the real accelerator (LiteRT CompiledModel) and report "
+    "what ran there, instead of judging from the rule table. Other targets stay on the rules.",
+)
 @json_option
-def cli(model: str, targets: tuple[str, ...], as_json: bool) -> None:
+def cli(model: str, targets: tuple[str, ...], probe: bool, as_json: bool) -> None:
     """Describe MODEL.tflite: inputs/outputs, signatures, ops, weights, quantization, metadata.
 
     Reads the flatbuffer directly; works on any valid .tflite, whoever made it.
@@ -34,8 +40,11 @@ def cli(model: str, targets: tuple[str, ...], as_json: bool) -> None:
       liteship inspect model.tflite
       liteship inspect model.tflite --target edgetpu --target gpu
       liteship inspect model.tflite --target all --json
+      liteship inspect model.tflite --target gpu --probe
+
+    Each verdict says whether it was probed (compiled here) or comes from the rules.
     """
-    report = inspect_model(model, targets=targets or None)
+    report = inspect_model(model, targets=targets or None, probe=probe)
     if as_json:
         emit_json(report)
         return
@@ -63,7 +72,9 @@ def _render(r: InspectReport, detailed_targets: bool) -> None:
             _render_target(v)
     else:
         verdicts = "  ".join(
-            f"{v.target} [{_COLORS[v.verdict]}]{v.verdict}[/]{'*' if v.notes else ''}" for v in r.targets
+            f"{v.target} [{_COLORS[v.verdict]}]{v.verdict}[/]{'*' if v.notes else ''}"
+            + (" (probed)" if v.basis == "probed" else "")
+            for v in r.targets
         )
         starred = "; * has a note" if any(v.notes for v in r.targets) else ""
         console.print(f"[bold]Deployability:[/] {verdicts}  (--target NAME explains{starred})")
@@ -130,7 +141,11 @@ def _render_metadata(r: InspectReport) -> None:
 
 
 def _render_target(v: TargetVerdict) -> None:
-    console.print(f"[bold]{escape(v.title)}:[/] [{_COLORS[v.verdict]}]{v.verdict}[/]")
+    basis = "probed" if v.basis == "probed" else "from rules"
+    placed = f", {v.accelerated_ops}/{v.total_ops} ops on the accelerator" if v.total_ops is not None else ""
+    console.print(
+        f"[bold]{escape(v.title)}:[/] [{_COLORS[v.verdict]}]{v.verdict}[/] [dim]({basis}{placed})[/]"
+    )
     for reason in v.reasons:
         console.print(f"  - {escape(reason)}")
     for note in v.notes:
@@ -147,4 +162,5 @@ def _render_target(v: TargetVerdict) -> None:
             color = "red" if severity == "blocks" else "yellow"
             table.add_row(f"[{color}]{severity}[/]", escape(", ".join(sorted(names))), escape(why))
         console.print(table)
-    console.print(f"  [dim]rules: {escape('; '.join(v.sources))}[/]")
+    label = "source" if v.basis == "probed" else "rules"
+    console.print(f"  [dim]{label}: {escape('; '.join(v.sources))}[/]")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from liteship.cli._accel import accelerator_option
 from liteship.cli._common import console, emit_json, err_console, json_option, parse_floats
 from liteship.errors import LiteshipError
 
@@ -24,6 +25,8 @@ _FLAGS = (
     ("raw=True", "--raw"),
     ("allow_select_tf_ops", "--allow-select-tf-ops (liteship convert)"),
     ("use_xnnpack=True", "the default XNNPACK delegate"),
+    ("accelerator=", "--accelerator "),
+    ("delegates, ", "--delegate, "),
 )
 _WORDS = (("mean", "--mean"), ("std", "--std"))
 
@@ -119,6 +122,7 @@ def _options(values: tuple[str, ...]) -> dict[str, str]:
     "--signature", default=None, metavar="KEY", help="Signature to run, for multi-signature models."
 )
 @click.option("--raw", is_flag=True, help="Feed and print the model's own dtypes (no (de)quantization).")
+@accelerator_option()
 @json_option
 def cli(
     model: str,
@@ -135,6 +139,7 @@ def cli(
     delegate_fallback: bool,
     signature: str | None,
     raw: bool,
+    accelerator: str | None,
     as_json: bool,
 ) -> None:
     """Run MODEL on one input with LiteRT and print the top classes (or the outputs).
@@ -147,6 +152,7 @@ def cli(
     Example:
       liteship run mobilenet.tflite --input cat.jpg --top-k 3
       liteship run model.tflite --input x.npy --output y.npy --json
+      liteship run model.tflite --input x.npy --accelerator gpu,cpu
     """
     from liteship.runtime.delegates import DelegateSpec
     from liteship.runtime.predict import predict
@@ -170,6 +176,7 @@ def cli(
             mean=parse_floats(mean, "--mean"),
             std=parse_floats(std, "--std"),
             preprocess=not no_preprocess,
+            accelerator=accelerator,
         )
     except LiteshipError as e:
         _as_flags(e)
@@ -250,8 +257,11 @@ def _print(report: PredictionReport) -> None:
             console.print(f"[bold]{name}[/] {arr.dtype}{list(arr.shape)}")
             console.print(str(arr) if arr.size <= 64 else f"min {arr.min():.6g}  max {arr.max():.6g}")
     pre = report.describe_preprocessing()
-    delegates = ", ".join(d.describe() for d in report.delegates) or "none"
+    if report.accelerator is not None:
+        placed = f"accelerator: {report.accelerator} (fully accelerated: {report.fully_accelerated})"
+    else:
+        placed = "delegates: " + (", ".join(d.describe() for d in report.delegates) or "none")
     console.print(
         f"[dim]{report.backend}; input {report.input_shape} (preprocessing: {pre}); "
-        f"{report.latency_ms:.2f} ms; delegates: {delegates}[/]"
+        f"{report.latency_ms:.2f} ms; {placed}[/]"
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from liteship.cli._accel import accelerator_option
 from liteship.cli._common import console, emit_json, json_option, parse_floats, quiet_tensorflow
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ LAYERS_SHOWN = 15
     "--mean", default=None, metavar="M[,M...]", help="Normalization mean (default: the model's own)."
 )
 @click.option("--std", default=None, metavar="S[,S...]", help="Normalization std (default: the model's own).")
+@accelerator_option(
+    "Run the .tflite candidate on LiteRT's CompiledModel API with this accelerator (cpu, gpu, npu, "
+    "gpu,cpu, auto) and report its error against the reference; GPU kernels may compute in float16. "
+    "The reference may be the same .tflite (then run on the Interpreter). Defaults to the Interpreter."
+)
 @json_option
 def cli(
     candidate: str,
@@ -74,6 +80,7 @@ def cli(
     layerwise: bool,
     mean: str | None,
     std: str | None,
+    accelerator: str | None,
     as_json: bool,
 ) -> None:
     """Compare CANDIDATE with its reference on a dataset; a failing gate exits 3.
@@ -84,6 +91,7 @@ def cli(
     \b
     Example:
       liteship validate model.tflite --reference model.keras --data val.npz --min-agreement 0.99
+      liteship validate model.tflite --reference model.tflite --data val.npz --accelerator gpu
     """
     quiet_tensorflow()
     from liteship.errors import GateFailed
@@ -108,6 +116,7 @@ def cli(
         min_sqnr=min_sqnr,
         layerwise=layerwise,
         progress=not as_json,
+        accelerator=accelerator,
     )
     if as_json:
         emit_json(report)

@@ -11,6 +11,7 @@ so any file — ours or another tool's — is described without handing bytes to
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 import zipfile
@@ -161,7 +162,10 @@ class InspectReport(ReportMixin):
 
 
 def inspect_model(
-    source: str | Path | bytes | fb.LoadedModel, targets: Iterable[str] | None = None
+    source: str | Path | bytes | fb.LoadedModel,
+    targets: Iterable[str] | None = None,
+    *,
+    probe: bool = False,
 ) -> InspectReport:
     """Describe a .tflite model, reading the flatbuffer only (no TensorFlow, no interpreter).
 
@@ -169,6 +173,10 @@ def inspect_model(
         source: Path to a ``.tflite`` file, its bytes, or an already loaded model.
         targets: Targets to judge (``cpu``, ``xnnpack``, ``gpu``, ``edgetpu``, ``micro``).
             Defaults to all of them.
+        probe: For targets LiteRT can compile for here (``gpu``, ``cpu``), replace the rule-table
+            verdict with what the runtime does: compile with the real accelerator and report what ran
+            there (each verdict's ``basis`` says ``"probed"`` or ``"rules"``). Defaults to ``False``:
+            the flatbuffer only.
 
     Returns:
         An :class:`InspectReport`.
@@ -182,7 +190,7 @@ def inspect_model(
         _refuse_keras(Path(source))
     loaded = source if isinstance(source, fb.LoadedModel) else fb.load_model(source)
     try:
-        return _inspect(loaded, names)
+        report = _inspect(loaded, names)
     except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError, struct.error) as e:
         # The flatbuffer verified, but its contents contradict each other (e.g. a bit flip in a shape).
         where = repr(loaded.path) if loaded.path else "the model buffer"
@@ -190,6 +198,12 @@ def inspect_model(
             f"{where} passed verification but its contents are inconsistent ({type(e).__name__}: {e}).",
             hint=fb.HINT,
         ) from e
+    if not probe:
+        return report
+    from liteship.model.targets import probe_target
+
+    probed = tuple(probe_target(loaded.data, v) for v in report.targets)
+    return dataclasses.replace(report, targets=probed)
 
 
 def _refuse_keras(path: Path) -> None:

@@ -15,6 +15,7 @@ the flatbuffer.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -277,6 +278,11 @@ class TargetVerdict(ReportMixin):
         fallback_ops: ``{op: why}`` for ops that run, but on the CPU instead of the target.
         sources: Where the rules come from.
         notes: What holds even when the verdict is ``ok`` (e.g. a dynamic batch the target fixes).
+        basis: ``"rules"`` (this table) or ``"probed"`` (the model was compiled with the real
+            accelerator here and LiteRT reported what ran there: see :func:`probe_target`).
+        accelerated_ops: With ``basis="probed"``, ops LiteRT placed on the accelerator (``None``: it
+            did not say).
+        total_ops: With ``basis="probed"``, ops LiteRT counted in the model (``None``: it did not say).
     """
 
     target: str
@@ -287,6 +293,75 @@ class TargetVerdict(ReportMixin):
     fallback_ops: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    basis: str = "rules"
+    accelerated_ops: int | None = None
+    total_ops: int | None = None
+
+
+PROBED_TARGETS = {"gpu": "gpu", "cpu": "cpu"}  # target → the CompiledModel accelerator that probes it
+
+
+def probe_target(model: bytes, verdict: TargetVerdict) -> TargetVerdict:
+    """Replace a rule-table verdict with what LiteRT does here: compile ``model`` for the target's
+    accelerator alone (CompiledModel API) and read back where the ops went.
+
+    Targets that cannot be compiled here (Edge TPU, microcontrollers, XNNPACK as a delegate of the
+    Interpreter) and accelerators that fail to initialise (no GPU device) keep the rules verdict, with a
+    note saying why it was not probed.
+    """
+    accel = PROBED_TARGETS.get(verdict.target)
+    if accel is None:
+        return dataclasses.replace(
+            verdict, notes=(*verdict.notes, "not probed: no runtime for this target here; from rules.")
+        )
+    from liteship.errors import LiteshipError
+    from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+
+    source = "probed: LiteRT CompiledModel, compiled for the " + accel + " accelerator on this machine"
+    try:
+        runner = CompiledModelRunner(model, accelerator=accel)
+    except AcceleratorError as e:
+        placement = e.details.get("placement")
+        if placement is None or not placement.rejected:  # it did not start: nothing learnt of the model
+            return dataclasses.replace(
+                verdict, notes=(*verdict.notes, f"not probed ({e.message}); from rules.")
+            )
+        rejected, on_acc, on_cpu = placement.rejected, placement.accelerated_ops, placement.cpu_ops
+        total = on_acc + on_cpu if on_acc is not None and on_cpu is not None else None
+        counted = f"{on_acc} of {total} ops ran on the {accel}; " if total is not None else ""
+        return TargetVerdict(
+            verdict.target,
+            verdict.title,
+            PARTIAL,
+            reasons=(
+                f"{counted}LiteRT rejected {', '.join(r.op for r in rejected)} (they run on the CPU "
+                f"with accelerator '{accel},cpu').",
+            ),
+            fallback_ops={r.op: r.reason.rstrip(".") for r in rejected},
+            sources=(source,),
+            notes=verdict.notes,
+            basis="probed",
+            accelerated_ops=on_acc,
+            total_ops=total,
+        )
+    except LiteshipError as e:
+        return TargetVerdict(
+            verdict.target, verdict.title, BLOCKED, reasons=(e.message,), sources=(source,), basis="probed"
+        )
+    with runner:
+        p = runner.placement
+    total = p.accelerated_ops + p.cpu_ops if p.accelerated_ops is not None and p.cpu_ops is not None else None
+    return TargetVerdict(
+        verdict.target,
+        verdict.title,
+        OK,
+        reasons=(),
+        sources=(source,),
+        notes=(*verdict.notes, f"every op compiled for the {accel} accelerator ({runner.backend})."),
+        basis="probed",
+        accelerated_ops=p.accelerated_ops,
+        total_ops=total,
+    )
 
 
 def resolve_targets(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -392,6 +467,8 @@ def _op_problem(t: Target, op: OpUse) -> str | None:
 
 
 __all__ = [
+    "probe_target",
+    "PROBED_TARGETS",
     "TARGETS",
     "TARGET_NAMES",
     "Target",

@@ -19,7 +19,7 @@ from liteship.package.golden import check_finite, run_golden
 from liteship.package.manifest import MANIFEST_NAME, Manifest
 from liteship.package.signing import KeyLike
 from liteship.package.verify import Package, open_package
-from liteship.runtime.litert import LiteRTRunner
+from liteship.runtime.compiled import device_runner
 from liteship.types import ReportMixin
 
 
@@ -49,6 +49,7 @@ def smoke_test(
     *,
     public_key: KeyLike | None = None,
     num_threads: int | None = None,
+    accelerator: str | None = None,
 ) -> SmokeResult:
     """Run the golden inputs: outputs within tolerance, finite, median latency within the budget.
 
@@ -61,6 +62,9 @@ def smoke_test(
             ``public_key`` is required and the package is verified first).
         public_key: The signer's public key, for a ``.lsp`` file.
         num_threads: LiteRT threads. Defaults to the number of cores.
+        accelerator: Run on this accelerator (LiteRT CompiledModel, e.g. ``"gpu,cpu"``), as the device
+            will; one that fails to start falls back to the CPU (noted in ``backend``). Defaults to
+            ``None``: the Interpreter on the CPU.
 
     Returns:
         A :class:`SmokeResult`; a model that cannot load or run is a failure, not an exception.
@@ -92,8 +96,9 @@ def smoke_test(
             f"the model's preprocessing declaration cannot be read ({e}); frames would be fed un-normalized."
         )
     try:
-        with LiteRTRunner(pkg.model_bytes, num_threads=num_threads) as runner:
-            backend = runner.backend
+        runner, fallback = device_runner(pkg.model_bytes, accelerator=accelerator, num_threads=num_threads)
+        with runner:
+            backend = runner.backend + (f" (accelerator fell back: {fallback})" if fallback else "")
             runner.infer({k: v[:1] for k, v in inputs.items()})  # warm-up: the first invoke allocates
             outputs, latencies = run_golden(runner, inputs)
     except LiteshipError as e:

@@ -37,6 +37,26 @@ class BenchConfig(_Strict):
     runs: int = Field(default=50, ge=1)
     warmup: int = Field(default=5, ge=0)
     min_seconds: float = Field(default=1.0, ge=0)
+    accelerators: list[str | None] = Field(
+        default_factory=lambda: list[str | None]([None]),
+        description="interpreter (null) and/or CompiledModel accelerators: cpu, gpu, gpu,cpu, auto",
+    )
+
+    @field_validator("accelerators")
+    @classmethod
+    def _accelerators(cls, v: list[str | None]) -> list[str | None]:
+        from liteship.runtime.compiled import AcceleratorError, parse_accelerator
+
+        out: list[str | None] = []
+        for a in v or [None]:
+            if a is None or a.strip().lower() == "interpreter":
+                out.append(None)
+                continue
+            try:
+                out.append(",".join(parse_accelerator(a)))
+            except AcceleratorError as e:
+                raise ValueError(e.message) from None
+        return list(dict.fromkeys(out))
 
 
 class GatesConfig(_Strict):

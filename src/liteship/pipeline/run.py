@@ -432,6 +432,7 @@ class _Run:
             warmup=1 if quick else b.warmup,
             min_seconds=0.0 if quick else b.min_seconds,
             progress=False,
+            accelerators=tuple(b.accelerators),  # issue 15 hook: every (variant, accelerator) is timed
         )
 
     def _input_shape(self, reference: Any) -> tuple[int, ...] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from liteship.runtime.base import Feed, Runner
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner, Placement, open_runner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner, interpreter_class, interpreter_module
 from liteship.runtime.quant import dequantize, quantize
@@ -16,6 +17,10 @@ __all__ = [
     "Runner",
     "Feed",
     "LiteRTRunner",
+    "CompiledModelRunner",
+    "AcceleratorError",
+    "Placement",
+    "open_runner",
     "DelegateSpec",
     "DelegateUsage",
     "interpreter_class",

@@ -14,6 +14,7 @@ import numpy as np
 
 from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
+from liteship.runtime.compiled import CompiledModelRunner, open_runner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner
 from liteship.types import Preprocessing, ReportMixin, check_normalization
@@ -59,6 +60,8 @@ class PredictionReport(ReportMixin):
     labels_source: str | None
     delegates: list[DelegateUsage]
     warnings: list[str] = field(default_factory=list)
+    accelerator: str | None = None
+    fully_accelerated: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
@@ -110,6 +113,7 @@ def predict(
     mean: float | Sequence[float] | None = None,
     std: float | Sequence[float] | None = None,
     preprocess: bool = True,
+    accelerator: str | None = None,
 ) -> PredictionReport:
     """Run ``model`` on one input file and rank the first output's classes.
 
@@ -135,6 +139,8 @@ def predict(
             model's (else 1).
         preprocess: Normalize inputs as the model declares. ``False`` feeds arrays as they are, for
             inputs already normalized. Defaults to ``True``.
+        accelerator: Run on LiteRT's CompiledModel API with this accelerator (``"cpu"``, ``"gpu"``,
+            ``"gpu,cpu"``, ``"auto"``…). Defaults to ``None``: the Interpreter.
 
     Raises:
         UsageError: ``mean``/``std`` out of range, or given with ``preprocess=False`` or ``raw=True``.
@@ -150,6 +156,7 @@ def predict(
         delegate_fallback=delegate_fallback,
         raw=raw,
         signature=signature,
+        accelerator=accelerator,
     ) as runner:
         feed, pre, pre_source = _read_input(Path(input), runner, loaded, override, preprocess)
         _check_finite(feed, input)
@@ -169,8 +176,12 @@ def predict(
             outputs=outputs,
             top_k=rank(first, top_k, names),
             labels_source=labels_source if names else None,
-            delegates=runner.delegate_summary(),
-            warnings=list(runner.warnings),
+            delegates=runner.delegate_summary() if isinstance(runner, LiteRTRunner) else [],
+            warnings=list(getattr(runner, "warnings", [])),
+            accelerator=getattr(runner, "accelerator", None),
+            fully_accelerated=runner.is_fully_accelerated()
+            if isinstance(runner, CompiledModelRunner)
+            else None,
         )
 
 
@@ -193,10 +204,11 @@ def rank(scores: np.ndarray, k: int, labels: Sequence[str] | None = None) -> lis
     return result
 
 
-def _runner(model: str | Path, **kwargs: Any) -> LiteRTRunner:
-    """A LiteRTRunner named after the file, with the interpreter's glued sentences split apart."""
+def _runner(model: str | Path, **kwargs: Any) -> LiteRTRunner | CompiledModelRunner:
+    """The runner (Interpreter, or CompiledModel for an accelerator), with the interpreter's glued
+    sentences split apart."""
     try:
-        return LiteRTRunner(model, **kwargs)
+        return open_runner(model, **kwargs)  # type: ignore[return-value]
     except ModelError as e:
         # The interpreter ends its Flex message with a URL and starts "Node number …" right after it.
         e.message = re.sub(r"(?<=\S)(Node number \d)", r". \1", e.message)
@@ -241,7 +253,11 @@ def _check_finite(feed: Any, input: str | Path) -> None:
 
 
 def _read_input(
-    path: Path, runner: LiteRTRunner, loaded: Any, override: dict[str, Any], preprocess: bool
+    path: Path,
+    runner: LiteRTRunner | CompiledModelRunner,
+    loaded: Any,
+    override: dict[str, Any],
+    preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     from liteship.data import IMAGE_SUFFIXES, load_image
 
@@ -274,7 +290,11 @@ def _read_input(
 
 
 def _read_array(
-    path: Path, runner: LiteRTRunner, loaded: Any, override: dict[str, Any], preprocess: bool
+    path: Path,
+    runner: LiteRTRunner | CompiledModelRunner,
+    loaded: Any,
+    override: dict[str, Any],
+    preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
     try:

@@ -43,6 +43,7 @@ def validate(
     layerwise_source: Any = None,
     progress: bool = True,
     raise_on_failure: bool = False,
+    accelerator: str | None = None,
 ) -> ValidationReport:
     """Run ``candidate`` and ``reference`` over the same samples and compare every output.
 
@@ -71,6 +72,10 @@ def validate(
             calibrating on the first 200 validation samples.
         progress: Draw a progress bar on a terminal. Defaults to ``True``.
         raise_on_failure: Raise :class:`~liteship.errors.GateFailed` when a gate fails.
+        accelerator: Run a .tflite candidate on LiteRT's CompiledModel API with this accelerator
+            (``"gpu"``, ``"gpu,cpu"``, ``"cpu"``, ``"auto"``…), so the report shows that accelerator's
+            error against the reference (GPU kernels may compute in float16). The reference may be the
+            same .tflite: it then runs on the Interpreter (CPU). Defaults to ``None``: the Interpreter.
 
     Returns:
         A :class:`ValidationReport`; ``report.passed`` tells whether every gate held.
@@ -90,7 +95,7 @@ def validate(
     _check_thresholds(atol, rtol, min_agreement, max_accuracy_drop)
     from liteship.runtime.reference import open_reference
 
-    cand_runner = open_reference(candidate)
+    cand_runner = _candidate_runner(candidate, accelerator)
     try:
         ref_runner = open_reference(reference)
     except BaseException:
@@ -105,6 +110,27 @@ def validate(
     finally:
         _close_if_owned(cand_runner, candidate)
         _close_if_owned(ref_runner, reference)
+
+
+def _candidate_runner(candidate: Any, accelerator: str | None) -> Runner:
+    from liteship.runtime.reference import open_reference
+
+    if accelerator is None:
+        return open_reference(candidate)
+    if isinstance(candidate, Runner):
+        raise UsageError(
+            "accelerator applies to a .tflite candidate, and a built Runner was given.",
+            hint="Build the runner with the accelerator (CompiledModelRunner(path, accelerator=...)).",
+        )
+    is_tflite = isinstance(candidate, (bytes, bytearray)) or str(candidate).lower().endswith(".tflite")
+    if not is_tflite:
+        raise UsageError(
+            f"accelerator applies to a .tflite candidate; {str(candidate)!r} is not one.",
+            hint="Convert it first, or validate without an accelerator.",
+        )
+    from liteship.runtime.compiled import open_runner
+
+    return open_runner(candidate, accelerator=accelerator)
 
 
 def _range_notes(cand: Runner, dataset: Any) -> list[str]:

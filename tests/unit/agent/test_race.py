@@ -168,10 +168,10 @@ def test_updater_and_loop_race_with_assignments_flipping(tmp_path, keys, fleet, 
     real_init = LoadedModel.__init__
     loads = [0]
 
-    def slow_init(self, folder, num_threads=None):
+    def slow_init(self, folder, *args, **kwargs):
         loads[0] += 1
         time.sleep(rng.uniform(0, 0.02))  # the window the updater used to delete the folder in
-        real_init(self, folder, num_threads)
+        real_init(self, folder, *args, **kwargs)
 
     health = HealthWindow(store, inferences=3, seconds=3600)
     loop = AgentLoop(

@@ -1,0 +1,264 @@
+"""Issue 15 figures: ``liteship bench --accelerator cpu`` (CompiledModel) vs LiteRT's own tool, and GPU vs
+CPU numerics on MobileNetV2.
+
+1. Timing parity. Both tools use LiteRT's CompiledModel API on the CPU accelerator, interleaved over
+   rounds in fresh processes, exactly as ``bench_vs_litert.py`` does for the Interpreter (it supplies the
+   models, the unrounded reading of the tool's median and the report helpers):
+
+       liteship bench MODEL --accelerator cpu --threads N --runs R --warmup W --min-seconds 0 --json
+       python -m ai_edge_litert.tools.benchmark_litert_model --model=MODEL --num_threads=N ...
+
+2. GPU numerics (correctness only: a software GPU's speed means nothing). MobileNetV2 (random weights,
+   ``keras.applications.MobileNetV2(weights=None, classifier_activation=None)``: logits, since an
+   untrained softmax is ~1/1000 everywhere; re-built with a fixed batch of 1 since GPU accelerators take
+   static shapes only) as float32 and float16 (float16 weights), each run
+   on the GPU accelerator (LiteRT WebGPU over Mesa's llvmpipe Vulkan device) and on the CPU accelerator,
+   on the same 32 random inputs; reported: max and mean absolute difference, relative to the output
+   range, and top-1 agreement. ``validate --accelerator gpu`` reports the same per variant.
+
+Usage:
+    .venv/bin/python benchmarks/compiled_vs_litert.py [--rounds 5] [--threads 1,2] [--runs 100] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import bench_vs_litert as base  # noqa: E402  (the sibling script: models, tool runner, helpers)
+
+HEADING = "## CompiledModel: bench vs LiteRT's tool, and GPU numerics (issue 15)"
+MODELS = ("digits_cnn_float32.tflite", "mobilenet_v2_float32.tflite")
+
+
+def liteship_cmd(model: Path, threads: int, runs: int, warmup: int) -> list[str]:
+    return [*base.liteship_cmd(model, threads, runs, warmup), "--accelerator", "cpu"]
+
+
+def run_liteship(model: Path, threads: int, runs: int, warmup: int) -> float:
+    p = subprocess.run(
+        liteship_cmd(model, threads, runs, warmup), capture_output=True, text=True, env=base.ENV
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"liteship bench failed: {p.stderr.strip()[-2000:]}")
+    entry = json.loads(p.stdout)["entries"][0]
+    assert entry["timed"] == "run" and entry["accelerator"] == "cpu", entry
+    return float(entry["latency"]["p50_ms"])
+
+
+def compare(model: Path, threads: int, runs: int, warmup: int, rounds: int) -> dict:
+    ours, theirs = [], []
+    for r in range(rounds):
+        first_ours = r % 2 == 0
+        a = run_liteship(model, threads, runs, warmup) if first_ours else None
+        b = base.run_litert(model, threads, runs, warmup)
+        a = a if a is not None else run_liteship(model, threads, runs, warmup)
+        ours.append(a)
+        theirs.append(b)
+        print(
+            f"  {model.name} @{threads} round {r + 1}: liteship {a:.4f} ms, LiteRT {b:.4f} ms",
+            file=sys.stderr,
+        )
+    ratios = [x / y for x, y in zip(ours, theirs, strict=True) if y > 0]
+    return {
+        "model": model.name,
+        "threads": threads,
+        "liteship_ms": statistics.median(ours),
+        "litert_ms": statistics.median(theirs),
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
+def rows_from_log(text: str) -> list[dict]:
+    """The rows :func:`compare` would return, from its per-round stderr lines."""
+    import re
+
+    rounds: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for m in re.finditer(r"^  (\S+) @(\d+) round \d+: liteship ([\d.]+) ms, LiteRT ([\d.]+) ms$", text, re.M):
+        rounds.setdefault((m[1], int(m[2])), []).append((float(m[3]), float(m[4])))
+    rows = []
+    for (model, threads), pairs in rounds.items():
+        ratios = [a / b for a, b in pairs]
+        rows.append({
+            "model": model, "threads": threads, "liteship_ms": statistics.median(a for a, _ in pairs),
+            "litert_ms": statistics.median(b for _, b in pairs), "ratio": statistics.median(ratios),
+            "ratio_min": min(ratios), "ratio_max": max(ratios),
+        })  # fmt: skip
+    return rows
+
+
+def static_mobilenet(float16: bool) -> Path:
+    """MobileNetV2 (random weights, logits out) with a fixed batch of 1: GPU accelerators take static
+    shapes only."""
+    path = base.CACHE / f"mobilenet_v2_bn_logits_static_{'float16' if float16 else 'float32'}.tflite"
+    if not path.exists():
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        keras.utils.set_random_seed(0)
+        # Logits, not softmax: an untrained network's softmax is ~1/1000 everywhere, which any two
+        # runtimes "agree" on; its logits differ per input and show the kernels' arithmetic.
+        model = keras.applications.MobileNetV2(weights=None, classifier_activation=None)
+        # Untrained, the signal vanishes through the blocks (logits ~1e-11). BatchNorm statistics set
+        # from one batch of random images (momentum 0) keep every layer's activations normalized.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.0
+        batch = np.random.default_rng(1).uniform(-1, 1, (16, 224, 224, 3)).astype(np.float32)
+        model(batch, training=True)
+        static = keras.models.clone_model(model, input_tensors=keras.Input((224, 224, 3), batch_size=1))
+        static.set_weights(model.get_weights())
+        conv = tf.lite.TFLiteConverter.from_keras_model(static)
+        if float16:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        path.write_bytes(conv.convert())
+    return path
+
+
+# LiteRT 2.3's GPU accelerator crashes a process that has imported TensorFlow (the converter, here), so
+# the comparison runs in a fresh process.
+_NUMERICS = """
+import json, sys
+import numpy as np
+from liteship.runtime import CompiledModelRunner
+model, n = sys.argv[1], int(sys.argv[2])
+x = np.random.default_rng(0).uniform(-1, 1, (n, 224, 224, 3)).astype(np.float32)
+with CompiledModelRunner(model, accelerator="gpu") as g, CompiledModelRunner(model) as c:
+    got = np.concatenate([next(iter(g.infer(x[i : i + 1]).values())) for i in range(n)])
+    want = np.concatenate([next(iter(c.infer(x[i : i + 1]).values())) for i in range(n)])
+    diff = np.abs(got.astype(np.float64) - want)
+    print(json.dumps({
+        "backend": g.backend, "fully_accelerated": g.is_fully_accelerated(), "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()), "output_max": float(np.abs(want).max()),
+        "top1": float((got.argmax(-1) == want.argmax(-1)).mean()), "samples": n,
+    }))
+"""
+
+
+def numerics(model: Path, n: int = 32) -> dict:
+    p = subprocess.run(
+        [sys.executable, "-c", _NUMERICS, str(model), str(n)], capture_output=True, text=True, env=base.ENV
+    )
+    if p.returncode != 0:
+        raise SystemExit(f"GPU numerics failed: {p.stderr.strip()[-2000:]}")
+    return {"model": model.name, **json.loads(p.stdout.strip().splitlines()[-1])}
+
+
+def markdown(rows: list[dict], num: list[dict], args: argparse.Namespace, seconds: float) -> str:
+    cmd = (
+        f".venv/bin/python benchmarks/compiled_vs_litert.py --rounds {args.rounds} --threads {args.threads} "
+        f"--runs {args.runs} --warmup {args.warmup} --write"
+    )
+    table = [
+        "| model | threads | liteship p50 (ms) | LiteRT tool median (ms) | ratio (median of rounds) | ratio range | within ±5 % |",
+        "|---|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for r in rows:
+        ok = "yes" if abs(r["ratio"] - 1) <= 0.05 else "no"
+        table.append(
+            f"| {r['model']} | {r['threads']} | {r['liteship_ms']:.4f} | {r['litert_ms']:.4f} | "
+            f"{r['ratio']:.3f} | {r['ratio_min']:.3f}–{r['ratio_max']:.3f} | {ok} |"
+        )
+    ntable = [
+        "| model | GPU fully accelerated | max abs diff | mean abs diff | max abs output | top-1 agreement |",
+        "|---|:---:|---:|---:|---:|---:|",
+    ]
+    for r in num:
+        ntable.append(
+            f"| {r['model']} | {r['fully_accelerated']} | {r['max_abs']:.2e} | {r['mean_abs']:.2e} | "
+            f"{r['output_max']:.3g} | {r['top1'] * 100:.1f} % ({r['samples']}) |"
+        )
+    return "\n".join(
+        [
+            HEADING,
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} in {seconds / 60:.1f} min.",
+            "",
+            "**Timing parity, CompiledModel on the CPU accelerator.** liteship times `run_by_index` alone on",
+            "input buffers written before the timer (`timed: run`; the CPU accelerator is synchronous); the",
+            "tool times `run_by_name` on buffers filled once. Each round runs both once, in fresh processes,",
+            f"alternating the order; {args.runs} measured runs after {args.warmup} warm-up runs; a figure is",
+            "the median over rounds of each run's median (the tool's unrounded, as in bench_vs_litert.py).",
+            "",
+            *table,
+            "",
+            "**GPU vs CPU numerics** (correctness only; software-GPU latency means nothing). MobileNetV2",
+            "(random weights, BatchNorm statistics set from one random batch; the 1000 logits before the",
+            "softmax, since an untrained softmax is ~1/1000 everywhere),",
+            "float32 and float16 weights, LiteRT's GPU accelerator",
+            f"(`{num[0]['backend'] if num else '?'}`: WebGPU on Mesa llvmpipe, Vulkan) against the CPU",
+            "accelerator, on the same random inputs in −1..1. GPU kernels may compute in float16.",
+            "",
+            *ntable,
+            "",
+            "Command:",
+            "",
+            "```",
+            cmd,
+            "```",
+            "",
+            "Machine (`lscpu`, `nproc`); shared with other jobs:",
+            "",
+            "```",
+            base._machine(),
+            "```",
+            "",
+        ]
+    )
+
+
+def write_section(text: str) -> None:
+    old = base.RESULTS.read_text()
+    start = old.find(HEADING)
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        nxt = old.find("\n## ", start + len(HEADING))
+        new = old[:start] + text.rstrip("\n") + "\n" + (old[nxt:] if nxt >= 0 else "")
+    base.RESULTS.write_text(new.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--no-gpu", action="store_true", help="skip the GPU numerics")
+    ap.add_argument(
+        "--timing-log",
+        default=None,
+        help="rebuild the timing table from the round lines this script printed to stderr (no re-timing)",
+    )
+    ap.add_argument("--write", action="store_true", help=f"write the results to {base.RESULTS}")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    paths = {p.name: p for p in base.build_models()}
+    if args.timing_log:
+        rows = rows_from_log(Path(args.timing_log).read_text())
+    else:
+        rows = [
+            compare(paths[name], int(n), args.runs, args.warmup, args.rounds)
+            for name in MODELS
+            for n in args.threads.split(",")
+        ]
+    num = [] if args.no_gpu else [numerics(static_mobilenet(False)), numerics(static_mobilenet(True))]
+    text = markdown(rows, num, args, time.perf_counter() - t0)
+    print(text)
+    if args.write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
