@@ -42,6 +42,7 @@ class AgentConfig:
     loop: bool = False
     max_frames: int | None = None
     spool_max: int = 1000
+    bench_duty_cycle: float = 0.5  # largest share of time a fleet bench job may take (liteship.agent.jobs)
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,17 @@ def _nothing_to_run(state: Path) -> AgentError:
     )
 
 
+def _attach_bench_jobs(loop: Any, store: Store, updater: Any, config: AgentConfig) -> None:
+    """Fleet bench jobs run on the updater thread, between frames (see :mod:`liteship.agent.jobs`)."""
+    from liteship.agent.jobs import BenchJobs, LiveGate
+
+    loop.gate = LiveGate()
+    loop.jobs = BenchJobs(
+        store, updater, gate=loop.gate, duty_cycle=config.bench_duty_cycle, num_threads=config.num_threads
+    )
+    loop.jobs.recover()
+
+
 def run_agent(config: AgentConfig) -> int:
     """Recover, then run the inference loop (and the updater when a server is configured) until the
     source ends, the frame limit, or SIGTERM/SIGINT. Returns the number of frames processed.
@@ -336,6 +348,8 @@ def run_agent(config: AgentConfig) -> int:
         num_threads=config.num_threads,
         max_frames=config.max_frames,
     )
+    if updater is not None:
+        _attach_bench_jobs(loop, store, updater, config)
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
     event("agent started", current=store.current_version(), server=server, source=config.source)

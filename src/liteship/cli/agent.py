@@ -103,6 +103,13 @@ def cli() -> None:
 @click.option("--threads", "num_threads", type=int, help="LiteRT threads. Defaults to the number of cores.")
 @click.option("--loop", is_flag=True, help="Repeat an image folder or video file forever.")
 @click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option(
+    "--bench-duty-cycle",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Largest share of time a fleet bench job may take; its steps run between frames.",
+)
 def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent

@@ -363,3 +363,8 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
     console.print(table)
     for note in notes:
         console.print(escape(note), soft_wrap=True)
+
+
+from liteship.cli.fleet_bench import bench as _bench  # noqa: E402 - `fleet bench` needs the options above
+
+fleet_cmd.add_command(_bench)

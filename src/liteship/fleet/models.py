@@ -252,6 +252,7 @@ class Assignment(BaseModel):
     reason: str
     reason_code: str | None = None
     allow_downgrade_to: str | None = None
+    jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
 
 
 class TelemetryCreate(BaseModel):

@@ -15,6 +15,7 @@ from liteship.fleet.api.deps import (
     SettingsDep,
     own_device,
 )
+from liteship.fleet.api.routes.jobs import attach_offers
 from liteship.fleet.models import (
     Assignment,
     CheckIn,
@@ -73,7 +74,7 @@ async def check_in(device_id: str, body: CheckIn, request: Request, device: Devi
     assignment = await request.app.state.checkins.check_in_async(device=device, data=body)
     if assignment is None:
         raise crud.NotFound(f"device {device_id!r} is not registered.", hint="Register it again.")
-    return assignment
+    return await attach_offers(request, assignment)  # bench jobs (liteship.fleet.jobs)
 
 
 @router.get("/{device_id}/assignment", response_model=Assignment)
