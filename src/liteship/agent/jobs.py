@@ -246,6 +246,7 @@ class BenchJobs:
         self._write({"job_id": job_id, "state": "running", "at": time.time()})
         self._post(job_id, {"state": "running"})
         event("bench job started", job_id=job_id, variants=len(offer.get("variants") or []))
+        report: dict[str, Any]
         try:
             try:
                 variants, settings = _checked(offer)
@@ -338,20 +339,20 @@ class BenchJobs:
             return {"name": name, "ok": False, "error": str(e)[:1000]}
         except Exception as e:  # noqa: BLE001 - a bad variant must never stop the agent
             return {"name": name, "ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}
-        e = report.entries[0]
+        entry = report.entries[0]
         return {
             "name": name,
             "ok": True,
-            "threads": e.threads,
-            "init_ms": e.init_ms if e.init_ms is not None else built_ms,
-            "first_inference_ms": e.first_inference_ms,
-            "p50_ms": e.latency.p50_ms,
-            "p95_ms": e.latency.p95_ms,
-            "p99_ms": e.latency.p99_ms,
-            "mean_ms": e.latency.mean_ms,
-            "runs": e.latency.count,
-            "rss_delta_bytes": e.rss_delta_bytes,
-            "peak_rss_bytes": e.peak_rss_bytes,
+            "threads": entry.threads,
+            "init_ms": entry.init_ms if entry.init_ms is not None else built_ms,
+            "first_inference_ms": entry.first_inference_ms,
+            "p50_ms": entry.latency.p50_ms,
+            "p95_ms": entry.latency.p95_ms,
+            "p99_ms": entry.latency.p99_ms,
+            "mean_ms": entry.latency.mean_ms,
+            "runs": entry.latency.count,
+            "rss_delta_bytes": entry.rss_delta_bytes,
+            "peak_rss_bytes": entry.peak_rss_bytes,
         }
 
 

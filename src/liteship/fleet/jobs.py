@@ -46,9 +46,22 @@ GROUP_ISA = ("neon", "dotprod", "i8mm", "sve", "avx2", "avx512f", "avx512_vnni",
 # ---- profiles: group and match (the device profile is the check-in ``runtime``) -------------------
 
 
-def profile_of(device: Device) -> dict[str, Any]:
-    """The hardware profile a device reported at check-in (``Device.runtime``), or ``{}``."""
-    return device.runtime if isinstance(device.runtime, dict) else {}
+def profile_of(device: Device, reported: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The hardware profile a device reported at check-in (``Device.runtime``), else the one it sent with
+    its last bench report (``reported``: see :func:`reported_profiles`), else ``{}``."""
+    if isinstance(device.runtime, dict) and device.runtime:
+        return device.runtime
+    return (reported or {}).get(device.id, {})
+
+
+def reported_profiles(session: Session) -> dict[str, dict[str, Any]]:
+    """Each device's profile from its latest bench report that carried one."""
+    rows = session.execute(
+        select(BenchTask.device_id, BenchTask.profile)
+        .where(BenchTask.profile.is_not(None))
+        .order_by(BenchTask.updated_at)
+    )
+    return {device_id: profile for device_id, profile in rows if isinstance(profile, dict)}
 
 
 def profile_group(profile: dict[str, Any]) -> str:
@@ -57,7 +70,8 @@ def profile_group(profile: dict[str, Any]) -> str:
     Example: ``x86_64+avx2`` or ``aarch64+neon+dotprod``; ``unknown`` without a machine.
     """
     machine = str(profile.get("machine") or "unknown")[:50]
-    isa = profile.get("isa") if isinstance(profile.get("isa"), list) else []
+    isa = profile.get("isa")
+    isa = isa if isinstance(isa, list) else []
     features = [f for f in GROUP_ISA if f in isa]
     return "+".join([machine, *features])
 
@@ -95,15 +109,16 @@ def resolve_devices(session: Session, body: BenchJobCreate) -> tuple[list[str], 
             raise NotFound(f"no device {missing[0]!r}.", hint="List devices with `liteship fleet devices`.")
         return ids, {"devices": ids}
     everyone = list(session.scalars(select(Device).order_by(Device.id)))
+    reported = reported_profiles(session)
     if body.group is not None:
-        ids = [d.id for d in everyone if profile_group(profile_of(d)) == body.group]
+        ids = [d.id for d in everyone if profile_group(profile_of(d, reported)) == body.group]
         selector: dict[str, Any] = {"group": body.group}
     else:
         assert body.profile is not None
-        ids = [d.id for d in everyone if profile_matches(profile_of(d), body.profile)]
+        ids = [d.id for d in everyone if profile_matches(profile_of(d, reported), body.profile)]
         selector = {"profile": body.profile}
     if not ids:
-        groups = sorted({profile_group(profile_of(d)) for d in everyone})
+        groups = sorted({profile_group(profile_of(d, reported)) for d in everyone})
         raise NotFound(
             f"no registered device matches {selector}.",
             hint=f"Groups now: {', '.join(groups) or 'none (no device has checked in with a profile)'}.",

@@ -20,7 +20,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from liteship.errors import PipelineError, UsageError
 from liteship.pipeline.select import Candidate, select_variant
@@ -134,7 +134,7 @@ def _select(
                 validation_passed=v.get("validation_passed") is not False,
             )
         )
-    objective = report.get("objective") if report.get("objective") in ("latency", "size") else "latency"
+    objective: Literal["latency", "size"] = "size" if report.get("objective") == "size" else "latency"
     sel = select_variant(candidates, objective=objective, **gates)
     failures.update(sel.failures_by_recipe)
     return sel.chosen, failures

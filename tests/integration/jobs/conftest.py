@@ -1,0 +1,25 @@
+"""Bench-job API tests reuse the fleet server fixtures (apps on SQLite and PostgreSQL through FastAPI's
+TestClient): tests/integration/fleet/conftest.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "fleet_integration_conftest_for_jobs", Path(__file__).resolve().parents[1] / "fleet" / "conftest.py"
+)
+_fleet = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = _fleet
+_spec.loader.exec_module(_fleet)
+
+ADMIN, ENROLL, MODEL_FILE = _fleet.ADMIN, _fleet.ENROLL, _fleet.MODEL_FILE
+keys, make_package, make_settings, db_url, fleet = (
+    _fleet.keys,
+    _fleet.make_package,
+    _fleet.make_settings,
+    _fleet.db_url,
+    _fleet.fleet,
+)
+postgres_server, postgres_url = _fleet.postgres_server, _fleet.postgres_url
