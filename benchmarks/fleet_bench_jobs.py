@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,50 +168,42 @@ def main() -> None:
         time.sleep(args.window)
         idle = {d: loop_figures(s, t0, time.time()) for d, s in sinks.items()}
 
-        env_admin = {**os.environ, "LITESHIP_SERVER": url, "LITESHIP_TOKEN": admin["Authorization"][7:]}
-        queued = time.time()
-        job = json.loads(
-            subprocess.run(
-                [
-                    EXE,
-                    "fleet",
-                    "bench",
-                    str(FLOAT),
-                    str(QUANT),
-                    "--device",
-                    "dev-1",
-                    "--device",
-                    "dev-2",
-                    "--runs",
-                    str(args.runs),
-                    "--threads",
-                    "1",
-                    "--json",
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env_admin,
-            ).stdout
-        )
-        while True:
-            done = httpx.get(f"{url}/api/v1/bench/jobs/{job['id']}", headers=admin, timeout=30).json()
-            if done["state"] == "complete":
-                break
-            time.sleep(0.2)
-        answered = time.time()
-        during = {}
-        for t in done["tasks"]:
-            during[t["device_id"]] = loop_figures(sinks[t["device_id"]], t["created_at"], t["updated_at"])
-        local = json.loads(
-            subprocess.run(
-                [EXE, "bench", str(FLOAT), str(QUANT), "--threads", "1", "--runs", str(args.runs), "--json"],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=env,
-            ).stdout
-        )
+        env_admin = {**os.environ, "LITESHIP_SERVER": url, "LITESHIP_TOKEN": ADMIN}
+
+        def run_job(*devices: str) -> tuple[dict, float]:
+            queued = time.time()
+            flags = [x for d in devices for x in ("--device", d)]
+            job = json.loads(
+                subprocess.run(
+                    [
+                        EXE,
+                        "fleet",
+                        "bench",
+                        str(FLOAT),
+                        str(QUANT),
+                        *flags,
+                        "--runs",
+                        str(args.runs),
+                        "--threads",
+                        "1",
+                        "--json",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=env_admin,
+                ).stdout
+            )
+            while True:
+                done = httpx.get(f"{url}/api/v1/bench/jobs/{job['id']}", headers=admin, timeout=30).json()
+                if done["state"] == "complete":
+                    return done, time.time() - queued
+                time.sleep(0.2)
+
+        single, _ = run_job("dev-1")  # dev-2 keeps serving, as it did in the window without a job
+        task = single["tasks"][0]
+        during = loop_figures(sinks["dev-1"], task["created_at"], task["updated_at"])
+        both, elapsed = run_job("dev-1", "dev-2")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -220,34 +211,45 @@ def main() -> None:
             p.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
+    # on the same machine, now idle of agents: liteship bench, the same models, threads and runs
+    local = json.loads(
+        subprocess.run(
+            [EXE, "bench", str(FLOAT), str(QUANT), "--threads", "1", "--runs", str(args.runs), "--json"],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+    )
 
     cpu = next(
         (line.split(":", 1)[1].strip() for line in sh("lscpu").splitlines() if "Model name" in line), "?"
     )
-    print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f}; job {done['id']}")
-    print(
-        f"queue → results stored for both agents: {answered - queued:.1f} s ({args.runs} runs × 2 variants)"
-    )
+    print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f}; duty cycle {args.duty_cycle}")
+    print(f"queue → results stored for both agents: {elapsed:.1f} s ({args.runs} runs × 2 variants)")
     local_p50 = {Path(e["model"]).name: e["latency"]["p50_ms"] for e in local["entries"]}
-    print("\n| variant | local `liteship bench` p50 | dev-1 p50 | dev-2 p50 | median device vs local |")
-    print("|---|---:|---:|---:|---:|")
+
+    def p50(job: dict, device: str, name: str) -> float:
+        t = next(t for t in job["tasks"] if t["device_id"] == device)
+        return next(r for r in t["results"] if r["name"] == name)["p50_ms"]
+
+    print(
+        "\n| variant | local `liteship bench` p50 | dev-1 alone | vs local | dev-1 (2 agents) | dev-2 (2 agents) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
     for name, lp in local_p50.items():
-        dev = {
-            t["device_id"]: next(r for r in t["results"] if r["name"] == name)["p50_ms"]
-            for t in done["tasks"]
-        }
-        med = statistics.median(dev.values())
+        alone = p50(single, "dev-1", name)
         print(
-            f"| {name} | {lp:.3f} ms | {dev['dev-1']:.3f} ms | {dev['dev-2']:.3f} ms | {100 * (med / lp - 1):+.1f} % |"
+            f"| {name} | {lp:.3f} ms | {alone:.3f} ms | {100 * (alone / lp - 1):+.1f} % | "
+            f"{p50(both, 'dev-1', name):.3f} ms | {p50(both, 'dev-2', name):.3f} ms |"
         )
-    print("\n| device | loop | frames/s | frame interval p50 | frame interval p99 | inference p99 |")
-    print("|---|---|---:|---:|---:|---:|")
-    for d in sorted(idle):
-        for label, f in (("no job", idle[d]), ("during the job", during[d])):
-            print(
-                f"| {d} | {label} | {f['fps']:.1f} | {f['interval_p50_ms']:.2f} ms | "
-                f"{f['interval_p99_ms']:.2f} ms | {f['infer_p99_ms']:.2f} ms |"
-            )
+    print("\n| dev-1 loop | frames/s | frame interval p50 | frame interval p99 | inference p99 |")
+    print("|---|---:|---:|---:|---:|")
+    for label, f in (("no job", idle["dev-1"]), ("during its job", during)):
+        print(
+            f"| {label} | {f['fps']:.1f} | {f['interval_p50_ms']:.2f} ms | "
+            f"{f['interval_p99_ms']:.2f} ms | {f['infer_p99_ms']:.2f} ms |"
+        )
 
 
 if __name__ == "__main__":

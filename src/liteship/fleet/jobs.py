@@ -13,6 +13,7 @@ query; a new job reaches a device at most that much later.
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
@@ -227,29 +228,42 @@ def record_report(session: Session, *, job_id: str, device_id: str, report: Benc
     if task.state in TASK_DONE:
         return task
     task.state = report.state
-    task.error = report.error
+    task.error = _text(report.error)
     if report.results:
-        task.results = [r.model_dump() for r in report.results]
+        task.results = [{**r.model_dump(), "error": _text(r.error)} for r in report.results]
     if report.profile is not None:
         task.profile = _bounded_profile(report.profile)
     if report.mode is not None:
-        task.mode = {str(k)[:50]: v for k, v in list(report.mode.items())[:10] if _scalar(v)}
+        task.mode = {
+            _text(str(k)[:50]) or "?": _text(v) if isinstance(v, str) else v
+            for k, v in list(report.mode.items())[:10]
+            if _scalar(v)
+        }
     task.updated_at = time.time()
     return task
 
 
+def _text(value: str | None) -> str | None:
+    """Text as every database stores it (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "") if value is not None else None
+
+
 def _scalar(v: Any) -> bool:
-    return isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 200) or v is None
+    """A JSON scalar every database stores: bounded text, finite numbers (PostgreSQL refuses NaN)."""
+    if isinstance(v, float):
+        return math.isfinite(v)
+    return isinstance(v, (int, bool)) or (isinstance(v, str) and len(v) <= 200) or v is None
 
 
 def _bounded_profile(profile: dict[str, Any]) -> dict[str, Any]:
     """The profile with strings ≤ 200 chars, lists ≤ 32 short strings, at most 32 fields."""
     out: dict[str, Any] = {}
     for k, v in list(profile.items())[:32]:
+        key = _text(str(k)[:50]) or "?"
         if isinstance(v, list):
-            out[str(k)[:50]] = [str(x)[:50] for x in v[:32]]
+            out[key] = [_text(str(x)[:50]) for x in v[:32]]
         elif _scalar(v) and not (isinstance(v, int) and abs(v) > 1 << 53):
-            out[str(k)[:50]] = v
+            out[key] = _text(v) if isinstance(v, str) else v
     return out
 
 

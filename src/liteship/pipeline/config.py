@@ -37,6 +37,9 @@ class BenchConfig(_Strict):
     runs: int = Field(default=50, ge=1)
     warmup: int = Field(default=5, ge=0)
     min_seconds: float = Field(default=1.0, ge=0)
+    # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/bench-jobs.md)
+    devices: list[str] = Field(default_factory=list, max_length=500)
+    device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
 
 
 class GatesConfig(_Strict):

@@ -326,6 +326,64 @@ def select_report(
     return selection
 
 
+def select_in_pipeline(report: dict[str, Any], bench: Any, log: Callable[[str], None]) -> DeviceSelection:
+    """The pipeline's device stage (``bench.devices`` in liteship.yaml): queue the converted variants on
+    those devices (server and admin token from $LITESHIP_SERVER / $LITESHIP_TOKEN), wait up to
+    ``bench.device_timeout_s``, select. An unreachable fleet falls back to the workstation figures."""
+    from liteship.errors import FleetError
+    from liteship.fleet.jobs_client import BenchClient
+    from liteship.progress import track_until
+
+    paths = [Path(v["path"]) for v in report["variants"] if v.get("ok") and v.get("path")]
+    names = [
+        re.sub(r"[^A-Za-z0-9._+-]", "-", v["recipe"]) + ".tflite"
+        for v in report["variants"]
+        if v.get("ok") and v.get("path")
+    ]
+    try:
+        client = BenchClient()
+        job = client.queue(
+            paths,
+            names=names,
+            devices=list(bench.devices),
+            runs=bench.runs,
+            warmup=bench.warmup,
+            min_seconds=bench.min_seconds,
+        )
+        log(
+            f"device bench: job {job['id']} on {len(job['tasks'])} device(s); waiting up to {bench.device_timeout_s:g} s"
+        )
+        with track_until("devices answered") as update:
+            done = client.wait(
+                job["id"],
+                timeout_s=bench.device_timeout_s,
+                on_progress=lambda j: update(
+                    sum(t["state"] not in OPEN for t in j["tasks"]), len(j["tasks"])
+                ),
+            )
+    except FleetError as e:
+        chosen = report.get("chosen")
+        sel = DeviceSelection(
+            job_id="",
+            chosen=chosen,
+            workstation_chosen=chosen,
+            basis="workstation (fallback)",
+            fallback=True,
+            message=f"the device bench could not run ({e}); selection falls back to the workstation figures: {chosen or 'nothing'} (flagged as workstation-only).",
+            variants=list(_figures(report, []).values()),
+        )
+        log(f"[bold yellow]device bench[/] {sel.message}")
+        return sel
+    sel = select_on_devices(report, done)
+    still = [d for d, s in sel.missing.items() if s.split(":")[0] in OPEN]
+    if still:
+        sel = _with_message(
+            sel, f"timed out after {bench.device_timeout_s:g} s waiting for {', '.join(still)}; "
+        )
+    log(f"[bold {'yellow' if sel.fallback else 'green'}]device bench[/] {sel.message}")
+    return sel
+
+
 def _with_message(sel: DeviceSelection, prefix: str) -> DeviceSelection:
     from dataclasses import replace
 
@@ -410,6 +468,7 @@ __all__ = [
     "GroupChoice",
     "read_report",
     "render_section",
+    "select_in_pipeline",
     "select_on_devices",
     "select_report",
     "variant_files",

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,33 +32,19 @@ FAST_BENCH = ("--runs", "20", "--warmup", "2", "--min-seconds", "0.2")
 
 
 def enroll(fleet, keys, state: Path, device_id: str, model_id: str) -> Path:
-    """A device enrolled through the real CLI."""
+    """A device enrolled with the agent's own enroll (the CLI's is covered by tests/e2e/agent)."""
     from agent_e2e_conftest import ENROLL
 
-    exe = Path(sys.executable).parent / "liteship"
-    r = subprocess.run(
-        [
-            str(exe),
-            "agent",
-            "enroll",
-            "--state-dir",
-            str(state),
-            "--server",
-            fleet.url,
-            "--enrollment-token",
-            ENROLL,
-            "--device-id",
-            device_id,
-            "--model-id",
-            model_id,
-            "--key",
-            keys.public_path,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    from liteship.agent.service import enroll as agent_enroll
+
+    agent_enroll(
+        state,
+        server=fleet.url,
+        enrollment_token=ENROLL,
+        device_id=device_id,
+        key=keys.public_path,
+        model_id=model_id,
     )
-    assert r.returncode == 0, r.stderr
     return state
 
 
@@ -207,6 +192,7 @@ def test_job_on_two_agents_and_selection_on_device_figures(fleet, variants, two_
         job["id"],
         "--timeout",
         "5",
+        "--per-group",
         "--json",
         env=admin_env(fleet),
     )
@@ -222,18 +208,31 @@ def test_job_on_two_agents_and_selection_on_device_figures(fleet, variants, two_
     html = (out / "report.html").read_text()
     assert 'id="device-latency"' in html and "workstation p50 ms" in html
     # one variant per hardware group is valid: both agents share this machine's group
-    r = cli(
-        "pipeline",
-        "select",
-        str(out / "report.json"),
-        "--job",
-        job["id"],
-        "--per-group",
-        "--json",
-        env=admin_env(fleet),
+    assert (
+        len(sel["groups"]) == 1
+        and sel["groups"][0]["chosen"] == other
+        and len(sel["groups"][0]["devices"]) == 2
     )
-    groups = json.loads(r.stdout)["groups"]
-    assert len(groups) == 1 and groups[0]["chosen"] == other and len(groups[0]["devices"]) == 2
+
+
+def test_pipeline_stage_waits_for_devices_or_falls_back(fleet, variants, two_agents, monkeypatch):
+    """``bench: devices: [...]`` in liteship.yaml: the pipeline's device stage, against the real agents."""
+    from liteship.pipeline.config import BenchConfig
+    from liteship.pipeline.device_select import select_in_pipeline
+
+    _, _, report, fastest = variants
+    bench = BenchConfig(
+        devices=["bench-a", "bench-b"], runs=20, warmup=2, min_seconds=0.2, device_timeout_s=120
+    )
+    monkeypatch.setenv("LITESHIP_SERVER", fleet.url)
+    monkeypatch.setenv("LITESHIP_TOKEN", ADMIN)
+    logged: list[str] = []
+    sel = select_in_pipeline(report, bench, logged.append)
+    assert not sel.fallback and sel.chosen != fastest and len(sel.answered) == 2, sel
+    assert any("waiting up to 120 s" in m for m in logged)
+    monkeypatch.setenv("LITESHIP_SERVER", "http://127.0.0.1:9")  # nothing listens: flagged fallback
+    sel = select_in_pipeline(report, bench, logged.append)
+    assert sel.fallback and sel.chosen == fastest and "cannot reach the fleet server" in sel.message
 
 
 def test_silent_device_times_out_into_flagged_workstation_fallback(fleet, variants, keys, cli, tmp_path):
