@@ -87,11 +87,17 @@ def select_cmd(
     (flagged). Writes the result into report.json (device_selection) and report.html.
     Exit code 3 when no variant passes the gates on device figures.
     """
-    from liteship.errors import GateFailed
+    from liteship.errors import GateFailed, UsageError
     from liteship.fleet.jobs_client import BenchClient, parse_profile
-    from liteship.pipeline.device_select import select_report
+    from liteship.pipeline.device_select import read_report, select_report
     from liteship.progress import track_until
 
+    read_report(report)  # a clear error before any network call
+    if job_id is None and not (devices or group or profile):
+        raise UsageError(
+            "give a bench job id (--job), or devices to queue the report's variants on "
+            "(--device, --group or --profile)."
+        )
     client = BenchClient(server, token)
     with track_until("devices answered", enabled=not as_json) as update:
         sel = select_report(
