@@ -38,4 +38,4 @@ def test_pipeline_select_refuses_a_file_that_is_no_report(cli, tmp_path):
     assert r.returncode == 2 and "is not a pipeline report" in r.stderr, r.stderr
     (tmp_path / "r.json").write_text('{"variants": []}')
     r = cli("pipeline", "select", str(tmp_path / "r.json"), env={"LITESHIP_TOKEN": "t" * 32})
-    assert r.returncode == 2 and "give a bench job id, or devices" in r.stderr, r.stderr
+    assert r.returncode == 2 and "give a bench job id (--job), or devices" in r.stderr, r.stderr
