@@ -154,3 +154,23 @@ def test_device_reports_are_bounded_never_5xx(fleet, devices, state, figure, pro
             assert fig["p50_ms"] is None or 0 <= fig["p50_ms"] <= 3.6e6
         for key, value in (stored["profile"] or {}).items():
             assert len(key) <= 50 and (not isinstance(value, str) or len(value) <= 200)
+
+
+def test_offline_targets_key_job_waits_for_its_signature(fleet, devices, tmp_path):
+    """Without targets.pem on the server a job is queued but offered to no device before it is signed."""
+    from liteship.fleet.jobs_client import BenchClient
+
+    heads, _ = devices
+    offline = tmp_path / "targets.pem"
+    (fleet.app.state.tuf.keys_dir / "targets.pem").rename(offline)
+    client = BenchClient("http://testserver", token=fleet.admin["Authorization"].split()[1])
+    client._http = fleet.client  # the in-process app (as the fleet's own offline-key test does)
+    client._http.headers.update(fleet.admin)
+    job = client.queue([MODEL_FILE], devices=["pi-1"], runs=5)
+    assert job["tuf"] == "pending-offline-signature"
+    fleet.app.state.open_bench_tasks.invalidate()
+    assert not checkin(fleet, "pi-1", heads["pi-1"]).get("jobs")  # unsigned: never offered
+    job = client.queue([MODEL_FILE], devices=["pi-1"], runs=5, targets_key=offline)
+    assert job["tuf"] == "signed"
+    fleet.app.state.open_bench_tasks.invalidate()
+    assert len(checkin(fleet, "pi-1", heads["pi-1"])["jobs"]) == 2  # both jobs' targets are signed now
