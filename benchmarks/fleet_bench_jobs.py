@@ -8,9 +8,10 @@ serve MobileNetV1 0.25 float32 on image frames, then
    the frame interval — prepare + infer + any wait for the bench gate — and p99 of inference alone);
 2. queues a job of the two MobileNetV1 0.25 variants (float32, uint8) on both agents and measures the
    loops again while it runs, and the time from queueing until both agents' results are stored;
-3. runs ``liteship bench`` on this machine with the same models, threads and runs, beside the device p50s.
+3. alternates ``--repeat`` rounds of a job on one agent and ``liteship bench`` on this machine (same
+   models, threads and runs, while the agents serve), and compares the medians of the p50s.
 
-    .venv/bin/python benchmarks/fleet_bench_jobs.py --runs 200
+    .venv/bin/python benchmarks/fleet_bench_jobs.py --runs 200 --repeat 3
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--window", type=float, default=10.0, help="Seconds of loop measured without a job.")
     ap.add_argument("--duty-cycle", type=float, default=0.5)
+    ap.add_argument("--repeat", type=int, default=3, help="Rounds of device vs local comparison.")
     args = ap.parse_args()
     from liteship.package import build_package, generate_keypair
 
@@ -200,8 +203,22 @@ def main() -> None:
                     return done, time.time() - queued
                 time.sleep(0.2)
 
-        single, _ = run_job("dev-1")  # dev-2 keeps serving, as it did in the window without a job
-        task = single["tasks"][0]
+        def local_bench() -> dict[str, float]:  # liteship bench: same machine, models, threads, runs
+            out = subprocess.run(
+                [EXE, "bench", str(FLOAT), str(QUANT), "--threads", "1", "--runs", str(args.runs), "--json"],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=env,
+            ).stdout
+            return {Path(e["model"]).name: e["latency"]["p50_ms"] for e in json.loads(out)["entries"]}
+
+        # rounds of (job on dev-1 alone, then liteship bench), both while the agents serve their loops
+        singles, locals_ = [], []
+        for _ in range(args.repeat):
+            singles.append(run_job("dev-1")[0])
+            locals_.append(local_bench())
+        task = singles[0]["tasks"][0]
         during = loop_figures(sinks["dev-1"], task["created_at"], task["updated_at"])
         both, elapsed = run_job("dev-1", "dev-2")
     finally:
@@ -211,38 +228,32 @@ def main() -> None:
             p.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
-    # on the same machine, now idle of agents: liteship bench, the same models, threads and runs
-    local = json.loads(
-        subprocess.run(
-            [EXE, "bench", str(FLOAT), str(QUANT), "--threads", "1", "--runs", str(args.runs), "--json"],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-        ).stdout
-    )
 
     cpu = next(
         (line.split(":", 1)[1].strip() for line in sh("lscpu").splitlines() if "Model name" in line), "?"
     )
     print(f"CPU: {cpu}; load average {os.getloadavg()[0]:.1f}; duty cycle {args.duty_cycle}")
     print(f"queue → results stored for both agents: {elapsed:.1f} s ({args.runs} runs × 2 variants)")
-    local_p50 = {Path(e["model"]).name: e["latency"]["p50_ms"] for e in local["entries"]}
 
     def p50(job: dict, device: str, name: str) -> float:
         t = next(t for t in job["tasks"] if t["device_id"] == device)
         return next(r for r in t["results"] if r["name"] == name)["p50_ms"]
 
-    print(
-        "\n| variant | local `liteship bench` p50 | dev-1 alone | vs local | dev-1 (2 agents) | dev-2 (2 agents) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, lp in local_p50.items():
-        alone = p50(single, "dev-1", name)
+    print(f"\n{args.repeat} rounds (job on dev-1 alone, then `liteship bench`), p50 in ms; ratio of medians")
+    print("\n| variant | local p50 per round | device p50 per round | median device vs median local |")
+    print("|---|---|---|---:|")
+    for name in locals_[0]:
+        loc = [r[name] for r in locals_]
+        dev = [p50(j, "dev-1", name) for j in singles]
+        ratio = statistics.median(dev) / statistics.median(loc) - 1
         print(
-            f"| {name} | {lp:.3f} ms | {alone:.3f} ms | {100 * (alone / lp - 1):+.1f} % | "
-            f"{p50(both, 'dev-1', name):.3f} ms | {p50(both, 'dev-2', name):.3f} ms |"
+            f"| {name} | {', '.join(f'{v:.3f}' for v in loc)} | {', '.join(f'{v:.3f}' for v in dev)} | "
+            f"{100 * ratio:+.1f} % |"
         )
+    print("\n| variant | dev-1 p50 (job on both) | dev-2 p50 (job on both) |")
+    print("|---|---:|---:|")
+    for name in locals_[0]:
+        print(f"| {name} | {p50(both, 'dev-1', name):.3f} | {p50(both, 'dev-2', name):.3f} |")
     print("\n| dev-1 loop | frames/s | frame interval p50 | frame interval p99 | inference p99 |")
     print("|---|---:|---:|---:|---:|")
     for label, f in (("no job", idle["dev-1"]), ("during its job", during)):

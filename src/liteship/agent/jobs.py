@@ -25,6 +25,7 @@ a variant that crashes LiteRT would otherwise crash the agent again at every sta
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -40,6 +41,7 @@ DEFAULT_DUTY_CYCLE = 0.5
 MAX_VARIANT_BYTES = 256 << 20
 MAX_RUNS = 10_000
 DONE_KEPT = 100  # job ids remembered as done (a job offered again after it finished is not rerun)
+TARGET_PREFIX = "bench-jobs/"  # the TUF targets of bench jobs (liteship.fleet.jobs); never a model's
 TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" adds MS to each run of NAME
 
 
@@ -366,6 +368,10 @@ def _checked(offer: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any
         ok = isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "target_path", "sha256"))
         if not ok or not isinstance(v.get("size"), int) or not 0 < v["size"] < 1 << 40:
             raise JobRefused(f"malformed variant in the job: {str(v)[:200]}")
+        if not re.fullmatch(r"[0-9a-f]{64}", v["sha256"]) or not v["target_path"].startswith(TARGET_PREFIX):
+            raise JobRefused(
+                f"variant {v['name'][:100]!r} is not a bench target ({TARGET_PREFIX}<job>/<name>)."
+            )
         out.append(v)
 
     def number(key: str, default: float, low: float, high: float) -> Any:

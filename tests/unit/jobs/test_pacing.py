@@ -50,6 +50,8 @@ def test_offers_are_bounded(tmp_path):
         {"variants": [{**good, "size": -1}]},
         {"variants": [good] * 17},
         {"variants": [good], "min_seconds": True},
+        {"variants": [{**good, "sha256": "../../etc/passwd"}]},
+        {"variants": [{**good, "target_path": "digits/1.0.0/digits-1.0.0.lsp"}]},  # a model's target
     ):
         with pytest.raises(JobRefused):
             _checked({"job_id": "j", **bad})
