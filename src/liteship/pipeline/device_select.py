@@ -266,12 +266,42 @@ def variant_files(report: dict[str, Any], report_path: str | Path) -> tuple[list
         p = p if p.is_absolute() or p.exists() else base / p.name
         if p.is_file():
             paths.append(p)
-            names.append(re.sub(r"[^A-Za-z0-9._+-]", "-", v["recipe"]) + ".tflite")
+            names.append(job_name(v["recipe"]))
     if not paths:
         raise PipelineError(
             f"no variant file of {str(report_path)!r} exists any more.", hint="Run the pipeline again."
         )
     return paths, names
+
+
+def job_name(recipe: str) -> str:
+    """The name a report variant gets in a bench job: ``<recipe>.tflite``."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", recipe) + ".tflite"
+
+
+def wait_and_select(
+    client: Any,
+    job_id: str,
+    report: dict[str, Any],
+    *,
+    timeout_s: float,
+    per_group: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DeviceSelection:
+    """Wait for a job (at most ``timeout_s``), then select on its figures; names the devices still silent."""
+
+    def progress(job: dict[str, Any]) -> None:
+        if on_progress is not None:
+            on_progress(sum(t["state"] not in OPEN for t in job["tasks"]), len(job["tasks"]))
+
+    job = client.wait(job_id, timeout_s=timeout_s, on_progress=progress)
+    selection = select_on_devices(report, job, per_group=per_group)
+    still = [d for d, s in selection.missing.items() if s.split(":")[0] in OPEN]
+    if still:
+        selection = _with_message(
+            selection, f"timed out after {timeout_s:g} s waiting for {', '.join(still)}; "
+        )
+    return selection
 
 
 def select_report(
@@ -310,18 +340,9 @@ def select_report(
             paths, names=names, devices=devices, group=group, profile=profile, runs=int(bench.get("runs", 50))
         )["id"]
 
-    def progress(job: dict[str, Any]) -> None:
-        if on_progress is not None:
-            on_progress(sum(t["state"] not in OPEN for t in job["tasks"]), len(job["tasks"]))
-
-    job = client.wait(job_id, timeout_s=timeout_s, on_progress=progress)
-    selection = select_on_devices(report, job, per_group=per_group)
-    if selection.fallback or selection.missing:
-        still = [d for d, s in selection.missing.items() if s.split(":")[0] in OPEN]
-        if still:
-            selection = _with_message(
-                selection, f"timed out after {timeout_s:g} s waiting for {', '.join(still)}; "
-            )
+    selection = wait_and_select(
+        client, job_id, report, timeout_s=timeout_s, per_group=per_group, on_progress=on_progress
+    )
     write_selection(report_path, report, selection)
     return selection
 
@@ -334,32 +355,24 @@ def select_in_pipeline(report: dict[str, Any], bench: Any, log: Callable[[str], 
     from liteship.fleet.jobs_client import BenchClient
     from liteship.progress import track_until
 
-    paths = [Path(v["path"]) for v in report["variants"] if v.get("ok") and v.get("path")]
-    names = [
-        re.sub(r"[^A-Za-z0-9._+-]", "-", v["recipe"]) + ".tflite"
-        for v in report["variants"]
-        if v.get("ok") and v.get("path")
-    ]
+    ran = [v for v in report["variants"] if v.get("ok") and v.get("path")]
     try:
         client = BenchClient()
         job = client.queue(
-            paths,
-            names=names,
+            [Path(v["path"]) for v in ran],
+            names=[job_name(v["recipe"]) for v in ran],
             devices=list(bench.devices),
             runs=bench.runs,
             warmup=bench.warmup,
             min_seconds=bench.min_seconds,
         )
         log(
-            f"device bench: job {job['id']} on {len(job['tasks'])} device(s); waiting up to {bench.device_timeout_s:g} s"
+            f"device bench: job {job['id']} on {len(job['tasks'])} device(s); "
+            f"waiting up to {bench.device_timeout_s:g} s"
         )
         with track_until("devices answered") as update:
-            done = client.wait(
-                job["id"],
-                timeout_s=bench.device_timeout_s,
-                on_progress=lambda j: update(
-                    sum(t["state"] not in OPEN for t in j["tasks"]), len(j["tasks"])
-                ),
+            sel = wait_and_select(
+                client, job["id"], report, timeout_s=bench.device_timeout_s, on_progress=update
             )
     except FleetError as e:
         chosen = report.get("chosen")
@@ -369,16 +382,9 @@ def select_in_pipeline(report: dict[str, Any], bench: Any, log: Callable[[str], 
             workstation_chosen=chosen,
             basis="workstation (fallback)",
             fallback=True,
-            message=f"the device bench could not run ({e}); selection falls back to the workstation figures: {chosen or 'nothing'} (flagged as workstation-only).",
+            message=f"the device bench could not run ({e}); selection falls back to the workstation "
+            f"figures: {chosen or 'nothing'} (flagged as workstation-only).",
             variants=list(_figures(report, []).values()),
-        )
-        log(f"[bold yellow]device bench[/] {sel.message}")
-        return sel
-    sel = select_on_devices(report, done)
-    still = [d for d, s in sel.missing.items() if s.split(":")[0] in OPEN]
-    if still:
-        sel = _with_message(
-            sel, f"timed out after {bench.device_timeout_s:g} s waiting for {', '.join(still)}; "
         )
     log(f"[bold {'yellow' if sel.fallback else 'green'}]device bench[/] {sel.message}")
     return sel
