@@ -169,7 +169,8 @@ class BenchJobs:
         return [str(x) for x in data] if isinstance(data, list) else []
 
     def _finish(self, job_id: str) -> None:
-        self._write({"job_id": job_id, "state": "finished"})
+        """The server has the report: remember the job as done, then drop the journal (a crash in
+        between only resends a report the server already keeps)."""
         atomic_write_json(self.folder / "done.json", [*self._done(), job_id][-DONE_KEPT:])
         self.journal.unlink(missing_ok=True)
 
@@ -184,6 +185,8 @@ class BenchJobs:
         *failed* report. Returns the job id, or None."""
         journal = self._read()
         self._clean()
+        if journal is not None and journal.get("state") not in ("running", "report"):
+            self.journal.unlink(missing_ok=True)  # unreadable or unknown: nothing to report
         if journal is None or journal.get("state") != "running":
             return None
         job_id = str(journal.get("job_id"))
