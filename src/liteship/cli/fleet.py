@@ -365,6 +365,4 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
         console.print(escape(note), soft_wrap=True)
 
 
-from liteship.cli.fleet_bench import bench as _bench  # noqa: E402 - `fleet bench` needs the options above
-
-fleet_cmd.add_command(_bench)
+import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
-from liteship.cli.fleet import connection_options
+from liteship.cli.fleet import connection_options, fleet_cmd
 from liteship.errors import UsageError
 
 
@@ -172,30 +172,25 @@ def _mib(v: int | None) -> str:
     return "–" if v is None else f"{v / (1 << 20):.1f}"
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def render_results(job: dict[str, Any]) -> None:
     """One table: a row per device × variant; then each device's state, profile and how it ran."""
     from liteship.fleet.jobs import profile_group
 
-    table = Table(
-        "device",
-        "group",
-        "variant",
-        "threads",
-        "init ms",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "RSS Δ MiB",
-        "error",
-        title=f"{job['id']} ({job['state']}): latency of invoke in ms",
-        title_justify="left",
-    )
+    table = Table(title=f"{job['id']} ({job['state']}): latency of invoke in ms", title_justify="left")
+    for col in ("device", "group", "variant", "threads", "init", "p50", "p95", "p99", "RSS MiB"):
+        table.add_column(
+            col, no_wrap=True, justify="left" if col in ("device", "group", "variant") else "right"
+        )
+    errors: list[str] = []
     for t in job["tasks"]:
         group = profile_group(t.get("profile") or {})
         if not t.get("results"):
-            table.add_row(
-                t["device_id"], group, "–", "", "", "", "", "", "", f"{t['state']}: {t.get('error') or ''}"
-            )
+            table.add_row(t["device_id"], group, "–", "", "", "", "", "", "")
+            errors.append(f"{t['device_id']}: {t['state']}: {t.get('error') or 'no figures yet'}")
             continue
         for r in t["results"]:
             table.add_row(
@@ -208,10 +203,16 @@ def render_results(job: dict[str, Any]) -> None:
                 _ms(r.get("p95_ms")),
                 _ms(r.get("p99_ms")),
                 _mib(r.get("rss_delta_bytes")),
-                "" if r["ok"] else (r.get("error") or "failed"),
             )
+            if not r["ok"]:
+                errors.append(f"{t['device_id']} {r['name']}: {_short(r.get('error') or 'failed')}")
     console.print(table)
+    for line in errors:
+        console.print(f"  error {line}", markup=False, soft_wrap=True)
     for t in job["tasks"]:
         mode = t.get("mode") or {}
         how = ", ".join(f"{k}={v}" for k, v in mode.items()) or "–"
         console.print(f"{t['device_id']}: {t['state']}; live loop: {how}", markup=False)
+
+
+fleet_cmd.add_command(bench)
