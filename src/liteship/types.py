@@ -42,6 +42,29 @@ class TensorSpec:
         return f"{self.name}: {self.dtype}{list(self.shape)}{q}"
 
 
+def check_normalization(mean: Sequence[float] | None, std: Sequence[float] | None, what: str = "") -> None:
+    """The one rule for a normalization ``(x - mean) / std``: finite numbers, every std above 0.
+
+    Args:
+        what: A prefix naming the parameters in the message (``"input_"`` gives input_mean/input_std).
+
+    Raises:
+        DataError: A value is NaN/Inf, a list is empty, or a std is 0 or negative.
+    """
+    for name, values in ((f"{what}mean", mean), (f"{what}std", std)):
+        if values is None:
+            continue
+        values = [float(v) for v in values]
+        if not values or not all(math.isfinite(v) for v in values):
+            raise DataError(f"{name} {values} must be one or more finite numbers (no NaN or Inf).")
+        if name.endswith("std") and any(v <= 0 for v in values):
+            raise DataError(
+                f"{name} {values} must be > 0: (x - mean) / std divides by it.",
+                hint="E.g. a std of 255 scales pixels 0..255 to 0..1; a mean and std of 127.5 scale them to "
+                "-1..1.",
+            )
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How raw inputs become model inputs, declared once and reused by every stage.
@@ -69,11 +92,7 @@ class Preprocessing:
         object.__setattr__(self, "std", tuple(float(s) for s in _as_seq(self.std)))
         if self.size is not None:
             object.__setattr__(self, "size", tuple(int(s) for s in self.size))
-        if any(s == 0 for s in self.std):
-            raise DataError(
-                f"preprocessing std {list(self.std)} contains 0; a standard deviation divides the input.",
-                hint="Use a non-zero std, e.g. std=255 to scale pixels to 0..1.",
-            )
+        check_normalization(self.mean, self.std)
         if self.channel_order not in ("rgb", "bgr"):
             raise DataError(f"channel_order {self.channel_order!r} is not one of 'rgb', 'bgr'.")
 

@@ -103,21 +103,21 @@ class HealthWindow:
             return self._close()
         return None
 
-    def _close(self) -> str:
+    def _close(self) -> str | None:
         budget = self._budget()
         median = statistics.median(self._latencies) if self._latencies else None
         if budget is not None and median is not None and median > budget:
             return self._revert(
                 f"median latency {median:.2f} ms over the budget {budget:.2f} ms in the health window"
             )
-        self.store.commit()
+        done = self.store.commit(self._version)
         self._version = None
-        return "committed"
+        return "committed" if done else None
 
-    def _revert(self, reason: str) -> str:
-        self.store.revert(reason)
+    def _revert(self, reason: str) -> str | None:
+        done = self.store.revert(reason, from_version=self._version).done
         self._version = None
-        return "reverted"
+        return "reverted" if done else None  # not done: another thread switched the model first
 
 
 __all__ = ["HealthWindow", "LATENCY_SLACK"]

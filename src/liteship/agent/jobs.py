@@ -89,40 +89,10 @@ class Pacer:
 
 
 def device_profile() -> dict[str, Any]:
-    """The device profile (``liteship.agent.profile.device_profile`` when present, else the basics)."""
-    try:
-        from liteship.agent.profile import device_profile as full  # type: ignore[import-not-found]
-    except ImportError:
-        full = None
-    if full is not None:
-        return dict(full())
-    from liteship.bench.core import machine_info
+    """The device profile sent with a report: the check-in's (:func:`liteship.agent.profile.device_profile`)."""
+    from liteship.agent.profile import device_profile as profile
 
-    info = machine_info()
-    profile: dict[str, Any] = {
-        "machine": info["machine"],
-        "cpu_model": str(info["cpu"])[:200],
-        "cores": info["cpu_count"],
-        "os": str(info["platform"])[:200],
-        "python": info["python"],
-    }
-    flags = _cpu_flags()
-    profile["isa"] = [
-        f for f in ("neon", "asimd", "asimddp", "i8mm", "avx2", "avx512f", "avx512_vnni") if f in flags
-    ]
-    if "asimddp" in flags:
-        profile["isa"].append("dotprod")
-    return profile
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return dict(profile())
 
 
 class BenchJobs:

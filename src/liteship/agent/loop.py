@@ -27,36 +27,36 @@ import numpy as np
 from liteship.agent.health import HealthWindow
 from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
-from liteship.agent.store import MODEL_CHANGED, Store
+from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool
-from liteship.errors import InferenceError, LiteshipError
+from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
-from liteship.types import Preprocessing
 
 
 class LoadedModel:
     """The current slot, ready to run: runner, preprocessing, labels, calibration range."""
 
     def __init__(self, folder: Path, num_threads: int | None = None) -> None:
-        from liteship.model.metadata import labels_from_metadata, normalization_from_metadata
+        from liteship.data import read_labels
+        from liteship.model.metadata import labels_from_metadata
+        from liteship.package.reference import declared_preprocessing
         from liteship.runtime import LiteRTRunner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
+        try:  # never run un-normalized: an unreadable declaration fails the load (an event, a revert)
+            self.pre = declared_preprocessing(model_path, self.manifest.model.get("preprocessing"))
+        except (LiteshipError, TypeError, ValueError) as e:
+            raise ModelError(
+                f"the preprocessing declaration of {self.manifest.version} cannot be read ({e}); "
+                "refusing to run the model on un-normalized frames.",
+                hint="Re-package the model with a valid preprocessing record (mean/std/size).",
+            ) from e
         self.runner = LiteRTRunner(str(model_path), num_threads=num_threads)
         self.input = self.runner.input_specs[0]
-        pre = self.manifest.model.get("preprocessing")
-        try:
-            self.pre = (
-                Preprocessing.from_dict(pre)
-                if pre
-                else normalization_from_metadata(model_path) or Preprocessing()
-            )
-        except LiteshipError:
-            self.pre = Preprocessing()
         labels_file = self.manifest.model.get("labels")
         if labels_file and (folder / labels_file).is_file():
-            self.labels = (folder / labels_file).read_text(encoding="utf-8").splitlines()
+            self.labels = read_labels(folder / labels_file)
         else:
             self.labels = labels_from_metadata(model_path) or []
         r = self.manifest.calibration_range
@@ -67,24 +67,16 @@ class LoadedModel:
         return self.manifest.version
 
     def prepare(self, frame: Frame) -> np.ndarray:
-        """A ``(1, H, W, C)`` float32 input from an image file or RGB pixels."""
-        from PIL import Image
-
-        from liteship.data import load_image
+        """A ``(1, H, W, C)`` float32 input from an image file or RGB pixels, prepared by
+        :mod:`liteship.data` exactly as ``validate`` and the pipeline prepare the same image."""
+        from liteship.data import load_image, prepare_image
 
         shape = self.input.shape
         if frame.path is not None:
             return load_image(frame.path, self.pre, shape)[None]
         if frame.pixels is None:  # every source sets one of the two
             raise InferenceError(f"frame {frame.name!r} has neither a file nor pixels; nothing to infer on.")
-        gray = self.pre.grayscale if self.pre.grayscale is not None else shape[-1] == 1
-        im = Image.fromarray(frame.pixels).convert("L" if gray else "RGB")
-        size = self.pre.size or (shape[1], shape[2])
-        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        arr = np.asarray(im, dtype=np.float32)
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        arr = arr[..., ::-1] if self.pre.channel_order == "bgr" and arr.shape[-1] == 3 else arr
-        return self.pre.normalize(arr)[None]
+        return prepare_image(frame.pixels, self.pre, shape)[None]
 
     def infer(self, x: np.ndarray) -> tuple[int, float, float, bool]:
         """``(class index, top-1 score, latency ms, all outputs finite)``."""
@@ -115,6 +107,9 @@ class AgentLoop:
             no limit.
         model_wait_s: Longest wait for a model per frame before that frame is dropped. Defaults to 1.
         wait_log_s: Seconds between "waiting for a model" log lines. Defaults to 30.
+        max_fps: Frames per second at most (the loop sleeps between frames, so a camera or a
+            ``--loop``ed folder does not take a full core). The achieved rate goes into every telemetry
+            window (``achieved_fps``) and ``state.json`` (``agent status``). Defaults to no limit.
     """
 
     JOIN_TIMEOUT_S = 10.0  # at shutdown, time for the updater thread to finish its step
@@ -133,12 +128,19 @@ class AgentLoop:
         max_frames: int | None = None,
         model_wait_s: float = 1.0,
         wait_log_s: float = 30.0,
+        max_fps: float | None = None,
     ) -> None:
         self.store, self.source, self.sink, self.spool, self.updater = store, source, sink, spool, updater
         self.health = health or HealthWindow(store)
         self.window_s, self.num_threads, self.max_frames = window_s, num_threads, max_frames
         self.model_wait_s, self.wait_log_s = model_wait_s, wait_log_s
+        if max_fps is not None and not 0 < max_fps <= 1000:
+            raise UsageError(f"max_fps must be above 0 and at most 1000, got {max_fps!r}.")
+        self.max_fps = max_fps
+        self._next_frame = 0.0  # monotonic time the last frame started (max_fps)
+        self._rate_frames, self._rate_started = 0, time.monotonic()
         self.model: LoadedModel | None = None
+        self._lease: Lease | None = None
         self.aggregator = Aggregator()
         self.frames = 0  # processed
         self.dropped = 0  # read while no model was there to run them
@@ -161,27 +163,37 @@ class AgentLoop:
     # ---- model --------------------------------------------------------------------------------------
 
     def _reload(self) -> None:
+        """Load what ``current`` names now (read under the store's lock and leased, so the updater
+        cannot delete it while it loads or runs); a load failure reverts exactly that version."""
         self._changed.clear()
-        folder = self.store.current_dir()
-        if self.model is not None and folder is not None and folder.name == self.model.version:
+        current = self.store.current_version()
+        if self.model is not None and current == self.model.version:
             return
         self._close_window()
-        if self.model is not None:
-            self.model.close()
-            self.model = None
-        if folder is None:
+        self._unload()
+        lease = self.store.lease_current()
+        if lease is None:
             return
         try:
-            self.model = LoadedModel(folder, self.num_threads)
+            self.model = LoadedModel(lease.folder, self.num_threads)
         except LiteshipError as e:  # cannot even load: a health failure of this slot
-            event("model failed to load", 40, version=folder.name, error=str(e))
-            if self.health.observe(ok=False, version=folder.name) != "reverted":
-                self.store.revert(f"model failed to load: {e}", mark_failed=False)
+            self.store.release(lease)
+            event("model failed to load", 40, version=lease.version, error=str(e))
+            if self.health.observe(ok=False, version=lease.version) != "reverted":
+                self.store.revert(f"model failed to load: {e}", from_version=lease.version, mark_failed=False)
             self.aggregator.record_rollback()
             return self._reload()
+        self._lease = lease
         cal = self.model.calibration_range
         self.aggregator = Aggregator(self.model.manifest.model_id, self.model.version, cal)
         event("model loaded", version=self.model.version, model_id=self.model.manifest.model_id)
+
+    def _unload(self) -> None:
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+        self.store.release(self._lease)
+        self._lease = None
 
     def _wait_for_model(self) -> bool:
         """Give a missing model a chance to arrive; False when this frame must be dropped."""
@@ -266,9 +278,37 @@ class AgentLoop:
 
     def _close_window(self) -> None:
         window = self.aggregator.close()
+        rate = self._rate()
         self._window_started = time.monotonic()
         if window is not None:
+            window.update(achieved_fps=rate["achieved_fps"], max_fps=self.max_fps)
             self.spool.put(window)
+
+    def _rate(self) -> dict[str, Any]:
+        """Frames per second since the last call (processed and dropped), kept for ``agent status``."""
+        now = time.monotonic()
+        elapsed = max(now - self._rate_started, 1e-6)
+        rate = {
+            "achieved_fps": round(self._rate_frames / elapsed, 3),
+            "max_fps": self.max_fps,
+            "frames": self._rate_frames,
+            "seconds": round(elapsed, 3),
+            "at": time.time(),
+        }
+        if self._rate_frames:
+            self.store.update_state(lambda s: s.__setitem__("rate", rate))
+        self._rate_frames, self._rate_started = 0, now
+        return rate
+
+    def _pace(self) -> None:
+        """Sleep until the next frame may start under ``max_fps`` (SIGTERM ends the sleep)."""
+        if self.max_fps is None:
+            return
+        now = time.monotonic()
+        due = self._next_frame + 1.0 / self.max_fps  # one period after the last frame started
+        if due > now:
+            self._stop.wait(due - now)
+        self._next_frame = max(due, now)
 
     def flush(self) -> int:
         if self.updater is None:
@@ -344,6 +384,7 @@ class AgentLoop:
             self._thread = threading.Thread(target=self._update_thread, name="liteship-updater", daemon=True)
             self._thread.start()
         self._reload()
+        self._next_frame = time.monotonic()
         try:
             for frame in self._source_frames():
                 if self._changed.is_set():
@@ -356,10 +397,12 @@ class AgentLoop:
                     self.process(frame)
                     self.frames += 1
                     self._after_health(self.health.tick())
+                self._rate_frames += 1
                 if time.monotonic() - self._window_started >= self.window_s:
                     self._close_window()
                 if self._limit_reached():
                     break
+                self._pace()
         finally:
             self._shutdown()
         return self.frames
@@ -375,8 +418,7 @@ class AgentLoop:
         self.flush()
         self.sink.close()
         self.source.close()
-        if self.model is not None:
-            self.model.close()
+        self._unload()
 
 
 __all__ = ["AgentLoop", "LoadedModel"]

@@ -47,26 +47,23 @@ def _finish_or_count(store: Store, actions: list[str], clean_stop: bool) -> None
     if not pending:
         return
     version = pending["version"]
-    if store.current_version() != version:
-        if (store.versions / version).is_dir() and store.slot_problem(store.versions / version) is None:
-            store._finish_swap(version, pending.get("previous"))
-            actions.append(f"finished the interrupted swap to {version}")
-        else:
-            store.update_state(lambda s: s.__setitem__("pending", None))
-            actions.append(f"abandoned the update to {version} (its slot is incomplete)")
-            return
+    resumed = store.resume_swap()
+    if resumed == "finished":
+        actions.append(f"finished the interrupted swap to {version}")
+    elif resumed == "abandoned":
+        actions.append(f"abandoned the update to {version} (its slot is incomplete)")
+        return
     if clean_stop:  # a clean stop (source ended, frame limit, SIGTERM) is not a crash: nothing counted
         done = pending.get("inferences", 0)
         actions.append(f"health window of {version} continues after a clean stop ({done} inferences so far)")
         return
-    data = store.update_state(lambda s: s["pending"].__setitem__("starts", s["pending"].get("starts", 0) + 1))
-    starts = data["pending"]["starts"]
+    starts = store.count_start()
     if starts >= store.max_starts:
         reason = (
             f"the agent stopped uncleanly {starts} times during the health window of {version} "
             "(crash, kill or power loss)"
         )
-        to = store.revert(reason)
+        to = store.revert(reason, from_version=version).to
         actions.append(
             f"reverted {version} to {to}: {reason}" if to else f"reverted {version} (no fallback): {reason}"
         )
@@ -79,23 +76,13 @@ def _finish_or_count(store: Store, actions: list[str], clean_stop: bool) -> None
 
 def _check_slots(store: Store, actions: list[str]) -> None:
     for link in ("previous", "current"):
-        version = store._link_version(link)
-        if version is None:
-            if (store.root / link).is_symlink() or (store.root / link).exists():
-                _remove(store.root / link)
-            continue
-        folder = store.versions / version
-        problem = "missing" if not folder.is_dir() else store.slot_problem(folder)
-        if problem is None:
+        version, problem = store.check_slot(link)
+        if version is None or problem is None:
             continue
         actions.append(f"{link} slot {version} is damaged ({problem})")
-        if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
-        if link == "previous":
-            store._point("previous", None)
-        else:
-            to = store.revert(f"slot damaged on disk: {problem}", mark_failed=False)
-            actions.append(f"fell back to {to}" if to else "no verified model left")
+        outcome = store.discard_slot(link, problem)
+        if outcome is not None:
+            actions.append(f"fell back to {outcome.to}" if outcome.to else "no verified model left")
 
 
 def recover(store: Store) -> list[str]:
@@ -109,13 +96,12 @@ def recover(store: Store) -> list[str]:
     second call without a :meth:`~liteship.agent.store.Store.record_clean_shutdown` in between counts
     as a restart after a crash.
     """
-    with store._lock:
+    with store.locked():
         clean_stop = store.take_clean_shutdown() is not None
         actions = [f"removed leftover {p}" for p in clean_staging(store)]
         _finish_or_count(store, actions, clean_stop)
         _check_slots(store, actions)
-        if store.state()["pending"] and store.current_version() != store.state()["pending"]["version"]:
-            store.update_state(lambda s: s.__setitem__("pending", None))
+        store.drop_stale_pending()
         store.collect_garbage()
         for p in store.incoming.glob("*.lsp"):
             if os.path.getsize(p) == 0:

@@ -42,6 +42,7 @@ class AgentConfig:
     loop: bool = False
     max_frames: int | None = None
     spool_max: int = 1000
+    max_fps: float | None = None
     bench_duty_cycle: float = 0.5  # largest share of time a fleet bench job may take (liteship.agent.jobs)
 
 
@@ -60,6 +61,8 @@ class AgentStatus(ReportMixin):
     last_decision: dict[str, Any] | None = None
     spooled_windows: int = 0
     last_downgrade: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rate: dict[str, Any] | None = None
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
@@ -182,6 +185,7 @@ def enroll(
         token = client.register(device_id=device_id, enrollment_token=enrollment_token, model_id=model_id)
     finally:
         client.close()
+    _send_profile(FleetClient(server, device_id, token, transport=transport), model_id)
     config = {"server": server, "device_id": device_id, "token": token, "model_id": model_id}
     with _Undo() as undo:
         undo.mkdir(state / "tuf")
@@ -198,6 +202,23 @@ def enroll(
     }
 
 
+def _send_profile(client: FleetClient, model_id: str | None) -> None:
+    """Tell the server this device's hardware profile at enrollment (one check-in, answer ignored).
+
+    A failure here does not fail the enrollment (the token is issued already); the first check-in of
+    ``run`` sends the profile again.
+    """
+    from liteship.agent.client import ServerError
+    from liteship.agent.profile import device_profile
+
+    try:
+        client.check_in(model_id=model_id, version=None, health=None, runtime=device_profile())
+    except ServerError as e:
+        event("profile not sent at enrollment", 30, error=str(e))
+    finally:
+        client.close()
+
+
 def agent_status(state_dir: str | Path) -> AgentStatus:
     """What this device runs and last decided, read from its state folder (nothing is written).
 
@@ -211,7 +232,12 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
             hint="Enroll the device (`enroll`) or install a package (`install_package`) first, "
             "or give the state folder it uses.",
         )
-    store = Store(state)
+    store = Store(state, create=False)  # status never writes
+    if not store.looks_like_state():
+        raise AgentError(
+            f"{str(state)!r} is not an agent state folder (no state.json, device.json or model slots).",
+            hint="Give the folder the agent runs with (`--state-dir`, default /var/lib/liteship-agent).",
+        )
     s, dev = store.state(), _device(state)
     spool = state / "spool"
     return AgentStatus(
@@ -226,6 +252,8 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
         last_decision=s.get("last_decision"),
         spooled_windows=len(list(spool.glob("w-*.json"))) if spool.is_dir() else 0,
         last_downgrade=s.get("last_downgrade"),
+        history=list(s["history"]),
+        rate=s.get("rate"),
     )
 
 
@@ -347,6 +375,7 @@ def run_agent(config: AgentConfig) -> int:
         window_s=config.window_s,
         num_threads=config.num_threads,
         max_frames=config.max_frames,
+        max_fps=config.max_fps,
     )
     if updater is not None:
         _attach_bench_jobs(loop, store, updater, config)

@@ -1,4 +1,4 @@
-"""Frame sources behind one interface: ``camera``, ``video:PATH``, ``rtsp:URL``, ``images:DIR``.
+"""Frame sources behind one interface: ``camera``, ``video:PATH``, ``rtsp://URL``, ``images:DIR``.
 
 A source is an iterator of :class:`Frame` with ``close()``. Camera and video backends are imported
 only when used: picamera2 for ``camera`` when present, else OpenCV ``VideoCapture``; neither is a
@@ -164,7 +164,7 @@ class PiCameraSource:
 
 
 def open_source(spec: str, *, loop: bool = False) -> Any:
-    """Open ``camera[:N]``, ``video:PATH``, ``rtsp:URL`` or ``images:DIR``.
+    """Open ``camera[:N]``, ``video:PATH``, ``rtsp://URL`` or ``images:DIR``.
 
     Raises:
         UsageError: An unknown kind. AgentError: The backend it needs is not installed.

@@ -10,6 +10,16 @@ Layout under the state folder (see docs/agent.md for the crash-safety argument):
     state.json            failed versions, the pending health window, last check-in and decision
 
 Every write goes through :mod:`liteship.agent.fsutil` (temp file, fsync, rename, fsync the folder).
+
+The invariant, enforced here and nowhere else (every slot change takes the store's lock):
+
+* a verified model is always in ``current`` or ``previous``. The only way out of it is the device
+  condemning its only model (a failed health window, a boot-count revert or a damaged slot, with no
+  fallback to go to); a revert the server orders keeps the version it leaves as the fallback;
+* a revert names the version it reverts from (``from_version``) and is a no-op when that version is no
+  longer current (another thread switched first);
+* a version in use (:meth:`Store.lease`, held by the inference loop for the model it has loaded) is
+  never deleted: its folder goes when the last lease is released and no slot names it.
 """
 
 from __future__ import annotations
@@ -19,7 +29,10 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +43,32 @@ from liteship.package import Manifest, compare_versions, extract_verified, parse
 
 MAX_STARTS = 3  # start-ups of an unconfirmed candidate before it is reverted (RAUC-style boot count)
 MODEL_CHANGED = ("installed", "downgraded", "reverted-by-server")  # updater decisions that change current
+HISTORY = 10  # reverts and downgrades kept in state.json for `agent status`
+
+
+@dataclass(frozen=True)
+class Revert:
+    """What :meth:`Store.revert` did.
+
+    Attributes:
+        done: False when ``version`` was no longer current (the revert was a no-op).
+        version: The version the revert was asked to leave.
+        to: The current version after the call (the fallback, or None when there was none).
+        by: ``"device"`` (health window, boot count, damage, load failure) or ``"server"``.
+    """
+
+    done: bool
+    version: str | None
+    to: str | None
+    by: str = "device"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A version held in use (the loop's loaded model): its folder is not deleted until released."""
+
+    version: str
+    folder: Path
 
 
 class UpdateRefused(AgentError):
@@ -47,9 +86,13 @@ class Store:
         root: The state folder (created if missing).
         public_key: The publisher's ed25519 public key; slots are re-checked against it at start-up.
         max_starts: Start-ups allowed during a health window before the candidate is reverted.
+        create: Create the folders when missing. False opens it read-only for inspection
+            (``agent status``): nothing is created. Defaults to True.
     """
 
-    def __init__(self, root: str | Path, public_key: Any = None, max_starts: int = MAX_STARTS) -> None:
+    def __init__(
+        self, root: str | Path, public_key: Any = None, max_starts: int = MAX_STARTS, *, create: bool = True
+    ) -> None:
         self.root = Path(root)
         self.versions = self.root / "versions"
         self.incoming = self.root / "incoming"
@@ -57,8 +100,14 @@ class Store:
         self.public_key = public_key
         self.max_starts = max_starts
         self._lock = threading.RLock()
-        for d in (self.root, self.versions, self.incoming):
+        self._leases: Counter[str] = Counter()
+        for d in (self.root, self.versions, self.incoming) if create else ():
             d.mkdir(parents=True, exist_ok=True)
+
+    def looks_like_state(self) -> bool:
+        """Whether the folder holds agent state (a state file, device settings, slots or versions)."""
+        marks = ("state.json", "device.json", "versions", "current", "previous")
+        return any(os.path.lexists(self.root / m) for m in marks)
 
     # ---- state -------------------------------------------------------------------------------------
 
@@ -67,7 +116,14 @@ class Store:
         data.setdefault("failed", {})
         data.setdefault("pending", None)
         data.setdefault("reports", [])
+        data.setdefault("history", [])
         return data
+
+    @contextmanager
+    def locked(self) -> Iterator[Store]:
+        """Hold the store's lock (re-entrant) over several reads and changes, e.g. start-up recovery."""
+        with self._lock:
+            yield self
 
     def update_state(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Read-modify-write ``state.json`` atomically under the store's lock."""
@@ -89,6 +145,15 @@ class Store:
 
         def change(s: dict[str, Any]) -> None:
             s["last_downgrade"] = {**record, "reason": reason}
+            entry = {
+                "at": record.get("at", time.time()),
+                "event": "downgraded",
+                "version": record.get("from"),
+                "to": record.get("to"),
+                "reason": reason,
+                "by": "server",
+            }
+            s["history"] = [*s["history"], entry][-HISTORY:]
             s["last_decision"] = {
                 "at": record.get("at", time.time()),
                 "action": "downgraded",
@@ -146,6 +211,36 @@ class Store:
     def current_dir(self) -> Path | None:
         v = self.current_version()
         return self.versions / v if v and (self.versions / v).is_dir() else None
+
+    # ---- leases: a version in use is never deleted --------------------------------------------------
+
+    def lease_current(self) -> Lease | None:
+        """Read ``current`` under the lock and hold its version in use; None when there is no model.
+
+        Release it with :meth:`release` once the model is closed; until then neither a revert nor the
+        garbage collection deletes its folder.
+        """
+        with self._lock:
+            version = self.current_version()
+            if version is None or not (self.versions / version).is_dir():
+                return None
+            self._leases[version] += 1
+            return Lease(version, self.versions / version)
+
+    def release(self, lease: Lease | None) -> None:
+        """End a :meth:`lease_current`; the folder goes now if nothing else names it."""
+        if lease is None:
+            return
+        with self._lock:
+            self._leases[lease.version] -= 1
+            if self._leases[lease.version] <= 0:
+                del self._leases[lease.version]
+                self.collect_garbage()
+
+    def in_use(self) -> set[str]:
+        """Versions leased now (in this process)."""
+        with self._lock:
+            return set(self._leases)
 
     def manifest(self, version: str) -> Manifest:
         return Manifest.from_bytes((self.versions / version / "manifest.json").read_bytes())
@@ -272,14 +367,18 @@ class Store:
                     reason="smoke-test",
                 )
             step("swap")
-            if (self.versions / version).exists():  # the fallback slot comes back: keep the installed copy
-                shutil.rmtree(stage)
-            else:
-                os.replace(stage, self.versions / version)
-                fsync_dir(self.versions)
+            with self._lock:
+                kept = self.versions / version
+                if kept.is_dir() and self.slot_problem(kept) is None:  # a kept slot comes back: reuse it
+                    shutil.rmtree(stage)
+                else:
+                    if kept.exists():  # a leftover that no longer verifies (in use or not): replace it
+                        shutil.rmtree(kept, ignore_errors=True)
+                    os.replace(stage, kept)
+                    fsync_dir(self.versions)
+                self.swap(version)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        self.swap(version)
         return manifest
 
     def swap(self, version: str) -> None:
@@ -300,41 +399,167 @@ class Store:
             self._point("previous", old)
         self._point("current", version)
 
-    def commit(self) -> None:
-        """End the health window: the candidate is now the confirmed current model."""
+    def commit(self, version: str | None = None) -> bool:
+        """End the health window: the candidate is now the confirmed current model.
+
+        Args:
+            version: The candidate the window watched; when another version is pending (or current)
+                now, nothing is committed. Defaults to None (whatever is pending).
+
+        Returns:
+            Whether a candidate was committed.
+        """
         with self._lock:
             pending = self.state()["pending"]
+            if version is not None and (
+                not pending or pending["version"] != version or self.current_version() != version
+            ):
+                return False
             self.update_state(lambda s: s.__setitem__("pending", None))
             self.collect_garbage()
-        if pending:
-            self.record_decision("committed", pending["version"], "health window passed")
+            if pending:
+                self.record_decision("committed", pending["version"], "health window passed")
+            return bool(pending)
 
-    def revert(self, reason: str, *, mark_failed: bool = True) -> str | None:
-        """Go back to ``previous``; the failed version is never retried. Returns the new current."""
+    def revert(
+        self, reason: str, *, from_version: str | None, mark_failed: bool = True, by: str = "device"
+    ) -> Revert:
+        """Leave ``from_version`` for the fallback, if it is still current; else do nothing.
+
+        Args:
+            reason: Why (reported to the server as the revert event's reason).
+            from_version: The version being reverted. When it is no longer current (another thread
+                switched first) the call is a no-op, so a revert never hits the wrong model.
+            mark_failed: Never retry ``from_version`` on this device. Defaults to True.
+            by: ``"device"`` or ``"server"``. A server-ordered revert (the server sends the device back
+                to its fallback) keeps ``from_version`` as the new fallback: it did not fail here, and
+                the device keeps a verified model in both slots. Defaults to ``"device"``.
+
+        Returns:
+            A :class:`Revert`.
+        """
+        if by not in ("device", "server"):
+            raise ValueError(f"by must be 'device' or 'server', got {by!r}")
         with self._lock:
             bad, fallback = self.current_version(), self.previous_version()
+            if from_version is None or bad != from_version:
+                return Revert(False, from_version, bad, by)
             if fallback is None or not (self.versions / fallback).is_dir():
                 fallback = None
+            keep = by == "server" and fallback is not None and (self.versions / bad).is_dir()
             self._point("current", fallback)
-            self._point("previous", None)
-            event = {"at": time.time(), "event": "reverted", "version": bad, "to": fallback, "reason": reason}
+            self._point("previous", bad if keep else None)
+            at = time.time()
+            event = {
+                "at": at,
+                "event": "reverted",
+                "version": bad,
+                "to": fallback,
+                "reason": reason,
+                "by": by,
+            }
 
             def change(s: dict[str, Any]) -> None:
                 s["pending"] = None
-                if bad and mark_failed:
-                    s["failed"][bad] = {"reason": reason, "at": event["at"]}
+                if mark_failed and by == "device":
+                    s["failed"][bad] = {"reason": reason, "at": at}
                 s["reports"].append(event)
+                s["history"] = [*s["history"], event][-HISTORY:]
                 s["last_decision"] = {
-                    "at": event["at"],
+                    "at": at,
                     "action": "reverted",
                     "version": bad,
                     "reason": reason,
+                    "by": by,
                 }
 
             self.update_state(change)
-            if bad and bad != fallback:
-                shutil.rmtree(self.versions / bad, ignore_errors=True)
-            return fallback
+            self.collect_garbage()
+            return Revert(True, bad, fallback, by)
+
+    def reinstate(self, version: str, *, by: str = "server") -> bool:
+        """Swap the kept fallback ``version`` back in as a candidate (with a health window), without a
+        download: the server assigned again the newer version this device keeps as ``previous``.
+
+        Returns:
+            False (nothing changed) when ``version`` is not the fallback or its slot no longer verifies.
+        """
+        with self._lock:
+            if self.previous_version() != version or self.is_failed(version):
+                return False
+            if self.slot_problem(self.versions / version) is not None:
+                return False
+            self.swap(version)
+            return True
+
+    # ---- start-up recovery (liteship.agent.recovery drives these) -----------------------------------
+
+    def resume_swap(self) -> str:
+        """Finish a swap whose intent (``pending``) was written but whose symlinks were not both switched.
+
+        Returns:
+            ``"none"`` (nothing pending or already done), ``"finished"`` or ``"abandoned"`` (the
+            candidate's slot is incomplete: the intent is dropped and the old links stay).
+        """
+        with self._lock:
+            pending = self.state()["pending"]
+            if not pending or self.current_version() == pending["version"]:
+                return "none"
+            folder = self.versions / pending["version"]
+            if folder.is_dir() and self.slot_problem(folder) is None:
+                self._finish_swap(pending["version"], pending.get("previous"))
+                return "finished"
+            self.update_state(lambda s: s.__setitem__("pending", None))
+            return "abandoned"
+
+    def count_start(self) -> int:
+        """One more unclean start-up of the pending candidate; returns the count (0 when none pending)."""
+        with self._lock:
+            if not self.state()["pending"]:
+                return 0
+
+            def change(s: dict[str, Any]) -> None:
+                s["pending"]["starts"] = s["pending"].get("starts", 0) + 1
+
+            return int(self.update_state(change)["pending"]["starts"])
+
+    def check_slot(self, link: str) -> tuple[str | None, str | None]:
+        """``(version, problem)`` of the ``current`` or ``previous`` slot; a dangling or stray link is
+        removed (``(None, None)``). ``problem`` is None when every file verifies."""
+        if link not in ("current", "previous"):
+            raise ValueError(f"no slot named {link!r}")
+        with self._lock:
+            version = self._link_version(link)
+            if version is None:
+                path = self.root / link
+                if path.is_symlink() or path.exists():
+                    shutil.rmtree(path, ignore_errors=True) if path.is_dir() and not path.is_symlink() else (
+                        path.unlink(missing_ok=True)
+                    )
+                return None, None
+            folder = self.versions / version
+            return version, ("missing" if not folder.is_dir() else self.slot_problem(folder))
+
+    def discard_slot(self, link: str, problem: str) -> Revert | None:
+        """Throw away a damaged slot: ``previous`` is cleared; a damaged ``current`` falls back (not
+        marked failed: damage says nothing about the model). Its folder is deleted unless in use."""
+        with self._lock:
+            version, _ = self.check_slot(link)
+            if version is None:
+                return None
+            if version not in self._leases:
+                shutil.rmtree(self.versions / version, ignore_errors=True)
+            if link == "previous":
+                self._point("previous", None)
+                return None
+            return self.revert(f"slot damaged on disk: {problem}", from_version=version, mark_failed=False)
+
+    def drop_stale_pending(self) -> None:
+        """Forget a pending window whose candidate is no longer current."""
+        with self._lock:
+            pending = self.state()["pending"]
+            if pending and self.current_version() != pending["version"]:
+                self.update_state(lambda s: s.__setitem__("pending", None))
 
     def take_reports(self) -> list[dict[str, Any]]:
         """Events (reverts) not yet reported to the server; cleared by :meth:`reports_sent`."""
@@ -344,14 +569,17 @@ class Store:
         self.update_state(lambda s: s.__setitem__("reports", s["reports"][count:]))
 
     def collect_garbage(self) -> None:
-        keep = {
-            self.current_version(),
-            self.previous_version(),
-            (self.state()["pending"] or {}).get("version"),
-        }
-        for d in self.versions.iterdir():
-            if d.name not in keep:
-                shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
+        """Delete version folders no slot, pending window or lease names."""
+        with self._lock:
+            keep = {
+                self.current_version(),
+                self.previous_version(),
+                (self.state()["pending"] or {}).get("version"),
+                *self._leases,
+            }
+            for d in self.versions.iterdir():
+                if d.name not in keep:
+                    shutil.rmtree(d, ignore_errors=True) if d.is_dir() else d.unlink(missing_ok=True)
 
 
-__all__ = ["Store", "UpdateRefused", "MAX_STARTS", "MODEL_CHANGED"]
+__all__ = ["Store", "UpdateRefused", "Revert", "Lease", "MAX_STARTS", "MODEL_CHANGED", "HISTORY"]

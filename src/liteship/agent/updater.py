@@ -57,6 +57,16 @@ class Updater:
         self.model_id = model_id
         self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
         self.tuf_dir = store.root / "tuf"
+        self._profile: dict[str, Any] | None = None
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """The device profile sent as every check-in's ``runtime`` (read once: it does not change)."""
+        if self._profile is None:
+            from liteship.agent.profile import device_profile
+
+            self._profile = device_profile()
+        return self._profile
 
     def next_delay(self) -> float:
         return max(0.1, self.interval * (1.0 + random.uniform(-self.jitter, self.jitter)))
@@ -87,7 +97,9 @@ class Updater:
         pending = {k: v for k, v in (state["pending"] or {}).items() if k != "latencies_ms"} or None
         health = {"pending": pending, "failed_versions": sorted(state["failed"]), "events": reports}
         try:
-            assignment = self.client.check_in(model_id=self._model_id(), version=current, health=health)
+            assignment = self.client.check_in(
+                model_id=self._model_id(), version=current, health=health, runtime=self.profile
+            )
         except ServerError as e:
             failed = {"at": time.time(), "ok": False, "error": str(e), "reported_version": current}
             self.store.update_state(lambda s: s.__setitem__("last_checkin", failed))
@@ -112,11 +124,14 @@ class Updater:
             self._drop_downloads(keep=None)  # installed already: a copy left by a crash is garbage
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
-        if version == previous and current is not None:  # the server sends this device back (abort / halt)
-            self.store.revert(
-                f"server assigned the fallback {version}: {assignment.get('reason', '')}", mark_failed=False
-            )
-            return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+        if version == previous and current is not None and compare_versions(version, current) < 0:
+            # the server sends this device back (abort / halt); the version it leaves stays the fallback
+            reason = f"server assigned the fallback {version}: {assignment.get('reason', '')}"
+            if self.store.revert(reason, from_version=current, mark_failed=False, by="server").done:
+                return self._decide("reverted-by-server", version, assignment.get("reason", ""))
+            return self._decide("idle", version, "the model changed meanwhile; the next check-in decides")
+        if version == previous and self.store.reinstate(version):  # the kept newer fallback, no download
+            return self._decide("installed", version, assignment.get("reason", ""), record=False)
         downgrade_to = permitted_downgrade(assignment)
         try:
             self.store.check_offer(version, downgrade_to=downgrade_to)

@@ -76,7 +76,16 @@ def run_cli(cli: click.Command, argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="liteship", standalone_mode=False)
     except LiteshipError as e:
         fail(str(e), e.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, EOFError) or isinstance(e.__context__, EOFError):
+            # click turns any EOFError into Abort; only Ctrl-D at a prompt is the user's abort, and
+            # liteship never prompts: this is a file that ended early (e.g. an empty .npy)
+            cause = e.__cause__ or e.__context__
+            fail(
+                f"an input file ended before its data did (EOFError: {cause or 'empty file'}): it is empty "
+                "or truncated. Check the files given (e.g. --input, --golden) and write them again.",
+                1,
+            )
         err_console.print("aborted.")
         sys.exit(130)
     except click.ClickException as e:
@@ -103,6 +112,20 @@ def emit_json(obj: Any) -> None:
     """Print a report (dataclass with ``to_dict`` or plain data) as JSON on stdout."""
     data = obj.to_dict() if hasattr(obj, "to_dict") else to_jsonable(obj)
     click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+class FiniteRange(click.FloatRange):
+    """A float in a range that is also finite (click's FloatRange lets NaN through every bound)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import math
+
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number; expected {self._describe_range()}.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")

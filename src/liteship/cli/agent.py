@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError
 
 # the library's messages name parameters and functions; the CLI shows its flags and commands
@@ -62,7 +62,7 @@ def cli() -> None:
 @cli.command()
 @STATE_DIR
 @click.option(
-    "--source", default="camera", show_default=True, help="camera[:N] | video:PATH | rtsp:URL | images:DIR"
+    "--source", default="camera", show_default=True, help="camera[:N] | video:PATH | rtsp://URL | images:DIR"
 )
 @click.option(
     "--sink", default="stdout", show_default=True, help="stdout | file:PATH | http:URL (JSON per result)"
@@ -102,7 +102,13 @@ def cli() -> None:
 )
 @click.option("--threads", "num_threads", type=int, help="LiteRT threads. Defaults to the number of cores.")
 @click.option("--loop", is_flag=True, help="Repeat an image folder or video file forever.")
-@click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option(
+    "--max-fps",
+    type=FiniteRange(0, 1000, min_open=True),
+    help="At most this many frames per second (the loop sleeps between frames). Defaults to no limit; "
+    "the achieved rate is shown by `agent status` and sent with every telemetry window.",
+)
 @click.option(
     "--bench-duty-cycle",
     type=click.FloatRange(0.01, 1.0),
@@ -236,6 +242,17 @@ def status(state_dir: Path, as_json: bool) -> None:
     if st.last_downgrade:
         down = st.last_downgrade
         lines.append(f"downgrade {down.get('reason', '')} at {_when(down.get('at'))}")
+    for i, h in enumerate(reversed(st.history[-5:])):  # newest first
+        what = "sent back" if h.get("by") == "server" else "reverted"
+        lines.append(
+            f"{'history' if i == 0 else '':<10}ran {h.get('version') or '-'}, {what} to {h.get('to') or '-'} "
+            f"by the {h.get('by', 'device')} at {_when(h.get('at'))}: {h.get('reason', '')}"
+        )
+    if st.rate:
+        lines.append(
+            f"rate      {st.rate.get('achieved_fps', 0):.1f} frames/s achieved"
+            + (f" (limit {st.rate['max_fps']:g})" if st.rate.get("max_fps") else " (no limit)")
+        )
     lines.append(f"spool     {st.spooled_windows} window(s) waiting")
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)

@@ -7,14 +7,16 @@ from pathlib import Path
 
 import click
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError, UsageError
+from liteship.package.golden import MAX_LATENCY_BUDGET_MS, MAX_TOLERANCE
 
 # Library messages name parameters; users of these commands know the flags.
 _FLAGS = (
     ("pass overwrite=True", "pass --force"),
     ("overwrite=True", "--force"),
     ("golden_inputs", "--golden"),
+    ("reference_histogram computed by `liteship validate`", "--reference-data with a one-input model"),
     ("latency_budget_ms", "--latency-budget-ms"),
     ("public_key=", "--key"),
     ("private_key", "--key"),
@@ -92,11 +94,29 @@ def _read_metrics(path: str | None) -> dict | None:
 @click.option("--golden", type=click.Path(exists=True, dir_okay=False), help="Golden inputs (.npy/.npz).")
 @click.option("--metrics", type=click.Path(exists=True, dir_okay=False), help="Metrics to record (JSON).")
 @click.option("--recipe", help="Conversion recipe to record (defaults to the model's own record).")
-@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Labels file, one per line.")
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Labels file, one per line. Defaults to the labels in the model's metadata.",
+)
+@click.option(
+    "--reference-data",
+    type=click.Path(exists=True),
+    help="Validation data (.npz with x[,y], .npy or an image folder): the model's confidence histogram "
+    "over it becomes the fleet's drift reference. Without it, drift shows no-reference.",
+)
 @click.option("--description", help="Free text.")
-@click.option("--latency-budget-ms", type=float, help="Median latency the device smoke test allows.")
-@click.option("--atol", type=float, help="Absolute tolerance of the golden outputs.")
-@click.option("--rtol", type=float, help="Relative tolerance of the golden outputs.")
+@click.option(
+    "--latency-budget-ms",
+    type=FiniteRange(0, MAX_LATENCY_BUDGET_MS, min_open=True),
+    help="Median latency the device smoke test allows (ms, above 0).",
+)
+@click.option(
+    "--atol", type=FiniteRange(0, MAX_TOLERANCE), help="Absolute tolerance of the golden outputs (≥ 0)."
+)
+@click.option(
+    "--rtol", type=FiniteRange(0, MAX_TOLERANCE), help="Relative tolerance of the golden outputs (≥ 0)."
+)
 @click.option("-o", "--output", default=".", show_default=True, help="Output folder or .lsp file.")
 @click.option("--force", is_flag=True, help="Replace an existing package file.")
 @json_option
@@ -109,6 +129,7 @@ def package_cmd(
     metrics: str | None,
     recipe: str | None,
     labels: str | None,
+    reference_data: str | None,
     description: str | None,
     latency_budget_ms: float | None,
     atol: float | None,
@@ -137,6 +158,7 @@ def package_cmd(
             golden_tolerance=tol,
             latency_budget_ms=latency_budget_ms,
             labels=labels,
+            reference_data=reference_data,
             description=description,
             overwrite=force,
         )
@@ -151,6 +173,14 @@ def package_cmd(
         f"packaged {m.model_id} {m.version} → {info.path} ({info.size:,} bytes)", markup=False, soft_wrap=True
     )
     console.print(f"sha256 {info.sha256}  signed by key {m.key_id}", markup=False, soft_wrap=True)
+    ref = m.reference_histogram
+    console.print(
+        f"drift reference: {sum(ref['counts'])} samples"
+        if ref
+        else "drift reference: none (--reference-data)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @click.command("verify")

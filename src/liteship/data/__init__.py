@@ -258,26 +258,43 @@ def load_image(
     """
     from PIL import Image, UnidentifiedImageError  # Pillow is a core dependency, imported when used
 
-    pre = pre or Preprocessing()
     try:
         with Image.open(path) as opened:
-            im: Image.Image = opened
-            channels = int(input_shape[-1]) if input_shape is not None and len(input_shape) == 4 else 3
-            gray = pre.grayscale if pre.grayscale is not None else channels == 1
-            im = im.convert("L" if gray else "RGB")
-            size = pre.size or (
-                tuple(int(s) for s in input_shape[1:3])
-                if input_shape is not None and len(input_shape) == 4 and min(input_shape[1:3]) > 0
-                else None
-            )
-            if size is not None and (im.height, im.width) != tuple(size):
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32)
+            return prepare_image(opened, pre, input_shape)
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DataError(
             f"cannot decode image {str(path)!r}: {e}.",
             hint="Use JPEG/PNG/BMP files, or remove the file from the folder.",
         ) from e
+
+
+def prepare_image(
+    image: Any, pre: Preprocessing | None = None, input_shape: Sequence[int] | None = None
+) -> np.ndarray:
+    """The one image preparation of liteship (validation, calibration, ``run`` and the device agent):
+    a PIL image or ``(H, W[, C])`` uint8 pixels → float32 ``(H, W, C)``, resized, channel-ordered and
+    normalized.
+
+    Args:
+        image: A PIL image, or pixels (RGB or grayscale, as a camera source gives them).
+        pre: Preprocessing. Defaults to identity (pixel values 0..255).
+        input_shape: Model input shape ``(1, H, W, C)`` giving the size and channel count.
+    """
+    from PIL import Image
+
+    pre = pre or Preprocessing()
+    im: Image.Image = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    channels = int(input_shape[-1]) if input_shape is not None and len(input_shape) == 4 else 3
+    gray = pre.grayscale if pre.grayscale is not None else channels == 1
+    im = im.convert("L" if gray else "RGB")
+    size = pre.size or (
+        tuple(int(s) for s in input_shape[1:3])
+        if input_shape is not None and len(input_shape) == 4 and min(input_shape[1:3]) > 0
+        else None
+    )
+    if size is not None and (im.height, im.width) != tuple(size):
+        im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    arr = np.asarray(im, dtype=np.float32)
     if arr.ndim == 2:
         arr = arr[..., None]
     if pre.channel_order == "bgr" and arr.shape[-1] == 3:
@@ -285,4 +302,36 @@ def load_image(
     return pre.normalize(arr)
 
 
-__all__ = ["Dataset", "load_dataset", "load_image", "IMAGE_SUFFIXES"]
+def parse_labels(raw: bytes | str) -> list[str]:
+    """The one label-file rule: one label per line (UTF-8, a BOM and ``\\r\\n`` endings allowed), the
+    final line break ignored, blank lines inside kept (class indices stay aligned); empty text → ``[]``."""
+    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
+    if not text.strip():
+        return []
+    return [line.rstrip("\r") for line in text.rstrip("\r\n").split("\n")]
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """:func:`parse_labels` of a file.
+
+    Raises:
+        DataError: The file cannot be read.
+    """
+    try:
+        return parse_labels(Path(path).read_bytes())
+    except OSError as e:
+        raise DataError(
+            f"cannot read labels file {str(path)!r}: {e.strerror or e}.",
+            hint="Give a text file with one label per line.",
+        ) from e
+
+
+__all__ = [
+    "Dataset",
+    "load_dataset",
+    "load_image",
+    "prepare_image",
+    "parse_labels",
+    "read_labels",
+    "IMAGE_SUFFIXES",
+]

@@ -41,7 +41,7 @@ from liteship.fleet.models import Device
 
 OPEN_TASKS_TTL_S = 1.0
 # ISA features that change which XNNPACK kernels run (int8 dot products, wide vectors)
-GROUP_ISA = ("neon", "dotprod", "i8mm", "sve", "avx2", "avx512f", "avx512_vnni", "avxvnni")
+GROUP_ISA = ("neon", "dotprod", "i8mm", "sve", "avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
 
 
 # ---- profiles: group and match (the device profile is the check-in ``runtime``) -------------------

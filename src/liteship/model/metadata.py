@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from liteship._fs import write_atomic
 from liteship.errors import DataError, MetadataError, ModelError
 from liteship.model import flatbuffer as fbm
 from liteship.model import metadata_schema as ms
-from liteship.types import Preprocessing, ReportMixin
+from liteship.types import Preprocessing, ReportMixin, check_normalization
 
 METADATA_ENTRY = "TFLITE_METADATA"
 LABELS_DESCRIPTION = "Labels for categories that the model can recognize."
@@ -189,8 +188,9 @@ def _file(loaded: fbm.LoadedModel, name: str) -> bytes:
 
 
 def _split_labels(raw: bytes) -> list[str]:
-    text = raw.decode("utf-8-sig", errors="replace")
-    return [line.rstrip("\r") for line in text.rstrip("\r\n").split("\n")] if text.strip() else []
+    from liteship.data import parse_labels  # the one label-file rule
+
+    return parse_labels(raw)
 
 
 @dataclass(frozen=True)
@@ -503,15 +503,10 @@ def _normalization(
             )
         return list(preprocessing.mean), list(preprocessing.std)
     mean, std = _floats(mean, "input_mean"), _floats(std, "input_std")
-    for what, values in (("input_mean", mean), ("input_std", std)):
-        if values is not None and not all(math.isfinite(v) for v in values):
-            raise MetadataError(f"{what} {values} contains NaN or Inf; expected finite numbers.")
-    if std is not None and any(s <= 0 for s in std):
-        raise MetadataError(
-            f"input_std {std} must be > 0: (x - mean) / std divides by it.",
-            hint="E.g. input_std=255 scales pixels 0..255 to 0..1, input_std=127.5 (with input_mean=127.5) "
-            "to -1..1.",
-        )
+    try:
+        check_normalization(mean, std, what="input_")  # the one std rule (liteship.types)
+    except DataError as e:
+        raise MetadataError(e.message, hint=e.hint) from e
     if (mean is None) != (std is None):
         given, missing = ("input_mean", "input_std") if std is None else ("input_std", "input_mean")
         raise MetadataError(

@@ -16,7 +16,14 @@ from liteship._fs import write_atomic
 from liteship.errors import PackageError
 from liteship.model.flatbuffer import load_model, metadata_entries, read_liteship_info
 from liteship.package.archive import check_member_name, write_archive
-from liteship.package.golden import GoldenLike, golden_feeds, golden_npz, run_golden, tolerance
+from liteship.package.golden import (
+    GoldenLike,
+    golden_feeds,
+    golden_npz,
+    latency_budget,
+    run_golden,
+    tolerance,
+)
 from liteship.package.manifest import (
     GOLDEN_NAME,
     LABELS_NAME,
@@ -65,6 +72,7 @@ def build_package(
     recipe: str | None = None,
     metrics: Mapping[str, Any] | None = None,
     reference_histogram: Any = None,
+    reference_data: Any = None,
     golden_inputs: GoldenLike | None = None,
     golden_outputs: Mapping[str, np.ndarray] | None = None,
     golden_tolerance: float | Sequence[float] | Mapping[str, float] | None = None,
@@ -89,6 +97,9 @@ def build_package(
         recipe: The conversion recipe. Defaults to the one recorded in the model by liteship, if any.
         metrics: Free-form metrics (validation, benchmark) to record.
         reference_histogram: Output-confidence histogram from validation, ``{"bins", "counts"}``.
+        reference_data: Validation data (``.npz``, ``.npy``, image folder or array) to compute the
+            reference histogram from (:func:`~liteship.package.reference.reference_histogram`), when
+            ``reference_histogram`` is not given. Defaults to None (no reference: drift cannot be judged).
         golden_inputs: Smoke-test inputs (see :func:`~liteship.package.golden.golden_feeds`). Defaults
             to 4 seeded random samples within the calibration range.
         golden_outputs: ``{output name: (N, ...)}`` expected outputs. Defaults to running the model
@@ -97,7 +108,8 @@ def build_package(
             quantization steps for quantized outputs.
         latency_budget_ms: Median latency the device's smoke test allows. Defaults to no limit.
         calibration_range: ``(min, max)`` of calibration inputs. Defaults to the model's record.
-        labels: Class labels (list or a file), stored as ``labels.txt``.
+        labels: Class labels (list or a file), stored as ``labels.txt``. Defaults to the labels in
+            the model's TFLite metadata, if any.
         extra_files: ``{name in package: bytes or path}``.
         description: Free text.
         created: Creation time. Defaults to ``$SOURCE_DATE_EPOCH`` when set, else now (UTC).
@@ -115,6 +127,7 @@ def build_package(
     """
     check_model_id(model_id)
     parse_semver(version)
+    latency_budget_ms = latency_budget(latency_budget_ms)
     path = _output_path(Path(output), model_id, version)
     if not overwrite and path.exists():
         raise PackageError(
@@ -130,6 +143,12 @@ def build_package(
         feeds = golden_feeds(golden_inputs, in_specs, (calib["min"], calib["max"]) if calib else None)
         expected = run_golden(runner, feeds)[0] if golden_outputs is None else dict(golden_outputs)
     expected = _check_outputs(expected, [s.name for s in out_specs], len(next(iter(feeds.values()))))
+    if reference_histogram is None and reference_data is not None:
+        from liteship.package.reference import reference_histogram as compute_reference
+
+        reference_histogram = compute_reference(loaded.data, reference_data)
+    if labels is None:
+        labels = _metadata_labels(loaded.data)
     atol, rtol = tolerance(golden_tolerance, out_specs)
     files = {MODEL_NAME: loaded.data, GOLDEN_NAME: golden_npz(feeds, expected)}
     if labels is not None:
@@ -159,7 +178,7 @@ def build_package(
             "outputs": [s.name for s in out_specs],
             "atol": atol,
             "rtol": rtol,
-            "latency_budget_ms": None if latency_budget_ms is None else float(latency_budget_ms),
+            "latency_budget_ms": latency_budget_ms,
             "source": "synthetic" if golden_inputs is None else "given",
         },
         recipe=recipe if recipe is not None else info.get("recipe"),
@@ -216,6 +235,17 @@ def _runtime(model: Any, backend: str) -> dict[str, Any]:
         "min_runtime_version": min_version,
         "built_with": backend,
     }
+
+
+def _metadata_labels(data: bytes) -> list[str] | None:
+    """The labels zipped into the model's metadata (kept in the package), or None."""
+    from liteship.errors import LiteshipError
+    from liteship.model.metadata import labels_from_metadata
+
+    try:
+        return labels_from_metadata(data) or None
+    except LiteshipError:  # metadata naming a missing label file: package without labels
+        return None
 
 
 def _labels_bytes(labels: Sequence[str] | str | os.PathLike) -> bytes:

@@ -22,6 +22,8 @@ from liteship.types import TensorSpec
 
 DEFAULT_SAMPLES = 4
 MAX_SAMPLES = 256
+MAX_TOLERANCE = 1e6  # beyond this a golden comparison checks nothing
+MAX_LATENCY_BUDGET_MS = 3_600_000.0  # one hour per inference
 GoldenLike = np.ndarray | Mapping[str, np.ndarray] | Sequence[np.ndarray] | str | Path
 
 
@@ -32,8 +34,11 @@ def _load_file(path: Path, specs: list[TensorSpec]) -> np.ndarray | dict[str, np
         )
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise PackageError(f"cannot read golden inputs {str(path)!r} as .npy/.npz ({e}).") from e
+    except (OSError, ValueError, EOFError) as e:  # an empty or truncated file raises EOFError
+        raise PackageError(
+            f"cannot read golden inputs {str(path)!r} as .npy/.npz ({type(e).__name__}: {e or 'empty file'}).",
+            hint="Save them with np.save(path, inputs) or np.savez(path, x=inputs).",
+        ) from e
     if isinstance(data, np.ndarray):
         return data
     with data:
@@ -145,6 +150,27 @@ def default_tolerance(output_specs: list[TensorSpec]) -> tuple[float, float]:
     return max([1e-3, *steps]), 1e-3
 
 
+def latency_budget(value: float | None) -> float | None:
+    """A checked ``latency_budget_ms``: None, or a finite number above 0 and at most an hour.
+
+    Raises:
+        PackageError: Out of range, NaN or not a number.
+    """
+    if value is None:
+        return None
+    try:
+        budget = float(value)
+    except (TypeError, ValueError) as e:
+        raise PackageError(f"latency_budget_ms must be a number, got {value!r}.") from e
+    if not 0 < budget <= MAX_LATENCY_BUDGET_MS:
+        raise PackageError(
+            f"latency_budget_ms {value!r} is out of range: expected milliseconds above 0 and at most "
+            f"{MAX_LATENCY_BUDGET_MS:g}.",
+            hint="Give the median latency the device may take, e.g. 1.5 times `liteship bench`'s p50.",
+        )
+    return budget
+
+
 def tolerance(
     value: float | Sequence[float] | Mapping[str, float] | None, specs: list[TensorSpec]
 ) -> tuple[float, float]:
@@ -158,8 +184,12 @@ def tolerance(
         atol = float(value)
     else:
         atol, rtol = (float(v) for v in value)
-    if not (atol >= 0 and rtol >= 0):
-        raise PackageError(f"golden tolerance atol={atol}, rtol={rtol} must both be >= 0.")
+    if not (0 <= atol <= MAX_TOLERANCE and 0 <= rtol <= MAX_TOLERANCE):
+        raise PackageError(
+            f"golden tolerance atol={atol}, rtol={rtol}: each must be a finite number from 0 to "
+            f"{MAX_TOLERANCE:g}.",
+            hint="Give tolerances such as atol=1e-3, rtol=1e-3 (the defaults).",
+        )
     return atol, rtol
 
 

@@ -83,6 +83,14 @@ def smoke_test(
             check_finite(np.asarray(arr), f"the package's golden {side} {name!r}")
     except PackageError as e:
         return SmokeResult(ok=False, model_id=m.model_id, version=m.version, failures=(e.message,))
+    try:  # the device prepares frames from this declaration: unreadable means un-normalized inference
+        from liteship.package.reference import declared_preprocessing
+
+        declared_preprocessing(pkg.model_bytes, m.model.get("preprocessing"))
+    except (LiteshipError, TypeError, ValueError) as e:
+        failures.append(
+            f"the model's preprocessing declaration cannot be read ({e}); frames would be fed un-normalized."
+        )
     try:
         with LiteRTRunner(pkg.model_bytes, num_threads=num_threads) as runner:
             backend = runner.backend

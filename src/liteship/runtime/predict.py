@@ -16,7 +16,7 @@ from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.litert import LiteRTRunner
-from liteship.types import Preprocessing, ReportMixin
+from liteship.types import Preprocessing, ReportMixin, check_normalization
 
 SMALL_OUTPUT = 64  # outputs up to this many values are listed in the report itself
 
@@ -218,13 +218,10 @@ def _override(mean: Any, std: Any, preprocess: bool, raw: bool) -> dict[str, tup
     out = {}
     for name, value in given.items():
         values = tuple(float(v) for v in ((value,) if isinstance(value, (int, float, np.number)) else value))
-        if not values or not all(np.isfinite(v) for v in values):
-            raise UsageError(f"{name} {list(values)} must be one or more finite numbers.")
-        if name == "std" and any(v <= 0 for v in values):
-            raise UsageError(
-                f"std {list(values)} must be > 0: inputs are divided by it.",
-                hint="E.g. std=255 scales pixels 0..255 to 0..1.",
-            )
+        try:  # the one mean/std rule (liteship.types)
+            check_normalization(values if name == "mean" else None, values if name == "std" else None)
+        except DataError as e:
+            raise UsageError(e.message, hint=e.hint) from e
         out[name] = values
     return out
 
@@ -282,7 +279,7 @@ def _read_array(
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
     try:
         data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or truncated file
         raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
     if path.suffix.lower() == ".npz":
         data = dict(data)
@@ -339,11 +336,9 @@ def _labels(labels: str | Path | Sequence[str] | None, loaded: Any) -> tuple[lis
     if labels is not None and not isinstance(labels, (str, Path)):
         return list(labels), "list"
     if labels is not None:
-        try:
-            text = Path(labels).read_text(encoding="utf-8-sig")
-        except OSError as e:
-            raise DataError(f"cannot read labels file {str(labels)!r}: {e}.", hint="Check the path.") from e
-        return [line.rstrip("\r") for line in text.rstrip("\r\n").split("\n")], "file"
+        from liteship.data import read_labels  # the one label-file rule
+
+        return read_labels(labels), "file"
     try:
         from liteship.model.metadata import labels_from_metadata
     except ImportError:
@@ -358,7 +353,9 @@ def _labels_from_zip(loaded: Any) -> list[str] | None:
     """Without the metadata reader: the first ``*.txt`` zipped onto the model, if any."""
     for name, content in sorted(associated_files(loaded.data).items()):
         if name.lower().endswith(".txt"):
-            return content.decode("utf-8-sig", errors="replace").splitlines()
+            from liteship.data import parse_labels
+
+            return parse_labels(content)
     return None
 
 

@@ -119,3 +119,19 @@ def test_sources_and_sinks_explain_what_is_missing(tmp_path):
             open_source("camera")
     with pytest.raises(UsageError, match="unknown sink"):
         open_sink("kafka:x")
+
+
+def test_max_fps_limits_the_loop_and_reports_the_achieved_rate(store, digit_pngs, tmp_path):
+    import time
+
+    start = time.monotonic()
+    loop, results = run_loop(store, digit_pngs, tmp_path, max_frames=12, max_fps=20)
+    elapsed = time.monotonic() - start
+    assert len(results) == 12 and elapsed >= 11 / 20  # 12 frames at 20/s take at least 0.55 s
+    rate = store.state()["rate"]
+    most = 20 * 12 / 11  # 12 frames, 11 pauses of 1/20 s between them
+    assert rate["max_fps"] == 20 and 0 < rate["achieved_fps"] <= most and rate["frames"] == 12, rate
+    windows = [json.loads(p.read_text()) for p in loop.spool.pending()]
+    assert windows and all(0 < w["achieved_fps"] <= most and w["max_fps"] == 20 for w in windows), windows
+    with pytest.raises(UsageError, match="max_fps"):
+        run_loop(store, digit_pngs, tmp_path, max_frames=1, max_fps=0)

@@ -54,9 +54,13 @@ def test_refusals_leave_current_untouched(store, packages, tmp_path):
 def test_revert_marks_failed_and_reports(store, packages):
     store.install(packages["1.0.0"])
     store.install(packages["1.1.0"])
-    assert store.revert("NaN in health window") == "1.0.0"
+    assert store.revert("NaN in health window", from_version="1.0.0").done is False  # not current: no-op
+    assert store.current_version() == "1.1.0" and not store.is_failed("1.0.0")
+    outcome = store.revert("NaN in health window", from_version="1.1.0")
+    assert (outcome.done, outcome.to, outcome.by) == (True, "1.0.0", "device")
     assert store.current_version() == "1.0.0" and store.previous_version() is None
-    assert store.take_reports()[0]["version"] == "1.1.0"
+    report = store.take_reports()[0]
+    assert (report["version"], report["to"], report["by"]) == ("1.1.0", "1.0.0", "device")
     store.reports_sent(1)
     assert store.take_reports() == []
     with pytest.raises(UpdateRefused, match="not retried"):

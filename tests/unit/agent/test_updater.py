@@ -120,6 +120,17 @@ def test_rollback_is_refused_before_download(updater, fleet, packages):
     fleet.assignment = {**fleet.assignment, "version": "1.1.0"}  # the fallback slot: the server sends us back
     assert updater.poll_once()["action"] == "reverted-by-server"
     assert updater.store.current_version() == "1.1.0" and not updater.store.is_failed("1.2.0")
+    # issue 11: the device keeps a fallback slot (the version it was sent back from), and says so
+    assert slot_ok(updater.store) == "1.1.0" and updater.store.previous_version() == "1.2.0"
+    event = updater.store.take_reports()[-1]
+    assert (event["version"], event["to"], event["by"]) == ("1.2.0", "1.1.0", "server")
+    assert updater.store.state()["history"][-1]["by"] == "server"
+    # the server assigns 1.2.0 again: the kept slot comes back, as a candidate, with no download
+    n = len(target_requests(fleet))
+    fleet.assignment = {**fleet.assignment, "version": "1.2.0"}
+    assert updater.poll_once()["action"] == "installed" and len(target_requests(fleet)) == n
+    assert (updater.store.current_version(), updater.store.previous_version()) == ("1.2.0", "1.1.0")
+    assert updater.store.state()["pending"]["version"] == "1.2.0"
 
 
 def test_smoke_test_failure_is_never_current_nor_retried(updater, fleet, packages):
@@ -139,7 +150,7 @@ def test_server_unreachable_and_reports_sent_later(updater, fleet, packages):
     updater.poll_once()
     offer(fleet, packages, "1.1.0")
     updater.poll_once()
-    updater.store.revert("NaN in the health window")
+    updater.store.revert("NaN in the health window", from_version="1.1.0")
     fleet.offline = True
     assert updater.poll_once()["action"] == "offline"
     assert updater.store.state()["last_checkin"]["ok"] is False and len(updater.store.take_reports()) == 1
@@ -233,7 +244,9 @@ def test_rollback_to_control_never_installs_a_failed_version(updater, fleet, pac
     updater.poll_once()
     offer(fleet, packages, "1.1.0")
     updater.poll_once()
-    updater.store.revert("NaN in the health window")  # 1.1.0 failed here; current 1.0.0, no fallback
+    updater.store.revert(
+        "NaN in the health window", from_version="1.1.0"
+    )  # 1.1.0 failed here; current 1.0.0, no fallback
     offer(fleet, packages, "1.2.0")
     updater.poll_once()
     updater.store.commit()
@@ -283,3 +296,23 @@ def test_rollback_to_control_still_verifies_hash_signature_and_smoke_test(
     d = updater.poll_once()
     assert (d["action"], d["code"]) == ("refused", "smoke-test") and updater.store.is_failed("0.8.0")
     assert slot_ok(updater.store) == "1.2.0" and "last_downgrade" not in updater.store.state()
+
+
+def test_status_shows_the_version_it_was_sent_back_from(updater, fleet, packages, cli):
+    """Issue 11: `agent status` shows that the device ran 1.2.0 and was sent back, and why."""
+    import json
+
+    offer(fleet, packages, "1.1.0")
+    updater.poll_once()
+    updater.store.commit()
+    offer(fleet, packages, "1.2.0")
+    updater.poll_once()
+    fleet.assignment = {**offer(fleet, packages, "1.1.0"), "reason": "rollout 3 halted"}
+    assert updater.poll_once()["action"] == "reverted-by-server"
+    r = cli("agent", "status", "--state-dir", str(updater.store.root))
+    assert r.returncode == 0, r.stderr
+    assert "previous  1.2.0" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith("history"))
+    assert "ran 1.2.0, sent back to 1.1.0 by the server" in line and "rollout 3 halted" in line
+    st = json.loads(cli("agent", "status", "--state-dir", str(updater.store.root), "--json").stdout)
+    assert st["history"][-1]["by"] == "server" and st["previous"] == "1.2.0"

@@ -1,0 +1,93 @@
+"""What a package carries for the fleet's drift check, computed outside the pipeline.
+
+:func:`reference_histogram` runs the model (LiteRT) over validation data and returns the top-1
+confidence histogram the server compares device telemetry against. It prepares the data the way the
+device does (:func:`declared_preprocessing`, the one rule for "what preprocessing does this model
+declare") and bins the confidences with :func:`liteship.validate.metrics.confidence_histogram`, the same
+function the pipeline's validation uses.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from liteship.errors import LiteshipError, PackageError
+from liteship.types import Preprocessing
+
+MAX_REFERENCE_SAMPLES = 10_000
+
+
+def declared_preprocessing(model: bytes | str | os.PathLike, declared: Any = None) -> Preprocessing:
+    """The preprocessing a model declares: liteship's record (``declared``, e.g. the manifest's
+    ``model.preprocessing``), else the TFLite metadata's normalization, else identity.
+
+    Raises:
+        MetadataError, DataError: A declaration exists but cannot be read (a zero std, bad fields).
+            Callers must not fall back to identity silently: un-normalized inputs give wrong answers.
+    """
+    from liteship.model.metadata import normalization_from_metadata
+
+    if declared:
+        return Preprocessing.from_dict(declared)
+    source = model if isinstance(model, bytes) else os.fspath(model)
+    return normalization_from_metadata(source) or Preprocessing()
+
+
+def reference_histogram(
+    model: bytes | str | os.PathLike,
+    data: Any,
+    *,
+    preprocessing: Preprocessing | None = None,
+    limit: int | None = MAX_REFERENCE_SAMPLES,
+) -> dict[str, Any]:
+    """The model's top-1 confidence histogram over ``data``: ``{"bins", "counts", "output"}``.
+
+    Args:
+        model: The ``.tflite`` (path or bytes).
+        data: Validation data: a ``.npz`` (``x``, optional ``y``), ``.npy``, an image folder, or an
+            array (see :func:`liteship.data.load_dataset`).
+        preprocessing: Defaults to what the model declares (:func:`declared_preprocessing`).
+        limit: At most this many samples. Defaults to 10,000.
+
+    Raises:
+        PackageError: The data cannot be read or run, or the model has no classifier-like output.
+    """
+    from liteship.data import load_dataset
+    from liteship.model.flatbuffer import load_model, read_liteship_info
+    from liteship.runtime import LiteRTRunner
+    from liteship.validate.metrics import confidence_histogram
+
+    loaded = load_model(model if isinstance(model, bytes) else os.fspath(model))
+    try:
+        pre = preprocessing or declared_preprocessing(
+            loaded.data, read_liteship_info(loaded).get("preprocessing")
+        )
+        with LiteRTRunner(loaded.data, num_threads=1) as runner:
+            spec, out = runner.input_specs[0], runner.output_specs[0]
+            if len(runner.input_specs) != 1:
+                raise PackageError(
+                    f"reference data needs a one-input model; this one has {len(runner.input_specs)} inputs.",
+                    hint="Pass reference_histogram computed by `liteship validate` instead.",
+                )
+            dataset = load_dataset(data, preprocessing=pre, input_shape=spec.shape, limit=limit)
+            rows = []
+            for x, _ in dataset:
+                y = runner.infer({spec.name: np.asarray(x, dtype=np.float32)[None]})[out.name]
+                rows.append(np.asarray(y, dtype=np.float64).reshape(-1))
+    except PackageError:
+        raise
+    except LiteshipError as e:
+        raise PackageError(f"cannot compute the reference histogram: {e}", hint=e.hint) from e
+    if len(rows[0]) < 2:
+        raise PackageError(
+            f"output {out.name!r} has {len(rows[0])} value(s) per sample; a confidence histogram needs a "
+            "classifier output (one score per class).",
+        )
+    hist = confidence_histogram(out.name, np.stack(rows))
+    return {"bins": list(hist.bins), "counts": list(hist.counts), "output": hist.output}
+
+
+__all__ = ["reference_histogram", "declared_preprocessing", "MAX_REFERENCE_SAMPLES"]
