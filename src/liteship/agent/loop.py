@@ -15,6 +15,7 @@ towards ``max_frames``, so a frame limit and SIGTERM are honoured either way.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -153,6 +154,8 @@ class AgentLoop:
         self._stop, self._changed, self._flush_lock = threading.Event(), threading.Event(), threading.Lock()
         self._wake, self._report_due, self._polled = threading.Event(), threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
+        self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
         self._window_started = time.monotonic()
         self._last_wait_log: float | None = None
 
@@ -254,7 +257,8 @@ class AgentLoop:
         assert model is not None
         try:
             x = model.prepare(frame)
-            k, score, latency, finite = model.infer(x)
+            with self.gate:  # a bench job's step runs only between two frames
+                k, score, latency, finite = model.infer(x)
         except LiteshipError as e:
             self.aggregator.record_error()
             event("inference failed", 40, frame=frame.name, error=str(e))
@@ -347,6 +351,14 @@ class AgentLoop:
             decision = {"action": "error", "reason": f"{type(e).__name__}: {e}"}
         event("check-in (report)", **decision)
 
+    def _run_jobs(self) -> None:
+        if self.jobs is None or self._stop.is_set():
+            return
+        try:
+            self.jobs.after_check_in()
+        except Exception as e:  # noqa: BLE001 - a bench job must not stop the updater
+            event("bench job error", 40, error=f"{type(e).__name__}: {e}")
+
     def _update_thread(self) -> None:
         try:
             self._update_loop()
@@ -366,6 +378,7 @@ class AgentLoop:
                     self._changed.set()
                     self._report_due.set()
                 self._polled.set()
+                self._run_jobs()
             if self._report_due.is_set() and not self._stop.is_set():
                 self._report()
             if poll_due:

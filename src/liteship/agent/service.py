@@ -45,6 +45,7 @@ class AgentConfig:
     spool_max: int = 1000
     max_fps: float | None = None
     mirrors: tuple[str, ...] = ()  # target mirror base URLs tried before the plan's and the server
+    bench_duty_cycle: float = 0.5  # largest share of time a fleet bench job may take (liteship.agent.jobs)
 
 
 @dataclass(frozen=True)
@@ -307,6 +308,17 @@ def _nothing_to_run(state: Path) -> AgentError:
     )
 
 
+def _attach_bench_jobs(loop: Any, store: Store, updater: Any, config: AgentConfig) -> None:
+    """Fleet bench jobs run on the updater thread, between frames (see :mod:`liteship.agent.jobs`)."""
+    from liteship.agent.jobs import BenchJobs, LiveGate
+
+    loop.gate = LiveGate()
+    loop.jobs = BenchJobs(
+        store, updater, gate=loop.gate, duty_cycle=config.bench_duty_cycle, num_threads=config.num_threads
+    )
+    loop.jobs.recover()
+
+
 def run_agent(config: AgentConfig) -> int:
     """Recover, then run the inference loop (and the updater when a server is configured) until the
     source ends, the frame limit, or SIGTERM/SIGINT. Returns the number of frames processed.
@@ -370,6 +382,8 @@ def run_agent(config: AgentConfig) -> int:
         max_frames=config.max_frames,
         max_fps=config.max_fps,
     )
+    if updater is not None:
+        _attach_bench_jobs(loop, store, updater, config)
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
     event("agent started", current=store.current_version(), server=server, source=config.source)

@@ -79,6 +79,7 @@ def benchmark(
     measure: Measure = "invoke",
     progress: bool = True,
     accelerators: Iterable[str | None] = (None,),
+    pace: Callable[[float], None] | None = None,
 ) -> BenchReport:
     """Measure init time, latency percentiles, throughput and memory of one or more models.
 
@@ -101,6 +102,9 @@ def benchmark(
         accelerators: For each .tflite model, the accelerators to time it on: ``None`` is the
             Interpreter, a string (``"cpu"``, ``"gpu,cpu"``, ``"auto"``…) LiteRT's CompiledModel API.
             Defaults to ``(None,)``.
+        pace: Called after every run (warm-up and measured) with its milliseconds, outside the timer:
+            a device agent uses it to give the CPU back to its live model between runs
+            (:mod:`liteship.agent.jobs`). Defaults to ``None``.
 
     Returns:
         A :class:`BenchReport` with one entry per model × thread count, in order.
@@ -127,7 +131,9 @@ def benchmark(
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]] = {}
     entries = []
     for i, src, accel, n in track(jobs, description="benchmarking", enabled=progress):
-        entries.append(_bench_one(i, src, accel, n, runs, warmup, min_seconds, data, measure, feeds_cache))
+        entries.append(
+            _bench_one(i, src, accel, n, runs, warmup, min_seconds, data, measure, feeds_cache, pace)
+        )
     return BenchReport(
         entries=tuple(entries),
         runs=runs,
@@ -186,6 +192,7 @@ def _bench_one(
     data: Any,
     measure: Measure,
     feeds_cache: dict[int, tuple[list[dict[str, np.ndarray]], str]],
+    pace: Callable[[float], None] | None = None,
 ) -> BenchEntry:
     if needs_isolation(accelerator) and not isinstance(src, Runner):
         return bench_isolated(src, accelerator, threads, runs, warmup, min_seconds, data, measure)  # type: ignore[arg-type]
@@ -210,7 +217,7 @@ def _bench_one(
         feeds, inputs = feeds_cache[index]
         rss_warm0 = current_rss_bytes()
         timed, prepare = _run_steps(runner, feeds, measure)
-        first_ms, samples, elapsed = _time_runs(prepare, runs, warmup, min_seconds)
+        first_ms, samples, elapsed = _time_runs(prepare, runs, warmup, min_seconds, pace)
         rss_delta = _rss_delta(rss0, rss_init, rss_warm0, current_rss_bytes())
         tensors = tensor_bytes(runner)
     finally:
@@ -290,11 +297,16 @@ def _compiled_steps(
 
 
 def _time_runs(
-    prepare: Callable[[int], Callable[[], object]], runs: int, warmup: int, min_seconds: float
+    prepare: Callable[[int], Callable[[], object]],
+    runs: int,
+    warmup: int,
+    min_seconds: float,
+    pace: Callable[[float], None] | None = None,
 ) -> tuple[float, list[float], float]:
     """(first inference ms, measured latencies ms, measured wall seconds).
 
-    Only the call that ``prepare(i)`` returns is inside the timer; ``prepare`` itself runs outside it.
+    Only the call that ``prepare(i)`` returns is inside the timer; ``prepare`` itself runs outside it,
+    and so does ``pace`` (its time is left out of the measured wall seconds too).
     """
     clock = time.perf_counter_ns
     run = prepare(0)
@@ -303,6 +315,8 @@ def _time_runs(
     first_ms = (clock() - t0) / 1e6
     first = max(warmup, 1)  # measured runs carry on through the samples where warm-up left off
     for i in range(1, first):
+        if pace is not None:
+            pace(first_ms)
         prepare(i)()
     samples_ns: list[int] = []
     append = samples_ns.append
@@ -315,6 +329,10 @@ def _time_runs(
         run()
         append(clock() - t0)
         i += 1
+        if pace is not None:
+            t1 = clock()
+            pace(samples_ns[-1] / 1e6)
+            start += clock() - t1  # paced time counts towards neither min_seconds nor throughput
     elapsed = (clock() - start) / 1e9
     return first_ms, [ns / 1e6 for ns in samples_ns], elapsed
 

@@ -121,6 +121,13 @@ def cli() -> None:
     metavar="URL",
     help="Base URL of a target mirror or CDN, tried before the server's (repeatable, in order; TUF checks it).",
 )
+@click.option(
+    "--bench-duty-cycle",
+    type=click.FloatRange(0.01, 1.0),
+    default=0.5,
+    show_default=True,
+    help="Largest share of time a fleet bench job may take; its steps run between frames.",
+)
 def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent

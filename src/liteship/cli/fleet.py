@@ -475,3 +475,6 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
     console.print(table)
     for note in notes:
         console.print(escape(note), soft_wrap=True)
+
+
+import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above

@@ -48,6 +48,98 @@ def run_cmd(config: str, as_json: bool, quiet: bool) -> None:
         render_summary(report)
 
 
+@cli.command("select")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--job", "job_id", metavar="JOB", help="A fleet bench job of the report's variants.")
+@click.option("--device", "devices", multiple=True, metavar="ID", help="Queue the variants on this device.")
+@click.option("--group", metavar="G", help="Queue the variants on a hardware group.")
+@click.option("--profile", multiple=True, metavar="KEY=VALUE", help="Queue on devices matching the profile.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(0, 86_400),
+    help="Seconds to wait for the devices; then select on what arrived (or the workstation's).",
+)
+@click.option("--per-group", is_flag=True, help="Also choose one variant per hardware group.")
+@click.option("--server", metavar="URL", help="Fleet server URL. Defaults to $LITESHIP_SERVER.")
+@click.option("--token", metavar="TOKEN", help="Admin token. Defaults to $LITESHIP_TOKEN.")
+@json_option
+def select_cmd(
+    report: str,
+    job_id: str | None,
+    devices: tuple[str, ...],
+    group: str | None,
+    profile: tuple[str, ...],
+    timeout_s: float,
+    per_group: bool,
+    server: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
+    """Select on device latency: the median p50 the fleet's devices measured for each variant.
+
+    \b
+    REPORT is report.json of `liteship pipeline run`. Give --job (from `liteship fleet bench`), or
+    --device/--group/--profile to queue the report's variants now. Waits up to --timeout; devices that
+    never answer are named, and with no answer at all selection falls back to the workstation figures
+    (flagged). Writes the result into report.json (device_selection) and report.html.
+    Exit code 3 when no variant passes the gates on device figures.
+    """
+    from liteship.errors import GateFailed, UsageError
+    from liteship.fleet.jobs_client import BenchClient, parse_profile
+    from liteship.pipeline.device_select import read_report, select_report
+    from liteship.progress import track_until
+
+    read_report(report)  # a clear error before any network call
+    if job_id is None and not (devices or group or profile):
+        raise UsageError(
+            "give a bench job id (--job), or devices to queue the report's variants on "
+            "(--device, --group or --profile)."
+        )
+    client = BenchClient(server, token)
+    with track_until("devices answered", enabled=not as_json) as update:
+        sel = select_report(
+            report,
+            client=client,
+            job_id=job_id,
+            devices=list(devices) or None,
+            group=group,
+            profile=parse_profile(profile) if profile else None,
+            timeout_s=timeout_s,
+            per_group=per_group,
+            on_progress=update,
+        )
+    if as_json:
+        emit_json(sel)
+    else:
+        render_device_selection(sel)
+    if sel.chosen is None:
+        raise GateFailed(f"no variant passes the gates on device figures ({sel.message})")
+
+
+def render_device_selection(sel) -> None:
+    """Workstation and device p50 side by side, the choice, and what is missing."""
+    devices = sorted({d for v in sel.variants for d in (*v.devices, *v.errors)})
+    t = Table(title=f"job {sel.job_id}: p50 latency in ms ({sel.basis})", title_justify="left")
+    for col in ("variant", "workstation", "device median", *devices):
+        t.add_column(col, justify="left" if col == "variant" else "right")
+    for v in sel.variants:
+        cells = [
+            _f(v.devices.get(d)) if d in v.devices else ("error" if d in v.errors else "–") for d in devices
+        ]
+        mark = " ★" if v.recipe == sel.chosen else ""
+        t.add_row(v.recipe + mark, _f(v.workstation_p50_ms), _f(v.device_p50_ms), *cells)
+    console.print(t)
+    for g in sel.groups:
+        console.print(
+            f"group {g.group} ({', '.join(g.devices)}): {g.chosen or 'nothing passes'}", markup=False
+        )
+    style = "bold yellow" if sel.fallback else "bold green"
+    console.print(f"[{style}]{'fallback' if sel.fallback else 'selected'}[/] {sel.message}", soft_wrap=True)
+
+
 def _f(v: float | None, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 

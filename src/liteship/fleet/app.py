@@ -27,8 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard
-from liteship.fleet.api.routes import devices, distribution, releases, rollouts, telemetry
+from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
 from liteship.fleet.checkin import CheckIns
+from liteship.fleet.jobs import OpenTasks
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import StoreUnavailable, open_store
@@ -197,6 +198,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     app.state.checkins = CheckIns(app.state.engine)
+    app.state.open_bench_tasks = OpenTasks()
     app.state.store = store
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
@@ -227,13 +229,16 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (releases, devices, telemetry, rollouts, distribution, dashboard):
+    for module in (releases, devices, telemetry, rollouts, jobs, distribution, dashboard):  # jobs first: its
+        # TUF targets route is more specific than distribution's
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,
-        exempt=lambda scope: scope["path"] == "/api/v1/releases" and scope["method"] == "POST",
+        exempt=lambda scope: (
+            scope["path"] in ("/api/v1/releases", jobs.UPLOAD_PATH) and scope["method"] == "POST"
+        ),
     )
     return app
 

@@ -399,6 +399,7 @@ class Assignment(BaseModel):
     reason_code: str | None = None
     allow_downgrade_to: str | None = None
     mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
+    jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
 
 
 class TelemetryCreate(BaseModel):

@@ -58,6 +58,10 @@ class BenchConfig(_Strict):
                 raise ValueError(e.message) from None
         return list(dict.fromkeys(out))
 
+    # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/bench-jobs.md)
+    devices: list[str] = Field(default_factory=list, max_length=500)
+    device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
+
 
 class GatesConfig(_Strict):
     max_accuracy_drop: float | None = Field(default=1.0, ge=0, description="points (0..100)")

@@ -102,7 +102,8 @@ class _Run:
             repair = self.timed("mixed precision", lambda: repair_accuracy(self))
             if repair.attempts or repair.search:
                 selection = self.select()
-        chosen = selection.chosen
+        device_sel = self._device_selection(selection)  # bench.devices (issue 12): select on device figures
+        chosen = device_sel.chosen if device_sel is not None and not device_sel.fallback else selection.chosen
         chosen_model = package = metadata = None
         ship_error: LiteshipError | None = None
         if chosen is not None:
@@ -142,6 +143,10 @@ class _Run:
         self._cleanup()
         report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
         self._write_reports(report)
+        if device_sel is not None:
+            from liteship.pipeline.device_select import write_selection
+
+            write_selection(self.out / "report.json", report.to_dict(), device_sel)
         if ship_error is not None:
             raise ship_error
         if chosen is None and raise_on_gate:
@@ -152,6 +157,25 @@ class _Run:
                 report=report,
             )
         return report
+
+    def _device_selection(self, selection: Any) -> Any:
+        """With ``bench.devices``: benchmark the variants on those devices and select on their figures."""
+        if not self.cfg.bench.devices:
+            return None
+        from liteship.pipeline.device_select import select_in_pipeline
+
+        verdicts = {v.recipe: v for v in selection.verdicts}
+        rows = [
+            self.variants.get(n, Variant(n, n, error="not run"))
+            .result(verdicts.get(n), self.selection_threads)
+            .to_dict()
+            for n in self._all_names()
+        ]
+        report = {"variants": rows, "gates": self.gates(), "objective": self.cfg.objective}
+        return self.timed(
+            "device bench",
+            lambda: select_in_pipeline({**report, "chosen": selection.chosen}, self.cfg.bench, self.log),
+        )
 
     def _cleanup(self) -> None:
         """Remove the scratch SavedModel export and search models (the variants and reports stay)."""

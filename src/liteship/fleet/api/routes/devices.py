@@ -15,6 +15,7 @@ from liteship.fleet.api.deps import (
     SettingsDep,
     own_device,
 )
+from liteship.fleet.api.routes.jobs import attach_offers
 from liteship.fleet.models import (
     Assignment,
     CheckIn,
@@ -96,9 +97,9 @@ async def check_in(device_id: str, body: CheckIn, request: Request, device: Devi
     if assignment is None:
         raise crud.NotFound(f"device {device_id!r} is not registered.", hint="Register it again.")
     mirrors = request.app.state.settings.mirrors
-    return (
-        assignment.model_copy(update={"mirrors": mirrors}) if mirrors and assignment.version else assignment
-    )
+    if mirrors and assignment.version:
+        assignment = assignment.model_copy(update={"mirrors": mirrors})
+    return await attach_offers(request, assignment)  # bench jobs (liteship.fleet.jobs)
 
 
 @router.get("/{device_id}/assignment", response_model=Assignment)

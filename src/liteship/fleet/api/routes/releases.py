@@ -25,7 +25,13 @@ def release_public(rel: Release, channels: dict[str, Release]) -> ReleasePublic:
 
 
 def all_targets(session: Any) -> dict[str, tuple[str, int]]:
-    return {r.target_path: (r.sha256, r.size) for r in session.query(Release).all()}
+    """Every release's TUF target, plus the variants of open bench jobs (``liteship.fleet.jobs``)."""
+    from liteship.fleet.jobs import job_targets
+
+    return {
+        **job_targets(session),
+        **{r.target_path: (r.sha256, r.size) for r in session.query(Release).all()},
+    }
 
 
 def _publish(app: Any, path: Path, channel: str | None, filename: str | None) -> dict[str, Any]:

@@ -1,0 +1,150 @@
+"""Bench jobs: upload variants and queue a job (admin), results (admin; a device only its own), the
+device's report, and the variants' TUF targets (no token: TUF signatures protect them)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from liteship.fleet import jobs
+from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device
+from liteship.fleet.api.routes.distribution import serve_blob
+from liteship.fleet.jobs_models import (
+    JOB_ID_PATTERN,
+    TARGET_PREFIX,
+    VARIANT_NAME_PATTERN,
+    BenchJobCreate,
+    BenchJobPublic,
+    BenchReport,
+    BenchTask,
+    TaskPublic,
+)
+from liteship.fleet.models import Assignment
+
+router = APIRouter(tags=["bench"])
+UPLOAD_PATH = "/api/v1/bench/variants"
+MAX_OFFERS = 4  # jobs offered per check-in (a device runs them one after another)
+
+
+@router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
+async def upload_variant(request: Request, _: AdminAuth) -> dict[str, Any]:
+    """Store a ``.tflite`` variant sent as the raw body; returns its ``sha256`` and ``size``."""
+    settings = request.app.state.settings
+    tmp_dir = settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".tflite")
+    path = Path(name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > settings.max_package_bytes:
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE,
+                        f"variant is over {settings.max_package_bytes} bytes.",
+                    )
+                f.write(chunk)
+        if size == 0:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: send the .tflite file as the body.")
+        sha, size = await run_in_threadpool(request.app.state.store.put_file, path)
+    finally:
+        path.unlink(missing_ok=True)
+    return {"sha256": sha, "size": size}
+
+
+def _queue(app: Any, body: BenchJobCreate) -> BenchJobPublic:
+    from liteship.fleet.api.routes.releases import all_targets  # the release targets + open jobs' targets
+
+    with app.state.sessionmaker() as session:
+        job, _ = jobs.create_job(session, body=body, blob_size=app.state.store.size)
+        signed = app.state.tuf.update_targets(all_targets(session))
+        job.tuf = "signed" if signed else "pending-offline-signature"
+        session.commit()
+        app.state.open_bench_tasks.invalidate()
+        return jobs.job_public(session, job_id=job.id)
+
+
+@router.post("/api/v1/bench/jobs", response_model=BenchJobPublic, status_code=status.HTTP_201_CREATED)
+async def queue_job(body: BenchJobCreate, request: Request, _: AdminAuth) -> BenchJobPublic:
+    """Queue a bench job on the chosen devices; its variants become signed TUF targets."""
+    return await run_in_threadpool(_queue, request.app, body)
+
+
+@router.get("/api/v1/bench/jobs", response_model=list[BenchJobPublic])
+def list_jobs(
+    session: SessionDep, _: AdminAuth, limit: int = Query(default=50, ge=1, le=500)
+) -> list[BenchJobPublic]:
+    """Bench jobs, newest first, with every device's state and figures."""
+    return jobs.list_jobs(session, limit=limit)
+
+
+@router.get("/api/v1/bench/jobs/{job_id}", response_model=BenchJobPublic)
+def get_job(job_id: str, session: SessionDep, _: AdminAuth) -> BenchJobPublic:
+    """One job: every device's state, figures and profile."""
+    return jobs.job_public(session, job_id=job_id)
+
+
+@router.post("/api/v1/devices/{device_id}/bench/{job_id}", response_model=TaskPublic)
+def report(
+    device_id: str, job_id: str, body: BenchReport, session: SessionDep, device: DeviceAuth
+) -> TaskPublic:
+    """A device reports on its task: started, figures, a failure or a refusal (own device only)."""
+    own_device(device_id, device)
+    task = jobs.record_report(session, job_id=job_id, device_id=device.id, report=body)
+    session.commit()
+    return TaskPublic.model_validate(task)
+
+
+@router.get("/api/v1/devices/{device_id}/bench", response_model=list[TaskPublic])
+def own_results(device_id: str, session: SessionDep, device: DeviceAuth) -> list[TaskPublic]:
+    """A device's own tasks and figures (a device cannot read another's)."""
+    own_device(device_id, device)
+    rows = session.scalars(select(BenchTask).where(BenchTask.device_id == device.id).order_by(BenchTask.id))
+    return [TaskPublic.model_validate(t) for t in rows]
+
+
+@router.api_route(f"/tuf/targets/{TARGET_PREFIX}/{{job_id}}/{{name}}", methods=["GET", "HEAD"])
+def variant_target(job_id: str, name: str, request: Request, session: SessionDep) -> Response:
+    """A variant's TUF target, ``bench-jobs/<job>/[<sha256>.]<name>``."""
+    import re
+
+    sha, _, bare = name.partition(".") if re.match(r"^[0-9a-f]{64}\.", name) else ("", "", name)
+    if not re.match(JOB_ID_PATTERN, job_id) or not re.match(VARIANT_NAME_PATTERN, bare):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "not a bench target path bench-jobs/<job>/<name>.")
+    blob = jobs.variant_blob(session, job_id=job_id, name=bare)
+    if blob is None or (sha and sha != blob):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no target {TARGET_PREFIX}/{job_id}/{name[:100]}.")
+    return serve_blob(request, blob, bare)
+
+
+def _offers(app: Any, device_id: str) -> list[dict[str, Any]]:
+    cache: jobs.OpenTasks = app.state.open_bench_tasks
+    with app.state.sessionmaker() as session:
+        if cache.stale():
+            cache.refresh(session)
+        if device_id not in cache:
+            return []
+        targets = app.state.tuf.current_targets().targets
+        signed = lambda path, sha: path in targets and targets[path].hashes.get("sha256") == sha  # noqa: E731
+        offers = jobs.offers_for(session, device_id=device_id, is_signed=signed)
+    return [o.model_dump() for o in offers[:MAX_OFFERS]]
+
+
+async def attach_offers(request: Request, assignment: Assignment) -> Assignment:
+    """The check-in hook: add the device's open bench jobs to its assignment (no query when it has none)."""
+    app = request.app
+    cache: jobs.OpenTasks = app.state.open_bench_tasks
+    if not cache.stale() and assignment.device_id not in cache:
+        return assignment
+    offers = await run_in_threadpool(_offers, app, assignment.device_id)
+    return assignment.model_copy(update={"jobs": offers}) if offers else assignment
+
+
+__all__ = ["router", "attach_offers", "UPLOAD_PATH"]
