@@ -1,7 +1,7 @@
 """bench_jobs and bench_tasks: fleet bench jobs (issue 12) and each device's figures.
 
 Revision ID: 0005
-Revises: 0003 (0004 belongs to the fleet helper; re-pointed to it once it lands on main)
+Revises: 0004
 """
 
 import sqlalchemy as sa
