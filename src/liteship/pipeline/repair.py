@@ -129,14 +129,28 @@ def _nothing_to_do(run: _Run, fix: str) -> str | None:
 
 
 def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
-    """The gate's own metric and a score (higher is better): accuracy drop where there are labels and a
-    drop gate, top-1 agreement for classifiers with an agreement gate, the worst output SQNR otherwise."""
+    """The gate that is tightest and a score (higher is better): the smallest normalised margin over the
+    accuracy gates that apply — accuracy drop (labels), top-1 agreement (classifiers), output SQNR.
+
+    Each margin is ``(figure − threshold) / scale`` with the threshold's own scale (points of drop, the
+    agreement still allowed to be lost, dB), so 0 is exactly at a threshold and > 0 passes it. Scoring on
+    the tightest gate makes the search work on the gate that fails: a model whose int8 variant meets the
+    accuracy-drop gate but misses agreement is searched on agreement (MobileNetV2, issue 9). With no
+    accuracy gate at all the score is the worst output SQNR in dB.
+    """
     g = run.cfg.gates
-    if g.max_accuracy_drop is not None and summary.get("accuracy_drop") is not None:
-        return "accuracy_drop", -float(summary["accuracy_drop"])
-    if g.min_agreement is not None and summary.get("agreement_top1") is not None:
-        return "agreement", float(summary["agreement_top1"])
-    sqnr = summary.get("sqnr_db")
+    margins: list[tuple[float, str]] = []
+    drop, agree, sqnr = summary.get("accuracy_drop"), summary.get("agreement_top1"), summary.get("sqnr_db")
+    if g.max_accuracy_drop is not None and drop is not None:
+        margins.append(((g.max_accuracy_drop - float(drop)) / max(g.max_accuracy_drop, 0.5), "accuracy_drop"))
+    if g.min_agreement is not None and agree is not None:
+        margins.append(((float(agree) - g.min_agreement) / max(1.0 - g.min_agreement, 0.005), "agreement"))
+    if g.min_sqnr is not None:
+        value = -math.inf if sqnr is None else (float(sqnr) if math.isfinite(sqnr) else 1e9)
+        margins.append(((value - g.min_sqnr) / max(abs(g.min_sqnr), 1.0), "sqnr_db"))
+    if margins:
+        score, metric = min(margins)
+        return metric, score
     if sqnr is None:
         return "sqnr_db", -math.inf
     return "sqnr_db", float(sqnr) if math.isfinite(sqnr) else 1e9

@@ -54,7 +54,7 @@ class FloatOpsBackend(Protocol):
 
 @dataclass(frozen=True)
 class Measurement(ReportMixin):
-    """The gate's figures for one model. ``score``: higher is better, in the gate metric's units."""
+    """The gate's figures for one model. ``score``: higher is better (the pipeline gives the tightest normalised gate margin)."""
 
     passed: bool
     score: float
@@ -76,7 +76,7 @@ class Round(ReportMixin):
     phase: Phase
     layer: str | None
     float_layers: tuple[str, ...]
-    effect: float | None  # score − the all-int8 score, in the metric's units
+    effect: float | None  # score − the all-int8 score (normalised gate margin in the pipeline)
     measurement: Measurement
     seconds: float
 
