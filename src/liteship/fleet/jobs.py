@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
-from liteship.fleet.crud import NotFound
+from liteship.fleet.crud import NotFound, profile_matches
 from liteship.fleet.jobs_models import (
     TARGET_PREFIX,
     TASK_DONE,
@@ -75,18 +75,6 @@ def profile_group(profile: dict[str, Any]) -> str:
     isa = isa if isinstance(isa, list) else []
     features = [f for f in GROUP_ISA if f in isa]
     return "+".join([machine, *features])
-
-
-def profile_matches(profile: dict[str, Any], wanted: dict[str, str]) -> bool:
-    """True when every ``KEY=VALUE`` holds: equal as text, or VALUE is in a list field (``isa=avx2``)."""
-    for key, value in wanted.items():
-        have = profile.get(key)
-        if isinstance(have, list):
-            if value not in [str(v) for v in have]:
-                return False
-        elif have is None or str(have) != value:
-            return False
-    return True
 
 
 def resolve_devices(session: Session, body: BenchJobCreate) -> tuple[list[str], dict[str, Any]]:
