@@ -1,4 +1,4 @@
-"""liteship: take a trained TensorFlow/Keras model to a fleet of edge devices and keep it healthy there.
+"""liteship: take a trained model (Keras, PyTorch, float .tflite) to a fleet of edge devices and keep it healthy there.
 
 The public API is loaded lazily so that ``import liteship`` never imports TensorFlow: the device side
 (``liteship.runtime``, ``.model``, ``.package``, ``.agent``) works without it.

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before anything could impo
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": (
         "liteship.cli.convert",
-        "Convert a SavedModel / Keras model to .tflite with a quantization recipe.",
+        "Convert a Keras/SavedModel, PyTorch or float .tflite model with a quantization recipe.",
     ),
     "inspect": (
         "liteship.cli.inspect",
@@ -102,7 +102,7 @@ def _unavailable(name: str, short: str, why: str) -> click.Command:
 @click.version_option(package_name="liteship")
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
-    """liteship: take a trained TensorFlow/Keras model to a fleet of edge devices.
+    """liteship: take a trained model (TensorFlow/Keras, PyTorch, float .tflite) to a fleet of edge devices.
 
     \b
     Typical flow:
