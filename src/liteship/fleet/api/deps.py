@@ -7,7 +7,11 @@ def handler(session: SessionDep, device: DeviceAuth) -> ...
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
@@ -34,6 +38,34 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@asynccontextmanager
+async def spooled_body(request: Request, *, suffix: str, what: str, empty: str) -> AsyncIterator[Path]:
+    """The raw request body streamed to a temporary file under ``DATA/tmp``, removed afterwards.
+
+    A body over ``max_package_bytes`` is refused with 413 (``"<what> is over N bytes."``) as soon as it
+    gets there; an empty one with 400 (``empty`` is that message).
+    """
+    settings = request.app.state.settings
+    limit = settings.max_package_bytes
+    tmp_dir = settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=suffix)
+    path = Path(name)
+    try:
+        size = 0
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"{what} is over {limit} bytes.")
+                f.write(chunk)
+        if size == 0:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, empty)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def bearer_token(request: Request) -> str | None:

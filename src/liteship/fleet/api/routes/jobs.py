@@ -3,9 +3,6 @@ device's report, and the variants' TUF targets (no token: TUF signatures protect
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -13,7 +10,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from liteship.fleet import jobs
-from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device
+from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device, spooled_body
 from liteship.fleet.api.routes.distribution import serve_blob
 from liteship.fleet.jobs_models import (
     JOB_ID_PATTERN,
@@ -35,27 +32,10 @@ MAX_OFFERS = 4  # jobs offered per check-in (a device runs them one after anothe
 @router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
 async def upload_variant(request: Request, _: AdminAuth) -> dict[str, Any]:
     """Store a ``.tflite`` variant sent as the raw body; returns its ``sha256`` and ``size``."""
-    settings = request.app.state.settings
-    tmp_dir = settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".tflite")
-    path = Path(name)
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > settings.max_package_bytes:
-                    raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE,
-                        f"variant is over {settings.max_package_bytes} bytes.",
-                    )
-                f.write(chunk)
-        if size == 0:
-            raise HTTPException(status.HTTP_400_BAD_REQUEST, "empty body: send the .tflite file as the body.")
+    async with spooled_body(
+        request, suffix=".tflite", what="variant", empty="empty body: send the .tflite file as the body."
+    ) as path:
         sha, size = await run_in_threadpool(request.app.state.store.put_file, path)
-    finally:
-        path.unlink(missing_ok=True)
     return {"sha256": sha, "size": size}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liteship.errors import FleetError
 from liteship.fleet import crud, registry
-from liteship.fleet.api.deps import AdminAuth, SessionDep
+from liteship.fleet.api.deps import AdminAuth, SessionDep, spooled_body
 from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
@@ -68,26 +66,10 @@ async def publish_release(
     Refused: an unsigned or tampered package, an untrusted signer, a version not greater than the
     latest of its model. Returns the release and whether its TUF target is already signed.
     """
-    limit = request.app.state.settings.max_package_bytes
-    tmp_dir = request.app.state.settings.data_dir / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, suffix=".lsp")
-    path = Path(name)
-    try:
-        size = 0
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"package is over {limit} bytes.")
-                f.write(chunk)
-        if size == 0:
-            raise HTTPException(
-                status.HTTP_400_BAD_REQUEST, "empty body: send the .lsp package as the request body."
-            )
+    async with spooled_body(
+        request, suffix=".lsp", what="package", empty="empty body: send the .lsp package as the request body."
+    ) as path:
         return await run_in_threadpool(_publish, request.app, path, channel, filename)
-    finally:
-        path.unlink(missing_ok=True)
 
 
 @router.get("/models", response_model=list[ModelPublic])
