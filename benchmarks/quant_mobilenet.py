@@ -6,6 +6,13 @@ twice into a scratch folder: as configured (accuracy repair on) and with ``auto_
 plain int8.
 
     nice python benchmarks/quant_mobilenet.py [--only-repair] [--json]
+
+``--levers`` measures each accuracy lever on its own instead (no pipeline): plain int8, each activation
+range setting, bias correction, equalization with BatchNorm folding, and float-op sets given with
+``--keep``; each validated against the Keras model on the example's validation set and benchmarked side
+by side (p50 at 1 and 2 threads, alternating the models every round).
+
+    nice python benchmarks/quant_mobilenet.py --levers [--lever mse --lever percentile ...]
 """
 
 from __future__ import annotations
@@ -59,14 +66,100 @@ def _run(amp: bool, out: Path) -> dict:
     }
 
 
+LEVERS = ("int8", "minmax", "percentile", "mse", "bc", "bc+mse")
+
+
+def _lever_model(lever: str, keep: tuple[str, ...], cache: dict) -> tuple[bytes, float, dict]:
+    """``(model bytes, seconds to build it, what the fixes reported)`` for one lever."""
+    from liteship.convert import convert
+    from liteship.convert.converter import calibrated_model
+    from liteship.quantize.denylist import quantize_calibrated
+
+    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    kw = {
+        "calibration": str(EXAMPLE / cfg["calibration"]["data"]),
+        "calibration_samples": cfg["calibration"]["samples"],
+        "preprocessing": cfg["preprocessing"],
+    }
+    src = str(EXAMPLE / cfg["source"])
+    t = time.perf_counter()
+    if lever == "int8":  # what the pipeline ships today: one plain conversion
+        rep = convert(src, quantize="int8", progress=False, keep_float_layers=keep, **kw)
+        return rep.model_bytes, time.perf_counter() - t, {}
+    parts = lever.split("+")
+    ranges = next((p for p in parts if p in ("minmax", "percentile", "mse")), "minmax")
+    fixes = {"equalize": "eq" in parts, "bias_correction": "bc" in parts}
+    key = (fixes["equalize"], fixes["bias_correction"], ranges)
+    if key not in cache:
+        cache[key] = calibrated_model(src, quantize="int8", range_setting=ranges, **fixes, **kw)
+    cal = cache[key]
+    model = quantize_calibrated(cal.model, io_type=cal.io_type, keep_float_nodes=keep)
+    return model, time.perf_counter() - t, cal.graph_fixes or {}
+
+
+def _levers(args: argparse.Namespace) -> dict:
+    from liteship.bench import benchmark
+    from liteship.pipeline.cache import CachingRunner
+    from liteship.runtime import reference_runner_for
+    from liteship.validate import validate
+
+    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    ref = CachingRunner(reference_runner_for(str(EXAMPLE / cfg["source"])))
+    val = str(EXAMPLE / cfg["validation"]["data"])
+    keep = tuple(k for k in (args.keep or "").split(",") if k)
+    cache: dict = {}
+    rows: dict[str, dict] = {}
+    models: dict[str, bytes] = {}
+    for lever in args.lever or LEVERS:
+        name = lever + (f" keep {len(keep)}" if keep and lever != "int8" else "")
+        model, seconds, fixes = _lever_model(lever, keep if lever != "int8" else (), cache)
+        nums = validate(model, ref, val, limit=args.samples, preprocessing=cfg["preprocessing"], progress=False)
+        s = nums.summary()
+        models[name] = model
+        rows[name] = {
+            "agreement": s["agreement_top1"],
+            "accuracy": s["accuracy"],
+            "reference_accuracy": s["reference_accuracy"],
+            "sqnr_db": s["sqnr_db"],
+            "size_bytes": len(model),
+            "build_seconds": round(seconds, 1),
+            "fixes": fixes,
+        }
+        print(f"{name:<22} agreement {100 * s['agreement_top1']:.1f} %  accuracy {100 * s['accuracy']:.1f} %"
+              f"  ({seconds:.1f} s)", file=sys.stderr)
+    p50: dict[str, dict[int, list[float]]] = {n: {1: [], 2: []} for n in models}
+    for _ in range(args.bench_rounds):  # side by side: every model in turn, every round
+        for n, m in models.items():
+            rep = benchmark([m], threads=(1, 2), runs=args.runs, warmup=5, min_seconds=0.5, progress=False)
+            for e in rep.entries:
+                p50[n][int(e.threads)].append(e.latency.p50_ms)
+    for n in models:
+        for th in (1, 2):
+            xs = sorted(p50[n][th])
+            rows[n][f"p50_ms_{th}t"] = round(xs[len(xs) // 2], 3) if xs else None
+    base = rows.get("int8") or next(iter(rows.values()))
+    for r in rows.values():
+        r["speed_vs_int8_2t"] = round(base["p50_ms_2t"] / r["p50_ms_2t"], 3) if r.get("p50_ms_2t") else None
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only-repair", action="store_true", help="skip the plain-pipeline run")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--levers", action="store_true", help="measure each accuracy lever alone (no pipeline)")
+    ap.add_argument("--lever", action="append", choices=LEVERS, help="with --levers: only these (repeat)")
+    ap.add_argument("--keep", help="with --levers: comma-separated op output names kept float")
+    ap.add_argument("--samples", type=int, default=None, help="with --levers: validation samples (all)")
+    ap.add_argument("--runs", type=int, default=50, help="with --levers: timed runs per model and round")
+    ap.add_argument("--bench-rounds", type=int, default=3, help="with --levers: alternating bench rounds")
     args = ap.parse_args()
     if not (EXAMPLE / "work" / "mobilenet_v2.keras").exists():
         print("run examples/mobilenet/prepare.py first", file=sys.stderr)
         return 1
+    if args.levers:
+        print(json.dumps(_levers(args), indent=2))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="liteship-quant-mobilenet-"))
     result = {"repair": _run(True, work / "repair")}
     if not args.only_repair:

@@ -40,6 +40,7 @@ def convert(
     keep_float_layers: Sequence[str] = (),
     equalize: bool = False,
     bias_correction: bool = False,
+    range_setting: str = "minmax",
     progress: bool = True,
 ) -> ConversionReport:
     """Convert a TensorFlow/Keras model to a .tflite with a quantization recipe.
@@ -69,6 +70,9 @@ def convert(
             see :func:`liteship.quantize.equalize`). Fixes outlier channels without float layers.
         bias_correction: Empirical bias correction on the calibration data before conversion
             (integer recipes; see :func:`liteship.quantize.correct_bias`).
+        range_setting: How activation ranges are set from the calibration data (``int8``,
+            ``int8-fallback``): ``minmax`` (TFLite's default), ``percentile`` or ``mse`` (see
+            :mod:`liteship.quantize.ranges`). Defaults to ``"minmax"``.
         progress: Draw a progress bar while calibrating (only on a terminal). Defaults to ``True``.
 
     Returns:
@@ -108,6 +112,7 @@ def convert(
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
     _check_fixes(recipe, equalize, bias_correction)
+    _check_range_setting(recipe, range_setting)
     from liteship._tf import import_tf
 
     import_tf()
@@ -123,9 +128,23 @@ def convert(
         from liteship.quantize.repair import repair_source
 
         src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
-    model, method, notes = _run_attempts(
-        src, recipe, io, calib, keep, progress, allow_select_tf_ops, allow_custom_ops
-    )
+    if range_setting != "minmax":
+        model, method, notes = _run_attempts(
+            src, recipe, io, calib, None, progress, allow_select_tf_ops, allow_custom_ops
+        )
+        model, fixes = _with_ranges(model, calib, range_setting, fixes)
+        from liteship.quantize.denylist import quantize_calibrated
+
+        model = quantize_calibrated(
+            model,
+            io_type=io,
+            keep_float_ops=[k for k in keep if k in _BUILTINS],
+            keep_float_nodes=[k for k in keep if k not in _BUILTINS],
+        )
+    else:
+        model, method, notes = _run_attempts(
+            src, recipe, io, calib, keep, progress, allow_select_tf_ops, allow_custom_ops
+        )
     if calibration is not None and not recipe.needs_calibration:
         notes.append(
             f"`calibration` was given but recipe {recipe.name!r} does not calibrate; it was not used "
@@ -160,6 +179,7 @@ def calibrated_model(
     preprocessing: Preprocessing | dict[str, Any] | None = None,
     equalize: bool = False,
     bias_correction: bool = False,
+    range_setting: str = "minmax",
 ) -> CalibratedModel:
     """Calibrate ``source`` once for ``quantize`` (``int8`` or ``int8-fallback``), as :func:`convert` would.
 
@@ -191,8 +211,38 @@ def calibrated_model(
         from liteship.quantize.repair import repair_source
 
         src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
+    _check_range_setting(recipe, range_setting)
     model, _, _ = _run_attempts(src, recipe, io, calib, None, False, False, False)
+    if range_setting != "minmax":
+        model, fixes = _with_ranges(model, calib, range_setting, fixes)
     return CalibratedModel(model, recipe.name, io, src.label, fixes)
+
+
+def _check_range_setting(recipe: Recipe, range_setting: str) -> None:
+    from liteship.quantize.ranges import check_range_setting
+
+    check_range_setting(range_setting)
+    if range_setting != "minmax" and recipe.name not in ("int8", "int8-fallback"):
+        raise UsageError(
+            f"`range_setting` {range_setting!r} sets int8 activation ranges; recipe {recipe.name!r} "
+            + (
+                "is quantized by TFLite's older calibrator, whose ranges cannot be set."
+                if recipe.name == "int16x8"
+                else "does not quantize activations."
+            ),
+            hint="Use it with int8 or int8-fallback, or leave range_setting at 'minmax'.",
+            parameter="range_setting",
+        )
+
+
+def _with_ranges(
+    calibrated: bytes, calib: Calibration | None, method: str, fixes: dict[str, Any] | None
+) -> tuple[bytes, dict[str, Any]]:
+    """Set the calibrated model's activation ranges by ``method``; the report joins the graph fixes."""
+    from liteship.quantize.ranges import set_ranges
+
+    model, report = set_ranges(calibrated, calib.samples if calib else [], method)
+    return model, {**(fixes or {}), "range_setting": report.to_dict()}
 
 
 def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, ...]) -> None:

@@ -79,6 +79,12 @@ class ConversionReport(ReportMixin):
         if self.calibration_samples:
             lines.append(f"calibrated on {self.calibration_samples} samples")
         for name, fix in (self.graph_fixes or {}).items():
+            if name == "range_setting":
+                lines.append(
+                    f"range setting {fix.get('method')}: {fix.get('narrowed')} of {fix.get('tensors')} "
+                    f"activation ranges narrowed ({fix.get('samples')} samples)"
+                )
+                continue
             detail = (
                 f"{len(fix.get('pairs', []))} layer pair(s) equalized, {len(fix.get('skipped', []))} skipped"
                 if name == "equalize"
