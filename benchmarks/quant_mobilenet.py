@@ -113,7 +113,9 @@ def _levers(args: argparse.Namespace) -> dict:
     for lever in args.lever or LEVERS:
         name = lever + (f" keep {len(keep)}" if keep and lever != "int8" else "")
         model, seconds, fixes = _lever_model(lever, keep if lever != "int8" else (), cache)
-        nums = validate(model, ref, val, limit=args.samples, preprocessing=cfg["preprocessing"], progress=False)
+        nums = validate(
+            model, ref, val, limit=args.samples, preprocessing=cfg["preprocessing"], progress=False
+        )
         s = nums.summary()
         models[name] = model
         rows[name] = {
@@ -125,8 +127,11 @@ def _levers(args: argparse.Namespace) -> dict:
             "build_seconds": round(seconds, 1),
             "fixes": fixes,
         }
-        print(f"{name:<22} agreement {100 * s['agreement_top1']:.1f} %  accuracy {100 * s['accuracy']:.1f} %"
-              f"  ({seconds:.1f} s)", file=sys.stderr)
+        print(
+            f"{name:<22} agreement {100 * s['agreement_top1']:.1f} %  accuracy {100 * s['accuracy']:.1f} %"
+            f"  ({seconds:.1f} s)",
+            file=sys.stderr,
+        )
     p50: dict[str, dict[int, list[float]]] = {n: {1: [], 2: []} for n in models}
     for _ in range(args.bench_rounds):  # side by side: every model in turn, every round
         for n, m in models.items():

@@ -115,7 +115,9 @@ def set_ranges(
         if counts.sum() == 0 or hi <= lo:
             continue
         new_lo, new_hi = (
-            _percentile_range(counts, lo, hi, percentile) if method == "percentile" else _mse_range(counts, lo, hi)
+            _percentile_range(counts, lo, hi, percentile)
+            if method == "percentile"
+            else _mse_range(counts, lo, hi)
         )
         new_lo, new_hi = min(new_lo, 0.0), max(new_hi, 0.0)  # int8 activations represent 0 exactly
         if new_hi - new_lo <= 0:

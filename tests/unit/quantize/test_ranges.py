@@ -75,7 +75,8 @@ def test_mse_keeps_the_range_of_a_uniform_tensor_and_clips_a_long_tail():
     tail[:200] = 10_000  # almost everything in the first 10 % of the range…
     tail[-1] = 1  # …and one outlier at the end
     lo, hi = _mse_range(tail, 0.0, 10.0)
-    assert lo == 0.0 and hi < 4.0  # the expected-error optimum: 2.8 (rounding 1e-5 + the outlier clipped 3e-5)
+    # the expected-error optimum is 2.8: rounding 1e-5 plus the clipped outlier 3e-5
+    assert lo == 0.0 and hi < 4.0
     p_lo, p_hi = _percentile_range(tail, 0.0, 10.0, 99.99)
     assert p_lo == 0.0 and p_hi < 1.1
 
