@@ -22,6 +22,7 @@ FLAGS = {
     "input_shape": "--input-shape",
     "equalize": "--equalize",
     "bias_correction": "--bias-correction",
+    "range_setting": "--range-setting",
 }
 # RECIPES keys, then the two weight-only recipes of ai-edge-quantizer (float .tflite and PyTorch sources)
 RECIPE_NAMES = (
@@ -113,6 +114,14 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     is_flag=True,
     help="Correct int8 weight-rounding bias on the calibration data first (integer recipes, Keras source).",
 )
+@click.option(
+    "--range-setting",
+    type=click.Choice(["minmax", "percentile", "mse"]),
+    default="minmax",
+    show_default=True,
+    help="How int8 activation ranges are set from the calibration data: TFLite's plain min/max, a "
+    "99.99th percentile, or the range with the least expected quantization error (int8 recipes).",
+)
 @json_option
 def cli(
     source: Path,
@@ -131,6 +140,7 @@ def cli(
     input_shape: str | None,
     equalize: bool,
     bias_correction: bool,
+    range_setting: str,
     as_json: bool,
 ) -> None:
     """Convert SOURCE to a .tflite: a SavedModel directory, a .keras or .h5 file (TFLite converter); a
@@ -145,6 +155,7 @@ def cli(
       liteship convert zoo_float.tflite -q weight-int4
       liteship convert net.py:build --input-shape 1,3,32,32 -q int8 --calibration calib.npy
       liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
+      liteship convert model.keras -o m.tflite -q int8 --calibration images/ --range-setting mse
     """
     quiet_tensorflow()
     from liteship.convert import convert
@@ -183,6 +194,7 @@ def cli(
             keep_float_layers=keep_float,
             equalize=equalize,
             bias_correction=bias_correction,
+            range_setting=range_setting,
             progress=not as_json,
         )
     except LiteshipError as e:

@@ -90,8 +90,15 @@ def convert(
         >>> report.ratio_to_float32                                     # doctest: +SKIP
         0.27
     """
-    from liteship.convert.sources import convert_other_source
+    from liteship.convert.sources import convert_other_source, source_kind
 
+    if range_setting != "minmax" and source_kind(source) != "tensorflow":
+        raise UsageError(
+            f"`range_setting` {range_setting!r} works on TensorFlow/Keras sources (TFLite's converter "
+            f"calibrates them); this source is a {source_kind(source)} model.",
+            hint="Convert the Keras/SavedModel source, or leave range_setting at 'minmax'.",
+            parameter="range_setting",
+        )
     other = convert_other_source(  # a float .tflite or a PyTorch model: see convert/sources.py
         source,
         output,

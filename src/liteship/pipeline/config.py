@@ -5,6 +5,7 @@ Relative paths are resolved against the YAML file's folder, so a config can trav
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -71,15 +72,25 @@ class GatesConfig(_Strict):
     min_sqnr: float | None = None
 
 
-Fix = Literal["equalize", "bias_correction"]
-FIXES: tuple[Fix, ...] = ("equalize", "bias_correction")
+Fix = Literal["range_mse", "range_percentile", "equalize", "bias_correction"]
+# the accuracy repair's default order: range setting first (cheap, any TF source), then the Keras fixes
+FIXES: tuple[Fix, ...] = ("range_mse", "equalize", "bias_correction")
+RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
+KERAS_FIXES = ("equalize", "bias_correction")
+
+
+def range_setting_of(fixes: Sequence[str]) -> str:
+    """The activation range setting a variant's fixes ask for (``minmax`` when none)."""
+    return next((RANGE_FIXES[f] for f in fixes if f in RANGE_FIXES), "minmax")
 
 
 class GraphFixesConfig(_Strict):
-    """Applied to the Keras source of every integer recipe before conversion."""
+    """Applied to every integer recipe: equalization and bias correction rewrite the Keras source before
+    conversion; ``range_setting`` sets the int8 activation ranges from the calibration data."""
 
     equalize: bool = False
     bias_correction: bool = False
+    range_setting: Literal["minmax", "percentile", "mse"] = "minmax"
 
 
 class MixedPrecisionConfig(_Strict):

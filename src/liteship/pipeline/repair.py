@@ -1,8 +1,9 @@
 """Accuracy repair: an integer variant fails the accuracy gates → graph fixes first, then the search.
 
-1. **Graph fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+eq`` (cross-layer
-   equalization), ``<base>+eq+bc`` (+ bias correction). Each is a full variant; the first that passes
-   the accuracy gates ends the repair with no layer in float.
+1. **Fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+mse`` (activation
+   ranges by least expected int8 error), ``<base>+mse+eq`` (cross-layer equalization), ``<base>+mse+eq+bc``
+   (+ bias correction). Each is a full variant; the first that passes the accuracy gates ends the repair
+   with no layer in float. A fix that does not raise the score is dropped before the next one.
 2. **Search** (``liteship.quantize.search``) from the best of those: a minimal set of ops kept in float,
    each round judged with the gate's own metric on the validation set; the winner becomes
    ``<base>+mixed`` and is measured like every other variant.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import LiteshipError
+from liteship.pipeline.config import KERAS_FIXES, range_setting_of
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt
 from liteship.pipeline.select import Candidate, check_gates
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
@@ -23,7 +25,7 @@ from liteship.quantize.search import Budget, Measurement, Round, search_float_la
 if TYPE_CHECKING:
     from liteship.pipeline.run import _Run
 
-SHORT = {"equalize": "eq", "bias_correction": "bc"}
+SHORT = {"equalize": "eq", "bias_correction": "bc", "range_mse": "mse", "range_percentile": "pct"}
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -72,7 +74,7 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
             continue
         applied.append(fix)
         name = "+".join([base, *(SHORT[f] for f in applied)])
-        if Path(run.source).suffix.lower() not in KERAS_SUFFIXES:
+        if fix in KERAS_FIXES and Path(run.source).suffix.lower() not in KERAS_SUFFIXES:
             why = f"{fix} rewrites Keras weights; the source {run.source} is not a .keras/.h5 file"
             attempts.append(FixAttempt(name, list(applied), False, error=why))
             run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
@@ -100,6 +102,8 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
         run.log(f"repair   {name}: {'passes the accuracy gates' if passed else 'still fails'}")
         if v.measured and score_of(run, name) > best_score:
             best, best_score = name, score_of(run, name)
+        elif not passed:  # made nothing better: the next fixes (and the search) go on without it
+            applied.remove(fix)
         if passed:
             break
     return attempts, best
@@ -169,11 +173,12 @@ def _search(run: _Run, base: str, start: str) -> tuple[dict[str, Any] | None, st
         backend = run.timed(
             "search",
             lambda: DenylistBackend(
-                str(run.source if fixes else run.exported),
+                str(run.source if set(fixes) & set(KERAS_FIXES) else run.exported),
                 quantize=base,
                 io_type=run.cfg.io_type,
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
+                range_setting=range_setting_of(fixes),
                 **run.calibration_kwargs(),
             ),
         )

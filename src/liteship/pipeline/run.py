@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
-from liteship.pipeline.config import PipelineConfig, load_config
+from liteship.pipeline.config import KERAS_FIXES, PipelineConfig, load_config, range_setting_of
 from liteship.pipeline.report import PipelineReport
 from liteship.pipeline.select import Selection, select_variant
 from liteship.pipeline.variant import Variant
@@ -335,7 +335,10 @@ class _Run:
         gf = self.cfg.graph_fixes
         if recipe not in INTEGER_RECIPES:
             return ()
-        return tuple(
+        ranges = (
+            (f"range_{gf.range_setting}",) if gf.range_setting != "minmax" and recipe != "int16x8" else ()
+        )
+        return ranges + tuple(
             name for name, on in (("equalize", gf.equalize), ("bias_correction", gf.bias_correction)) if on
         )
 
@@ -343,7 +346,7 @@ class _Run:
         integer = v.recipe in INTEGER_RECIPES
         return {
             # graph fixes rewrite Keras weights, so they convert the Keras file, not the export
-            "source": str(self.source if v.fixes else self.exported),
+            "source": str(self.source if set(v.fixes) & set(KERAS_FIXES) else self.exported),
             "output": str(self.path_of(v.name)),
             "quantize": v.recipe,
             "io_type": self.cfg.io_type if integer else None,
@@ -353,6 +356,7 @@ class _Run:
             "keep_float_layers": v.float_layers,
             "equalize": "equalize" in v.fixes,
             "bias_correction": "bias_correction" in v.fixes,
+            "range_setting": range_setting_of(v.fixes),
             "progress": False,
         }
 

@@ -7,8 +7,14 @@ multiplied by it. ReLU is positively homogeneous (``relu(x / s) = relu(x) / s`` 
 max/average pooling, dropout and flatten, so the float function is unchanged while both weight ranges
 become ``sqrt(r1_i · r2_i)``: one outlier channel no longer dictates the int8 scale of the whole tensor.
 
+A ``BatchNormalization`` right after a linear Conv/DepthwiseConv/Dense (MobileNetV2's ``Conv → BN``) is
+equalized as the kernel TFLite folds it into (``W·γ/σ``): the producer's scale divides the
+normalization's ``γ`` and ``β`` (``BN(x)/s`` exactly), so the Keras graph keeps its layers and the
+converter folds the balanced kernel. The producer's ranges are those of the folded kernel.
+
 Clipping activations (ReLU6, ``ReLU(max_value=…)``, leaky ReLU, anything else) are skipped: a per-channel
-scale would move the clip, so the float outputs would change. Every skipped pair is reported with why.
+scale would move the clip, so the float outputs would change (the clip stays exact only when every
+scale is 1, i.e. nothing to equalize). Every skipped pair is reported with why.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class _Pair:
     first: Any
     second: Any
     flatten_channels: int | None  # a Flatten in between: B's rows map to channel ``row % C``
+    kernel: Any = None  # ``first`` is a BatchNormalization: the Conv/Dense it folds into
 
 
 def equalize(model: Any, check_data: np.ndarray | None = None) -> tuple[Any, EqualizationReport]:
@@ -83,14 +90,16 @@ def equalize(model: Any, check_data: np.ndarray | None = None) -> tuple[Any, Equ
     """
     clone = graph.clone(model)
     pairs, skipped = find_pairs(clone)
-    spreads = {id(p): _spread(_producer_ranges(p.first)) for p in pairs}
+    spreads = {id(p): _spread(_producer_ranges(p.first, p.kernel)) for p in pairs}
     iterations = 0
     for iterations in range(1, MAX_ITERATIONS + 1):  # noqa: B007 — reported
         moved = max((_equalize_pair(p) for p in pairs), default=0.0)
         if moved < 1e-3:
             break
     done = tuple(
-        EqualizedPair(p.first.name, p.second.name, spreads[id(p)], _spread(_producer_ranges(p.first)))
+        EqualizedPair(
+            p.first.name, p.second.name, spreads[id(p)], _spread(_producer_ranges(p.first, p.kernel))
+        )
         for p in pairs
     )
     diff = None
@@ -121,6 +130,12 @@ def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
         if type(layer).__name__ not in PRODUCERS:
             continue
         why = _activation_problem(layer)
+        kernel = None
+        after = consumers.get(id(layer.output), [])
+        if why is None and len(after) == 1 and type(after[0]).__name__ == "BatchNormalization":
+            why = _batchnorm_problem(after[0])
+            if why is None:  # equalize the folded kernel: the BatchNormalization is the producer
+                kernel, layer = layer, after[0]
         node, flatten = layer, None
         while why is None:
             if id(node.output) in outputs:
@@ -147,12 +162,26 @@ def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
                 if flatten is not None and kind != "Dense":
                     why = "a Flatten feeds a non-Dense layer"
                     break
-                pairs.append(_Pair(layer, node, flatten))
+                pairs.append(_Pair(layer, node, flatten, kernel))
                 break
             why = f"next layer {node.name!r} is a {kind} (equalization needs a Conv2D or Dense)"
         if why is not None:
             skipped.append(SkippedPair(layer.name, None if node is layer else node.name, why))
     return pairs, skipped
+
+
+def _batchnorm_problem(bn: Any) -> str | None:
+    if not bn.scale or not bn.center:
+        return f"{bn.name!r} has no {'γ' if not bn.scale else 'β'} to carry a per-channel scale"
+    if int(bn.axis if isinstance(bn.axis, int) else bn.axis[0]) not in (-1, len(bn.input.shape) - 1):
+        return f"{bn.name!r} normalizes axis {bn.axis}, not the channels"
+    return None
+
+
+def _folded(bn: Any) -> np.ndarray:
+    """``γ/σ`` per channel: what TFLite multiplies the preceding kernel by when it folds ``bn``."""
+    gamma, _, _, var = bn.get_weights()
+    return np.asarray(gamma / np.sqrt(var + bn.epsilon))
 
 
 def _activation_problem(layer: Any) -> str | None:
@@ -180,7 +209,11 @@ def _consumer_ok(layer: Any) -> bool:
     return type(layer).__name__ != "Conv2D" or int(getattr(layer, "groups", 1)) == 1
 
 
-def _producer_ranges(layer: Any) -> np.ndarray:
+def _producer_ranges(layer: Any, kernel: Any = None) -> np.ndarray:
+    """Per output channel max |weight| of ``layer``; for a BatchNormalization, of the kernel TFLite folds
+    it into (``kernel``, the layer before it, times ``γ/σ``)."""
+    if type(layer).__name__ == "BatchNormalization":
+        return _producer_ranges(kernel) * np.abs(_folded(layer))
     w = layer.get_weights()[0]
     if type(layer).__name__ == "DepthwiseConv2D":  # (kh, kw, in, mult) → output channel c·mult + j
         return np.abs(w).max(axis=(0, 1)).reshape(-1)
@@ -199,17 +232,20 @@ def _consumer_ranges(p: _Pair) -> np.ndarray:
 
 def _equalize_pair(p: _Pair) -> float:
     """Balance one pair in place; returns the largest relative change of a scale (0 when settled)."""
-    r1, r2 = _producer_ranges(p.first), _consumer_ranges(p)
+    r1, r2 = _producer_ranges(p.first, p.kernel), _consumer_ranges(p)
     ok = (r1 > 0) & (r2 > 0)
     s = np.ones_like(r1)
     s[ok] = np.sqrt(r1[ok] / r2[ok])
     first = p.first.get_weights()
-    if type(p.first).__name__ == "DepthwiseConv2D":
-        first[0] = first[0] / s.reshape(first[0].shape[2], first[0].shape[3])
+    if type(p.first).__name__ == "BatchNormalization":  # γ and β: BN(x)/s, the folded kernel balanced
+        first[0], first[1] = first[0] / s, first[1] / s
     else:
-        first[0] = first[0] / s
-    if len(first) > 1:
-        first[1] = first[1] / s
+        if type(p.first).__name__ == "DepthwiseConv2D":
+            first[0] = first[0] / s.reshape(first[0].shape[2], first[0].shape[3])
+        else:
+            first[0] = first[0] / s
+        if len(first) > 1:
+            first[1] = first[1] / s
     second = p.second.get_weights()
     if type(p.second).__name__ == "Dense":
         rows = np.tile(s, second[0].shape[0] // len(s)) if p.flatten_channels else s

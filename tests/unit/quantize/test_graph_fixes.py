@@ -109,3 +109,38 @@ def test_bias_correction_goes_through_batchnorm_when_the_conv_has_no_bias():
     moved = corrected.get_layer("bn2").moving_mean.numpy() - model.get_layer("bn2").moving_mean.numpy()
     assert np.abs(moved).max() == pytest.approx(report.layers[1].max_shift, rel=1e-3)
     assert report.max_abs_diff < BIAS_TOLERANCE
+
+
+def test_equalization_goes_through_batchnorm_and_keeps_float_outputs():
+    """Conv (no bias) → BatchNormalization → Conv, as MobileNetV2's project → expand: the normalization's
+    γ/β carry the scale (TFLite folds them into the conv), so the pair is equalized with no graph change;
+    a BN followed by ReLU6 is skipped and said so."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3, use_bias=False, padding="same", name="project")(inp)
+    x = keras.layers.BatchNormalization(name="project_bn")(x)
+    x = keras.layers.Conv2D(4, 1, use_bias=False, name="expand")(x)
+    x = keras.layers.BatchNormalization(name="expand_bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    out = keras.layers.Conv2D(2, 1, name="head")(x)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+    bn = model.get_layer("project_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    gamma[0] = 300.0  # an outlier channel after folding, as BatchNormalization folding creates
+    bn.set_weights(
+        [gamma, beta, rng.normal(size=6).astype(np.float32), var + rng.uniform(size=6).astype(np.float32)]
+    )
+    x = rng.normal(size=(16, 8, 8, 3)).astype(np.float32)
+    eq, report = equalize(model, x)
+    pair = next(p for p in report.pairs if p.first == "project_bn")
+    assert pair.second == "expand" and pair.spread_before > 50 and pair.spread_after < pair.spread_before / 10
+    skipped = {s.first: s.reason for s in report.skipped}
+    assert "clips at 6" in skipped["expand_bn"]
+    ref = model.predict(x, verbose=0)
+    assert report.max_abs_diff < EQUALIZE_TOLERANCE * max(1.0, float(np.abs(ref).max()))
+    np.testing.assert_allclose(
+        eq.predict(x, verbose=0), ref, atol=EQUALIZE_TOLERANCE * float(np.abs(ref).max())
+    )
