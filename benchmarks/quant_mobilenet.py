@@ -93,7 +93,14 @@ def _lever_model(lever: str, keep: tuple[str, ...], cache: dict) -> tuple[bytes,
     if key not in cache:
         cache[key] = calibrated_model(src, quantize="int8", range_setting=ranges, **fixes, **kw)
     cal = cache[key]
-    model = quantize_calibrated(cal.model, io_type=cal.io_type, keep_float_nodes=keep)
+    from liteship.convert.converter import _BUILTINS
+
+    model = quantize_calibrated(
+        cal.model,
+        io_type=cal.io_type,
+        keep_float_ops=[k for k in keep if k in _BUILTINS],
+        keep_float_nodes=[k for k in keep if k not in _BUILTINS],
+    )
     return model, time.perf_counter() - t, cal.graph_fixes or {}
 
 
@@ -118,6 +125,9 @@ def _levers(args: argparse.Namespace) -> dict:
         )
         s = nums.summary()
         models[name] = model
+        if args.save:
+            Path(args.save).mkdir(parents=True, exist_ok=True)
+            (Path(args.save) / f"{name.replace(' ', '_')}.tflite").write_bytes(model)
         rows[name] = {
             "agreement": s["agreement_top1"],
             "accuracy": s["accuracy"],
@@ -154,7 +164,10 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--levers", action="store_true", help="measure each accuracy lever alone (no pipeline)")
     ap.add_argument("--lever", action="append", choices=LEVERS, help="with --levers: only these (repeat)")
-    ap.add_argument("--keep", help="with --levers: comma-separated op output names kept float")
+    ap.add_argument(
+        "--keep", help="with --levers: comma-separated op types (SOFTMAX) or op output names kept float"
+    )
+    ap.add_argument("--save", help="with --levers: write each model into this folder")
     ap.add_argument("--samples", type=int, default=None, help="with --levers: validation samples (all)")
     ap.add_argument("--runs", type=int, default=50, help="with --levers: timed runs per model and round")
     ap.add_argument("--bench-rounds", type=int, default=3, help="with --levers: alternating bench rounds")

@@ -74,7 +74,7 @@ class GatesConfig(_Strict):
 
 Fix = Literal["range_mse", "range_percentile", "equalize", "bias_correction"]
 # the accuracy repair's default order: range setting first (cheap, any TF source), then the Keras fixes
-FIXES: tuple[Fix, ...] = ("range_mse", "equalize", "bias_correction")
+FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction")
 RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
 KERAS_FIXES = ("equalize", "bias_correction")
 

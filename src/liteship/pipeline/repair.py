@@ -1,8 +1,8 @@
 """Accuracy repair: an integer variant fails the accuracy gates → graph fixes first, then the search.
 
-1. **Fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+mse`` (activation
-   ranges by least expected int8 error), ``<base>+mse+eq`` (cross-layer equalization), ``<base>+mse+eq+bc``
-   (+ bias correction). Each is a full variant; the first that passes the accuracy gates ends the repair
+1. **Fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+pct`` (activation
+   ranges clipped to the 99.99th percentile; ``range_mse``: least expected int8 error), ``<base>+pct+eq``
+   (cross-layer equalization), ``<base>+pct+eq+bc`` (+ bias correction). Each is a full variant; the first that passes the accuracy gates ends the repair
    with no layer in float. A fix that does not raise the score is dropped before the next one.
 2. **Search** (``liteship.quantize.search``) from the best of those: a minimal set of ops kept in float,
    each round judged with the gate's own metric on the validation set; the winner becomes
