@@ -31,3 +31,46 @@ def test_fixes_with_a_recipe_that_does_not_quantize_activations_is_a_usage_error
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--bias-correction" in res.stderr and "int8" in res.stderr
+
+
+def test_convert_range_setting_reports_the_ranges_it_set(cli, outlier_path, calib_npy, tmp_path):
+    out = tmp_path / "pct.tflite"
+    res = cli(
+        "convert",
+        str(outlier_path),
+        "-o",
+        str(out),
+        "-q",
+        "int8",
+        "--calibration",
+        str(calib_npy),
+        "--range-setting",
+        "percentile",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    ranges = report["graph_fixes"]["range_setting"]
+    assert (
+        ranges["method"] == "percentile"
+        and ranges["tensors"] > 0
+        and 0 < ranges["narrowed"] <= ranges["tensors"]
+    )
+    assert report["io_type"] == "int8" and out.is_file()
+
+
+def test_range_setting_with_int16x8_is_a_usage_error(cli, outlier_path, calib_npy, tmp_path):
+    res = cli(
+        "convert",
+        str(outlier_path),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "-q",
+        "int16x8",
+        "--calibration",
+        str(calib_npy),
+        "--range-setting",
+        "mse",
+    )
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "--range-setting" in res.stderr and "older calibrator" in res.stderr
