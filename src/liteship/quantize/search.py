@@ -11,7 +11,8 @@ Steps, each evaluation being one recorded round:
 
 1. **Sensitivity.** For each op (or the ``probe`` worst by the converter's per-layer error, when there are
    more): keep only that op float, and quantize only that op. The score is the gate's metric: accuracy
-   drop where there are labels, top-1 agreement for classifiers, output SQNR otherwise.
+   drop where there are labels, top-1 agreement for classifiers, output SQNR otherwise; equal scores
+   (agreement on a few hundred samples moves in steps of one sample) are ordered by output SQNR.
 2. **Greedy with re-evaluation.** Add ops one at a time; before each addition the ``beam`` best remaining
    ops are re-measured on top of the current set, and the one that helps most is added.
 3. **Prune.** Try returning each float op to int8 (the last added first); keep it int8 when the gate holds.
@@ -22,6 +23,7 @@ Steps, each evaluation being one recorded round:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,10 +214,19 @@ def _need(m: Measurement | None) -> Measurement:
     return m
 
 
+def _closeness(m: Measurement | None) -> float:
+    """The tie-breaker between equal scores: output SQNR against float (continuous, where agreement on a
+    few hundred samples moves in steps of one sample)."""
+    if m is None or m.sqnr_db is None or m.sqnr_db != m.sqnr_db:  # None or NaN
+        return -math.inf
+    return float(m.sqnr_db)
+
+
 def _sensitivity(st: _State, probed: list[str], ops: list[str]) -> list[str]:
-    effects = {}
+    effects: dict[str, tuple[float, float]] = {}
     for name in probed:
-        effects[name] = _need(st.measure((name,), "sensitivity", name)).score
+        m = _need(st.measure((name,), "sensitivity", name))
+        effects[name] = (m.score, _closeness(m))
         if st.cache[frozenset((name,))].passed:
             return [name] + [n for n in probed if n != name]  # one op suffices: nothing to rank further
     everything_but = {name: [n for n in ops if n != name] for name in probed}
@@ -225,21 +236,24 @@ def _sensitivity(st: _State, probed: list[str], ops: list[str]) -> list[str]:
         if m is None:
             break
         damage[name] = -m.score
-    return sorted(probed, key=lambda n: (-effects[n], -damage.get(n, 0.0), n))
+    return sorted(probed, key=lambda n: (-effects[n][0], -effects[n][1], -damage.get(n, 0.0), n))
 
 
 def _greedy(st: _State, ranking: list[str], beam: int) -> list[str]:
     chosen: list[str] = []
     remaining = list(ranking)
-    estimate = {n: _need(st.cache.get(frozenset((n,)))).score for n in ranking}
+    estimate: dict[str, tuple[float, float]] = {}
+    for n in ranking:
+        m = _need(st.cache.get(frozenset((n,))))
+        estimate[n] = (m.score, _closeness(m))
     while remaining:
-        trial = sorted(remaining, key=lambda n: -estimate[n])[: max(1, beam)]
+        trial = sorted(remaining, key=lambda n: (-estimate[n][0], -estimate[n][1]))[: max(1, beam)]
         scored = []
         for name in trial:  # re-evaluate on top of the current set
             m = _need(st.measure([*chosen, name], "add", name))
-            estimate[name] = m.score
-            scored.append((not m.passed, -m.score, name))
-        _, _, best = min(scored)
+            estimate[name] = (m.score, _closeness(m))
+            scored.append((not m.passed, -m.score, -_closeness(m), name))
+        best = min(scored)[-1]
         chosen.append(best)
         remaining.remove(best)
         if st.cache[frozenset(chosen)].passed:
