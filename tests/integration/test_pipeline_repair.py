@@ -55,7 +55,7 @@ def test_equalization_repairs_the_outlier_model_with_no_float_layer(
     assert mp.cost.float_layers == 0 and mp.cost.size_vs_int8 == pytest.approx(1.0, abs=0.05)
     assert inspect_model(fixed.path).inputs[0].dtype == "int8"  # the requested I/O type is kept
     html = Path(report.report_html).read_text()
-    assert "Accuracy repair" in html and "int8+eq" in html
+    assert "Accuracy repair" in html and mp.recipe in html
 
 
 def test_search_finds_the_minimal_float_set_when_graph_fixes_are_off(
