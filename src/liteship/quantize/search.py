@@ -232,10 +232,10 @@ def _sensitivity(st: _State, probed: list[str], ops: list[str]) -> list[str]:
     everything_but = {name: [n for n in ops if n != name] for name in probed}
     damage = {}
     for name in probed:  # quantize only this op: the damage it does alone, the tie-breaker
-        m = st.measure(everything_but[name], "quantize-only", name)
-        if m is None:
+        alone = st.measure(everything_but[name], "quantize-only", name)
+        if alone is None:
             break
-        damage[name] = -m.score
+        damage[name] = -alone.score
     return sorted(probed, key=lambda n: (-effects[n][0], -effects[n][1], -damage.get(n, 0.0), n))
 
 
