@@ -69,7 +69,9 @@ def _run(amp: bool, out: Path) -> dict:
 LEVERS = ("int8", "minmax", "percentile", "mse", "bc", "bc+mse")
 
 
-def _lever_model(lever: str, keep: tuple[str, ...], cache: dict) -> tuple[bytes, float, dict]:
+def _lever_model(
+    lever: str, keep: tuple[str, ...], cache: dict, io_type: str | None = None
+) -> tuple[bytes, float, dict]:
     """``(model bytes, seconds to build it, what the fixes reported)`` for one lever."""
     from liteship.convert import convert
     from liteship.convert.converter import calibrated_model
@@ -97,7 +99,7 @@ def _lever_model(lever: str, keep: tuple[str, ...], cache: dict) -> tuple[bytes,
 
     model = quantize_calibrated(
         cal.model,
-        io_type=cal.io_type,
+        io_type=io_type or cal.io_type,
         keep_float_ops=[k for k in keep if k in _BUILTINS],
         keep_float_nodes=[k for k in keep if k not in _BUILTINS],
     )
@@ -119,7 +121,8 @@ def _levers(args: argparse.Namespace) -> dict:
     models: dict[str, bytes] = {}
     for lever in args.lever or LEVERS:
         name = lever + (f" keep {len(keep)}" if keep and lever != "int8" else "")
-        model, seconds, fixes = _lever_model(lever, keep if lever != "int8" else (), cache)
+        name += f" io {args.io_type}" if args.io_type and lever != "int8" else ""
+        model, seconds, fixes = _lever_model(lever, keep if lever != "int8" else (), cache, args.io_type)
         nums = validate(
             model, ref, val, limit=args.samples, preprocessing=cfg["preprocessing"], progress=False
         )
@@ -161,6 +164,7 @@ def _levers(args: argparse.Namespace) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only-repair", action="store_true", help="skip the plain-pipeline run")
+    ap.add_argument("--only-plain", action="store_true", help="only the plain-pipeline run")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--levers", action="store_true", help="measure each accuracy lever alone (no pipeline)")
     ap.add_argument("--lever", action="append", choices=LEVERS, help="with --levers: only these (repeat)")
@@ -168,6 +172,7 @@ def main() -> int:
         "--keep", help="with --levers: comma-separated op types (SOFTMAX) or op output names kept float"
     )
     ap.add_argument("--save", help="with --levers: write each model into this folder")
+    ap.add_argument("--io-type", choices=["int8", "uint8", "float32"], help="with --levers: model I/O type")
     ap.add_argument("--samples", type=int, default=None, help="with --levers: validation samples (all)")
     ap.add_argument("--runs", type=int, default=50, help="with --levers: timed runs per model and round")
     ap.add_argument("--bench-rounds", type=int, default=3, help="with --levers: alternating bench rounds")
@@ -179,6 +184,9 @@ def main() -> int:
         print(json.dumps(_levers(args), indent=2))
         return 0
     work = Path(tempfile.mkdtemp(prefix="liteship-quant-mobilenet-"))
+    if args.only_plain:
+        print(json.dumps({"plain": _run(False, work / "plain")}, indent=2))
+        return 0
     result = {"repair": _run(True, work / "repair")}
     if not args.only_repair:
         result["plain"] = _run(False, work / "plain")
