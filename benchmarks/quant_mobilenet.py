@@ -13,6 +13,8 @@ range setting, bias correction, equalization with BatchNorm folding, and float-o
 by side (p50 at 1 and 2 threads, alternating the models every round).
 
     nice python benchmarks/quant_mobilenet.py --levers [--lever mse --lever percentile ...]
+
+``--bench-files a.tflite b.tflite …`` times given models the same way (e.g. a pipeline run's variants).
 """
 
 from __future__ import annotations
@@ -107,7 +109,6 @@ def _lever_model(
 
 
 def _levers(args: argparse.Namespace) -> dict:
-    from liteship.bench import benchmark
     from liteship.pipeline.cache import CachingRunner
     from liteship.runtime import reference_runner_for
     from liteship.validate import validate
@@ -145,26 +146,35 @@ def _levers(args: argparse.Namespace) -> dict:
             f"  ({seconds:.1f} s)",
             file=sys.stderr,
         )
-    p50: dict[str, dict[int, list[float]]] = {n: {1: [], 2: []} for n in models}
-    for _ in range(args.bench_rounds):  # side by side: every model in turn, every round
-        for n, m in models.items():
-            rep = benchmark([m], threads=(1, 2), runs=args.runs, warmup=5, min_seconds=0.5, progress=False)
-            for e in rep.entries:
-                p50[n][int(e.threads)].append(e.latency.p50_ms)
-    for n in models:
-        for th in (1, 2):
-            xs = sorted(p50[n][th])
-            rows[n][f"p50_ms_{th}t"] = round(xs[len(xs) // 2], 3) if xs else None
+    for n, figures in _side_by_side(models, args.bench_rounds, args.runs).items():
+        rows[n].update(figures)
     base = rows.get("int8") or next(iter(rows.values()))
     for r in rows.values():
         r["speed_vs_int8_2t"] = round(base["p50_ms_2t"] / r["p50_ms_2t"], 3) if r.get("p50_ms_2t") else None
     return rows
 
 
+def _side_by_side(models: dict[str, bytes], rounds: int, runs: int) -> dict[str, dict[str, float]]:
+    """p50 at 1 and 2 threads, the median over ``rounds`` rounds that each time every model in turn."""
+    from liteship.bench import benchmark
+
+    p50: dict[str, dict[int, list[float]]] = {n: {1: [], 2: []} for n in models}
+    for _ in range(rounds):
+        for n, m in models.items():
+            rep = benchmark([m], threads=(1, 2), runs=runs, warmup=5, min_seconds=0.5, progress=False)
+            for e in rep.entries:
+                p50[n][int(e.threads)].append(e.latency.p50_ms)
+    return {
+        n: {f"p50_ms_{t}t": round(sorted(v)[len(v) // 2], 3) for t, v in by.items() if v}
+        for n, by in p50.items()
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only-repair", action="store_true", help="skip the plain-pipeline run")
     ap.add_argument("--only-plain", action="store_true", help="only the plain-pipeline run")
+    ap.add_argument("--bench-files", nargs="+", help=".tflite files to time side by side (alternating)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--levers", action="store_true", help="measure each accuracy lever alone (no pipeline)")
     ap.add_argument("--lever", action="append", choices=LEVERS, help="with --levers: only these (repeat)")
@@ -180,6 +190,10 @@ def main() -> int:
     if not (EXAMPLE / "work" / "mobilenet_v2.keras").exists():
         print("run examples/mobilenet/prepare.py first", file=sys.stderr)
         return 1
+    if args.bench_files:  # e.g. a pipeline run's int8 and repaired variants, timed side by side
+        files = {Path(f).name: Path(f).read_bytes() for f in args.bench_files}
+        print(json.dumps(_side_by_side(files, args.bench_rounds, args.runs), indent=2))
+        return 0
     if args.levers:
         print(json.dumps(_levers(args), indent=2))
         return 0
