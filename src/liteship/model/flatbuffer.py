@@ -179,7 +179,8 @@ def metadata_entries(model: Any, data: bytes | None = None) -> dict[str, bytes]:
 def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
     """Return a copy of the model with metadata entry ``name`` set to ``value`` (added or replaced).
 
-    A zip archive appended to the flatbuffer (TFLite Metadata's associated files) is kept.
+    A zip archive appended to the flatbuffer (TFLite Metadata's associated files) is kept, and so are
+    weights stored after the flatbuffer (``Buffer.offset``/``size``, see :func:`pack_model`).
     """
     loaded = load_model(data)
     model = loaded.model
@@ -199,11 +200,72 @@ def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
         entry.name = name
         entry.buffer = len(model.buffers) - 1
         model.metadata = (model.metadata or []) + [entry]
-    return attach_files(pack_model(model), associated_files(data))
+    return attach_files(pack_model(model, data), associated_files(data))
 
 
-def pack_model(model: Any) -> bytes:
-    """Serialize a ``schema.ModelT`` to .tflite bytes."""
+def pack_model(model: Any, data: bytes | None = None) -> bytes:
+    """Serialize a ``schema.ModelT`` to .tflite bytes.
+
+    Buffers stored after the flatbuffer (``Buffer.offset > 1``: the converter writes them for models
+    near the flatbuffer's 2 GB limit, or when forced with ``_experimental_use_buffer_offset``) are read
+    from ``data``, the file ``model`` was loaded from, and written after the new flatbuffer the way the
+    converter lays them out: each at a 16-byte aligned offset from the start of the file. ``model`` is
+    left as it was (its offsets still point into ``data``).
+
+    Args:
+        model: The object tree to write.
+        data: The bytes ``model`` was read from; needed only when it has such buffers.
+
+    Raises:
+        ModelError: ``model`` has buffers after the flatbuffer and ``data`` was not given, or ``data``
+            does not hold them.
+    """
+    external = [b for b in model.buffers or [] if b.data is None and getattr(b, "offset", 0) > 1]
+    if not external:
+        return _pack(model)
+    if data is None:
+        raise ModelError(
+            f"the model keeps {len(external)} weight buffer(s) after the flatbuffer, but their bytes were "
+            "not given; writing it would drop them.",
+            hint="Pass the original model bytes (pack_model(model, data)).",
+        )
+    original = [b.offset for b in external]
+    for b in external:
+        if b.offset + b.size > len(data):
+            raise ModelError(
+                f"a weight buffer lies outside the model bytes given ({b.offset}+{b.size} > {len(data)}).",
+                hint=HINT,
+            )
+    chunks = [data[b.offset : b.offset + b.size] for b in external]
+    try:
+        for b in external:  # non-zero, so the field is written and the flatbuffer's size is final
+            b.offset = _OFFSET_PLACEHOLDER
+        size = len(_pack(model))
+        position = size
+        for b, chunk in zip(external, chunks, strict=True):
+            position = _aligned(position)
+            b.offset, position = position, position + len(chunk)
+        out = bytearray(_pack(model))
+        if len(out) != size:  # pragma: no cover - the offsets are fixed-width fields
+            raise ModelError(f"repacking changed the flatbuffer's size ({size} → {len(out)} bytes).")
+        for b, chunk in zip(external, chunks, strict=True):
+            out += bytes(b.offset - len(out))
+            out += chunk
+    finally:
+        for b, offset in zip(external, original, strict=True):
+            b.offset = offset
+    return bytes(out)
+
+
+_OFFSET_PLACEHOLDER = 1  # TFLite reads offsets ≤ 1 as "no external data" (1 is its own placeholder)
+_BUFFER_ALIGNMENT = 16  # as the converter aligns them
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _BUFFER_ALIGNMENT) * _BUFFER_ALIGNMENT
+
+
+def _pack(model: Any) -> bytes:
     import flatbuffers
 
     builder = flatbuffers.Builder(1024 * 1024)
