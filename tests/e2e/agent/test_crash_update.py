@@ -6,7 +6,10 @@ The server sits behind a small proxy in this test that sends target downloads sl
 mid-download) and logs each target request (its ``Range`` header, status and bytes sent: the server's
 side of a resume). The agent logs an ``update step`` line as each step starts (download, verify, extract,
 smoke-test, swap); the test kills it a random time after the line of the step it aims at, and records
-the step the kill hit from the last line the agent wrote before it died.
+the step the kill hit from the last line the agent wrote before it died. Where a step's window is short
+or depends on the machine's load, the kill waits on the disk instead of a clock: a download is killed
+once its ``.part`` holds a random fraction of the package, a swap once the disk shows the swap state the
+chain aims at (slot, intent, previous, current in turn), so a loaded machine does not move them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ DISK_STATES = (
     "current",  # current -> 1.1.0: swapped
 )
 SWAP_STATES = {"slot", "intent", "previous", "current"}
+SWAP_AIMS = ("slot", "intent", "previous", "current")  # each chain's swap kill waits for one of them
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -182,7 +186,7 @@ def phase_hit(log: list[dict]) -> str:
 
 def disk_state(state: Path, length: int) -> tuple[str, int]:
     """What a kill left on disk (one of DISK_STATES) and the size of the partial download."""
-    store = Store(state)
+    store = Store(state, create=False)
     incoming = {p.name: p for p in store.incoming.iterdir()}
     part = next((p.stat().st_size for n, p in incoming.items() if n.endswith(".part")), 0)
     if store.current_version() == NEW:
@@ -251,12 +255,26 @@ class Run:
         )  # fmt: skip
         self.code: int | None = None
 
-    def kill_in(self, target: str, durations: dict[str, float], rng: random.Random) -> bool:
-        """SIGKILL a random moment into step ``target``; False when the run ended before that step."""
+    def kill_in(
+        self, target: str, durations: dict[str, float], rng: random.Random, disk: DiskWatch, swap_aim: str
+    ) -> bool:
+        """SIGKILL a random moment into step ``target``; False when the run ended before that step.
+
+        ``download``: once the partial download holds a random 5-90 % of the package; ``swap``: once the
+        disk has reached ``swap_aim``; other steps: a random time into the step after its line."""
         if self.agent.wait_for(lambda line: step_of(line) == target) is None:
             self.code = self.agent.finish()
             return False
-        time.sleep(rng.uniform(0.0, durations[target]))
+        if target == "download":
+            goal = rng.uniform(0.05, 0.9) * disk.length
+            disk.wait(
+                self.agent.proc, lambda where, part: part >= goal or where != "part" and where != "nothing"
+            )
+        elif target == "swap":
+            aim = DISK_STATES.index(swap_aim)
+            disk.wait(self.agent.proc, lambda where, _part: DISK_STATES.index(where) >= aim)
+        else:
+            time.sleep(rng.uniform(0.0, durations[target]))
         self.code = self.agent.finish(signal.SIGKILL)
         return self.code == -signal.SIGKILL
 
@@ -273,6 +291,24 @@ class Run:
 
     def loaded(self) -> list[str]:
         return [line["version"] for line in self.log if line.get("msg") == "model loaded"]
+
+
+class DiskWatch:
+    """Polls what an update has left on disk so far (:func:`disk_state`) while the agent runs."""
+
+    def __init__(self, state: Path, length: int) -> None:
+        self.state, self.length = state, length
+
+    def wait(self, proc: subprocess.Popen, done, timeout: float = 60.0) -> None:
+        """Until ``done(disk state, partial download size)``, the process ends, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if done(*disk_state(self.state, self.length)):
+                    return
+            except (FileNotFoundError, NotADirectoryError):  # a file renamed while being looked at
+                pass
+            time.sleep(0.0005)
 
 
 def step_durations(log_times: list[tuple[float, dict]]) -> dict[str, float]:
@@ -315,11 +351,13 @@ def test_sigkill_agent_at_random_moments_of_an_update(
         shutil.copytree(template, state, symlinks=True)
         # one kill per step, in the order of an update: each restart is the next victim
         targets = list(PHASES)
+        swap_aim = SWAP_AIMS[chain % len(SWAP_AIMS)]
+        disk = DiskWatch(state, length)
         runs: list[Run] = []
         for n, target in enumerate([*targets, None]):
             run = Run(state, digit_pngs, proxy, f"c{chain}-{n}")
             runs.append(run)
-            killed = target is not None and run.kill_in(target, durations, rng)
+            killed = target is not None and run.kill_in(target, durations, rng, disk, swap_aim)
             if run.code is None:
                 run.finish()
             if len(runs) > 1:
