@@ -107,7 +107,7 @@ def test_sigkill_during_install_always_leaves_a_verified_model(tmp_path, keys, p
     times = [float(m[-1]) for m in marks]
     step_s = {name: times[k + 1] - times[k] for k, name in enumerate(STEPS)}
     duration = times[-1]
-    w.wait(timeout=30)
+    w.wait(timeout=300)
     rng = random.Random(1234)
     outcomes = {"1.0.0": 0, "1.1.0": 0}
     nxt = spawn(states[1], keys.public_path, packages["1.1.0"])
@@ -119,7 +119,7 @@ def test_sigkill_during_install_always_leaves_a_verified_model(tmp_path, keys, p
         w.stdin.flush()
         aim = kill_at(w, i, states[i], rng, step_s)
         w.send_signal(signal.SIGKILL)
-        w.wait(timeout=30)
+        w.wait(timeout=300)
         store = Store(states[i], keys.public_path)
         recover(store)
         version = slot_ok(store)
