@@ -14,7 +14,8 @@ from liteship.convert.calibration import Calibration, load_calibration
 from liteship.convert.ops import float32_size_estimate, io_specs, op_histogram, parse_unsupported_ops
 from liteship.convert.recipes import RECIPES, Recipe, configure, resolve_recipe
 from liteship.convert.report import ConversionReport
-from liteship.convert.sources import Source, first_line, open_source, quiet_stdout
+from liteship.convert.sources import Source, check_source_path, first_line, open_source, quiet_stdout
+from liteship.data import check_dataset_path
 from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
 from liteship.model.flatbuffer import load_model, schema, write_liteship_info
 from liteship.types import Preprocessing
@@ -108,6 +109,10 @@ def convert(
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
     _check_fixes(recipe, equalize, bias_correction)
+    if isinstance(source, (str, Path)):  # a wrong path fails before TensorFlow's import
+        check_source_path(Path(source))
+    if recipe.needs_calibration and isinstance(calibration, (str, Path)):
+        check_dataset_path(calibration)
     from liteship._tf import import_tf
 
     import_tf()
