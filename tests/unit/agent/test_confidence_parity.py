@@ -38,12 +38,14 @@ def logits_tflite() -> bytes:
     return tf.lite.TFLiteConverter.from_keras_model(m).convert()
 
 
-def test_agent_telemetry_and_reference_histogram_agree_for_logits(
-    logits_tflite, digit_pngs, keys, tmp_path
-):
+def test_agent_telemetry_and_reference_histogram_agree_for_logits(logits_tflite, digit_pngs, keys, tmp_path):
     frames = sorted(digit_pngs.glob("*.png"))
-    pixels = np.stack([np.asarray(Image.open(f), np.float32)[..., None] for f in frames])  # as the agent reads
-    lsp = build(logits_tflite, tmp_path / "lsp", "1.0.0", keys.private_path, pixels[:4], reference_data=pixels)
+    pixels = np.stack(
+        [np.asarray(Image.open(f), np.float32)[..., None] for f in frames]
+    )  # as the agent reads
+    lsp = build(
+        logits_tflite, tmp_path / "lsp", "1.0.0", keys.private_path, pixels[:4], reference_data=pixels
+    )
     reference = verify_package(lsp, keys.public_path).reference_histogram
     assert reference is not None and sum(reference["counts"]) == len(frames)
 
