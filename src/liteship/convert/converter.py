@@ -109,11 +109,13 @@ def convert(
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
     _check_fixes(recipe, equalize, bias_correction)
-    if isinstance(source, (str, Path)):  # a wrong path fails before TensorFlow's import
-        check_source_path(Path(source))
-    if recipe.needs_calibration and isinstance(calibration, (str, Path)):
-        check_dataset_path(calibration)
-    from liteship._tf import import_tf
+    from liteship._tf import import_tf, tf_installed
+
+    if tf_installed():  # a wrong path fails before TensorFlow's import (without TF: say that first)
+        if isinstance(source, (str, Path)):
+            check_source_path(Path(source))
+        if recipe.needs_calibration and isinstance(calibration, (str, Path)):
+            check_dataset_path(calibration)
 
     import_tf()
     started = time.perf_counter()
