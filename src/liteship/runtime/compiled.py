@@ -232,6 +232,14 @@ class CompiledModelRunner(Runner):
 
     # -- compilation --------------------------------------------------------------------------------------
     def _compile_with_fallback(self, accels: tuple[str, ...]) -> tuple[Any, Placement]:
+        if "npu" in accels and (why := npu_unavailable()) is not None:
+            # LiteRT itself compiles "npu,cpu" for the CPU without a word, and reports it fully accelerated
+            e = self._no_npu(accels, why)
+            if accels == ("npu",):
+                raise e
+            accels = tuple(a for a in accels if a != "npu")
+            self.fallback = e.message
+            self.warnings.append(f"{e.message} Running on {','.join(accels)} (the set allows it).")
         try:
             return self.compile(accels)
         except AcceleratorError as e:
@@ -282,6 +290,19 @@ class CompiledModelRunner(Runner):
                 hint=_load_hint(log.text + error),
             )
         raise self._accelerator_error(label, log.text, error, rejected, on_acc, on_cpu)
+
+    def _no_npu(self, accels: tuple[str, ...], why: str) -> AcceleratorError:
+        label = ",".join(accels)
+        rest = ",".join(a for a in accels if a != "npu") or "cpu"
+        e = AcceleratorError(
+            f"the {label} accelerator failed to initialise for {self.name}: there is no usable NPU here — {why}.",
+            hint=f"Use accelerator='{rest}' (or 'npu,cpu' to fall back to the CPU). For an NPU: the vendor's "
+            "runtime and driver (e.g. OpenVINO and an Intel NPU for ai-edge-litert's IntelOpenvino dispatch "
+            "library; Qualcomm, MediaTek and Google Tensor ship theirs with the device), then check with "
+            "`liteship inspect MODEL --probe`.",
+        )
+        e.details["placement"] = Placement(label, None, error=why)
+        return e
 
     def _accelerator_error(
         self,
@@ -550,6 +571,38 @@ def _native_reason(text: str, error: str) -> str:
     return (lines[-1] if lines else error).rstrip(".")
 
 
+@functools.cache
+def npu_unavailable() -> str | None:
+    """Why LiteRT cannot use an NPU in this process, or ``None`` when a vendor dispatch library loads.
+
+    ai-edge-litert runs a model on an NPU through a vendor's dispatch library
+    (``ai_edge_litert/vendors/<vendor>/dispatch/libLiteRtDispatch_*.so``), which needs that vendor's
+    runtime. Without one, LiteRT silently compiles ``npu,cpu`` for the CPU alone (and calls it fully
+    accelerated) and fails ``npu`` alone with "some ops are not accelerated", which blames the model.
+    A library that loads is no proof of an NPU device: compilation then says the rest.
+    """
+    import ctypes
+
+    try:
+        import ai_edge_litert
+    except ImportError as e:
+        return f"ai-edge-litert is not installed ({e})"
+    vendors = Path(ai_edge_litert.__file__).parent / "vendors"
+    libs = sorted(vendors.glob("*/dispatch/libLiteRtDispatch_*.so"))
+    if not libs:
+        return (
+            f"ai-edge-litert {_version('ai-edge-litert')} has no NPU dispatch library ({vendors}/*/dispatch/)"
+        )
+    errors = []
+    for lib in libs:
+        try:
+            ctypes.CDLL(str(lib))
+            return None
+        except OSError as e:
+            errors.append(f"{lib.name} does not load: {str(e).split(': cannot open')[0]} is missing")
+    return "; ".join(errors)
+
+
 def _init_hint(label: str, fallback: str) -> str:
     if "gpu" in label:
         return (
@@ -634,6 +687,7 @@ __all__ = [
     "ACCELERATORS",
     "parse_accelerator",
     "parse_placement_log",
+    "npu_unavailable",
     "open_runner",
     "device_runner",
 ]
