@@ -247,7 +247,7 @@ def render_pipeline_html(report: Any) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>liteship report: {escape(r.model_id)} {escape(r.version)}</title>
 <style>{CSS}</style></head><body>
 <h1>{escape(r.model_id)} {escape(r.version)}</h1>
-<p class="sub">source <code>{escape(r.source)}</code> · {len(r.variants)} variants · {r.total_seconds:.1f} s ({stages})</p>
+<p class="sub">source <code>{escape(r.source)}</code> · {len(r.variants)} variants{f" · {len(r.accelerator_pairs)} accelerator pairs" if r.accelerator_pairs else ""} · {r.total_seconds:.1f} s ({stages})</p>
 <p id="verdict">{chosen}</p>{pkg}
 <p>Gates: {gates or "none"}</p>
 <h2>Variants</h2>
