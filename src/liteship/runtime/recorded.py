@@ -18,6 +18,15 @@ from liteship.runtime.base import Runner
 from liteship.types import TensorSpec
 
 
+def feed_key(feed: Mapping[str, np.ndarray]) -> bytes:
+    """A feed's identity by content: its input names, dtypes, shapes and bytes (sha256)."""
+    h = hashlib.sha256()
+    for name in sorted(feed):
+        a = np.ascontiguousarray(feed[name])
+        h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    return h.digest()
+
+
 class RecordedRunner(Runner):
     """A runner whose outputs were computed before, sample by sample.
 
@@ -58,18 +67,9 @@ class RecordedRunner(Runner):
                 hint="Record one output row per input row.",
             )
         self._rows = {
-            self.key({k: v[i] for k, v in inputs.items()}): {k: v[i] for k, v in outputs.items()}
+            feed_key({k: v[i] for k, v in inputs.items()}): {k: v[i] for k, v in outputs.items()}
             for i in range(n.pop())
         }
-
-    @staticmethod
-    def key(sample: Mapping[str, np.ndarray]) -> bytes:
-        """A sample's identity: its input names, dtypes, shapes and bytes."""
-        h = hashlib.sha256()
-        for name in sorted(sample):
-            a = np.ascontiguousarray(sample[name])
-            h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
-        return h.digest()
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -86,7 +86,7 @@ class RecordedRunner(Runner):
         batch = len(next(iter(feed.values())))
         rows = []
         for i in range(batch):
-            row = self._rows.get(self.key({k: v[i] for k, v in feed.items()}))
+            row = self._rows.get(feed_key({k: v[i] for k, v in feed.items()}))
             if row is None:
                 raise InferenceError(
                     f"{self.name}: sample {i} of this batch was not recorded ({len(self._rows)} were).",
@@ -96,4 +96,4 @@ class RecordedRunner(Runner):
         return {s.name: np.stack([r[s.name] for r in rows]) for s in self._outputs}
 
 
-__all__ = ["RecordedRunner"]
+__all__ = ["RecordedRunner", "feed_key"]
