@@ -1,8 +1,8 @@
 """The pipeline selects over (variant, accelerator) pairs (issue 15): each accelerator of
 ``bench.accelerators`` validates and times every variant for real, and the gates see its numbers.
 
-The source is the static-batch digits CNN as a float .tflite (GPU accelerators take static shapes only,
-and a Keras source converts through an export with a dynamic batch)."""
+The first two use the static-batch digits CNN as a float .tflite; the last a Keras source, whose dynamic
+batch the runner fixes at 1 for the GPU."""
 
 from __future__ import annotations
 
@@ -76,3 +76,16 @@ def test_without_a_gpu_the_gpu_pairs_say_why_and_a_cpu_pair_is_selected(
     interp = report.variant("none")  # measured, but not a candidate: the list has no null
     assert interp.ok and interp.gates_passed is None
     assert any("does not list the Interpreter" in w for w in report.warnings)
+
+
+def test_a_keras_source_with_a_dynamic_batch_runs_its_gpu_pair_at_batch_1(
+    gpu, keras_path, calib_npy, val_npz, tmp_path
+):
+    # TensorFlow's converter gives a Keras source a -1 batch and a run-time Flatten shape
+    # (SHAPE → STRIDED_SLICE → PACK → RESHAPE); the GPU compiles static shapes only, so the runner
+    # compiles a batch-1 copy (model.flatbuffer.batch_one_copy) and the pair is measured like any other
+    cfg = config(tmp_path, keras_path, calib_npy, val_npz, ["none"], [None, "gpu"])
+    report = run_pipeline(cfg, log=lambda _: None, progress=False, raise_on_gate=False)
+    (pair,) = report.accelerator_pairs
+    assert pair.ok and pair.ran_on == "gpu" and pair.fully_accelerated, pair.error
+    assert 0 < pair.max_abs_error < 1e-2 and pair.agreement_top1 >= 0.99 and pair.gates_passed

@@ -32,7 +32,7 @@ import numpy as np
 
 from liteship._quiet import native_stderr_captured, native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
-from liteship.model.flatbuffer import load_model
+from liteship.model.flatbuffer import batch_one_copy, load_model
 from liteship.runtime.base import Runner
 from liteship.runtime.litert import _cores, _first_line, _load_hint, _version
 from liteship.runtime.quant import dequantize, quantize
@@ -225,6 +225,13 @@ class CompiledModelRunner(Runner):
         self.fallback: str | None = None
         wanted = parse_accelerator(accelerator)
         self.requested = ",".join(wanted)
+        if set(wanted) - {"cpu"} and (fixed := batch_one_copy(self.model_bytes)) is not None:
+            # GPU/NPU accelerators compile static shapes only; other batch sizes run sample by sample
+            self.model_bytes, self._fb = fixed, load_model(fixed).model
+            self.warnings.append(
+                f"{self.name} has a dynamic batch; it was compiled with batch 1 for {self.requested} "
+                "(accelerators take static shapes; larger batches run one sample at a time)."
+            )
         self._cm = _litert()
         self._model: Any = None
         self._model, self.placement = self._compile_with_fallback(_AUTO if wanted == ("auto",) else wanted)
