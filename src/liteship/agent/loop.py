@@ -205,6 +205,7 @@ class AgentLoop:
         )
         if self.updater is not None:  # reported in every check-in's profile
             self.updater.running_on = self.model.accelerator
+            self.updater.fallback = self.model.accelerator_fallback
         if self.model.accelerator_fallback:
             event(
                 "accelerator fell back to the CPU",

@@ -341,3 +341,71 @@ __all__ = [
     "schema",
     "FILE_IDENTIFIER",
 ]
+
+
+def batch_one_copy(data: bytes) -> bytes | None:
+    """A copy of the model whose dynamic batch (a ``-1`` first dimension) is fixed at 1.
+
+    GPU and NPU accelerators compile static shapes only, while TensorFlow's converter gives Keras and
+    SavedModel sources a dynamic batch. The tensors' ``shape`` already holds 1 where the signature holds
+    ``-1``, so the shape signatures are dropped; a ``RESHAPE`` whose target shape was computed at run time
+    (``SHAPE → STRIDED_SLICE → PACK``, as a Keras ``Flatten`` converts) gets its now-static output shape
+    as a constant, and the ops left computing nothing are removed. Numerics are untouched.
+
+    Returns:
+        The batch-1 bytes, or ``None`` when nothing is dynamic, or when a dimension other than the first
+        is (a sequence length, say): fixing that at 1 would change what the model computes.
+    """
+    model = load_model(data).model
+    dynamic = []
+    for sg in model.subgraphs or []:
+        for t in sg.tensors or []:
+            sig = [] if t.shapeSignature is None else [int(d) for d in t.shapeSignature]
+            if -1 not in sig:
+                continue
+            shape = [] if t.shape is None else [int(d) for d in t.shape]
+            if -1 in sig[1:] or len(shape) != len(sig) or shape[0] != 1:
+                return None
+            dynamic.append(t)
+    if not dynamic:
+        return None
+    for t in dynamic:
+        t.shapeSignature = None
+    for sg in model.subgraphs or []:
+        _constant_reshape_targets(model, sg)
+        _drop_dead_ops(sg)
+    return attach_files(pack_model(model), associated_files(data))
+
+
+def _constant_reshape_targets(model: Any, sg: Any) -> None:
+    import numpy as np
+
+    for op in sg.operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if builtin != schema.BuiltinOperator.RESHAPE or op.inputs is None or len(op.inputs) < 2:
+            continue
+        target = sg.tensors[op.inputs[1]]
+        if target.buffer and model.buffers[target.buffer].data is not None:
+            continue  # a constant already
+        shape = np.array([int(d) for d in sg.tensors[op.outputs[0]].shape], np.int32)
+        buf = schema.BufferT()
+        buf.data = np.frombuffer(shape.tobytes(), np.uint8)
+        model.buffers.append(buf)
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer = [len(shape)], schema.TensorType.INT32, len(model.buffers) - 1
+        t.name = (target.name or b"reshape_target") + b"/batch1"
+        sg.tensors.append(t)
+        op.inputs = [op.inputs[0], len(sg.tensors) - 1, *op.inputs[2:]]
+
+
+def _drop_dead_ops(sg: Any) -> None:
+    """Remove operators whose outputs nothing reads (walking back from the subgraph's outputs)."""
+    needed = {int(i) for i in (sg.outputs if sg.outputs is not None else [])}
+    kept = []
+    for op in reversed(sg.operators or []):
+        outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        if not outs or any(o in needed for o in outs):  # no outputs: a side effect, keep it
+            kept.append(op)
+            needed |= {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0}
+    sg.operators = kept[::-1]
