@@ -7,12 +7,21 @@ with file descriptor 2 pointed at /dev/null — unless LITESHIP_VERBOSE is set (
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 from types import ModuleType
 
 from liteship.errors import UsageError
+
+
+def tf_installed() -> bool:
+    """Whether TensorFlow can be imported, found without importing it (milliseconds, not seconds)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def import_tf() -> ModuleType:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 MOBILENET = "mobilenet_v1_0.25_224_1_metadata_1.tflite"  # LiteRT's GPU rejects its SQUEEZE
 
@@ -61,3 +62,25 @@ def test_validate_gpu_against_the_interpreter(cli, tflite_static, val_npz, gpu):
     d = json.loads(p.stdout)
     assert "CompiledModel on gpu" in d["candidate_backend"] and "CompiledModel" not in d["reference_backend"]
     assert d["passed"] and 0 < d["outputs"][0]["max_abs_error"] <= 0.005  # float16 kernels, 500 samples
+
+
+def test_npu_without_its_vendor_runtime_says_what_is_missing_and_npu_cpu_falls_back(
+    cli, tflite_static, tmp_path
+):
+    from liteship.runtime.compiled import npu_unavailable
+
+    why = npu_unavailable()
+    if why is None:
+        pytest.skip("an NPU dispatch library loads here: the no-NPU messages cannot be shown")
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((8, 8, 1), np.float32))
+    p = cli("run", str(tflite_static), "--input", str(x), "--accelerator", "npu")
+    assert p.returncode == 1
+    (line,) = p.stderr.strip().splitlines()  # one line, no traceback
+    # what failed (no NPU, not "some ops are not accelerated"), what is missing, what to try
+    assert "no usable NPU" in line and why in line and "--accelerator 'cpu'" in line and "'npu,cpu'" in line
+    p = cli("run", str(tflite_static), "--input", str(x), "--accelerator", "npu,cpu", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["accelerator"] == "cpu" and "CompiledModel on cpu" in d["backend"]
+    assert any("no usable NPU" in w and "Running on cpu" in w for w in d["warnings"])

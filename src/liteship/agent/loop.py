@@ -29,6 +29,7 @@ from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool
+from liteship.confidence import top1_confidence
 from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
 
@@ -83,14 +84,18 @@ class LoadedModel:
         return prepare_image(frame.pixels, self.pre, shape)[None]
 
     def infer(self, x: np.ndarray) -> tuple[int, float, float, bool]:
-        """``(class index, top-1 score, latency ms, all outputs finite)``."""
+        """``(class index, top-1 confidence, latency ms, all outputs finite)``.
+
+        The confidence is :func:`liteship.confidence.top1_confidence` of the first output (softmax of
+        logits, the top probability otherwise), the number the package's drift reference bins.
+        """
         start = time.perf_counter()
         out = self.runner.infer({self.input.name: x})
         latency = (time.perf_counter() - start) * 1000.0
         y = np.asarray(next(iter(out.values())), dtype=np.float64).reshape(-1)
         finite = all(bool(np.all(np.isfinite(v))) for v in out.values())
         k = int(np.nanargmax(y)) if np.any(np.isfinite(y)) else 0
-        return k, float(y[k]), latency, finite
+        return k, float(top1_confidence(y)[0]), latency, finite
 
     def close(self) -> None:
         self.runner.close()
@@ -200,6 +205,7 @@ class AgentLoop:
         )
         if self.updater is not None:  # reported in every check-in's profile
             self.updater.running_on = self.model.accelerator
+            self.updater.fallback = self.model.accelerator_fallback
         if self.model.accelerator_fallback:
             event(
                 "accelerator fell back to the CPU",

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from liteship.agent.fsutil import atomic_write_json, fsync_dir, read_json
+from liteship.confidence import BINS as CONFIDENCE_BINS
+from liteship.confidence import confidence_bin
 
-CONFIDENCE_BINS = 20  # [0, 0.05), …, [0.95, 1.0]
 LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # + overflow bin
 
 
@@ -54,12 +55,6 @@ class Window:
             "latency_edges_ms": list(LATENCY_EDGES_MS),
             "latency_mean_ms": (self.latency_sum_ms / self.inferences) if self.inferences else None,
         }
-
-
-def confidence_bin(score: float) -> int:
-    if not np.isfinite(score):
-        return 0
-    return int(min(max(score, 0.0), 1.0 - 1e-9) * CONFIDENCE_BINS)
 
 
 def latency_bin(ms: float) -> int:

@@ -64,6 +64,7 @@ class Updater:
         self.interval, self.jitter, self.num_threads = interval, jitter, num_threads
         self.accelerator = accelerator  # the smoke test runs where the model will run
         self.running_on = "cpu"  # what the loaded model runs on (the loop sets it), sent in the profile
+        self.fallback: str | None = None  # why it does not run on `accelerator` (the loop sets it)
         self.tuf_dir = store.root / "tuf"
         self._profile: dict[str, Any] | None = None
 
@@ -74,7 +75,12 @@ class Updater:
             from liteship.agent.profile import device_profile
 
             self._profile = device_profile()
-        return {**self._profile, "accelerator": self.running_on}
+        profile = {**self._profile, "accelerator": self.running_on}
+        if self.fallback and self.accelerator:  # the profile takes strings of at most 200 characters
+            profile.update(
+                accelerator_requested=self.accelerator[:200], accelerator_fallback=self.fallback[:200]
+            )
+        return profile
 
     def next_delay(self) -> float:
         return max(0.1, self.interval * (1.0 + random.uniform(-self.jitter, self.jitter)))

@@ -1,39 +1,224 @@
-"""One benchmark entry in a fresh process without TensorFlow.
+"""Work on an accelerator in a fresh process without TensorFlow.
 
 LiteRT 2.3's GPU accelerator crashes a process that has imported TensorFlow, and the workstation side
-(the pipeline, notebooks) usually has. :func:`~liteship.bench.benchmark` then times GPU entries here: a
-child interpreter runs the same ``benchmark()`` on the model file for that one accelerator and thread
-count, and hands back the entry as JSON. What is timed, and how, is unchanged; only the process differs.
+(the pipeline, notebooks) usually has. One mechanism covers everything that must run on such an
+accelerator there: :func:`run_on_accelerator` compiles a .tflite for one accelerator, runs a batch of
+inputs through it (validation), and/or times it with the same ``benchmark()`` (bench), and
+:func:`run_isolated` does exactly that in a child interpreter, handing back the result (JSON for the
+figures, ``.npz`` for the outputs). What is run or timed, and how, is unchanged; only the process differs.
+
+An accelerator that cannot compile the model (it fails to initialise, rejects ops, or needs static
+shapes) is not a failed run: :attr:`AcceleratorRun.error` says why, and the caller records it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liteship.bench.report import BenchEntry, LatencyStats
-from liteship.errors import BenchmarkError, UsageError
+import numpy as np
 
-_CHILD = """
-import json, sys
-from liteship.bench import benchmark
-args = json.loads(sys.argv[1])
-report = benchmark([args["model"]], threads=(args["threads"],), runs=args["runs"], warmup=args["warmup"],
-                   min_seconds=args["min_seconds"], data=args["data"], measure=args["measure"],
-                   progress=False, accelerators=(args["accelerator"],))
-print(json.dumps(report.entries[0].to_dict(samples=True)))
-"""
+from liteship.bench.report import BenchEntry, LatencyStats
+from liteship.errors import BenchmarkError, LiteshipError, UsageError
+
+_CHILD = "import sys; from liteship.bench.isolated import _child_main; _child_main(sys.argv[1])"
+CHUNK = 64  # samples per infer() call in a validation run
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What :func:`~liteship.bench.benchmark` takes for one accelerator (see its arguments)."""
+
+    threads: tuple[int | None, ...] = (None,)
+    runs: int = 50
+    warmup: int = 5
+    min_seconds: float = 1.0
+    data: str | None = None
+    measure: str = "invoke"
+
+
+@dataclass(frozen=True)
+class AcceleratorRun:
+    """What one accelerator did with one model.
+
+    Attributes:
+        accelerator: What was asked for (``"gpu"``, ``"gpu,cpu"``…).
+        ran_on: What LiteRT compiled for in the end (``"cpu"`` after a fallback); ``None`` when it
+            could not compile.
+        fully_accelerated: LiteRT's ``is_fully_accelerated()``.
+        backend: The runner's backend string.
+        outputs: ``{output name: stacked outputs}`` for the inputs given, else ``None``.
+        entries: Benchmark entries, one per thread count, when a benchmark was asked for.
+        warnings: What the runner changed to keep going (a fallback, per-sample batches).
+        error: Why the accelerator could not compile or run the model; then nothing else is set.
+        isolated: Whether it ran in a child process.
+    """
+
+    accelerator: str
+    ran_on: str | None = None
+    fully_accelerated: bool | None = None
+    backend: str = ""
+    outputs: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    entries: tuple[BenchEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    isolated: bool = False
 
 
 def needs_isolation(accelerator: str | None) -> bool:
-    """Whether an entry on ``accelerator`` must run in a child process here."""
-    return accelerator is not None and "gpu" in accelerator and "tensorflow" in sys.modules
+    """Whether work on ``accelerator`` must run in a child process here."""
+    return (
+        accelerator is not None
+        and ("gpu" in accelerator or accelerator == "auto")
+        and ("tensorflow" in sys.modules)
+    )
+
+
+def run_on_accelerator(
+    model: str | Path,
+    accelerator: str,
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    bench: BenchSettings | None = None,
+) -> AcceleratorRun:
+    """Compile ``model`` for ``accelerator`` in this process; run ``inputs`` and/or benchmark it.
+
+    Args:
+        model: The .tflite file.
+        accelerator: A CompiledModel accelerator (``"cpu"``, ``"gpu"``, ``"gpu,cpu"``, ``"auto"``…).
+        inputs: ``{input name: stacked samples}``; outputs come back stacked the same way.
+        bench: Also time it (the same ``benchmark()`` as ``liteship bench``).
+
+    Returns:
+        An :class:`AcceleratorRun`; ``error`` is set when the accelerator cannot compile or run it.
+    """
+    from liteship.runtime.compiled import CompiledModelRunner
+
+    try:
+        runner = CompiledModelRunner(model, accelerator=accelerator)
+    except LiteshipError as e:
+        return AcceleratorRun(accelerator, error=e.message)
+    outputs: dict[str, np.ndarray] | None = None
+    try:
+        with runner:
+            if inputs:
+                n = len(next(iter(inputs.values())))
+                parts = [
+                    runner.infer({k: v[i : i + CHUNK] for k, v in inputs.items()}) for i in range(0, n, CHUNK)
+                ]
+                outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+            base = AcceleratorRun(
+                accelerator,
+                ran_on=runner.accelerator,
+                fully_accelerated=runner.is_fully_accelerated(),
+                backend=runner.backend,
+                outputs=outputs,
+                warnings=tuple(runner.warnings),
+            )
+    except LiteshipError as e:
+        return AcceleratorRun(accelerator, ran_on=runner.accelerator, error=e.message)
+    if bench is None:
+        return base
+    from liteship.bench.core import benchmark
+
+    try:
+        report = benchmark(
+            [model], threads=bench.threads, runs=bench.runs, warmup=bench.warmup,
+            min_seconds=bench.min_seconds, data=bench.data, measure=bench.measure,  # type: ignore[arg-type]
+            progress=False, accelerators=(accelerator,),
+        )  # fmt: skip
+    except LiteshipError as e:
+        return AcceleratorRun(accelerator, ran_on=base.ran_on, error=f"benchmark failed: {e.message}")
+    return dataclasses.replace(base, entries=report.entries)
+
+
+def run_isolated(
+    model: str | Path | bytes,
+    accelerator: str,
+    *,
+    inputs: Mapping[str, np.ndarray] | None = None,
+    bench: BenchSettings | None = None,
+) -> AcceleratorRun:
+    """:func:`run_on_accelerator` in a child process without TensorFlow (see the module docstring).
+
+    Raises:
+        BenchmarkError: The child process died (a crash, not an accelerator that cannot compile the
+            model: that comes back as :attr:`AcceleratorRun.error`).
+    """
+    with tempfile.TemporaryDirectory(prefix="liteship-accel-") as tmp:
+        path = Path(model) if not isinstance(model, (bytes, bytearray)) else Path(tmp) / "model.tflite"
+        if isinstance(model, (bytes, bytearray)):
+            path.write_bytes(bytes(model))
+        args: dict[str, Any] = {"model": str(path), "accelerator": accelerator, "outputs": None}
+        if inputs:
+            args["inputs"] = str(Path(tmp) / "inputs.npz")
+            args["outputs"] = str(Path(tmp) / "outputs.npz")
+            np.savez(args["inputs"], **{f"i{n}": v for n, v in enumerate(inputs.values())})  # type: ignore[arg-type]
+            args["input_names"] = list(inputs)
+        if bench is not None:
+            args["bench"] = {**bench.__dict__, "threads": list(bench.threads)}
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        if out.returncode != 0:
+            last = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+            raise BenchmarkError(
+                f"the {accelerator} run of {path.name} failed in its child process (exit code "
+                f"{out.returncode}): {last}",
+                hint=f"Run `liteship bench {path} --accelerator {accelerator}` to see the whole error.",
+            )
+        d = json.loads(out.stdout.strip().splitlines()[-1])
+        outputs = None
+        if d["outputs"] is not None:
+            with np.load(args["outputs"]) as z:
+                outputs = {name: z[f"o{n}"] for n, name in enumerate(d["outputs"])}
+    src = model if not isinstance(model, (bytes, bytearray)) else bytes(model)
+    return AcceleratorRun(
+        accelerator,
+        ran_on=d["ran_on"],
+        fully_accelerated=d["fully_accelerated"],
+        backend=d["backend"],
+        outputs=outputs,
+        entries=tuple(_entry(e, src) for e in d["entries"]),
+        warnings=tuple(d["warnings"]),
+        error=d["error"],
+        isolated=True,
+    )
+
+
+def _child_main(raw: str) -> None:
+    """The child's side of :func:`run_isolated`: run, write the outputs, print the result as JSON."""
+    args = json.loads(raw)
+    inputs = None
+    if args.get("inputs"):
+        with np.load(args["inputs"]) as z:
+            inputs = {name: z[f"i{n}"] for n, name in enumerate(args["input_names"])}
+    b = args.get("bench")
+    bench = BenchSettings(**{**b, "threads": tuple(b["threads"])}) if b else None
+    run = run_on_accelerator(args["model"], args["accelerator"], inputs=inputs, bench=bench)
+    names = None
+    if run.outputs is not None and args.get("outputs"):
+        names = list(run.outputs)
+        np.savez(args["outputs"], **{f"o{n}": run.outputs[k] for n, k in enumerate(names)})  # type: ignore[arg-type]
+    result = {
+        "ran_on": run.ran_on, "fully_accelerated": run.fully_accelerated, "backend": run.backend,
+        "outputs": names, "entries": [e.to_dict(samples=True) for e in run.entries],
+        "warnings": list(run.warnings), "error": run.error,
+    }  # fmt: skip
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+    sys.stdout.flush()
 
 
 def bench_isolated(
@@ -46,11 +231,11 @@ def bench_isolated(
     data: Any,
     measure: str,
 ) -> BenchEntry:
-    """Time one entry in a child process (see the module docstring).
+    """Time one benchmark entry in a child process (see the module docstring).
 
     Raises:
         UsageError: ``data`` is not a file path (an in-memory dataset cannot cross the process boundary).
-        BenchmarkError: The child failed; its last error line is in the message.
+        BenchmarkError: The child failed, or the accelerator could not run the model; the message says why.
     """
     if data is not None and not isinstance(data, (str, Path)):
         raise UsageError(
@@ -58,31 +243,17 @@ def bench_isolated(
             "takes data as a file path only.",
             hint="Pass data as a .npy/.npz/image-folder path, or run the benchmark without TensorFlow loaded.",
         )
-    with tempfile.TemporaryDirectory(prefix="liteship-bench-") as tmp:
-        model = src
-        if isinstance(src, (bytes, bytearray)):
-            model = Path(tmp) / "model.tflite"
-            model.write_bytes(bytes(src))
-        args = {
-            "model": str(model), "accelerator": accelerator, "threads": threads, "runs": runs,
-            "warmup": warmup, "min_seconds": min_seconds, "data": None if data is None else str(data),
-            "measure": measure,
-        }  # fmt: skip
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, json.dumps(args)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+    settings = BenchSettings(
+        (threads,), runs, warmup, min_seconds, None if data is None else str(data), measure
+    )
+    run = run_isolated(src, accelerator, bench=settings)
+    if run.error is not None or not run.entries:
+        label = src if not isinstance(src, (bytes, bytearray)) else "the model"
         raise BenchmarkError(
-            f"the {accelerator} benchmark of {src if not isinstance(src, bytes) else 'the model'} failed "
-            f"in its child process: {last}",
+            f"the {accelerator} benchmark of {label} failed in its child process: {run.error}",
             hint="Run `liteship bench MODEL --accelerator ...` to see the whole error.",
         )
-    d = json.loads(out.stdout.strip().splitlines()[-1])
-    return _entry(d, src)
+    return run.entries[0]
 
 
 def _entry(d: dict[str, Any], src: str | Path | bytes) -> BenchEntry:
@@ -107,4 +278,11 @@ def _entry(d: dict[str, Any], src: str | Path | bytes) -> BenchEntry:
     )
 
 
-__all__ = ["bench_isolated", "needs_isolation"]
+__all__ = [
+    "AcceleratorRun",
+    "BenchSettings",
+    "bench_isolated",
+    "needs_isolation",
+    "run_isolated",
+    "run_on_accelerator",
+]

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from liteship.cli._common import console, emit_json, json_option, parse_floats, quiet_tensorflow
+from liteship.convert.recipes import RECIPE_NAMES  # RECIPES, then the weight-only ones
 from liteship.errors import LiteshipError
 
 # Library messages name parameters (`calibration`); the CLI user knows them as flags.
@@ -24,17 +25,6 @@ FLAGS = {
     "bias_correction": "--bias-correction",
     "range_setting": "--range-setting",
 }
-# RECIPES keys, then the two weight-only recipes of ai-edge-quantizer (float .tflite and PyTorch sources)
-RECIPE_NAMES = (
-    "none",
-    "dynamic",
-    "int8",
-    "int8-fallback",
-    "float16",
-    "int16x8",
-    "weight-int8",
-    "weight-int4",
-)
 
 
 def _parse_size(value: str | None) -> tuple[int, int] | None:

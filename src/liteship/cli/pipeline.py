@@ -157,11 +157,15 @@ def render_summary(report) -> None:
     )
     for col in ("variant", "KiB", "×f32", "p50", "p95", "p99", "accuracy", "drop", "agreement", "gates"):
         t.add_column(col, justify="left" if col in ("variant", "gates") else "right", no_wrap=col != "gates")
-    for v in report.variants:
-        mark = (" ★" if v.recipe == report.chosen else "") + (" †" if v.pruned else "")
+    picked = (report.chosen, report.chosen_accelerator)
+    for v in [*report.variants, *report.accelerator_pairs]:  # every (variant, accelerator) pair
+        chosen = (v.recipe, v.accelerator) == picked
+        mark = (" ★" if chosen else "") + (" †" if v.pruned else "")
         gates = "[green]pass[/]" if v.gates_passed else "[red]fail[/] " + "; ".join(v.failures)
+        if v.gates_passed is None and not v.failures:
+            gates = "[dim]not a candidate[/]"
         t.add_row(
-            v.recipe + mark,
+            v.label + mark,
             _f((v.size_bytes or 0) / 1024, 1) if v.size_bytes else "–",
             _f(v.ratio_to_float32, 2),
             _f(v.p50_ms),
@@ -171,7 +175,7 @@ def render_summary(report) -> None:
             _f(v.accuracy_drop, 2),
             _p(v.agreement_top1),
             gates,
-            style="bold" if v.recipe == report.chosen else None,
+            style="bold" if chosen else None,
         )
     console.print(t)
     for v in report.variants:
@@ -193,7 +197,8 @@ def render_summary(report) -> None:
     elif mp and mp.search and mp.search.get("label"):
         console.print(f"accuracy repair: {mp.search['label']}")
     if report.chosen:
-        console.print(f"[bold green]selected[/] {report.chosen} → {report.chosen_model}")
+        on = f" on {report.chosen_accelerator}" if report.chosen_accelerator else ""
+        console.print(f"[bold green]selected[/] {report.chosen}{on} → {report.chosen_model}")
     if report.package:
         console.print(f"[bold]package[/]  {report.package['path']}")
     console.print(

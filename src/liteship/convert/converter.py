@@ -14,7 +14,8 @@ from liteship.convert.calibration import Calibration, load_calibration
 from liteship.convert.ops import float32_size_estimate, io_specs, op_histogram, parse_unsupported_ops
 from liteship.convert.recipes import RECIPES, Recipe, configure, resolve_recipe
 from liteship.convert.report import ConversionReport
-from liteship.convert.sources import Source, first_line, open_source, quiet_stdout
+from liteship.convert.sources import Source, check_source_path, first_line, open_source, quiet_stdout
+from liteship.data import check_dataset_path
 from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
 from liteship.model.flatbuffer import load_model, schema, write_liteship_info
 from liteship.types import Preprocessing
@@ -120,7 +121,13 @@ def convert(
     _check_options(recipe, io, calibration, keep)
     _check_fixes(recipe, equalize, bias_correction)
     _check_range_setting(recipe, range_setting)
-    from liteship._tf import import_tf
+    from liteship._tf import import_tf, tf_installed
+
+    if tf_installed():  # a wrong path fails before TensorFlow's import (without TF: say that first)
+        if isinstance(source, (str, Path)):
+            check_source_path(Path(source))
+        if recipe.needs_calibration and isinstance(calibration, (str, Path)):
+            check_dataset_path(calibration)
 
     import_tf()
     started = time.perf_counter()

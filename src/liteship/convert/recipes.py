@@ -9,6 +9,9 @@
 | ``float16``     | float16 | float32     | no          | float32                     |
 | ``int16x8``     | int8    | int16       | yes         | float32, int16              |
 
+``weight-int8`` and ``weight-int4`` (``WEIGHT_ONLY_RECIPES``) are ai-edge-quantizer's: they quantize a
+float .tflite or a PyTorch source (``convert/tflite_quant.py``); ``RECIPE_NAMES`` is every name.
+
 ``int16x8`` takes float32 or int16 I/O: TFLite's 16x8 mode has no int8/uint8 input/output conversion
 (its quantized I/O type is int16). Source: the TensorFlow post-training quantization guide.
 """
@@ -71,6 +74,10 @@ RECIPES: dict[str, Recipe] = {
 
 IO_TYPES = ("float32", "int8", "uint8", "int16")
 
+# ai-edge-quantizer's weight-only recipes (convert/tflite_quant.py): float .tflite and PyTorch sources.
+WEIGHT_ONLY_RECIPES = ("weight-int8", "weight-int4")
+RECIPE_NAMES = (*RECIPES, *WEIGHT_ONLY_RECIPES)  # every recipe `convert` takes, for some source
+
 
 def resolve_recipe(quantize: str, io_type: str | None) -> tuple[Recipe, str]:
     """Check ``quantize`` and ``io_type`` and return ``(recipe, io_type)``.
@@ -79,6 +86,14 @@ def resolve_recipe(quantize: str, io_type: str | None) -> tuple[Recipe, str]:
         UsageError: Unknown recipe, or an I/O type the recipe cannot produce.
     """
     recipe = RECIPES.get(quantize)
+    if recipe is None and quantize in WEIGHT_ONLY_RECIPES:
+        raise UsageError(
+            f"recipe {quantize!r} quantizes a float .tflite or a PyTorch source (with ai-edge-quantizer); "
+            f"a TensorFlow/Keras source takes {', '.join(RECIPES)}.",
+            hint=f"Convert with recipe none first, then give that .tflite as the source for {quantize!r}; "
+            "or use dynamic (int8 weights, float activations).",
+            parameter="quantize",
+        )
     if recipe is None:
         raise UsageError(
             f"unknown quantization recipe {quantize!r} for `quantize`; expected one of {', '.join(RECIPES)}.",

@@ -180,11 +180,35 @@ def open_source(source: Any) -> Source:
 
 
 def _from_path(path: Path) -> Source:
+    check_source_path(path)
+    if path.is_dir():
+        return Source("saved_model", str(path), str(path))
+    import keras
+
+    try:
+        with quiet_stdout():
+            model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # keras raises ValueError/OSError/TypeError/zipfile errors on bad files
+        raise ConversionError(
+            f"cannot load Keras model {str(path)!r}: {first_line(e)}",
+            hint="Check that the file is a complete .keras/.h5 save; custom layers must be importable "
+            "and registered (keras.saving.register_keras_serializable).",
+        ) from e
+    return Source("keras_file", str(path), model, [layer.name for layer in model.layers])
+
+
+def check_source_path(path: Path) -> None:
+    """The checks of a TensorFlow/Keras source path that need no TensorFlow (so a wrong path fails in
+    a moment, before the seconds TensorFlow takes to import).
+
+    Raises:
+        ConversionError: The path is missing, a directory without a SavedModel, or not a Keras file.
+    """
     if not path.exists():
         raise ConversionError(f"model {str(path)!r} does not exist.", hint=SOURCE_HINT)
     if path.is_dir():
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
-            return Source("saved_model", str(path), str(path))
+            return
         raise ConversionError(
             f"directory {str(path)!r} is not a SavedModel (it has no saved_model.pb).",
             hint="Export one with model.export(dir) (Keras 3) or tf.saved_model.save(obj, dir).",
@@ -199,18 +223,6 @@ def _from_path(path: Path) -> Source:
             f"{str(path)!r} is not a .keras archive (a .keras file is a zip written by model.save()).",
             hint="Check that the file was copied completely, or re-save the model.",
         )
-    import keras
-
-    try:
-        with quiet_stdout():
-            model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # keras raises ValueError/OSError/TypeError/zipfile errors on bad files
-        raise ConversionError(
-            f"cannot load Keras model {str(path)!r}: {first_line(e)}",
-            hint="Check that the file is a complete .keras/.h5 save; custom layers must be importable "
-            "and registered (keras.saving.register_keras_serializable).",
-        ) from e
-    return Source("keras_file", str(path), model, [layer.name for layer in model.layers])
 
 
 @contextlib.contextmanager

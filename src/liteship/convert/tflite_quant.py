@@ -179,7 +179,7 @@ def ensure_signature(data: bytes) -> bytes:
     sig.signatureKey = SIGNATURE
     sig.subgraphIndex = 0
     model.signatureDefs = [sig]
-    return fbm.attach_files(fbm.pack_model(model), fbm.associated_files(data))
+    return fbm.attach_files(fbm.pack_model(model, data), fbm.associated_files(data))
 
 
 def signature_inputs(data: bytes) -> tuple[str, dict[str, tuple[int, ...]]]:

@@ -91,6 +91,16 @@ class Dataset:
         return [y for _, y in self]
 
 
+def check_dataset_path(path: str | Path) -> None:
+    """Raise the :func:`load_dataset` error for a dataset path that does not exist (cheap: callers run it
+    before slow set-up, e.g. TensorFlow's import)."""
+    if not Path(path).exists():
+        raise DataError(
+            f"dataset {str(path)!r} does not exist.",
+            hint="Give a folder of images (one sub-folder per class), a .npy or a .npz file.",
+        )
+
+
 def load_dataset(
     source: str | Path | Callable[[], Iterable[Any]] | np.ndarray | Dataset,
     *,
@@ -122,11 +132,7 @@ def load_dataset(
     if callable(source):
         return _from_callable(source, pre).take(limit)
     path = Path(source)
-    if not path.exists():
-        raise DataError(
-            f"dataset {str(path)!r} does not exist.",
-            hint="Give a folder of images (one sub-folder per class), a .npy or a .npz file.",
-        )
+    check_dataset_path(path)
     if path.is_dir():
         return _from_image_folder(path, pre, input_shape).take(limit)
     suffix = path.suffix.lower()
@@ -329,6 +335,7 @@ def read_labels(path: str | Path) -> list[str]:
 __all__ = [
     "Dataset",
     "load_dataset",
+    "check_dataset_path",
     "load_image",
     "prepare_image",
     "parse_labels",

@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from liteship import confidence
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-CONFIDENCE_BINS = 20
+CONFIDENCE_BINS = confidence.BINS  # the bins devices and drift references share
 
 # Bounds of every number a device sends (the trust boundary: a device token is not trusted with the
 # fleet's aggregates). Counts fit a 32-bit INTEGER column on PostgreSQL; times are UNIX seconds.

@@ -24,6 +24,9 @@ def runtime_text(runtime: dict[str, Any] | None) -> str:
         parts.append(f"LiteRT {runtime['litert']}")
     if runtime.get("accelerator"):
         parts.append(str(runtime["accelerator"]))
+    if runtime.get("accelerator_fallback"):  # issue 15: the accelerator asked for did not start
+        asked = f" from {runtime['accelerator_requested']}" if runtime.get("accelerator_requested") else ""
+        parts.append(f"fell back{asked}: {runtime['accelerator_fallback']}")
     if not parts:  # an older agent: whatever it sent
         parts = [f"{k}={v}" for k, v in list(runtime.items())[:4]]
     return " · ".join(parts)

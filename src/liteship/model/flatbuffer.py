@@ -179,7 +179,8 @@ def metadata_entries(model: Any, data: bytes | None = None) -> dict[str, bytes]:
 def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
     """Return a copy of the model with metadata entry ``name`` set to ``value`` (added or replaced).
 
-    A zip archive appended to the flatbuffer (TFLite Metadata's associated files) is kept.
+    A zip archive appended to the flatbuffer (TFLite Metadata's associated files) is kept, and so are
+    weights stored after the flatbuffer (``Buffer.offset``/``size``, see :func:`pack_model`).
     """
     loaded = load_model(data)
     model = loaded.model
@@ -199,11 +200,72 @@ def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
         entry.name = name
         entry.buffer = len(model.buffers) - 1
         model.metadata = (model.metadata or []) + [entry]
-    return attach_files(pack_model(model), associated_files(data))
+    return attach_files(pack_model(model, data), associated_files(data))
 
 
-def pack_model(model: Any) -> bytes:
-    """Serialize a ``schema.ModelT`` to .tflite bytes."""
+def pack_model(model: Any, data: bytes | None = None) -> bytes:
+    """Serialize a ``schema.ModelT`` to .tflite bytes.
+
+    Buffers stored after the flatbuffer (``Buffer.offset > 1``: the converter writes them for models
+    near the flatbuffer's 2 GB limit, or when forced with ``_experimental_use_buffer_offset``) are read
+    from ``data``, the file ``model`` was loaded from, and written after the new flatbuffer the way the
+    converter lays them out: each at a 16-byte aligned offset from the start of the file. ``model`` is
+    left as it was (its offsets still point into ``data``).
+
+    Args:
+        model: The object tree to write.
+        data: The bytes ``model`` was read from; needed only when it has such buffers.
+
+    Raises:
+        ModelError: ``model`` has buffers after the flatbuffer and ``data`` was not given, or ``data``
+            does not hold them.
+    """
+    external = [b for b in model.buffers or [] if b.data is None and getattr(b, "offset", 0) > 1]
+    if not external:
+        return _pack(model)
+    if data is None:
+        raise ModelError(
+            f"the model keeps {len(external)} weight buffer(s) after the flatbuffer, but their bytes were "
+            "not given; writing it would drop them.",
+            hint="Pass the original model bytes (pack_model(model, data)).",
+        )
+    original = [b.offset for b in external]
+    for b in external:
+        if b.offset + b.size > len(data):
+            raise ModelError(
+                f"a weight buffer lies outside the model bytes given ({b.offset}+{b.size} > {len(data)}).",
+                hint=HINT,
+            )
+    chunks = [data[b.offset : b.offset + b.size] for b in external]
+    try:
+        for b in external:  # non-zero, so the field is written and the flatbuffer's size is final
+            b.offset = _OFFSET_PLACEHOLDER
+        size = len(_pack(model))
+        position = size
+        for b, chunk in zip(external, chunks, strict=True):
+            position = _aligned(position)
+            b.offset, position = position, position + len(chunk)
+        out = bytearray(_pack(model))
+        if len(out) != size:  # pragma: no cover - the offsets are fixed-width fields
+            raise ModelError(f"repacking changed the flatbuffer's size ({size} → {len(out)} bytes).")
+        for b, chunk in zip(external, chunks, strict=True):
+            out += bytes(b.offset - len(out))
+            out += chunk
+    finally:
+        for b, offset in zip(external, original, strict=True):
+            b.offset = offset
+    return bytes(out)
+
+
+_OFFSET_PLACEHOLDER = 1  # TFLite reads offsets ≤ 1 as "no external data" (1 is its own placeholder)
+_BUFFER_ALIGNMENT = 16  # as the converter aligns them
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _BUFFER_ALIGNMENT) * _BUFFER_ALIGNMENT
+
+
+def _pack(model: Any) -> bytes:
     import flatbuffers
 
     builder = flatbuffers.Builder(1024 * 1024)
@@ -279,3 +341,71 @@ __all__ = [
     "schema",
     "FILE_IDENTIFIER",
 ]
+
+
+def batch_one_copy(data: bytes) -> bytes | None:
+    """A copy of the model whose dynamic batch (a ``-1`` first dimension) is fixed at 1.
+
+    GPU and NPU accelerators compile static shapes only, while TensorFlow's converter gives Keras and
+    SavedModel sources a dynamic batch. The tensors' ``shape`` already holds 1 where the signature holds
+    ``-1``, so the shape signatures are dropped; a ``RESHAPE`` whose target shape was computed at run time
+    (``SHAPE → STRIDED_SLICE → PACK``, as a Keras ``Flatten`` converts) gets its now-static output shape
+    as a constant, and the ops left computing nothing are removed. Numerics are untouched.
+
+    Returns:
+        The batch-1 bytes, or ``None`` when nothing is dynamic, or when a dimension other than the first
+        is (a sequence length, say): fixing that at 1 would change what the model computes.
+    """
+    model = load_model(data).model
+    dynamic = []
+    for sg in model.subgraphs or []:
+        for t in sg.tensors or []:
+            sig = [] if t.shapeSignature is None else [int(d) for d in t.shapeSignature]
+            if -1 not in sig:
+                continue
+            shape = [] if t.shape is None else [int(d) for d in t.shape]
+            if -1 in sig[1:] or len(shape) != len(sig) or shape[0] != 1:
+                return None
+            dynamic.append(t)
+    if not dynamic:
+        return None
+    for t in dynamic:
+        t.shapeSignature = None
+    for sg in model.subgraphs or []:
+        _constant_reshape_targets(model, sg)
+        _drop_dead_ops(sg)
+    return attach_files(pack_model(model), associated_files(data))
+
+
+def _constant_reshape_targets(model: Any, sg: Any) -> None:
+    import numpy as np
+
+    for op in sg.operators or []:
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        if builtin != schema.BuiltinOperator.RESHAPE or op.inputs is None or len(op.inputs) < 2:
+            continue
+        target = sg.tensors[op.inputs[1]]
+        if target.buffer and model.buffers[target.buffer].data is not None:
+            continue  # a constant already
+        shape = np.array([int(d) for d in sg.tensors[op.outputs[0]].shape], np.int32)
+        buf = schema.BufferT()
+        buf.data = np.frombuffer(shape.tobytes(), np.uint8)
+        model.buffers.append(buf)
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer = [len(shape)], schema.TensorType.INT32, len(model.buffers) - 1
+        t.name = (target.name or b"reshape_target") + b"/batch1"
+        sg.tensors.append(t)
+        op.inputs = [op.inputs[0], len(sg.tensors) - 1, *op.inputs[2:]]
+
+
+def _drop_dead_ops(sg: Any) -> None:
+    """Remove operators whose outputs nothing reads (walking back from the subgraph's outputs)."""
+    needed = {int(i) for i in (sg.outputs if sg.outputs is not None else [])}
+    kept = []
+    for op in reversed(sg.operators or []):
+        outs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
+        if not outs or any(o in needed for o in outs):  # no outputs: a side effect, keep it
+            kept.append(op)
+            needed |= {int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0}
+    sg.operators = kept[::-1]

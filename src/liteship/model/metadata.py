@@ -572,7 +572,7 @@ def write_model_metadata(model: ModelSource, metadata: ms.ModelMetadata, files: 
         metadata = dataclasses.replace(metadata, min_parser_version=ms.min_parser_version(metadata))
     # Repacking the model drops the old zip archive; set_metadata_entry then re-attaches nothing,
     # so no stale associated file survives, and an existing TFLITE_METADATA entry is replaced in place.
-    bare = fbm.pack_model(loaded.model)
+    bare = fbm.pack_model(loaded.model, loaded.data)
     data = fbm.attach_files(fbm.set_metadata_entry(bare, METADATA_ENTRY, ms.pack_metadata(metadata)), files)
     try:  # what we wrote must read back
         read_model_metadata(data)

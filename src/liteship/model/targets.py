@@ -339,7 +339,11 @@ def probe_target(model: bytes, verdict: TargetVerdict) -> TargetVerdict:
             ),
             fallback_ops={r.op: r.reason.rstrip(".") for r in rejected},
             sources=(source,),
-            notes=verdict.notes,
+            notes=(
+                (*verdict.notes, "LiteRT did not name the ops: found by compiling the model's ops alone.")
+                if placement.found_by == "bisection"
+                else verdict.notes
+            ),
             basis="probed",
             accelerated_ops=on_acc,
             total_ops=total,

@@ -3,8 +3,8 @@
 :func:`reference_histogram` runs the model (LiteRT) over validation data and returns the top-1
 confidence histogram the server compares device telemetry against. It prepares the data the way the
 device does (:func:`declared_preprocessing`, the one rule for "what preprocessing does this model
-declare") and bins the confidences with :func:`liteship.validate.metrics.confidence_histogram`, the same
-function the pipeline's validation uses.
+declare") and takes and bins the confidences with :mod:`liteship.confidence`, the rule the pipeline's
+validation and the device agent's telemetry use.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship import confidence
 from liteship.errors import LiteshipError, PackageError
 from liteship.types import Preprocessing
 
@@ -58,7 +59,6 @@ def reference_histogram(
     from liteship.data import load_dataset
     from liteship.model.flatbuffer import load_model, read_liteship_info
     from liteship.runtime import LiteRTRunner
-    from liteship.validate.metrics import confidence_histogram
 
     loaded = load_model(model if isinstance(model, bytes) else os.fspath(model))
     try:
@@ -86,8 +86,8 @@ def reference_histogram(
             f"output {out.name!r} has {len(rows[0])} value(s) per sample; a confidence histogram needs a "
             "classifier output (one score per class).",
         )
-    hist = confidence_histogram(out.name, np.stack(rows))
-    return {"bins": list(hist.bins), "counts": list(hist.counts), "output": hist.output}
+    counts = confidence.confidence_counts(confidence.top1_confidence(np.stack(rows)))
+    return {"bins": list(confidence.bin_edges()), "counts": list(counts), "output": out.name}
 
 
 __all__ = ["reference_histogram", "declared_preprocessing", "MAX_REFERENCE_SAMPLES"]

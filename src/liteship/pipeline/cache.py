@@ -3,11 +3,10 @@ same source must not run the (slow, TensorFlow) reference six times."""
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from liteship.runtime.base import Runner
+from liteship.runtime.recorded import feed_key
 from liteship.types import TensorSpec
 
 
@@ -29,16 +28,8 @@ class CachingRunner(Runner):
     def output_specs(self) -> list[TensorSpec]:
         return self.inner.output_specs
 
-    @staticmethod
-    def _key(feed: dict[str, np.ndarray]) -> bytes:
-        h = hashlib.sha256()
-        for name in sorted(feed):
-            a = np.ascontiguousarray(feed[name])
-            h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
-        return h.digest()
-
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        key = self._key(feed)
+        key = feed_key(feed)
         hit = self._cache.get(key)
         if hit is not None:
             self.hits += 1

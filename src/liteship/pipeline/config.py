@@ -12,9 +12,11 @@ from typing import Any, Literal, overload
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from liteship.convert.recipes import RECIPE_NAMES
 from liteship.errors import UsageError
 
-ALL_RECIPES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")
+ALL_RECIPES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # the default list
+ACCEPTED_RECIPES = RECIPE_NAMES  # every recipe `liteship convert` takes (weight-int8/-int4 too)
 
 
 class _Strict(BaseModel):
@@ -160,9 +162,9 @@ class PipelineConfig(_Strict):
     @field_validator("recipes")
     @classmethod
     def _known_recipes(cls, v: list[str]) -> list[str]:
-        bad = [r for r in v if r not in ALL_RECIPES]
+        bad = [r for r in v if r not in ACCEPTED_RECIPES]
         if bad:
-            raise ValueError(f"unknown recipes {bad}; choose from {list(ALL_RECIPES)}")
+            raise ValueError(f"unknown recipes {bad}; choose from {list(ACCEPTED_RECIPES)}")
         if not v:
             raise ValueError("at least one recipe is needed")
         return list(dict.fromkeys(v))
@@ -255,4 +257,4 @@ def _problems(e: ValidationError) -> list[str]:
     return list(seen.values())
 
 
-__all__ = ["PipelineConfig", "load_config", "ALL_RECIPES"]
+__all__ = ["PipelineConfig", "load_config", "ALL_RECIPES", "ACCEPTED_RECIPES"]

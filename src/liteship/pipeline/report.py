@@ -14,6 +14,11 @@ class VariantResult(ReportMixin):
 
     Latencies are in milliseconds; ``latency`` maps a thread count to its statistics, and ``p50_ms`` etc.
     are taken at ``selection_threads`` (the largest configured thread count).
+
+    A row of ``PipelineReport.variants`` is a variant on the Interpreter (``accelerator`` is ``None``); a
+    row of ``PipelineReport.accelerator_pairs`` is a variant on a CompiledModel accelerator
+    (``accelerator`` as configured, ``ran_on`` what LiteRT compiled for, ``fully_accelerated`` its
+    answer), validated and timed there; ``ok`` false and ``error`` when that accelerator could not run it.
     """
 
     recipe: str
@@ -46,6 +51,14 @@ class VariantResult(ReportMixin):
     warnings: list[str] = field(default_factory=list)
     latency_samples_ms: list[float] = field(default_factory=list, repr=False)
     confidence_histogram: dict[str, Any] | None = field(default=None, repr=False)
+    accelerator: str | None = None
+    ran_on: str | None = None
+    fully_accelerated: bool | None = None
+
+    @property
+    def label(self) -> str:
+        """``int8``, or ``int8 on gpu`` for an accelerator pair."""
+        return self.recipe if self.accelerator is None else f"{self.recipe} on {self.accelerator}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,12 @@ class AccuracyRepairReport(ReportMixin):
 
 @dataclass(frozen=True)
 class PipelineReport(ReportMixin):
-    """Everything a run produced; ``report.json`` is ``to_dict()`` of this."""
+    """Everything a run produced; ``report.json`` is ``to_dict()`` of this.
+
+    ``chosen`` is the selected variant and ``chosen_accelerator`` the accelerator of the selected pair
+    (``None``: the Interpreter); every pair's row is in ``variants`` (Interpreter) or
+    ``accelerator_pairs`` (CompiledModel accelerators of ``bench.accelerators``).
+    """
 
     model_id: str
     version: str
@@ -123,6 +141,10 @@ class PipelineReport(ReportMixin):
     report_json: str | None = None
     report_html: str | None = None
     warnings: list[str] = field(default_factory=list)
+    accelerator_pairs: list[VariantResult] = field(default_factory=list)
+    chosen_accelerator: str | None = None
 
-    def variant(self, recipe: str) -> VariantResult | None:
-        return next((v for v in self.variants if v.recipe == recipe), None)
+    def variant(self, recipe: str, accelerator: str | None = None) -> VariantResult | None:
+        """The row of ``recipe`` on the Interpreter, or on ``accelerator``."""
+        rows = self.variants if accelerator is None else self.accelerator_pairs
+        return next((v for v in rows if v.recipe == recipe and v.accelerator == accelerator), None)

@@ -13,8 +13,9 @@ from typing import Any
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
 from liteship.pipeline.config import KERAS_FIXES, PipelineConfig, load_config, range_setting_of
 from liteship.pipeline.report import PipelineReport
-from liteship.pipeline.select import Selection, select_variant
+from liteship.pipeline.select import Selection, pair_label, select_variant
 from liteship.pipeline.variant import Variant
+from liteship.runtime.base import Runner
 from liteship.types import Preprocessing
 
 INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
@@ -79,6 +80,12 @@ class _Run:
         self._calib_data: Any = None
         self._ref_shape: tuple[int, ...] | None = None
         self.threads = list(cfg.bench.threads)
+        self.chosen_accelerator: str | None = None
+        if None not in cfg.bench.accelerators:
+            self.warnings.append(
+                "bench.accelerators does not list the Interpreter (null): the variants are still measured "
+                "on it (pruning and repair use those figures), but only the accelerator pairs are candidates."
+            )
         self.selection_threads = max(self.threads) if self.threads else None
 
     # -- stages --------------------------------------------------------------------------------------------
@@ -104,6 +111,8 @@ class _Run:
                 selection = self.select()
         device_sel = self._device_selection(selection)  # bench.devices (issue 12): select on device figures
         chosen = device_sel.chosen if device_sel is not None and not device_sel.fallback else selection.chosen
+        # devices time the Interpreter; otherwise the chosen pair's accelerator (None: the Interpreter)
+        self.chosen_accelerator = selection.chosen_accelerator if chosen == selection.chosen else None
         chosen_model = package = metadata = None
         ship_error: LiteshipError | None = None
         if chosen is not None:
@@ -113,7 +122,10 @@ class _Run:
             except LiteshipError as e:  # still write the reports, then fail
                 ship_error = e
                 self.warnings.append(f"shipping {chosen} failed: {e}")
-        verdicts = {v.recipe: v for v in selection.verdicts}
+        verdicts = {v.recipe: v for v in selection.verdicts if v.accelerator is None}
+        pair_verdicts: dict[tuple[str, str | None], Any] = {
+            (v.recipe, v.accelerator): v for v in selection.verdicts if v.accelerator
+        }
         report = PipelineReport(
             model_id=self.cfg.model_id,
             version=self.cfg.version,
@@ -139,6 +151,13 @@ class _Run:
             report_json=str(self.out / "report.json"),
             report_html=str(self.out / "report.html"),
             warnings=self.warnings,
+            accelerator_pairs=[
+                r
+                for n in self._all_names()
+                if n in self.variants
+                for r in self.variants[n].pair_results(pair_verdicts, self.selection_threads)
+            ],
+            chosen_accelerator=self.chosen_accelerator if chosen is not None else None,
         )
         self._cleanup()
         report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
@@ -401,6 +420,14 @@ class _Run:
             f"accuracy {_pct(nums['accuracy'])}  drop {_num(nums['accuracy_drop'])} pts"
             + (f" [dim](on {val.samples} samples)[/]" if dominated else "")
         )
+        return self._measure_pairs(v, path, limit, dominated is not None)
+
+    def _measure_pairs(self, v: Variant, path: Path, limit: int | None, quick: bool) -> Variant:
+        """Issue 15: the variant on every CompiledModel accelerator of ``bench.accelerators``."""
+        from liteship.pipeline.accelerators import measure_pairs
+
+        v = v.replace(pairs=measure_pairs(self, v.name, path, limit, quick))
+        self.variants[v.name] = v
         return v
 
     def _dominated_by_baseline(self, name: str, path: Path) -> tuple[str | None, Any]:
@@ -430,7 +457,12 @@ class _Run:
         return None, None
 
     def validate(
-        self, path: Path | bytes, *, limit: int | None = None, layerwise: bool = False, quiet: bool = False
+        self,
+        path: Path | bytes | Runner,
+        *,
+        limit: int | None = None,
+        layerwise: bool = False,
+        quiet: bool = False,
     ) -> Any:
         """Validate a model against the reference on the validation set (accuracy gates left to selection)."""
         from liteship.validate import validate
@@ -460,7 +492,7 @@ class _Run:
             warmup=1 if quick else b.warmup,
             min_seconds=0.0 if quick else b.min_seconds,
             progress=False,
-            accelerators=tuple(b.accelerators),  # issue 15 hook: every (variant, accelerator) is timed
+            # the Interpreter; each (variant, accelerator) pair is timed with its validation (_measure_pairs)
         )
 
     def _input_shape(self, reference: Any) -> tuple[int, ...] | None:
@@ -529,12 +561,17 @@ class _Run:
         return cand is not None and select_variant([cand], **self.accuracy_gates()).chosen == name
 
     def select(self) -> Selection:
-        cands = [c for v in self.variants.values() if (c := v.candidate(self.selection_threads))]
+        """Select over every (variant, accelerator) pair: the Interpreter's (when ``bench.accelerators``
+        lists it, as by default) and each CompiledModel accelerator's."""
+        t = self.selection_threads
+        interp = None in self.cfg.bench.accelerators
+        cands = [c for v in self.variants.values() if interp and (c := v.candidate(t))]
+        cands += [c for v in self.variants.values() for c in v.pair_candidates(t)]
         sel = select_variant(cands, objective=self.cfg.objective, **self.gates())
         if sel.chosen:
             self.log(
-                f"[bold green]select[/] {sel.chosen} ({self.cfg.objective}; "
-                f"{sum(v.passed for v in sel.verdicts)}/{len(sel.verdicts)} variants pass the gates)"
+                f"[bold green]select[/] {pair_label(sel.chosen, sel.chosen_accelerator)} ({self.cfg.objective}; "
+                f"{sum(v.passed for v in sel.verdicts)}/{len(sel.verdicts)} candidates pass the gates)"
             )
         else:
             self.log("[bold red]select[/] no variant passes the gates")
@@ -573,6 +610,11 @@ class _Run:
             self.log("[yellow]package[/] skipped: package.key is not set")
             return None
         v = self.variants[chosen]
+        pair = next((p for p in v.pairs if p.accelerator == self.chosen_accelerator), None)
+        if pair is not None:  # the pair's figures: what the device will see on that accelerator
+            from liteship.pipeline.accelerators import with_pair
+
+            v = with_pair(v, pair)
         conv, val = v.conversion, v.validation
         assert conv is not None and val is not None
         ds = load_dataset(
@@ -589,6 +631,7 @@ class _Run:
         nums = val.summary()
         metrics = {
             "recipe": chosen,
+            **({"accelerator": self.chosen_accelerator} if self.chosen_accelerator else {}),
             "size_bytes": conv.size_bytes,
             **{k: v for k, v in nums.items() if k != "confidence_histogram"},
         }

@@ -20,6 +20,12 @@ class Candidate:
     agreement: float | None = None  # top-1 agreement 0..1; None for non-classifiers
     sqnr_db: float | None = None
     validation_passed: bool = True  # gates that validate itself checked (atol/rtol/…)
+    accelerator: str | None = None  # the CompiledModel accelerator of a (variant, accelerator) pair
+
+    @property
+    def label(self) -> str:
+        """``int8``, or ``float16 on gpu`` for a pair."""
+        return pair_label(self.recipe, self.accelerator)
 
 
 @dataclass(frozen=True)
@@ -27,17 +33,28 @@ class Verdict(ReportMixin):
     recipe: str
     passed: bool
     failures: list[str] = field(default_factory=list)
+    accelerator: str | None = None  # None: the Interpreter
+
+
+def pair_label(recipe: str, accelerator: str | None) -> str:
+    """How reports name a (variant, accelerator) pair: the recipe alone on the Interpreter."""
+    return recipe if accelerator is None else f"{recipe} on {accelerator}"
 
 
 @dataclass(frozen=True)
 class Selection(ReportMixin):
+    """``chosen`` is the variant; ``chosen_accelerator`` the accelerator of the chosen pair (``None``: the
+    Interpreter)."""
+
     chosen: str | None
     objective: str
     verdicts: list[Verdict]
+    chosen_accelerator: str | None = None
 
     @property
     def failures_by_recipe(self) -> dict[str, list[str]]:
-        return {v.recipe: v.failures for v in self.verdicts if not v.passed}
+        """Failing gates by pair label (the recipe alone on the Interpreter)."""
+        return {pair_label(v.recipe, v.accelerator): v.failures for v in self.verdicts if not v.passed}
 
 
 def check_gates(
@@ -67,7 +84,7 @@ def check_gates(
         failures.append(f"SQNR {c.sqnr_db:.1f} dB < min_sqnr {min_sqnr}")
     if not c.validation_passed:
         failures.append("validation gates failed (see the validation report)")
-    return Verdict(recipe=c.recipe, passed=not failures, failures=failures)
+    return Verdict(recipe=c.recipe, passed=not failures, failures=failures, accelerator=c.accelerator)
 
 
 def select_variant(
@@ -79,7 +96,7 @@ def select_variant(
     """Pick the variant to ship.
 
     Args:
-        candidates: One per converted variant.
+        candidates: One per converted variant, or per (variant, accelerator) pair.
         objective: ``"latency"`` (lowest p50; size breaks ties) or ``"size"`` (smallest; p50 breaks ties).
         **gates: ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``.
 
@@ -94,8 +111,13 @@ def select_variant(
         lat = c.p50_ms if c.p50_ms is not None else inf
         return (lat, c.size_bytes) if objective == "latency" else (c.size_bytes, lat)
 
-    chosen = min(passing, key=key).recipe if passing else None
-    return Selection(chosen=chosen, objective=objective, verdicts=verdicts)
+    best = min(passing, key=key) if passing else None
+    return Selection(
+        chosen=best.recipe if best else None,
+        objective=objective,
+        verdicts=verdicts,
+        chosen_accelerator=best.accelerator if best else None,
+    )
 
 
-__all__ = ["Candidate", "Verdict", "Selection", "check_gates", "select_variant"]
+__all__ = ["Candidate", "Verdict", "Selection", "check_gates", "pair_label", "select_variant"]

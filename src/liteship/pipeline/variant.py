@@ -16,6 +16,7 @@ from liteship.pipeline.select import Candidate, Verdict
 if TYPE_CHECKING:
     from liteship.bench.report import BenchEntry, BenchReport
     from liteship.convert.report import ConversionReport
+    from liteship.pipeline.accelerators import AcceleratorPair
     from liteship.validate.report import ValidationReport
 
 LATENCY_SAMPLES_KEPT = 2000
@@ -35,6 +36,8 @@ class Variant:
         fixes: Graph fixes applied to the source first (``equalize``, ``bias_correction``).
         error: Why a stage failed, if one did.
         pruned: Why it got only a quick benchmark and a short validation, if it did.
+        pairs: The variant on each CompiledModel accelerator of ``bench.accelerators``; the record's own
+            ``bench`` and ``validation`` are the Interpreter's.
     """
 
     name: str
@@ -46,6 +49,7 @@ class Variant:
     fixes: tuple[str, ...] = ()
     error: str | None = None
     pruned: str | None = None
+    pairs: tuple[AcceleratorPair, ...] = ()
 
     def replace(self, **changes: Any) -> Variant:
         return dataclasses.replace(self, **changes)
@@ -82,6 +86,36 @@ class Variant:
             agreement=nums["agreement_top1"],
             sqnr_db=nums["sqnr_db"],
         )
+
+    def pair_candidates(self, threads: int | None) -> list[Candidate]:
+        """One candidate per measured (variant, accelerator) pair."""
+        from liteship.pipeline.accelerators import with_pair
+
+        out = []
+        for p in self.pairs:
+            c = with_pair(self, p).candidate(threads)
+            if c is not None:
+                out.append(dataclasses.replace(c, accelerator=p.accelerator))
+        return out
+
+    def pair_results(
+        self, verdicts: dict[tuple[str, str | None], Verdict], threads: int | None
+    ) -> list[VariantResult]:
+        """One ``report.json`` row per (variant, accelerator) pair; an accelerator that could not run the
+        variant has ``ok`` false and the reason in ``error``."""
+        from liteship.pipeline.accelerators import with_pair
+
+        return [
+            dataclasses.replace(
+                with_pair(self, p).result(verdicts.get((self.name, p.accelerator)), threads),
+                accelerator=p.accelerator,
+                ran_on=p.ran_on,
+                fully_accelerated=p.fully_accelerated,
+                path=self.conversion.output if self.conversion else None,
+                size_bytes=self.conversion.size_bytes if self.conversion else None,
+            )
+            for p in self.pairs
+        ]
 
     def result(self, verdict: Verdict | None, threads: int | None) -> VariantResult:
         """The variant as it appears in ``report.json``."""

@@ -162,28 +162,40 @@ def dagger(v: Any) -> str:
     return f' <span title="{escape(v.pruned)}">†</span>' if v.pruned else ""
 
 
+def _where(v: Any) -> str:
+    """Where a pair ran: the Interpreter, or what the accelerator compiled for (and whether all of it)."""
+    if v.accelerator is None:
+        return "Interpreter"
+    if v.ran_on is None:
+        return f'<span class="fail" title="{escape(v.error or "")}">{escape(v.accelerator)}: not available</span>'
+    part = "" if v.fully_accelerated or v.ran_on == "cpu" else " (partly)"
+    return f"{escape(v.ran_on)}{part}"
+
+
 def render_pipeline_html(report: Any) -> str:
     """The whole page for a :class:`~liteship.pipeline.report.PipelineReport`."""
     r = report
     rows = []
-    for v in r.variants:
-        cls = ' class="chosen"' if v.recipe == r.chosen else ""
+    pairs = [*r.variants, *r.accelerator_pairs]  # every (variant, accelerator) pair; Interpreter first
+    picked = (r.chosen, r.chosen_accelerator)
+    for v in pairs:
+        chosen_row = (v.recipe, v.accelerator) == picked
+        cls = ' class="chosen"' if chosen_row else ""
         verdict = (
             '<span class="pass">pass</span>'
             if v.gates_passed
             else f'<span class="fail" title="{escape("; ".join(v.failures))}">fail</span>'
         )
         rows.append(
-            f"<tr{cls}><td>{escape(v.recipe)}{' ★' if v.recipe == r.chosen else ''}{dagger(v)}</td>"
+            f"<tr{cls}><td>{escape(v.label)}{' ★' if chosen_row else ''}{dagger(v)}</td>"
+            f"<td>{_where(v)}</td>"
             f"<td>{_n((v.size_bytes or 0) / 1024, 1) if v.size_bytes else '–'}</td>"
             f"<td>{_n(v.ratio_to_float32, 2)}</td><td>{_n(v.p50_ms)}</td><td>{_n(v.p95_ms)}</td>"
             f"<td>{_n(v.p99_ms)}</td><td>{_pct(v.accuracy)}</td><td>{_n(v.accuracy_drop, 2)}</td>"
             f"<td>{_pct(v.agreement_top1)}</td><td>{_n(v.sqnr_db, 1)}</td><td>{verdict}</td></tr>"
         )
     failures = "".join(
-        f"<li><b>{escape(v.recipe)}</b>: {escape('; '.join(v.failures))}</li>"
-        for v in r.variants
-        if v.failures
+        f"<li><b>{escape(v.label)}</b>: {escape('; '.join(v.failures))}</li>" for v in pairs if v.failures
     )
     pruned = "".join(
         f"<li><b>{escape(v.recipe)}</b> †: {escape(v.pruned)}</li>" for v in r.variants if v.pruned
@@ -222,7 +234,9 @@ def render_pipeline_html(report: Any) -> str:
             f"<code>{escape(r.package['sha256'][:16])}…</code>, {r.package['size'] / 1024:.1f} KiB, signed)</p>"
         )
     chosen = (
-        f"Shipping <b>{escape(r.chosen)}</b> ({escape(r.objective)} objective, latency at "
+        f"Shipping <b>{escape(r.chosen)}</b>"
+        + (f" on <b>{escape(r.chosen_accelerator)}</b>" if r.chosen_accelerator else "")
+        + f" ({escape(r.objective)} objective, latency at "
         f"{r.selection_threads} thread(s))."
         if r.chosen
         else '<b class="fail">No variant passes the gates; nothing was packaged.</b>'
@@ -233,11 +247,11 @@ def render_pipeline_html(report: Any) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>liteship report: {escape(r.model_id)} {escape(r.version)}</title>
 <style>{CSS}</style></head><body>
 <h1>{escape(r.model_id)} {escape(r.version)}</h1>
-<p class="sub">source <code>{escape(r.source)}</code> · {len(r.variants)} variants · {r.total_seconds:.1f} s ({stages})</p>
+<p class="sub">source <code>{escape(r.source)}</code> · {len(r.variants)} variants{f" · {len(r.accelerator_pairs)} accelerator pairs" if r.accelerator_pairs else ""} · {r.total_seconds:.1f} s ({stages})</p>
 <p id="verdict">{chosen}</p>{pkg}
 <p>Gates: {gates or "none"}</p>
 <h2>Variants</h2>
-<table id="variants"><thead><tr><th>variant</th><th>size KiB</th><th>× float32</th><th>p50 ms</th><th>p95 ms</th>
+<table id="variants"><thead><tr><th>variant</th><th>runs on</th><th>size KiB</th><th>× float32</th><th>p50 ms</th><th>p95 ms</th>
 <th>p99 ms</th><th>accuracy</th><th>drop (pts)</th><th>agreement</th><th>SQNR dB</th><th>gates</th></tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
 {f"<h3>Gate failures</h3><ul>{failures}</ul>" if failures else ""}

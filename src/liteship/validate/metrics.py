@@ -9,10 +9,11 @@ import math
 
 import numpy as np
 
+from liteship import confidence
 from liteship.validate.report import Agreement, ConfidenceHistogram, OutputStats
 
 REL_FLOOR = 1e-9  # |ref| below this counts as this in relative errors
-HISTOGRAM_BINS = 20
+HISTOGRAM_BINS = confidence.BINS
 TOP_K = 5
 
 
@@ -121,23 +122,19 @@ def agreement(name: str, cand: np.ndarray, ref: np.ndarray, labels: np.ndarray |
 def confidence_histogram(name: str, cand: np.ndarray, bins: int = HISTOGRAM_BINS) -> ConfidenceHistogram:
     """Histogram of the top-1 confidence over ``bins`` equal bins on [0, 1].
 
-    Outputs with every value in [0, 1] are taken as probabilities (softmax, sigmoid, or dequantized
-    int8 rows that do not sum to exactly 1); otherwise they are logits and go through softmax first.
+    The confidence and the bins are :mod:`liteship.confidence`'s, the rule the device agent's telemetry
+    and the package's drift reference use: per row, values all in [0, 1] are probabilities (softmax,
+    sigmoid, or dequantized int8 rows that do not sum to exactly 1), anything else is logits and goes
+    through softmax first; a row with NaN/Inf counts in the first bin.
     """
     x = np.asarray(cand, dtype=np.float64)
-    finite = np.isfinite(x).all(axis=1)
-    x = x[finite]
-    looks_like_probs = bool(x.size == 0 or (x.min() >= 0.0 and x.max() <= 1.0))
-    if not looks_like_probs:
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        x = e / e.sum(axis=1, keepdims=True)
-    conf = x.max(axis=1) if x.size else np.zeros(0)
-    counts, edges = np.histogram(np.clip(conf, 0.0, 1.0), bins=bins, range=(0.0, 1.0))
+    rows = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
+    finite = np.all(np.isfinite(rows), axis=1)
     return ConfidenceHistogram(
         output=name,
-        bins=tuple(round(float(e), 10) for e in edges),
-        counts=tuple(int(c) for c in counts),
-        softmax_applied=not looks_like_probs,
+        bins=confidence.bin_edges(bins),
+        counts=confidence.confidence_counts(confidence.top1_confidence(rows), bins),
+        softmax_applied=bool(np.any(finite & ~confidence.probability_rows(rows))),
     )
 
 

@@ -64,14 +64,18 @@ class Fleet:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, str(self.data_dir), self.public_key, str(self.port)]
         )
-        deadline = time.monotonic() + 60
+        # Waits on the server's state: it answers /healthz, or it exited. The deadline only guards a
+        # hang (niced beside normal-priority work, the import alone can take over a minute).
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"fleet server exited with code {self.proc.returncode} before it answered")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("fleet server did not start")
+        raise RuntimeError("fleet server did not answer /healthz within 300 s")
 
     def stop(self) -> None:
         if self.proc is not None:

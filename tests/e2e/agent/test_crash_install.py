@@ -1,6 +1,12 @@
 """SIGKILL a real process at random moments of the install step (verify, extract, smoke-test, swap),
 ≥ 50 trials: after start-up recovery the agent always has a verified model, old or new, never partial,
-and the update is either finished (health window open) or abandoned and can be redone."""
+and the update is either finished (health window open) or abandoned and can be redone.
+
+The kills are anchored on what the worker is doing, not on wall-clock guesses, so a loaded machine does
+not move them: the worker prints each step as it starts (``Store.install``'s ``on_step``) and the test
+kills a random time into the step it aims at, or right as the disk shows the swap's intent (it must
+come back as 1.1.0), or while the worker holds at the start of extraction (it must come back as 1.0.0).
+"""
 
 from __future__ import annotations
 
@@ -25,11 +31,16 @@ WORKER = textwrap.dedent("""
     store = Store(sys.argv[1], sys.argv[2])
     recover(store)
     print("ready", flush=True)
-    sys.stdin.readline()
+    hold = sys.stdin.readline().split()[1:]  # "go", or "go STEP": stop at STEP's start until killed
     t = time.perf_counter()
-    store.install(sys.argv[3], num_threads=1)
+    def on_step(step):
+        print("step", step, time.perf_counter() - t, flush=True)
+        if [step] == hold:
+            sys.stdin.readline()
+    store.install(sys.argv[3], num_threads=1, on_step=on_step)
     print("done", time.perf_counter() - t, flush=True)
 """)
+STEPS = ("extract", "smoke-test", "swap")
 
 
 def spawn(state, key, package):
@@ -39,6 +50,43 @@ def spawn(state, key, package):
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+# killed once the disk shows the swap's intent: recovery finishes it; killed while held at the start of
+# extraction: nothing of 1.1.0 is in place yet
+AIM_OUTCOME = {"intent": "1.1.0", "extract": "1.0.0"}
+
+
+def swap_recorded(state) -> bool:
+    """The swap's intent (state.json ``pending`` = 1.1.0) or its result is on disk."""
+    import json
+
+    try:
+        pending = json.loads((state / "state.json").read_text()).get("pending")
+    except (OSError, ValueError):  # between the temp file and its rename there is always one
+        return False
+    return bool(pending) and pending.get("version") == "1.1.0"
+
+
+def kill_at(w, i, state, rng, step_s) -> str:
+    """Wait for the moment trial ``i`` aims at; returns its name. Trials cycle through: a random time
+    after "go" (anywhere in the step), a random time into one step after its line, the swap's intent
+    on disk, and the start of extraction (where the worker waits to be killed)."""
+    kind = i % 4
+    if kind == 0:
+        time.sleep(rng.uniform(0.0, 1.2 * sum(step_s.values())))
+        return "anywhere"
+    target = {1: rng.choice(STEPS), 2: "swap", 3: "extract"}[kind]
+    while (line := w.stdout.readline()) and line.split()[:2] != ["step", target]:
+        pass
+    if kind == 1:
+        time.sleep(rng.uniform(0.0, step_s[target]))
+        return target + "+"
+    if kind == 3:
+        return "extract"
+    while w.poll() is None and not swap_recorded(state):
+        time.sleep(0.0005)
+    return "intent"
 
 
 def test_sigkill_during_install_always_leaves_a_verified_model(tmp_path, keys, packages):
@@ -54,8 +102,12 @@ def test_sigkill_during_install_always_leaves_a_verified_model(tmp_path, keys, p
     assert w.stdout.readline().strip() == "ready"
     w.stdin.write("go\n")
     w.stdin.flush()
-    duration = float(w.stdout.readline().split()[1])
-    w.wait(timeout=30)
+    marks = [w.stdout.readline().split() for _ in range(len(STEPS) + 1)]  # step lines, then "done"
+    assert [m[1] for m in marks[:-1]] == list(STEPS) and marks[-1][0] == "done", marks
+    times = [float(m[-1]) for m in marks]
+    step_s = {name: times[k + 1] - times[k] for k, name in enumerate(STEPS)}
+    duration = times[-1]
+    w.wait(timeout=300)
     rng = random.Random(1234)
     outcomes = {"1.0.0": 0, "1.1.0": 0}
     nxt = spawn(states[1], keys.public_path, packages["1.1.0"])
@@ -63,16 +115,17 @@ def test_sigkill_during_install_always_leaves_a_verified_model(tmp_path, keys, p
     for i in range(1, TRIALS + 1):
         w, nxt = nxt, (spawn(states[i + 1], keys.public_path, packages["1.1.0"]) if i < TRIALS else None)
         assert w.stdout.readline().strip() == "ready"
-        w.stdin.write("go\n")
+        w.stdin.write("go extract\n" if i % 4 == 3 else "go\n")
         w.stdin.flush()
-        # half the kills anywhere in the step, half around its end (the swap), where the window is short
-        time.sleep(rng.uniform(0.0, 1.2 * duration) if i % 2 else rng.uniform(0.8 * duration, 1.1 * duration))
+        aim = kill_at(w, i, states[i], rng, step_s)
         w.send_signal(signal.SIGKILL)
-        w.wait(timeout=30)
+        w.wait(timeout=300)
         store = Store(states[i], keys.public_path)
         recover(store)
         version = slot_ok(store)
         assert version in outcomes, f"trial {i}: current is {version}"
+        if aim in AIM_OUTCOME:  # killed on a state the outcome follows from
+            assert version == AIM_OUTCOME[aim], f"trial {i}: killed at {aim}, came back as {version}"
         outcomes[version] += 1
         leftovers = [p.name for p in store.incoming.iterdir()] + [p.name for p in store.root.glob(".*tmp*")]
         assert leftovers == [], f"trial {i}: {leftovers}"

@@ -6,7 +6,10 @@ The server sits behind a small proxy in this test that sends target downloads sl
 mid-download) and logs each target request (its ``Range`` header, status and bytes sent: the server's
 side of a resume). The agent logs an ``update step`` line as each step starts (download, verify, extract,
 smoke-test, swap); the test kills it a random time after the line of the step it aims at, and records
-the step the kill hit from the last line the agent wrote before it died.
+the step the kill hit from the last line the agent wrote before it died. Where a step's window is short
+or depends on the machine's load, the kill waits on the disk instead of a clock: a download is killed
+once its ``.part`` holds a random fraction of the package, a swap once the disk shows the swap state the
+chain aims at (slot, intent, previous, current in turn), so a loaded machine does not move them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ DISK_STATES = (
     "current",  # current -> 1.1.0: swapped
 )
 SWAP_STATES = {"slot", "intent", "previous", "current"}
+SWAP_AIMS = ("slot", "intent", "previous", "current")  # each chain's swap kill waits for one of them
+# Only a guard against a hung agent: under `nice -n 19` beside normal-priority work an agent can get
+# no CPU for tens of seconds, so waits end on log lines, disk states and process exits, not on this.
+WAIT_S = 300.0
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -107,7 +114,7 @@ class ThrottlingProxy:
     ``body``)."""
 
     def __init__(self, upstream: str, chunk: int, delay: float) -> None:
-        self.upstream = httpx.Client(base_url=upstream, timeout=30)
+        self.upstream = httpx.Client(base_url=upstream, timeout=WAIT_S)
         self.chunk, self.delay = chunk, delay
         self.log: list[dict] = []
         self.httpd = _QuietServer(("127.0.0.1", 0), _ProxyHandler)
@@ -141,13 +148,18 @@ class AgentProcess:
                 self.lines.put((time.monotonic(), json.loads(line)))
         self.lines.put(None)
 
-    def wait_for(self, predicate, timeout: float = 30.0) -> tuple[float, dict] | None:
+    def wait_for(self, predicate, timeout: float = WAIT_S) -> tuple[float, dict] | None:
         """The first log line matching ``predicate`` (None when the process ended without one)."""
         deadline = time.monotonic() + timeout
         while True:
             if self.ended:
                 return None
-            item = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                item = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no matching log line in {timeout:.0f} s; the agent logged {self.log[-5:]}"
+                ) from None
             if item is None:
                 self.ended = True
                 return None
@@ -155,7 +167,7 @@ class AgentProcess:
             if predicate(item[1]):
                 return item
 
-    def finish(self, sig: int | None = None, timeout: float = 30.0) -> int:
+    def finish(self, sig: int | None = None, timeout: float = WAIT_S) -> int:
         if sig is not None:
             self.proc.send_signal(sig)
         code = self.proc.wait(timeout=timeout)
@@ -182,7 +194,7 @@ def phase_hit(log: list[dict]) -> str:
 
 def disk_state(state: Path, length: int) -> tuple[str, int]:
     """What a kill left on disk (one of DISK_STATES) and the size of the partial download."""
-    store = Store(state)
+    store = Store(state, create=False)
     incoming = {p.name: p for p in store.incoming.iterdir()}
     part = next((p.stat().st_size for n, p in incoming.items() if n.endswith(".part")), 0)
     if store.current_version() == NEW:
@@ -251,17 +263,31 @@ class Run:
         )  # fmt: skip
         self.code: int | None = None
 
-    def kill_in(self, target: str, durations: dict[str, float], rng: random.Random) -> bool:
-        """SIGKILL a random moment into step ``target``; False when the run ended before that step."""
+    def kill_in(
+        self, target: str, durations: dict[str, float], rng: random.Random, disk: DiskWatch, swap_aim: str
+    ) -> bool:
+        """SIGKILL a random moment into step ``target``; False when the run ended before that step.
+
+        ``download``: once the partial download holds a random 5-90 % of the package; ``swap``: once the
+        disk has reached ``swap_aim``; other steps: a random time into the step after its line."""
         if self.agent.wait_for(lambda line: step_of(line) == target) is None:
             self.code = self.agent.finish()
             return False
-        time.sleep(rng.uniform(0.0, durations[target]))
+        if target == "download":
+            goal = rng.uniform(0.05, 0.9) * disk.length
+            disk.wait(
+                self.agent.proc, lambda where, part: part >= goal or where != "part" and where != "nothing"
+            )
+        elif target == "swap":
+            aim = DISK_STATES.index(swap_aim)
+            disk.wait(self.agent.proc, lambda where, _part: DISK_STATES.index(where) >= aim)
+        else:
+            time.sleep(rng.uniform(0.0, durations[target]))
         self.code = self.agent.finish(signal.SIGKILL)
         return self.code == -signal.SIGKILL
 
     def finish(self) -> int:
-        self.code = self.agent.finish(timeout=60)
+        self.code = self.agent.finish()
         return self.code
 
     @property
@@ -273,6 +299,24 @@ class Run:
 
     def loaded(self) -> list[str]:
         return [line["version"] for line in self.log if line.get("msg") == "model loaded"]
+
+
+class DiskWatch:
+    """Polls what an update has left on disk so far (:func:`disk_state`) while the agent runs."""
+
+    def __init__(self, state: Path, length: int) -> None:
+        self.state, self.length = state, length
+
+    def wait(self, proc: subprocess.Popen, done, timeout: float = WAIT_S) -> None:
+        """Until ``done(disk state, partial download size)``, the process ends, or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if done(*disk_state(self.state, self.length)):
+                    return
+            except (FileNotFoundError, NotADirectoryError):  # a file renamed while being looked at
+                pass
+            time.sleep(0.0005)
 
 
 def step_durations(log_times: list[tuple[float, dict]]) -> dict[str, float]:
@@ -295,7 +339,7 @@ def test_sigkill_agent_at_random_moments_of_an_update(
     shutil.copytree(template, state, symlinks=True)
     clean = Run(state, digit_pngs, proxy, "clean")
     times = []
-    while (item := clean.agent.wait_for(lambda _: True, timeout=60)) is not None:
+    while (item := clean.agent.wait_for(lambda _: True)) is not None:
         times.append(item)
     assert clean.finish() == 0 and Store(state).current_version() == NEW
     durations = step_durations(times)
@@ -315,11 +359,13 @@ def test_sigkill_agent_at_random_moments_of_an_update(
         shutil.copytree(template, state, symlinks=True)
         # one kill per step, in the order of an update: each restart is the next victim
         targets = list(PHASES)
+        swap_aim = SWAP_AIMS[chain % len(SWAP_AIMS)]
+        disk = DiskWatch(state, length)
         runs: list[Run] = []
         for n, target in enumerate([*targets, None]):
             run = Run(state, digit_pngs, proxy, f"c{chain}-{n}")
             runs.append(run)
-            killed = target is not None and run.kill_in(target, durations, rng)
+            killed = target is not None and run.kill_in(target, durations, rng, disk, swap_aim)
             if run.code is None:
                 run.finish()
             if len(runs) > 1:

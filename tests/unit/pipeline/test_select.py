@@ -59,3 +59,17 @@ def test_config_resolves_paths_against_its_folder(tmp_path):
     c = load_config(cfg)
     assert c.path(c.source) == tmp_path / "m.keras"
     assert c.recipes == ["none", "dynamic", "int8", "int8-fallback", "float16", "int16x8"]
+
+
+def test_pairs_of_one_variant_compete_and_the_chosen_pair_is_named():
+    # the same float16 file on the Interpreter and on the GPU: the GPU pair is faster but its fp16
+    # kernels lose SQNR; the gate decides which pair ships
+    pairs = [
+        Candidate("float16", size_bytes=2_000_000, p50_ms=10.5, sqnr_db=80.0),
+        Candidate("float16", size_bytes=2_000_000, p50_ms=3.0, sqnr_db=45.0, accelerator="gpu"),
+    ]
+    sel = select_variant(pairs)
+    assert (sel.chosen, sel.chosen_accelerator) == ("float16", "gpu")
+    sel = select_variant(pairs, min_sqnr=60)
+    assert (sel.chosen, sel.chosen_accelerator) == ("float16", None)
+    assert list(sel.failures_by_recipe) == ["float16 on gpu"] and sel.verdicts[1].accelerator == "gpu"

@@ -160,11 +160,11 @@ _REJECTED = """
 from liteship.runtime import CompiledModelRunner, LiteRTRunner
 from liteship.runtime.compiled import AcceleratorError
 path, dynamic = sys.argv[1], sys.argv[2]
-try:
-    CompiledModelRunner(dynamic, accelerator="gpu")
-    dynamic_error = None
-except AcceleratorError as e:
-    dynamic_error = e.message
+xs = np.random.default_rng(1).uniform(0, 1, (3, 8, 8, 1)).astype(np.float32)
+with CompiledModelRunner(dynamic, accelerator="gpu") as d, LiteRTRunner(dynamic) as ref:
+    got, want = next(iter(d.infer(xs).values())), next(iter(ref.infer(xs).values()))
+    dynamic = {"accelerator": d.accelerator, "full": d.is_fully_accelerated(), "warnings": d.warnings,
+               "shape": list(got.shape), "max_abs": float(np.abs(got - want).max())}
 try:
     CompiledModelRunner(path, accelerator="gpu")
     error = hint = None
@@ -177,15 +177,19 @@ with CompiledModelRunner(path, accelerator="gpu,cpu") as r, LiteRTRunner(path) a
     print(json.dumps({
         "error": error, "hint": hint, "accelerator": r.accelerator, "full": r.is_fully_accelerated(),
         "fallback": r.fallback, "rejected": [o.op for o in p.rejected], "on_gpu": p.accelerated_ops,
-        "on_cpu": p.cpu_ops, "max_abs": float(np.abs(got - want).max()), "dynamic_error": dynamic_error,
+        "on_cpu": p.cpu_ops, "max_abs": float(np.abs(got - want).max()), "dynamic": dynamic,
     }))
 """
 
 
 def test_gpu_rejected_op_named_or_run_on_cpu(gpu, third_party_models, tflite_float, no_tf_python):
     r = _on_gpu(no_tf_python, _REJECTED, third_party_models / MOBILENET, tflite_float)
-    # a -1 batch: the GPU takes static shapes only, and the message says so
-    assert "dynamic-sized tensors" in r["dynamic_error"] and "fixed batch size" in r["dynamic_error"]
+    # a -1 batch: the GPU takes static shapes only, so the runner compiles a batch-1 copy and says so;
+    # a batch of 3 then runs sample by sample and matches the CPU interpreter
+    d = r["dynamic"]
+    assert d["accelerator"] == "gpu" and d["full"] is True and d["shape"] == [3, 10]
+    assert any("dynamic batch" in w and "batch 1" in w for w in d["warnings"]), d["warnings"]
+    assert d["max_abs"] <= GPU_ATOL
     assert "rejects SQUEEZE (Operation is not supported)" in r["error"]
     assert "accelerator='gpu,cpu'" in r["hint"]
     assert r["accelerator"] == "gpu,cpu" and r["full"] is False and r["fallback"] is None

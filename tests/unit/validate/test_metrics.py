@@ -98,3 +98,11 @@ def test_gate_describes_value_and_threshold():
     g = GateResult("min_agreement", "probs", 0.9, 0.99, False)
     assert g.describe() == "output 'probs': top-1 agreement 0.9 < min_agreement 0.99"
     assert "≤ max_accuracy_drop 1" in GateResult("max_accuracy_drop", "probs", 0.5, 1.0, True).describe()
+
+
+def test_cosine_of_parallel_outputs_is_clamped_to_one():
+    x = np.linspace(-1, 1, 1000) + 1e-3  # not identical, so the dot/norm path runs
+    for scale in (3.0, 1.0 + 1e-12, 7.1):
+        s = metrics.output_stats("y", "y", x * scale, x)
+        assert not s.identical and -1.0 <= s.cosine_similarity <= 1.0
+        assert s.cosine_similarity == pytest.approx(1.0)
