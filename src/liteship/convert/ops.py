@@ -12,10 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from liteship.model.flatbuffer import LoadedModel, schema
+from liteship.model.flatbuffer import LoadedModel, op_name, schema
 from liteship.types import TensorSpec
 
-_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 # Tensor types whose weights would be float32 in the plain conversion.
 _FLOATABLE = {"float32", "float16", "int8", "uint8", "int16", "int4", "bfloat16"}
@@ -101,16 +100,6 @@ def _layer_of(scope: str, layer_names: Sequence[str]) -> str:
             if candidate in known:
                 return candidate
     return "/".join(parts)
-
-
-def op_name(model: Any, opcode_index: int) -> str:
-    """The op's name: the BuiltinOperator name, or the custom code (``FlexErf``, ``MyOp``)."""
-    code = model.operatorCodes[opcode_index]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode
-        return custom.decode() if isinstance(custom, bytes) else str(custom)
-    return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
 def op_histogram(loaded: LoadedModel) -> dict[str, int]:

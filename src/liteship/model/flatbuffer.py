@@ -44,6 +44,27 @@ class LoadedModel:
         return metadata_entries(self.model, self.data)
 
 
+_BUILTIN_NAMES = (
+    {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")} if schema else {}
+)
+
+
+def builtin_code(code: Any) -> int:
+    """An ``OperatorCode``'s builtin operator (newer files use ``builtinCode``, older ones the deprecated
+    byte; the larger of the two is the real one)."""
+    return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+
+
+def op_name(model: Any, opcode_index: int) -> str:
+    """The op's name: the ``BuiltinOperator`` name, or the custom code (``FlexErf``, ``MyOp``)."""
+    code = model.operatorCodes[opcode_index]
+    builtin = builtin_code(code)
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        custom = code.customCode
+        return custom.decode() if isinstance(custom, bytes) else str(custom)
+    return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
 def read_bytes(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str | None]:
     """Return ``(bytes, path or None)`` for a path or a buffer, with clear errors for bad paths."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -374,16 +395,18 @@ def batch_one_copy(data: bytes) -> bytes | None:
     for sg in model.subgraphs or []:
         _constant_reshape_targets(model, sg)
         _drop_dead_ops(sg)
-    return attach_files(pack_model(model), associated_files(data))
+    return attach_files(pack_model(model, data), associated_files(data))
 
 
 def _constant_reshape_targets(model: Any, sg: Any) -> None:
     import numpy as np
 
     for op in sg.operators or []:
-        code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        if builtin != schema.BuiltinOperator.RESHAPE or op.inputs is None or len(op.inputs) < 2:
+        if (
+            builtin_code(model.operatorCodes[op.opcodeIndex]) != schema.BuiltinOperator.RESHAPE
+            or op.inputs is None
+            or len(op.inputs) < 2
+        ):
             continue
         target = sg.tensors[op.inputs[1]]
         if target.buffer and model.buffers[target.buffer].data is not None:

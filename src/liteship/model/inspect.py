@@ -28,7 +28,6 @@ from liteship.types import ReportMixin, TensorSpec
 
 _schema = fb.schema
 _TYPE_NAMES = {v: k.lower() for k, v in vars(_schema.TensorType).items() if not k.startswith("_")}
-_BUILTIN_NAMES = {v: k for k, v in vars(_schema.BuiltinOperator).items() if not k.startswith("_")}
 _CUSTOM = _schema.BuiltinOperator.CUSTOM
 _FLOATS = {"float32", "float16"}
 _BYTES8 = {"int8", "uint8"}
@@ -355,12 +354,11 @@ def _spec(tensor: Any) -> TensorSpec:
 
 def _op_use(model: Any, sg: Any, op: Any, const: set[int]) -> OpUse:
     code = model.operatorCodes[op.opcodeIndex]
-    builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-    if builtin == _CUSTOM:
+    if fb.builtin_code(code) == _CUSTOM:
         name = _text(code.customCode) or "(unnamed custom op)"
         category = "flex" if name.startswith("Flex") else "custom"
     else:
-        name, category = _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}"), "builtin"
+        name, category = fb.op_name(model, op.opcodeIndex), "builtin"
     ins = [sg.tensors[i] for i in _ints(op.inputs) if i >= 0]  # -1 marks an omitted optional input
     outs = [sg.tensors[i] for i in _ints(op.outputs) if i >= 0]
     runtime = frozenset(_dtype(t) for t in ins + outs if not _is_const(t, const))

@@ -15,12 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from liteship.model.flatbuffer import LoadedModel, load_model, pack_model, schema
+from liteship.model.flatbuffer import LoadedModel, load_model, op_name, pack_model
 from liteship.types import ReportMixin
 
 MAX_COMPILES = 512  # a model of 1,000 ops with a handful of culprits needs ~100
-
-_BUILTIN_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -68,13 +66,7 @@ def op_range_model(loaded: LoadedModel, start: int, stop: int) -> bytes:
 
 def op_type(loaded: LoadedModel, index: int) -> str:
     """The type name of op ``index`` of the main subgraph."""
-    op = loaded.model.subgraphs[0].operators[index]
-    code = loaded.model.operatorCodes[op.opcodeIndex]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode
-        return custom.decode() if isinstance(custom, bytes) else str(custom)
-    return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
+    return op_name(loaded.model, loaded.model.subgraphs[0].operators[index].opcodeIndex)
 
 
 def blame_ops(
