@@ -84,3 +84,19 @@ def test_search_finds_the_minimal_float_set_when_graph_fixes_are_off(
     assert sum(line.startswith("search   round") for line in lines) == len(rounds)  # progress, round by round
     html = Path(report.report_html).read_text()
     assert 'id="rounds"' in html or "id='rounds'" in html
+
+
+def test_a_spent_overhead_budget_skips_the_fixes_and_the_search_and_says_so(
+    tmp_path, outlier_path, calib_npy, digits_val_full_npz
+):
+    # max_overhead bounds the repair by the wall time of the plain run before it; 1 % of it is less than
+    # one more variant costs, so nothing is tried and the report says why (nothing fails silently)
+    lines: list[str] = []
+    cfg = _config(tmp_path, outlier_path, calib_npy, digits_val_full_npz, max_overhead=0.01)
+    report = run_pipeline(cfg, log=lines.append, progress=False, raise_on_gate=False)
+    mp = report.mixed_precision
+    assert mp.recipe is None and [a.passed for a in mp.attempts] == [False]
+    assert "repair budget is spent" in mp.attempts[0].error and "max_overhead 0.01" in mp.attempts[0].error
+    assert mp.search is not None and "repair budget is spent" in mp.search["error"]
+    assert any("search did not run" in w for w in report.warnings)
+    assert not any(line.startswith("convert  int8+") for line in lines)  # no fix variant was converted

@@ -105,6 +105,13 @@ class MixedPrecisionConfig(_Strict):
     search: bool = True
     max_rounds: int = Field(default=60, ge=1, le=10_000, description="evaluations the search may run")
     max_seconds: float = Field(default=600.0, gt=0, le=86_400)
+    max_overhead: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="the repair (fixes and search) may take at most this multiple of the wall time the "
+        "pipeline took before it: 1.0 keeps the whole run within 2x the plain one; the best so far is kept",
+    )
     samples: int | None = Field(default=None, ge=1, description="validation samples per search round")
     probe: int = Field(default=24, ge=1, le=1000, description="ops measured one by one at most")
     beam: int = Field(default=3, ge=1, le=100, description="ops re-measured before each addition")

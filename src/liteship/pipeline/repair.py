@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +46,12 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
         run.log(f"mixed precision not needed: {base} passes the accuracy gates")
         return AccuracyRepairReport(base=base, skipped=f"{base} already passes the accuracy gates")
     run.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; trying graph fixes, then the search")
-    attempts, best = _graph_fixes(run, base)
+    budget = _Overhead.of(run, base, t0)
+    attempts, best = _graph_fixes(run, base, budget)
     winner = next((a.variant for a in attempts if a.passed), None)
     search = None
     if winner is None and amp.search:
-        search, winner = _search(run, base, best)
+        search, winner = _search(run, base, best, budget)
     name = winner
     floats = list(run.variants[name].float_layers) if name else []
     return AccuracyRepairReport(
@@ -63,7 +65,37 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
     )
 
 
-def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
+@dataclass(frozen=True)
+class _Overhead:
+    """``auto_mixed_precision.max_overhead``: the repair's deadline, relative to the plain run before it.
+
+    ``step`` is what one more variant costs (the base variant's conversion, bench and validation, as
+    measured), so a fix starts only when it can finish in time, and the search keeps that much back for
+    converting and validating its winner.
+    """
+
+    deadline: float | None
+    step: float
+    label: str = ""
+
+    @classmethod
+    def of(cls, run: _Run, base: str, now: float) -> _Overhead:
+        factor = run.cfg.auto_mixed_precision.max_overhead
+        v = run.variants[base]
+        step = (v.conversion.conversion_seconds if v.conversion else 0.0) + run.measure_seconds.get(base, 0.0)
+        if factor is None:
+            return cls(None, step)
+        plain = now - run.started
+        return cls(
+            now + factor * plain, step, f"max_overhead {factor:g}× the {plain:.0f} s before the repair"
+        )
+
+    def left(self) -> float:
+        """Seconds left before the deadline (``inf`` without one)."""
+        return math.inf if self.deadline is None else self.deadline - time.perf_counter()
+
+
+def _graph_fixes(run: _Run, base: str, budget: _Overhead) -> tuple[list[FixAttempt], str]:
     """Try each configured fix on top of the previous ones; returns the attempts and the best variant."""
     amp = run.cfg.auto_mixed_precision
     applied = list(run.variants[base].fixes)
@@ -74,6 +106,12 @@ def _graph_fixes(run: _Run, base: str) -> tuple[list[FixAttempt], str]:
             continue
         applied.append(fix)
         name = "+".join([base, *(SHORT[f] for f in applied)])
+        if budget.left() < budget.step:
+            why = f"the repair budget is spent ({budget.label}; one more variant takes ~{budget.step:.0f} s)"
+            attempts.append(FixAttempt(name, list(applied), False, error=why))
+            run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
+            applied.remove(fix)
+            break
         if fix in KERAS_FIXES and Path(run.source).suffix.lower() not in KERAS_SUFFIXES:
             why = f"{fix} rewrites Keras weights; the source {run.source} is not a .keras/.h5 file"
             attempts.append(FixAttempt(name, list(applied), False, error=why))
@@ -164,11 +202,16 @@ def score_of(run: _Run, name: str) -> float:
     return gate_metric(run, run.variants[name].summary())[1]
 
 
-def _search(run: _Run, base: str, start: str) -> tuple[dict[str, Any] | None, str | None]:
+def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[str, Any] | None, str | None]:
     from liteship.quantize.backends import DenylistBackend
 
     amp = run.cfg.auto_mixed_precision
     fixes = run.variants[start].fixes
+    if budget.left() < 2 * budget.step:
+        why = f"the repair budget is spent ({budget.label}): no time for a search and its winner's conversion"
+        run.log(f"[yellow]search   skipped[/] — {why}")
+        run.warnings.append(f"the float-layer search did not run: {why}")
+        return {"error": why}, None
     try:
         backend = run.timed(
             "search",
@@ -194,7 +237,9 @@ def _search(run: _Run, base: str, start: str) -> tuple[dict[str, Any] | None, st
             lambda: search_float_layers(
                 backend,
                 evaluate,
-                budget=Budget(rounds=amp.max_rounds, seconds=amp.max_seconds),
+                budget=Budget(
+                    rounds=amp.max_rounds, seconds=max(1.0, min(amp.max_seconds, budget.left() - budget.step))
+                ),
                 prerank=prerank,
                 probe=amp.probe,
                 beam=amp.beam,

@@ -72,6 +72,8 @@ class _Run:
             channel_order=cfg.preprocessing.channel_order,
         )
         self.stage_seconds: dict[str, float] = {}
+        self.measure_seconds: dict[str, float] = {}  # bench + validation of each variant
+        self.started = time.perf_counter()
         self.warnings: list[str] = []
         self.variants: dict[str, Variant] = {}  # by name, in the order they were made
         self.exported: Any = None  # the SavedModel export every recipe converts
@@ -90,7 +92,7 @@ class _Run:
 
     # -- stages --------------------------------------------------------------------------------------------
     def execute(self, raise_on_gate: bool) -> PipelineReport:
-        t0 = time.perf_counter()
+        t0 = self.started = time.perf_counter()
         self._check_inputs()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "variants").mkdir(exist_ok=True)
@@ -388,6 +390,13 @@ class _Run:
 
     def measure(self, name: str) -> Variant:
         """Benchmark, then validate one converted variant; returns the updated record."""
+        t = time.perf_counter()
+        try:
+            return self._measure(name)
+        finally:
+            self.measure_seconds[name] = time.perf_counter() - t
+
+    def _measure(self, name: str) -> Variant:
         v = self.variants[name]
         path = self.path_of(name)
         dominated, probe = self._dominated_by_baseline(name, path)
