@@ -101,13 +101,17 @@ def _graph_fixes(run: _Run, base: str, budget: _Overhead) -> tuple[list[FixAttem
     applied = list(run.variants[base].fixes)
     attempts: list[FixAttempt] = []
     best, best_score = base, score_of(run, base)
+    longest = 0.0
     for fix in amp.repair:
         if fix in applied:
             continue
         applied.append(fix)
         name = "+".join([base, *(SHORT[f] for f in applied)])
-        if budget.left() < budget.step:
-            why = f"the repair budget is spent ({budget.label}; one more variant takes ~{budget.step:.0f} s)"
+        # one more fix costs what the slowest so far did (at least the base variant's conversion and
+        # measurement); bias correction runs the Keras model over the calibration set first: twice that
+        cost = max(budget.step, longest) * (2 if fix == "bias_correction" else 1)
+        if budget.left() < cost:
+            why = f"the repair budget is spent ({budget.label}; this fix would take ~{cost:.0f} s)"
             attempts.append(FixAttempt(name, list(applied), False, error=why))
             run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
             applied.remove(fix)
@@ -123,7 +127,9 @@ def _graph_fixes(run: _Run, base: str, budget: _Overhead) -> tuple[list[FixAttem
             run.log(f"repair   {name}: skipped — {nothing}")
             applied.remove(fix)
             continue
+        started = time.perf_counter()
         v = run.add_variant(name, base, fixes=applied)
+        longest = max(longest, time.perf_counter() - started)
         passed = run.passes_accuracy(name)
         nums = v.summary()
         attempts.append(
