@@ -178,6 +178,12 @@ def _check_structure(model: Any, size: int) -> None:
                 raise ModelError(f"a signature refers to tensor {m.tensorIndex} of {n_tensors}.")
 
 
+def has_data(buf: Any) -> bool:
+    """Whether a ``Buffer`` holds constant bytes: inline, or stored after the flatbuffer (an offset
+    above TFLite's placeholder 1)."""
+    return (buf.data is not None and len(buf.data) > 0) or getattr(buf, "offset", 0) > 1
+
+
 def buffer_bytes(model: Any, index: int, data: bytes | None = None) -> bytes:
     """The contents of buffer ``index`` (inline, or at an offset in ``data`` for large models)."""
     buf = model.buffers[index]
@@ -409,7 +415,7 @@ def _constant_reshape_targets(model: Any, sg: Any) -> None:
         ):
             continue
         target = sg.tensors[op.inputs[1]]
-        if target.buffer and model.buffers[target.buffer].data is not None:
+        if target.buffer and has_data(model.buffers[target.buffer]):
             continue  # a constant already
         shape = np.array([int(d) for d in sg.tensors[op.outputs[0]].shape], np.int32)
         buf = schema.BufferT()

@@ -140,7 +140,7 @@ def set_ranges(
             for r, n, a, b, c, d in ratios[:5]
         ],
     )
-    return pack_model(loaded.model), report
+    return pack_model(loaded.model, loaded.data), report
 
 
 def _name(t: Any) -> str:
@@ -154,6 +154,8 @@ def _range(t: Any) -> tuple[float, float]:
 
 def _ranged_activations(model: Any) -> list[int]:
     """Indices of subgraph 0's non-constant tensors with one calibrated min/max."""
+    from liteship.model.flatbuffer import has_data
+
     sg = model.subgraphs[0]
     out = []
     for i, t in enumerate(sg.tensors):
@@ -161,7 +163,7 @@ def _ranged_activations(model: Any) -> list[int]:
         if q is None or q.min is None or q.max is None or len(q.min) != 1 or len(q.max) != 1:
             continue
         buf = model.buffers[t.buffer] if t.buffer < len(model.buffers) else None
-        if buf is not None and buf.data is not None and len(buf.data):
+        if buf is not None and has_data(buf):
             continue  # a constant
         out.append(i)
     return out

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from liteship.model.flatbuffer import LoadedModel, load_model, op_name, pack_model
+from liteship.model.flatbuffer import LoadedModel, has_data, load_model, op_name, pack_model
 from liteship.types import ReportMixin
 
 MAX_COMPILES = 512  # a model of 1,000 ops with a handful of culprits needs ~100
@@ -48,7 +48,7 @@ def op_range_model(loaded: LoadedModel, start: int, stop: int) -> bytes:
     sg = model.subgraphs[0]
     ops = list(sg.operators or [])
     inside = ops[start:stop]
-    const = {i for i, b in enumerate(model.buffers or []) if _has_data(b)}
+    const = {i for i, b in enumerate(model.buffers or []) if has_data(b)}
     produced = {t for op in inside for t in _ints(op.outputs)}
     later = {t for op in ops[stop:] for t in _ints(op.inputs)} | set(_ints(sg.outputs))
     inputs: list[int] = []
@@ -61,7 +61,7 @@ def op_range_model(loaded: LoadedModel, start: int, stop: int) -> bytes:
     sg.inputs = inputs
     sg.outputs = list(dict.fromkeys(outputs))
     model.signatureDefs = []
-    return pack_model(model)
+    return pack_model(model, loaded.data)
 
 
 def op_type(loaded: LoadedModel, index: int) -> str:
@@ -112,10 +112,6 @@ def blame_ops(
 
 def _ints(values: Any) -> list[int]:
     return [int(v) for v in values] if values is not None else []
-
-
-def _has_data(buf: Any) -> bool:
-    return (buf.data is not None and len(buf.data) > 0) or bool(getattr(buf, "offset", 0))
 
 
 def describe(blamed: Sequence[BlamedOp]) -> str:

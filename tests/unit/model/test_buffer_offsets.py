@@ -73,3 +73,18 @@ def test_tflite_metadata_and_labels_zip_are_written_on_such_a_model(offset_model
 def test_packing_without_the_bytes_refuses_instead_of_dropping_weights(offset_model):
     with pytest.raises(ModelError, match="after the flatbuffer"):
         pack_model(load_model(offset_model).model)
+
+
+def test_the_other_rewriters_keep_them_too(offset_model, digits):
+    # the batch-1 copy for accelerators and the bisection's sub-models rewrite the model the same way
+    from liteship.model.flatbuffer import batch_one_copy
+    from liteship.runtime.blame import op_range_model
+
+    x = digits[2][:1]
+    want = _outputs(offset_model, x)
+    fixed = batch_one_copy(offset_model)
+    assert fixed is not None
+    np.testing.assert_array_equal(_outputs(fixed, x), want)
+    loaded = load_model(offset_model)
+    whole = op_range_model(loaded, 0, len(loaded.model.subgraphs[0].operators))
+    np.testing.assert_array_equal(_outputs(whole, x), want)
