@@ -5,20 +5,25 @@ from __future__ import annotations
 import json
 
 
-def test_convert_equalize_reports_the_fix_and_keeps_float_outputs(cli, outlier_path, calib_npy, tmp_path):
-    out = tmp_path / "eq.tflite"
-    res = cli(
+def _convert_int8(cli, source, calib_npy, out, *flags):
+    """`liteship convert SOURCE -o OUT -q int8 --calibration CALIB FLAGS… --json`."""
+    return cli(
         "convert",
-        str(outlier_path),
+        str(source),
         "-o",
         str(out),
         "-q",
         "int8",
         "--calibration",
         str(calib_npy),
-        "--equalize",
+        *flags,
         "--json",
     )
+
+
+def test_convert_equalize_reports_the_fix_and_keeps_float_outputs(cli, outlier_path, calib_npy, tmp_path):
+    out = tmp_path / "eq.tflite"
+    res = _convert_int8(cli, outlier_path, calib_npy, out, "--equalize")
     assert res.returncode == 0, res.stderr
     fixes = json.loads(res.stdout)["graph_fixes"]["equalize"]
     assert ("c1", "c2") in {(p["first"], p["second"]) for p in fixes["pairs"]}
@@ -35,19 +40,7 @@ def test_fixes_with_a_recipe_that_does_not_quantize_activations_is_a_usage_error
 
 def test_convert_range_setting_reports_the_ranges_it_set(cli, outlier_path, calib_npy, tmp_path):
     out = tmp_path / "pct.tflite"
-    res = cli(
-        "convert",
-        str(outlier_path),
-        "-o",
-        str(out),
-        "-q",
-        "int8",
-        "--calibration",
-        str(calib_npy),
-        "--range-setting",
-        "percentile",
-        "--json",
-    )
+    res = _convert_int8(cli, outlier_path, calib_npy, out, "--range-setting", "percentile")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     ranges = report["graph_fixes"]["range_setting"]
