@@ -54,7 +54,22 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-class KerasRunner(Runner):
+class _SpecsRunner(Runner):
+    """A reference runner whose specs are worked out once, in ``__init__``."""
+
+    _input_specs: list[TensorSpec]
+    _output_specs: list[TensorSpec]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self._input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self._output_specs
+
+
+class KerasRunner(_SpecsRunner):
     """Run a Keras model (in memory, or loaded from ``.keras``/``.h5``) as a reference.
 
     Args:
@@ -111,14 +126,6 @@ class KerasRunner(Runner):
             for n, t in zip(out_names, model.outputs, strict=True)
         ]
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
-
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = [feed[s.name].astype(s.dtype, copy=False) for s in self._input_specs]
         if self._input_keys is not None:
@@ -139,7 +146,7 @@ class KerasRunner(Runner):
         pass  # the model may belong to the caller; nothing to release
 
 
-class SavedModelRunner(Runner):
+class SavedModelRunner(_SpecsRunner):
     """Run one signature of a TensorFlow SavedModel as a reference.
 
     Args:
@@ -178,14 +185,6 @@ class SavedModelRunner(Runner):
         outs = self._fn.structured_outputs
         self._output_specs = [TensorSpec(n, _dims(s.shape), _dtype_name(s.dtype)) for n, s in outs.items()]
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
-
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
@@ -201,7 +200,7 @@ class SavedModelRunner(Runner):
         self._loaded = None
 
 
-class TorchRunner(Runner):
+class TorchRunner(_SpecsRunner):
     """Run the original PyTorch module as a reference, in the converted model's layout.
 
     The .tflite that litert-torch makes takes NHWC for 4-D inputs (see ``liteship.convert.torch_source``),
@@ -249,14 +248,6 @@ class TorchRunner(Runner):
         if isinstance(out, dict):
             out = list(out.values())
         return list(out) if isinstance(out, (list, tuple)) else [out]
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = self._torch
