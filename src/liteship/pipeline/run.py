@@ -8,7 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
 from liteship.pipeline.config import KERAS_FIXES, PipelineConfig, load_config, range_setting_of
@@ -17,6 +17,9 @@ from liteship.pipeline.select import Selection, pair_label, select_variant
 from liteship.pipeline.variant import Variant
 from liteship.runtime.base import Runner
 from liteship.types import Preprocessing
+
+if TYPE_CHECKING:
+    from liteship.data import Dataset
 
 INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
 DOMINANCE_MARGIN = 1.10  # a variant this much slower than a passing float32 baseline cannot win on latency
@@ -479,7 +482,7 @@ class _Run:
         return validate(
             path,
             self.reference,
-            self._validation_data(),
+            self.validation_data(),
             limit=limit,
             preprocessing=self.pre,
             min_agreement=None,
@@ -508,8 +511,9 @@ class _Run:
         specs = reference.input_specs
         return tuple(specs[0].shape) if specs else None
 
-    def _validation_data(self) -> Any:
-        """The validation set, read and preprocessed once for every variant (kept in memory)."""
+    def validation_data(self) -> Dataset:
+        """The validation set, read and preprocessed once for every variant (kept in memory); the one way
+        the pipeline's other modules (accelerator pairs, repair) get it."""
         if self._val_data is None:
             from liteship.data import load_dataset
 
