@@ -317,11 +317,7 @@ def _io(sg: Any) -> list[int]:
 
 def _constant_buffers(model: Any) -> set[int]:
     """Indices of buffers that hold data (buffer 0 is the empty sentinel every converter writes)."""
-    out = set()
-    for i, b in enumerate(model.buffers or []):
-        if (b.data is not None and len(b.data)) or getattr(b, "size", 0):
-            out.add(i)
-    return out
+    return {i for i, b in enumerate(model.buffers or []) if fb.has_data(b)}
 
 
 def _is_const(tensor: Any, const: set[int]) -> bool:

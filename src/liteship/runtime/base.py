@@ -158,4 +158,20 @@ class Runner(abc.ABC):
         )
 
 
-__all__ = ["Runner", "Feed"]
+class FixedSpecsRunner(Runner):
+    """A runner whose specs are worked out once, in ``__init__`` (set ``_input_specs`` and
+    ``_output_specs``): the reference runners, the Interpreter runner, recorded outputs."""
+
+    _input_specs: list[TensorSpec]
+    _output_specs: list[TensorSpec]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self._input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self._output_specs
+
+
+__all__ = ["Runner", "FixedSpecsRunner", "Feed"]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from liteship.errors import InferenceError, ModelError
-from liteship.runtime.base import Runner
+from liteship.runtime.base import FixedSpecsRunner, Runner
 from liteship.types import TensorSpec
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -54,22 +54,7 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-class _SpecsRunner(Runner):
-    """A reference runner whose specs are worked out once, in ``__init__``."""
-
-    _input_specs: list[TensorSpec]
-    _output_specs: list[TensorSpec]
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
-
-
-class KerasRunner(_SpecsRunner):
+class KerasRunner(FixedSpecsRunner):
     """Run a Keras model (in memory, or loaded from ``.keras``/``.h5``) as a reference.
 
     Args:
@@ -146,7 +131,7 @@ class KerasRunner(_SpecsRunner):
         pass  # the model may belong to the caller; nothing to release
 
 
-class SavedModelRunner(_SpecsRunner):
+class SavedModelRunner(FixedSpecsRunner):
     """Run one signature of a TensorFlow SavedModel as a reference.
 
     Args:
@@ -200,7 +185,7 @@ class SavedModelRunner(_SpecsRunner):
         self._loaded = None
 
 
-class TorchRunner(_SpecsRunner):
+class TorchRunner(FixedSpecsRunner):
     """Run the original PyTorch module as a reference, in the converted model's layout.
 
     The .tflite that litert-torch makes takes NHWC for 4-D inputs (see ``liteship.convert.torch_source``),
