@@ -8,6 +8,7 @@ signature's output keys for a SavedModel.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,24 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
+KERAS_FILE_HINT = "Check that the file was copied completely, or re-save the model."
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def keras_file_problem(path: Path) -> str | None:
+    """Why ``path`` (an existing ``.keras``/``.h5`` file) cannot be a Keras save, or None: a ``.keras``
+    file is a zip archive, a ``.h5`` file starts with the HDF5 signature. Keras itself reports a corrupt
+    file as "File not found"."""
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        return f"{str(path)!r} is not a .keras archive (a .keras file is a zip written by model.save())."
+    if suffix == ".h5":
+        with path.open("rb") as f:
+            if f.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
+                return f"{str(path)!r} is not an HDF5 file (a .h5 Keras save starts with the HDF5 signature)."
+    return None
+
+
 class KerasRunner(FixedSpecsRunner):
     """Run a Keras model (in memory, or loaded from ``.keras``/``.h5``) as a reference.
 
@@ -80,6 +99,9 @@ class KerasRunner(FixedSpecsRunner):
             path = Path(model)
             if not path.is_file():
                 raise ModelError(f"Keras model {str(path)!r} does not exist.", hint=SOURCE_HINT)
+            problem = keras_file_problem(path)
+            if problem:
+                raise ModelError(problem, hint=KERAS_FILE_HINT)
             try:
                 model = keras.models.load_model(path, compile=False)
             except Exception as e:  # keras raises ValueError/OSError/TypeError on bad files
