@@ -102,6 +102,7 @@ class _Run:
         self.exported = self.timed("prepare", self._prepare_source)
         self.reference = self.timed("reference", self._reference_runner)
         self._ref_shape = self._input_shape(self.reference)
+        self.timed("data", self.validation_data)  # bad validation data fails the run here (exit 1), once
         self.timed("convert", self._convert_all)
         for recipe in self.cfg.recipes:
             if recipe in self.variants and self.variants[recipe].error is None:
