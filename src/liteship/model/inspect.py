@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -212,14 +211,7 @@ def _refuse_keras(path: Path) -> None:
     with path.open("rb") as f:
         if f.read(4) != b"PK\x03\x04":
             return
-    keras = path.suffix.lower() == ".keras"
-    if not keras:
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = set(z.namelist())
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return
-        keras = "config.json" in names and "manifest.json" not in names
+    keras = path.suffix.lower() == ".keras" or fb.zip_kind(path.read_bytes()) == "keras"
     if keras:
         raise ModelError(
             f"{str(path)!r} is a Keras model (a .keras zip archive), not a .tflite.",
