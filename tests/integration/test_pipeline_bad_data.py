@@ -31,3 +31,8 @@ def test_nan_validation_data_fails_the_run_before_converting(keras_path, calib_n
         run_pipeline(config, log=lines.append, progress=False)
     assert not any(line.startswith("convert") for line in lines), lines
     assert not list((tmp_path / "out" / "variants").glob("*.tflite"))  # nothing was converted
+
+
+def test_pipeline_run_help_says_what_it_writes_and_how_it_exits(cli):
+    r = cli("pipeline", "run", "--help")
+    assert r.returncode == 0 and "report.json" in r.stdout and "Exit 2" in r.stdout and "3 when" in r.stdout
