@@ -94,7 +94,8 @@ def test_integer_inputs_that_cannot_pass_make_the_repair_take_float_io(tmp_path,
     assert [a.variant for a in mp.attempts] == ["int8+fio"] and not mp.attempts[0].passed
     assert mp.recipe == "int8+fio+mixed"
     mixed = report.variant("int8+fio+mixed")
-    assert mixed.gates_passed and [n.split("/")[1].split("_")[0] for n in mixed.keep_float_layers] == ["detect"]
+    layers = [n.split("/")[1].split("_")[0] for n in mixed.keep_float_layers]
+    assert mixed.gates_passed and layers == ["detect"]
     assert inspect_model(mixed.path).inputs[0].dtype == "float32"
     assert mp.search["passed"] and mp.search["minimal"] and not mp.search["exhausted"]
     assert any("input grid fails the gates too" in line for line in lines)
