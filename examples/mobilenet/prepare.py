@@ -12,7 +12,8 @@ Until 2026-12-01 the statistics came from 64 images only. That network reached 7
 hypersensitive to its own inputs: rounded to the int8 input's grid (a step of 0.007) alone, the float
 model agreed with itself on only 96.6 % of the validation images, so no int8-input variant could reach the
 98 % agreement gate (benchmarks/RESULTS.md, issue 9, "the inputs' own limit"). With the statistics of all
-1,297 training images the same weights reach 90.6 % and 99.2 % under that rounding.
+1,297 training images the network reaches 90.6 % and 98.6 % under that rounding
+(``benchmarks/quant_mobilenet.py --ceiling``).
 
 Writes into ``work/``: ``mobilenet_v2.keras`` and image folders (64x64 PNGs, one sub-folder per class):
 ``calib/`` (200, also part of training), ``val/`` (500, held out) and ``train/`` (the rest). liteship's
