@@ -119,17 +119,19 @@ def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
     if not any(g.quantized for g in grids):
         return None
     none = run.variants.get("none")
+    own = None
     try:
         if none is not None and none.measured:
             from liteship.runtime import LiteRTRunner
 
-            inner = LiteRTRunner(run.path_of("none"), num_threads=run.selection_threads)
-        else:
-            inner = run.reference
-        val = run.validate(InputGridRunner(inner, grids), quiet=True)
+            own = LiteRTRunner(run.path_of("none"), num_threads=run.selection_threads)
+        val = run.validate(InputGridRunner(own or run.reference, grids), quiet=True)
     except LiteshipError as e:
         run.log(f"[yellow]repair[/]: the inputs' own limit was not measured ({e})")
         return None
+    finally:
+        if own is not None:
+            own.close()
     nums = val.summary()
     cand = Candidate(
         recipe="input-grid",
