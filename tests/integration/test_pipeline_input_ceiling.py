@@ -98,7 +98,7 @@ def test_integer_inputs_that_cannot_pass_make_the_repair_take_float_io(tmp_path,
     assert mixed.gates_passed and layers == ["detect"]
     assert inspect_model(mixed.path).inputs[0].dtype == "float32"
     assert mp.search["passed"] and mp.search["minimal"] and not mp.search["exhausted"]
-    assert any("input grid fails the gates too" in line for line in lines)
+    assert any("as int8 rounds them, fails the gates too" in line for line in lines)
     data = json.loads(Path(report.report_json).read_text())
     assert data["mixed_precision"]["input_ceiling"]["passed"] is False
     html = Path(report.report_html).read_text()

@@ -75,8 +75,8 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
                 base=base, skipped=why, input_ceiling=ceiling, seconds=time.perf_counter() - t0
             )
         run.log(
-            f"repair   the float model on {base}'s {ceiling.input_type} input grid fails the gates too "
-            f"({figures}): the repair's variants take float32 model I/O"
+            f"repair   the float model, its inputs rounded to {ceiling.input_type} as {base} rounds them, fails "
+            f"the gates too ({figures}): the repair's variants take float32 model I/O"
         )
         start = (FLOAT_IO,)
     budget = _Overhead.of(run, base, t0)
