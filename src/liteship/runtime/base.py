@@ -174,4 +174,23 @@ class FixedSpecsRunner(Runner):
         return self._output_specs
 
 
-__all__ = ["Runner", "FixedSpecsRunner", "Feed"]
+class WrappingRunner(Runner):
+    """A runner around another one (``inner``): same specs; closing it closes ``inner``. Subclasses
+    change what ``_infer`` does with the feed or the outputs (caching, rounding inputs)."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self.inner.input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self.inner.output_specs
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+__all__ = ["Runner", "FixedSpecsRunner", "WrappingRunner", "Feed"]
