@@ -26,7 +26,13 @@ from liteship.quantize.search import Budget, Measurement, Round, search_float_la
 if TYPE_CHECKING:
     from liteship.pipeline.run import _Run
 
-SHORT = {"equalize": "eq", "bias_correction": "bc", "range_mse": "mse", "range_percentile": "pct"}
+SHORT = {
+    "equalize": "eq",
+    "absorb_high_bias": "hb",
+    "bias_correction": "bc",
+    "range_mse": "mse",
+    "range_percentile": "pct",
+}
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
@@ -227,6 +233,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
                 io_type=run.cfg.io_type,
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
+                absorb_high_bias="absorb_high_bias" in fixes,
                 range_setting=range_setting_of(fixes),
                 **run.calibration_kwargs(),
             ),
