@@ -3,8 +3,6 @@ float outputs kept on the calibration data, layer 1's int8 range narrowed, int8 
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -13,51 +11,15 @@ from liteship.quantize.absorb import absorb_high_biases
 # On the data ``c`` was taken from, absorption only reorders float32 additions (``(z + b − c) + W·c``):
 # round-off relative to the largest output.
 ABSORB_TOLERANCE = 1e-4
-HIGH_BIAS = 20.0  # layer 1's pre-activation on the digits spreads ~±1 around it
-
-
-def _high_bias_cnn():
-    """``c1`` (ReLU, bias 20 on half its channels) → ``c2`` (valid 3×3, ReLU) → Flatten → linear head:
-    half of c1's output channels live on ~[19, 21], so one per-tensor int8 scale spends most of its 256
-    levels on an offset that the next layer could have taken in its bias."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1), name="image"),
-            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1"),
-            keras.layers.Conv2D(16, 3, activation="relu", name="c2"),
-            keras.layers.Flatten(name="flat"),
-            keras.layers.Dense(10, name="head"),
-        ]
-    )
-    kernel, bias = model.get_layer("c1").get_weights()
-    bias[:4] = HIGH_BIAS
-    model.get_layer("c1").set_weights([kernel, bias])
-    return model
+HIGH_BIAS = 20.0  # tests/conftest.py::build_high_bias_cnn
 
 
 @pytest.fixture(scope="module")
-def high_bias(digits):
-    model = _high_bias_cnn()
+def high_bias(high_bias_model, digits):
+    model = high_bias_model
     calib = digits[0][:200]
     absorbed, report = absorb_high_biases(model, calib)
     return model, absorbed, report, calib
-
-
-def _activation_scale(model: bytes, layer: str) -> float:
-    """The int8 scale of ``layer``'s output activation in a converted model (LiteRT's own view of it)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    pattern = re.compile(rf"/{layer}(_\d+)?/")  # TF names the layer c1_1 inside the converted function
-    scales = [
-        float(d["quantization"][0])
-        for d in Interpreter(model_content=model).get_tensor_details()
-        if pattern.search(d["name"]) and d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["shape"][0] == 1
-    ]
-    assert len(scales) == 1, f"expected one int8 activation tensor of {layer}, found {len(scales)}"
-    return scales[0]
 
 
 def test_absorption_moves_the_offset_and_keeps_float_outputs(high_bias, digits):
@@ -80,7 +42,7 @@ def test_absorption_moves_the_offset_and_keeps_float_outputs(high_bias, digits):
     assert any(s.first == "head" for s in report.skipped)  # a model output: nothing after it to compensate
 
 
-def test_int8_range_of_layer_1_shrinks_and_output_sqnr_improves(high_bias, digits):
+def test_int8_range_of_layer_1_shrinks_and_output_sqnr_improves(high_bias, digits, activation_scale):
     from liteship.convert import convert
     from liteship.validate import validate
 
@@ -89,9 +51,7 @@ def test_int8_range_of_layer_1_shrinks_and_output_sqnr_improves(high_bias, digit
     plain = convert(model, quantize="int8", calibration=calib, progress=False).model_bytes
     fixed = convert(model, quantize="int8", calibration=calib, absorb_high_bias=True, progress=False)
     assert fixed.graph_fixes and "absorb_high_bias" in fixed.graph_fixes
-    assert (
-        _activation_scale(fixed.model_bytes, "c1") < _activation_scale(plain, "c1") / 5
-    )  # [0, ~21] → [0, ~2]
+    assert activation_scale(fixed.model_bytes, "c1") < activation_scale(plain, "c1") / 5  # [0, ~21] → [0, ~2]
     sqnr_plain = validate(plain, model, test, progress=False).summary()["sqnr_db"]
     sqnr_fixed = validate(fixed.model_bytes, model, test, progress=False).summary()["sqnr_db"]
     assert sqnr_fixed > sqnr_plain + 3.0, (sqnr_plain, sqnr_fixed)  # measured: ~40 → ~48 dB
