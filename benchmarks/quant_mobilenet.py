@@ -15,6 +15,12 @@ by side (p50 at 1 and 2 threads, alternating the models every round).
     nice python benchmarks/quant_mobilenet.py --levers [--lever mse --lever percentile ...]
 
 ``--bench-files a.tflite b.tflite …`` times given models the same way (e.g. a pipeline run's variants).
+
+``--ceiling`` measures the inputs' own limit: the float model with only its input rounded to the int8
+input's grid (what the accuracy repair measures first), and with uniform noise of ± one step.
+
+``--source model.keras`` runs any of these on another Keras model of the example's shape (e.g. a model
+prepared with other training settings) instead of ``work/mobilenet_v2.keras``.
 """
 
 from __future__ import annotations
@@ -34,10 +40,20 @@ import yaml  # noqa: E402
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mobilenet"
 
 
+SOURCE: str | None = None  # --source
+
+
+def _config() -> dict:
+    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    if SOURCE:
+        cfg["source"] = str(Path(SOURCE).resolve())
+    return cfg
+
+
 def _run(amp: bool, out: Path) -> dict:
     from liteship.pipeline import run_pipeline
 
-    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    cfg = _config()
     cfg["base_dir"] = str(EXAMPLE)
     cfg["output"] = str(out)
     cfg["package"] = {}
@@ -59,6 +75,8 @@ def _run(amp: bool, out: Path) -> dict:
         "repaired_p50_ms": fixed.p50_ms if fixed else None,
         "speed_vs_int8": (int8.p50_ms / fixed.p50_ms) if fixed and int8 and fixed.p50_ms else None,
         "float_layers": [n.split(";")[0] for n in (mp.float_layers if mp else [])],
+        "input_ceiling": mp.input_ceiling.to_dict() if mp and mp.input_ceiling else None,
+        "repair_io_type": mp.io_type if mp else None,
         "attempts": [a.to_dict() for a in mp.attempts] if mp else [],
         "search": {k: mp.search.get(k) for k in ("label", "probed", "total_ops", "seconds")}
         if mp and mp.search
@@ -79,7 +97,7 @@ def _lever_model(
     from liteship.convert.converter import calibrated_model
     from liteship.quantize.denylist import quantize_calibrated
 
-    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    cfg = _config()
     kw = {
         "calibration": str(EXAMPLE / cfg["calibration"]["data"]),
         "calibration_samples": cfg["calibration"]["samples"],
@@ -113,7 +131,7 @@ def _levers(args: argparse.Namespace) -> dict:
     from liteship.runtime import reference_runner_for
     from liteship.validate import validate
 
-    cfg = yaml.safe_load((EXAMPLE / "liteship.yaml").read_text())
+    cfg = _config()
     ref = CachingRunner(reference_runner_for(str(EXAMPLE / cfg["source"])))
     val = str(EXAMPLE / cfg["validation"]["data"])
     keep = tuple(k for k in (args.keep or "").split(",") if k)
@@ -154,6 +172,64 @@ def _levers(args: argparse.Namespace) -> dict:
     return rows
 
 
+def _ceiling(args: argparse.Namespace) -> dict:
+    """The float model on the int8 input's grid, and with ± one step of uniform noise, vs the Keras model."""
+    import numpy as np
+
+    from liteship.convert import convert
+    from liteship.convert.ops import io_specs
+    from liteship.model.flatbuffer import load_model
+    from liteship.pipeline.cache import CachingRunner
+    from liteship.runtime import LiteRTRunner, reference_runner_for
+    from liteship.runtime.input_grid import InputGridRunner
+    from liteship.types import TensorSpec
+    from liteship.validate import validate
+
+    cfg = _config()
+    src = str(EXAMPLE / cfg["source"])
+    ref = CachingRunner(reference_runner_for(src))
+    val = str(EXAMPLE / cfg["validation"]["data"])
+    kw = {
+        "calibration": str(EXAMPLE / cfg["calibration"]["data"]),
+        "calibration_samples": cfg["calibration"]["samples"],
+        "preprocessing": cfg["preprocessing"],
+        "progress": False,
+    }
+    float_model = convert(src, quantize="none", progress=False).model_bytes
+    int8 = convert(src, quantize="int8", **kw).model_bytes
+    grid = io_specs(load_model(int8))[0][0]
+
+    class _Noise(InputGridRunner):  # ± one grid step of uniform noise instead of the rounding
+        rng = np.random.default_rng(0)
+
+        def _infer(self, feed):  # type: ignore[no-untyped-def]
+            step = float(grid.scale or 0.0)
+            return self.inner.infer(
+                {k: (v + self.rng.uniform(-step, step, v.shape)).astype(np.float32) for k, v in feed.items()}
+            )
+
+    rows = {}
+    for name, runner in (
+        ("float32", LiteRTRunner(float_model)),
+        ("float32, input on the int8 grid", InputGridRunner(LiteRTRunner(float_model), [grid])),
+        (
+            "float32, input ± one int8 step of noise",
+            _Noise(LiteRTRunner(float_model), [TensorSpec("x", (), "float32")]),
+        ),
+        ("int8", LiteRTRunner(int8)),
+    ):
+        s = validate(
+            runner, ref, val, limit=args.samples, preprocessing=cfg["preprocessing"], progress=False
+        ).summary()
+        rows[name] = {"agreement": s["agreement_top1"], "accuracy": s["accuracy"], "sqnr_db": s["sqnr_db"]}
+        print(
+            f"{name:<42} agreement {100 * s['agreement_top1']:.1f} %  SQNR {s['sqnr_db']:.1f} dB",
+            file=sys.stderr,
+        )
+    rows["int8 input grid"] = {"scale": grid.scale, "zero_point": grid.zero_point, "dtype": grid.dtype}
+    return rows
+
+
 def _side_by_side(models: dict[str, bytes], rounds: int, runs: int) -> dict[str, dict[str, float]]:
     """p50 at 1 and 2 threads, the median over ``rounds`` rounds that each time every model in turn."""
     from liteship.bench import benchmark
@@ -186,7 +262,16 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=None, help="with --levers: validation samples (all)")
     ap.add_argument("--runs", type=int, default=50, help="with --levers: timed runs per model and round")
     ap.add_argument("--bench-rounds", type=int, default=3, help="with --levers: alternating bench rounds")
+    ap.add_argument("--ceiling", action="store_true", help="the float model with its input on the int8 grid")
+    ap.add_argument(
+        "--source", help="another Keras model of the example's shape instead of work/mobilenet_v2.keras"
+    )
     args = ap.parse_args()
+    global SOURCE
+    SOURCE = args.source
+    if args.ceiling:
+        print(json.dumps(_ceiling(args), indent=2))
+        return 0
     if not (EXAMPLE / "work" / "mobilenet_v2.keras").exists():
         print("run examples/mobilenet/prepare.py first", file=sys.stderr)
         return 1

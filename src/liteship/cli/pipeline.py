@@ -182,6 +182,13 @@ def render_summary(report) -> None:
         if v.pruned:
             console.print(f"† {v.recipe}: {v.pruned}")
     mp = report.mixed_precision
+    ceiling = mp.input_ceiling if mp else None
+    if ceiling is not None and not ceiling.passed:
+        figures = f"agreement {100 * ceiling.agreement:.1f}%" if ceiling.agreement is not None else ""
+        console.print(
+            f"accuracy repair: the float model on the {ceiling.input_type} input grid fails the gates ({figures})"
+            + (f"; the repair used {mp.io_type} model I/O" if mp and mp.io_type else "")
+        )
     if mp and mp.recipe:
         cost = mp.cost
         price = (

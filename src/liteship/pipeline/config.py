@@ -79,6 +79,9 @@ Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "
 FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction")
 RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
 KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction")
+# not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
+# no io_type was asked for (pipeline/repair.py, InputCeiling)
+FLOAT_IO = "float_io"
 
 
 def range_setting_of(fixes: Sequence[str]) -> str:

@@ -1,5 +1,10 @@
 """Accuracy repair: an integer variant fails the accuracy gates → graph fixes first, then the search.
 
+0. **The inputs' own limit** (:class:`~liteship.pipeline.report.InputCeiling`): the float model fed its
+   inputs rounded to the integer variant's input grid. When even that fails the gates, no variant with
+   integer inputs can pass: with no ``io_type`` asked for, the repair's variants take float32 model I/O
+   (``<base>+fio…``: the first op quantizes on the device instead of the caller); with ``io_type`` set to
+   an integer type, the repair stops there and says so.
 1. **Fixes** (``auto_mixed_precision.repair``, cumulatively in order): ``<base>+pct`` (activation
    ranges clipped to the 99.99th percentile; ``range_mse``: least expected int8 error), ``<base>+pct+eq``
    (cross-layer equalization), ``<base>+pct+eq+bc`` (+ bias correction). Each is a full variant; the first that passes the accuracy gates ends the repair
@@ -13,13 +18,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import LiteshipError
-from liteship.pipeline.config import KERAS_FIXES, range_setting_of
-from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt
+from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, range_setting_of
+from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
 from liteship.pipeline.select import Candidate, check_gates
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
 
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from liteship.pipeline.run import _Run
 
 SHORT = {
+    FLOAT_IO: "fio",
     "equalize": "eq",
     "absorb_high_bias": "hb",
     "bias_correction": "bc",
@@ -52,8 +59,29 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
         run.log(f"mixed precision not needed: {base} passes the accuracy gates")
         return AccuracyRepairReport(base=base, skipped=f"{base} already passes the accuracy gates")
     run.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; trying graph fixes, then the search")
+    ceiling = _input_ceiling(run, base)
+    start: tuple[str, ...] = ()
+    if ceiling is not None and not ceiling.passed:
+        figures = _figures(ceiling.agreement, ceiling.accuracy, ceiling.sqnr_db)
+        if run.cfg.io_type is not None:
+            why = (
+                f"no variant with {ceiling.input_type} inputs can pass: the float model itself, fed its inputs "
+                f"rounded to {base}'s input grid, fails the accuracy gates ({figures}; "
+                f"{'; '.join(ceiling.failures)}). Set io_type: float32 (or remove io_type) to let the repair "
+                "keep float inputs"
+            )
+            run.log(f"[yellow]mixed precision stopped[/]: {why}")
+            run.warnings.append(f"accuracy repair: {why}")
+            return AccuracyRepairReport(
+                base=base, skipped=why, input_ceiling=ceiling, seconds=time.perf_counter() - t0
+            )
+        run.log(
+            f"repair   the float model, its inputs rounded to {ceiling.input_type} as {base} rounds them, fails "
+            f"the gates too ({figures}): the repair's variants take float32 model I/O"
+        )
+        start = (FLOAT_IO,)
     budget = _Overhead.of(run, base, t0)
-    attempts, best = _graph_fixes(run, base, budget)
+    attempts, best = _graph_fixes(run, base, budget, start)
     winner = next((a.variant for a in attempts if a.passed), None)
     search = None
     if winner is None and amp.search:
@@ -68,6 +96,60 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
         float_layers=floats,
         cost=_cost(run, base, name) if name else None,
         seconds=time.perf_counter() - t0,
+        input_ceiling=ceiling,
+        io_type="float32" if start else None,
+    )
+
+
+def _figures(agreement: float | None, accuracy: float | None, sqnr_db: float | None) -> str:
+    parts = [f"agreement {100 * agreement:.1f}%" if agreement is not None else None]
+    parts.append(f"accuracy {100 * accuracy:.1f}%" if accuracy is not None else None)
+    parts.append(f"SQNR {sqnr_db:.1f} dB" if sqnr_db is not None and math.isfinite(sqnr_db) else None)
+    return ", ".join(p for p in parts if p)
+
+
+def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
+    """The float model on ``base``'s input grid, measured on the whole validation set; ``None`` when
+    ``base`` has float inputs or there is no float model to run (the float32 variant, else the
+    reference runner)."""
+    from liteship.convert.ops import io_specs
+    from liteship.model.flatbuffer import load_model
+    from liteship.runtime.input_grid import InputGridRunner
+
+    grids, _ = io_specs(load_model(run.path_of(base).read_bytes()))
+    if not any(g.quantized for g in grids):
+        return None
+    none = run.variants.get("none")
+    own = None
+    try:
+        if none is not None and none.measured:
+            from liteship.runtime import LiteRTRunner
+
+            own = LiteRTRunner(run.path_of("none"), num_threads=run.selection_threads)
+        val = run.validate(InputGridRunner(own or run.reference, grids), quiet=True)
+    except LiteshipError as e:
+        run.log(f"[yellow]repair[/]: the inputs' own limit was not measured ({e})")
+        return None
+    finally:
+        if own is not None:
+            own.close()
+    nums = val.summary()
+    cand = Candidate(
+        recipe="input-grid",
+        size_bytes=0,
+        p50_ms=None,
+        accuracy_drop=nums["accuracy_drop"],
+        agreement=nums["agreement_top1"],
+        sqnr_db=nums["sqnr_db"],
+    )
+    verdict = check_gates(cand, **run.accuracy_gates())
+    return InputCeiling(
+        input_type=grids[0].dtype,
+        passed=verdict.passed,
+        accuracy=nums.get("accuracy"),
+        agreement=nums.get("agreement_top1"),
+        sqnr_db=nums.get("sqnr_db"),
+        failures=list(verdict.failures),
     )
 
 
@@ -101,14 +183,18 @@ class _Overhead:
         return math.inf if self.deadline is None else self.deadline - time.perf_counter()
 
 
-def _graph_fixes(run: _Run, base: str, budget: _Overhead) -> tuple[list[FixAttempt], str]:
-    """Try each configured fix on top of the previous ones; returns the attempts and the best variant."""
+def _graph_fixes(
+    run: _Run, base: str, budget: _Overhead, start: Sequence[str] = ()
+) -> tuple[list[FixAttempt], str]:
+    """Try each configured fix on top of the previous ones (after the ``start`` ones, which are always
+    kept: ``float_io``); returns the attempts and the best variant."""
     amp = run.cfg.auto_mixed_precision
     applied = list(run.variants[base].fixes)
     attempts: list[FixAttempt] = []
     best, best_score = base, score_of(run, base)
     longest = 0.0
-    for fix in amp.repair:
+    kept = set(start)
+    for fix in [*start, *amp.repair]:
         if fix in applied:
             continue
         applied.append(fix)
@@ -150,7 +236,7 @@ def _graph_fixes(run: _Run, base: str, budget: _Overhead) -> tuple[list[FixAttem
             )
         )
         run.log(f"repair   {name}: {'passes the accuracy gates' if passed else 'still fails'}")
-        if v.measured and score_of(run, name) > best_score:
+        if v.measured and (fix in kept or score_of(run, name) > best_score):
             best, best_score = name, score_of(run, name)
         elif not passed:  # made nothing better: the next fixes (and the search) go on without it
             applied.remove(fix)
@@ -230,7 +316,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
             lambda: DenylistBackend(
                 str(run.source if set(fixes) & set(KERAS_FIXES) else run.exported),
                 quantize=base,
-                io_type=run.cfg.io_type,
+                io_type="float32" if FLOAT_IO in fixes else run.cfg.io_type,
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
                 absorb_high_bias="absorb_high_bias" in fixes,
@@ -240,9 +326,18 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
         )
         ops = backend.ops()
         prerank = _prerank(run, base) if len(ops) > amp.probe else []
+        first: list[str] = []
+        if FLOAT_IO in fixes:  # the inputs' own limit failed: the ops reading the input go float first
+            first = backend.input_ops()
+            prerank = first + [n for n in (prerank or [o.name for o in ops]) if n not in first]
         run.log(
             f"search   from {start}: {len(ops)} quantizable ops"
-            + (f", measuring the {amp.probe} worst by per-layer error one by one" if prerank else "")
+            + (f", the {len(first)} reading the model input first" if FLOAT_IO in fixes else "")
+            + (
+                f", measuring the {amp.probe} worst by per-layer error one by one"
+                if len(ops) > amp.probe
+                else ""
+            )
         )
         evaluate = _Evaluator(run)
         result = run.timed(
@@ -266,7 +361,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
     run.log(f"search   {result.label} ({result.seconds:.1f} s)")
     if not result.float_layers:
         return result.to_dict(), None
-    name = f"{base}+mixed"
+    name = f"{base}+fio+mixed" if FLOAT_IO in fixes else f"{base}+mixed"
     v = run.add_variant(name, base, float_layers=result.float_layers, fixes=fixes)
     if v.error:
         return result.to_dict(), None

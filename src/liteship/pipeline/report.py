@@ -75,6 +75,27 @@ class FixAttempt(ReportMixin):
 
 
 @dataclass(frozen=True)
+class InputCeiling(ReportMixin):
+    """The float model fed its inputs rounded to the integer variant's input grid, and nothing else.
+
+    No variant with those integer inputs can do better, however its inside is quantized: when this fails
+    the accuracy gates, only float32 model I/O can help (``float_io`` in the repair).
+
+    Attributes:
+        input_type: The integer variant's input dtype (``int8``, ``uint8``).
+        passed: Whether it meets the accuracy gates.
+        failures: The gates it misses.
+    """
+
+    input_type: str
+    passed: bool
+    accuracy: float | None = None
+    agreement: float | None = None
+    sqnr_db: float | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Cost(ReportMixin):
     """What the repaired variant costs against full int8 (``base``) and float32 (``none``)."""
 
@@ -101,6 +122,9 @@ class AccuracyRepairReport(ReportMixin):
         recipe: The variant that passes the accuracy gates thanks to this, or ``None``.
         float_layers: Its ops kept in float.
         cost: Its price against full int8 and float32.
+        input_ceiling: The float model on the integer inputs' grid (see :class:`InputCeiling`), when the
+            base variant has integer inputs.
+        io_type: The model I/O type the repair's variants use, when it is not the base variant's.
     """
 
     base: str | None
@@ -111,6 +135,8 @@ class AccuracyRepairReport(ReportMixin):
     float_layers: list[str] = field(default_factory=list)
     cost: Cost | None = None
     seconds: float = 0.0
+    input_ceiling: InputCeiling | None = None
+    io_type: str | None = None
 
 
 @dataclass(frozen=True)

@@ -246,8 +246,11 @@ def _greedy(st: _State, ranking: list[str], beam: int) -> list[str]:
     remaining = list(ranking)
     estimate: dict[str, tuple[float, float]] = {}
     for n in ranking:
-        m = _need(st.cache.get(frozenset((n,))))
-        estimate[n] = (m.score, _closeness(m))
+        m = st.cache.get(frozenset((n,)))
+        if m is not None and m.passed:  # the sensitivity step stopped at an op that suffices alone
+            return [n]
+        # ops the sensitivity step did not measure (more than ``probe``) come last
+        estimate[n] = (m.score, _closeness(m)) if m is not None else (-math.inf, -math.inf)
     while remaining:
         trial = sorted(remaining, key=lambda n: (-estimate[n][0], -estimate[n][1]))[: max(1, beam)]
         scored = []

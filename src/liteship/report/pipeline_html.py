@@ -93,13 +93,36 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
     return "".join(parts) + "</svg>"
 
 
+def _input_ceiling(mp: Any) -> str:
+    """The inputs' own limit: the float model on the integer inputs' grid (pipeline/repair.py)."""
+    c = getattr(mp, "input_ceiling", None)
+    if c is None:
+        return ""
+    verdict = (
+        "<span class=pass>passes</span>"
+        if c.passed
+        else f"<span class=fail>fails</span> ({escape('; '.join(c.failures))})"
+    )
+    io = (
+        f" The repair's variants therefore take <b>{escape(mp.io_type)}</b> model I/O."
+        if getattr(mp, "io_type", None)
+        else ""
+    )
+    return (
+        f"<p id='input-ceiling'>The float model fed its inputs rounded to the {escape(c.input_type)} input grid "
+        f"(the best any {escape(c.input_type)}-input variant can do): agreement {_pct(c.agreement)}, accuracy "
+        f"{_pct(c.accuracy)}, SQNR {_n(c.sqnr_db, 1)} dB — {verdict} the accuracy gates.{io}</p>"
+    )
+
+
 def repair_section(mp: Any) -> str:
     """Accuracy repair: graph fixes tried, every search round, and what the result costs."""
     if mp is None:
         return ""
+    ceiling = _input_ceiling(mp)
     if mp.skipped:
-        return f"<h2>Accuracy repair</h2><p>{escape(mp.skipped)}</p>"
-    parts = ["<h2>Accuracy repair</h2>"]
+        return f"<h2>Accuracy repair</h2><p>{escape(mp.skipped)}</p>{ceiling}"
+    parts = ["<h2>Accuracy repair</h2>", ceiling]
     if mp.recipe:
         floats = ", ".join(f"<code>{escape(n.split(';')[0])}</code>" for n in mp.float_layers) or "none"
         parts.append(

@@ -106,3 +106,35 @@ def test_int8_io_with_float_layers_runs_in_litert_and_liteship_run(backend, tmp_
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["input_shape"] == [4, 8, 8, 1]
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y)
+
+
+def test_every_candidate_op_really_goes_float_including_the_output_op(outlier_path, calib_npy):
+    # with float32 I/O the quantizer renames the tensor of an op that produces a model output (the
+    # DEQUANTIZE it appends takes the name), so candidates named after the quantized model kept the
+    # softmax in int8 silently
+    from liteship.model.flatbuffer import load_model, op_name
+
+    backend = DenylistBackend(str(outlier_path), quantize="int8", io_type="float32", calibration=calib_npy)
+
+    def float_ops(model: bytes) -> list[str]:
+        loaded = load_model(model)
+        sg = loaded.model.subgraphs[0]
+        return [
+            op_name(loaded.model, op.opcodeIndex)
+            for op in sg.operators
+            if sg.tensors[op.outputs[0]].type == 0  # FLOAT32
+            and op_name(loaded.model, op.opcodeIndex) != "DEQUANTIZE"
+        ]
+
+    ops = backend.ops()
+    assert ops[-1].op == "SOFTMAX"
+    assert float_ops(backend.build(())) == []
+    for op in ops:
+        assert float_ops(backend.build([op.name])) == [op.op], op.name
+
+
+def test_the_ops_reading_the_model_input_are_named(backend):
+    # what the repair keeps in float first when the int8 input grid alone fails the gates
+    ops = backend.ops()
+    assert backend.input_ops() == [ops[0].name] and ops[0].op == "CONV_2D"
+    assert "c1" in ops[0].name
