@@ -260,6 +260,13 @@ def _nothing_to_do(run: _Run, fix: str) -> str | None:
         if not pairs:
             reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
             return f"no layer pair can be equalized ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+    if fix == "absorb_high_bias":
+        from liteship.quantize.absorb import eligible_pairs
+
+        eligible, skipped = eligible_pairs(model)
+        if not eligible:
+            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
+            return f"no layer pair can absorb a high bias ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
     if fix == "bias_correction":
         from liteship.quantize.bias import targets
 

@@ -112,19 +112,14 @@ def absorb_high_biases(
         (812.4, 3.1e-06)
     """
     clone = graph.clone(model)
-    pairs, skipped = find_pairs(clone)
     method: Method = "data" if data is not None and len(data) else "batchnorm"
     consumers = graph.consumers(clone)
-    eligible = []
-    for p in pairs:
-        why = _pair_problem(p, method, consumers)
-        if why is None:
-            eligible.append(p)
-        else:
-            skipped.append(SkippedPair(p.first.name, p.second.name, why))
+    eligible, skipped = eligible_pairs(clone, method)
+    highs: list[np.ndarray | None]
     if method == "data":
         assert data is not None
-        lows, highs = _output_extremes(clone, [p.first for p in eligible], np.asarray(data, np.float32))
+        lows, found = _output_extremes(clone, [p.first for p in eligible], np.asarray(data, np.float32))
+        highs = list(found)
     else:
         lows = [_batchnorm_floor(p.first) for p in eligible]
         highs = [None] * len(eligible)
@@ -150,6 +145,22 @@ def absorb_high_biases(
         total_bias_moved=float(sum(p.bias_moved for p in done)),
         max_abs_diff=diff,
     )
+
+
+def eligible_pairs(model: Any, method: Method = "data") -> tuple[list[Any], list[SkippedPair]]:
+    """The pairs of ``model`` whose high biases could be absorbed exactly (before looking at any data),
+    and the others with the reason: equalization's pairs (``equalize.find_pairs``) less those
+    :func:`absorb_high_biases` cannot shift exactly."""
+    pairs, skipped = find_pairs(model)
+    consumers = graph.consumers(model)
+    eligible = []
+    for p in pairs:
+        why = _pair_problem(p, method, consumers)
+        if why is None:
+            eligible.append(p)
+        else:
+            skipped.append(SkippedPair(p.first.name, p.second.name, why))
+    return eligible, skipped
 
 
 def _pair_problem(p: Any, method: Method, consumers: dict[int, list[Any]]) -> str | None:
@@ -251,4 +262,4 @@ def _absorbed(p: Any, c: np.ndarray, lo: np.ndarray, hi: np.ndarray | None) -> A
     )
 
 
-__all__ = ["absorb_high_biases", "AbsorptionReport", "AbsorbedPair"]
+__all__ = ["absorb_high_biases", "eligible_pairs", "AbsorptionReport", "AbsorbedPair"]

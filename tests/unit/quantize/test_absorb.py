@@ -123,3 +123,24 @@ def test_a_bias_less_consumer_takes_the_shift_in_its_batchnorm_and_bn_statistics
     assert paper.total_bias_moved == pytest.approx(float(expected.sum()), rel=1e-5)
     # the pre-activations stay within 3σ of β on this data, so the float outputs hold here too
     assert paper.max_abs_diff < ABSORB_TOLERANCE * max(1.0, float(np.abs(ref).max()))
+
+
+def test_eligible_pairs_names_what_cannot_be_absorbed_before_any_data_is_read():
+    # what the repair checks before it converts an absorption variant (nothing eligible: skipped)
+    from liteship._tf import import_tf
+    from liteship.quantize.absorb import eligible_pairs
+
+    import_tf()
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a"),
+            keras.layers.Conv2D(4, 3, padding="same", name="b"),
+        ]
+    )
+    eligible, skipped = eligible_pairs(model)
+    assert eligible == []
+    reasons = {(s.first, s.second): s.reason for s in skipped}
+    assert "pads its input with zeros" in reasons[("a", "b")]  # (b, the output, has no consumer at all)
