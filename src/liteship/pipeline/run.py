@@ -363,8 +363,15 @@ class _Run:
         ranges = (
             (f"range_{gf.range_setting}",) if gf.range_setting != "minmax" and recipe != "int16x8" else ()
         )
+        absorb = gf.absorb_high_bias and recipe != "int16x8"  # int8 ranges only (a usage error otherwise)
         return ranges + tuple(
-            name for name, on in (("equalize", gf.equalize), ("bias_correction", gf.bias_correction)) if on
+            name
+            for name, on in (
+                ("equalize", gf.equalize),
+                ("absorb_high_bias", absorb),
+                ("bias_correction", gf.bias_correction),
+            )
+            if on
         )
 
     def _convert_kwargs(self, v: Variant) -> dict[str, Any]:
@@ -381,6 +388,7 @@ class _Run:
             "keep_float_layers": v.float_layers,
             "equalize": "equalize" in v.fixes,
             "bias_correction": "bias_correction" in v.fixes,
+            "absorb_high_bias": "absorb_high_bias" in v.fixes,
             "range_setting": range_setting_of(v.fixes),
             "progress": False,
         }
