@@ -292,7 +292,29 @@ def quantize_keeping_float(
     # ai-edge-quantizer stores large weights after the flatbuffer (Buffer.offset/size); they stay there:
     # every rewrite afterwards (metadata, liteship's record, range setting) goes through
     # model.flatbuffer.pack_model(model, data), which keeps them.
-    return bytes(result.quantized_model)
+    out = bytes(result.quantized_model)
+    _check_loads(out, where, rec.name)
+    return out
+
+
+def _check_loads(model: bytes, where: str, recipe: str) -> None:
+    """The quantized model loads and prepares in LiteRT, or a ConversionError now (not at validate time).
+
+    ai-edge-quantizer 0.10's ``static_wi8_ai8`` writes, for MobileNetV1's first conv, int8 weights with a
+    non-zero zero point, which LiteRT's CONV_2D refuses (``zero_point != 0``)."""
+    from liteship.errors import LiteshipError
+    from liteship.runtime import LiteRTRunner
+
+    try:
+        LiteRTRunner(model).close()
+    except LiteshipError as e:
+        why = e.message.split(": ", 1)[-1] if e.message.startswith("LiteRT cannot load") else e.message
+        raise ConversionError(
+            f"ai-edge-quantizer's {recipe} model{'' if where == 'the model' else ' of ' + where} does not "
+            f"load in LiteRT: {why.split('. Inspect')[0].replace(')Node', '). Node')}",
+            hint="Try another recipe (int16x8, dynamic or weight-int8), keep the failing op in float "
+            "(keep_float_layers), or convert the original TensorFlow/Keras model instead.",
+        ) from e
 
 
 def _carry_metadata(source: bytes, quantized: bytes) -> bytes:

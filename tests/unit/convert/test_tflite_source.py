@@ -162,3 +162,22 @@ def test_missing_quantizer_extra_is_one_line_naming_the_install(no_tf_python, tf
     )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'liteship[quantizer]'" in proc.stdout
+
+
+def test_a_quantized_model_litert_cannot_load_is_a_conversion_error(third_party_models, tmp_path):
+    # ai-edge-quantizer 0.10's static int8 gives MobileNetV1's first conv int8 weights with a non-zero
+    # zero point, which LiteRT's CONV_2D refuses: convert used to report success and validate failed later
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32))
+    out = tmp_path / "int8.tflite"
+    with pytest.raises(ConversionError, match="does not load in LiteRT") as e:
+        convert(
+            third_party_models / "mobilenet_v1_0.25_224_1_metadata_1.tflite",
+            out,
+            quantize="int8",
+            calibration=calib,
+            calibration_samples=4,
+            progress=False,
+        )
+    assert "CONV_2D" in e.value.message and "weight-int8" in (e.value.hint or "")
+    assert not out.exists()  # nothing half-usable is left behind
