@@ -399,6 +399,12 @@ def convert_tflite(
         samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, progress)] if calib else None
         model = quantize_keeping_float(data, rec.name, calibration=samples, keep_float=keep)
         model, method = _carry_metadata(loaded.data, model), "ai-edge-quantizer"
+        if not quantized_tensors(fbm.load_model(model)):
+            notes.append(
+                f"recipe {rec.name!r} quantized no tensor of {where}: ai-edge-quantizer left every op in "
+                "float, so the model is as large and as fast as the float32 file. Try int8 (calibrated), or "
+                "convert the original TensorFlow/Keras model with TFLite's converter."
+            )
     if calibration is not None and not rec.needs_calibration:
         notes.append(
             f"`calibration` was given but recipe {rec.name!r} does not calibrate; it was not used "

@@ -181,3 +181,14 @@ def test_a_quantized_model_litert_cannot_load_is_a_conversion_error(third_party_
         )
     assert "CONV_2D" in e.value.message and "weight-int8" in (e.value.hint or "")
     assert not out.exists()  # nothing half-usable is left behind
+
+
+def test_a_recipe_that_quantizes_nothing_says_so(third_party_models, tmp_path):
+    # ai-edge-quantizer 0.10's dynamic and weight-only recipes leave MobileNetV1's convs in float
+    rep = convert(
+        third_party_models / "mobilenet_v1_0.25_224_1_metadata_1.tflite",
+        tmp_path / "w8.tflite",
+        quantize="weight-int8",
+        progress=False,
+    )
+    assert any("quantized no tensor" in w for w in rep.warnings)
