@@ -56,7 +56,7 @@ def repair_accuracy(run: _Run) -> AccuracyRepairReport:
     if base != amp.recipe:
         run.log(f"mixed precision starts from {base} ({amp.recipe} is not among the variants)")
     if run.passes_accuracy(base):
-        run.log(f"mixed precision not needed: {base} passes the accuracy gates")
+        run.log(f"accuracy repair not needed: {base} already passes the accuracy gates (no fix, no search)")
         return AccuracyRepairReport(base=base, skipped=f"{base} already passes the accuracy gates")
     run.log(f"[bold]mixed precision[/] {base} fails the accuracy gates; trying graph fixes, then the search")
     ceiling = _input_ceiling(run, base)
