@@ -1,5 +1,6 @@
 """Dead parts: the server with its database gone mid-flight answers 503 with a clear message (never 500),
-stores nothing half-way, and works again as soon as the database is back.
+stores nothing half-way, and works again as soon as the database is back; the agent with the server
+gone keeps its windows, backs off, and a window the server refuses for good does not block the rest.
 
 The database is taken away for real: the throwaway PostgreSQL refuses new connections to the fleet's
 database and terminates the open ones (``ALTER DATABASE … ALLOW_CONNECTIONS false`` +
@@ -14,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import ENROLL, Fleet
+from .conftest import ADMIN, ENROLL, Fleet, free_port
 
-pytestmark = [pytest.mark.postgres, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 class Outage:
@@ -80,6 +81,7 @@ def assert_503(r: Any) -> None:
     assert r.headers["retry-after"].isdigit()
 
 
+@pytest.mark.postgres
 def test_database_gone_mid_flight_is_503_and_recovers(pg_fleet, make_package):
     fleet, outage = pg_fleet
     assert fleet.publish(make_package("digits", "1.0.0")).status_code == 201
@@ -112,3 +114,86 @@ def test_database_gone_mid_flight_is_503_and_recovers(pg_fleet, make_package):
     releases = fleet.client.get("/api/v1/models", headers=fleet.admin).json()
     assert [r["version"] for m in releases for r in m["releases"]] == ["1.0.0", "1.1.0"]
     assert fleet.register("dead-db-2")
+
+
+def test_a_refused_window_is_set_aside_and_the_rest_are_sent(live_server, tmp_path):
+    """A window the server will never take (its clock two days ahead) used to block the spool: every
+    flush re-sent it first and stopped, so nothing behind it reached the server."""
+    import httpx
+
+    from liteship.agent.client import FleetClient, ServerError
+    from liteship.agent.telemetry import Spool
+
+    r = httpx.post(
+        f"{live_server.url}/api/v1/devices/register", json={"device_id": "spool-1", "enrollment_token": ENROLL}
+    )
+    token = r.json()["token"]
+    spool = Spool(tmp_path / "spool")
+    future = {**window(1), "started": time.time() + 2 * 86_400, "ended": time.time() + 2 * 86_400 + 30}
+    spool.put(future)
+    spool.put(window(2))
+    spool.put(window(3))
+
+    # server gone: nothing is sent, nothing is lost, nothing is set aside
+    gone = FleetClient(f"http://127.0.0.1:{free_port()}", "spool-1", token, timeout=2.0)
+    with pytest.raises(ServerError):
+        spool.flush(gone.post_window)
+    assert len(spool) == 3 and spool.refused == 0
+
+    refusals: list[str] = []
+    client = FleetClient(live_server.url, "spool-1", token, timeout=5.0)
+    assert spool.flush(client.post_window, on_refused=lambda w, why: refusals.append(why)) == 2
+    assert len(spool) == 0 and spool.refused == 1
+    assert "after the server's clock" in refusals[0] and "HTTP 422" in refusals[0]
+    assert [p.name.endswith("outage-1.json") for p in (spool.root / "refused").iterdir()] == [True]
+    stored = httpx.get(
+        f"{live_server.url}/api/v1/devices/spool-1/telemetry", headers={"Authorization": f"Bearer {ADMIN}"}
+    ).json()
+    assert sorted(w["window_id"] for w in stored) == ["outage-2", "outage-3"]
+
+
+def test_a_truncated_spool_state_file_counts_nothing_and_breaks_nothing(tmp_path):
+    from liteship.agent.telemetry import Spool
+
+    spool = Spool(tmp_path / "spool")
+    spool.put(window(1))
+    for damaged in ('{"dropped": 3', '{"dropped": "many"}', "[1, 2]", ""):
+        (spool.root / "spool-state.json").write_text(damaged)
+        sent: list[dict] = []
+        assert spool.dropped == 0 and spool.refused == 0
+        spool.put(window(2))  # the next windows are spooled and sent as usual
+        assert spool.flush(sent.append) == 2 and [w["window_id"] for w in sent] == ["outage-1", "outage-2"]
+        spool.put(window(1))
+
+
+def test_the_agent_backs_off_while_the_server_is_gone(live_server, tmp_path, keys):
+    """Check-ins against a dead server stretch the poll interval (x2 per failure, at most x8), honour a
+    bounded Retry-After, and the first good check-in resets it; the model slot is never touched."""
+    from liteship.agent.client import FleetClient
+    from liteship.fleet.settings import Settings
+
+    from .services import agent_updater
+
+    settings_: Settings = live_server.app.state.settings
+    updater = agent_updater(
+        live_server.url, settings_.data_dir, tmp_path / "backoff-1", keys["good"].public_path, enroll=ENROLL
+    )
+    updater.interval, updater.jitter = 10.0, 0.0
+    alive = updater.client
+    assert updater.next_delay() == 10.0
+    updater.client = FleetClient(f"http://127.0.0.1:{free_port()}", "backoff-1", "t", timeout=1.0)
+    delays = []
+    for _ in range(6):
+        assert updater.poll_once()["action"] == "offline"
+        delays.append(updater.next_delay())
+    assert delays == [10.0, 20.0, 40.0, 80.0, 80.0, 80.0]
+    updater.failed_checkins, updater.retry_after = 1, 30.0  # a 503's Retry-After: 30
+    assert updater.next_delay() == 30.0
+    updater.retry_after = 1e9  # a hostile server cannot park the device beyond the backoff's ceiling
+    assert updater.next_delay() == 80.0
+    assert updater.store.current_version() is None  # nothing installed, nothing removed
+    state = updater.store.state()["last_checkin"]
+    assert state["ok"] is False and state["failures_in_a_row"] == 6 and "unreachable" in state["error"]
+    updater.client = alive
+    assert updater.poll_once()["action"] != "offline"
+    assert updater.next_delay() == 10.0

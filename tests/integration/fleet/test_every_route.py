@@ -268,7 +268,7 @@ def test_every_route_once_with_each_kind_of_hostile_body(world):
         (json.dumps([10**400]).encode(), "application/json"),
     ]
     seen = 0
-    for method, template, route in api_routes(world["app"]):
+    for method, template, _route in api_routes(world["app"]):
         for who in ("admin", "fz-a", "none"):
             headers = dict(world["admin"] if who == "admin" else world["devices"].get(who, {}))
             url = PARAM.sub(lambda m: world["known"].get(m.group(1), ["x"])[0], template)
