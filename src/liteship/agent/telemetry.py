@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.agent.fsutil import atomic_write_json, fsync_dir, read_json
+from liteship.agent.fsutil import atomic_write_json, fsync_dir, read_json, read_json_object
 from liteship.confidence import BINS as CONFIDENCE_BINS
 from liteship.confidence import confidence_bin
 
@@ -128,8 +128,7 @@ class Spool:
         self._meta = self.root / "spool-state.json"
 
     def _state(self) -> dict[str, Any]:
-        state = read_json(self._meta, {})
-        return state if isinstance(state, dict) else {}  # a foreign or damaged file counts nothing
+        return read_json_object(self._meta, what="the spool's counts (dropped, refused)")
 
     def _count(self, key: str) -> int:
         value = self._state().get(key, 0)

@@ -125,7 +125,8 @@ def test_a_refused_window_is_set_aside_and_the_rest_are_sent(live_server, tmp_pa
     from liteship.agent.telemetry import Spool
 
     r = httpx.post(
-        f"{live_server.url}/api/v1/devices/register", json={"device_id": "spool-1", "enrollment_token": ENROLL}
+        f"{live_server.url}/api/v1/devices/register",
+        json={"device_id": "spool-1", "enrollment_token": ENROLL},
     )
     token = r.json()["token"]
     spool = Spool(tmp_path / "spool")
