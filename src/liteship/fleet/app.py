@@ -23,7 +23,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import create_engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -161,6 +161,23 @@ def database_unavailable(e: Exception) -> JSONResponse | None:
     )
 
 
+def value_refused(e: DataError) -> JSONResponse:
+    """422 for a value the database cannot hold (PostgreSQL: NUL in text, a string longer than its
+    column, a number beyond its column's range). The transaction is rolled back: nothing is stored."""
+    first = (str(e.orig).strip().splitlines() or ["invalid value"])[0][:200]
+    if "NUL" in first or "0x00" in first:
+        what = "a text value contains a NUL character (\\u0000), which the database cannot store"
+    else:
+        what = f"the database refused a value ({first})"
+    return JSONResponse(
+        {
+            "detail": f"{what}; nothing was stored. Send text without NUL characters, strings within their "
+            "documented lengths and numbers within their bounds (see /api/docs)."
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
 # driver exceptions that mean "not reachable now", not "this request is wrong": psycopg's and sqlite3's
 # OperationalError (connection refused or cut, server shutting down, database locked, disk I/O) and
 # psycopg's InterfaceError (the connection is closed)
@@ -275,6 +292,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     @app.exception_handler(DBAPIError)
     @app.exception_handler(PoolTimeout)
     async def _database_error(request: Request, e: Exception) -> Response:
+        if isinstance(e, DataError):
+            return value_refused(e)
         answer = database_unavailable(e)
         if answer is None:
             raise e

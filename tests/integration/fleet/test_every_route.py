@@ -100,15 +100,31 @@ def query_names(route: Any) -> list[str]:
     return [p.alias for p in dependant.query_params] if dependant is not None else []
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, keys, make_package):
-    """One server (SQLite, production settings) with two releases, a rollout, devices, a bench job."""
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def world(request, tmp_path_factory, keys, make_package):
+    """One server (production settings) with two releases, a rollout, devices, a bench job; on SQLite
+    and on the throwaway PostgreSQL (which refuses NUL in text, unlike SQLite)."""
+    import uuid
+
     from fastapi.testclient import TestClient
 
     from liteship.fleet.app import create_app
     from liteship.fleet.settings import Settings
 
+    database_url = None
+    if request.param == "postgres":
+        import psycopg
+
+        base = request.getfixturevalue("postgres_server")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        database_url = f"{base}/{name}"
     settings_ = Settings(
+        database_url=database_url,
         environment="production",
         admin_token=ADMIN,
         enrollment_token=ENROLL,
