@@ -75,7 +75,7 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         return default
 
 
-def read_json_object(path: str | Path, *, what: str) -> dict[str, Any]:
+def read_json_object(path: str | Path, *, what: str, set_aside: bool = True) -> dict[str, Any]:
     """A JSON object from ``path``; ``{}`` when the file does not exist.
 
     A file that exists but is not a JSON object (truncated by a failing disk or a power cut on a file
@@ -85,6 +85,8 @@ def read_json_object(path: str | Path, *, what: str) -> dict[str, Any]:
     Args:
         path: The file.
         what: What the file holds, for the warning (e.g. "the agent's state").
+        set_aside: Move a damaged file aside (for files the caller rewrites). Defaults to True; with
+            False the file stays where it is (nothing rewrites it) and the warning says ``what``.
     """
     from liteship.agent.sinks import event
 
@@ -100,6 +102,9 @@ def read_json_object(path: str | Path, *, what: str) -> dict[str, Any]:
         problem = f"a JSON {type(data).__name__}, not an object"
     if isinstance(data, dict):
         return data
+    if not set_aside:
+        event(f"{path.name} is damaged ({problem}); {what}", 30, file=str(path))
+        return {}
     aside = path.with_name(f"{path.name}.damaged-{time.time_ns()}")
     with contextlib.suppress(OSError):
         os.replace(path, aside)

@@ -72,3 +72,19 @@ def test_a_damaged_clock_file_is_not_trusted_and_is_kept(tmp_path):
         assert clock.read().trusted and clock.last_good() is None  # not parked in the future forever
         clock.confirm()
         assert clock.last_good() == BUILD_FLOOR + 100
+
+
+def test_a_damaged_device_file_runs_offline_with_the_model_and_says_how_to_fix_it(
+    cli, keys, packages, digit_pngs, tmp_path
+):
+    state = tmp_path / "st"
+    r = cli("agent", "install", "--state-dir", str(state), "--key", keys.public_path, str(packages["1.0.0"]))
+    assert r.returncode == 0, r.stderr
+    damaged = '{"server": "http://127.0.0.1:9", "token": "abc'  # cut off mid-write
+    (state / "device.json").write_text(damaged)
+    r = run(cli, state, digit_pngs, keys.public_path)
+    assert r.returncode == 0, r.stderr
+    assert len([line for line in r.stdout.splitlines() if line.startswith("{")]) == 5
+    warned = [e for e in logs(r) if "device.json is damaged" in e["msg"]]
+    assert warned and "liteship agent enroll" in warned[0]["msg"], r.stderr
+    assert (state / "device.json").read_text() == damaged  # left for a person to restore
