@@ -251,7 +251,7 @@ def check(r: Any, method: str, url: str) -> None:
 
 
 @settings(
-    max_examples=400,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
