@@ -324,9 +324,18 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
         )
         ops = backend.ops()
         prerank = _prerank(run, base) if len(ops) > amp.probe else []
+        first: list[str] = []
+        if FLOAT_IO in fixes:  # the inputs' own limit failed: the ops reading the input go float first
+            first = backend.input_ops()
+            prerank = first + [n for n in (prerank or [o.name for o in ops]) if n not in first]
         run.log(
             f"search   from {start}: {len(ops)} quantizable ops"
-            + (f", measuring the {amp.probe} worst by per-layer error one by one" if prerank else "")
+            + (f", the {len(first)} reading the model input first" if FLOAT_IO in fixes else "")
+            + (
+                f", measuring the {amp.probe} worst by per-layer error one by one"
+                if len(ops) > amp.probe
+                else ""
+            )
         )
         evaluate = _Evaluator(run)
         result = run.timed(

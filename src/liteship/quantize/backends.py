@@ -71,6 +71,22 @@ class DenylistBackend:
             self._ops = quantizable_ops(self.build(()), calibrated=self.calibrated.model)
         return list(self._ops)
 
+    def input_ops(self) -> list[str]:
+        """The candidate ops that read a model input. With float32 model I/O, keeping them in float is what
+        lets the input reach the model unrounded (the repair puts them first when the int8 input grid
+        alone fails the gates)."""
+        from liteship.model.flatbuffer import load_model
+
+        loaded = load_model(self.calibrated.model)
+        sg = loaded.model.subgraphs[0]
+        inputs = {int(i) for i in sg.inputs}
+        reading = {
+            _tensor_name(sg.tensors[op.outputs[0]])
+            for op in sg.operators or []
+            if op.outputs and inputs & {int(i) for i in op.inputs if i >= 0}
+        }
+        return [o.name for o in self.ops() if o.name in reading]
+
     def build(self, keep_float: Sequence[str]) -> bytes:
         from liteship.quantize.denylist import quantize_calibrated
 
@@ -115,8 +131,12 @@ def _compute_ops(model: bytes) -> list[tuple[str, str, int | None]]:
         if kind in ("QUANTIZE", "DEQUANTIZE") or not op.outputs:
             continue
         t = sg.tensors[op.outputs[0]]
-        out.append((kind, t.name.decode() if isinstance(t.name, bytes) else str(t.name), t.type))
+        out.append((kind, _tensor_name(t), t.type))
     return out
+
+
+def _tensor_name(tensor: Any) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
 def _schema() -> Any:

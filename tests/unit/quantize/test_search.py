@@ -131,3 +131,10 @@ def test_every_candidate_op_really_goes_float_including_the_output_op(outlier_pa
     assert float_ops(backend.build(())) == []
     for op in ops:
         assert float_ops(backend.build([op.name])) == [op.op], op.name
+
+
+def test_the_ops_reading_the_model_input_are_named(backend):
+    # what the repair keeps in float first when the int8 input grid alone fails the gates
+    ops = backend.ops()
+    assert backend.input_ops() == [ops[0].name] and ops[0].op == "CONV_2D"
+    assert "c1" in ops[0].name
