@@ -115,6 +115,61 @@ def outlier_model(digits):
     return build_outlier_cnn(digits[0], digits[1])
 
 
+HIGH_BIAS = 20.0  # build_high_bias_cnn: c1's pre-activation on the digits spreads ~±1 around it
+
+
+def build_high_bias_cnn():
+    """High-bias absorption's fixture (issue 9): ``c1`` (ReLU, bias 20 on half its channels) → ``c2``
+    (valid 3×3, ReLU) → Flatten → linear ``head``, untrained. Half of c1's output channels live on
+    ~[19, 21], so one per-tensor int8 scale spends most of its 256 levels on an offset that c2's bias could
+    take (``liteship.quantize.absorb``)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="c1"),
+            keras.layers.Conv2D(16, 3, activation="relu", name="c2"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(10, name="head"),
+        ],
+        name="high_bias_cnn",
+    )
+    kernel, bias = model.get_layer("c1").get_weights()
+    bias[:4] = HIGH_BIAS
+    model.get_layer("c1").set_weights([kernel, bias])
+    return model
+
+
+def int8_activation_scale(model: bytes, layer: str) -> float:
+    """The int8 scale of Keras layer ``layer``'s output activation in a converted model, as LiteRT sees it."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    pattern = re.compile(rf"/{layer}(_\d+)?/")  # TF names the layer c1_1 inside the converted function
+    scales = [
+        float(d["quantization"][0])
+        for d in Interpreter(model_content=model).get_tensor_details()
+        if pattern.search(d["name"]) and d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["shape"][0] == 1
+    ]
+    assert len(scales) == 1, f"expected one int8 activation tensor of {layer}, found {len(scales)}"
+    return scales[0]
+
+
+@pytest.fixture(scope="session")
+def high_bias_model():
+    """See ``build_high_bias_cnn`` (do not change its weights: clone it)."""
+    return build_high_bias_cnn()
+
+
+@pytest.fixture(scope="session")
+def activation_scale():
+    """``activation_scale(model_bytes, "c1")``: see ``int8_activation_scale``."""
+    return int8_activation_scale
+
+
 @pytest.fixture(scope="session")
 def outlier_path(outlier_model, model_dir) -> Path:
     p = model_dir / "outlier.keras"

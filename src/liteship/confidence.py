@@ -3,22 +3,28 @@ reference and the device agent's telemetry all use, so drift compares like with 
 
 Core layer: stdlib + numpy only (the device imports it; no TensorFlow).
 
-The rule, per output row (one sample's scores):
+What the scores are is decided once per *model*, from its graph
+(:func:`liteship.model.outputs.score_kind`: the op producing the output is SOFTMAX or LOGISTIC →
+``"probabilities"``, anything else → ``"logits"``), and passed here as ``kind``:
 
-- a row whose values are all finite and in [0, 1] is taken as probabilities (softmax, sigmoid, or
-  dequantized int8 rows that do not sum to exactly 1); its confidence is its largest value;
-- any other finite row is taken as logits: its confidence is the largest value of ``softmax(row)``;
+- probabilities: a row's confidence is its largest value;
+- logits: a row's confidence is the largest value of ``softmax(row)`` — also when the logits of some
+  frame happen to lie in [0, 1];
 - a row with NaN or ±Inf has confidence NaN, which the histogram counts in its first bin (a model that
   starts producing NaN on a device shows up as drift instead of vanishing from the histogram).
 
-The rule is decided per row, not per batch, so a device seeing one frame at a time and the reference
-computed over a whole validation set give the same number for the same output.
+Only when the graph cannot say (``kind=None``: a reference runner with no .tflite, an output no op
+produces) is it decided per row, from the values: a row whose values are all finite and in [0, 1] is
+taken as probabilities, any other finite row as logits. Per row, not per batch, so a device seeing one
+frame at a time and the reference computed over a whole validation set give the same number.
 
 Example:
-    >>> round(float(top1_confidence([2.0, 0.0])[0]), 4)  # logits
+    >>> round(float(top1_confidence([2.0, 0.0])[0]), 4)  # logits (per-row rule)
     0.8808
-    >>> float(top1_confidence([0.3, 0.7])[0])  # probabilities
+    >>> float(top1_confidence([0.3, 0.7])[0])  # probabilities (per-row rule)
     0.7
+    >>> round(float(top1_confidence([0.3, 0.7], kind="logits")[0]), 4)  # the graph says logits
+    0.5987
     >>> confidence_counts([0.7, 0.88], bins=4)
     (0, 0, 1, 1)
 """
@@ -26,10 +32,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
 BINS = 20  # equal bins on [0, 1]: [0, 0.05), …, [0.95, 1.0]
+PROBABILITIES: Literal["probabilities"] = "probabilities"
+LOGITS: Literal["logits"] = "logits"
+ScoreKind = Literal["probabilities", "logits"]
 
 
 def _rows(scores: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -50,22 +60,33 @@ def probability_rows(scores: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.all(np.isfinite(x) & (x >= 0.0) & (x <= 1.0), axis=1)
 
 
-def top1_confidence(scores: Sequence[float] | np.ndarray) -> np.ndarray:
+def top1_confidence(scores: Sequence[float] | np.ndarray, kind: ScoreKind | None = None) -> np.ndarray:
     """The top-1 confidence of each row (see the module docstring for the rule).
 
     Args:
         scores: ``(N, classes)`` outputs, or one ``(classes,)`` vector (treated as one row). Further
             axes are flattened into the class axis.
+        kind: What the model's graph says the scores are (``"probabilities"`` or ``"logits"``, from
+            :func:`liteship.model.outputs.score_kind`). Defaults to None: decided per row from the
+            values, for when the graph cannot say.
 
     Returns:
         ``(N,)`` float64 confidences in [0, 1], NaN for rows with a non-finite value.
+
+    Raises:
+        ValueError: ``scores`` is a scalar, or ``kind`` is none of the above.
     """
+    if kind not in (None, PROBABILITIES, LOGITS):
+        raise ValueError(f"kind must be {PROBABILITIES!r}, {LOGITS!r} or None (decide per row), got {kind!r}")
     x = _rows(scores)
     out = np.full(x.shape[0], np.nan)
     if x.shape[1] == 0:
         return out
     finite = np.all(np.isfinite(x), axis=1)
-    probs = probability_rows(x)
+    if kind is None:
+        probs = probability_rows(x)
+    else:
+        probs = finite if kind == PROBABILITIES else np.zeros_like(finite)
     out[probs] = x[probs].max(axis=1)
     logits = finite & ~probs
     if logits.any():
@@ -100,6 +121,9 @@ def bin_edges(bins: int = BINS) -> tuple[float, ...]:
 
 __all__ = [
     "BINS",
+    "PROBABILITIES",
+    "LOGITS",
+    "ScoreKind",
     "probability_rows",
     "top1_confidence",
     "confidence_bins",

@@ -60,7 +60,7 @@ def test_missing_calibration_names_the_flag(cli, saved_model_dir, tmp_path):
         (["{tmp}"], 1, "is not a SavedModel"),
         (["{tmp}/model.keras"], 1, "not a .keras archive"),
         (["{saved}", "--quantize", "int3"], 2, "'int3' is not one of"),
-        (["{saved}", "--quantize", "int8", "--calibration", "{tmp}/bad.npy"], 1, "cannot read"),
+        (["{saved}", "--quantize", "int8", "--calibration", "{tmp}/bad.npy"], 1, "not a numpy file"),
         (["{saved}", "--quantize", "int8", "--calibration", "{tmp}/nothing"], 1, "does not exist"),
         (["{saved}", "--quantize", "dynamic", "--io-type", "int8"], 2, "`--io-type` 'int8' does not work"),
         (["{saved}", "--size", "big"], 2, "--size must be HxW"),

@@ -33,3 +33,15 @@ def test_bins_close_the_last_one_and_put_nan_first():
 def test_a_scalar_is_not_a_score_vector():
     with pytest.raises(ValueError, match="vector"):
         confidence.top1_confidence(0.5)
+
+
+def test_the_models_kind_overrides_the_per_row_guess():
+    rows = np.array([[0.3, 0.7], [2.0, 0.0], [np.nan, 0.1]])
+    logits = confidence.top1_confidence(rows, "logits")
+    assert logits[0] == pytest.approx(1 / (1 + math.exp(-0.4)))  # in [0, 1], still softmax
+    assert logits[1] == pytest.approx(1 / (1 + math.exp(-2))) and math.isnan(logits[2])
+    probs = confidence.top1_confidence(rows, "probabilities")
+    assert probs[0] == 0.7 and probs[1] == 2.0 and math.isnan(probs[2])  # 2.0 bins as the last bin
+    assert confidence.top1_confidence(rows[0], None)[0] == 0.7
+    with pytest.raises(ValueError, match="kind must be"):
+        confidence.top1_confidence(rows, "softmax")

@@ -40,6 +40,7 @@ class LoadedModel:
     def __init__(self, folder: Path, num_threads: int | None = None, accelerator: str | None = None) -> None:
         from liteship.data import read_labels
         from liteship.model.metadata import labels_from_metadata
+        from liteship.model.outputs import score_kind
         from liteship.package.reference import declared_preprocessing
         from liteship.runtime.compiled import device_runner
 
@@ -59,6 +60,9 @@ class LoadedModel:
         )
         self.accelerator = getattr(self.runner, "accelerator", "cpu")
         self.input = self.runner.input_specs[0]
+        self.output = self.runner.output_specs[0]
+        # Probabilities or logits: decided once, from the graph, as the package's reference histogram was.
+        self.score_kind = score_kind(model_path, self.output.name)
         labels_file = self.manifest.model.get("labels")
         if labels_file and (folder / labels_file).is_file():
             self.labels = read_labels(folder / labels_file)
@@ -87,15 +91,16 @@ class LoadedModel:
         """``(class index, top-1 confidence, latency ms, all outputs finite)``.
 
         The confidence is :func:`liteship.confidence.top1_confidence` of the first output (softmax of
-        logits, the top probability otherwise), the number the package's drift reference bins.
+        logits, the top probability otherwise, as the graph says: :attr:`score_kind`), the number the
+        package's drift reference bins.
         """
         start = time.perf_counter()
         out = self.runner.infer({self.input.name: x})
         latency = (time.perf_counter() - start) * 1000.0
-        y = np.asarray(next(iter(out.values())), dtype=np.float64).reshape(-1)
+        y = np.asarray(out[self.output.name], dtype=np.float64).reshape(-1)
         finite = all(bool(np.all(np.isfinite(v))) for v in out.values())
         k = int(np.nanargmax(y)) if np.any(np.isfinite(y)) else 0
-        return k, float(top1_confidence(y)[0]), latency, finite
+        return k, float(top1_confidence(y, self.score_kind)[0]), latency, finite
 
     def close(self) -> None:
         self.runner.close()

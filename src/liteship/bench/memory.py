@@ -52,11 +52,11 @@ def tensor_bytes(runner: Any) -> int | None:
     data = getattr(runner, "model_bytes", None)
     if interp is None or data is None:
         return None
-    from liteship.model.flatbuffer import load_model
+    from liteship.model.flatbuffer import has_data, load_model
 
     model = load_model(data).model
     tensors = model.subgraphs[0].tensors or [] if model.subgraphs else []
-    constant = {i for i, b in enumerate(model.buffers or []) if _has_data(b)}
+    constant = {i for i, b in enumerate(model.buffers or []) if has_data(b)}
     total = 0
     try:
         details = interp.get_tensor_details()
@@ -68,10 +68,6 @@ def tensor_bytes(runner: Any) -> int | None:
             continue
         total += int(np.prod(d["shape"], dtype=np.int64)) * np.dtype(d["dtype"]).itemsize
     return total
-
-
-def _has_data(buffer: Any) -> bool:
-    return (buffer.data is not None and len(buffer.data) > 0) or (getattr(buffer, "offset", 0) or 0) > 1
 
 
 def release_freed_memory() -> bool:

@@ -24,6 +24,7 @@ FLAGS = {
     "equalize": "--equalize",
     "bias_correction": "--bias-correction",
     "range_setting": "--range-setting",
+    "absorb_high_bias": "--absorb-high-bias",
 }
 
 
@@ -100,6 +101,12 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     "--equalize", is_flag=True, help="Cross-layer equalization of a Keras source first (integer recipes)."
 )
 @click.option(
+    "--absorb-high-bias",
+    is_flag=True,
+    help="Move each ReLU layer's always-on output (its minimum on the calibration data) into the next "
+    "layer's bias first, after --equalize: narrower int8 activation ranges (int8 recipes, Keras source).",
+)
+@click.option(
     "--bias-correction",
     is_flag=True,
     help="Correct int8 weight-rounding bias on the calibration data first (integer recipes, Keras source).",
@@ -129,6 +136,7 @@ def cli(
     keep_float: tuple[str, ...],
     input_shape: str | None,
     equalize: bool,
+    absorb_high_bias: bool,
     bias_correction: bool,
     range_setting: str,
     as_json: bool,
@@ -145,6 +153,7 @@ def cli(
       liteship convert zoo_float.tflite -q weight-int4
       liteship convert net.py:build --input-shape 1,3,32,32 -q int8 --calibration calib.npy
       liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
+      liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize --absorb-high-bias
       liteship convert model.keras -o m.tflite -q int8 --calibration images/ --range-setting mse
     """
     quiet_tensorflow()
@@ -185,6 +194,7 @@ def cli(
             equalize=equalize,
             bias_correction=bias_correction,
             range_setting=range_setting,
+            absorb_high_bias=absorb_high_bias,
             progress=not as_json,
         )
     except LiteshipError as e:

@@ -28,7 +28,19 @@ def cli() -> None:
 @json_option
 @click.option("--quiet", "-q", is_flag=True, help="No per-stage progress lines.")
 def run_cmd(config: str, as_json: bool, quiet: bool) -> None:
-    """Run the pipeline described by CONFIG (a liteship.yaml)."""
+    """Run the pipeline described by CONFIG (a liteship.yaml).
+
+    Converts the source with every recipe in `recipes`, validates each variant against the source on
+    `validation.data`, benchmarks it, applies `gates`, picks the variant to ship (`objective`), writes its
+    TFLite metadata and a signed package. Everything goes to `output` (relative to CONFIG's folder):
+    report.json, report.html, variants/, the chosen MODEL_ID.tflite and MODEL_ID-VERSION.lsp. Keys and their
+    defaults: docs/pipeline.md. Exit 2 for an invalid config, 3 when no variant passes the gates (the
+    reports are still written).
+
+    \b
+    Example:
+      liteship pipeline run examples/digits/liteship.yaml
+    """
     from liteship.errors import GateFailed
     from liteship.pipeline import run_pipeline
 

@@ -43,6 +43,7 @@ def convert(
     bias_correction: bool = False,
     range_setting: str = "minmax",
     progress: bool = True,
+    absorb_high_bias: bool = False,
 ) -> ConversionReport:
     """Convert a TensorFlow/Keras model to a .tflite with a quantization recipe.
 
@@ -75,6 +76,9 @@ def convert(
             ``int8-fallback``): ``minmax`` (TFLite's default), ``percentile`` or ``mse`` (see
             :mod:`liteship.quantize.ranges`). Defaults to ``"minmax"``.
         progress: Draw a progress bar while calibrating (only on a terminal). Defaults to ``True``.
+        absorb_high_bias: High-bias absorption of the Keras source before conversion, after
+            ``equalize`` (``int8``, ``int8-fallback``; see :mod:`liteship.quantize.absorb`): a layer's
+            output shifted down by its minimum on the calibration data, the next layer's bias compensating.
 
     Returns:
         A :class:`ConversionReport`; the model carries liteship's record (metadata ``LITESHIP``).
@@ -93,6 +97,7 @@ def convert(
     """
     from liteship.convert.sources import convert_other_source, source_kind
 
+    _check_fix_source(source_kind(source), equalize, bias_correction, absorb_high_bias)
     if range_setting != "minmax" and source_kind(source) != "tensorflow":
         raise UsageError(
             f"`range_setting` {range_setting!r} works on TensorFlow/Keras sources (TFLite's converter "
@@ -119,7 +124,7 @@ def convert(
     )
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
-    _check_fixes(recipe, equalize, bias_correction)
+    _check_fixes(recipe, equalize, bias_correction, absorb_high_bias)
     _check_range_setting(recipe, range_setting)
     from liteship._tf import import_tf, tf_installed
 
@@ -138,10 +143,12 @@ def convert(
             calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
         )
     fixes: dict[str, Any] | None = None
-    if equalize or bias_correction:
+    if equalize or bias_correction or absorb_high_bias:
         from liteship.quantize.repair import repair_source
 
-        src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
+        src, fixes = repair_source(
+            src, calib, equalize=equalize, bias_correction=bias_correction, absorb_high_bias=absorb_high_bias
+        )
     if range_setting != "minmax":
         model, method, notes = _run_attempts(
             src, recipe, io, calib, None, progress, allow_select_tf_ops, allow_custom_ops
@@ -194,6 +201,7 @@ def calibrated_model(
     equalize: bool = False,
     bias_correction: bool = False,
     range_setting: str = "minmax",
+    absorb_high_bias: bool = False,
 ) -> CalibratedModel:
     """Calibrate ``source`` once for ``quantize`` (``int8`` or ``int8-fallback``), as :func:`convert` would.
 
@@ -213,6 +221,7 @@ def calibrated_model(
         preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
     )
     _check_options(recipe, io, calibration, ())
+    _check_fixes(recipe, equalize, bias_correction, absorb_high_bias)
     from liteship._tf import import_tf
 
     import_tf()
@@ -221,10 +230,12 @@ def calibrated_model(
         calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
     )
     fixes = None
-    if equalize or bias_correction:
+    if equalize or bias_correction or absorb_high_bias:
         from liteship.quantize.repair import repair_source
 
-        src, fixes = repair_source(src, calib, equalize=equalize, bias_correction=bias_correction)
+        src, fixes = repair_source(
+            src, calib, equalize=equalize, bias_correction=bias_correction, absorb_high_bias=absorb_high_bias
+        )
     _check_range_setting(recipe, range_setting)
     model, _, _ = _run_attempts(src, recipe, io, calib, None, False, False, False)
     if range_setting != "minmax":
@@ -275,15 +286,51 @@ def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, .
         )
 
 
-def _check_fixes(recipe: Recipe, equalize: bool, bias_correction: bool) -> None:
-    for flag, on in (("equalize", equalize), ("bias_correction", bias_correction)):
+def _check_fixes(
+    recipe: Recipe, equalize: bool, bias_correction: bool, absorb_high_bias: bool = False
+) -> None:
+    for flag, on in (
+        ("equalize", equalize),
+        ("bias_correction", bias_correction),
+        ("absorb_high_bias", absorb_high_bias),
+    ):
         if on and not recipe.needs_calibration:
             raise UsageError(
                 f"`{flag}` prepares a model for integer quantization; recipe {recipe.name!r} does not "
                 "quantize activations.",
-                hint="Use it with int8, int8-fallback or int16x8.",
+                hint="Use it with int8, int8-fallback or int16x8."
+                if flag != "absorb_high_bias"
+                else "Use it with int8 or int8-fallback.",
                 parameter=flag,
             )
+    if absorb_high_bias and recipe.name == "int16x8":
+        from liteship.quantize.absorb import INT16_REASON
+
+        raise UsageError(
+            f"`absorb_high_bias` narrows int8 activation ranges; recipe 'int16x8' {INT16_REASON}",
+            hint="Use it with int8 or int8-fallback (int16x8 needs no absorption).",
+            parameter="absorb_high_bias",
+        )
+
+
+def _check_fix_source(kind: str, equalize: bool, bias_correction: bool, absorb_high_bias: bool) -> None:
+    """The graph fixes rewrite Keras weights: a float .tflite or PyTorch source has none to rewrite."""
+    on = [
+        n
+        for n, v in (
+            ("equalize", equalize),
+            ("absorb_high_bias", absorb_high_bias),
+            ("bias_correction", bias_correction),
+        )
+        if v
+    ]
+    if on and kind != "tensorflow":
+        raise UsageError(
+            f"`{on[0]}` rewrites a Keras model's weights before conversion; this source is a {kind} model.",
+            hint="Convert the .keras/.h5 file the model came from, or leave the graph fixes off "
+            "(range_setting needs a TF/Keras source too).",
+            parameter=on[0],
+        )
 
 
 def _run_attempts(

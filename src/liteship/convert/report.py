@@ -34,8 +34,9 @@ class ConversionReport(ReportMixin):
         needs_flex: The model needs Select TensorFlow ops (the Flex delegate, a bigger runtime).
         needs_custom: The model needs custom op kernels registered at runtime.
         keep_float_layers: Ops/tensors kept in float on request.
-        graph_fixes: ``{"equalize": EqualizationReport dict, "bias_correction": …}`` when the source
-            was repaired before conversion (each with the max abs difference of the float outputs).
+        graph_fixes: ``{"equalize": EqualizationReport dict, "absorb_high_bias": AbsorptionReport dict,
+            "bias_correction": …}`` when the source was repaired before conversion (each with the max
+            abs difference of the float outputs).
         warnings: Things worth knowing (fallbacks taken, runtime requirements).
         model_bytes: The converted model (not part of ``to_dict()``).
     """
@@ -85,6 +86,9 @@ class ConversionReport(ReportMixin):
                     f"activation ranges narrowed ({fix.get('samples')} samples)"
                 )
                 continue
+            if name == "absorb_high_bias":
+                lines.append(_absorb_line(fix))
+                continue
             detail = (
                 f"{len(fix.get('pairs', []))} layer pair(s) equalized, {len(fix.get('skipped', []))} skipped"
                 if name == "equalize"
@@ -98,6 +102,15 @@ class ConversionReport(ReportMixin):
         lines.append("ops    " + ", ".join(f"{name}×{n}" for name, n in self.ops.items()))
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
+
+
+def _absorb_line(fix: dict[str, Any]) -> str:
+    pairs = fix.get("pairs", [])
+    return (
+        f"absorb_high_bias: {len(pairs)} layer pair(s) absorbed ({fix.get('method')}), "
+        f"{len(fix.get('skipped', []))} skipped; bias moved {fix.get('total_bias_moved') or 0:.3g}; "
+        f"float outputs moved by at most {fix.get('max_abs_diff') or 0:.2g}"
+    )
 
 
 def _kib(n: int) -> str:

@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,11 +217,11 @@ def check_source_path(path: Path) -> None:
             f"cannot convert {str(path)!r}: unknown model file type {path.suffix or '(none)'!r}.",
             hint=SOURCE_HINT,
         )
-    if path.suffix.lower() == ".keras" and not zipfile.is_zipfile(path):
-        raise ConversionError(
-            f"{str(path)!r} is not a .keras archive (a .keras file is a zip written by model.save()).",
-            hint="Check that the file was copied completely, or re-save the model.",
-        )
+    from liteship.runtime.reference import KERAS_FILE_HINT, keras_file_problem
+
+    problem = keras_file_problem(path)
+    if problem:
+        raise ConversionError(problem, hint=KERAS_FILE_HINT)
 
 
 @contextlib.contextmanager

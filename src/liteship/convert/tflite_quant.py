@@ -289,21 +289,10 @@ def quantize_keeping_float(
             hint="Try another recipe (weight-int8 quantizes the fewest ops), or keep the failing op in "
             "float with keep_float_layers.",
         ) from e
-    return inline_buffers(bytes(result.quantized_model))
-
-
-def inline_buffers(data: bytes) -> bytes:
-    """Return the model with every buffer stored inside the flatbuffer. ai-edge-quantizer writes large
-    weights after the flatbuffer (``Buffer.offset``/``size``), which rewriting the model (metadata,
-    liteship's record) would drop."""
-    loaded = fbm.load_model(data)
-    moved = False
-    for buf in loaded.model.buffers or []:
-        if getattr(buf, "offset", 0) and buf.data is None:
-            buf.data = np.frombuffer(data[buf.offset : buf.offset + buf.size], dtype=np.uint8).copy()
-            buf.offset, buf.size = 0, 0
-            moved = True
-    return fbm.pack_model(loaded.model) if moved else data
+    # ai-edge-quantizer stores large weights after the flatbuffer (Buffer.offset/size); they stay there:
+    # every rewrite afterwards (metadata, liteship's record, range setting) goes through
+    # model.flatbuffer.pack_model(model, data), which keeps them.
+    return bytes(result.quantized_model)
 
 
 def _carry_metadata(source: bytes, quantized: bytes) -> bytes:

@@ -91,6 +91,55 @@ class Dataset:
         return [y for _, y in self]
 
 
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def load_numpy(path: str | Path) -> np.ndarray | dict[str, np.ndarray]:
+    """A ``.npy`` array, or a ``.npz`` archive's arrays as a dict (read in full), told apart by content.
+
+    Never unpickles: a file of Python objects is refused.
+
+    Raises:
+        DataError: The file is missing, empty, not a numpy file, truncated, or holds Python objects.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(NPY_MAGIC))
+    except OSError as e:
+        raise DataError(f"cannot read {str(path)!r}: {e.strerror or e}.", hint="Check the path.") from e
+    if not head:
+        raise DataError(f"{str(path)!r} is empty (0 bytes).", hint=_NUMPY_HINT)
+    if not head.startswith(NPY_MAGIC) and not head.startswith(ZIP_MAGIC):
+        raise DataError(
+            f"{str(path)!r} is not a numpy file: it starts with neither the .npy header nor a .npz (zip) "
+            "signature.",
+            hint=_NUMPY_HINT,
+        )
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.ndarray):
+            return data
+        with data:
+            return dict(data.items())
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise DataError(
+                f"{str(path)!r} holds Python objects (pickled), which liteship does not load.",
+                hint=_NUMPY_HINT,
+            ) from e
+        raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}", hint=_NUMPY_HINT) from e
+    except Exception as e:  # truncated or corrupted: OSError, EOFError, zipfile.BadZipFile, …
+        raise DataError(
+            f"cannot read {str(path)!r}: it is truncated or corrupted ({type(e).__name__}: {e}).",
+            hint=_NUMPY_HINT,
+        ) from e
+
+
+_NUMPY_HINT = "Save numeric arrays with np.save(path, x) or np.savez(path, x=inputs, y=labels)."
+
+
 def check_dataset_path(path: str | Path) -> None:
     """Raise the :func:`load_dataset` error for a dataset path that does not exist (cheap: callers run it
     before slow set-up, e.g. TensorFlow's import)."""
@@ -137,17 +186,14 @@ def load_dataset(
         return _from_image_folder(path, pre, input_shape).take(limit)
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as e:  # numpy raises ValueError/OSError/EOFError on bad files
-            raise DataError(f"cannot read {str(path)!r} as a .npy array: {e}.") from e
-        return _from_arrays(arr, None, pre, str(path)).take(limit)
+        array = load_numpy(path)
+        if isinstance(array, dict):
+            raise DataError(f"{str(path)!r} is a .npz archive named .npy.", hint="Rename it to .npz.")
+        return _from_arrays(array, None, pre, str(path)).take(limit)
     if suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                files = dict(z.items())
-        except Exception as e:
-            raise DataError(f"cannot read {str(path)!r} as a .npz archive: {e}.") from e
+        files = load_numpy(path)
+        if not isinstance(files, dict):
+            raise DataError(f"{str(path)!r} is a .npy array named .npz.", hint="Rename it to .npy.")
         if "x" not in files:
             raise DataError(
                 f"{str(path)!r} has arrays {sorted(files)}; expected one named 'x' "
@@ -168,6 +214,13 @@ def _from_arrays(x: np.ndarray, y: np.ndarray | None, pre: Preprocessing, source
         raise DataError(f"dataset {source!r} is empty (shape {x.shape}); expected an array (N, ...).")
     if not np.issubdtype(x.dtype, np.number):
         raise DataError(f"dataset {source!r} has dtype {x.dtype}; expected numbers.")
+    if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)):
+        bad = np.flatnonzero(~np.all(np.isfinite(x.reshape(len(x), -1)), axis=1))
+        raise DataError(
+            f"dataset {source!r} has NaN or Inf in {len(bad)} of {len(x)} samples (first: sample "
+            f"{int(bad[0])}); a model's outputs on them mean nothing.",
+            hint="Fix or drop those samples.",
+        )
     labels: np.ndarray | None = None
     if y is not None:
         y = np.asarray(y)
@@ -336,6 +389,7 @@ __all__ = [
     "Dataset",
     "load_dataset",
     "check_dataset_path",
+    "load_numpy",
     "load_image",
     "prepare_image",
     "parse_labels",

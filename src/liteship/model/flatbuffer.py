@@ -128,9 +128,29 @@ def load_model(source: str | Path | bytes | bytearray | memoryview) -> LoadedMod
     return LoadedModel(data=data, model=model, path=path)
 
 
+def zip_kind(data: bytes) -> str | None:
+    """What a zip archive holds: ``"package"`` (a liteship ``.lsp``: manifest.json), ``"keras"`` (a
+    ``.keras`` save: config.json), ``"zip"`` (something else), or None when ``data`` is not a zip."""
+    if data[:4] != b"PK\x03\x04":
+        return None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = set(z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return "zip"
+    if "manifest.json" in names:
+        return "package"
+    return "keras" if "config.json" in names else "zip"
+
+
 def _sniff(data: bytes) -> str:
+    kind = zip_kind(data)
+    if kind == "keras":
+        return "; it is a Keras model (a .keras zip archive) — convert it with `liteship convert`"
+    if kind == "package":
+        return "; it is a liteship package — check it with `liteship verify`"
     if data[:2] == b"PK":
-        return "; it looks like a zip archive — a liteship package? use `liteship verify`"
+        return "; it looks like a zip archive"
     if data[:4] == b"\x89HDF":
         return "; it looks like an HDF5 (.h5) Keras file — convert it with `liteship convert`"
     if data[:1] in (b"{", b"["):

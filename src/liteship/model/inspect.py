@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import struct
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -212,14 +211,7 @@ def _refuse_keras(path: Path) -> None:
     with path.open("rb") as f:
         if f.read(4) != b"PK\x03\x04":
             return
-    keras = path.suffix.lower() == ".keras"
-    if not keras:
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = set(z.namelist())
-        except (zipfile.BadZipFile, OSError, ValueError):
-            return
-        keras = "config.json" in names and "manifest.json" not in names
+    keras = path.suffix.lower() == ".keras" or fb.zip_kind(path.read_bytes()) == "keras"
     if keras:
         raise ModelError(
             f"{str(path)!r} is a Keras model (a .keras zip archive), not a .tflite.",
@@ -317,11 +309,7 @@ def _io(sg: Any) -> list[int]:
 
 def _constant_buffers(model: Any) -> set[int]:
     """Indices of buffers that hold data (buffer 0 is the empty sentinel every converter writes)."""
-    out = set()
-    for i, b in enumerate(model.buffers or []):
-        if (b.data is not None and len(b.data)) or getattr(b, "size", 0):
-            out.add(i)
-    return out
+    return {i for i, b in enumerate(model.buffers or []) if fb.has_data(b)}
 
 
 def _is_const(tensor: Any, const: set[int]) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.errors import PackageError
+from liteship.errors import DataError, PackageError
 from liteship.package.archive import write_archive
 from liteship.runtime.base import Runner
 from liteship.types import TensorSpec
@@ -32,24 +32,22 @@ def _load_file(path: Path, specs: list[TensorSpec]) -> np.ndarray | dict[str, np
         raise PackageError(
             f"golden inputs file {str(path)!r} does not exist.", hint="Give a .npy or .npz file."
         )
+    from liteship.data import load_numpy
+
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:  # an empty or truncated file raises EOFError
-        raise PackageError(
-            f"cannot read golden inputs {str(path)!r} as .npy/.npz ({type(e).__name__}: {e or 'empty file'}).",
-            hint="Save them with np.save(path, inputs) or np.savez(path, x=inputs).",
-        ) from e
+        data = load_numpy(path)
+    except DataError as e:
+        raise PackageError(f"golden inputs: {e.message}", hint=e.hint) from e
     if isinstance(data, np.ndarray):
         return data
-    with data:
-        names = {s.name for s in specs}
-        if names <= set(data.files):
-            return {n: data[n] for n in names}
-        if len(specs) == 1 and data.files:
-            return data["x"] if "x" in data.files else data[data.files[0]]
-        raise PackageError(
-            f"{str(path)!r} holds arrays {data.files}; expected one per model input: {sorted(names)}."
-        )
+    names = {s.name for s in specs}
+    if names <= set(data):
+        return {n: data[n] for n in names}
+    if len(specs) == 1 and data:
+        return data["x"] if "x" in data else next(iter(data.values()))
+    raise PackageError(
+        f"{str(path)!r} holds arrays {sorted(data)}; expected one per model input: {sorted(names)}."
+    )
 
 
 def golden_feeds(

@@ -4,7 +4,8 @@
 confidence histogram the server compares device telemetry against. It prepares the data the way the
 device does (:func:`declared_preprocessing`, the one rule for "what preprocessing does this model
 declare") and takes and bins the confidences with :mod:`liteship.confidence`, the rule the pipeline's
-validation and the device agent's telemetry use.
+validation and the device agent's telemetry use; whether the output is probabilities or logits is read
+from the model's graph (:func:`liteship.model.outputs.score_kind`), as the agent reads it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def reference_histogram(
     """
     from liteship.data import load_dataset
     from liteship.model.flatbuffer import load_model, read_liteship_info
+    from liteship.model.outputs import score_kind
     from liteship.runtime import LiteRTRunner
 
     loaded = load_model(model if isinstance(model, bytes) else os.fspath(model))
@@ -86,7 +88,8 @@ def reference_histogram(
             f"output {out.name!r} has {len(rows[0])} value(s) per sample; a confidence histogram needs a "
             "classifier output (one score per class).",
         )
-    counts = confidence.confidence_counts(confidence.top1_confidence(np.stack(rows)))
+    kind = score_kind(loaded, out.name)  # the agent decides the same way for the same model
+    counts = confidence.confidence_counts(confidence.top1_confidence(np.stack(rows), kind))
     return {"bins": list(confidence.bin_edges()), "counts": list(counts), "output": out.name}
 
 

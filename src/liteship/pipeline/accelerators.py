@@ -55,7 +55,7 @@ def measure_pairs(
     """Validate and benchmark variant ``name`` on every configured accelerator (see the module docstring).
 
     Args:
-        run: The pipeline run (``_Run``): its config, reference, validation data and ``validate()``.
+        run: The pipeline run (``_Run``): its config, reference, ``validation_data()`` and ``validate()``.
         name: The variant.
         path: Its .tflite file.
         limit: Validate on at most this many samples (pruned variants), else all.
@@ -67,7 +67,7 @@ def measure_pairs(
     from liteship.runtime.litert import LiteRTRunner
     from liteship.validate.comparator import feed_for
 
-    data = run._validation_data()
+    data = run.validation_data()
     samples = [x for x, _ in data][: limit or len(data)]
     with LiteRTRunner(path) as specs:
         inputs = feed_for(specs, samples)

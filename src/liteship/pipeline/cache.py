@@ -5,28 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from liteship.runtime.base import Runner
+from liteship.runtime.base import Runner, WrappingRunner
 from liteship.runtime.recorded import feed_key
-from liteship.types import TensorSpec
 
 
-class CachingRunner(Runner):
+class CachingRunner(WrappingRunner):
     """Wraps a runner; identical feeds (by content) return the stored outputs."""
 
     def __init__(self, inner: Runner) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.backend = f"{inner.backend} (cached)"
         self.name = inner.name
         self._cache: dict[bytes, dict[str, np.ndarray]] = {}
         self.hits = 0
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self.inner.input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self.inner.output_specs
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         key = feed_key(feed)
@@ -37,6 +28,3 @@ class CachingRunner(Runner):
         out = self.inner._infer(feed)
         self._cache[key] = out
         return out
-
-    def close(self) -> None:
-        self.inner.close()

@@ -74,11 +74,11 @@ class GatesConfig(_Strict):
     min_sqnr: float | None = None
 
 
-Fix = Literal["range_mse", "range_percentile", "equalize", "bias_correction"]
+Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction"]
 # the accuracy repair's default order: range setting first (cheap, any TF source), then the Keras fixes
 FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction")
 RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
-KERAS_FIXES = ("equalize", "bias_correction")
+KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction")
 # not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
 # no io_type was asked for (pipeline/repair.py, InputCeiling)
 FLOAT_IO = "float_io"
@@ -90,10 +90,12 @@ def range_setting_of(fixes: Sequence[str]) -> str:
 
 
 class GraphFixesConfig(_Strict):
-    """Applied to every integer recipe: equalization and bias correction rewrite the Keras source before
-    conversion; ``range_setting`` sets the int8 activation ranges from the calibration data."""
+    """Applied to every integer recipe: equalization, high-bias absorption (int8 recipes only) and bias
+    correction rewrite the Keras source before conversion; ``range_setting`` sets the int8 activation
+    ranges from the calibration data."""
 
     equalize: bool = False
+    absorb_high_bias: bool = False
     bias_correction: bool = False
     range_setting: Literal["minmax", "percentile", "mse"] = "minmax"
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 SHORT = {
     FLOAT_IO: "fio",
     "equalize": "eq",
+    "absorb_high_bias": "hb",
     "bias_correction": "bc",
     "range_mse": "mse",
     "range_percentile": "pct",
@@ -259,6 +260,13 @@ def _nothing_to_do(run: _Run, fix: str) -> str | None:
         if not pairs:
             reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
             return f"no layer pair can be equalized ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+    if fix == "absorb_high_bias":
+        from liteship.quantize.absorb import eligible_pairs
+
+        eligible, skipped = eligible_pairs(model)
+        if not eligible:
+            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
+            return f"no layer pair can absorb a high bias ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
     if fix == "bias_correction":
         from liteship.quantize.bias import targets
 
@@ -318,6 +326,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
                 io_type="float32" if FLOAT_IO in fixes else run.cfg.io_type,
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
+                absorb_high_bias="absorb_high_bias" in fixes,
                 range_setting=range_setting_of(fixes),
                 **run.calibration_kwargs(),
             ),

@@ -8,7 +8,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
 from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, PipelineConfig, load_config, range_setting_of
@@ -17,6 +17,9 @@ from liteship.pipeline.select import Selection, pair_label, select_variant
 from liteship.pipeline.variant import Variant
 from liteship.runtime.base import Runner
 from liteship.types import Preprocessing
+
+if TYPE_CHECKING:
+    from liteship.data import Dataset
 
 INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
 DOMINANCE_MARGIN = 1.10  # a variant this much slower than a passing float32 baseline cannot win on latency
@@ -99,6 +102,7 @@ class _Run:
         self.exported = self.timed("prepare", self._prepare_source)
         self.reference = self.timed("reference", self._reference_runner)
         self._ref_shape = self._input_shape(self.reference)
+        self.timed("data", self.validation_data)  # bad validation data fails the run here (exit 1), once
         self.timed("convert", self._convert_all)
         for recipe in self.cfg.recipes:
             if recipe in self.variants and self.variants[recipe].error is None:
@@ -359,8 +363,15 @@ class _Run:
         ranges = (
             (f"range_{gf.range_setting}",) if gf.range_setting != "minmax" and recipe != "int16x8" else ()
         )
+        absorb = gf.absorb_high_bias and recipe != "int16x8"  # int8 ranges only (a usage error otherwise)
         return ranges + tuple(
-            name for name, on in (("equalize", gf.equalize), ("bias_correction", gf.bias_correction)) if on
+            name
+            for name, on in (
+                ("equalize", gf.equalize),
+                ("absorb_high_bias", absorb),
+                ("bias_correction", gf.bias_correction),
+            )
+            if on
         )
 
     def _convert_kwargs(self, v: Variant) -> dict[str, Any]:
@@ -377,6 +388,7 @@ class _Run:
             "keep_float_layers": v.float_layers,
             "equalize": "equalize" in v.fixes,
             "bias_correction": "bias_correction" in v.fixes,
+            "absorb_high_bias": "absorb_high_bias" in v.fixes,
             "range_setting": range_setting_of(v.fixes),
             "progress": False,
         }
@@ -479,7 +491,7 @@ class _Run:
         return validate(
             path,
             self.reference,
-            self._validation_data(),
+            self.validation_data(),
             limit=limit,
             preprocessing=self.pre,
             min_agreement=None,
@@ -508,8 +520,9 @@ class _Run:
         specs = reference.input_specs
         return tuple(specs[0].shape) if specs else None
 
-    def _validation_data(self) -> Any:
-        """The validation set, read and preprocessed once for every variant (kept in memory)."""
+    def validation_data(self) -> Dataset:
+        """The validation set, read and preprocessed once for every variant (kept in memory); the one way
+        the pipeline's other modules (accelerator pairs, repair) get it."""
         if self._val_data is None:
             from liteship.data import load_dataset
 

@@ -1,4 +1,5 @@
-"""Graph fixes before conversion, applied to a Keras source: equalization, then bias correction."""
+"""Graph fixes before conversion, applied to a Keras source: equalization, high-bias absorption, then bias
+correction."""
 
 from __future__ import annotations
 
@@ -13,29 +14,40 @@ FLOAT_TOLERANCE = 1e-4  # relative to the largest output: equalization must stay
 
 
 def repair_source(
-    src: Any, calib: Any, *, equalize: bool, bias_correction: bool
+    src: Any, calib: Any, *, equalize: bool, bias_correction: bool, absorb_high_bias: bool = False
 ) -> tuple[Any, dict[str, Any]]:
     """Equalize and/or bias-correct ``src`` (a :class:`~liteship.convert.sources.Source` of a Keras model).
 
     Returns:
-        ``(a Source of the repaired model, {"equalize": report, "bias_correction": report})``.
+        ``(a Source of the repaired model, {"equalize": report, "absorb_high_bias": report,
+        "bias_correction": report})``.
 
     Raises:
         UsageError: The source is not a single-input Keras model, or calibration data is missing.
     """
     from liteship.convert.sources import Source
 
+    flag = next(
+        name
+        for name, on in (
+            ("equalize", equalize),
+            ("absorb_high_bias", absorb_high_bias),
+            ("bias_correction", bias_correction),
+        )
+        if on
+    )
     if src.kind not in ("keras_model", "keras_file"):
         raise UsageError(
-            f"`equalize` and `bias_correction` rewrite a Keras model's weights; {src.label!r} is a {src.kind}.",
+            f"`{flag}` rewrites a Keras model's weights (as `equalize` and `bias_correction` do); "
+            f"{src.label!r} is a {src.kind}.",
             hint="Convert the .keras/.h5 file (or the keras.Model) instead of its SavedModel export.",
-            parameter="equalize" if equalize else "bias_correction",
+            parameter=flag,
         )
     model = src.obj
     if len(model.inputs) != 1:
         raise UsageError(
-            f"`equalize`/`bias_correction` support single-input models; {src.label!r} has {len(model.inputs)}.",
-            parameter="equalize" if equalize else "bias_correction",
+            f"`{flag}` supports single-input models; {src.label!r} has {len(model.inputs)}.",
+            parameter=flag,
         )
     data = calibration_array(calib)
     fixes: dict[str, Any] = {}
@@ -44,6 +56,11 @@ def repair_source(
 
         model, eq = run_equalize(model, data[:CHECK_SAMPLES])
         fixes["equalize"] = eq.to_dict()
+    if absorb_high_bias:  # after equalization, which makes some biases large (Nagel et al., 4.1.1)
+        from liteship.quantize.absorb import absorb_high_biases
+
+        model, hb = absorb_high_biases(model, data, data[:CHECK_SAMPLES])
+        fixes["absorb_high_bias"] = hb.to_dict()
     if bias_correction:
         from liteship.quantize.bias import correct_bias
 

@@ -158,4 +158,39 @@ class Runner(abc.ABC):
         )
 
 
-__all__ = ["Runner", "Feed"]
+class FixedSpecsRunner(Runner):
+    """A runner whose specs are worked out once, in ``__init__`` (set ``_input_specs`` and
+    ``_output_specs``): the reference runners, the Interpreter runner, recorded outputs."""
+
+    _input_specs: list[TensorSpec]
+    _output_specs: list[TensorSpec]
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self._input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self._output_specs
+
+
+class WrappingRunner(Runner):
+    """A runner around another one (``inner``): same specs; closing it closes ``inner``. Subclasses
+    change what ``_infer`` does with the feed or the outputs (caching, rounding inputs)."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return self.inner.input_specs
+
+    @property
+    def output_specs(self) -> list[TensorSpec]:
+        return self.inner.output_specs
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+__all__ = ["Runner", "FixedSpecsRunner", "WrappingRunner", "Feed"]

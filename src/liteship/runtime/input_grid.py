@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from liteship.errors import InferenceError
-from liteship.runtime.base import Runner
+from liteship.runtime.base import Runner, WrappingRunner
 from liteship.runtime.quant import dequantize, quantize
 from liteship.types import TensorSpec
 
@@ -33,7 +33,7 @@ def round_to_grid(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
     return dequantize(quantize(x, spec.scale, spec.zero_point, spec.dtype), spec.scale, spec.zero_point)
 
 
-class InputGridRunner(Runner):
+class InputGridRunner(WrappingRunner):
     """Runs ``inner`` (a float model) with each input rounded to the grid of the matching input of
     ``grids`` (an integer model's input specs, paired by position).
 
@@ -60,18 +60,10 @@ class InputGridRunner(Runner):
                 f"{'; '.join(not_float)}.",
                 hint="Pass the float32 variant (recipe none) or the TensorFlow reference.",
             )
-        self.inner = inner
+        super().__init__(inner)
         self.grids = list(grids)
         self.backend = f"{inner.backend}, inputs on the integer grid"
         self.name = f"{inner.name} (inputs rounded)"
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self.inner.input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self.inner.output_specs
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         rounded = {
@@ -79,9 +71,6 @@ class InputGridRunner(Runner):
             for s, g in zip(self.inner.input_specs, self.grids, strict=True)
         }
         return self.inner.infer(rounded)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 __all__ = ["InputGridRunner", "round_to_grid"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ import numpy as np
 from liteship._quiet import native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import load_model
-from liteship.runtime.base import Feed, Runner
+from liteship.runtime.base import Feed, FixedSpecsRunner
 from liteship.runtime.delegates import (
     DelegateSpec,
     DelegateUsage,
@@ -39,33 +40,29 @@ class InterpreterModule:
     backend: str
 
 
+# (module, distribution) in order of preference; tf.lite comes last, and only on a workstation
+_DEVICE_INTERPRETERS = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+)
+
+
 def interpreter_module() -> InterpreterModule:
     """ai-edge-litert, else tflite-runtime, else ``tf.lite`` (deprecated, with a DeprecationWarning).
 
     Raises:
         InferenceError: None of the three is installed.
     """
-    try:
-        from ai_edge_litert import interpreter as mod
-    except ImportError:
-        pass
-    else:
+    for module, dist in _DEVICE_INTERPRETERS:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
         return InterpreterModule(
             mod.Interpreter,
             mod.load_delegate,
-            mod.OpResolverType,
-            f"ai-edge-litert {_version('ai-edge-litert')}",
-        )
-    try:
-        from tflite_runtime import interpreter as mod  # type: ignore[no-redef]
-    except ImportError:
-        pass
-    else:
-        return InterpreterModule(
-            mod.Interpreter,
-            mod.load_delegate,
-            getattr(mod, "OpResolverType", None),
-            f"tflite-runtime {_version('tflite-runtime')}",
+            getattr(mod, "OpResolverType", None),  # tflite-runtime before 2.12 has none
+            f"{dist} {_version(dist)}",
         )
     try:
         import tensorflow as tf  # last resort on a workstation
@@ -149,7 +146,7 @@ class _Plan:
         return dequantize(arr, self.spec.scale, self.spec.zero_point) if self.convert else arr  # type: ignore[arg-type]
 
 
-class LiteRTRunner(Runner):
+class LiteRTRunner(FixedSpecsRunner):
     """Run a .tflite with LiteRT.
 
     Float feeds to integer-quantized inputs are quantized with the model's own scale/zero-point (round
@@ -318,14 +315,6 @@ class LiteRTRunner(Runner):
         return _Plan(spec, int(detail["index"]), key, shape, shape, dtype, spec.quantized and not self.raw)
 
     # -- Runner -------------------------------------------------------------------------------------------
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
-
     def delegate_summary(self) -> list[DelegateUsage]:
         """How many of the main graph's ops each delegate took (XNNPACK included when enabled)."""
         return list(self._usage)

@@ -297,12 +297,10 @@ def _read_array(
     preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty or truncated file
-        raise DataError(f"cannot read {str(path)!r} as a numpy file: {e}.") from e
-    if path.suffix.lower() == ".npz":
-        data = dict(data)
+    from liteship.data import load_numpy
+
+    data = load_numpy(path)
+    if isinstance(data, dict):
         if len(runner.input_specs) == 1 and "x" in data:
             data = data["x"]  # the dataset layout (x, optional y labels) validate uses
         elif len(data) == 1 and len(runner.input_specs) == 1:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from liteship.errors import InferenceError
-from liteship.runtime.base import Runner
+from liteship.runtime.base import FixedSpecsRunner
 from liteship.types import TensorSpec
 
 
@@ -27,7 +27,7 @@ def feed_key(feed: Mapping[str, np.ndarray]) -> bytes:
     return h.digest()
 
 
-class RecordedRunner(Runner):
+class RecordedRunner(FixedSpecsRunner):
     """A runner whose outputs were computed before, sample by sample.
 
     Args:
@@ -56,7 +56,7 @@ class RecordedRunner(Runner):
         warnings: Sequence[str] = (),
         model_bytes: bytes | None = None,
     ) -> None:
-        self._inputs, self._outputs = list(input_specs), list(output_specs)
+        self._input_specs, self._output_specs = list(input_specs), list(output_specs)
         self.backend, self.name = backend, name
         self.warnings = list(warnings)
         self.model_bytes = model_bytes
@@ -70,14 +70,6 @@ class RecordedRunner(Runner):
             feed_key({k: v[i] for k, v in inputs.items()}): {k: v[i] for k, v in outputs.items()}
             for i in range(n.pop())
         }
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._outputs
 
     def accepts_dtype(self, spec: TensorSpec, dtype: np.dtype) -> bool:
         return dtype.kind in "fiub"  # the recording runner checked the dtypes already
@@ -93,7 +85,7 @@ class RecordedRunner(Runner):
                     hint="Record the outputs of every sample you compare (the same preprocessed inputs).",
                 )
             rows.append(row)
-        return {s.name: np.stack([r[s.name] for r in rows]) for s in self._outputs}
+        return {s.name: np.stack([r[s.name] for r in rows]) for s in self._output_specs}
 
 
 __all__ = ["RecordedRunner", "feed_key"]

@@ -8,13 +8,14 @@ signature's output keys for a SavedModel.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from liteship.errors import InferenceError, ModelError
-from liteship.runtime.base import Runner
+from liteship.runtime.base import FixedSpecsRunner, Runner
 from liteship.types import TensorSpec
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -54,22 +55,25 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-class _SpecsRunner(Runner):
-    """A reference runner whose specs are worked out once, in ``__init__``."""
-
-    _input_specs: list[TensorSpec]
-    _output_specs: list[TensorSpec]
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self._input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self._output_specs
+KERAS_FILE_HINT = "Check that the file was copied completely, or re-save the model."
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-class KerasRunner(_SpecsRunner):
+def keras_file_problem(path: Path) -> str | None:
+    """Why ``path`` (an existing ``.keras``/``.h5`` file) cannot be a Keras save, or None: a ``.keras``
+    file is a zip archive, a ``.h5`` file starts with the HDF5 signature. Keras itself reports a corrupt
+    file as "File not found"."""
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        return f"{str(path)!r} is not a .keras archive (a .keras file is a zip written by model.save())."
+    if suffix == ".h5":
+        with path.open("rb") as f:
+            if f.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
+                return f"{str(path)!r} is not an HDF5 file (a .h5 Keras save starts with the HDF5 signature)."
+    return None
+
+
+class KerasRunner(FixedSpecsRunner):
     """Run a Keras model (in memory, or loaded from ``.keras``/``.h5``) as a reference.
 
     Args:
@@ -95,6 +99,9 @@ class KerasRunner(_SpecsRunner):
             path = Path(model)
             if not path.is_file():
                 raise ModelError(f"Keras model {str(path)!r} does not exist.", hint=SOURCE_HINT)
+            problem = keras_file_problem(path)
+            if problem:
+                raise ModelError(problem, hint=KERAS_FILE_HINT)
             try:
                 model = keras.models.load_model(path, compile=False)
             except Exception as e:  # keras raises ValueError/OSError/TypeError on bad files
@@ -146,7 +153,7 @@ class KerasRunner(_SpecsRunner):
         pass  # the model may belong to the caller; nothing to release
 
 
-class SavedModelRunner(_SpecsRunner):
+class SavedModelRunner(FixedSpecsRunner):
     """Run one signature of a TensorFlow SavedModel as a reference.
 
     Args:
@@ -200,7 +207,7 @@ class SavedModelRunner(_SpecsRunner):
         self._loaded = None
 
 
-class TorchRunner(_SpecsRunner):
+class TorchRunner(FixedSpecsRunner):
     """Run the original PyTorch module as a reference, in the converted model's layout.
 
     The .tflite that litert-torch makes takes NHWC for 4-D inputs (see ``liteship.convert.torch_source``),

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship.confidence import ScoreKind
 from liteship.data import load_dataset
 from liteship.errors import GateFailed, UsageError, ValidationError
 from liteship.progress import track
@@ -164,6 +165,15 @@ def _range_notes(cand: Runner, dataset: Any) -> list[str]:
     ]
 
 
+def _score_kind(runner: Runner, output: str) -> ScoreKind | None:
+    """What the runner's .tflite graph says ``output`` holds (probabilities or logits); None when the
+    runner has no .tflite (a Keras/SavedModel candidate) or the graph cannot say."""
+    from liteship.model.outputs import score_kind
+
+    model = getattr(runner, "model_bytes", None)  # LiteRT runners (Interpreter, CompiledModel, recorded)
+    return score_kind(model, output) if model is not None else None
+
+
 def _close_if_owned(runner: Runner, source: Any) -> None:
     if runner is not source:
         runner.close()
@@ -226,9 +236,10 @@ def _compare(
     outputs = [metrics.output_stats(c, r, c_all[c], r_all[r]) for c, r in pairs]
     classifiers = [(c, r) for c, r in pairs if metrics.is_classifier(r_all[r])]
     agreement = [metrics.agreement(c, c_all[c], r_all[r], y) for c, r in classifiers]
-    histogram = (
-        metrics.confidence_histogram(classifiers[0][0], c_all[classifiers[0][0]]) if classifiers else None
-    )
+    histogram = None
+    if classifiers:
+        first = classifiers[0][0]
+        histogram = metrics.confidence_histogram(first, c_all[first], kind=_score_kind(cand, first))
     gates = _gates(pairs, c_all, r_all, outputs, agreement, thresholds, has_labels=y is not None)
 
     layers: list[LayerStats] = []

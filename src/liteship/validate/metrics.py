@@ -119,22 +119,33 @@ def agreement(name: str, cand: np.ndarray, ref: np.ndarray, labels: np.ndarray |
     )
 
 
-def confidence_histogram(name: str, cand: np.ndarray, bins: int = HISTOGRAM_BINS) -> ConfidenceHistogram:
+def confidence_histogram(
+    name: str,
+    cand: np.ndarray,
+    bins: int = HISTOGRAM_BINS,
+    kind: confidence.ScoreKind | None = None,
+) -> ConfidenceHistogram:
     """Histogram of the top-1 confidence over ``bins`` equal bins on [0, 1].
 
     The confidence and the bins are :mod:`liteship.confidence`'s, the rule the device agent's telemetry
-    and the package's drift reference use: per row, values all in [0, 1] are probabilities (softmax,
-    sigmoid, or dequantized int8 rows that do not sum to exactly 1), anything else is logits and goes
-    through softmax first; a row with NaN/Inf counts in the first bin.
+    and the package's drift reference use. ``kind`` is what the candidate's graph says the output is
+    (:func:`liteship.model.outputs.score_kind`): probabilities keep their top value, logits go through
+    softmax first. Defaults to None (the graph cannot say): decided per row, values all in [0, 1] are
+    probabilities, anything else logits. A row with NaN/Inf counts in the first bin.
     """
     x = np.asarray(cand, dtype=np.float64)
     rows = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
     finite = np.all(np.isfinite(rows), axis=1)
+    if kind is None:
+        softmax = bool(np.any(finite & ~confidence.probability_rows(rows)))
+    else:
+        softmax = kind == confidence.LOGITS
     return ConfidenceHistogram(
         output=name,
         bins=confidence.bin_edges(bins),
-        counts=confidence.confidence_counts(confidence.top1_confidence(rows), bins),
-        softmax_applied=bool(np.any(finite & ~confidence.probability_rows(rows))),
+        counts=confidence.confidence_counts(confidence.top1_confidence(rows, kind), bins),
+        softmax_applied=softmax,
+        scores=kind or "per row",
     )
 
 

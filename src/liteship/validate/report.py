@@ -110,13 +110,17 @@ class ConfidenceHistogram(ReportMixin):
         output: The classifier output it was taken from.
         bins: Bin edges over [0, 1] (``len(counts) + 1``).
         counts: Samples per bin.
-        softmax_applied: The output did not look like probabilities, so softmax was applied first.
+        softmax_applied: The output holds logits (for some rows, under the per-row rule), so softmax
+            was applied first.
+        scores: What decided it: ``"probabilities"`` or ``"logits"`` when the candidate's graph says
+            (its output op), ``"per row"`` when it cannot (e.g. a Keras candidate) and the values did.
     """
 
     output: str
     bins: tuple[float, ...]
     counts: tuple[int, ...]
     softmax_applied: bool = False
+    scores: str = "per row"
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def test_directory_that_is_not_a_saved_model(tmp_path):
     ("name", "content", "match"),
     [
         ("model.keras", b"not a zip", "not a .keras archive"),
-        ("model.h5", b"not hdf5", "cannot load Keras model"),
+        ("model.h5", b"not hdf5", "not an HDF5 file"),
         ("model.onnx", b"\x08\x01", "unknown model file type '.onnx'"),
     ],
 )

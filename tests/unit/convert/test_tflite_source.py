@@ -96,6 +96,21 @@ def test_metadata_labels_and_normalization_are_carried_into_model_and_package(th
     assert labels_from_metadata(shipped) == labels_from_metadata(src)
     assert read_liteship_info(shipped)["preprocessing"]["mean"] == list(norm.mean)
 
+    # ai-edge-quantizer keeps large weights after the flatbuffer; every rewrite since (metadata, liteship's
+    # record, the package) kept them there, and the shipped file computes what the quantizer's own output does.
+    from liteship.convert.tflite_quant import quantize_keeping_float
+    from liteship.runtime import LiteRTRunner
+
+    after = [b for b in load_model(shipped).model.buffers if b.data is None and getattr(b, "offset", 0) > 1]
+    assert after, "expected weights stored after the flatbuffer"
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+    outputs = []
+    for model in (quantize_keeping_float(src.read_bytes(), "weight-int8"), shipped.read_bytes()):
+        with LiteRTRunner(model, num_threads=1) as r:
+            outputs.append(r.infer({r.input_specs[0].name: x}))
+    assert outputs[0].keys() == outputs[1].keys()
+    assert all(np.array_equal(outputs[0][k], outputs[1][k]) for k in outputs[0])
+
 
 def test_already_quantized_models_are_refused(tflite_int8, third_party_models):
     for model in (tflite_int8, third_party_models / "mobilenet_v1_0.25_224_quant.tflite"):

@@ -36,7 +36,7 @@ def test_image_folder_with_classes_resizes_and_labels(tmp_path: Path):
     "make, needle",
     [
         (lambda p: p / "missing.npy", "does not exist"),
-        (lambda p: (p / "bad.npy").write_bytes(b"not numpy") and p / "bad.npy", "cannot read"),
+        (lambda p: (p / "bad.npy").write_bytes(b"not numpy") and p / "bad.npy", "not a numpy file"),
         (lambda p: (np.savez(p / "n.npz", a=np.zeros(3)), p / "n.npz")[1], "expected one named 'x'"),
         (lambda p: ((p / "empty").mkdir(), p / "empty")[1], "holds no images"),
         (lambda p: ((p / "f.txt").write_text("x"), p / "f.txt")[1], "unknown file type"),
