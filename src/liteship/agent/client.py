@@ -27,9 +27,21 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 class ServerError(AgentError):
     """The server could not be reached or answered with an error. ``status`` is None when unreachable."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds, from a 503/429 answer's Retry-After (bounded)
+
+
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def _retry_after(value: str | None) -> float | None:
+    """A Retry-After in seconds (digits only; an HTTP date is ignored), bounded to 0..1 h: the server
+    is not trusted to park a device forever."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), MAX_RETRY_AFTER_S)
 
 
 class FleetClient:
@@ -77,7 +89,9 @@ class FleetClient:
             except ValueError:
                 detail = r.text
             raise ServerError(
-                f"{method} {path} failed with HTTP {r.status_code}: {str(detail)[:300]}", status=r.status_code
+                f"{method} {path} failed with HTTP {r.status_code}: {str(detail)[:300]}",
+                status=r.status_code,
+                retry_after=_retry_after(r.headers.get("retry-after")),
             )
         date = r.headers.get("date")
         if date:

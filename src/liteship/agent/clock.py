@@ -7,11 +7,12 @@ failing everything, and nothing is bricked. Monotonic time is used for all durat
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from liteship.agent.fsutil import atomic_write_json, read_json
+from liteship.agent.fsutil import atomic_write_json, read_json_object
 
 # No liteship release can run before this moment; a clock showing an earlier time is wrong.
 BUILD_FLOOR = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -45,9 +46,11 @@ class Clock:
         self.slack = slack
 
     def last_good(self) -> float | None:
-        data = read_json(self.state_file, {}) or {}
+        data = read_json_object(self.state_file, what="the last known-good time")
         v = data.get("last_good_time")
-        return float(v) if isinstance(v, (int, float)) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        return float(v)
 
     def read(self) -> ClockReading:
         now = float(self._now())

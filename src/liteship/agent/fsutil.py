@@ -75,6 +75,50 @@ def read_json(path: str | Path, default: Any = None) -> Any:
         return default
 
 
+def read_json_object(path: str | Path, *, what: str, set_aside: bool = True) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file does not exist.
+
+    A file that exists but is not a JSON object (truncated by a failing disk or a power cut on a file
+    system without ordered writes, edited by hand) is moved aside to ``<name>.damaged-<time>`` — kept
+    for a person, never overwritten — and a warning says so; the caller starts from ``{}``.
+
+    Args:
+        path: The file.
+        what: What the file holds, for the warning (e.g. "the agent's state").
+        set_aside: Move a damaged file aside (for files the caller rewrites). Defaults to True; with
+            False the file stays where it is (nothing rewrites it) and the warning says ``what``.
+    """
+    from liteship.agent.sinks import event
+
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = json.loads(text)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        data, problem = None, f"{type(e).__name__}: {str(e)[:200]}"
+    else:
+        problem = f"a JSON {type(data).__name__}, not an object"
+    if isinstance(data, dict):
+        return data
+    if not set_aside:
+        event(f"{path.name} is damaged ({problem}); {what}", 30, file=str(path))
+        return {}
+    aside = path.with_name(f"{path.name}.damaged-{time.time_ns()}")
+    with contextlib.suppress(OSError):
+        os.replace(path, aside)
+        fsync_dir(path.parent)
+    event(
+        f"{path.name} is damaged ({problem}); {what} starts afresh and the damaged file is kept as "
+        f"{aside.name}",
+        30,
+        file=str(path),
+        kept_as=str(aside),
+    )
+    return {}
+
+
 def atomic_symlink(target: str | Path, link: str | Path) -> None:
     """Point ``link`` at ``target`` atomically (create a temp link, rename it over the old one)."""
     link = Path(link)

@@ -106,6 +106,16 @@ class LoadedModel:
         self.runner.close()
 
 
+def _window_refused(window: dict[str, Any], reason: str) -> None:
+    event(
+        "telemetry window refused by the server; set aside in the spool's refused/ folder, the next "
+        "windows are sent",
+        30,
+        window_id=window.get("window_id"),
+        error=reason,
+    )
+
+
 class AgentLoop:
     """Runs frames through the current model until the source ends or :meth:`stop` is called.
 
@@ -346,7 +356,7 @@ class AgentLoop:
             return 0
         with self._flush_lock:
             try:
-                return self.spool.flush(self.updater.client.post_window)
+                return self.spool.flush(self.updater.client.post_window, on_refused=_window_refused)
             except LiteshipError as e:
                 event("telemetry upload deferred", 30, pending=len(self.spool), error=str(e))
                 return 0

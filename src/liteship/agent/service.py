@@ -14,7 +14,7 @@ from typing import Any
 
 from liteship.agent.client import FleetClient
 from liteship.agent.clock import Clock
-from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json
+from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
 from liteship.agent.store import Store, UpdateRefused
@@ -68,7 +68,11 @@ class AgentStatus(ReportMixin):
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
-    return read_json(state_dir / "device.json", {}) or {}
+    what = (
+        "its server and token are unknown, so the agent works offline with the model it has. Restore "
+        "the file or enroll the device again (`liteship agent enroll`)"
+    )
+    return read_json_object(state_dir / "device.json", what=what, set_aside=False)
 
 
 def _key(state_dir: Path, key: Path | None) -> Path | None:

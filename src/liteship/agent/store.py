@@ -36,7 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.fsutil import atomic_symlink, atomic_write_json, crash_point, fsync_dir, read_json
+from liteship.agent.fsutil import (
+    atomic_symlink,
+    atomic_write_json,
+    crash_point,
+    fsync_dir,
+    read_json,
+    read_json_object,
+)
 from liteship.agent.quiet import native_output_silenced
 from liteship.errors import AgentError, LiteshipError
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
@@ -79,6 +86,15 @@ class UpdateRefused(AgentError):
         self.reason = reason
 
 
+# the fields of state.json every reader relies on: (name, default, accepted types)
+_STATE_FIELDS: tuple[tuple[str, Callable[[], Any], type | tuple[type, ...]], ...] = (
+    ("failed", dict, dict),
+    ("pending", lambda: None, (dict, type(None))),
+    ("reports", list, list),
+    ("history", list, list),
+)
+
+
 class Store:
     """The agent's model slots and state file.
 
@@ -112,11 +128,13 @@ class Store:
     # ---- state -------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        data = read_json(self.state_file, {}) or {}
-        data.setdefault("failed", {})
-        data.setdefault("pending", None)
-        data.setdefault("reports", [])
-        data.setdefault("history", [])
+        """``state.json`` (refused versions, the health window, reports, history). A damaged file is
+        kept aside and the state starts afresh (the slots, and so the running model, are untouched);
+        a field of the wrong type is reset to its default."""
+        data = read_json_object(self.state_file, what="the agent's state (refused versions, health window)")
+        for key, make, kind in _STATE_FIELDS:
+            value = data.get(key)
+            data[key] = value if isinstance(value, kind) else make()
         return data
 
     @contextmanager

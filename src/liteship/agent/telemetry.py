@@ -8,19 +8,24 @@ response never counts twice.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from liteship.agent.fsutil import atomic_write_json, fsync_dir, read_json
+from liteship.agent.fsutil import atomic_write_json, fsync_dir, read_json, read_json_object
 from liteship.confidence import BINS as CONFIDENCE_BINS
 from liteship.confidence import confidence_bin
 
 LATENCY_EDGES_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # + overflow bin
+# HTTP statuses that say "never this window" (invalid, too large): set aside, not retried forever
+REFUSED_STATUSES = frozenset({400, 413, 422})
+MAX_REFUSED_KEPT = 50
 
 
 @dataclass
@@ -109,7 +114,12 @@ class Aggregator:
 
 class Spool:
     """Closed windows on disk until the server has them. Bounded: past ``max_windows`` the oldest are
-    dropped and counted; the count is itself reported with the next upload."""
+    dropped and counted; the count is itself reported with the next upload.
+
+    A window the server refuses for what it is (HTTP 400, 413, 422: it will never take it) is moved to
+    ``refused/`` (the newest 50 are kept, for a person to look at) and counted, so one bad window never
+    holds back the windows behind it.
+    """
 
     def __init__(self, root: str | Path, max_windows: int = 1000) -> None:
         self.root = Path(root)
@@ -117,12 +127,24 @@ class Spool:
         self.max_windows = max_windows
         self._meta = self.root / "spool-state.json"
 
+    def _state(self) -> dict[str, Any]:
+        return read_json_object(self._meta, what="the spool's counts (dropped, refused)")
+
+    def _count(self, key: str) -> int:
+        value = self._state().get(key, 0)
+        return value if isinstance(value, int) and value >= 0 else 0
+
     @property
     def dropped(self) -> int:
-        return int((read_json(self._meta, {}) or {}).get("dropped", 0))
+        return self._count("dropped")
+
+    @property
+    def refused(self) -> int:
+        """Windows the server refused for good since this spool was created (see ``refused/``)."""
+        return self._count("refused")
 
     def _set_dropped(self, n: int) -> None:
-        atomic_write_json(self._meta, {"dropped": n})
+        atomic_write_json(self._meta, {**self._state(), "dropped": n})
 
     def pending(self) -> list[Path]:
         return sorted(self.root.glob("w-*.json"))
@@ -138,19 +160,40 @@ class Spool:
             self._set_dropped(self.dropped + excess)
             fsync_dir(self.root)
 
-    def flush(self, send) -> int:
+    def _set_aside(self, f: Path, reason: str) -> None:
+        aside = self.root / "refused"
+        aside.mkdir(exist_ok=True)
+        os.replace(f, aside / f.name)
+        for old in sorted(aside.glob("w-*.json"))[:-MAX_REFUSED_KEPT]:
+            old.unlink(missing_ok=True)
+        atomic_write_json(
+            self._meta, {**self._state(), "refused": self.refused + 1, "last_refused": reason[:500]}
+        )
+        fsync_dir(aside)
+
+    def flush(self, send, on_refused: Callable[[dict[str, Any], str], None] | None = None) -> int:
         """Upload pending windows oldest first with ``send(window_dict) -> None`` (raises on failure).
-        A window is deleted only after ``send`` returns; stops at the first failure. Returns the count sent."""
+        A window is deleted only after ``send`` returns; stops at the first failure, except a refusal
+        (an exception whose ``status`` is in :data:`REFUSED_STATUSES`): that window is set aside,
+        ``on_refused(window, reason)`` is called, and the next one is sent. Returns the count sent."""
         sent = 0
         for f in self.pending():
             window = read_json(f)
-            if window is None:  # unreadable: cannot be half-written (atomic), so it is foreign; drop it
+            if not isinstance(window, dict):  # unreadable: cannot be half-written (atomic), so foreign
                 f.unlink(missing_ok=True)
                 continue
             dropped = self.dropped
             if dropped:
                 window = {**window, "dropped_windows": dropped}
-            send(window)
+            try:
+                send(window)
+            except Exception as e:
+                if getattr(e, "status", None) not in REFUSED_STATUSES:
+                    raise
+                self._set_aside(f, str(e))
+                if on_refused is not None:
+                    on_refused(window, str(e))
+                continue
             f.unlink(missing_ok=True)
             if dropped:
                 self._set_dropped(0)
@@ -163,4 +206,12 @@ class Spool:
         return len(self.pending())
 
 
-__all__ = ["Window", "Aggregator", "Spool", "CONFIDENCE_BINS", "LATENCY_EDGES_MS", "confidence_bin"]
+__all__ = [
+    "Window",
+    "Aggregator",
+    "Spool",
+    "REFUSED_STATUSES",
+    "CONFIDENCE_BINS",
+    "LATENCY_EDGES_MS",
+    "confidence_bin",
+]

@@ -29,6 +29,7 @@ from liteship.package import compare_versions
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
 ROLLBACK_TO_CONTROL = "rollback-to-control"  # the assignment's reason_code when a rollout was halted/aborted
 MAX_MIRRORS = 8  # from a plan
+MAX_BACKOFF = 8.0  # failed check-ins stretch the poll interval up to this factor
 
 
 class Updater:
@@ -41,6 +42,9 @@ class Updater:
         model_id: The model this device runs before it has one installed.
         interval: Seconds between polls. Defaults to 60.
         jitter: Relative jitter of the interval (spreads a fleet's polls). Defaults to 0.2.
+            After check-ins that failed (server gone, 5xx, refused), the interval doubles with each
+            failure up to ``MAX_BACKOFF`` × ``interval`` (a recovering server is not hit by the whole
+            fleet at once), and a server's ``Retry-After`` is honoured; the first good check-in resets it.
         num_threads: LiteRT threads for the smoke test. Defaults to 1.
         mirrors: Base URLs of target mirrors tried (in order) before the plan's and the server.
     """
@@ -67,6 +71,8 @@ class Updater:
         self.fallback: str | None = None  # why it does not run on `accelerator` (the loop sets it)
         self.tuf_dir = store.root / "tuf"
         self._profile: dict[str, Any] | None = None
+        self.failed_checkins = 0  # in a row; sets the backoff of next_delay()
+        self.retry_after: float | None = None  # the server's Retry-After on the last failed check-in
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -83,7 +89,10 @@ class Updater:
         return profile
 
     def next_delay(self) -> float:
-        return max(0.1, self.interval * (1.0 + random.uniform(-self.jitter, self.jitter)))
+        """Seconds to the next poll: the interval with jitter, backed off after failed check-ins."""
+        factor = min(2.0 ** max(self.failed_checkins - 1, 0), MAX_BACKOFF)
+        base = max(self.interval * factor, min(self.retry_after or 0.0, self.interval * MAX_BACKOFF))
+        return max(0.1, base * (1.0 + random.uniform(-self.jitter, self.jitter)))
 
     def _model_id(self) -> str | None:
         current = self.store.current_version()
@@ -115,9 +124,18 @@ class Updater:
                 model_id=self._model_id(), version=current, health=health, runtime=self.profile
             )
         except ServerError as e:
-            failed = {"at": time.time(), "ok": False, "error": str(e), "reported_version": current}
+            self.failed_checkins += 1
+            self.retry_after = e.retry_after
+            failed = {
+                "at": time.time(),
+                "ok": False,
+                "error": str(e),
+                "reported_version": current,
+                "failures_in_a_row": self.failed_checkins,
+            }
             self.store.update_state(lambda s: s.__setitem__("last_checkin", failed))
             return str(e)
+        self.failed_checkins, self.retry_after = 0, None
         self.store.reports_sent(len(reports))
         done = {"at": time.time(), "ok": True, "assignment": assignment, "reported_version": current}
         self.store.update_state(lambda s: s.__setitem__("last_checkin", done))

@@ -19,10 +19,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
@@ -130,6 +134,70 @@ def _error_status(e: LiteshipError) -> int:
     return status.HTTP_400_BAD_REQUEST
 
 
+DB_RETRY_AFTER_S = 5
+
+
+def database_unavailable(e: Exception) -> JSONResponse | None:
+    """503 for a database that cannot be reached or is busy (server down, connection cut, locked).
+
+    Returns None for other database errors (a bug: those stay 500 so they are seen). The message names
+    no URL or password: only the driver's first line, cut to 200 characters.
+    """
+    connection_lost = isinstance(e, DBAPIError) and e.connection_invalidated
+    orig = getattr(e, "orig", None)
+    kind = type(orig).__name__ if orig is not None else type(e).__name__
+    if not (isinstance(e, PoolTimeout) or connection_lost or kind in _UNAVAILABLE):
+        return None
+    first = (str(orig if orig is not None else e).strip().splitlines() or [kind])[0][:200]
+    log.warning("database unavailable: %s: %s", kind, first)
+    return JSONResponse(
+        {
+            "detail": f"the fleet database is unavailable ({kind}: {first}); nothing was stored. "
+            f"Retry in {DB_RETRY_AFTER_S} s; if it persists, check that the database server is running "
+            "and reachable from the API."
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+    )
+
+
+def value_refused(e: DataError) -> JSONResponse:
+    """422 for a value the database cannot hold (PostgreSQL: NUL in text, a string longer than its
+    column, a number beyond its column's range). The transaction is rolled back: nothing is stored."""
+    first = (str(e.orig).strip().splitlines() or ["invalid value"])[0][:200]
+    if "NUL" in first or "0x00" in first:
+        what = "a text value contains a NUL character (\\u0000), which the database cannot store"
+    else:
+        what = f"the database refused a value ({first})"
+    return JSONResponse(
+        {
+            "detail": f"{what}; nothing was stored. Send text without NUL characters, strings within their "
+            "documented lengths and numbers within their bounds (see /api/docs)."
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+# driver exceptions that mean "not reachable now", not "this request is wrong": psycopg's and sqlite3's
+# OperationalError (connection refused or cut, server shutting down, database locked, disk I/O) and
+# psycopg's InterfaceError (the connection is closed)
+_UNAVAILABLE = {"OperationalError", "InterfaceError", "ConnectionFailure", "AdminShutdown"}
+
+
+def _generic_http_detail(request: Request, e: StarletteHTTPException) -> str | None:
+    """A clear message for Starlette's own one-word 404 and 405 (no route, wrong method)."""
+    path = request.url.path[:200]
+    if e.status_code == 404 and e.detail == "Not Found":
+        return (
+            f"no such path: {request.method} {path}. The paths are listed at /api/docs "
+            "(schema: /api/openapi.json); check the ids in the path (an empty one leaves '//')."
+        )
+    if e.status_code == 405 and e.detail == "Method Not Allowed":
+        allowed = (e.headers or {}).get("Allow", "another method")
+        return f"{request.method} is not allowed on {path}; use {allowed}."
+    return None
+
+
 def add_api_docs(app: FastAPI) -> None:
     """``/api/docs``: Swagger UI from the ``swagger-ui-bundle`` package's files (works offline).
 
@@ -213,6 +281,23 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     @app.exception_handler(LiteshipError)
     async def _liteship_error(request: Request, e: LiteshipError) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=_error_status(e))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> Response:
+        detail = _generic_http_detail(request, e)
+        if detail is not None:
+            e = StarletteHTTPException(e.status_code, detail, headers=e.headers)
+        return await http_exception_handler(request, e)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_error(request: Request, e: Exception) -> Response:
+        if isinstance(e, DataError):
+            return value_refused(e)
+        answer = database_unavailable(e)
+        if answer is None:
+            raise e
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:

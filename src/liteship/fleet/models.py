@@ -25,6 +25,8 @@ MAX_COUNT = 10**9  # per window and per histogram bin
 MAX_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 MAX_WINDOW_S = 7 * 86_400.0  # longest telemetry window
 MAX_LATENCY_MS = 1e7  # a latency edge (about 2.8 hours)
+MAX_RATE_PER_S = 100_000  # inferences (and errors) per second of a window: beyond any edge device
+MAX_CLOCK_AHEAD_S = 86_400.0  # a window may end at most this far after the server's clock
 MAX_DB_ID = 2**31 - 1  # integer primary keys (path parameters are bounded by this)
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Time = Annotated[float, Field(ge=0.0, le=MAX_TIME, allow_inf_nan=False)]
@@ -430,6 +432,13 @@ class TelemetryCreate(BaseModel):
             )
         if self.ended - self.started > MAX_WINDOW_S:
             raise ValueError(f"the window is longer than {MAX_WINDOW_S:.0f} s")
+        ahead = self.ended - time.time()
+        if ahead > MAX_CLOCK_AHEAD_S:
+            raise ValueError(
+                f"the window ends {ahead:.0f} s after the server's clock (at most {MAX_CLOCK_AHEAD_S:.0f} s "
+                "ahead is accepted); set the device's clock (NTP)"
+            )
+        self._check_counts()
         edges = self.latency_edges_ms
         if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
             raise ValueError("latency_edges_ms must increase strictly")
@@ -439,6 +448,23 @@ class TelemetryCreate(BaseModel):
                 f"{len(edges) + 1}"
             )
         return self
+
+    def _check_counts(self) -> None:
+        """The counts agree with each other and with the window's length (one device cannot claim 10**9
+        predictions in a second, or predictions it did not make, to meet a rollout's minimum sample)."""
+        seconds = max(self.ended - self.started, 1.0)
+        if self.inferences + self.errors > MAX_RATE_PER_S * seconds:
+            raise ValueError(
+                f"inferences + errors = {self.inferences + self.errors} in a {seconds:.0f}-s window is over "
+                f"{MAX_RATE_PER_S} per second; expected counts a device can reach"
+            )
+        for name in ("confidence_hist", "latency_hist"):
+            total = sum(getattr(self, name))
+            if total > self.inferences:
+                raise ValueError(
+                    f"{name} counts {total} inferences but the window has inferences = {self.inferences}; "
+                    "expected at most one histogram count per inference"
+                )
 
 
 class TelemetryAccepted(BaseModel):

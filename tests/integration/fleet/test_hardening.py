@@ -76,6 +76,12 @@ BAD_WINDOWS = [
     ('"started": 0, "ended": 9000000', "longer than"),
     ('"started": 5000000000, "ended": 5000000001', "started"),
     ('"out_of_range_fraction": NaN', "out_of_range_fraction"),
+    # fleetaudit: counts that disagree with each other, the window's length or the server's clock
+    ('"confidence_hist": [' + ",".join(["0"] * 19) + ", 6]", "confidence_hist counts 6 inferences"),
+    ('"latency_edges_ms": [1, 5], "latency_hist": [0, 50, 0]', "latency_hist counts 50"),
+    ('"inferences": 1000000000, "confidence_hist": [' + ",".join(["0"] * 19) + ", 1000000000]", "per second"),
+    ('"errors": 7000000', "per second"),
+    (f'"started": {NOW + 2 * 86400 - 60}, "ended": {NOW + 2 * 86400}', "after the server's clock"),
 ]
 
 
