@@ -47,7 +47,9 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
         return f"<p>No variant has both latency and {y_name}.</p>"
     lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
     log = hi / lo > 20
-    title = f"p50 latency vs {y_name} (area ∝ size; line = Pareto front{'; log scale' if log else ''})"
+    title = (
+        f"p50 latency vs {y_name} (area ∝ size; line: Pareto front; † quick{'; log scale' if log else ''})"
+    )
     if log:
         xt = [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
         tx = math.log10
@@ -66,7 +68,10 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
         x = p.x(tx(t))
         parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" stroke="#555"/>')
         parts.append(f'<text x="{x:.1f}" y="{base + 15}" text-anchor="middle" fill="#555">{fmt(t)}</text>')
-    front = set(pareto_front([(n, x, y) for n, x, y, _ in pts]))
+    # a pruned variant (†) got a quick benchmark and a short validation: its figures are not comparable,
+    # so it is drawn hollow and kept off the front
+    pruned = {v.recipe for v in variants if getattr(v, "pruned", None)}
+    front = set(pareto_front([(n, x, y) for n, x, y, _ in pts if n not in pruned]))
     line = sorted((tx(x), y) for n, x, y, _ in pts if n in front)
     if len(line) > 1:
         d = " ".join(f"{p.x(x):.1f},{p.y(y):.1f}" for x, y in line)
@@ -78,17 +83,23 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
         cx, cy = p.x(tx(x)), p.y(y)
         color = PALETTE[1] if name == chosen else PALETTE[i % 2 * 4]
         ring = ' stroke="#000" stroke-width="2"' if name in front else ""
+        fill = (
+            f'fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="3 2"'
+            if name in pruned
+            else (f'fill="{color}" fill-opacity="0.7"{ring}')
+        )
+        quick = " (quick benchmark, short validation)" if name in pruned else ""
         parts.append(
-            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{color}" '
-            f'fill-opacity="0.7"{ring}><title>{escape(name)}: {fmt(x)} ms, {fmt(y)}, '
-            f"{size / 1024:.1f} KiB</title></circle>"
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{r:.1f}" {fill}><title>{escape(name)}: {fmt(x)} ms, '
+            f"{fmt(y)}, {size / 1024:.1f} KiB{quick}</title></circle>"
         )
         ly = cy + 4
         while any(abs(ly - py) < 12 and abs(cx - px) < 90 for px, py in placed):
             ly += 12  # points on top of each other: stack their labels instead of overprinting
         placed.append((cx, ly))
         parts.append(
-            f'<text x="{cx + r + 3:.1f}" y="{ly:.1f}">{escape(name)}{" ★" if name == chosen else ""}</text>'
+            f'<text x="{cx + r + 3:.1f}" y="{ly:.1f}">{escape(name)}{" †" if name in pruned else ""}'
+            f"{' ★' if name == chosen else ''}</text>"
         )
     return "".join(parts) + "</svg>"
 

@@ -31,6 +31,20 @@ def test_tradeoff_chart_switches_to_a_log_axis_and_marks_the_front():
     assert "log scale" not in near
 
 
+def test_a_pruned_variant_is_hollow_and_off_the_front():
+    # validated on 50 samples only, int8-fallback reads 0.98 and would sit on the front of the others
+    vs = [
+        variant("none", 3.0, 0.90, 9000),
+        variant("int8", 2.9, 0.88, 2500),
+        variant("int8-fallback", 5.3, 0.98, 2600, pruned="slower than float32"),
+    ]
+    svg = tradeoff_chart(vs, "none")
+    hollow = [c for c in svg.split("<circle")[1:] if 'fill="none"' in c]
+    assert len(hollow) == 1 and "int8-fallback" in hollow[0] and "quick benchmark" in hollow[0]
+    assert "int8-fallback †" in svg
+    assert svg.count('stroke="#000" stroke-width="2"') == 2  # the front: none and int8 only
+
+
 def test_page_lists_variants_failures_and_pruned_reasons_without_network():
     vs = [
         variant("none", 2.0, 0.9, 9000),
