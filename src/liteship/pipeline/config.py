@@ -84,6 +84,12 @@ KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction")
 FLOAT_IO = "float_io"
 
 
+def io_type_of(fixes: Sequence[str], requested: str | None) -> str | None:
+    """The model I/O type a variant with ``fixes`` is converted with: float32 once the repair took
+    ``float_io``, else the configured ``io_type`` (``None``: the recipe's default)."""
+    return "float32" if FLOAT_IO in fixes else requested
+
+
 def range_setting_of(fixes: Sequence[str]) -> str:
     """The activation range setting a variant's fixes ask for (``minmax`` when none)."""
     return next((RANGE_FIXES[f] for f in fixes if f in RANGE_FIXES), "minmax")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import LiteshipError
-from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, range_setting_of
+from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, io_type_of, range_setting_of
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
 from liteship.pipeline.select import Candidate, check_gates
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
@@ -134,15 +134,7 @@ def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
         if own is not None:
             own.close()
     nums = val.summary()
-    cand = Candidate(
-        recipe="input-grid",
-        size_bytes=0,
-        p50_ms=None,
-        accuracy_drop=nums["accuracy_drop"],
-        agreement=nums["agreement_top1"],
-        sqnr_db=nums["sqnr_db"],
-    )
-    verdict = check_gates(cand, **run.accuracy_gates())
+    verdict = check_gates(Candidate.from_summary("input-grid", nums, size_bytes=0), **run.accuracy_gates())
     return InputCeiling(
         input_type=grids[0].dtype,
         passed=verdict.passed,
@@ -258,21 +250,24 @@ def _nothing_to_do(run: _Run, fix: str) -> str | None:
 
         pairs, skipped = find_pairs(model)
         if not pairs:
-            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
-            return f"no layer pair can be equalized ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+            return f"no layer pair can be equalized ({_reasons(skipped)})"
     if fix == "absorb_high_bias":
         from liteship.quantize.absorb import eligible_pairs
 
         eligible, skipped = eligible_pairs(model)
         if not eligible:
-            reasons = sorted({s.reason.split(":")[0] for s in skipped})[:3]
-            return f"no layer pair can absorb a high bias ({'; '.join(reasons) or 'no Conv/Dense pairs'})"
+            return f"no layer pair can absorb a high bias ({_reasons(skipped)})"
     if fix == "bias_correction":
         from liteship.quantize.bias import targets
 
         if not targets(model):
             return "no Conv/Dense layer with a bias (or followed by BatchNormalization) to correct"
     return None
+
+
+def _reasons(skipped: Sequence[Any]) -> str:
+    """The first three distinct reasons pairs were skipped for (``SkippedPair.reason`` up to its colon)."""
+    return "; ".join(sorted({s.reason.split(":")[0] for s in skipped})[:3]) or "no Conv/Dense pairs"
 
 
 def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
@@ -323,7 +318,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
             lambda: DenylistBackend(
                 str(run.source if set(fixes) & set(KERAS_FIXES) else run.exported),
                 quantize=base,
-                io_type="float32" if FLOAT_IO in fixes else run.cfg.io_type,
+                io_type=io_type_of(fixes, run.cfg.io_type),
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
                 absorb_high_bias="absorb_high_bias" in fixes,
@@ -400,13 +395,8 @@ class _Evaluator:
         bench = run.bench(self.path, quick=True)
         entry = next((e for e in bench.entries if e.threads == run.selection_threads), None)
         nums = val.summary()
-        cand = Candidate(
-            recipe="round",
-            size_bytes=len(model),
-            p50_ms=entry.latency.p50_ms if entry else None,
-            accuracy_drop=nums["accuracy_drop"],
-            agreement=nums["agreement_top1"],
-            sqnr_db=nums["sqnr_db"],
+        cand = Candidate.from_summary(
+            "round", nums, size_bytes=len(model), p50_ms=entry.latency.p50_ms if entry else None
         )
         verdict = check_gates(cand, **run.accuracy_gates())
         metric, score = gate_metric(run, nums)

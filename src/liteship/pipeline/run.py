@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
-from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, PipelineConfig, load_config, range_setting_of
+from liteship.pipeline.config import KERAS_FIXES, PipelineConfig, io_type_of, load_config, range_setting_of
 from liteship.pipeline.report import PipelineReport
 from liteship.pipeline.select import Selection, pair_label, select_variant
 from liteship.pipeline.variant import Variant
@@ -381,7 +381,7 @@ class _Run:
             "source": str(self.source if set(v.fixes) & set(KERAS_FIXES) else self.exported),
             "output": str(self.path_of(v.name)),
             "quantize": v.recipe,
-            "io_type": ("float32" if FLOAT_IO in v.fixes else self.cfg.io_type) if integer else None,
+            "io_type": io_type_of(v.fixes, self.cfg.io_type) if integer else None,
             "calibration": self._calibration_data() if integer else None,
             "calibration_samples": self.cfg.calibration.samples or 200,
             "preprocessing": self.pre,

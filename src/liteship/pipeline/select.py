@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from liteship.types import ReportMixin
 
@@ -21,6 +21,20 @@ class Candidate:
     sqnr_db: float | None = None
     validation_passed: bool = True  # gates that validate itself checked (atol/rtol/…)
     accelerator: str | None = None  # the CompiledModel accelerator of a (variant, accelerator) pair
+
+    @classmethod
+    def from_summary(
+        cls, recipe: str, summary: dict[str, Any], *, size_bytes: int, p50_ms: float | None = None
+    ) -> Candidate:
+        """A candidate from a ``ValidationReport.summary()``'s figures."""
+        return cls(
+            recipe=recipe,
+            size_bytes=size_bytes,
+            p50_ms=p50_ms,
+            accuracy_drop=summary["accuracy_drop"],
+            agreement=summary["agreement_top1"],
+            sqnr_db=summary["sqnr_db"],
+        )
 
     @property
     def label(self) -> str:

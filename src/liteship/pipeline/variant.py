@@ -77,14 +77,12 @@ class Variant:
         if not self.measured:
             return None
         assert self.conversion is not None
-        nums, e = self.summary(), self.entry(threads)
-        return Candidate(
-            recipe=self.name,
+        e = self.entry(threads)
+        return Candidate.from_summary(
+            self.name,
+            self.summary(),
             size_bytes=self.conversion.size_bytes,
             p50_ms=e.latency.p50_ms if e else None,
-            accuracy_drop=nums["accuracy_drop"],
-            agreement=nums["agreement_top1"],
-            sqnr_db=nums["sqnr_db"],
         )
 
     def pair_candidates(self, threads: int | None) -> list[Candidate]:
