@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.model.flatbuffer import LoadedModel, op_name, schema
+from liteship.model.flatbuffer import LoadedModel, op_name, schema, tensor_name
 from liteship.types import TensorSpec
 
 _TYPE_NAMES = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -121,9 +121,12 @@ def io_specs(loaded: LoadedModel) -> tuple[list[TensorSpec], list[TensorSpec]]:
         scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else None
         zp = int(q.zeroPoint[0]) if scale is not None and q.zeroPoint is not None else None
         shape = t.shapeSignature if t.shapeSignature is not None else t.shape
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
         return TensorSpec(
-            name, tuple(int(d) for d in (shape if shape is not None else ())), _dtype(t.type), scale, zp
+            tensor_name(t),
+            tuple(int(d) for d in (shape if shape is not None else ())),
+            _dtype(t.type),
+            scale,
+            zp,
         )
 
     return [spec(i) for i in sg.inputs], [spec(i) for i in sg.outputs]

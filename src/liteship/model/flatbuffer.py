@@ -65,6 +65,11 @@ def op_name(model: Any, opcode_index: int) -> str:
     return _BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
+def tensor_name(tensor: Any) -> str:
+    """A schema tensor's name as text (the flatbuffer object API gives bytes)."""
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+
+
 def read_bytes(source: str | Path | bytes | bytearray | memoryview) -> tuple[bytes, str | None]:
     """Return ``(bytes, path or None)`` for a path or a buffer, with clear errors for bad paths."""
     if isinstance(source, (bytes, bytearray, memoryview)):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from liteship.model.flatbuffer import op_name
+from liteship.model.flatbuffer import op_name, tensor_name
 from liteship.quantize.search import QuantizableOp
 
 # ops that only move or reshape int8 data: keeping them in float changes nothing worth measuring
@@ -81,7 +81,7 @@ class DenylistBackend:
         sg = loaded.model.subgraphs[0]
         inputs = {int(i) for i in sg.inputs}
         reading = {
-            _tensor_name(sg.tensors[op.outputs[0]])
+            tensor_name(sg.tensors[op.outputs[0]])
             for op in sg.operators or []
             if op.outputs and inputs & {int(i) for i in op.inputs if i >= 0}
         }
@@ -131,12 +131,8 @@ def _compute_ops(model: bytes) -> list[tuple[str, str, int | None]]:
         if kind in ("QUANTIZE", "DEQUANTIZE") or not op.outputs:
             continue
         t = sg.tensors[op.outputs[0]]
-        out.append((kind, _tensor_name(t), t.type))
+        out.append((kind, tensor_name(t), t.type))
     return out
-
-
-def _tensor_name(tensor: Any) -> str:
-    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
 def _schema() -> Any:

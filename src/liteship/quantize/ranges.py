@@ -96,7 +96,7 @@ def set_ranges(
     """
     import time
 
-    from liteship.model.flatbuffer import load_model, pack_model
+    from liteship.model.flatbuffer import load_model, pack_model, tensor_name
 
     check_range_setting(method, percentile)
     t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def set_ranges(
         if new_lo > lo + 1e-12 or new_hi < hi - 1e-12:
             q = sg.tensors[i].quantization
             q.min, q.max = [float(new_lo)], [float(new_hi)]
-            ratios.append(((new_hi - new_lo) / (hi - lo), _name(sg.tensors[i]), lo, hi, new_lo, new_hi))
+            ratios.append(((new_hi - new_lo) / (hi - lo), tensor_name(sg.tensors[i]), lo, hi, new_lo, new_hi))
     ratios.sort()
     report = RangeReport(
         method=method,
@@ -141,10 +141,6 @@ def set_ranges(
         ],
     )
     return pack_model(loaded.model, loaded.data), report
-
-
-def _name(t: Any) -> str:
-    return t.name.decode() if isinstance(t.name, bytes) else str(t.name)
 
 
 def _range(t: Any) -> tuple[float, float]:

@@ -32,7 +32,7 @@ import numpy as np
 
 from liteship._quiet import native_stderr_captured, native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
-from liteship.model.flatbuffer import batch_one_copy, load_model
+from liteship.model.flatbuffer import batch_one_copy, load_model, tensor_name
 from liteship.runtime.base import Runner
 from liteship.runtime.litert import _cores, _first_line, _load_hint, _version
 from liteship.runtime.quant import dequantize, quantize
@@ -409,7 +409,7 @@ class CompiledModelRunner(Runner):
         name, signature_shape, scale, zp = key, shape, None, None
         if tensor is not None:
             if self._by_tensor_name and tensor.name:
-                name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+                name = tensor_name(tensor)
             if tensor.shapeSignature is not None and len(tensor.shapeSignature) == len(shape):
                 signature_shape = tuple(int(s) for s in tensor.shapeSignature)
             q = tensor.quantization
