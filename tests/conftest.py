@@ -314,6 +314,19 @@ def cli():
     return run_liteship
 
 
+@pytest.fixture
+def convert_cli():
+    """``convert_cli(source, out, calibration, *flags, recipe="int8")`` runs `liteship convert SOURCE -o OUT
+    -q RECIPE --calibration CALIBRATION FLAGS…` (the graph-fix and range-setting CLI tests)."""
+
+    def run(source, out, calibration, *flags: str, recipe: str = "int8") -> subprocess.CompletedProcess:
+        return run_liteship(
+            "convert", str(source), "-o", str(out), "-q", recipe, "--calibration", str(calibration), *flags
+        )
+
+    return run
+
+
 # -- PyTorch sources (issue 13): a small CNN on the digits, trained here in a second ---------------------
 TORCH_DIGITS_NET = textwrap.dedent('''
     """The digits CNN in PyTorch (NCHW), written out by the tests as a module.py:factory source."""

@@ -8,21 +8,11 @@ import json
 ABSORB_TOLERANCE = 1e-4  # the outlier CNN's outputs are probabilities: float32 round-off only
 
 
-def test_convert_equalize_then_absorb_reports_pairs_moved_and_skipped(cli, outlier_path, calib_npy, tmp_path):
+def test_convert_equalize_then_absorb_reports_pairs_moved_and_skipped(
+    convert_cli, outlier_path, calib_npy, tmp_path
+):
     out = tmp_path / "hb.tflite"
-    res = cli(
-        "convert",
-        str(outlier_path),
-        "-o",
-        str(out),
-        "-q",
-        "int8",
-        "--calibration",
-        str(calib_npy),
-        "--equalize",
-        "--absorb-high-bias",
-        "--json",
-    )
+    res = convert_cli(outlier_path, out, calib_npy, "--equalize", "--absorb-high-bias", "--json")
     assert res.returncode == 0, res.stderr
     fixes = json.loads(res.stdout)["graph_fixes"]
     assert list(fixes) == ["equalize", "absorb_high_bias"]  # equalization first: it makes biases large
@@ -36,34 +26,14 @@ def test_convert_equalize_then_absorb_reports_pairs_moved_and_skipped(cli, outli
     assert hb["max_abs_diff"] < ABSORB_TOLERANCE and out.is_file()
 
 
-def test_absorb_with_int16x8_is_a_usage_error(cli, outlier_path, calib_npy, tmp_path):
-    res = cli(
-        "convert",
-        str(outlier_path),
-        "-o",
-        str(tmp_path / "x.tflite"),
-        "-q",
-        "int16x8",
-        "--calibration",
-        str(calib_npy),
-        "--absorb-high-bias",
-    )
+def test_absorb_with_int16x8_is_a_usage_error(convert_cli, outlier_path, calib_npy, tmp_path):
+    res = convert_cli(outlier_path, tmp_path / "x.tflite", calib_npy, "--absorb-high-bias", recipe="int16x8")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--absorb-high-bias" in res.stderr and "16 bits" in res.stderr and "int8-fallback" in res.stderr
 
 
-def test_absorb_on_a_float_tflite_source_is_a_usage_error(cli, tflite_float, calib_npy, tmp_path):
-    res = cli(
-        "convert",
-        str(tflite_float),
-        "-o",
-        str(tmp_path / "x.tflite"),
-        "-q",
-        "int8",
-        "--calibration",
-        str(calib_npy),
-        "--absorb-high-bias",
-    )
+def test_absorb_on_a_float_tflite_source_is_a_usage_error(convert_cli, tflite_float, calib_npy, tmp_path):
+    res = convert_cli(tflite_float, tmp_path / "x.tflite", calib_npy, "--absorb-high-bias")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--absorb-high-bias" in res.stderr and "Keras" in res.stderr and "tflite" in res.stderr
     assert not (tmp_path / "x.tflite").exists()

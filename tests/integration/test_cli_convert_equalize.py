@@ -5,25 +5,11 @@ from __future__ import annotations
 import json
 
 
-def _convert_int8(cli, source, calib_npy, out, *flags):
-    """`liteship convert SOURCE -o OUT -q int8 --calibration CALIB FLAGS… --json`."""
-    return cli(
-        "convert",
-        str(source),
-        "-o",
-        str(out),
-        "-q",
-        "int8",
-        "--calibration",
-        str(calib_npy),
-        *flags,
-        "--json",
-    )
-
-
-def test_convert_equalize_reports_the_fix_and_keeps_float_outputs(cli, outlier_path, calib_npy, tmp_path):
+def test_convert_equalize_reports_the_fix_and_keeps_float_outputs(
+    convert_cli, outlier_path, calib_npy, tmp_path
+):
     out = tmp_path / "eq.tflite"
-    res = _convert_int8(cli, outlier_path, calib_npy, out, "--equalize")
+    res = convert_cli(outlier_path, out, calib_npy, "--equalize", "--json")
     assert res.returncode == 0, res.stderr
     fixes = json.loads(res.stdout)["graph_fixes"]["equalize"]
     assert ("c1", "c2") in {(p["first"], p["second"]) for p in fixes["pairs"]}
@@ -38,9 +24,9 @@ def test_fixes_with_a_recipe_that_does_not_quantize_activations_is_a_usage_error
     assert "--bias-correction" in res.stderr and "int8" in res.stderr
 
 
-def test_convert_range_setting_reports_the_ranges_it_set(cli, outlier_path, calib_npy, tmp_path):
+def test_convert_range_setting_reports_the_ranges_it_set(convert_cli, outlier_path, calib_npy, tmp_path):
     out = tmp_path / "pct.tflite"
-    res = _convert_int8(cli, outlier_path, calib_npy, out, "--range-setting", "percentile")
+    res = convert_cli(outlier_path, out, calib_npy, "--range-setting", "percentile", "--json")
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     ranges = report["graph_fixes"]["range_setting"]
@@ -52,18 +38,9 @@ def test_convert_range_setting_reports_the_ranges_it_set(cli, outlier_path, cali
     assert report["io_type"] == "int8" and out.is_file()
 
 
-def test_range_setting_with_int16x8_is_a_usage_error(cli, outlier_path, calib_npy, tmp_path):
-    res = cli(
-        "convert",
-        str(outlier_path),
-        "-o",
-        str(tmp_path / "x.tflite"),
-        "-q",
-        "int16x8",
-        "--calibration",
-        str(calib_npy),
-        "--range-setting",
-        "mse",
+def test_range_setting_with_int16x8_is_a_usage_error(convert_cli, outlier_path, calib_npy, tmp_path):
+    res = convert_cli(
+        outlier_path, tmp_path / "x.tflite", calib_npy, "--range-setting", "mse", recipe="int16x8"
     )
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "--range-setting" in res.stderr and "older calibrator" in res.stderr
