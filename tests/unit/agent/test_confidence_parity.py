@@ -38,17 +38,9 @@ def logits_tflite() -> bytes:
     return tf.lite.TFLiteConverter.from_keras_model(m).convert()
 
 
-def test_agent_telemetry_and_reference_histogram_agree_for_logits(logits_tflite, digit_pngs, keys, tmp_path):
-    frames = sorted(digit_pngs.glob("*.png"))
-    pixels = np.stack(
-        [np.asarray(Image.open(f), np.float32)[..., None] for f in frames]
-    )  # as the agent reads
-    lsp = build(
-        logits_tflite, tmp_path / "lsp", "1.0.0", keys.private_path, pixels[:4], reference_data=pixels
-    )
-    reference = verify_package(lsp, keys.public_path).reference_histogram
-    assert reference is not None and sum(reference["counts"]) == len(frames)
-
+def _run_agent(lsp, digit_pngs, keys, tmp_path, frames: int) -> tuple[dict, list[dict]]:
+    """Install ``lsp`` and run the real agent loop over the frames: its one telemetry window and its
+    per-frame results."""
     store = Store(tmp_path / "state", keys.public_path)
     store.install(lsp)
     store.commit()
@@ -60,10 +52,26 @@ def test_agent_telemetry_and_reference_histogram_agree_for_logits(logits_tflite,
         health=HealthWindow(store, inferences=10),
         window_s=3600,
         num_threads=1,
-        max_frames=len(frames),
+        max_frames=frames,
     )
     loop.run()
     (window,) = [json.loads(p.read_text()) for p in loop.spool.pending()]
+    results = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    return window, results
+
+
+def test_agent_telemetry_and_reference_histogram_agree_for_logits(logits_tflite, digit_pngs, keys, tmp_path):
+    frames = sorted(digit_pngs.glob("*.png"))
+    pixels = np.stack(
+        [np.asarray(Image.open(f), np.float32)[..., None] for f in frames]
+    )  # as the agent reads
+    lsp = build(
+        logits_tflite, tmp_path / "lsp", "1.0.0", keys.private_path, pixels[:4], reference_data=pixels
+    )
+    reference = verify_package(lsp, keys.public_path).reference_histogram
+    assert reference is not None and sum(reference["counts"]) == len(frames)
+
+    window, results = _run_agent(lsp, digit_pngs, keys, tmp_path, len(frames))
     assert window["inferences"] == len(frames)
     assert window["confidence_hist"] == reference["counts"]
 
@@ -75,7 +83,6 @@ def test_agent_telemetry_and_reference_histogram_agree_for_logits(logits_tflite,
     assert logits.min() < 0 and logits.max() > 1
     assert sum(1 for c in reference["counts"] if c) >= 3
     assert list(confidence_counts(logits.max(axis=1))) != reference["counts"]
-    results = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert all(0.0 < r["score"] <= 1.0 for r in results)
 
 
@@ -124,24 +131,9 @@ def test_logits_that_lie_in_0_1_still_go_through_softmax_on_the_agent_and_in_the
     reference = verify_package(lsp, keys.public_path).reference_histogram
     assert reference["counts"] == list(confidence_counts(expected))
 
-    store = Store(tmp_path / "state", keys.public_path)
-    store.install(lsp)
-    store.commit()
-    loop = AgentLoop(
-        store,
-        ImageFolderSource(digit_pngs),
-        FileSink(tmp_path / "out.jsonl"),
-        Spool(tmp_path / "spool"),
-        health=HealthWindow(store, inferences=10),
-        window_s=3600,
-        num_threads=1,
-        max_frames=len(frames),
-    )
-    loop.run()
-    (window,) = [json.loads(p.read_text()) for p in loop.spool.pending()]
+    window, results = _run_agent(lsp, digit_pngs, keys, tmp_path, len(frames))
     assert window["confidence_hist"] == reference["counts"]
-    scores = [json.loads(line)["score"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    np.testing.assert_allclose([r["score"] for r in results], expected, rtol=1e-6)
 
     # validate (the pipeline's source of the packaged reference) decides the same way
     report = validate(unit_logits_tflite, unit_logits_tflite, pixels, progress=False)
