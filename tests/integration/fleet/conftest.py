@@ -168,26 +168,31 @@ def db_url(request, tmp_path) -> str | None:
 # ---- apps and servers -----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def make_settings(tmp_path, keys):
+def production_settings(data_dir: Path, keys: Any, db_url: str | None = None, **overrides: Any) -> Any:
+    """Production settings with the test tokens and the good signing key; decisions on every call."""
     from liteship.fleet.settings import Settings
 
+    values = dict(
+        environment="production",
+        admin_token=ADMIN,
+        enrollment_token=ENROLL,
+        data_dir=data_dir,
+        database_url=db_url,
+        trusted_keys=[keys["good"].public_path],
+        decision_interval_s=0.0,
+        min_devices=2,
+        min_predictions=200,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_settings(tmp_path, keys):
     counter = itertools.count()
 
-    def make(db_url: str | None = None, **overrides: Any) -> Settings:
-        values = dict(
-            environment="production",
-            admin_token=ADMIN,
-            enrollment_token=ENROLL,
-            data_dir=tmp_path / f"data{next(counter)}",
-            database_url=db_url,
-            trusted_keys=[keys["good"].public_path],
-            decision_interval_s=0.0,
-            min_devices=2,
-            min_predictions=200,
-        )
-        values.update(overrides)
-        return Settings(**values)
+    def make(db_url: str | None = None, **overrides: Any) -> Any:
+        return production_settings(tmp_path / f"data{next(counter)}", keys, db_url, **overrides)
 
     return make
 

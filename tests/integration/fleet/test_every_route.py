@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ADMIN, ENROLL
+from .conftest import ADMIN, ENROLL, production_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -112,7 +112,6 @@ def world(request, tmp_path_factory, keys, make_package):
     from fastapi.testclient import TestClient
 
     from liteship.fleet.app import create_app
-    from liteship.fleet.settings import Settings
 
     database_url = None
     if request.param == "postgres":
@@ -123,16 +122,8 @@ def world(request, tmp_path_factory, keys, make_package):
         with psycopg.connect(base.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
         database_url = f"{base}/{name}"
-    settings_ = Settings(
-        database_url=database_url,
-        environment="production",
-        admin_token=ADMIN,
-        enrollment_token=ENROLL,
-        data_dir=tmp_path_factory.mktemp("routes"),
-        trusted_keys=[keys["good"].public_path],
-        decision_interval_s=0.0,
-        min_devices=1,
-        min_predictions=50,
+    settings_ = production_settings(
+        tmp_path_factory.mktemp("routes"), keys, database_url, min_devices=1, min_predictions=50
     )
     app = create_app(settings_)
     admin = {"Authorization": f"Bearer {ADMIN}"}

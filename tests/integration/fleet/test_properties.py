@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ADMIN, ENROLL
+from .conftest import ADMIN, ENROLL, production_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -101,18 +101,8 @@ def world(tmp_path_factory, keys, make_package):
     from fastapi.testclient import TestClient
 
     from liteship.fleet.app import create_app
-    from liteship.fleet.settings import Settings
 
-    settings_ = Settings(
-        environment="production",
-        admin_token=ADMIN,
-        enrollment_token=ENROLL,
-        data_dir=tmp_path_factory.mktemp("prop"),
-        trusted_keys=[keys["good"].public_path],
-        decision_interval_s=0.0,
-        min_devices=1,
-        min_predictions=50,
-    )
+    settings_ = production_settings(tmp_path_factory.mktemp("prop"), keys, min_devices=1, min_predictions=50)
     app = create_app(settings_)
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app) as client:
