@@ -169,22 +169,12 @@ def _histograms(
     model: bytes, samples: Sequence[Any], ranges: dict[int, tuple[float, float]]
 ) -> dict[int, tuple[np.ndarray, float, float]]:
     """One LiteRT pass keeping every tensor: a ``BINS``-bin histogram of each tensor on its range."""
-    import warnings
+    from liteship.quantize.tflite_graph import all_tensors_interpreter, feed
 
-    from ai_edge_litert.interpreter import Interpreter
-
-    from liteship._quiet import native_stderr_silenced
-
-    with native_stderr_silenced(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        interp = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
-        interp.allocate_tensors()
-    inputs = interp.get_input_details()
+    interp = all_tensors_interpreter(model)
     counts = {i: np.zeros(BINS, dtype=np.int64) for i in ranges}
     for sample in samples:
-        for k, d in enumerate(inputs):
-            x = _input_of(sample, k, d)
-            interp.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
+        feed(interp, sample)
         interp.invoke()
         for i, (lo, hi) in ranges.items():
             if hi <= lo:
@@ -194,13 +184,6 @@ def _histograms(
             np.clip(idx, 0, BINS - 1, out=idx)
             counts[i] += np.bincount(idx, minlength=BINS)
     return {i: (counts[i], lo, hi) for i, (lo, hi) in ranges.items()}
-
-
-def _input_of(sample: Any, k: int, detail: dict[str, Any]) -> Any:
-    if isinstance(sample, dict):
-        name = detail["name"]
-        return sample[name] if name in sample else list(sample.values())[k]
-    return sample[k] if isinstance(sample, (list, tuple)) else sample
 
 
 def _percentile_range(counts: np.ndarray, lo: float, hi: float, pct: float) -> tuple[float, float]:
