@@ -25,6 +25,7 @@ FLAGS = {
     "bias_correction": "--bias-correction",
     "range_setting": "--range-setting",
     "absorb_high_bias": "--absorb-high-bias",
+    "adaround": "--adaround",
 }
 
 
@@ -98,7 +99,10 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     "(NCHW), e.g. 1,3,224,224. The .tflite takes NHWC.",
 )
 @click.option(
-    "--equalize", is_flag=True, help="Cross-layer equalization of a Keras source first (integer recipes)."
+    "--equalize",
+    is_flag=True,
+    help="Cross-layer equalization first (integer recipes; a Keras source, or a float .tflite's graph, "
+    "depthwise convolutions and ReLU6 included).",
 )
 @click.option(
     "--absorb-high-bias",
@@ -109,7 +113,14 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
 @click.option(
     "--bias-correction",
     is_flag=True,
-    help="Correct int8 weight-rounding bias on the calibration data first (integer recipes, Keras source).",
+    help="Correct int8 weight-rounding bias on the calibration data first (integer recipes; Keras or float "
+    ".tflite source).",
+)
+@click.option(
+    "--adaround",
+    is_flag=True,
+    help="Learn each int8 weight's rounding (up or down) to reproduce every layer's float output on the "
+    "calibration data (AdaRound; int8 of a float .tflite source; ~1-2 min for a MobileNet).",
 )
 @click.option(
     "--range-setting",
@@ -138,6 +149,7 @@ def cli(
     equalize: bool,
     absorb_high_bias: bool,
     bias_correction: bool,
+    adaround: bool,
     range_setting: str,
     as_json: bool,
 ) -> None:
@@ -155,6 +167,7 @@ def cli(
       liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize
       liteship convert model.keras -o m.tflite -q int8 --calibration calib.npy --equalize --absorb-high-bias
       liteship convert model.keras -o m.tflite -q int8 --calibration images/ --range-setting mse
+      liteship convert zoo_float.tflite -q int8 --calibration photos/ --equalize --adaround --bias-correction
     """
     quiet_tensorflow()
     from liteship.convert import convert
@@ -195,6 +208,7 @@ def cli(
             bias_correction=bias_correction,
             range_setting=range_setting,
             absorb_high_bias=absorb_high_bias,
+            adaround=adaround,
             progress=not as_json,
         )
     except LiteshipError as e:

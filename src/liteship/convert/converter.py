@@ -44,6 +44,7 @@ def convert(
     range_setting: str = "minmax",
     progress: bool = True,
     absorb_high_bias: bool = False,
+    adaround: bool = False,
 ) -> ConversionReport:
     """Convert a TensorFlow/Keras model to a .tflite with a quantization recipe.
 
@@ -79,6 +80,10 @@ def convert(
         absorb_high_bias: High-bias absorption of the Keras source before conversion, after
             ``equalize`` (``int8``, ``int8-fallback``; see :mod:`liteship.quantize.absorb`): a layer's
             output shifted down by its minimum on the calibration data, the next layer's bias compensating.
+        adaround: Learned rounding of the int8 weights (AdaRound, :mod:`liteship.quantize.adaround`),
+            ``int8`` of a float ``.tflite`` source. For a float ``.tflite`` source every fix (``equalize``,
+            ``bias_correction``, ``adaround``, ``range_setting``) acts on its graph
+            (:mod:`liteship.quantize.graph_repair`).
 
     Returns:
         A :class:`ConversionReport`; the model carries liteship's record (metadata ``LITESHIP``).
@@ -97,13 +102,21 @@ def convert(
     """
     from liteship.convert.sources import convert_other_source, source_kind
 
-    _check_fix_source(source_kind(source), equalize, bias_correction, absorb_high_bias)
-    if range_setting != "minmax" and source_kind(source) != "tensorflow":
+    kind = source_kind(source)
+    _check_fix_source(kind, equalize, bias_correction, absorb_high_bias, adaround)
+    if range_setting != "minmax" and kind not in ("tensorflow", "tflite"):
         raise UsageError(
-            f"`range_setting` {range_setting!r} works on TensorFlow/Keras sources (TFLite's converter "
-            f"calibrates them); this source is a {source_kind(source)} model.",
-            hint="Convert the Keras/SavedModel source, or leave range_setting at 'minmax'.",
+            f"`range_setting` {range_setting!r} works on TensorFlow/Keras and float .tflite sources; this "
+            f"source is a {kind} model.",
+            hint="Convert it to a float .tflite first (quantize='none'), then quantize that file.",
             parameter="range_setting",
+        )
+    fix_options: dict[str, Any] = {}
+    if kind == "tflite":
+        from liteship.quantize.graph_repair import GraphFixes
+
+        fix_options["fixes"] = GraphFixes(
+            equalize=equalize, adaround=adaround, bias_correction=bias_correction, range_setting=range_setting
         )
     other = convert_other_source(  # a float .tflite or a PyTorch model: see convert/sources.py
         source,
@@ -115,6 +128,7 @@ def convert(
         preprocessing=preprocessing,
         keep_float_layers=keep_float_layers,
         progress=progress,
+        **fix_options,
     )
     if other is not None:
         return other
@@ -202,6 +216,7 @@ def calibrated_model(
     bias_correction: bool = False,
     range_setting: str = "minmax",
     absorb_high_bias: bool = False,
+    adaround: bool = False,
 ) -> CalibratedModel:
     """Calibrate ``source`` once for ``quantize`` (``int8`` or ``int8-fallback``), as :func:`convert` would.
 
@@ -222,6 +237,26 @@ def calibrated_model(
     )
     _check_options(recipe, io, calibration, ())
     _check_fixes(recipe, equalize, bias_correction, absorb_high_bias)
+    from liteship.convert.sources import source_kind
+
+    if source_kind(source) == "tflite":
+        from liteship.convert.tflite_quant import calibrated_tflite, resolve_tflite_recipe
+        from liteship.quantize.graph_repair import GraphFixes
+
+        resolve_tflite_recipe(recipe.name, io_type)  # float32 I/O only
+
+        _check_fix_source("tflite", equalize, bias_correction, absorb_high_bias, adaround)
+        fixes_on = GraphFixes(
+            equalize=equalize, adaround=adaround, bias_correction=bias_correction, range_setting=range_setting
+        )
+        model, report = calibrated_tflite(
+            source,
+            fixes_on,
+            calibration=calibration,
+            calibration_samples=calibration_samples,
+            preprocessing=pre,
+        )
+        return CalibratedModel(model, recipe.name, "float32", str(source), report.by_fix())
     from liteship._tf import import_tf
 
     import_tf()
@@ -313,24 +348,39 @@ def _check_fixes(
         )
 
 
-def _check_fix_source(kind: str, equalize: bool, bias_correction: bool, absorb_high_bias: bool) -> None:
-    """The graph fixes rewrite Keras weights: a float .tflite or PyTorch source has none to rewrite."""
-    on = [
-        n
-        for n, v in (
-            ("equalize", equalize),
-            ("absorb_high_bias", absorb_high_bias),
-            ("bias_correction", bias_correction),
+def _check_fix_source(
+    kind: str, equalize: bool, bias_correction: bool, absorb_high_bias: bool, adaround: bool = False
+) -> None:
+    """Which fixes a source kind takes: a float .tflite takes every fix but high-bias absorption (they act
+    on its graph); a Keras/SavedModel source every fix but learned rounding (they act on the Keras model);
+    a PyTorch source none (convert it to a float .tflite first)."""
+    wanted = {
+        "equalize": equalize,
+        "absorb_high_bias": absorb_high_bias,
+        "bias_correction": bias_correction,
+        "adaround": adaround,
+    }
+    supported = {
+        "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
+        "tflite": ("equalize", "bias_correction", "adaround"),
+    }.get(kind, ())
+    on = [n for n, v in wanted.items() if v and n not in supported]
+    if not on:
+        return
+    if kind == "tensorflow":
+        hint = (
+            "Convert the model to a float .tflite (quantize='none') and quantize that file: every fix acts on "
+            "the float .tflite graph."
         )
-        if v
-    ]
-    if on and kind != "tensorflow":
-        raise UsageError(
-            f"`{on[0]}` rewrites a Keras model's weights before conversion; this source is a {kind} model.",
-            hint="Convert the .keras/.h5 file the model came from, or leave the graph fixes off "
-            "(range_setting needs a TF/Keras source too).",
-            parameter=on[0],
+    elif kind == "tflite":
+        hint = (
+            "Use equalize and bias_correction instead (or convert the .keras/.h5 source the model came from)."
         )
+    else:
+        hint = (
+            "Convert it to a float .tflite first (quantize='none'), then quantize that file with the fixes."
+        )
+    raise UsageError(f"`{on[0]}` does not apply to a {kind} source.", hint=hint, parameter=on[0])
 
 
 def _run_attempts(

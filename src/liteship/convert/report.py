@@ -89,6 +89,9 @@ class ConversionReport(ReportMixin):
             if name == "absorb_high_bias":
                 lines.append(_absorb_line(fix))
                 continue
+            if "summary" in fix:  # a fix on the float .tflite graph (liteship.quantize.graph_repair)
+                lines.append(f"{name}: {fix['summary']}")
+                continue
             detail = (
                 f"{len(fix.get('pairs', []))} layer pair(s) equalized, {len(fix.get('skipped', []))} skipped"
                 if name == "equalize"

@@ -41,6 +41,7 @@ from liteship.convert.recipes import Recipe
 from liteship.convert.report import ConversionReport
 from liteship.errors import ConversionError, ModelError, UsageError
 from liteship.model import flatbuffer as fbm
+from liteship.quantize.graph_repair import GraphFixes, GraphRepairReport
 from liteship.types import Preprocessing
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[quantizer]'."
@@ -342,10 +343,14 @@ def convert_tflite(
     preprocessing: Preprocessing | dict[str, Any] | None = None,
     keep_float_layers: Sequence[str] = (),
     progress: bool = True,
+    fixes: GraphFixes | None = None,
 ) -> ConversionReport:
     """Quantize a float32 .tflite: what :func:`liteship.convert.convert` does for a ``.tflite`` source.
 
-    The arguments mean what they mean for ``convert``. The preprocessing stored with the model is
+    The arguments mean what they mean for ``convert``; ``fixes`` are the accuracy fixes on the float graph
+    (:mod:`liteship.quantize.graph_repair`). ``int8`` goes through TFLite's calibrator and MLIR quantizer
+    (the quantizer TensorFlow sources go through, with range setting, the fixes and ops kept in float)
+    when TensorFlow is installed, else through ai-edge-quantizer. The preprocessing stored with the model is
     ``preprocessing`` when it is not the identity, else the normalization in the source's TFLite
     Metadata (if any).
 
@@ -387,6 +392,7 @@ def convert_tflite(
         pre = normalization_from_metadata(loaded) or pre
     notes: list[str] = []
     calib = None
+    fix_reports: dict[str, Any] = {}
     if rec.name == "none":
         model, method = loaded.data, "copy"
     else:
@@ -397,8 +403,14 @@ def convert_tflite(
                 calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre
             )
         samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, progress)] if calib else None
-        model = quantize_keeping_float(data, rec.name, calibration=samples, keep_float=keep)
-        model, method = _carry_metadata(loaded.data, model), "ai-edge-quantizer"
+        fixes = fixes or GraphFixes()
+        if rec.name == "int8" and samples is not None and _mlir_available(fixes):
+            model, graph_report = quantize_graph_int8(data, samples, fixes, keep)
+            method, fix_reports = "tflite-mlir-quantizer", graph_report.by_fix()
+        else:
+            model = quantize_keeping_float(data, rec.name, calibration=samples, keep_float=keep)
+            method = "ai-edge-quantizer"
+        model = _carry_metadata(loaded.data, model)
         if not quantized_tensors(fbm.load_model(model)):
             notes.append(
                 f"recipe {rec.name!r} quantized no tensor of {where}: ai-edge-quantizer left every op in "
@@ -414,8 +426,81 @@ def convert_tflite(
     seconds = time.perf_counter() - started
     as_recipe = Recipe(rec.name, rec.description, rec.needs_calibration, ("float32",))
     return finish_conversion(
-        model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds
+        model,
+        src,
+        method,
+        notes,
+        as_recipe,
+        "float32",
+        calib,
+        pre,
+        keep,
+        output,
+        seconds,
+        fix_reports or None,
     )
+
+
+def _mlir_available(fixes: GraphFixes) -> bool:
+    """Whether the int8 path through TFLite's calibrator and MLIR quantizer can run (TensorFlow is
+    installed); the fixes need it, so asking for one without TensorFlow is a usage error."""
+    from liteship._tf import tf_installed
+
+    if tf_installed():
+        return True
+    if fixes.rewrites_weights or fixes.range_setting != "minmax":
+        raise UsageError(
+            f"the accuracy fixes ({', '.join(fixes.names())}) calibrate with TFLite's calibrator, which comes "
+            "with TensorFlow.",
+            hint="pip install 'liteship[convert]', or leave the fixes off (ai-edge-quantizer's plain int8).",
+        )
+    return False
+
+
+def quantize_graph_int8(
+    data: bytes, samples: Sequence[Any], fixes: GraphFixes, keep: Sequence[str] = ()
+) -> tuple[bytes, GraphRepairReport]:
+    """Static int8 of a float .tflite with float32 I/O: the graph fixes, TFLite's calibrator, range
+    setting, then the MLIR quantizer keeping ``keep`` (op types or op output names) in float."""
+    from liteship.quantize.denylist import quantize_calibrated
+    from liteship.quantize.graph_repair import calibrated_graph
+
+    calibrated, report = calibrated_graph(data, _as_lists(samples), fixes)
+    types = [k for k in keep if k.isupper() and ";" not in k and "/" not in k]
+    nodes = [k for k in keep if k not in types]
+    model = quantize_calibrated(calibrated, io_type="float32", keep_float_ops=types, keep_float_nodes=nodes)
+    return model, report
+
+
+def calibrated_tflite(
+    source: str | Path,
+    fixes: GraphFixes,
+    *,
+    calibration: Any,
+    calibration_samples: int = 200,
+    preprocessing: Preprocessing | None = None,
+) -> tuple[bytes, GraphRepairReport]:
+    """A float .tflite repaired by ``fixes``, calibrated and range-set: what the float-op search quantizes
+    many times (``liteship.convert.calibrated_model`` for a .tflite source)."""
+    from liteship.convert.calibration import load_calibration
+    from liteship.model.metadata import normalization_from_metadata
+    from liteship.quantize.graph_repair import calibrated_graph
+
+    loaded = fbm.load_model(source)
+    check_float_source(loaded, repr(str(source)))
+    pre = preprocessing or Preprocessing()
+    if pre == Preprocessing():
+        pre = normalization_from_metadata(loaded) or pre
+    data = ensure_signature(loaded.data)
+    _, shapes = signature_inputs(data)
+    calib = load_calibration(calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre)
+    samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, False)]
+    return calibrated_graph(data, _as_lists(samples), fixes)
+
+
+def _as_lists(samples: Sequence[Any]) -> list[list[np.ndarray]]:
+    """Samples in model input order (the calibrator and LiteRT take them positionally)."""
+    return [list(s.values()) if isinstance(s, Mapping) else list(s) for s in samples]
 
 
 def _tracked(calib: Any, progress: bool) -> Any:
@@ -431,9 +516,11 @@ def _as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
 __all__ = [
     "TFLITE_RECIPES",
     "TFLiteRecipe",
+    "calibrated_tflite",
     "check_float_source",
     "convert_tflite",
     "ensure_signature",
+    "quantize_graph_int8",
     "quantize_keeping_float",
     "quantized_tensors",
     "resolve_tflite_recipe",

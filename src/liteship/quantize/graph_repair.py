@@ -129,6 +129,21 @@ class GraphRepairReport(ReportMixin):
     ranges: Any = None  # RangeReport
     seconds: float = 0.0
 
+    def by_fix(self) -> dict[str, dict[str, Any]]:
+        """``{fix: its report as a dict, with a one-line "summary"}`` in the order the fixes ran (what
+        :class:`~liteship.convert.ConversionReport` keeps as ``graph_fixes``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, rep in (
+            ("equalize", self.equalize),
+            ("adaround", self.adaround),
+            ("bias_correction", self.bias_correction),
+        ):
+            if rep is not None:
+                out[name] = {**rep.to_dict(), "summary": rep.summary(), "on": "float .tflite graph"}
+        if self.ranges is not None and self.ranges.method != "minmax":
+            out["range_setting"] = self.ranges.to_dict()
+        return out
+
     def lines(self) -> list[str]:
         out = []
         if self.equalize is not None:

@@ -108,7 +108,7 @@ class FloatGraph:
         if bias is not None and not self._float_constant(bias):
             return None
         o = op.builtinOptions
-        common = {
+        common: dict[str, Any] = {
             "index": i,
             "kind": kind,
             "name": self.tensor_name(op.outputs[0]),
@@ -255,9 +255,9 @@ def patches(op: WeightedOp, x: np.ndarray, kernel: tuple[int, int], limit: int, 
     """
     rng = np.random.default_rng(seed)
     if op.kind == "FULLY_CONNECTED":
-        rows = x.reshape(-1, x.shape[-1])
-        pick = rng.choice(len(rows), size=min(limit, len(rows)), replace=False)
-        return rows[pick].astype(np.float64)
+        flat = x.reshape(-1, x.shape[-1])
+        chosen = rng.choice(len(flat), size=min(limit, len(flat)), replace=False)
+        return flat[chosen].astype(np.float64)
     n, h, w, c = x.shape
     kh, kw = kernel
     (sh, sw), (dh, dw) = op.stride, op.dilation
@@ -272,7 +272,7 @@ def patches(op: WeightedOp, x: np.ndarray, kernel: tuple[int, int], limit: int, 
     pick = rng.choice(total, size=min(limit, total), replace=False)
     b, rem = np.divmod(pick, oh * ow)
     r, col = np.divmod(rem, ow)
-    rows = []
+    rows: list[np.ndarray] = []
     for i in range(kh):
         for j in range(kw):
             rows.append(x[b, r * sh + i * dh, col * sw + j * dw, :])  # [P, C]
