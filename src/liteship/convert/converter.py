@@ -354,16 +354,15 @@ def _check_fix_source(
     """Which fixes a source kind takes: a float .tflite takes every fix but high-bias absorption (they act
     on its graph); a Keras/SavedModel source every fix but learned rounding (they act on the Keras model);
     a PyTorch source none (convert it to a float .tflite first)."""
+    from liteship.convert.sources import SOURCE_FIXES
+
     wanted = {
         "equalize": equalize,
         "absorb_high_bias": absorb_high_bias,
         "bias_correction": bias_correction,
         "adaround": adaround,
     }
-    supported = {
-        "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
-        "tflite": ("equalize", "bias_correction", "adaround"),
-    }.get(kind, ())
+    supported = SOURCE_FIXES.get(kind, ())
     on = [n for n, v in wanted.items() if v and n not in supported]
     if not on:
         return

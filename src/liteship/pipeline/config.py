@@ -74,11 +74,12 @@ class GatesConfig(_Strict):
     min_sqnr: float | None = None
 
 
-Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction"]
+Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction", "adaround"]
 # the accuracy repair's default order: range setting first (cheap, any TF source), then the Keras fixes
-FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction")
+FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction", "adaround")
 RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
-KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction")
+# the fixes that rewrite weights: a variant with one converts the source itself, not its SavedModel export
+KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction", "adaround")
 # not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
 # no io_type was asked for (pipeline/repair.py, InputCeiling)
 FLOAT_IO = "float_io"
@@ -103,6 +104,7 @@ class GraphFixesConfig(_Strict):
     equalize: bool = False
     absorb_high_bias: bool = False
     bias_correction: bool = False
+    adaround: bool = False  # learned rounding: float .tflite sources (liteship.quantize.adaround)
     range_setting: Literal["minmax", "percentile", "mse"] = "minmax"
 
 

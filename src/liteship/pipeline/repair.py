@@ -20,9 +20,9 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liteship.convert.sources import fix_problem
 from liteship.errors import LiteshipError
 from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, io_type_of, range_setting_of
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
@@ -37,10 +37,10 @@ SHORT = {
     "equalize": "eq",
     "absorb_high_bias": "hb",
     "bias_correction": "bc",
+    "adaround": "ar",
     "range_mse": "mse",
     "range_percentile": "pct",
 }
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
 def repair_accuracy(run: _Run) -> AccuracyRepairReport:
@@ -192,19 +192,21 @@ def _graph_fixes(
         applied.append(fix)
         name = "+".join([base, *(SHORT[f] for f in applied)])
         # one more fix costs what the slowest so far did (at least the base variant's conversion and
-        # measurement); bias correction runs the Keras model over the calibration set first: twice that
-        cost = max(budget.step, longest) * (2 if fix == "bias_correction" else 1)
+        # measurement); bias correction runs the model over the calibration set first: twice that; learned
+        # rounding optimises every layer too: three times
+        cost = max(budget.step, longest) * {"bias_correction": 2, "adaround": 3}.get(fix, 1)
         if budget.left() < cost:
             why = f"the repair budget is spent ({budget.label}; this fix would take ~{cost:.0f} s)"
             attempts.append(FixAttempt(name, list(applied), False, error=why))
             run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
             applied.remove(fix)
             break
-        if fix in KERAS_FIXES and Path(run.source).suffix.lower() not in KERAS_SUFFIXES:
-            why = f"{fix} rewrites Keras weights; the source {run.source} is not a .keras/.h5 file"
-            attempts.append(FixAttempt(name, list(applied), False, error=why))
-            run.log(f"[yellow]repair   {name}: skipped[/] — {why}")
-            break
+        problem = fix_problem(str(run.source), fix) if fix in KERAS_FIXES else None
+        if problem:
+            attempts.append(FixAttempt(name, list(applied), False, error=problem))
+            run.log(f"[yellow]repair   {name}: skipped[/] — {problem}")
+            applied.remove(fix)
+            continue
         nothing = _nothing_to_do(run, fix)
         if nothing:
             attempts.append(FixAttempt(name, list(applied), False, error=nothing))
@@ -322,6 +324,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
                 equalize="equalize" in fixes,
                 bias_correction="bias_correction" in fixes,
                 absorb_high_bias="absorb_high_bias" in fixes,
+                adaround="adaround" in fixes,
                 range_setting=range_setting_of(fixes),
                 **run.calibration_kwargs(),
             ),

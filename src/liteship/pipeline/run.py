@@ -370,6 +370,7 @@ class _Run:
                 ("equalize", gf.equalize),
                 ("absorb_high_bias", absorb),
                 ("bias_correction", gf.bias_correction),
+                ("adaround", gf.adaround),
             )
             if on
         )
@@ -389,6 +390,7 @@ class _Run:
             "equalize": "equalize" in v.fixes,
             "bias_correction": "bias_correction" in v.fixes,
             "absorb_high_bias": "absorb_high_bias" in v.fixes,
+            "adaround": "adaround" in v.fixes,
             "range_setting": range_setting_of(v.fixes),
             "progress": False,
         }
