@@ -40,7 +40,8 @@ def test_static_int8_validates_against_the_float_file(int8, tflite_float, val_np
     from liteship.validate import validate
 
     report, out = int8
-    assert report.source_kind == "tflite" and report.method == "ai-edge-quantizer"
+    # static int8 goes through TFLite's calibrator + MLIR quantizer when TensorFlow is installed (issue 20)
+    assert report.source_kind == "tflite" and report.method == "tflite-mlir-quantizer"
     assert report.recipe == "int8" and report.io_type == "float32" and report.calibration_samples == 100
     ops = _op_input_types(out.read_bytes())
     assert "INT8" in ops["CONV_2D"] and "INT8" in ops["FULLY_CONNECTED"]  # integer compute
@@ -164,23 +165,28 @@ def test_missing_quantizer_extra_is_one_line_naming_the_install(no_tf_python, tf
     assert "pip install 'liteship[quantizer]'" in proc.stdout
 
 
-def test_a_quantized_model_litert_cannot_load_is_a_conversion_error(third_party_models, tmp_path):
-    # ai-edge-quantizer 0.10's static int8 gives MobileNetV1's first conv int8 weights with a non-zero
-    # zero point, which LiteRT's CONV_2D refuses: convert used to report success and validate failed later
+def test_static_int8_of_a_toco_era_mobilenet_loads_and_runs(third_party_models, tmp_path):
+    # ai-edge-quantizer 0.10 read this file's legacy op codes as ADD and gave MobileNetV1's first conv
+    # int8 weights with a non-zero zero point, which LiteRT refuses (issue 20); the MLIR path reads them
+    from liteship.runtime import LiteRTRunner
+
     calib = tmp_path / "calib.npy"
-    np.save(calib, np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32))
+    np.save(calib, np.random.default_rng(0).uniform(0, 255, (4, 224, 224, 3)).astype(np.float32))
     out = tmp_path / "int8.tflite"
-    with pytest.raises(ConversionError, match="does not load in LiteRT") as e:
-        convert(
-            third_party_models / "mobilenet_v1_0.25_224_1_metadata_1.tflite",
-            out,
-            quantize="int8",
-            calibration=calib,
-            calibration_samples=4,
-            progress=False,
-        )
-    assert "CONV_2D" in e.value.message and "weight-int8" in (e.value.hint or "")
-    assert not out.exists()  # nothing half-usable is left behind
+    rep = convert(
+        third_party_models / "mobilenet_v1_0.25_224_1_metadata_1.tflite",
+        out,
+        quantize="int8",
+        calibration=calib,
+        calibration_samples=4,
+        progress=False,
+    )
+    assert rep.method == "tflite-mlir-quantizer" and rep.ops["CONV_2D"] == 15
+    ops = _op_input_types(out.read_bytes())
+    assert "INT8" in ops["CONV_2D"] and "INT8" in ops["DEPTHWISE_CONV_2D"]
+    with LiteRTRunner(out) as r:
+        (probs,) = r.infer({r.input_specs[0].name: np.zeros((1, 224, 224, 3), np.float32)}).values()
+    assert probs.shape == (1, 1001) and abs(float(probs.sum()) - 1) < 0.05
 
 
 def test_a_recipe_that_quantizes_nothing_says_so(third_party_models, tmp_path):
