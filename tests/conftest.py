@@ -115,6 +115,59 @@ def outlier_model(digits):
     return build_outlier_cnn(digits[0], digits[1])
 
 
+def build_depthwise_outlier_cnn(x_train: np.ndarray, y_train: np.ndarray, factor: float = 400.0):
+    """The MobileNet pattern with outlier channels (issue 20): ``pw`` → BatchNorm ``bn`` → ReLU → depthwise
+    ``dw`` (ReLU) → 1×1 ``pw2`` (ReLU) → Flatten → ``probs``, trained on the digits; then two of ``bn``'s
+    channels scaled up by ``factor`` and ``dw``'s kernel scaled down to match. The float function is
+    unchanged (ReLU is positively homogeneous); int8's per-tensor activation scale is not."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="pw"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(name="relu"),
+            keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
+            keras.layers.Conv2D(16, 1, activation="relu", name="pw2"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(10, activation="softmax", name="probs"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x_train, y_train, epochs=12, batch_size=64, verbose=0)
+    gamma, beta, mean, var = model.get_layer("bn").get_weights()
+    k, b = model.get_layer("dw").get_weights()
+    for c in (3, 7):
+        gamma[c] *= factor
+        beta[c] *= factor
+        k[:, :, c, 0] /= factor
+    model.get_layer("bn").set_weights([gamma, beta, mean, var])
+    model.get_layer("dw").set_weights([k, b])
+    return model
+
+
+@pytest.fixture(scope="session")
+def depthwise_outlier_path(digits, model_dir) -> Path:
+    """``build_depthwise_outlier_cnn`` saved as .keras."""
+    path = model_dir / "depthwise_outliers.keras"
+    build_depthwise_outlier_cnn(digits[0], digits[1]).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def depthwise_outlier_tflite(depthwise_outlier_path, model_dir) -> Path:
+    """The same model as a float .tflite (TFLite's converter, not liteship's)."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(depthwise_outlier_path, compile=False)
+    path = model_dir / "depthwise_outliers.tflite"
+    path.write_bytes(bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert()))
+    return path
+
+
 HIGH_BIAS = 20.0  # build_high_bias_cnn: c1's pre-activation on the digits spreads ~±1 around it
 
 

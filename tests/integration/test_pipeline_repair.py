@@ -100,3 +100,24 @@ def test_a_spent_overhead_budget_skips_the_fixes_and_the_search_and_says_so(
     assert mp.search is not None and "repair budget is spent" in mp.search["error"]
     assert any("search did not run" in w for w in report.warnings)
     assert not any(line.startswith("convert  int8+") for line in lines)  # no fix variant was converted
+
+
+@pytest.mark.parametrize("kind", ["keras", "tflite"])
+def test_the_depthwise_pattern_is_repaired_with_no_float_op_from_keras_and_tflite_sources(
+    kind, tmp_path, depthwise_outlier_path, depthwise_outlier_tflite, calib_npy, digits_val_full_npz
+):
+    # issue 20: pointwise → BN → ReLU → depthwise with outlier channels; equalization must see the depthwise
+    # consumer (Keras layers for a .keras source, the float graph for a .tflite source)
+    source = depthwise_outlier_path if kind == "keras" else depthwise_outlier_tflite
+    config = _config(tmp_path, source, calib_npy, digits_val_full_npz)
+    if kind == "tflite":  # a float .tflite source keeps float32 model I/O
+        cfg = yaml.safe_load(config.read_text())
+        del cfg["io_type"]
+        config.write_text(yaml.safe_dump(cfg))
+    report = run_pipeline(config, log=lambda _: None, progress=False)
+    mp = report.mixed_precision
+    plain, ref = report.variant("int8"), report.variant("none")
+    assert not plain.gates_passed and plain.accuracy_drop > 5
+    assert mp.recipe is not None and "eq" in mp.recipe.split("+") and mp.float_layers == [], mp.to_dict()
+    fixed = report.variant(mp.recipe)
+    assert fixed.gates_passed and abs(fixed.accuracy - ref.accuracy) <= 0.005

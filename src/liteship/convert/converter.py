@@ -112,12 +112,27 @@ def convert(
             parameter="range_setting",
         )
     fix_options: dict[str, Any] = {}
-    if kind == "tflite":
+    if kind in ("tflite", "torch"):
         from liteship.quantize.graph_repair import GraphFixes
 
-        fix_options["fixes"] = GraphFixes(
+        on_graph = GraphFixes(
             equalize=equalize, adaround=adaround, bias_correction=bias_correction, range_setting=range_setting
         )
+        if kind == "torch" and (on_graph.rewrites_weights or range_setting != "minmax"):
+            return _torch_through_float_graph(
+                source,
+                output,
+                on_graph,
+                quantize=quantize,
+                io_type=io_type,
+                calibration=calibration,
+                calibration_samples=calibration_samples,
+                preprocessing=preprocessing,
+                keep_float_layers=keep_float_layers,
+                progress=progress,
+            )
+        if kind == "tflite":
+            fix_options["fixes"] = on_graph
     other = convert_other_source(  # a float .tflite or a PyTorch model: see convert/sources.py
         source,
         output,
@@ -346,6 +361,31 @@ def _check_fixes(
             hint="Use it with int8 or int8-fallback (int16x8 needs no absorption).",
             parameter="absorb_high_bias",
         )
+
+
+def _torch_through_float_graph(source: Any, output: Any, fixes: Any, **options: Any) -> ConversionReport:
+    """A PyTorch source with accuracy fixes: litert-torch's float .tflite first, then the fixes on its
+    graph and TFLite's quantizer, as for a float .tflite source (issue 20: every repair on every source)."""
+    import dataclasses
+    import tempfile
+
+    from liteship.convert.tflite_quant import convert_tflite
+    from liteship.convert.torch_source import convert_torch
+
+    with tempfile.TemporaryDirectory(prefix="liteship-torch-") as tmp:
+        float_path = Path(tmp) / "float.tflite"
+        convert_torch(
+            source,
+            float_path,
+            quantize="none",
+            preprocessing=options.get("preprocessing"),
+            progress=options.get("progress", True),
+        )
+        report = convert_tflite(float_path, output, fixes=fixes, **options)
+    label = getattr(source, "name", None) or str(source)
+    return dataclasses.replace(
+        report, source=str(label), source_kind="torch", method=f"litert-torch+{report.method}"
+    )
 
 
 def _check_fix_source(

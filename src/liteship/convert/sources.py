@@ -139,7 +139,7 @@ def source_file(source: str | Path) -> Path:
 SOURCE_FIXES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
     "tflite": ("equalize", "bias_correction", "adaround"),
-    "torch": (),
+    "torch": ("equalize", "bias_correction", "adaround"),  # on litert-torch's float .tflite
 }
 
 

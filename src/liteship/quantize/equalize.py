@@ -2,7 +2,8 @@
 Bias Correction", section 4.1) on a Keras model, before conversion.
 
 For a pair ``A → (ReLU | linear) → B`` where ``A`` is a Conv2D, DepthwiseConv2D or Dense layer and ``B`` a
-Conv2D or Dense layer, output channel ``i`` of ``A`` is divided by ``s_i`` and input channel ``i`` of ``B``
+Conv2D, DepthwiseConv2D (MobileNet's pointwise → depthwise) or Dense layer, output channel ``i`` of ``A`` is divided
+by ``s_i`` and input channel ``i`` of ``B``
 multiplied by it. ReLU is positively homogeneous (``relu(x / s) = relu(x) / s`` for ``s > 0``), and so are
 max/average pooling, dropout and flatten, so the float function is unchanged while both weight ranges
 become ``sqrt(r1_i · r2_i)``: one outlier channel no longer dictates the int8 scale of the whole tensor.
@@ -30,7 +31,9 @@ from liteship.types import ReportMixin
 
 PASS_THROUGH = ("MaxPooling2D", "AveragePooling2D", "Dropout", "Flatten")
 PRODUCERS = ("Conv2D", "DepthwiseConv2D", "Dense")
-CONSUMERS = ("Conv2D", "Dense")
+# a depthwise consumer multiplies input channel i by its own kernel slice only: scaling that slice by s_i
+# undoes the producer's 1/s_i exactly (the MobileNet pattern pointwise → BN → ReLU → depthwise, issue 20)
+CONSUMERS = ("Conv2D", "DepthwiseConv2D", "Dense")
 MAX_ITERATIONS = 20
 
 
@@ -164,7 +167,7 @@ def find_pairs(model: Any) -> tuple[list[_Pair], list[SkippedPair]]:
                     break
                 pairs.append(_Pair(layer, node, flatten, kernel))
                 break
-            why = f"next layer {node.name!r} is a {kind} (equalization needs a Conv2D or Dense)"
+            why = f"next layer {node.name!r} is a {kind} (equalization needs a Conv2D, DepthwiseConv2D or Dense)"
         if why is not None:
             skipped.append(SkippedPair(layer.name, None if node is layer else node.name, why))
     return pairs, skipped

@@ -143,3 +143,29 @@ def test_missing_torch_extra_is_one_line_naming_the_install(no_tf_python, torch_
     )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'liteship[torch]'" in proc.stdout
+
+
+def test_accuracy_fixes_act_on_the_float_graph_of_a_pytorch_source(
+    torch_digits, calib_npy, val_npz, tmp_path
+):
+    # issue 20: every repair on every source — litert-torch's float .tflite, then the graph fixes
+    from liteship.validate import validate
+
+    _, net = torch_digits
+    src = TorchModel(net, (torch.zeros(1, 1, 8, 8),), "digits")
+    out = tmp_path / "digits.fixed.tflite"
+    report = convert(
+        src,
+        out,
+        quantize="int8",
+        calibration=calib_npy,
+        calibration_samples=100,
+        equalize=True,
+        bias_correction=True,
+        range_setting="mse",
+        progress=False,
+    )
+    assert report.source_kind == "torch" and report.method == "litert-torch+tflite-mlir-quantizer"
+    assert {"equalize", "bias_correction", "range_setting"} <= set(report.graph_fixes or {})
+    v = validate(out, src, val_npz, raise_on_failure=False)
+    assert v.agreement[0].top1 >= 0.9, v.agreement

@@ -10,9 +10,9 @@ from liteship.pipeline.config import load_config, range_setting_of
 BASE = {"source": "m.keras", "model_id": "m", "calibration": {"data": "c"}, "validation": {"data": "v"}}
 
 
-def test_the_repair_tries_range_setting_first_then_the_keras_fixes():
+def test_the_repair_tries_range_setting_first_then_the_graph_fixes_then_learned_rounding():
     cfg = load_config({**BASE, "auto_mixed_precision": {"enabled": True}})
-    assert cfg.auto_mixed_precision.repair == ["range_percentile", "equalize", "bias_correction"]
+    assert cfg.auto_mixed_precision.repair == ["range_percentile", "equalize", "bias_correction", "adaround"]
     assert cfg.graph_fixes.range_setting == "minmax"  # plain TFLite unless asked
 
 

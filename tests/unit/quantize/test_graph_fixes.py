@@ -50,8 +50,9 @@ def test_clipping_activations_are_skipped_and_said_so():
     eq, report = equalize(model, x)
     skipped = {s.first: s.reason for s in report.skipped}
     assert "clips at 6" in skipped["a"]
-    assert [(p.first, p.second) for p in report.pairs] == [("dw", "head")]  # through Flatten
-    assert "DepthwiseConv2D" in skipped["b"]  # depthwise as the second layer would change its output
+    # b → dw: a depthwise consumer takes the scale on its own kernel slice (issue 20); dw → head: through Flatten
+    assert [(p.first, p.second) for p in report.pairs] == [("b", "dw"), ("dw", "head")]
+    assert "b" not in skipped
     assert report.max_abs_diff < EQUALIZE_TOLERANCE * max(
         1.0, float(np.abs(model.predict(x, verbose=0)).max())
     )

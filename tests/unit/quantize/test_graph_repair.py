@@ -23,12 +23,6 @@ from liteship.quantize.tflite_graph import FloatGraph, quantize_weight
 PHOTOS = Path(__file__).resolve().parents[2] / "data" / "third_party" / "photos"
 
 
-def _tflite_of(model) -> bytes:
-    import tensorflow as tf
-
-    return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-
-
 def _accuracy(model: bytes, x: np.ndarray, y: np.ndarray) -> float:
     from ai_edge_litert.interpreter import Interpreter
 
@@ -58,39 +52,8 @@ def _float_compute_ops(model: bytes) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def depthwise_outliers(digits, tmp_path_factory) -> Path:
-    """conv → BN → ReLU → depthwise → ReLU → conv, trained on digits; then two BN channels scaled up ×400
-    and the depthwise kernel scaled down to match: the float function is unchanged (ReLU is positively
-    homogeneous), int8's per-tensor activation scale is not."""
-    import keras
-
-    x, y = digits[0], digits[1]
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="pw"),
-            keras.layers.BatchNormalization(name="bn"),
-            keras.layers.ReLU(name="relu"),
-            keras.layers.DepthwiseConv2D(3, padding="same", activation="relu", name="dw"),
-            keras.layers.Conv2D(16, 1, activation="relu", name="pw2"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax", name="probs"),
-        ]
-    )
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=12, batch_size=64, verbose=0)
-    gamma, beta, mean, var = model.get_layer("bn").get_weights()
-    k, b = model.get_layer("dw").get_weights()
-    for c in (3, 7):
-        gamma[c] *= 400.0
-        beta[c] *= 400.0
-        k[:, :, c, 0] /= 400.0
-    model.get_layer("bn").set_weights([gamma, beta, mean, var])
-    model.get_layer("dw").set_weights([k, b])
-    path = tmp_path_factory.mktemp("dw") / "depthwise_outliers.tflite"
-    path.write_bytes(_tflite_of(model))
-    return path
+def depthwise_outliers(depthwise_outlier_tflite) -> Path:
+    return depthwise_outlier_tflite
 
 
 def test_graph_equalization_repairs_the_depthwise_pattern_with_no_float_op(
