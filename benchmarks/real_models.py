@@ -7,10 +7,9 @@ Models (``../shared/real-models/`` or ``tests/data/third_party/``, none of them 
   pixels in) and ai-edge-quantizer's static int8 (the reference tool) on the same data;
 * MediaPipe's BlazeFace, hand landmark and pose detection float models (legacy flatbuffers).
 
-Photos: the 40 hand photos of ``../shared/real-photos/`` and scikit-image's bundled colour photos. Each
-photo gives 6 real crops (centre + 5 random, half mirrored), resized to the model's input. Photos are
-split by index: even ones calibrate, odd ones validate, so no validation crop comes from a calibration
-photo. Figures: top-1 agreement with the float model (classifier), output SQNR in dB (every model),
+Photos: the 40 hand photos of ``../shared/real-photos/`` and scikit-image's bundled colour photos, as
+``examples/real_mobilenet/prepare.py`` crops and splits them (6 real crops per photo; even photos
+calibrate, odd ones validate, so no validation crop comes from a calibration photo). Figures: top-1 agreement with the float model (classifier), output SQNR in dB (every model),
 conversion time. Each method is ``liteship.convert(<float file>, quantize="int8", …)``, the path
 ``liteship convert`` and the pipeline take.
 
@@ -65,56 +64,13 @@ def find(name: str) -> Path:
     raise SystemExit(f"{name} not found in ../shared/real-models or tests/data/third_party")
 
 
-def photos() -> list[np.ndarray]:
-    from PIL import Image
-
-    out = []
-    folder = SHARED / "real-photos"
-    if not folder.exists():
-        folder = REPO / "tests" / "data" / "third_party" / "photos"
-    for f in sorted(folder.rglob("*.jpg")):
-        out.append(np.asarray(Image.open(f).convert("RGB")))
-    try:
-        import skimage.data as sd
-
-        for n in (
-            "astronaut",
-            "cat",
-            "chelsea",
-            "coffee",
-            "colorwheel",
-            "hubble_deep_field",
-            "retina",
-            "rocket",
-        ):
-            out.append(getattr(sd, n)()[..., :3])
-    except ImportError:
-        print("(scikit-image not installed: hand photos only)", file=sys.stderr)
-    return out
-
-
-def crops(img: np.ndarray, size: int, n: int = 6, seed: int = 0) -> list[np.ndarray]:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    h, w = img.shape[:2]
-    s = min(h, w)
-    res = []
-    for k in range(n):
-        frac = 1.0 if k == 0 else rng.uniform(0.5, 0.9)
-        c = int(s * frac)
-        y = (h - c) // 2 if k == 0 else int(rng.integers(0, h - c + 1))
-        x = (w - c) // 2 if k == 0 else int(rng.integers(0, w - c + 1))
-        a = np.asarray(Image.fromarray(img[y : y + c, x : x + c]).resize((size, size), Image.BILINEAR))
-        res.append(a[:, ::-1] if k % 2 else a)
-    return res
-
-
 def split(size: int) -> tuple[np.ndarray, np.ndarray]:
-    cal, val = [], []
-    for i, img in enumerate(photos()):
-        (cal if i % 2 == 0 else val).extend(crops(img, size, seed=i))
-    return np.stack(cal).astype(np.float32), np.stack(val).astype(np.float32)
+    """The example's photo crops (``examples/real_mobilenet/prepare.py``: one definition of the data)."""
+    sys.path.insert(0, str(REPO / "examples" / "real_mobilenet"))
+    from prepare import split as photo_split
+
+    cal, val = photo_split(size)
+    return cal.astype(np.float32), val.astype(np.float32)
 
 
 def outputs(model: bytes, x: np.ndarray, raw_uint8: bool = False) -> list[np.ndarray]:

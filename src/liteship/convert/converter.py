@@ -104,9 +104,9 @@ def convert(
 
     kind = source_kind(source)
     _check_fix_source(kind, equalize, bias_correction, absorb_high_bias, adaround)
-    if range_setting != "minmax" and kind not in ("tensorflow", "tflite"):
+    if range_setting != "minmax" and kind not in ("tensorflow", "tflite", "torch"):
         raise UsageError(
-            f"`range_setting` {range_setting!r} works on TensorFlow/Keras and float .tflite sources; this "
+            f"`range_setting` {range_setting!r} works on TensorFlow/Keras, float .tflite and PyTorch sources; this "
             f"source is a {kind} model.",
             hint="Convert it to a float .tflite first (quantize='none'), then quantize that file.",
             parameter="range_setting",
