@@ -12,6 +12,10 @@ same calibration data, preprocessing and ``keep_float_layers`` as the TensorFlow
 | ``dynamic``   | ``dynamic_wi8_afp32``    | int8/channel   | float32 (int8 on the fly) | no |
 | ``weight-int8`` | ``weight_only_wi8_afp32`` | int8/channel | float32     | no          |
 | ``weight-int4`` | ``weight_only_wi4_afp32`` | int4/channel | float32     | no          |
+| ``float16``   | ``float_casting`` (FC, conv, depthwise, transpose conv, embedding) | float16 | float32 | no |
+
+A legacy file (TOCO-era op codes, no signature) is normalized on load
+(:func:`liteship.model.normalize.normalize_model`), so ai-edge-quantizer reads its ops as LiteRT runs them.
 
 ai-edge-quantizer keeps the model's float32 inputs and outputs (it adds QUANTIZE/DEQUANTIZE at the
 edges), so ``io_type`` is always ``float32`` here. TFLite Metadata already in the source (labels,
@@ -24,6 +28,7 @@ calibration with a list of op types or tensor names kept in float.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -45,6 +50,8 @@ from liteship.types import Preprocessing
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[quantizer]'."
 SIGNATURE = "serving_default"
+FLOAT16_RECIPE = "float_casting"  # not a recipe function of ai_edge_quantizer.recipe: built here
+_FLOAT16_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "EMBEDDING_LOOKUP")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ TFLITE_RECIPES: dict[str, TFLiteRecipe] = {
         TFLiteRecipe("dynamic", "dynamic-range: int8 weights, float activations", False, "dynamic_wi8_afp32"),
         TFLiteRecipe("weight-int8", "weight-only int8, float compute", False, "weight_only_wi8_afp32"),
         TFLiteRecipe("weight-int4", "weight-only int4, float compute", False, "weight_only_wi4_afp32"),
+        TFLiteRecipe("float16", "float16 weights, float32 compute", False, FLOAT16_RECIPE),
     )
 }
 
@@ -105,8 +113,8 @@ def resolve_tflite_recipe(quantize: str, io_type: str | None) -> TFLiteRecipe:
         raise UsageError(
             f"recipe {quantize!r} does not work on a .tflite source; expected one of "
             f"{', '.join(TFLITE_RECIPES)}.",
-            hint="float16 and int8-fallback are TFLite-converter recipes: convert the original "
-            "TensorFlow/Keras model for those.",
+            hint="int8-fallback is a TFLite-converter recipe: convert the original TensorFlow/Keras "
+            "model for it.",
             parameter="quantize",
         )
     if io_type not in (None, "float32"):
@@ -154,32 +162,12 @@ def check_float_source(model: fbm.LoadedModel, where: str) -> None:
 
 
 def ensure_signature(data: bytes) -> bytes:
-    """Return ``data`` with a ``serving_default`` signature when it has none (older converters wrote
-    none; ai-edge-quantizer calibrates and validates through signatures). Inputs and outputs keep
-    their tensor names."""
-    loaded = fbm.load_model(data)
-    model = loaded.model
-    if model.signatureDefs:
-        return data
-    sg = model.subgraphs[0]
-    schema = fbm.schema
+    """Return ``data`` normalized (:func:`liteship.model.normalize.normalize_model`): a ``serving_default``
+    signature when it has none (ai-edge-quantizer calibrates and validates through signatures), op codes
+    in ``builtin_code``. Inputs and outputs keep their tensor names."""
+    from liteship.model.normalize import normalize_model
 
-    def maps(indices: Any) -> list[Any]:
-        out = []
-        for i in list(indices):
-            tm = schema.TensorMapT()
-            name = sg.tensors[i].name
-            tm.name = name.decode() if isinstance(name, bytes) else name
-            tm.tensorIndex = int(i)
-            out.append(tm)
-        return out
-
-    sig = schema.SignatureDefT()
-    sig.inputs, sig.outputs = maps(sg.inputs), maps(sg.outputs)
-    sig.signatureKey = SIGNATURE
-    sig.subgraphIndex = 0
-    model.signatureDefs = [sig]
-    return fbm.attach_files(fbm.pack_model(model, data), fbm.associated_files(data))
+    return normalize_model(data)[0]
 
 
 def signature_inputs(data: bytes) -> tuple[str, dict[str, tuple[int, ...]]]:
@@ -197,13 +185,26 @@ def _recipe_with_float(quantizer_mod: Any, recipe_mod: Any, recipe: TFLiteRecipe
     """The ai-edge-quantizer Quantizer's recipe: ``recipe`` everywhere, then ``no_quantize`` for each
     kept op type (``MEAN``) or op output tensor name (matched exactly); later entries win."""
     builtin = {k for k in vars(fbm.schema.BuiltinOperator) if not k.startswith("_")}
-    entries = list(getattr(recipe_mod, recipe.aeq)())
+    entries = _float16_entries() if recipe.aeq == FLOAT16_RECIPE else list(getattr(recipe_mod, recipe.aeq)())
     for k in keep:
         if k in builtin:
             entries.append({"regex": ".*", "operation": k, "algorithm_key": "no_quantize"})
         else:
             entries.append({"regex": f"^{re.escape(k)}$", "operation": "*", "algorithm_key": "no_quantize"})
     return entries
+
+
+def _float16_entries() -> list[dict[str, Any]]:
+    """ai-edge-quantizer's float casting: float16 weights for the ops it supports, float32 compute."""
+    config = {
+        "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+        "compute_precision": "FLOAT",
+        "explicit_dequantize": True,
+    }
+    return [
+        {"regex": ".*", "operation": op, "algorithm_key": FLOAT16_RECIPE, "op_config": config}
+        for op in _FLOAT16_OPS
+    ]
 
 
 @contextlib.contextmanager
@@ -361,6 +362,7 @@ def convert_tflite(
     from liteship.convert.converter import finish_conversion
     from liteship.convert.sources import Source
     from liteship.model.metadata import normalization_from_metadata
+    from liteship.model.normalize import normalize_model
 
     rec = resolve_tflite_recipe(quantize, io_type)
     keep = tuple(keep_float_layers)
@@ -380,6 +382,7 @@ def convert_tflite(
         raise ConversionError(e.message, hint=e.hint) from e
     where = repr(str(source))
     check_float_source(loaded, where)
+    normalized, normalization = normalize_model(loaded)
     pre = (
         preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
     )
@@ -388,9 +391,9 @@ def convert_tflite(
     notes: list[str] = []
     calib = None
     if rec.name == "none":
-        model, method = loaded.data, "copy"
+        model, method = normalized, "copy"
     else:
-        data = ensure_signature(loaded.data)
+        data = normalized
         _, shapes = signature_inputs(data)
         if rec.needs_calibration:
             calib = load_calibration(
@@ -413,9 +416,10 @@ def convert_tflite(
     src = Source("tflite", str(source), str(source))
     seconds = time.perf_counter() - started
     as_recipe = Recipe(rec.name, rec.description, rec.needs_calibration, ("float32",))
-    return finish_conversion(
+    report = finish_conversion(
         model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds
     )
+    return dataclasses.replace(report, source_normalization=normalization.to_dict())
 
 
 def _tracked(calib: Any, progress: bool) -> Any:
