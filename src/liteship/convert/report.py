@@ -37,6 +37,9 @@ class ConversionReport(ReportMixin):
         graph_fixes: ``{"equalize": EqualizationReport dict, "absorb_high_bias": AbsorptionReport dict,
             "bias_correction": …}`` when the source was repaired before conversion (each with the max
             abs difference of the float outputs).
+        preprocessing_rule: The preprocessing rule applied to the calibration data and where it came from
+            (``liteship.model.preprocessing``), e.g. ``"mean 127.5 std 127.5 from the model's TFLite
+            metadata; data read as raw pixels 0–255"``.
         source_normalization: For a ``.tflite`` source, what loading normalized (a
             :class:`~liteship.model.normalize.SourceNormalization` dict: legacy op codes, signature added,
             associated files kept); ``None`` for other sources.
@@ -66,6 +69,7 @@ class ConversionReport(ReportMixin):
     graph_fixes: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
     source_normalization: dict[str, Any] | None = None
+    preprocessing_rule: str | None = None
     model_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +89,8 @@ class ConversionReport(ReportMixin):
             lines.append(f"source normalized: {normalization_summary(self.source_normalization)}")
         if self.calibration_samples:
             lines.append(f"calibrated on {self.calibration_samples} samples")
+        if self.preprocessing_rule:
+            lines.append(f"preprocessing: {self.preprocessing_rule}")
         for name, fix in (self.graph_fixes or {}).items():
             if name == "range_setting":
                 lines.append(

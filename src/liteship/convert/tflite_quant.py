@@ -361,8 +361,8 @@ def convert_tflite(
     from liteship.convert.calibration import load_calibration
     from liteship.convert.converter import finish_conversion
     from liteship.convert.sources import Source
-    from liteship.model.metadata import normalization_from_metadata
     from liteship.model.normalize import normalize_model
+    from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
 
     rec = resolve_tflite_recipe(quantize, io_type)
     keep = tuple(keep_float_layers)
@@ -383,12 +383,18 @@ def convert_tflite(
     where = repr(str(source))
     check_float_source(loaded, where)
     normalized, normalization = normalize_model(loaded)
-    pre = (
-        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+    override = (  # an identity Preprocessing is the default, not an override; a dict holds given fields
+        (None if preprocessing == Preprocessing() else preprocessing)
+        if isinstance(preprocessing, Preprocessing)
+        else preprocessing or None
     )
-    if pre == Preprocessing():
-        pre = normalization_from_metadata(loaded) or pre
+    rule = resolve_preprocessing(loaded, override)
+    pre = rule.preprocessing
     notes: list[str] = []
+    read = None
+    if rec.needs_calibration:
+        read, warning = check_dataset_fits(rule, calibration, where=f"calibration data {str(calibration)!r}")
+        notes += [warning] if warning else []
     calib = None
     if rec.name == "none":
         model, method = normalized, "copy"
@@ -419,7 +425,9 @@ def convert_tflite(
     report = finish_conversion(
         model, src, method, notes, as_recipe, "float32", calib, pre, keep, output, seconds
     )
-    return dataclasses.replace(report, source_normalization=normalization.to_dict())
+    return dataclasses.replace(
+        report, source_normalization=normalization.to_dict(), preprocessing_rule=rule.describe(read)
+    )
 
 
 def _tracked(calib: Any, progress: bool) -> Any:

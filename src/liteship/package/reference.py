@@ -24,18 +24,18 @@ MAX_REFERENCE_SAMPLES = 10_000
 
 def declared_preprocessing(model: bytes | str | os.PathLike, declared: Any = None) -> Preprocessing:
     """The preprocessing a model declares: liteship's record (``declared``, e.g. the manifest's
-    ``model.preprocessing``), else the TFLite metadata's normalization, else identity.
+    ``model.preprocessing``), else the one rule of :func:`liteship.model.preprocessing.declared_rule`
+    (the record in the model, its TFLite metadata's normalization), else identity.
 
     Raises:
         MetadataError, DataError: A declaration exists but cannot be read (a zero std, bad fields).
             Callers must not fall back to identity silently: un-normalized inputs give wrong answers.
     """
-    from liteship.model.metadata import normalization_from_metadata
+    from liteship.model.preprocessing import declared_rule
 
     if declared:
         return Preprocessing.from_dict(declared)
-    source = model if isinstance(model, bytes) else os.fspath(model)
-    return normalization_from_metadata(source) or Preprocessing()
+    return declared_rule(model if isinstance(model, bytes) else os.fspath(model)).preprocessing
 
 
 def reference_histogram(

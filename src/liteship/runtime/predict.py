@@ -339,15 +339,15 @@ def _preprocessing(loaded: Any, override: dict[str, Any] | None = None) -> tuple
 
 
 def _declared(loaded: Any) -> tuple[Preprocessing | None, str]:
-    info = read_liteship_info(loaded)
-    if info.get("preprocessing"):
-        return Preprocessing.from_dict(info["preprocessing"]), "liteship"
+    """What the model declares, by the one rule (:func:`liteship.model.preprocessing.declared_rule`)."""
     try:
-        from liteship.model.metadata import normalization_from_metadata
+        from liteship.model.preprocessing import declared_rule
     except ImportError:  # the metadata module is optional in a minimal build
-        return None, "none"
-    pre = normalization_from_metadata(loaded)
-    return (pre, "metadata") if pre is not None else (None, "none")
+        info = read_liteship_info(loaded)
+        pre = info.get("preprocessing")
+        return (Preprocessing.from_dict(pre), "liteship") if pre else (None, "none")
+    rule = declared_rule(loaded)
+    return (rule.preprocessing, rule.source) if rule.source != "none" else (None, "none")
 
 
 def _labels(labels: str | Path | Sequence[str] | None, loaded: Any) -> tuple[list[str] | None, str | None]:
