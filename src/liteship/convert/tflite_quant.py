@@ -161,6 +161,34 @@ def check_float_source(model: fbm.LoadedModel, where: str) -> None:
         )
 
 
+def check_builtin_ops(model: fbm.LoadedModel, where: str, recipe: str | None = None) -> None:
+    """Raise a clear error when ai-edge-quantizer cannot run the model to quantize it: Select TensorFlow
+    (Flex) or custom ops, which LiteRT's builtin runtime (its calibration engine) does not have.
+
+    Raises:
+        ConversionError: The model has Flex or custom ops.
+    """
+    codes = model.model.operatorCodes or []
+    names = sorted(
+        {
+            fbm.op_name(model.model, i)
+            for i, c in enumerate(codes)
+            if fbm.builtin_code(c) == fbm.schema.BuiltinOperator.CUSTOM
+        }
+    )
+    if not names:
+        return
+    flex = [n for n in names if n.startswith("Flex")]
+    kind = "Select TensorFlow (Flex) ops" if flex else "custom ops"
+    raise ConversionError(
+        f"{where} needs {kind} ({', '.join(names[:4])}{', …' if len(names) > 4 else ''}), which LiteRT's "
+        f"builtin runtime cannot run, so ai-edge-quantizer cannot read or calibrate it"
+        + (f": recipe {recipe!r} does not apply to it." if recipe else "."),
+        hint="Use the file as it is (recipe none; it runs with the Flex delegate or your op kernels), or "
+        "quantize the original TensorFlow model with TFLite's converter.",
+    )
+
+
 def ensure_signature(data: bytes) -> bytes:
     """Return ``data`` normalized (:func:`liteship.model.normalize.normalize_model`): a ``serving_default``
     signature when it has none (ai-edge-quantizer calibrates and validates through signatures), op codes
@@ -382,6 +410,8 @@ def convert_tflite(
         raise ConversionError(e.message, hint=e.hint) from e
     where = repr(str(source))
     check_float_source(loaded, where)
+    if rec.name != "none":
+        check_builtin_ops(loaded, where, rec.name)
     normalized, normalization = normalize_model(loaded)
     override = (  # an identity Preprocessing is the default, not an override; a dict holds given fields
         (None if preprocessing == Preprocessing() else preprocessing)
@@ -443,6 +473,7 @@ def _as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
 __all__ = [
     "TFLITE_RECIPES",
     "TFLiteRecipe",
+    "check_builtin_ops",
     "check_float_source",
     "convert_tflite",
     "ensure_signature",

@@ -240,6 +240,8 @@ class _Run:
         run here (exit 1) or warn, before any conversion. A .tflite source's legacy parts are reported."""
         from liteship.model.preprocessing import check_dataset_fits
 
+        if str(self.source).lower().endswith(".tflite"):
+            _check_tflite_source(self.source)
         read = None
         for what, data in (
             ("calibration", self.cfg.calibration.data),
@@ -770,3 +772,21 @@ def _preprocessing_rule(cfg: PipelineConfig, source: Path) -> Any:
     }
     tflite = source if str(source).lower().endswith(".tflite") and Path(source).is_file() else None
     return resolve_preprocessing(tflite, override or None)
+
+
+def _check_tflite_source(source: Path) -> None:
+    """A .tflite source must be a float model LiteRT's builtin runtime runs: the pipeline converts it and
+    runs it as the reference. An already quantized file (a uint8 QAT model) or a Flex model stops here."""
+    from liteship.convert.tflite_quant import check_builtin_ops, check_float_source
+    from liteship.errors import ConversionError
+    from liteship.model.flatbuffer import load_model
+
+    loaded = load_model(source)
+    try:
+        check_float_source(loaded, f"source {str(source)!r}")
+        check_builtin_ops(loaded, f"source {str(source)!r}")
+    except ConversionError as e:
+        raise PipelineError(
+            f"{e.message} The pipeline converts a float model and runs it as the reference.",
+            hint=e.hint,
+        ) from e
