@@ -203,3 +203,15 @@ def test_pipeline_refuses_uint8_and_flex_sources_at_once(third_party_models, pho
         with pytest.raises(PipelineError, match=why) as e:
             run_pipeline(cfg, log=lambda _m: None, progress=False)
         assert "reference" in e.value.message and not (tmp_path / model / "out").exists()
+
+
+def test_pipeline_stops_on_data_that_do_not_fit_the_models_rule(third_party_models, photos, tmp_path):
+    """MobileNet declares mean/std 127.5 on pixels: normalized floats stop the run before any conversion."""
+    from liteship.pipeline import run_pipeline
+
+    normalized = tmp_path / "normalized.npy"
+    np.save(normalized, np.random.default_rng(0).uniform(-1, 1, (4, 224, 224, 3)).astype(np.float32))
+    cfg = _config(tmp_path / "p", third_party_models / MOBILENET, (normalized, photos[1]), None)
+    with pytest.raises(DataError, match="look normalized already"):
+        run_pipeline(cfg, log=lambda _m: None, progress=False)
+    assert not (tmp_path / "p" / "out").exists()
