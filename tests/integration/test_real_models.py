@@ -215,3 +215,22 @@ def test_pipeline_stops_on_data_that_do_not_fit_the_models_rule(third_party_mode
     with pytest.raises(DataError, match="look normalized already"):
         run_pipeline(cfg, log=lambda _m: None, progress=False)
     assert not (tmp_path / "p" / "out").exists()
+
+
+def test_run_says_the_rule_and_warns_when_a_model_declares_none(third_party_models):
+    from liteship.runtime.predict import predict
+
+    photo = sorted((third_party_models / "photos" / "call").glob("*.jpg"))[0]
+    declared = predict(third_party_models / MOBILENET, photo, top_k=1)
+    assert declared.describe_preprocessing() == (
+        "mean 127.5 std 127.5 from the model's TFLite metadata; data read as raw pixels 0–255"
+    )
+    assert declared.top_k[0].label is not None and not declared.warnings  # labels.txt from the zip
+    blaze = "blazeface_face_detection_front_128_float.tflite"
+    bare = predict(third_party_models / blaze, photo)
+    assert any("declares no preprocessing" in w for w in bare.warnings)
+    told = predict(third_party_models / blaze, photo, mean=127.5, std=127.5)
+    assert (
+        told.describe_preprocessing().startswith("mean 127.5 std 127.5 given explicitly")
+        and not told.warnings
+    )
