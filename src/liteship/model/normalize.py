@@ -61,17 +61,21 @@ class SourceNormalization(ReportMixin):
         """Whether the bytes differ from the file's: op codes moved or a signature added."""
         return bool(self.op_codes_fixed or self.signature_added)
 
-    def describe(self) -> list[str]:
-        """One line per normalization applied or file kept; ``[]`` when there was nothing to do."""
+    def describe(self, done: bool = True) -> list[str]:
+        """One line per normalization applied (``done``) or to apply on load (``done=False``, what
+        ``inspect`` says of a file), and the files kept; ``[]`` when there is nothing to do."""
         lines = []
         if self.op_codes_fixed:
+            verb = "moved" if done else "only in deprecated_builtin_code: moved on load"
             lines.append(
-                f"op codes of {self.op_codes_fixed} operator type(s) moved from deprecated_builtin_code "
-                "to builtin_code (a legacy file; the schema's GetBuiltinCode rule)"
+                f"op codes of {self.op_codes_fixed} operator type(s) {verb}"
+                + (" from deprecated_builtin_code to builtin_code" if done else " to builtin_code")
+                + " (a legacy file; the schema's GetBuiltinCode rule)"
             )
         if self.signature_added:
-            lines.append(f"signature {self.signature_added!r} added (the file had none)")
-        if self.associated_files and self.changed:
+            verb = "added" if done else "added on load"
+            lines.append(f"signature {self.signature_added!r} {verb} (the file has none)")
+        if self.associated_files and self.changed and done:
             lines.append(f"associated files kept: {', '.join(self.associated_files)}")
         return lines
 
@@ -111,6 +115,26 @@ def normalize_model(source: str | Path | bytes | fbm.LoadedModel) -> tuple[bytes
     if not record.changed:
         return loaded.data, record
     return fbm.attach_files(fbm.pack_model(model, loaded.data), files), record
+
+
+def legacy_parts(source: str | Path | bytes | fbm.LoadedModel) -> SourceNormalization:
+    """What :func:`normalize_model` would change, without rewriting anything (for ``inspect``, which
+    reports the associated files itself: ``associated_files`` stays empty, an unreadable zip is its
+    warning, not an error here).
+
+    Raises:
+        ModelError: The file is not a readable model.
+    """
+    loaded = source if isinstance(source, fbm.LoadedModel) else fbm.load_model(source)
+    model = loaded.model
+    codes = model.operatorCodes or []
+    return SourceNormalization(
+        op_codes_fixed=sum(int(c.builtinCode) != fbm.builtin_code(c) for c in codes),
+        signature_added=None if model.signatureDefs or not model.subgraphs else SIGNATURE_KEY,
+        schema_version=int(model.version or 0),
+        subgraphs=len(model.subgraphs or []),
+        producer=_text(model.description),
+    )
 
 
 def _fix_op_codes(model: Any) -> int:
@@ -153,4 +177,4 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-__all__ = ["SIGNATURE_KEY", "SourceNormalization", "normalize_model"]
+__all__ = ["SIGNATURE_KEY", "SourceNormalization", "legacy_parts", "normalize_model"]

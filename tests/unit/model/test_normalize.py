@@ -80,3 +80,14 @@ def test_metadata_rewrite_of_a_model_with_offset_buffers_and_a_zip(third_party_m
     assert M.labels_from_metadata(data) == M.labels_from_metadata(source)
     assert M.normalization_from_metadata(data) == M.normalization_from_metadata(source)
     assert all(np.array_equal(a, b) for a, b in zip(_outputs(quantized), _outputs(data), strict=True))
+
+
+def test_inspect_says_what_loading_will_normalize(third_party_models, tflite_float):
+    from liteship.model import inspect_model
+
+    legacy = inspect_model(third_party_models / FLOAT_MODELS[0]).legacy
+    assert (
+        len(legacy) == 2 and "only in deprecated_builtin_code" in legacy[0] and "added on load" in legacy[1]
+    )
+    assert inspect_model(tflite_float).legacy == ()  # a file TFLite's current converter wrote
+    assert normalize_model(tflite_float)[0] == tflite_float.read_bytes()  # nothing to do: byte for byte
