@@ -122,11 +122,11 @@ def test_npy_gets_the_model_preprocessing_like_validate(cli, recorded, digits, t
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["preprocessing_source"] == "liteship"
-    assert report["preprocessing_text"] == "model record (mean 0, std 16)"
+    assert report["preprocessing_text"] == "mean 0 std 16 from the model's liteship record"
     predicted = np.array([t["index"] for t in report["top_k"]])
     assert (predicted == y).mean() > 0.9  # before the fix raw pixels gave one class for everything
     table = cli("run", str(recorded), "--input", str(tmp_path / "raw.npy"), "--top-k", "1")
-    assert "preprocessing: model record (mean 0, std 16)" in " ".join(table.stdout.split())
+    assert "preprocessing: mean 0 std 16 from the model's liteship record" in " ".join(table.stdout.split())
     # already normalized: --no-preprocess gives the same answer
     off = cli(
         "run",
@@ -143,7 +143,7 @@ def test_npy_gets_the_model_preprocessing_like_validate(cli, recorded, digits, t
     over = cli(
         "run", str(recorded), "--input", str(tmp_path / "norm.npy"), "--top-k", "1", "--json", "--std", "1"
     )
-    assert json.loads(over.stdout)["preprocessing_text"] == "given mean/std (mean 0, std 1)"
+    assert json.loads(over.stdout)["preprocessing_text"] == "no normalization (given explicitly)"
     bad = cli("run", str(recorded), "--input", str(tmp_path / "raw.npy"), "--std", "0")
     assert bad.returncode == 2 and "--std [0.0] must be > 0" in bad.stderr and "std=" not in bad.stderr
     both = cli("run", str(recorded), "--input", str(tmp_path / "raw.npy"), "--std", "2", "--no-preprocess")

@@ -41,19 +41,20 @@ class LoadedModel:
         from liteship.data import read_labels
         from liteship.model.metadata import labels_from_metadata
         from liteship.model.outputs import score_kind
-        from liteship.package.reference import declared_preprocessing
+        from liteship.package.reference import package_rule
         from liteship.runtime.compiled import device_runner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
         try:  # never run un-normalized: an unreadable declaration fails the load (an event, a revert)
-            self.pre = declared_preprocessing(model_path, self.manifest.model.get("preprocessing"))
+            rule = package_rule(model_path, self.manifest.model.get("preprocessing"))
         except (LiteshipError, TypeError, ValueError) as e:
             raise ModelError(
                 f"the preprocessing declaration of {self.manifest.version} cannot be read ({e}); "
                 "refusing to run the model on un-normalized frames.",
                 hint="Re-package the model with a valid preprocessing record (mean/std/size).",
             ) from e
+        self.pre, self.preprocessing_text = rule.preprocessing, rule.describe()  # the one rule, said
         # An accelerator that fails to start falls back to the CPU: logged and reported, never a rollback.
         self.runner, self.accelerator_fallback = device_runner(
             str(model_path), accelerator=accelerator, num_threads=num_threads
@@ -217,6 +218,7 @@ class AgentLoop:
             version=self.model.version,
             model_id=self.model.manifest.model_id,
             accelerator=self.model.accelerator,
+            preprocessing=self.model.preprocessing_text,
         )
         if self.updater is not None:  # reported in every check-in's profile
             self.updater.running_on = self.model.accelerator

@@ -171,15 +171,15 @@ def cli(
     """
     quiet_tensorflow()
     from liteship.convert import convert
-    from liteship.types import Preprocessing
 
     try:
-        pre = Preprocessing(
-            mean=parse_floats(mean, "--mean") or (0.0,),
-            std=parse_floats(std, "--std") or (1.0,),
-            size=_parse_size(size),
-            channel_order=channel_order,
-        )
+        given = {  # only what was given: a .tflite source's own declaration fills the rest
+            "mean": parse_floats(mean, "--mean"),
+            "std": parse_floats(std, "--std"),
+            "size": _parse_size(size),
+            "channel_order": None if channel_order == "rgb" else channel_order,
+        }
+        pre = {k: v for k, v in given.items() if v}
         suffix = "" if quantize == "none" else f".{quantize}"
         out = output or source.with_name(f"{source.stem if source.is_file() else source.name}{suffix}.tflite")
         if output is None and out == source:  # a float .tflite converted with recipe none

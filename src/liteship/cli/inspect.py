@@ -59,6 +59,8 @@ def _render(r: InspectReport, detailed_targets: bool) -> None:
         f"schema v{r.schema_version}  {escape(r.description) or '-'}  min runtime: {escape(runtime)}  "
         f"subgraphs: {len(r.subgraphs)}  tensors: {r.tensor_count}  parameters: {r.parameter_count:,}"
     )
+    for line in r.legacy:
+        console.print(f"legacy file: {escape(line)}")
     console.print(_io_table(r))
     if r.signatures:
         console.print(_signature_table(r))

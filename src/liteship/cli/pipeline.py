@@ -190,6 +190,14 @@ def render_summary(report) -> None:
             style="bold" if chosen else None,
         )
     console.print(t)
+    if report.preprocessing:
+        console.print(f"preprocessing: {report.preprocessing.get('text')}", markup=False)
+    if report.source_normalization:
+        from liteship.convert.report import normalization_summary
+
+        console.print(
+            f"source normalized: {normalization_summary(report.source_normalization)}", markup=False
+        )
     for v in report.variants:
         if v.pruned:
             console.print(f"† {v.recipe}: {v.pruned}")

@@ -149,7 +149,8 @@ def _render(r: ValidationReport) -> None:
     console.print(f"  against {r.reference} [dim]({r.reference_backend})[/]")
     console.print(
         f"  {r.samples} samples from {r.data}{' with labels' if r.has_labels else ''}; "
-        f"preprocessing {r.preprocessing['mean']}/{r.preprocessing['std']} ({r.preprocessing_from})"
+        f"preprocessing: {r.preprocessing_rule}",
+        markup=False,
     )
     t = Table(title="outputs", title_justify="left")
     for col in ("output", "max abs", "mean abs", "p99 abs", "max rel", "cosine", "SQNR dB", "NaN/Inf c|r"):

@@ -37,6 +37,12 @@ class ConversionReport(ReportMixin):
         graph_fixes: ``{"equalize": EqualizationReport dict, "absorb_high_bias": AbsorptionReport dict,
             "bias_correction": …}`` when the source was repaired before conversion (each with the max
             abs difference of the float outputs).
+        preprocessing_rule: The preprocessing rule applied to the calibration data and where it came from
+            (``liteship.model.preprocessing``), e.g. ``"mean 127.5 std 127.5 from the model's TFLite
+            metadata; data read as raw pixels 0–255"``.
+        source_normalization: For a ``.tflite`` source, what loading normalized (a
+            :class:`~liteship.model.normalize.SourceNormalization` dict: legacy op codes, signature added,
+            associated files kept); ``None`` for other sources.
         warnings: Things worth knowing (fallbacks taken, runtime requirements).
         model_bytes: The converted model (not part of ``to_dict()``).
     """
@@ -62,6 +68,8 @@ class ConversionReport(ReportMixin):
     keep_float_layers: tuple[str, ...] = ()
     graph_fixes: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    source_normalization: dict[str, Any] | None = None
+    preprocessing_rule: str | None = None
     model_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,8 +85,12 @@ class ConversionReport(ReportMixin):
             f"recipe {self.recipe}, I/O {self.io_type}, via {self.method}, {self.conversion_seconds:.1f} s",
             f"size {_kib(self.size_bytes)} ({self.ratio_to_float32:.0%} of float32 {_kib(self.float32_size_bytes)})",
         ]
+        if self.source_normalization is not None:
+            lines.append(f"source normalized: {normalization_summary(self.source_normalization)}")
         if self.calibration_samples:
             lines.append(f"calibrated on {self.calibration_samples} samples")
+        if self.preprocessing_rule:
+            lines.append(f"preprocessing: {self.preprocessing_rule}")
         for name, fix in (self.graph_fixes or {}).items():
             if name == "range_setting":
                 lines.append(
@@ -105,6 +117,15 @@ class ConversionReport(ReportMixin):
         lines.append("ops    " + ", ".join(f"{name}×{n}" for name, n in self.ops.items()))
         lines += [f"warning: {w}" for w in self.warnings]
         return lines
+
+
+def normalization_summary(record: dict[str, Any]) -> str:
+    """A :class:`~liteship.model.normalize.SourceNormalization` dict as one line (reports keep dicts)."""
+    from liteship.model.normalize import SourceNormalization
+
+    known = {k: v for k, v in record.items() if k in SourceNormalization.__dataclass_fields__}
+    known["associated_files"] = tuple(known.get("associated_files") or ())
+    return SourceNormalization(**known).summary()
 
 
 def _absorb_line(fix: dict[str, Any]) -> str:

@@ -12,6 +12,10 @@ same calibration data, preprocessing and ``keep_float_layers`` as the TensorFlow
 | ``dynamic``   | ``dynamic_wi8_afp32``    | int8/channel   | float32 (int8 on the fly) | no |
 | ``weight-int8`` | ``weight_only_wi8_afp32`` | int8/channel | float32     | no          |
 | ``weight-int4`` | ``weight_only_wi4_afp32`` | int4/channel | float32     | no          |
+| ``float16``   | ``float_casting`` (FC, conv, depthwise, transpose conv, embedding) | float16 | float32 | no |
+
+A legacy file (TOCO-era op codes, no signature) is normalized on load
+(:func:`liteship.model.normalize.normalize_model`), so ai-edge-quantizer reads its ops as LiteRT runs them.
 
 ai-edge-quantizer keeps the model's float32 inputs and outputs (it adds QUANTIZE/DEQUANTIZE at the
 edges), so ``io_type`` is always ``float32`` here. TFLite Metadata already in the source (labels,
@@ -24,6 +28,7 @@ calibration with a list of op types or tensor names kept in float.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -46,6 +51,8 @@ from liteship.types import Preprocessing
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[quantizer]'."
 SIGNATURE = "serving_default"
+FLOAT16_RECIPE = "float_casting"  # not a recipe function of ai_edge_quantizer.recipe: built here
+_FLOAT16_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D_TRANSPOSE", "EMBEDDING_LOOKUP")
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ TFLITE_RECIPES: dict[str, TFLiteRecipe] = {
         TFLiteRecipe("dynamic", "dynamic-range: int8 weights, float activations", False, "dynamic_wi8_afp32"),
         TFLiteRecipe("weight-int8", "weight-only int8, float compute", False, "weight_only_wi8_afp32"),
         TFLiteRecipe("weight-int4", "weight-only int4, float compute", False, "weight_only_wi4_afp32"),
+        TFLiteRecipe("float16", "float16 weights, float32 compute", False, FLOAT16_RECIPE),
     )
 }
 
@@ -106,8 +114,8 @@ def resolve_tflite_recipe(quantize: str, io_type: str | None) -> TFLiteRecipe:
         raise UsageError(
             f"recipe {quantize!r} does not work on a .tflite source; expected one of "
             f"{', '.join(TFLITE_RECIPES)}.",
-            hint="float16 and int8-fallback are TFLite-converter recipes: convert the original "
-            "TensorFlow/Keras model for those.",
+            hint="int8-fallback is a TFLite-converter recipe: convert the original TensorFlow/Keras "
+            "model for it.",
             parameter="quantize",
         )
     if io_type not in (None, "float32"):
@@ -154,33 +162,41 @@ def check_float_source(model: fbm.LoadedModel, where: str) -> None:
         )
 
 
+def check_builtin_ops(model: fbm.LoadedModel, where: str, recipe: str | None = None) -> None:
+    """Raise a clear error when ai-edge-quantizer cannot run the model to quantize it: Select TensorFlow
+    (Flex) or custom ops, which LiteRT's builtin runtime (its calibration engine) does not have.
+
+    Raises:
+        ConversionError: The model has Flex or custom ops.
+    """
+    codes = model.model.operatorCodes or []
+    names = sorted(
+        {
+            fbm.op_name(model.model, i)
+            for i, c in enumerate(codes)
+            if fbm.builtin_code(c) == fbm.schema.BuiltinOperator.CUSTOM
+        }
+    )
+    if not names:
+        return
+    flex = [n for n in names if n.startswith("Flex")]
+    kind = "Select TensorFlow (Flex) ops" if flex else "custom ops"
+    raise ConversionError(
+        f"{where} needs {kind} ({', '.join(names[:4])}{', …' if len(names) > 4 else ''}), which LiteRT's "
+        f"builtin runtime cannot run, so ai-edge-quantizer cannot read or calibrate it"
+        + (f": recipe {recipe!r} does not apply to it." if recipe else "."),
+        hint="Use the file as it is (recipe none; it runs with the Flex delegate or your op kernels), or "
+        "quantize the original TensorFlow model with TFLite's converter.",
+    )
+
+
 def ensure_signature(data: bytes) -> bytes:
-    """Return ``data`` with a ``serving_default`` signature when it has none (older converters wrote
-    none; ai-edge-quantizer calibrates and validates through signatures). Inputs and outputs keep
-    their tensor names."""
-    loaded = fbm.load_model(data)
-    model = loaded.model
-    if model.signatureDefs:
-        return data
-    sg = model.subgraphs[0]
-    schema = fbm.schema
+    """Return ``data`` normalized (:func:`liteship.model.normalize.normalize_model`): a ``serving_default``
+    signature when it has none (ai-edge-quantizer calibrates and validates through signatures), op codes
+    in ``builtin_code``. Inputs and outputs keep their tensor names."""
+    from liteship.model.normalize import normalize_model
 
-    def maps(indices: Any) -> list[Any]:
-        out = []
-        for i in list(indices):
-            tm = schema.TensorMapT()
-            name = sg.tensors[i].name
-            tm.name = name.decode() if isinstance(name, bytes) else name
-            tm.tensorIndex = int(i)
-            out.append(tm)
-        return out
-
-    sig = schema.SignatureDefT()
-    sig.inputs, sig.outputs = maps(sg.inputs), maps(sg.outputs)
-    sig.signatureKey = SIGNATURE
-    sig.subgraphIndex = 0
-    model.signatureDefs = [sig]
-    return fbm.attach_files(fbm.pack_model(model, data), fbm.associated_files(data))
+    return normalize_model(data)[0]
 
 
 def signature_inputs(data: bytes) -> tuple[str, dict[str, tuple[int, ...]]]:
@@ -198,13 +214,26 @@ def _recipe_with_float(quantizer_mod: Any, recipe_mod: Any, recipe: TFLiteRecipe
     """The ai-edge-quantizer Quantizer's recipe: ``recipe`` everywhere, then ``no_quantize`` for each
     kept op type (``MEAN``) or op output tensor name (matched exactly); later entries win."""
     builtin = {k for k in vars(fbm.schema.BuiltinOperator) if not k.startswith("_")}
-    entries = list(getattr(recipe_mod, recipe.aeq)())
+    entries = _float16_entries() if recipe.aeq == FLOAT16_RECIPE else list(getattr(recipe_mod, recipe.aeq)())
     for k in keep:
         if k in builtin:
             entries.append({"regex": ".*", "operation": k, "algorithm_key": "no_quantize"})
         else:
             entries.append({"regex": f"^{re.escape(k)}$", "operation": "*", "algorithm_key": "no_quantize"})
     return entries
+
+
+def _float16_entries() -> list[dict[str, Any]]:
+    """ai-edge-quantizer's float casting: float16 weights for the ops it supports, float32 compute."""
+    config = {
+        "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+        "compute_precision": "FLOAT",
+        "explicit_dequantize": True,
+    }
+    return [
+        {"regex": ".*", "operation": op, "algorithm_key": FLOAT16_RECIPE, "op_config": config}
+        for op in _FLOAT16_OPS
+    ]
 
 
 @contextlib.contextmanager
@@ -365,7 +394,8 @@ def convert_tflite(
     from liteship.convert.calibration import load_calibration
     from liteship.convert.converter import finish_conversion
     from liteship.convert.sources import Source
-    from liteship.model.metadata import normalization_from_metadata
+    from liteship.model.normalize import normalize_model
+    from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
 
     rec = resolve_tflite_recipe(quantize, io_type)
     keep = tuple(keep_float_layers)
@@ -385,18 +415,27 @@ def convert_tflite(
         raise ConversionError(e.message, hint=e.hint) from e
     where = repr(str(source))
     check_float_source(loaded, where)
-    pre = (
-        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
+    if rec.name != "none":
+        check_builtin_ops(loaded, where, rec.name)
+    normalized, normalization = normalize_model(loaded)
+    override = (  # an identity Preprocessing is the default, not an override; a dict holds given fields
+        (None if preprocessing == Preprocessing() else preprocessing)
+        if isinstance(preprocessing, Preprocessing)
+        else preprocessing or None
     )
-    if pre == Preprocessing():
-        pre = normalization_from_metadata(loaded) or pre
+    rule = resolve_preprocessing(loaded, override)
+    pre = rule.preprocessing
     notes: list[str] = []
+    read = None
+    if rec.needs_calibration:
+        read, warning = check_dataset_fits(rule, calibration, where=f"calibration data {str(calibration)!r}")
+        notes += [warning] if warning else []
     calib = None
     fix_reports: dict[str, Any] = {}
     if rec.name == "none":
-        model, method = loaded.data, "copy"
+        model, method = normalized, "copy"
     else:
-        data = ensure_signature(loaded.data)
+        data = normalized
         _, shapes = signature_inputs(data)
         if rec.needs_calibration:
             calib = load_calibration(
@@ -425,7 +464,7 @@ def convert_tflite(
     src = Source("tflite", str(source), str(source))
     seconds = time.perf_counter() - started
     as_recipe = Recipe(rec.name, rec.description, rec.needs_calibration, ("float32",))
-    return finish_conversion(
+    report = finish_conversion(
         model,
         src,
         method,
@@ -438,6 +477,9 @@ def convert_tflite(
         output,
         seconds,
         fix_reports or None,
+    )
+    return dataclasses.replace(
+        report, source_normalization=normalization.to_dict(), preprocessing_rule=rule.describe(read)
     )
 
 
@@ -483,15 +525,15 @@ def calibrated_tflite(
     """A float .tflite repaired by ``fixes``, calibrated and range-set: what the float-op search quantizes
     many times (``liteship.convert.calibrated_model`` for a .tflite source)."""
     from liteship.convert.calibration import load_calibration
-    from liteship.model.metadata import normalization_from_metadata
+    from liteship.model.normalize import normalize_model
+    from liteship.model.preprocessing import resolve_preprocessing
     from liteship.quantize.graph_repair import calibrated_graph
 
     loaded = fbm.load_model(source)
     check_float_source(loaded, repr(str(source)))
-    pre = preprocessing or Preprocessing()
-    if pre == Preprocessing():
-        pre = normalization_from_metadata(loaded) or pre
-    data = ensure_signature(loaded.data)
+    override = None if preprocessing is None or preprocessing == Preprocessing() else preprocessing
+    pre = resolve_preprocessing(loaded, override).preprocessing
+    data, _ = normalize_model(loaded)
     _, shapes = signature_inputs(data)
     calib = load_calibration(calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre)
     samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, False)]
@@ -517,6 +559,7 @@ __all__ = [
     "TFLITE_RECIPES",
     "TFLiteRecipe",
     "calibrated_tflite",
+    "check_builtin_ops",
     "check_float_source",
     "convert_tflite",
     "ensure_signature",

@@ -150,6 +150,28 @@ def check_dataset_path(path: str | Path) -> None:
         )
 
 
+def raw_range(source: Any) -> tuple[str, float, float] | None:
+    """How a dataset's raw values look before any preprocessing: ``(kind, min, max)``.
+
+    Images are read as pixels 0–255 (``liteship.model.preprocessing.PIXELS``); arrays give their dtype and
+    value range. ``None`` for what cannot be looked at without running it (a callable, a Dataset).
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+            return "raw pixels 0–255", 0.0, 255.0
+        if path.suffix.lower() not in (".npy", ".npz") or not path.is_file():
+            return None
+        loaded = load_numpy(path)
+        source = loaded.get("x") if isinstance(loaded, dict) else loaded
+    if not isinstance(source, np.ndarray) or source.size == 0 or not np.issubdtype(source.dtype, np.number):
+        return None
+    finite = source[np.isfinite(source)] if np.issubdtype(source.dtype, np.inexact) else source
+    if finite.size == 0:
+        return None
+    return f"{source.dtype} array", float(finite.min()), float(finite.max())
+
+
 def load_dataset(
     source: str | Path | Callable[[], Iterable[Any]] | np.ndarray | Dataset,
     *,

@@ -242,7 +242,11 @@ def set_metadata_entry(data: bytes, name: str, value: bytes) -> bytes:
     for m in model.metadata or []:
         mname = m.name.decode("utf-8", "replace") if isinstance(m.name, bytes) else str(m.name)
         if mname == name:
-            model.buffers[m.buffer].data = payload
+            buf = model.buffers[m.buffer]
+            buf.data = payload
+            # the old value may have been stored after the flatbuffer (ai-edge-quantizer writes metadata
+            # there too); its offset must go, or the new inline value points past the end of the file
+            buf.offset, buf.size = 0, 0
             break
     else:
         buf = schema.BufferT()

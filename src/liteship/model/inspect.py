@@ -117,6 +117,9 @@ class InspectReport(ReportMixin):
         min_runtime_version: The converter's ``min_runtime_version`` entry, when recorded.
         targets: Deployability verdicts for the requested targets.
         warnings: Problems that did not stop the inspection.
+        legacy: What liteship normalizes when it loads the file to convert it (legacy op codes, a
+            missing signature; :func:`liteship.model.normalize.legacy_parts`), one line each; ``()`` for
+            a current file.
     """
 
     path: str | None
@@ -140,6 +143,7 @@ class InspectReport(ReportMixin):
     min_runtime_version: str | None
     targets: tuple[TargetVerdict, ...] = ()
     warnings: tuple[str, ...] = ()
+    legacy: tuple[str, ...] = ()
 
     @property
     def ops(self) -> dict[str, int]:
@@ -247,7 +251,10 @@ def _inspect(loaded: fb.LoadedModel, target_names: Sequence[str]) -> InspectRepo
     except ModelError as e:  # the model still runs; only its zipped extras (labels, vocab) are lost
         warnings.append(str(e))
 
+    from liteship.model.normalize import legacy_parts
+
     return InspectReport(
+        legacy=tuple(legacy_parts(loaded).describe(done=False)),
         path=loaded.path,
         file_bytes=len(data),
         schema_version=int(model.version),

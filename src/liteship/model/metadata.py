@@ -277,6 +277,35 @@ def _per_tensor(values: Sequence[str] | None, count: int, what: str) -> list[str
     return values + [None] * (count - len(values))
 
 
+def _label_file_names(md: ms.ModelMetadata | None) -> list[str]:
+    """Names of the ``TENSOR_AXIS_LABELS`` files the metadata attaches to outputs, in order."""
+    subgraphs = (md.subgraph_metadata or []) if md is not None else []
+    return [
+        f.name
+        for sub in subgraphs
+        for tensor in sub.output_tensor_metadata or []
+        for f in tensor.associated_files or []
+        if f.type == ms.AssociatedFileType.TENSOR_AXIS_LABELS and f.name
+    ]
+
+
+def _existing_labels(loaded: fbm.LoadedModel) -> tuple[str, list[str], bytes] | None:
+    """The labels file the model's current metadata declares, when it is zipped onto the model: a
+    rewrite without new labels keeps it."""
+    files = fbm.associated_files(loaded.data)
+    for name in _label_file_names(read_model_metadata(loaded)):
+        if name in files:
+            return name, _split_labels(files[name]), files[name]
+    return None
+
+
+def _kept_files(loaded: fbm.LoadedModel) -> dict[str, bytes]:
+    """Associated files a metadata rewrite keeps: every file zipped onto the model except the label
+    files of its current metadata (the new metadata declares labels afresh, the same ones by default)."""
+    labels = set(_label_file_names(read_model_metadata(loaded)))
+    return {n: c for n, c in fbm.associated_files(loaded.data).items() if n not in labels}
+
+
 def _labels_file(labels: Sequence[str] | str | Path) -> tuple[str, list[str], bytes]:
     """``(file name, labels, file content)`` from a list of labels or a labels file."""
     if isinstance(labels, (str, Path)):
@@ -375,8 +404,10 @@ def write_metadata(
 
     Builds a ``ModelMetadata`` for subgraph 0 (one ``TensorMetadata`` per input and output, as
     tflite-support's populator requires), stores it in the ``TFLITE_METADATA`` entry and zips the labels
-    file onto the model as a ``TENSOR_AXIS_LABELS`` file of the output. Old metadata and old associated
-    files are dropped; other metadata entries (``min_runtime_version``, liteship's own) are kept.
+    file onto the model as a ``TENSOR_AXIS_LABELS`` file of the output. Old metadata is replaced; the
+    files zipped onto the model are kept (a vocabulary, a second model…), and so is its labels file when
+    ``labels`` is not given (then re-declared on the output it fits); new labels replace the old labels
+    file. Other metadata entries (``min_runtime_version``, liteship's own) are kept.
 
     Image inputs (NHWC, 1 or 3 channels) get ``ImageProperties`` (color space from the channel count
     unless ``color_space`` is given) and, with normalization, value ranges as tflite-support records them.
@@ -395,6 +426,7 @@ def write_metadata(
             output whose last dimension equals their number.
         labels_description: Description of the labels file.
         input_mean: Normalization mean, one value or one per channel, on raw inputs (0..255 pixels).
+            Defaults to the normalization the model's metadata declares (kept), else none.
         input_std: Normalization standard deviation; required with ``input_mean`` (and vice versa).
         preprocessing: A :class:`~liteship.types.Preprocessing` to take mean/std (and grayscale) from,
             instead of ``input_mean``/``input_std``.
@@ -423,7 +455,7 @@ def write_metadata(
     md, files = _build(
         loaded, **{k: v for k, v in locals().items() if k not in ("model", "output", "loaded")}
     )
-    data = write_model_metadata(loaded, md, files)
+    data = write_model_metadata(loaded, md, {**_kept_files(loaded), **files})
     if output is not None:
         _write_atomic(Path(output), data)
     return data
@@ -432,6 +464,10 @@ def write_metadata(
 def _build(loaded: fbm.LoadedModel, **kw: Any) -> tuple[ms.ModelMetadata, dict[str, bytes]]:
     inputs, outputs = _tensors(loaded)
     mean, std = _normalization(kw["input_mean"], kw["input_std"], kw["preprocessing"])
+    if mean is None:  # not given: the model's declared normalization stays its rule
+        declared = normalization_from_metadata(loaded)
+        if declared is not None:
+            mean, std = list(declared.mean), list(declared.std)
     if inputs and mean is not None and std is not None:  # _normalization gives both or neither
         _check_channels(inputs[0], {"input_mean": mean, "input_std": std})
     in_names = _per_tensor(kw["input_names"], len(inputs), "input names")
@@ -441,8 +477,9 @@ def _build(loaded: fbm.LoadedModel, **kw: Any) -> tuple[ms.ModelMetadata, dict[s
     space = _color_space(kw["color_space"], kw["preprocessing"])
 
     labelled, files, label_file = None, {}, None
-    if kw["labels"] is not None:
-        fname, items, raw = _labels_file(kw["labels"])
+    given = _labels_file(kw["labels"]) if kw["labels"] is not None else _existing_labels(loaded)
+    if given is not None:
+        fname, items, raw = given
         labelled = _labelled_output(outputs, len(items), loaded)
         files[fname] = raw
         label_file = ms.AssociatedFile(

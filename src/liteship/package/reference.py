@@ -11,7 +11,7 @@ from the model's graph (:func:`liteship.model.outputs.score_kind`), as the agent
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,23 +19,37 @@ from liteship import confidence
 from liteship.errors import LiteshipError, PackageError
 from liteship.types import Preprocessing
 
+if TYPE_CHECKING:
+    from liteship.model.preprocessing import PreprocessingRule
+
 MAX_REFERENCE_SAMPLES = 10_000
+
+
+def package_rule(model: bytes | str | os.PathLike, declared: Any = None) -> PreprocessingRule:
+    """The one preprocessing rule of a packaged model, with where it came from: the manifest's
+    ``model.preprocessing`` (liteship's record, copied from the model), else what the model declares
+    (:func:`liteship.model.preprocessing.declared_rule`).
+
+    Raises:
+        MetadataError, DataError: A declaration exists but cannot be read.
+    """
+    from liteship.model.preprocessing import PreprocessingRule, declared_rule
+
+    if declared:
+        return PreprocessingRule(Preprocessing.from_dict(declared), "liteship")
+    return declared_rule(model if isinstance(model, bytes) else os.fspath(model))
 
 
 def declared_preprocessing(model: bytes | str | os.PathLike, declared: Any = None) -> Preprocessing:
     """The preprocessing a model declares: liteship's record (``declared``, e.g. the manifest's
-    ``model.preprocessing``), else the TFLite metadata's normalization, else identity.
+    ``model.preprocessing``), else the one rule of :func:`liteship.model.preprocessing.declared_rule`
+    (the record in the model, its TFLite metadata's normalization), else identity.
 
     Raises:
         MetadataError, DataError: A declaration exists but cannot be read (a zero std, bad fields).
             Callers must not fall back to identity silently: un-normalized inputs give wrong answers.
     """
-    from liteship.model.metadata import normalization_from_metadata
-
-    if declared:
-        return Preprocessing.from_dict(declared)
-    source = model if isinstance(model, bytes) else os.fspath(model)
-    return normalization_from_metadata(source) or Preprocessing()
+    return package_rule(model, declared).preprocessing
 
 
 def reference_histogram(
@@ -93,4 +107,4 @@ def reference_histogram(
     return {"bins": list(confidence.bin_edges()), "counts": list(counts), "output": out.name}
 
 
-__all__ = ["reference_histogram", "declared_preprocessing", "MAX_REFERENCE_SAMPLES"]
+__all__ = ["reference_histogram", "declared_preprocessing", "package_rule", "MAX_REFERENCE_SAMPLES"]

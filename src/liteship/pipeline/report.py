@@ -145,7 +145,11 @@ class PipelineReport(ReportMixin):
 
     ``chosen`` is the selected variant and ``chosen_accelerator`` the accelerator of the selected pair
     (``None``: the Interpreter); every pair's row is in ``variants`` (Interpreter) or
-    ``accelerator_pairs`` (CompiledModel accelerators of ``bench.accelerators``).
+    ``accelerator_pairs`` (CompiledModel accelerators of ``bench.accelerators``). ``preprocessing`` is the
+    rule every stage applied and where it came from (a
+    :class:`~liteship.model.preprocessing.PreprocessingRule` dict, with its ``text``);
+    ``source_normalization`` what loading a ``.tflite`` source normalized
+    (:class:`~liteship.model.normalize.SourceNormalization`), ``None`` for other sources.
     """
 
     model_id: str
@@ -169,6 +173,8 @@ class PipelineReport(ReportMixin):
     warnings: list[str] = field(default_factory=list)
     accelerator_pairs: list[VariantResult] = field(default_factory=list)
     chosen_accelerator: str | None = None
+    preprocessing: dict[str, Any] | None = None
+    source_normalization: dict[str, Any] | None = None
 
     def variant(self, recipe: str, accelerator: str | None = None) -> VariantResult | None:
         """The row of ``recipe`` on the Interpreter, or on ``accelerator``."""

@@ -16,7 +16,6 @@ from liteship.pipeline.report import PipelineReport
 from liteship.pipeline.select import Selection, pair_label, select_variant
 from liteship.pipeline.variant import Variant
 from liteship.runtime.base import Runner
-from liteship.types import Preprocessing
 
 if TYPE_CHECKING:
     from liteship.data import Dataset
@@ -68,12 +67,10 @@ class _Run:
         self.out = cfg.path(cfg.output)
         assert self.out is not None
         self.source = cfg.path(cfg.source)
-        self.pre = Preprocessing(
-            mean=_tuple(cfg.preprocessing.mean),
-            std=_tuple(cfg.preprocessing.std),
-            size=cfg.preprocessing.size,
-            channel_order=cfg.preprocessing.channel_order,
-        )
+        self.rule = _preprocessing_rule(cfg, self.source)
+        self.pre = self.rule.preprocessing
+        self.source_normalization: dict[str, Any] | None = None
+        self.rule_text = self.rule.describe()
         self.stage_seconds: dict[str, float] = {}
         self.measure_seconds: dict[str, float] = {}  # bench + validation of each variant
         self.started = time.perf_counter()
@@ -97,6 +94,7 @@ class _Run:
     def execute(self, raise_on_gate: bool) -> PipelineReport:
         t0 = self.started = time.perf_counter()
         self._check_inputs()
+        self._check_preprocessing()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "variants").mkdir(exist_ok=True)
         self.exported = self.timed("prepare", self._prepare_source)
@@ -164,6 +162,8 @@ class _Run:
                 for r in self.variants[n].pair_results(pair_verdicts, self.selection_threads)
             ],
             chosen_accelerator=self.chosen_accelerator if chosen is not None else None,
+            preprocessing={**self.rule.to_dict(), "text": self.rule_text},
+            source_normalization=self.source_normalization,
         )
         self._cleanup()
         report = dataclasses.replace(report, total_seconds=time.perf_counter() - t0)
@@ -234,6 +234,32 @@ class _Run:
                 f"the pipeline config names files that do not exist: {', '.join(missing)}.",
                 hint="Paths are relative to the config file's folder.",
             )
+
+    def _check_preprocessing(self) -> None:
+        """Say which preprocessing rule applies and where it came from; data that do not fit it stop the
+        run here (exit 1) or warn, before any conversion. A .tflite source's legacy parts are reported."""
+        from liteship.model.preprocessing import check_dataset_fits
+
+        if str(self.source).lower().endswith(".tflite"):
+            _check_tflite_source(self.source)
+        read = None
+        for what, data in (
+            ("calibration", self.cfg.calibration.data),
+            ("validation", self.cfg.validation.data),
+        ):
+            seen, warning = check_dataset_fits(self.rule, self.cfg.path(data), where=f"{what}.data {data!r}")
+            read = read or seen
+            if warning:
+                self.warnings.append(warning)
+                self.log(f"[yellow]warning[/] {warning}")
+        self.rule_text = self.rule.describe(read)
+        self.log(f"[bold]preprocessing[/] {self.rule_text}")
+        if str(self.source).lower().endswith(".tflite"):
+            from liteship.model.normalize import normalize_model
+
+            _, record = normalize_model(self.source)
+            self.source_normalization = record.to_dict()
+            self.log(f"[bold]source[/] normalized on load: {record.summary()}")
 
     def _prepare_source(self) -> Any:
         """Export a Keras file to a SavedModel once; every recipe then converts that directory
@@ -385,7 +411,7 @@ class _Run:
             "io_type": io_type_of(v.fixes, self.cfg.io_type) if integer else None,
             "calibration": self._calibration_data() if integer else None,
             "calibration_samples": self.cfg.calibration.samples or 200,
-            "preprocessing": self.pre,
+            "preprocessing": self.pre.to_dict(),  # a dict: every field given, so a .tflite's own rule is not re-applied
             "keep_float_layers": v.float_layers,
             "equalize": "equalize" in v.fixes,
             "bias_correction": "bias_correction" in v.fixes,
@@ -733,3 +759,36 @@ def _pct(v: float | None) -> str:
 
 def _num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
+
+
+def _preprocessing_rule(cfg: PipelineConfig, source: Path) -> Any:
+    """The one rule (:func:`liteship.model.preprocessing.resolve_preprocessing`): the fields liteship.yaml
+    gives override what a ``.tflite`` source declares in its metadata."""
+    from liteship.model.preprocessing import resolve_preprocessing
+
+    given = cfg.preprocessing.model_fields_set
+    override = {
+        k: _tuple(v) if k in ("mean", "std") else v
+        for k, v in cfg.preprocessing.model_dump().items()
+        if k in given
+    }
+    tflite = source if str(source).lower().endswith(".tflite") and Path(source).is_file() else None
+    return resolve_preprocessing(tflite, override or None)
+
+
+def _check_tflite_source(source: Path) -> None:
+    """A .tflite source must be a float model LiteRT's builtin runtime runs: the pipeline converts it and
+    runs it as the reference. An already quantized file (a uint8 QAT model) or a Flex model stops here."""
+    from liteship.convert.tflite_quant import check_builtin_ops, check_float_source
+    from liteship.errors import ConversionError
+    from liteship.model.flatbuffer import load_model
+
+    loaded = load_model(source)
+    try:
+        check_float_source(loaded, f"source {str(source)!r}")
+        check_builtin_ops(loaded, f"source {str(source)!r}")
+    except ConversionError as e:
+        raise PipelineError(
+            f"{e.message} The pipeline converts a float model and runs it as the reference.",
+            hint=e.hint,
+        ) from e

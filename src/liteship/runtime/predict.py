@@ -70,23 +70,23 @@ class PredictionReport(ReportMixin):
         return d
 
     def describe_preprocessing(self) -> str:
-        """E.g. ``"model record (mean 0, std 16)"`` or ``"none (the model declares none)"``."""
-        what = _SOURCES.get(self.preprocessing_source, self.preprocessing_source)
-        if self.preprocessing is None:
-            return what
-        mean = ",".join(f"{v:g}" for v in self.preprocessing.get("mean") or (0.0,))
-        std = ",".join(f"{v:g}" for v in self.preprocessing.get("std") or (1.0,))
-        return f"{what} (mean {mean}, std {std})"
+        """The one rule's words (:meth:`liteship.model.preprocessing.PreprocessingRule.describe`), e.g.
+        ``"mean 0 std 16 from the model's liteship record"``, or how the input was fed without one."""
+        if self.preprocessing_source not in _RULE_SOURCES:
+            return _SOURCES.get(self.preprocessing_source, self.preprocessing_source)
+        from liteship.data import IMAGE_SUFFIXES
+        from liteship.model.preprocessing import PIXELS, PreprocessingRule
+
+        pre = Preprocessing.from_dict(self.preprocessing) if self.preprocessing else Preprocessing()
+        read = PIXELS if Path(self.input).suffix.lower() in IMAGE_SUFFIXES else None
+        return PreprocessingRule(pre, self.preprocessing_source).describe(read)
 
 
+_RULE_SOURCES = ("liteship", "metadata", "override", "none")
 _SOURCES = {
-    "liteship": "model record",
-    "metadata": "TFLite metadata",
-    "override": "given mean/std",
     "raw pixels": "none (uint8 pixels fed as they are)",
     "disabled": "none (turned off)",
     "raw": "none (raw: arrays fed in the model's own dtypes)",
-    "none": "none (the model declares none)",
 }
 
 
@@ -177,7 +177,7 @@ def predict(
             top_k=rank(first, top_k, names),
             labels_source=labels_source if names else None,
             delegates=runner.delegate_summary() if isinstance(runner, LiteRTRunner) else [],
-            warnings=list(getattr(runner, "warnings", [])),
+            warnings=list(getattr(runner, "warnings", [])) + _undeclared(pre_source, Path(input), runner),
             accelerator=getattr(runner, "accelerator", None),
             fully_accelerated=runner.is_fully_accelerated()
             if isinstance(runner, CompiledModelRunner)
@@ -236,6 +236,20 @@ def _override(mean: Any, std: Any, preprocess: bool, raw: bool) -> dict[str, tup
             raise UsageError(e.message, hint=e.hint) from e
         out[name] = values
     return out
+
+
+def _undeclared(source: str, path: Path, runner: LiteRTRunner | CompiledModelRunner) -> list[str]:
+    """The one rule's warning for an image fed as raw pixels to a float model that declares nothing."""
+    from liteship.data import IMAGE_SUFFIXES
+
+    if source != "none" or path.suffix.lower() not in IMAGE_SUFFIXES or len(runner.input_specs) != 1:
+        return []
+    from liteship.model.preprocessing import PIXELS, PreprocessingRule, check_data_fits
+
+    rule = PreprocessingRule(Preprocessing(), "none")
+    float_input = runner.input_specs[0].dtype.startswith("float")
+    warning = check_data_fits(rule, PIXELS, 0.0, 255.0, where=f"image {str(path)!r}", float_input=float_input)
+    return [warning] if warning else []
 
 
 def _check_finite(feed: Any, input: str | Path) -> None:
@@ -339,15 +353,15 @@ def _preprocessing(loaded: Any, override: dict[str, Any] | None = None) -> tuple
 
 
 def _declared(loaded: Any) -> tuple[Preprocessing | None, str]:
-    info = read_liteship_info(loaded)
-    if info.get("preprocessing"):
-        return Preprocessing.from_dict(info["preprocessing"]), "liteship"
+    """What the model declares, by the one rule (:func:`liteship.model.preprocessing.declared_rule`)."""
     try:
-        from liteship.model.metadata import normalization_from_metadata
+        from liteship.model.preprocessing import declared_rule
     except ImportError:  # the metadata module is optional in a minimal build
-        return None, "none"
-    pre = normalization_from_metadata(loaded)
-    return (pre, "metadata") if pre is not None else (None, "none")
+        info = read_liteship_info(loaded)
+        pre = info.get("preprocessing")
+        return (Preprocessing.from_dict(pre), "liteship") if pre else (None, "none")
+    rule = declared_rule(loaded)
+    return (rule.preprocessing, rule.source) if rule.source != "none" else (None, "none")
 
 
 def _labels(labels: str | Path | Sequence[str] | None, loaded: Any) -> tuple[list[str] | None, str | None]:

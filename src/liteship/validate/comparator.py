@@ -27,19 +27,34 @@ def label(source: Any, runner: Runner) -> str:
     return str(source) if isinstance(source, (str, Path)) else runner.name
 
 
-def candidate_preprocessing(candidate: Any, runner: Runner) -> tuple[Preprocessing, str]:
-    """The preprocessing the candidate declared at conversion (liteship's record), else identity."""
-    from liteship.model.flatbuffer import read_liteship_info
+def candidate_preprocessing(
+    candidate: Any, runner: Runner, reference: Any = None, ref_runner: Runner | None = None
+) -> tuple[Preprocessing, str]:
+    """The one rule (:func:`liteship.model.preprocessing.declared_rule`) for both models: what the
+    candidate declares (liteship's record, else its TFLite metadata), else what the reference .tflite
+    declares, else identity. Returns ``(preprocessing, where from)``: ``"candidate metadata"`` (liteship's
+    record), ``"candidate TFLite metadata"``, ``"reference metadata"``, ``"reference TFLite metadata"`` or
+    ``"identity"``."""
+    from liteship.model.preprocessing import declared_rule
 
-    data = getattr(runner, "model_bytes", None)
-    if data is None and isinstance(candidate, (str, Path)) and str(candidate).endswith(".tflite"):
-        data = Path(candidate).read_bytes()
-    if data is None:
-        return Preprocessing(), "identity"
-    declared = read_liteship_info(data).get("preprocessing")
-    if not declared:
-        return Preprocessing(), "identity"
-    return Preprocessing.from_dict(declared), "candidate metadata"
+    for who, model, run in (("candidate", candidate, runner), ("reference", reference, ref_runner)):
+        data = _tflite_bytes(model, run)
+        if data is None:
+            continue
+        rule = declared_rule(data)
+        if rule.source != "none":
+            return (
+                rule.preprocessing,
+                f"{who} {'metadata' if rule.source == 'liteship' else 'TFLite metadata'}",
+            )
+    return Preprocessing(), "identity"
+
+
+def _tflite_bytes(model: Any, runner: Runner | None) -> bytes | None:
+    data = getattr(runner, "model_bytes", None) if runner is not None else None
+    if data is None and isinstance(model, (str, Path)) and str(model).endswith(".tflite"):
+        data = Path(model).read_bytes()
+    return data
 
 
 def batches(dataset: Dataset, size: int = BATCH) -> Iterator[tuple[list[Any], list[int | None]]]:

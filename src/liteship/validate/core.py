@@ -213,9 +213,10 @@ def _compare(
         )
         pre_from = "argument"
     else:
-        pre, pre_from = candidate_preprocessing(candidate, cand)
-    dataset = load_dataset(data, preprocessing=pre, input_shape=cand.input_specs[0].shape, limit=limit)
+        pre, pre_from = candidate_preprocessing(candidate, cand, reference, ref)
     notes: list[str] = []
+    rule_text = _check_data_fits(pre, pre_from, data, cand, notes)
+    dataset = load_dataset(data, preprocessing=pre, input_shape=cand.input_specs[0].shape, limit=limit)
     cand_out: dict[str, list[np.ndarray]] = {}
     ref_out: dict[str, list[np.ndarray]] = {}
     labels: list[int | None] = []
@@ -263,6 +264,7 @@ def _compare(
         layerwise=tuple(layers),
         passed=all(g.passed for g in gates),
         notes=tuple(notes),
+        preprocessing_rule=rule_text,
     )
     if raise_on_failure and not report.passed:
         failing = report.failures
@@ -339,3 +341,22 @@ def _layerwise(
 
 
 __all__ = ["validate"]
+
+
+_RULE_SOURCES = {"argument": "override", "identity": "none"}
+
+
+def _check_data_fits(pre: Preprocessing, pre_from: str, data: Any, cand: Runner, notes: list[str]) -> str:
+    """The rule shared with convert and the pipeline: data that do not fit it are an error (already
+    normalized floats for a rule that expects pixels) or a note; the rule applied is noted."""
+    from liteship.model.preprocessing import PreprocessingRule, check_dataset_fits
+
+    source = _RULE_SOURCES.get(pre_from, "metadata" if "TFLite" in pre_from else "liteship")
+    rule = PreprocessingRule(pre, source)
+    float_input = bool(cand.input_specs) and cand.input_specs[0].dtype.startswith("float")
+    read, warning = check_dataset_fits(
+        rule, data, where=f"validation data {str(data)!r}", float_input=float_input
+    )
+    if warning:
+        notes.append(warning)
+    return f"{rule.describe(read)} ({pre_from})"

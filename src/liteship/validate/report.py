@@ -162,7 +162,10 @@ class ValidationReport(ReportMixin):
         samples: Samples compared.
         has_labels: Whether accuracies could be computed.
         preprocessing: The preprocessing applied to the data, and ``preprocessing_from`` where it
-            came from (``argument``, ``candidate metadata`` or ``identity``).
+            came from (``argument``, ``candidate metadata``, ``candidate TFLite metadata``, ``reference
+            metadata``, ``reference TFLite metadata`` or ``identity``); ``preprocessing_rule`` says it in
+            words, with how the data were read (``liteship.model.preprocessing``), e.g. ``"mean 127.5 std
+            127.5 from the model's TFLite metadata; data read as raw pixels 0–255"``.
         outputs: Error statistics per matched output pair.
         agreement: Classifier agreement (and accuracies) per classifier output.
         gates: Every gate checked, passing or not.
@@ -188,6 +191,7 @@ class ValidationReport(ReportMixin):
     layerwise: tuple[LayerStats, ...] = ()
     passed: bool = True
     notes: tuple[str, ...] = field(default_factory=tuple)
+    preprocessing_rule: str = ""
 
     @property
     def failures(self) -> list[str]:

@@ -37,6 +37,7 @@ def test_agent_and_validate_inputs_are_byte_identical(recorded_model, keys, gold
         pre, source = candidate_preprocessing(recorded_model, runner)
         dataset = load_dataset(digit_pngs, preprocessing=pre, input_shape=runner.input_specs[0].shape)
     assert source == "candidate metadata" and model.pre == pre
+    assert model.preprocessing_text == "mean 0 std 16 from the model's liteship record"  # issue 20: said
     files = sorted(digit_pngs.iterdir())
     for i, path in enumerate(files[:10]):
         agent = model.prepare(Frame(path.name, path=path))

@@ -179,11 +179,22 @@ def test_rewriting_replaces_metadata_and_files(tflite_float, tmp_path):
     assert len(fbm.load_model(second).model.buffers) == len(fbm.load_model(first).model.buffers)
 
 
-def test_rewriting_without_labels_drops_the_old_zip(tflite_float):
-    data = M.write_metadata(written_digits(tflite_float), name="no labels")
-    assert M.associated_files(data) == {}
-    assert b"PK\x05\x06" not in data
-    assert M.labels_from_metadata(data) is None
+def test_rewriting_without_labels_keeps_the_labels_and_the_normalization(tflite_float):
+    """Issue 20: metadata written onto a model with associated files keeps them (and what it declared)."""
+    first = written_digits(tflite_float)
+    data = M.write_metadata(first, name="no labels")
+    assert M.associated_files(data) == M.associated_files(first) != {}
+    assert data.count(b"PK\x05\x06") == 1
+    assert M.labels_from_metadata(data) == M.labels_from_metadata(first)
+    assert M.normalization_from_metadata(data) == M.normalization_from_metadata(first)
+    assert M.read_metadata(data)["name"] == "no labels"
+
+
+def test_rewriting_keeps_files_other_than_labels(tflite_float):
+    with_vocab = fbm.attach_files(written_digits(tflite_float), {"vocab.txt": b"a\nb\n"})
+    data = M.write_metadata(with_vocab, name="new labels", labels=[f"n{i}" for i in range(10)])
+    assert M.associated_files(data)["vocab.txt"] == b"a\nb\n"
+    assert M.labels_from_metadata(data) == [f"n{i}" for i in range(10)]
 
 
 def test_written_buffer_has_the_published_field_ids(tflite_float):

@@ -35,8 +35,8 @@ def test_array_gets_the_model_record_as_images_do(recorded, expected, tmp_path):
     report = predict(recorded, tmp_path / "raw.npy")
     np.testing.assert_array_equal(next(iter(report.outputs.values())), y)
     assert report.preprocessing_source == "liteship" and report.preprocessing["std"] == [16.0]
-    assert report.describe_preprocessing() == "model record (mean 0, std 16)"
-    assert report.to_dict()["preprocessing_text"] == "model record (mean 0, std 16)"
+    assert report.describe_preprocessing() == "mean 0 std 16 from the model's liteship record"
+    assert report.to_dict()["preprocessing_text"] == "mean 0 std 16 from the model's liteship record"
 
 
 def test_no_preprocess_and_overrides(recorded, tflite_int8, expected, tmp_path):
@@ -49,8 +49,8 @@ def test_no_preprocess_and_overrides(recorded, tflite_int8, expected, tmp_path):
     # a model without a record: --std given by hand
     over = predict(tflite_int8, tmp_path / "raw.npy", std=16)
     np.testing.assert_array_equal(next(iter(over.outputs.values())), y)
-    assert over.describe_preprocessing() == "given mean/std (mean 0, std 16)"
-    assert predict(tflite_int8, tmp_path / "norm.npy").describe_preprocessing().startswith("none")
+    assert over.describe_preprocessing() == "mean 0 std 16 given explicitly"
+    assert predict(tflite_int8, tmp_path / "norm.npy").describe_preprocessing().startswith("no normalization")
 
 
 @pytest.mark.parametrize(
