@@ -17,6 +17,7 @@ from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
+from liteship.agent.sources import CameraBackend, camera_backends
 from liteship.agent.store import Store, UpdateRefused
 from liteship.errors import AgentError, UsageError
 from liteship.types import ReportMixin
@@ -65,6 +66,18 @@ class AgentStatus(ReportMixin):
     last_downgrade: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     rate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DoctorReport(ReportMixin):
+    """What ``liteship agent doctor`` shows: the camera backends this device can use, or why not."""
+
+    cameras: list[CameraBackend]
+
+
+def agent_doctor() -> DoctorReport:
+    """Look at this device's camera backends (without opening a camera)."""
+    return DoctorReport(cameras=camera_backends())
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
@@ -404,4 +417,13 @@ def run_agent(config: AgentConfig) -> int:
     return frames
 
 
-__all__ = ["AgentConfig", "AgentStatus", "enroll", "agent_status", "install_package", "run_agent"]
+__all__ = [
+    "AgentConfig",
+    "AgentStatus",
+    "DoctorReport",
+    "agent_doctor",
+    "enroll",
+    "agent_status",
+    "install_package",
+    "run_agent",
+]
