@@ -135,6 +135,23 @@ def test_nothing_passes_exits_with_every_failure_and_no_package(
     assert not list((tmp_path / "out").glob("*.lsp"))
 
 
+def test_min_accuracy_stops_a_model_as_bad_as_its_reference(
+    tmp_path, keras_path, calib_npy, val_npz, keys, cli
+):
+    """Issue 22 (9): with labels that no model gets right every relative gate passes (the variant is as
+    bad as its reference); the absolute min_accuracy gate fails the run (exit 3) and nothing is packaged."""
+    with np.load(val_npz) as d:
+        np.savez(tmp_path / "wrong.npz", x=d["x"], y=(d["y"] + 1) % 10)
+    cfg = write_config(
+        tmp_path, keras_path, calib_npy, tmp_path / "wrong.npz", keys[0], recipes=["none"],
+        gates={"max_accuracy_drop": 1.0, "min_agreement": 0.98, "min_accuracy": 0.9},
+    )  # fmt: skip
+    r = cli("pipeline", "run", str(cfg))
+    assert r.returncode == 3, r.stderr
+    assert "min_accuracy 0.9" in r.stderr and "the reference model scores" in r.stderr, r.stderr
+    assert not list((tmp_path / "out").glob("*.lsp"))
+
+
 def test_when_plain_int8_passes_no_repair_or_search_runs(tmp_path, keras_path, calib_npy, val_npz, keys):
     cfg = write_config(
         tmp_path,
