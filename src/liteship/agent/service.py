@@ -73,11 +73,23 @@ class DoctorReport(ReportMixin):
     """What ``liteship agent doctor`` shows: the camera backends this device can use, or why not."""
 
     cameras: list[CameraBackend]
+    cpu: str
+    accelerators: list[str]  # what the model can run on here (``--accelerator``), "cpu" always
+    accelerator_blocker: str | None = None  # why LiteRT's CompiledModel cannot start on this CPU
 
 
 def agent_doctor() -> DoctorReport:
-    """Look at this device's camera backends (without opening a camera)."""
-    return DoctorReport(cameras=camera_backends())
+    """Look at this device's camera backends (without opening a camera) and accelerators (without
+    loading LiteRT's accelerator library: on an ARMv8.0 core that would kill the process)."""
+    from liteship.agent.profile import device_profile
+    from liteship.runtime.cpu import compiled_model_blocker, cpu_name
+
+    return DoctorReport(
+        cameras=camera_backends(),
+        cpu=cpu_name(),
+        accelerators=list(device_profile()["accelerators"]),
+        accelerator_blocker=compiled_model_blocker(),
+    )
 
 
 def _device(state_dir: Path) -> dict[str, Any]:

@@ -309,3 +309,7 @@ def doctor(as_json: bool) -> None:
         console.print(f"camera  {cam.name:<10} {mark:<9} {cam.detail}", soft_wrap=True, markup=False)
         if cam.hint:
             console.print(f"{'':<29}fix: {cam.hint}", soft_wrap=True, markup=False)
+    console.print(f"cpu     {report.cpu}", soft_wrap=True, markup=False)
+    console.print(f"accel   {', '.join(report.accelerators)}", soft_wrap=True, markup=False)
+    if report.accelerator_blocker:
+        console.print(f"{'':<8}no CompiledModel: {report.accelerator_blocker}", soft_wrap=True, markup=False)
