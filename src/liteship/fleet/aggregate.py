@@ -70,6 +70,27 @@ def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = Non
     return arm
 
 
+def paired_latency(
+    control: list[TelemetryWindow], candidate: list[TelemetryWindow], *, period_s: float
+) -> tuple[decisions.ArmStats, decisions.ArmStats, int]:
+    """Both arms' latency over the periods in which both reported: ``(control, candidate, periods)``.
+
+    Windows are grouped by the period of their end; a period in which only one arm reported is left
+    out, so both latency histograms cover the same moments (a machine that is busy in one period
+    slows both sides of the comparison, and at 100 % the candidate is not compared with the control's
+    figures from another time of day).
+    """
+    control, _ = good_windows(control)
+    candidate, _ = good_windows(candidate)
+
+    def period(w: TelemetryWindow) -> float:
+        return (w.ended // period_s) * period_s
+
+    shared = {period(w) for w in control} & {period(w) for w in candidate}
+    pair = [arm_stats([w for w in ws if period(w) in shared]) for ws in (control, candidate)]
+    return pair[0], pair[1], len(shared)
+
+
 @dataclass(frozen=True)
 class TimelinePoint:
     """One period of one arm: its merged windows (by end time) and the reverts reported in it."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
 from liteship.fleet import crud, decisions
-from liteship.fleet.aggregate import arm_stats
+from liteship.fleet.aggregate import arm_stats, paired_latency
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
 
@@ -263,16 +263,30 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
     # at 100 % no device runs the control any more: compare with the control over the whole rollout
     control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
     model_id = rollout.model_id
-    return (
+    ctrl_windows = crud.windows_for(session, model_id=model_id, version=control.version, since=control_since)
+    cand_windows = crud.windows_for(session, model_id=model_id, version=candidate.version, since=since)
+    arms = (
         arm_stats(
-            crud.windows_for(session, model_id=model_id, version=control.version, since=control_since),
+            ctrl_windows,
             crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
         ),
         arm_stats(
-            crud.windows_for(session, model_id=model_id, version=candidate.version, since=since),
+            cand_windows,
             crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
         ),
     )
+    # latency on paired figures: the periods of the rollout in which both arms reported (issue 22)
+    period = float(
+        rollout.thresholds.get("latency_pair_period_s", decisions.DEFAULT_THRESHOLDS["latency_pair_period_s"])
+    )
+    if control_since != since:  # at 100 %: the candidate's windows of the earlier stages pair too
+        cand_windows = crud.windows_for(
+            session, model_id=model_id, version=candidate.version, since=control_since
+        )
+    paired = paired_latency(ctrl_windows, cand_windows, period_s=period)
+    for arm, latency in zip(arms, paired[:2], strict=True):
+        arm.latency_hist, arm.latency_edges_ms = latency.latency_hist, latency.latency_edges_ms
+    return arms
 
 
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
