@@ -81,3 +81,30 @@ def test_mean_std_override_and_usage_errors(cli, tflite_float, keras_path, digit
     assert d["has_labels"] is False and d["agreement"][0]["candidate_accuracy"] is None
     missing = cli("validate", str(tflite_float), "--data", str(raw))
     assert missing.returncode == 2 and "--reference" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def wrong_labels_npz(val_npz, tmp_path_factory):
+    """The validation set with every label moved to the next class: any model scores ~0 %."""
+    with np.load(val_npz) as d:
+        x, y = d["x"], d["y"]
+    path = tmp_path_factory.mktemp("wrong") / "wrong.npz"
+    np.savez(path, x=x, y=(y + 1) % 10)
+    return path
+
+
+def test_min_accuracy_fails_a_model_as_bad_as_its_reference(cli, tflite_int8, wrong_labels_npz, val_npz):
+    """Issue 22 (9): relative gates pass a model compared with itself; the absolute floor does not."""
+    args = ["validate", str(tflite_int8), "--reference", str(tflite_int8), "--min-agreement", "1"]
+    p = cli(*args, "--data", str(wrong_labels_npz), "--min-accuracy", "0.9", "--json")
+    assert p.returncode == 3, p.stderr
+    d = json.loads(p.stdout)
+    gate = next(g for g in d["gates"] if g["name"] == "min_accuracy")
+    assert gate["value"] < 0.2 and gate["threshold"] == 0.9 and not gate["passed"]
+    assert "top-1 accuracy" in p.stderr and "min_accuracy 0.9" in p.stderr and "Traceback" not in p.stderr
+    assert cli(*args, "--data", str(val_npz), "--min-accuracy", "0.8").returncode == 0
+    x = wrong_labels_npz.with_name("x.npy")
+    with np.load(val_npz) as z:
+        np.save(x, z["x"])
+    p = cli(*args, "--data", str(x), "--min-accuracy", "0.9")
+    assert p.returncode == 1 and "min_accuracy needs labels" in p.stderr, p.stderr

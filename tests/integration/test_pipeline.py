@@ -135,6 +135,39 @@ def test_nothing_passes_exits_with_every_failure_and_no_package(
     assert not list((tmp_path / "out").glob("*.lsp"))
 
 
+def test_min_accuracy_stops_a_model_as_bad_as_its_reference(
+    tmp_path, keras_path, calib_npy, val_npz, keys, cli
+):
+    """Issue 22 (9): with labels that no model gets right every relative gate passes (the variant is as
+    bad as its reference); the absolute min_accuracy gate fails the run (exit 3) and nothing is packaged."""
+    with np.load(val_npz) as d:
+        np.savez(tmp_path / "wrong.npz", x=d["x"], y=(d["y"] + 1) % 10)
+    cfg = write_config(
+        tmp_path, keras_path, calib_npy, tmp_path / "wrong.npz", keys[0], recipes=["none"],
+        gates={"max_accuracy_drop": 1.0, "min_agreement": 0.98, "min_accuracy": 0.9},
+    )  # fmt: skip
+    r = cli("pipeline", "run", str(cfg))
+    assert r.returncode == 3, r.stderr
+    assert "min_accuracy 0.9" in r.stderr and "the reference model scores" in r.stderr, r.stderr
+    assert not list((tmp_path / "out").glob("*.lsp"))
+
+
+def test_nchw_validation_data_stops_the_run_at_once(tmp_path, keras_path, calib_npy, val_npz, keys, cli):
+    """Issue 22 (12): PyTorch-layout (NCHW) validation data ran every conversion and exited 3; it is now
+    refused before any conversion (exit 1) with what to do."""
+    with np.load(val_npz) as d:
+        np.savez(tmp_path / "nchw.npz", x=np.transpose(d["x"], (0, 3, 1, 2)), y=d["y"])
+    cfg = write_config(
+        tmp_path, keras_path, calib_npy, tmp_path / "nchw.npz", keys[0], recipes=["none", "int8"]
+    )
+    r = cli("pipeline", "run", str(cfg))
+    assert r.returncode == 1, r.stderr
+    assert "channels-first (NCHW)" in r.stderr and "np.transpose(x, (0, 2, 3, 1))" in r.stderr, r.stderr
+    assert not (tmp_path / "out" / "digits.int8.tflite").exists()  # nothing was converted
+    r = cli("validate", str(keras_path), "--reference", str(keras_path), "--data", str(tmp_path / "nchw.npz"))
+    assert r.returncode == 1 and "Transpose it" in r.stderr, r.stderr
+
+
 def test_when_plain_int8_passes_no_repair_or_search_runs(tmp_path, keras_path, calib_npy, val_npz, keys):
     cfg = write_config(
         tmp_path,

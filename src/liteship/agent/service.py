@@ -17,6 +17,7 @@ from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
+from liteship.agent.sources import CameraBackend, camera_backends
 from liteship.agent.store import Store, UpdateRefused
 from liteship.errors import AgentError, UsageError
 from liteship.types import ReportMixin
@@ -65,6 +66,30 @@ class AgentStatus(ReportMixin):
     last_downgrade: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     rate: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DoctorReport(ReportMixin):
+    """What ``liteship agent doctor`` shows: the camera backends this device can use, or why not."""
+
+    cameras: list[CameraBackend]
+    cpu: str
+    accelerators: list[str]  # what the model can run on here (``--accelerator``), "cpu" always
+    accelerator_blocker: str | None = None  # why LiteRT's CompiledModel cannot start on this CPU
+
+
+def agent_doctor() -> DoctorReport:
+    """Look at this device's camera backends (without opening a camera) and accelerators (without
+    loading LiteRT's accelerator library: on an ARMv8.0 core that would kill the process)."""
+    from liteship.agent.profile import device_profile
+    from liteship.runtime.cpu import compiled_model_blocker, cpu_name
+
+    return DoctorReport(
+        cameras=camera_backends(),
+        cpu=cpu_name(),
+        accelerators=list(device_profile()["accelerators"]),
+        accelerator_blocker=compiled_model_blocker(),
+    )
 
 
 def _device(state_dir: Path) -> dict[str, Any]:
@@ -404,4 +429,13 @@ def run_agent(config: AgentConfig) -> int:
     return frames
 
 
-__all__ = ["AgentConfig", "AgentStatus", "enroll", "agent_status", "install_package", "run_agent"]
+__all__ = [
+    "AgentConfig",
+    "AgentStatus",
+    "DoctorReport",
+    "agent_doctor",
+    "enroll",
+    "agent_status",
+    "install_package",
+    "run_agent",
+]

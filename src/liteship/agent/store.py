@@ -397,15 +397,27 @@ class Store:
                         shutil.rmtree(kept, ignore_errors=True)
                     os.replace(stage, kept)
                     fsync_dir(self.versions)
-                self.swap(version)
+                # a permitted downgrade leaves a halted/aborted candidate: never keep it as the fallback
+                self.swap(version, keep_old=downgrade_to is None)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         return manifest
 
-    def swap(self, version: str) -> None:
-        """Make ``version`` current (intent recorded first, so a crash in between is finished at start-up)."""
+    def swap(self, version: str, *, keep_old: bool = True) -> None:
+        """Make ``version`` current (intent recorded first, so a crash in between is finished at start-up).
+
+        Args:
+            version: An installed version.
+            keep_old: The old current becomes the fallback. False: the fallback stays what it was
+                (cleared when it is ``version``), so a version the server ended badly is not kept.
+                Defaults to True.
+        """
         with self._lock:
             old = self.current_version()
+            if not keep_old:
+                old = self.previous_version()
+                old = None if old == version else old
+                self._point("previous", old)
             pending = {"version": version, "previous": old, "since": time.time(), "starts": 0}
             self.update_state(lambda s: s.__setitem__("pending", pending))
             self._finish_swap(version, old)
@@ -443,7 +455,13 @@ class Store:
             return bool(pending)
 
     def revert(
-        self, reason: str, *, from_version: str | None, mark_failed: bool = True, by: str = "device"
+        self,
+        reason: str,
+        *,
+        from_version: str | None,
+        mark_failed: bool = True,
+        by: str = "device",
+        keep: bool = True,
     ) -> Revert:
         """Leave ``from_version`` for the fallback, if it is still current; else do nothing.
 
@@ -455,6 +473,9 @@ class Store:
             by: ``"device"`` or ``"server"``. A server-ordered revert (the server sends the device back
                 to its fallback) keeps ``from_version`` as the new fallback: it did not fail here, and
                 the device keeps a verified model in both slots. Defaults to ``"device"``.
+            keep: For a server-ordered revert, keep ``from_version`` as the fallback. False when the
+                server ended its rollout badly (halted or aborted): a known-bad candidate is never a
+                fallback. Defaults to True.
 
         Returns:
             A :class:`Revert`.
@@ -467,7 +488,7 @@ class Store:
                 return Revert(False, from_version, bad, by)
             if fallback is None or not (self.versions / fallback).is_dir():
                 fallback = None
-            keep = by == "server" and fallback is not None and (self.versions / bad).is_dir()
+            keep = keep and by == "server" and fallback is not None and (self.versions / bad).is_dir()
             self._point("current", fallback)
             self._point("previous", bad if keep else None)
             at = time.time()

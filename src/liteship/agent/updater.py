@@ -157,9 +157,13 @@ class Updater:
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
         if version == previous and current is not None and compare_versions(version, current) < 0:
-            # the server sends this device back (abort / halt); the version it leaves stays the fallback
+            # the server sends this device back. The version it leaves stays the fallback, unless its
+            # rollout was halted or aborted (rollback-to-control): a known-bad candidate is never kept.
             reason = f"server assigned the fallback {version}: {assignment.get('reason', '')}"
-            if self.store.revert(reason, from_version=current, mark_failed=False, by="server").done:
+            ended_badly = assignment.get("reason_code") == ROLLBACK_TO_CONTROL
+            if self.store.revert(
+                reason, from_version=current, mark_failed=False, by="server", keep=not ended_badly
+            ).done:
                 return self._decide("reverted-by-server", version, assignment.get("reason", ""))
             return self._decide("idle", version, "the model changed meanwhile; the next check-in decides")
         if version == previous and self.store.reinstate(version):  # the kept newer fallback, no download

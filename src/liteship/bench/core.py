@@ -62,6 +62,7 @@ from liteship.bench.report import BenchEntry, BenchReport, LatencyStats
 from liteship.errors import UsageError
 from liteship.progress import track
 from liteship.runtime import CompiledModelRunner, LiteRTRunner, Runner, open_runner
+from liteship.runtime.cpu import cpu_name
 
 ModelSource = Union[str, Path, bytes, Runner]
 Measure = Literal["invoke", "infer"]
@@ -365,25 +366,19 @@ def _model_size(src: ModelSource, runner: Runner) -> int | None:
     return None
 
 
-def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on: CPU model and count, OS, Python."""
+def machine_info(cpuinfo: str | None = None) -> dict[str, Any]:
+    """What the numbers were measured on: CPU model and count, OS, Python.
+
+    Args:
+        cpuinfo: The text of ``/proc/cpuinfo``. Defaults to reading it (see :func:`liteship.runtime.cpu.cpu_name`).
+    """
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(cpuinfo),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 __all__ = ["benchmark", "machine_info", "ModelSource", "Measure", "MEASURES"]

@@ -292,3 +292,24 @@ if __name__ == "__main__":  # pragma: no cover
     from liteship.cli._common import run_cli
 
     run_cli(cli)
+
+
+@cli.command()
+@json_option
+def doctor(as_json: bool) -> None:
+    """Which camera backends and accelerators this device can use, and why one cannot."""
+    from liteship.agent.service import agent_doctor
+
+    report = agent_doctor()
+    if as_json:
+        emit_json(report)
+        return
+    for cam in report.cameras:
+        mark = "ok" if cam.usable else "unusable"
+        console.print(f"camera  {cam.name:<10} {mark:<9} {cam.detail}", soft_wrap=True, markup=False)
+        if cam.hint:
+            console.print(f"{'':<29}fix: {cam.hint}", soft_wrap=True, markup=False)
+    console.print(f"cpu     {report.cpu}", soft_wrap=True, markup=False)
+    console.print(f"accel   {', '.join(report.accelerators)}", soft_wrap=True, markup=False)
+    if report.accelerator_blocker:
+        console.print(f"{'':<8}no CompiledModel: {report.accelerator_blocker}", soft_wrap=True, markup=False)

@@ -272,8 +272,9 @@ def rollout() -> None:
     type=click.IntRange(0, 100_000),
     default=0,
     show_default=True,
-    help="Small fleets: put at least N devices on each arm from the first stage "
-    "(the fleet needs 2·N devices; 0: the stage percentages alone decide).",
+    help="Small fleets: put at least N devices on each arm from the first stage (a fleet of fewer than "
+    "2·N devices is split in halves; 0: the stage percentages alone decide). The engine also needs "
+    "min_devices (default 10) per arm: with fewer devices add --threshold min_devices=N.",
 )
 @json_option
 @connection_options
@@ -293,7 +294,9 @@ def rollout_start(
     \b
     Prints how many of the registered devices each stage puts on each arm, and says when a stage
     can never reach the engine's min_devices (default 10 per arm): with the default stages 2/15/100
-    a fleet needs about 500 devices for stage 1. Small fleets: --min-arm-devices 10.
+    a fleet needs about 500 devices for stage 1. Small fleets: --min-arm-devices 10 with 20 devices or
+    more; with fewer, N = half the fleet: --min-arm-devices N --threshold min_devices=N (the warning
+    names N for the devices it sees).
     """
     from liteship.cli._common import parse_floats
 
@@ -359,7 +362,9 @@ for _name, _doc in (
     ("resume", "Resume a paused rollout."),
     ("evaluate", "Run the decision engine now and record its verdict."),
 ):
-    (rollout if _name == "evaluate" else fleet_cmd).add_command(_action(_name, _doc))
+    rollout.add_command(_action(_name, _doc))  # `fleet rollout abort 3`, as `fleet rollout start` reads
+    if _name != "evaluate":
+        fleet_cmd.add_command(_action(_name, _doc))  # and the short form, `fleet abort 3`
 
 
 def _key_values(items: tuple[str, ...], flag: str) -> dict[str, str]:

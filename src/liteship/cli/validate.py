@@ -48,6 +48,13 @@ LAYERS_SHOWN = 15
     help="Gate: accuracy drop in percentage points (needs labels).",
 )
 @click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=None,
+    metavar="F",
+    help="Gate: the candidate's own top-1 accuracy, 0..1 (needs labels): an absolute floor.",
+)
+@click.option(
     "--atol", type=click.FloatRange(min=0), default=None, metavar="F", help="Gate: absolute tolerance."
 )
 @click.option(
@@ -74,6 +81,7 @@ def cli(
     limit: int | None,
     min_agreement: float | None,
     max_accuracy_drop: float | None,
+    min_accuracy: float | None,
     atol: float | None,
     rtol: float | None,
     min_sqnr: float | None,
@@ -113,6 +121,7 @@ def cli(
         rtol=rtol,
         min_agreement=min_agreement,
         max_accuracy_drop=max_accuracy_drop,
+        min_accuracy=min_accuracy,
         min_sqnr=min_sqnr,
         layerwise=layerwise,
         progress=not as_json,

@@ -18,13 +18,19 @@ from liteship.convert.sources import Source, check_source_path, first_line, open
 from liteship.data import check_dataset_path
 from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
 from liteship.model.flatbuffer import load_model, schema, write_liteship_info
-from liteship.types import Preprocessing
+from liteship.types import Preprocessing, TensorSpec
 
 FLEX_WARNING = (
     "the model needs Select TensorFlow (Flex) ops: it runs only with the Flex delegate (a much bigger "
     "runtime, not in ai-edge-litert's builtin interpreter) and on no hardware delegate."
 )
 CUSTOM_WARNING = "the model needs custom ops: register their kernels with the interpreter on the device."
+IDENTITY_WARNING = (
+    "no normalization was given (mean/std), so the model records identity preprocessing: validate, run "
+    "and the device agent will feed image pixels as 0..255. If the model was trained on normalized "
+    "inputs (e.g. 0..1 or -1..1), re-convert with `mean`/`std` (e.g. mean 0, std 255), or its accuracy "
+    "is that of a model fed the wrong numbers."
+)
 
 
 def convert(
@@ -503,6 +509,11 @@ def _unsupported_error(found: Any, allow_flex: bool) -> UnsupportedOpsError:
     return UnsupportedOpsError(message, ops=found.ops, layers=found.layers, hint=hint)
 
 
+def _takes_images(inputs: list[TensorSpec]) -> bool:
+    """One (N, H, W, C) input with 1, 3 or 4 channels: what image preprocessing applies to."""
+    return len(inputs) == 1 and len(inputs[0].shape) == 4 and inputs[0].shape[-1] in (1, 3, 4)
+
+
 def finish_conversion(
     model: bytes,
     src: Source,
@@ -527,6 +538,7 @@ def finish_conversion(
     needs_flex = any(name.startswith("Flex") for name in ops)
     needs_custom = any(name not in _BUILTINS and not name.startswith("Flex") for name in ops)
     notes += [FLEX_WARNING] * needs_flex + [CUSTOM_WARNING] * needs_custom
+    notes += [IDENTITY_WARNING] * (pre.is_identity and _takes_images(inputs))
     calib_range = _range_by_tflite_name(calib, [s.name for s in inputs]) if calib else {}
     info = {
         "liteship_version": __version__,

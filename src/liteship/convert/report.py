@@ -77,12 +77,23 @@ class ConversionReport(ReportMixin):
         data.pop("model_bytes", None)
         return data
 
+    def io_summary(self) -> str:
+        """The model's I/O types as its tensors have them (``int8``, or ``int8 in, float32 out``): the
+        tensors decide, not what was asked for, so the line never contradicts the ``input`` lines."""
+        ins = sorted({s.dtype for s in self.inputs})
+        outs = sorted({s.dtype for s in self.outputs})
+        if not ins and not outs:
+            return self.io_type
+        if ins == outs:
+            return "/".join(ins)
+        return f"{'/'.join(ins) or '-'} in, {'/'.join(outs) or '-'} out"
+
     def summary_lines(self) -> list[str]:
         """A few readable lines (the CLI prints these)."""
         where = self.output or "(not written)"
         lines = [
             f"{self.source} → {where}",
-            f"recipe {self.recipe}, I/O {self.io_type}, via {self.method}, {self.conversion_seconds:.1f} s",
+            f"recipe {self.recipe}, I/O {self.io_summary()}, via {self.method}, {self.conversion_seconds:.1f} s",
             f"size {_kib(self.size_bytes)} ({self.ratio_to_float32:.0%} of float32 {_kib(self.float32_size_bytes)})",
         ]
         if self.source_normalization is not None:

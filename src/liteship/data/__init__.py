@@ -199,6 +199,7 @@ def load_dataset(
         return source.take(limit)
     if isinstance(source, np.ndarray):
         arr = source
+        check_layout(arr, input_shape, "array")
         return _from_arrays(arr, None, pre, "array").take(limit)
     if callable(source):
         return _from_callable(source, pre).take(limit)
@@ -211,6 +212,7 @@ def load_dataset(
         array = load_numpy(path)
         if isinstance(array, dict):
             raise DataError(f"{str(path)!r} is a .npz archive named .npy.", hint="Rename it to .npz.")
+        check_layout(array, input_shape, str(path))
         return _from_arrays(array, None, pre, str(path)).take(limit)
     if suffix == ".npz":
         files = load_numpy(path)
@@ -222,12 +224,33 @@ def load_dataset(
                 "(and optionally 'y' with labels).",
                 hint="Save it with np.savez(path, x=inputs, y=labels).",
             )
+        check_layout(files["x"], input_shape, str(path))
         return _from_arrays(files["x"], files.get("y"), pre, str(path)).take(limit)
     if suffix in IMAGE_SUFFIXES:
         return _from_image_files([path], None, pre, input_shape, str(path))
     raise DataError(
         f"cannot use {str(path)!r} as a dataset: unknown file type {suffix!r}.",
         hint="Give a folder of images, a .npy or a .npz file.",
+    )
+
+
+def check_layout(x: np.ndarray, input_shape: Sequence[int] | None, source: str) -> None:
+    """Refuse channels-first (NCHW) images for a channels-last (NHWC) model, at once and by name.
+
+    Raises:
+        DataError: ``x`` is ``(N, C, H, W)`` and the model takes ``(1, H, W, C)``.
+    """
+    if input_shape is None or len(input_shape) != 4 or x.ndim != 4:
+        return
+    if any(not isinstance(d, (int, np.integer)) or d < 1 for d in input_shape[1:]):
+        return  # a dynamic size: nothing to compare
+    h, w, c = (int(d) for d in input_shape[1:])
+    if c not in (1, 3, 4) or tuple(x.shape[1:]) != (c, h, w) or (c, h, w) == (h, w, c):
+        return
+    raise DataError(
+        f"dataset {source!r} holds channels-first (NCHW) images {list(x.shape)}, and the model takes "
+        f"channels-last (NHWC) input [1, {h}, {w}, {c}].",
+        hint="Transpose it: x = np.transpose(x, (0, 2, 3, 1)) (PyTorch data is NCHW; TFLite takes NHWC).",
     )
 
 

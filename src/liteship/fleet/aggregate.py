@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud, decisions, drift
-from liteship.fleet.models import CONFIDENCE_BINS, Revert, TelemetryCreate, TelemetryWindow
+from liteship.fleet.models import CONFIDENCE_BINS, Release, Revert, TelemetryCreate, TelemetryWindow
 
 NO_REFERENCE = (
     "no reference histogram in the package (build it with `liteship pipeline`, or `liteship package "
@@ -68,6 +68,27 @@ def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = Non
     # rollbacks are counted per device: a device reporting several counts once for the rate
     arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
     return arm
+
+
+def paired_latency(
+    control: list[TelemetryWindow], candidate: list[TelemetryWindow], *, period_s: float
+) -> tuple[decisions.ArmStats, decisions.ArmStats, int]:
+    """Both arms' latency over the periods in which both reported: ``(control, candidate, periods)``.
+
+    Windows are grouped by the period of their end; a period in which only one arm reported is left
+    out, so both latency histograms cover the same moments (a machine that is busy in one period
+    slows both sides of the comparison, and at 100 % the candidate is not compared with the control's
+    figures from another time of day).
+    """
+    control, _ = good_windows(control)
+    candidate, _ = good_windows(candidate)
+
+    def period(w: TelemetryWindow) -> float:
+        return (w.ended // period_s) * period_s
+
+    shared = {period(w) for w in control} & {period(w) for w in candidate}
+    pair = [arm_stats([w for w in ws if period(w) in shared]) for ws in (control, candidate)]
+    return pair[0], pair[1], len(shared)
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,46 @@ def reference_histogram(manifest: dict[str, Any]) -> tuple[list[float], list[flo
     return counts, bins
 
 
+def _confidence_by_period(windows: list[TelemetryWindow], period_s: float) -> dict[float, list[int]]:
+    buckets: dict[float, list[int]] = {}
+    for w in windows:
+        start = (w.ended // period_s) * period_s
+        acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
+        buckets[start] = [a + b for a, b in zip(acc, w.confidence_hist, strict=True)]
+    return buckets
+
+
+def _versus_control(
+    session: Session, *, model_id: str, version: str, period_s: float, since: float
+) -> dict[str, Any] | None:
+    """The candidate of the model's latest rollout against its control's live confidence, period by
+    period (the periods both arms reported in since the rollout started): a release whose own validation
+    histogram was wrong, or that is as bad as its validation data, still shows against the field."""
+    rollout = next(iter(crud.list_rollouts(session, model_id=model_id)), None)
+    if rollout is None:
+        return None
+    candidate = session.get(Release, rollout.candidate_release_id)
+    control = session.get(Release, rollout.control_release_id)
+    if candidate is None or control is None or candidate.version != version:
+        return None
+    start = max(since, rollout.created_at)
+
+    def live(v: str) -> dict[float, list[int]]:
+        windows, _ = good_windows(crud.windows_for(session, model_id=model_id, version=v, since=start))
+        return _confidence_by_period(windows, period_s)
+
+    mine, theirs = live(version), live(control.version)
+    points = [
+        drift.drift_point(t, mine[t], [float(c) for c in theirs[t]]).to_dict()
+        for t in sorted(set(mine) & set(theirs))
+        if sum(theirs[t])
+    ]
+    return {"rollout_id": rollout.id, "control_version": control.version, "points": points}
+
+
+LEVELS = ("insufficient", "ok", "warn", "alert")
+
+
 def drift_series(
     session: Session,
     *,
@@ -154,14 +215,10 @@ def drift_series(
         if version is not None and rel.version != version:
             continue
         ref = reference_histogram(rel.manifest)
-        buckets: dict[float, list[int]] = {}
         windows, skipped = good_windows(
             crud.windows_for(session, model_id=model_id, version=rel.version, since=since)
         )
-        for w in windows:
-            start = (w.ended // period_s) * period_s
-            acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
-            buckets[start] = [a + b for a, b in zip(acc, w.confidence_hist, strict=True)]
+        buckets = _confidence_by_period(windows, period_s)
         points = []
         if ref is not None:
             try:
@@ -175,6 +232,17 @@ def drift_series(
             level, note = "insufficient", "no telemetry from this version yet"
         else:
             level, note = points[-1]["level"], None
+        versus = _versus_control(
+            session, model_id=model_id, version=rel.version, period_s=period_s, since=since
+        )
+        judged = [p for p in (versus or {}).get("points", []) if p["level"] != "insufficient"]
+        if versus and judged:  # the field's verdict beside the package's own reference; the worse one shows
+            if LEVELS.index(judged[-1]["level"]) > LEVELS.index(level if level in LEVELS else "ok"):
+                level = judged[-1]["level"]
+            note = (
+                f"PSI {judged[-1]['psi']:.3f} against the live confidence of the control "
+                f"{versus['control_version']} (rollout {versus['rollout_id']})"
+            )
         out.append(
             {
                 "model_id": model_id,
@@ -186,6 +254,7 @@ def drift_series(
                 "windows": len(windows),
                 "skipped_windows": skipped,
                 "note": note,
+                "versus_control": versus,  # None: not the candidate of the model's latest rollout
             }
         )
     return out

@@ -12,7 +12,9 @@ Checks (every one is recorded with its numbers):
   ``p < alpha`` *and* Cliff's delta ≤ ``-confidence_effect_floor`` (tiny but significant shifts on
   large samples do not halt a rollout);
 - PSI of the candidate's confidence histogram against the control's ≥ ``psi_max``;
-- latency p95 ratio > ``latency_p95_ratio_max``;
+- latency p95 ratio > ``latency_p95_ratio_max`` *and* p95 increase > ``latency_p95_floor_ms``, on paired
+  figures: both arms' windows of the periods (``latency_pair_period_s``) in which both reported
+  (:func:`liteship.fleet.aggregate.paired_latency`), so a busy machine slows both sides of the comparison;
 - error rate increase > ``error_rate_increase_max``; rollback rate increase > ``rollback_rate_increase_max``.
 """
 
@@ -31,6 +33,11 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "confidence_effect_floor": 0.1,
     "psi_max": 0.2,
     "latency_p95_ratio_max": 1.2,
+    # the candidate's p95 must also exceed the control's by this much: noise on a sub-millisecond
+    # model cannot halt a rollout (issue 22)
+    "latency_p95_floor_ms": 0.5,
+    # latency is compared on paired figures: only the periods of this length in which both arms reported
+    "latency_pair_period_s": 300,
     "error_rate_increase_max": 0.01,
     "rollback_rate_increase_max": 0.05,
 }
@@ -193,12 +200,14 @@ def decide(
     p95_c, p95_k = numbers["control"]["latency_p95_ms"], numbers["candidate"]["latency_p95_ms"]
     ratio = (p95_k / p95_c) if p95_c and p95_k is not None else None
     numbers["latency_p95_ratio"] = ratio
+    floor = t["latency_p95_floor_ms"]
     _check(
         numbers,
         reasons,
         "latency_p95",
-        ratio is not None and ratio > t["latency_p95_ratio_max"],
-        f"latency p95 {p95_k:.1f} ms is {ratio:.2f}x the control's {p95_c:.1f} ms (max {t['latency_p95_ratio_max']}x)"
+        ratio is not None and ratio > t["latency_p95_ratio_max"] and p95_k - p95_c > floor,
+        f"latency p95 {p95_k:.2f} ms is {ratio:.2f}x the control's {p95_c:.2f} ms (max "
+        f"{t['latency_p95_ratio_max']}x, and +{p95_k - p95_c:.2f} ms > the floor {floor:g} ms)"
         if ratio is not None
         else "",
     )

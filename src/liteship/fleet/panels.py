@@ -285,6 +285,11 @@ def drift_panel(series: list[dict[str, Any]], model_id: str) -> str:
             f'<li><i style="background:{color}"></i>{e(model_id)} {e(s["version"])} — latest PSI {last["psi"]:.3f} '
             f'<span class="badge {last["level"]}">{last["level"]}</span></li>'
         )
+        if s.get("versus_control") and s.get("note"):  # the field judged it worse than its reference
+            items.append(
+                f"<li>{e(model_id)} {e(s['version'])} — {e(s['note'])} "
+                f'<span class="badge {e(s["latest_level"])}">{e(s["latest_level"])}</span></li>'
+            )
     chart = ""
     if lines:
         bands = [Band(WARN, ALERT, "#d97706", "warn"), Band(ALERT, None, "#dc2626", "alert")]

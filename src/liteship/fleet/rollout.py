@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
 from liteship.fleet import crud, decisions
-from liteship.fleet.aggregate import arm_stats
+from liteship.fleet.aggregate import arm_stats, paired_latency
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
 
@@ -60,17 +60,18 @@ def bucket_cutoff(buckets: list[int], percent: float, min_arm_devices: int) -> i
     """The bucket below which devices run the candidate at ``percent`` %.
 
     ``percent·100`` (buckets are 0..9999), raised so that at least ``min_arm_devices`` of the known
-    devices (``buckets``) run the candidate, and lowered so that as many keep running the control,
-    when the fleet has enough devices for both (the candidate gets its share when it has not). At 100 % every
-    device runs the candidate.
+    devices (``buckets``) run the candidate, and lowered so that as many keep running the control. A
+    fleet smaller than ``2·min_arm_devices`` is split in halves (the candidate gets the smaller one), so
+    both arms have devices whenever there are at least two. At 100 % every device runs the candidate.
     """
     cutoff = math.ceil(percent * 100.0)  # buckets are integers: b < x ⇔ b < ceil(x)
     if percent >= 100 or min_arm_devices <= 0 or not buckets:
         return cutoff
     ordered = sorted(buckets)
-    n, k = len(ordered), min(min_arm_devices, len(ordered))
+    n = len(ordered)
+    k = min(min_arm_devices, n // 2) if n >= 2 else 1  # both arms get devices when there are two
     cutoff = max(cutoff, ordered[k - 1] + 1)
-    if n >= 2 * k:  # keep ≥ k on the control (buckets at or above the cutoff) when the fleet allows
+    if n >= 2:  # keep ≥ k on the control (buckets at or above the cutoff)
         cutoff = min(cutoff, ordered[n - k])
     return cutoff
 
@@ -102,7 +103,8 @@ def stage_plans(
 
 
 def plan_warnings(plans: list[StagePlan], *, min_devices: float, n_devices: int) -> list[str]:
-    """What an operator must know at ``rollout start``: stages that cannot decide, and what to do."""
+    """What an operator must know at ``rollout start``: stages that cannot decide, and what to do, with
+    the settings that work for this fleet's size (:func:`small_fleet_advice`)."""
     blocked = [p for p in plans if not p.can_decide]
     if not blocked:
         return []
@@ -113,10 +115,31 @@ def plan_warnings(plans: list[StagePlan], *, min_devices: float, n_devices: int)
         f"registered devices on the candidate and {first.control_devices} on the control; the engine "
         f"needs ≥ {need} devices per arm, so this rollout waits (and is never decided automatically) "
         "until enough devices register.",
-        f"For a small fleet: start it with min_arm_devices={need} (CLI `--min-arm-devices {need}`), "
-        f"which puts at least {need} devices on each arm from stage 1 (a fleet needs ≥ {2 * need}), "
-        "or lower min_devices, or promote/abort by hand.",
+        small_fleet_advice(need, n_devices),
     ]
+
+
+def small_fleet_advice(need: int, n_devices: int) -> str:
+    """The settings under which a fleet of ``n_devices`` decides every stage: ``min_arm_devices`` (and,
+    when half the fleet is fewer than ``need`` devices, the ``min_devices`` threshold) = what fits."""
+    if n_devices < 2:
+        return (
+            f"A rollout compares two arms of devices and this model has {n_devices} registered: register "
+            "at least 2 devices, or promote/abort by hand."
+        )
+    if n_devices >= 2 * need:
+        return (
+            f"For a small fleet: start it with min_arm_devices={need} (CLI `--min-arm-devices {need}`), "
+            f"which puts at least {need} devices on each arm from stage 1 (this fleet has {n_devices}), "
+            "or promote/abort by hand."
+        )
+    half = n_devices // 2
+    return (
+        f"With {n_devices} devices each arm can hold at most {half}, fewer than min_devices {need}: start "
+        f"it with min_arm_devices={half} and the threshold min_devices={half} (CLI `--min-arm-devices "
+        f"{half} --threshold min_devices={half}`); the verdict then rests on {half} device(s) per arm "
+        "(min_predictions still applies). Or promote/abort by hand."
+    )
 
 
 def model_buckets(session: Session, *, model_id: str) -> list[int]:
@@ -240,16 +263,30 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
     # at 100 % no device runs the control any more: compare with the control over the whole rollout
     control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
     model_id = rollout.model_id
-    return (
+    ctrl_windows = crud.windows_for(session, model_id=model_id, version=control.version, since=control_since)
+    cand_windows = crud.windows_for(session, model_id=model_id, version=candidate.version, since=since)
+    arms = (
         arm_stats(
-            crud.windows_for(session, model_id=model_id, version=control.version, since=control_since),
+            ctrl_windows,
             crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
         ),
         arm_stats(
-            crud.windows_for(session, model_id=model_id, version=candidate.version, since=since),
+            cand_windows,
             crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
         ),
     )
+    # latency on paired figures: the periods of the rollout in which both arms reported (issue 22)
+    period = float(
+        rollout.thresholds.get("latency_pair_period_s", decisions.DEFAULT_THRESHOLDS["latency_pair_period_s"])
+    )
+    if control_since != since:  # at 100 %: the candidate's windows of the earlier stages pair too
+        cand_windows = crud.windows_for(
+            session, model_id=model_id, version=candidate.version, since=control_since
+        )
+    paired = paired_latency(ctrl_windows, cand_windows, period_s=period)
+    for arm, latency in zip(arms, paired[:2], strict=True):
+        arm.latency_hist, arm.latency_edges_ms = latency.latency_hist, latency.latency_edges_ms
+    return arms
 
 
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:

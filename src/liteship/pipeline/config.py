@@ -72,6 +72,8 @@ class GatesConfig(_Strict):
     max_latency_ms: float | None = Field(default=None, gt=0)
     max_size_mb: float | None = Field(default=None, gt=0)
     min_sqnr: float | None = None
+    # an absolute floor (issue 22): the relative gates above pass a variant as bad as its reference
+    min_accuracy: float | None = Field(default=None, ge=0, le=1, description="top-1 accuracy 0..1")
 
 
 Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction", "adaround"]

@@ -27,7 +27,14 @@ from liteship.pipeline.select import Candidate, select_variant
 from liteship.types import ReportMixin
 
 HTML_BEGIN, HTML_END = "<!-- liteship:device-selection -->", "<!-- /liteship:device-selection -->"
-GATE_KEYS = ("max_accuracy_drop", "min_agreement", "max_latency_ms", "max_size_mb", "min_sqnr")
+GATE_KEYS = (
+    "max_accuracy_drop",
+    "min_agreement",
+    "max_latency_ms",
+    "max_size_mb",
+    "min_sqnr",
+    "min_accuracy",
+)
 OPEN = ("queued", "running")
 
 
@@ -130,6 +137,7 @@ def _select(
                 p50_ms=p50.get(v["recipe"]),
                 accuracy_drop=v.get("accuracy_drop"),
                 agreement=v.get("agreement_top1"),
+                accuracy=v.get("accuracy"),
                 sqnr_db=v.get("sqnr_db"),
                 validation_passed=v.get("validation_passed") is not False,
             )

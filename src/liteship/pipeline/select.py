@@ -18,6 +18,7 @@ class Candidate:
     p50_ms: float | None = None
     accuracy_drop: float | None = None  # points; None when no labels
     agreement: float | None = None  # top-1 agreement 0..1; None for non-classifiers
+    accuracy: float | None = None  # the variant's own top-1 accuracy 0..1; None when no labels
     sqnr_db: float | None = None
     validation_passed: bool = True  # gates that validate itself checked (atol/rtol/…)
     accelerator: str | None = None  # the CompiledModel accelerator of a (variant, accelerator) pair
@@ -33,6 +34,7 @@ class Candidate:
             p50_ms=p50_ms,
             accuracy_drop=summary["accuracy_drop"],
             agreement=summary["agreement_top1"],
+            accuracy=summary.get("accuracy"),
             sqnr_db=summary["sqnr_db"],
         )
 
@@ -79,11 +81,21 @@ def check_gates(
     max_latency_ms: float | None = None,
     max_size_mb: float | None = None,
     min_sqnr: float | None = None,
+    min_accuracy: float | None = None,
 ) -> Verdict:
     """Check one candidate against the gates; every failing gate is listed with value and threshold."""
     failures: list[str] = []
     if max_accuracy_drop is not None and c.accuracy_drop is not None and c.accuracy_drop > max_accuracy_drop:
         failures.append(f"accuracy drop {c.accuracy_drop:.2f} points > max_accuracy_drop {max_accuracy_drop}")
+    if min_accuracy is not None:
+        if c.accuracy is None:
+            failures.append(
+                "accuracy was not measured (the validation data has no labels), but min_accuracy is set"
+            )
+        elif c.accuracy < min_accuracy:
+            failures.append(
+                f"top-1 accuracy {c.accuracy:.4f} < min_accuracy {min_accuracy}{_reference_note(c, min_accuracy)}"
+            )
     if min_agreement is not None and c.agreement is not None and c.agreement < min_agreement:
         failures.append(f"top-1 agreement {c.agreement:.4f} < min_agreement {min_agreement}")
     if max_latency_ms is not None:
@@ -101,6 +113,19 @@ def check_gates(
     return Verdict(recipe=c.recipe, passed=not failures, failures=failures, accelerator=c.accelerator)
 
 
+def _reference_note(c: Candidate, floor: float) -> str:
+    """When the reference itself is below the floor, quantization is not what to fix."""
+    if c.accuracy is None or c.accuracy_drop is None:
+        return ""
+    reference = c.accuracy + c.accuracy_drop / 100.0
+    return (
+        f" (the reference model scores {reference:.4f} too: check the model, its labels and its "
+        "preprocessing (mean/std); quantization is not the cause)"
+        if reference < floor
+        else ""
+    )
+
+
 def select_variant(
     candidates: Sequence[Candidate],
     *,
@@ -112,7 +137,8 @@ def select_variant(
     Args:
         candidates: One per converted variant, or per (variant, accelerator) pair.
         objective: ``"latency"`` (lowest p50; size breaks ties) or ``"size"`` (smallest; p50 breaks ties).
-        **gates: ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``.
+        **gates: ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``,
+            ``min_accuracy``.
 
     Returns:
         A Selection; ``chosen`` is ``None`` when nothing passes (``failures_by_recipe`` says why).

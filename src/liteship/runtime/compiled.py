@@ -34,6 +34,7 @@ from liteship._quiet import native_stderr_captured, native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import batch_one_copy, load_model, tensor_name
 from liteship.runtime.base import Runner
+from liteship.runtime.cpu import compiled_model_blocker
 from liteship.runtime.litert import _cores, _first_line, _load_hint, _version
 from liteship.runtime.quant import dequantize, quantize
 from liteship.types import ReportMixin, TensorSpec
@@ -140,6 +141,13 @@ def parse_placement_log(text: str) -> tuple[tuple[RejectedOp, ...], int | None, 
 
 
 def _litert() -> Any:
+    """LiteRT's ``compiled_model`` module, once this CPU is known to load its accelerator library."""
+    if (why := compiled_model_blocker()) is not None:  # checked before LiteRT loads the library
+        raise AcceleratorError(
+            f"LiteRT's CompiledModel cannot start: {why}.",
+            hint="Run on the Interpreter instead (leave out `accelerator`): XNNPACK runs on this CPU. "
+            "A Raspberry Pi 5 (Cortex-A76) has these features.",
+        )
     try:
         from ai_edge_litert import compiled_model
     except ImportError as e:

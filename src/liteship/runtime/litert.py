@@ -7,7 +7,7 @@ import importlib
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from liteship.runtime.delegates import (
     delegated_nodes,
     load_delegates,
 )
-from liteship.runtime.quant import dequantize, quantize
+from liteship.runtime.quant import Quantizer, dequantize
 from liteship.types import TensorSpec
 
 _FAILURES = (ValueError, RuntimeError)  # what the interpreter raises for model/shape/delegate problems
@@ -134,12 +134,17 @@ class _Plan:
     current: tuple[int, ...]  # shape the interpreter is allocated for
     dtype: np.dtype
     convert: bool  # quantize float feeds / dequantize outputs
+    quantizer: Quantizer | None = field(default=None, init=False, repr=False)
 
     def to_model(self, arr: np.ndarray) -> np.ndarray:
+        """The feed in the model's dtype. A quantized feed lives in a buffer reused by the next call:
+        the interpreter copies it (``set_tensor``) before that."""
         if arr.dtype == self.dtype:
             return arr
         if self.convert and arr.dtype.kind == "f":
-            return quantize(arr, self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
+            if self.quantizer is None:
+                self.quantizer = Quantizer(self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
+            return self.quantizer(arr)
         return arr.astype(self.dtype)
 
     def from_model(self, arr: np.ndarray) -> np.ndarray:

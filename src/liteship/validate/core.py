@@ -40,6 +40,7 @@ def validate(
     min_agreement: float | None = None,
     max_accuracy_drop: float | None = None,
     min_sqnr: float | None = None,
+    min_accuracy: float | None = None,
     layerwise: bool = False,
     layerwise_source: Any = None,
     progress: bool = True,
@@ -66,6 +67,8 @@ def validate(
         min_agreement: Gate: top-1 agreement (0..1) of every classifier output.
         max_accuracy_drop: Gate: accuracy drop in percentage points (needs labels).
         min_sqnr: Gate: SQNR in dB of every output.
+        min_accuracy: Gate: the candidate's own top-1 accuracy (0..1) against the labels, an absolute
+            floor: the relative gates pass a model that is as bad as its reference.
         layerwise: Also rank per-tensor quantization error (QuantizationDebugger); needs an
             integer-quantized candidate and its TensorFlow source. Defaults to ``False``.
         layerwise_source: The TensorFlow source for ``layerwise``. Defaults to the reference when it
@@ -93,7 +96,7 @@ def validate(
         >>> report.agreement[0].top1                                         # doctest: +SKIP
         0.995
     """
-    _check_thresholds(atol, rtol, min_agreement, max_accuracy_drop)
+    _check_thresholds(atol, rtol, min_agreement, max_accuracy_drop, min_accuracy)
     from liteship.runtime.reference import open_reference
 
     cand_runner = _candidate_runner(candidate, accelerator)
@@ -105,7 +108,7 @@ def validate(
     try:
         return _compare(
             candidate, reference, data, cand_runner, ref_runner, limit, preprocessing,
-            (atol, rtol, min_agreement, max_accuracy_drop, min_sqnr),
+            (atol, rtol, min_agreement, max_accuracy_drop, min_sqnr, min_accuracy),
             layerwise, layerwise_source, progress, raise_on_failure,
         )  # fmt: skip
     finally:
@@ -180,15 +183,15 @@ def _close_if_owned(runner: Runner, source: Any) -> None:
 
 
 def _check_thresholds(*values: float | None) -> None:
-    atol, rtol, min_agreement, max_drop = values
+    atol, rtol, min_agreement, max_drop, min_accuracy = values
     for name, v in (("atol", atol), ("rtol", rtol), ("max_accuracy_drop", max_drop)):
         if v is not None and (v < 0 or math.isnan(v)):
             raise UsageError(f"`{name}` must be ≥ 0, got {v}.")
-    if min_agreement is not None and not 0.0 <= min_agreement <= 1.0:
-        raise UsageError(
-            f"`min_agreement` is a fraction of samples in [0, 1], got {min_agreement}.",
-            hint="E.g. 0.99 for 99 %.",
-        )
+    for name, v in (("min_agreement", min_agreement), ("min_accuracy", min_accuracy)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise UsageError(
+                f"`{name}` is a fraction of samples in [0, 1], got {v}.", hint="E.g. 0.99 for 99 %."
+            )
 
 
 def _compare(
@@ -286,17 +289,19 @@ def _gates(
     *,
     has_labels: bool,
 ) -> list[GateResult]:
-    atol, rtol, min_agreement, max_drop, min_sqnr = thresholds
+    atol, rtol, min_agreement, max_drop, min_sqnr, min_accuracy = thresholds
     gates: list[GateResult] = []
-    if (min_agreement is not None or max_drop is not None) and not agreement:
+    if (min_agreement is not None or max_drop is not None or min_accuracy is not None) and not agreement:
         raise ValidationError(
-            "min_agreement/max_accuracy_drop apply to classifier outputs (batch, classes), and the "
-            f"models have none (outputs: {[c for c, _ in pairs]}).",
+            "min_agreement/max_accuracy_drop/min_accuracy apply to classifier outputs (batch, classes), "
+            f"and the models have none (outputs: {[c for c, _ in pairs]}).",
             hint="Use atol/rtol or min_sqnr for other outputs.",
         )
-    if max_drop is not None and not has_labels:
+    for name, v in (("max_accuracy_drop", max_drop), ("min_accuracy", min_accuracy)):
+        if v is None or has_labels:
+            continue
         raise ValidationError(
-            "max_accuracy_drop needs labels, and the dataset has none.",
+            f"{name} needs labels, and the dataset has none.",
             hint="Use a .npz with `y`, or an image folder with one sub-folder per class; or use min_agreement.",
         )
     for a in agreement:
@@ -304,6 +309,9 @@ def _gates(
             gates.append(
                 GateResult("min_agreement", a.output, a.top1, min_agreement, a.top1 >= min_agreement)
             )
+        if min_accuracy is not None and a.candidate_accuracy is not None:
+            acc = a.candidate_accuracy
+            gates.append(GateResult("min_accuracy", a.output, acc, min_accuracy, acc >= min_accuracy))
         if max_drop is not None and a.accuracy_drop is not None:
             gates.append(
                 GateResult(

@@ -77,7 +77,7 @@ class GateResult(ReportMixin):
     """One gate on one output.
 
     Attributes:
-        name: ``min_agreement``, ``max_accuracy_drop``, ``allclose`` or ``min_sqnr``.
+        name: ``min_agreement``, ``max_accuracy_drop``, ``min_accuracy``, ``allclose`` or ``min_sqnr``.
         output: The candidate's output name.
         value: The measured value (``allclose``: ``max(|cand − ref| − rtol·|ref|)``, compared with atol).
         threshold: The limit.
@@ -94,6 +94,7 @@ class GateResult(ReportMixin):
         words = {
             "min_agreement": ("top-1 agreement", "<", "min_agreement"),
             "max_accuracy_drop": ("accuracy drop (points)", ">", "max_accuracy_drop"),
+            "min_accuracy": ("top-1 accuracy", "<", "min_accuracy"),
             "allclose": ("max(|cand − ref| − rtol·|ref|)", ">", "atol"),
             "min_sqnr": ("SQNR (dB)", "<", "min_sqnr"),
         }

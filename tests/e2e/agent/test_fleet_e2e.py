@@ -151,7 +151,8 @@ def test_aborted_rollout_sends_a_candidate_only_device_to_control(
     assert (down["from"], down["to"], down["rollout_id"]) == ("1.1.0", "1.0.0", rollout["id"])
     assert down["reason"].startswith("downgraded to 1.0.0 on the server's rollback-to-control, from 1.1.0")
     assert "aborted" in down["reason"] and s["failed"] == {}
-    assert slot_ok(Store(state)) == "1.0.0" and Store(state).previous_version() == "1.1.0"
+    # issue 22 (7): the aborted candidate is not kept as the fallback
+    assert slot_ok(Store(state)) == "1.0.0" and Store(state).previous_version() is None
     logs = [json.loads(x) for x in (state / "agent.log").read_text().splitlines() if x.startswith("{")]
     checkins = [e for e in logs if e["msg"] == "check-in"]
     assert any(e["action"] == "downgraded" and e["code"] == "rollback-to-control" for e in checkins)
@@ -159,3 +160,4 @@ def test_aborted_rollout_sends_a_candidate_only_device_to_control(
     assert results[0]["version"] == "1.1.0" and results[-1]["version"] == "1.0.0"
     r = cli("agent", "status", "--state-dir", str(state))
     assert "downgrade downgraded to 1.0.0 on the server's rollback-to-control" in r.stdout, r.stdout
+    assert "previous  -" in r.stdout, r.stdout

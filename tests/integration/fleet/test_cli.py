@@ -105,6 +105,9 @@ def test_fleet_commands(served, cli, make_package, tmp_path):
     r = cli("fleet", "rollout", "start", "digits", "1.1.0", "--stages", "10,100", "--json", env=env)
     assert r.returncode == 0, r.stderr
     rid = json.loads(r.stdout)["id"]
+    r = cli("fleet", "rollout", "pause", str(rid), env=env)  # issue 22 (10): under `rollout` too
+    assert r.returncode == 0 and "paused" in r.stdout, r.stderr
+    assert cli("fleet", "rollout", "resume", str(rid), env=env).returncode == 0
     r = cli("fleet", "pause", str(rid), env=env)
     assert r.returncode == 0 and "paused" in r.stdout
     r = cli("fleet", "rollout", "status", "--json", *conn)
@@ -114,6 +117,9 @@ def test_fleet_commands(served, cli, make_package, tmp_path):
     assert json.loads(r.stdout)["state"] == "promoted"
     r = cli("fleet", "abort", str(rid), env=env)
     assert r.returncode == 1 and "cannot abort rollout" in r.stderr
+    r = cli("fleet", "rollout", "abort", str(rid), env=env)
+    assert r.returncode == 1 and "cannot abort rollout" in r.stderr, r.stderr  # not "No such command"
+    assert cli("fleet", "rollout", "promote", "--help").returncode == 0
 
     # a model whose package has no reference histogram, with live telemetry
     r = cli("fleet", "publish", str(make_package("noref", "1.0.0", reference=False)), env=env)

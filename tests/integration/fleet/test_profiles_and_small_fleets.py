@@ -138,6 +138,26 @@ def test_stage_plan_counts_devices_per_arm():
     assert rollout.bucket_cutoff([], 2, 5) == 200 and rollout.bucket_cutoff([5], 100, 5) == 10_000
 
 
+def test_three_devices_get_both_arms_and_advice_that_works():
+    """Issue 22 (5): min_arm_devices 10 on 3 devices put all 3 on the candidate and none on the control,
+    and the warning repeated the same advice. Now both arms get devices, and the advice names settings
+    under which every stage can decide."""
+    buckets = [700, 4200, 9100]
+    plans = rollout.stage_plans(buckets, [2, 15, 100], min_devices=10, min_arm_devices=10)
+    assert [(p.candidate_devices, p.control_devices) for p in plans] == [(1, 2), (1, 2), (3, 0)]
+    for n in (2, 3, 5, 19):  # both arms get devices whenever there are two
+        b = list(range(100, 100 + 37 * n, 37))
+        for m in (1, 10, 100):
+            cand = sum(x < rollout.bucket_cutoff(b, 2, m) for x in b)
+            assert 1 <= cand <= n - 1, (n, m, cand)
+    warnings = rollout.plan_warnings(plans, min_devices=10, n_devices=3)
+    assert "`--min-arm-devices 1 --threshold min_devices=1`" in warnings[1], warnings
+    plans = rollout.stage_plans(buckets, [2, 15, 100], min_devices=1, min_arm_devices=1)  # the advice
+    assert all(p.can_decide for p in plans) and plans[0].control_devices >= 1
+    assert "register at least 2" in rollout.small_fleet_advice(10, 1)
+    assert "`--min-arm-devices 10`" in rollout.small_fleet_advice(10, 25)
+
+
 def test_small_fleet_is_told_and_can_decide(fleet, make_package):
     """Six devices, default stages: stage 1 has no candidate and says so; with min_arm_devices the
     same fleet reaches a decision at every stage."""

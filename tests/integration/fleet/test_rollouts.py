@@ -251,3 +251,29 @@ def test_revert_events_are_stored_counted_and_shown(fleet40):
 
     page = fleet.client.get("/dashboard", headers=fleet.admin).text
     assert "<h2>Reverts</h2>" in page and reverter in page and "median latency 9.10 ms" in page
+
+
+def test_candidate_drift_is_judged_against_the_controls_live_confidence(fleet40):
+    """Issue 22 (8): the dashboard showed the bad candidate as "PSI 0.021 ok" against its own validation
+    histogram; during (and after) its rollout it is also compared with the control's live histogram of
+    the same periods, and the worse verdict is the one shown."""
+    from liteship.fleet import panels
+
+    fleet, devices = fleet40
+    rid = fleet.rollout("1.1.0", stages=[50, 100], thresholds={"min_predictions": 10**9}).json()["id"]
+    rng = np.random.default_rng(5)
+    for _ in range(2):
+        report_all(fleet, devices, rng, candidate=(2, 8), control=(8, 2))  # the candidate is unsure
+    r = fleet.client.get("/api/v1/drift", params={"model_id": "digits"}, headers=fleet.admin)
+    assert r.status_code == 200, r.text
+    series = {d["version"]: d for d in r.json()}
+    cand = series["1.1.0"]
+    versus = cand["versus_control"]
+    assert versus["control_version"] == "1.0.0" and versus["rollout_id"] == rid
+    assert versus["points"] and versus["points"][-1]["psi"] >= 0.2
+    assert (
+        cand["latest_level"] == "alert" and "against the live confidence of the control 1.0.0" in cand["note"]
+    )
+    assert series["1.0.0"]["versus_control"] is None
+    html = panels.drift_panel(list(series.values()), "digits")
+    assert "against the live confidence of the control 1.0.0" in html

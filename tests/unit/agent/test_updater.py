@@ -205,13 +205,17 @@ def test_rollback_to_control_downgrades_a_device_that_only_had_the_candidate(upd
     assert d["reason"].startswith("downgraded to 1.0.0 on the server's rollback-to-control, from 1.1.0")
     assert len(target_requests(fleet)) == n + 1  # fetched through TUF like any update
     store = updater.store
-    assert slot_ok(store) == "1.0.0" and store.previous_version() == "1.1.0"
+    # issue 22 (7): the halted/aborted candidate is never the fallback
+    assert slot_ok(store) == "1.0.0" and store.previous_version() is None
     assert store.state()["pending"]["version"] == "1.0.0"  # health window as for any install
+    assert store.state()["pending"]["previous"] is None
     s = store.state()
     assert s["last_decision"]["action"] == "downgraded" and s["last_downgrade"]["to"] == "1.0.0"
     assert (s["last_downgrade"]["from"], s["last_downgrade"]["rollout_id"]) == ("1.1.0", 7)
     assert updater.poll_once()["action"] == "up-to-date"
     assert store.state()["last_downgrade"]["reason"] == d["reason"]  # kept after later decisions
+    store.commit()
+    assert not (store.versions / "1.1.0").exists()  # the halted candidate's slot is garbage
 
     from liteship.agent.service import agent_status
 
@@ -299,7 +303,8 @@ def test_rollback_to_control_still_verifies_hash_signature_and_smoke_test(
 
 
 def test_status_shows_the_version_it_was_sent_back_from(updater, fleet, packages, cli):
-    """Issue 11: `agent status` shows that the device ran 1.2.0 and was sent back, and why."""
+    """Issue 11: `agent status` shows that the device ran 1.2.0 and was sent back, and why. Issue 22
+    (7): the rollout of 1.2.0 was halted, so 1.2.0 is not kept as the fallback."""
     import json
 
     offer(fleet, packages, "1.1.0")
@@ -307,12 +312,15 @@ def test_status_shows_the_version_it_was_sent_back_from(updater, fleet, packages
     updater.store.commit()
     offer(fleet, packages, "1.2.0")
     updater.poll_once()
-    fleet.assignment = {**offer(fleet, packages, "1.1.0"), "reason": "rollout 3 halted"}
+    updater.store.commit()
+    assert updater.store.previous_version() == "1.1.0"
+    rollback_to_control(fleet, packages, "1.1.0", reason="rollout 3 halted")  # what the server sends
     assert updater.poll_once()["action"] == "reverted-by-server"
     r = cli("agent", "status", "--state-dir", str(updater.store.root))
     assert r.returncode == 0, r.stderr
-    assert "previous  1.2.0" in r.stdout
+    assert "previous  -" in r.stdout and "1.2.0" not in r.stdout.split("previous")[1].splitlines()[0]
     line = next(x for x in r.stdout.splitlines() if x.startswith("history"))
     assert "ran 1.2.0, sent back to 1.1.0 by the server" in line and "rollout 3 halted" in line
     st = json.loads(cli("agent", "status", "--state-dir", str(updater.store.root), "--json").stdout)
-    assert st["history"][-1]["by"] == "server" and st["previous"] == "1.2.0"
+    assert st["history"][-1]["by"] == "server" and st["previous"] is None
+    assert slot_ok(updater.store) == "1.1.0" and not (updater.store.versions / "1.2.0").exists()

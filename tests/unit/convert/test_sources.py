@@ -107,3 +107,21 @@ def test_bad_files(name, content, match, tmp_path):
 def test_not_a_model_object():
     with pytest.raises(UsageError, match="cannot convert a dict"):
         convert({"weights": 1})
+
+
+def test_identity_preprocessing_is_said_not_silent(keras_path, tmp_path, cli):
+    """Issue 22 (13): without mean/std the model records identity preprocessing; the conversion says so
+    (validate then compared two models both fed 0..255 and passed at 25 % accuracy)."""
+    from liteship.convert.converter import IDENTITY_WARNING
+
+    plain = convert(keras_path, tmp_path / "a.tflite", progress=False)
+    assert IDENTITY_WARNING in plain.warnings
+    assert f"warning: {IDENTITY_WARNING}" in plain.summary_lines()
+    normalized = convert(
+        keras_path, tmp_path / "b.tflite", progress=False, preprocessing={"mean": [0], "std": [255]}
+    )
+    assert IDENTITY_WARNING not in normalized.warnings
+    r = cli("convert", str(keras_path), "-o", str(tmp_path / "c.tflite"))
+    assert r.returncode == 0 and "no normalization was given (mean/std)" in " ".join(
+        r.stdout.split() + r.stderr.split()
+    )

@@ -223,3 +223,20 @@ def test_a_recipe_that_quantizes_nothing_says_so(third_party_models, tmp_path):
         progress=False,
     )
     assert any("quantized no tensor" in w for w in rep.warnings)
+
+
+def test_the_io_line_is_what_the_tensors_are(int8):
+    """Issue 22 (11): ai-edge-quantizer's int8 model has int8 input and output tensors while the request
+    (and the record) says float32; the summary printed `I/O float32` right above `input … int8[…]`.
+    The I/O line now comes from the model's tensors."""
+    import dataclasses
+
+    report, _ = int8
+    lines = report.summary_lines()
+    assert (
+        report.io_type == "float32" and [s.dtype for s in (*report.inputs, *report.outputs)] == ["int8"] * 2
+    )
+    assert "I/O int8," in lines[1] and "float32" not in lines[1], lines
+    assert all(" int8[" in x for x in lines if x.startswith(("input", "output"))), lines
+    floats = tuple(dataclasses.replace(o, dtype="float32") for o in report.outputs)
+    assert "I/O int8 in, float32 out," in dataclasses.replace(report, outputs=floats).summary_lines()[1]

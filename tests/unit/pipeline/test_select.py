@@ -73,3 +73,17 @@ def test_pairs_of_one_variant_compete_and_the_chosen_pair_is_named():
     sel = select_variant(pairs, min_sqnr=60)
     assert (sel.chosen, sel.chosen_accelerator) == ("float16", None)
     assert list(sel.failures_by_recipe) == ["float16 on gpu"] and sel.verdicts[1].accelerator == "gpu"
+
+
+def test_min_accuracy_is_an_absolute_floor():
+    """Issue 22 (9): a variant as bad as its reference passes every relative gate; min_accuracy stops it."""
+    bad = Candidate("none", size_bytes=10, p50_ms=1.0, accuracy_drop=0.0, agreement=1.0, accuracy=0.13)
+    assert select_variant([bad], max_accuracy_drop=1.0, min_agreement=0.98).chosen == "none"
+    sel = select_variant([bad], max_accuracy_drop=1.0, min_agreement=0.98, min_accuracy=0.9)
+    (failure,) = sel.verdicts[0].failures
+    assert sel.chosen is None and failure.startswith("top-1 accuracy 0.1300 < min_accuracy 0.9")
+    assert "the reference model scores 0.1300 too" in failure and "preprocessing" in failure
+    unlabelled = Candidate("none", size_bytes=10, agreement=1.0)
+    assert "no labels" in select_variant([unlabelled], min_accuracy=0.5).verdicts[0].failures[0]
+    good = Candidate("int8", size_bytes=10, accuracy_drop=0.5, agreement=0.99, accuracy=0.95)
+    assert select_variant([good], min_accuracy=0.9).chosen == "int8"

@@ -75,3 +75,19 @@ def test_quantize_matches_tflite_quantize_kernel():
     it.set_tensor(it.get_input_details()[0]["index"], x)
     it.invoke()
     assert np.array_equal(quantize(x, scale, zp, np.int8), it.get_tensor(out))
+
+
+def test_the_preallocated_quantizer_gives_quantizes_bytes():
+    """Issue 22 (14): Runner.infer quantizes into buffers allocated once; same arithmetic, same bytes."""
+    from liteship.runtime.quant import Quantizer
+
+    rng = np.random.default_rng(0)
+    edges = np.array([0.5, -0.5, 1.5, -1.5, 0.49999997, -0.49999997, 1e9, -1e9, 0.0, -0.0], np.float32)
+    for scale, zp, dtype in ((0.0078125, -1, "int8"), (0.02, 128, "uint8"), (0.001, 3, "int16")):
+        q = Quantizer(scale, zp, dtype)
+        for x in (rng.normal(0, 2, (1, 224, 224, 3)).astype(np.float32), edges * scale, rng.normal(0, 1, 7)):
+            got = q(x)
+            want = quantize(x, scale, zp, dtype)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (scale, zp, dtype, x.dtype)
+        first = q(edges).copy()
+        assert q(edges * 2) is q(edges) and np.array_equal(q(edges), first)  # one buffer, reused
