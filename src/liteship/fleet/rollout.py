@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
-from liteship.fleet import crud, decisions
-from liteship.fleet.aggregate import arm_stats
+from liteship.fleet import crud, decisions, robust
+from liteship.fleet.aggregate import arm_parts
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
 
+Parts = tuple[dict[str, decisions.ArmStats], int]  # an arm's device parts and its skipped windows
 WAIT_HEARTBEAT_S = 600.0  # an unchanged wait verdict is stored again after this long
 
 # action -> (states it applies to, the state after it)
@@ -233,6 +234,15 @@ def change_rollout(
 
 def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats, decisions.ArmStats]:
     """``(control, candidate)`` over the current stage: what the engine compares."""
+    (control, skipped_control), (candidate, skipped_candidate) = parts_now(session, rollout=rollout)
+    return (
+        robust.merge(control.values(), skipped=skipped_control),
+        robust.merge(candidate.values(), skipped=skipped_candidate),
+    )
+
+
+def parts_now(session: Session, *, rollout: Rollout) -> tuple[Parts, Parts]:
+    """``(control, candidate)`` over the current stage as device parts and skipped windows."""
     control = session.get(Release, rollout.control_release_id)
     candidate = session.get(Release, rollout.candidate_release_id)
     assert control is not None and candidate is not None
@@ -241,11 +251,11 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
     control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
     model_id = rollout.model_id
     return (
-        arm_stats(
+        arm_parts(
             crud.windows_for(session, model_id=model_id, version=control.version, since=control_since),
             crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
         ),
-        arm_stats(
+        arm_parts(
             crud.windows_for(session, model_id=model_id, version=candidate.version, since=since),
             crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
         ),
@@ -253,11 +263,13 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
 
 
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
-    """What the decision engine says about the current stage's telemetry (nothing is changed)."""
-    control, candidate = arms_now(session, rollout=rollout)
-    return decisions.decide(
+    """What the decision engine says about the current stage's telemetry (nothing is changed); no one
+    device can turn its halt into an advance (:func:`liteship.fleet.robust.decide_robust`)."""
+    (control, skipped_control), (candidate, skipped_candidate) = parts_now(session, rollout=rollout)
+    return robust.decide_robust(
         control,
         candidate,
+        skipped=(skipped_control, skipped_candidate),
         stage_index=rollout.stage_index,
         n_stages=len(rollout.stages),
         thresholds=rollout.thresholds,
