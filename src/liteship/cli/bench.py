@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from liteship.cli._accel import accelerator_option
 from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
+from liteship.cli._accel import accelerator_option
 from liteship.cli._common import FiniteRange, console, emit_json, err_console, json_option, parse_ints
 
 if TYPE_CHECKING:
@@ -24,11 +24,7 @@ if TYPE_CHECKING:
     help="Thread counts to compare, e.g. 1,2. Defaults to the number of cores.",
 )
 @click.option(
-    "--runs",
-    default=50,
-    show_default=True,
-    type=click.IntRange(1, MAX_RUNS),
-    help="Minimum measured runs."
+    "--runs", default=50, show_default=True, type=click.IntRange(1, MAX_RUNS), help="Minimum measured runs."
 )
 @click.option(
     "--warmup",
