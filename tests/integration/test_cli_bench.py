@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_json_has_one_entry_per_model_and_thread_count(cli, tflite_float, tflite_int8):
     p = cli(
@@ -68,6 +70,13 @@ def test_a_corrupt_model_is_a_one_line_error(cli, tmp_path):
 def test_bad_thread_list_is_a_usage_error(cli, tflite_float):
     p = cli("bench", str(tflite_float), "--threads", "one")
     assert p.returncode == 2 and "--threads" in p.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e9"])
+def test_min_seconds_must_be_finite_and_bounded(cli, tflite_float, value):
+    """Issue 21 item 13: NaN and infinity were an internal error."""
+    r = cli("bench", str(tflite_float), "--min-seconds", value)
+    assert r.returncode == 2 and "--min-seconds" in r.stderr and "internal error" not in r.stderr, r.stderr
 
 
 def test_samples_without_json_is_a_usage_error(cli, tflite_float):

@@ -85,6 +85,15 @@ def test_labels_file_overrides_metadata(cli, third_party_models, image, tmp_path
     assert len(top) == 5 and all(t["label"] == f"class-{t['index']}" for t in top)
 
 
+def test_an_empty_batch_is_refused_before_litert_sees_it(cli, tflite_float, tflite_int8, tmp_path):
+    """Issue 21 item 12: a (0, 8, 8, 1) input aborted LiteRT (malloc_consolidate, exit 134)."""
+    np.save(tmp_path / "empty.npy", np.zeros((0, 8, 8, 1), np.float32))
+    for model in (tflite_float, tflite_int8):
+        res = cli("run", str(model), "--input", str(tmp_path / "empty.npy"))
+        assert res.returncode == 1, (res.returncode, res.stderr)
+        assert "an empty batch" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_errors_exit_1_with_a_message(cli, tflite_float, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((1, 5, 5, 1), np.float32))
     res = cli("run", str(tflite_float), "--input", str(tmp_path / "bad.npy"))

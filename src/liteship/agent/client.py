@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import os
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
-from tuf.api.exceptions import DownloadHTTPError
+from tuf.api.exceptions import DownloadError, DownloadHTTPError, DownloadLengthMismatchError
 from tuf.ngclient.fetcher import FetcherInterface
 
 from liteship.errors import AgentError
@@ -34,6 +37,86 @@ class ServerError(AgentError):
 
 
 MAX_RETRY_AFTER_S = 3600.0
+IDENTITY = {"Accept-Encoding": "identity"}  # downloads are counted as sent: no compressed bodies
+
+
+@dataclass(frozen=True)
+class TransferLimits:
+    """How slow a download (TUF metadata or a target) may be before the agent gives up on it.
+
+    The server, a mirror or a man in the middle can send a body one byte at a time; the updater thread
+    that waits on it is the one that checks in. So every download has a minimum rate, judged over
+    each ``window_s`` once a window has passed, and an overall deadline of ``window_s +
+    length / min_rate_bps`` seconds, at most ``max_s``.
+
+    Args:
+        min_rate_bps: Bytes per second a download must keep up. Defaults to 1024.
+        window_s: Seconds over which the rate is judged. Defaults to 10.
+        max_s: Longest any one download may take. Defaults to 1 h.
+    """
+
+    min_rate_bps: float = 1024.0
+    window_s: float = 10.0
+    max_s: float = 3600.0
+
+    def deadline_s(self, length: int) -> float:
+        """The overall deadline of a download of ``length`` bytes."""
+        return min(self.max_s, self.window_s + length / self.min_rate_bps)
+
+
+class _Watchdog:
+    """Raises :class:`ServerError` when a download misses its deadline or falls under its minimum rate."""
+
+    def __init__(self, limits: TransferLimits, length: int, what: str) -> None:
+        self.limits, self.what = limits, what
+        self.start = self.mark_t = time.monotonic()
+        self.deadline = limits.deadline_s(length)
+        self.received = self.mark_bytes = 0
+
+    def tick(self, received: int) -> None:
+        now, self.received = time.monotonic(), self.received + received
+        if now - self.start > self.deadline:
+            raise ServerError(
+                f"{self.what}: {self.received} bytes in {now - self.start:.0f} s, past the download's "
+                f"deadline of {self.deadline:.0f} s; abandoned (the next poll retries)."
+            )
+        span = now - self.mark_t
+        if span >= self.limits.window_s:
+            rate = (self.received - self.mark_bytes) / span
+            if rate < self.limits.min_rate_bps:
+                raise ServerError(
+                    f"{self.what}: {rate:.0f} B/s over the last {span:.0f} s, under the minimum of "
+                    f"{self.limits.min_rate_bps:.0f} B/s; abandoned (the next poll retries)."
+                )
+            self.mark_t, self.mark_bytes = now, self.received
+
+
+def _pump(
+    r: httpx.Response, write: Callable[[bytes], Any], *, have: int, limit: int, watchdog: _Watchdog
+) -> int:
+    """Stream ``r``'s body into ``write`` while it arrives, refusing it as soon as it would pass
+    ``limit`` bytes (``have`` already held) and checking the watchdog on every chunk. Nothing beyond
+    ``limit`` is read: an oversized body never reaches memory. Returns the bytes written.
+
+    Raises:
+        DownloadLengthMismatchError: The body is longer than ``limit``.
+        ServerError: Too slow (see :class:`TransferLimits`).
+    """
+    declared = r.headers.get("content-length", "")
+    if declared.isdigit() and have + int(declared) > limit:
+        raise DownloadLengthMismatchError(
+            f"{watchdog.what} announces {declared} bytes, over the {limit} allowed; not read."
+        )
+    got = 0
+    for chunk in r.iter_bytes():
+        if have + got + len(chunk) > limit:
+            raise DownloadLengthMismatchError(
+                f"{watchdog.what} is longer than the {limit} bytes allowed; refused while streaming."
+            )
+        write(chunk)
+        got += len(chunk)
+        watchdog.tick(len(chunk))
+    return got
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -53,6 +136,7 @@ class FleetClient:
         token: The device token from registration.
         transport: An ``httpx`` transport (e.g. ``httpx.MockTransport(handler)``). Defaults to the network.
         timeout: Request timeout. Defaults to 10 s (5 s to connect).
+        limits: Minimum rate and deadline of every download. Defaults to :class:`TransferLimits`.
     """
 
     def __init__(
@@ -63,8 +147,10 @@ class FleetClient:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: TransferLimits | None = None,
     ) -> None:
         self.server = server.rstrip("/")
+        self.limits = limits or TransferLimits()
         self.device_id = device_id
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.server, headers=headers, transport=transport, timeout=timeout)
@@ -142,7 +228,7 @@ class FleetClient:
             offset = 0
         if offset == length:
             return offset
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {**IDENTITY, "Range": f"bytes={offset}-"} if offset else dict(IDENTITY)
         mirror = url_path.startswith(("http://", "https://"))
         http = self.mirror_http if mirror else self.http
         try:
@@ -158,13 +244,18 @@ class FleetClient:
                 )
                 if not resumed:
                     offset = 0
+                watchdog = _Watchdog(self.limits, length - offset, f"download of {url_path}")
                 with open(part, "ab" if resumed else "wb") as f:
-                    for chunk in r.iter_bytes():
-                        if f.tell() + len(chunk) > length:
-                            f.truncate(0)  # not the target: nothing of it may seed a resume
-                            raise ServerError(f"{url_path} is longer than the {length} bytes TUF lists.")
+
+                    def write(chunk: bytes) -> None:
                         f.write(chunk)
                         f.flush()  # each chunk as received: a drop or a kill keeps all that arrived
+
+                    try:
+                        _pump(r, write, have=f.tell(), limit=length, watchdog=watchdog)
+                    except DownloadLengthMismatchError as e:
+                        f.truncate(0)  # not the target: nothing of it may seed a resume
+                        raise ServerError(f"{url_path} is longer than the {length} bytes TUF lists.") from e
                     os.fsync(f.fileno())
         except httpx.HTTPError as e:
             raise ServerError(f"download of {url_path} was interrupted ({type(e).__name__}: {e}).") from e
@@ -172,19 +263,37 @@ class FleetClient:
 
 
 class HttpxFetcher(FetcherInterface):
-    """python-tuf fetcher on the agent's ``httpx`` client (so TUF metadata uses the same transport)."""
+    """python-tuf fetcher on the agent's ``httpx`` client (so TUF metadata uses the same transport).
+
+    Bodies are streamed and length-checked as they arrive, under the client's :class:`TransferLimits`:
+    a 300 MB ``timestamp.json`` is refused after its first 16 KiB, never read into memory.
+    """
 
     def __init__(self, client: FleetClient) -> None:
         self.client = client
 
-    def _fetch(self, url: str) -> Iterator[bytes]:
-        try:
-            r = self.client.http.get(url)
-        except httpx.HTTPError as e:
-            raise ServerError(f"cannot fetch {url}: {e}") from e
-        if r.status_code != 200:
-            raise DownloadHTTPError(f"GET {url} returned {r.status_code}", r.status_code)
-        return iter([r.content])
+    @contextlib.contextmanager
+    def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
+        with tempfile.TemporaryFile() as f:
+            watchdog = _Watchdog(self.client.limits, max_length, f"GET {url}")
+            try:
+                with self.client.http.stream("GET", url, headers=IDENTITY) as r:
+                    if r.status_code != 200:
+                        raise DownloadHTTPError(f"GET {url} returned {r.status_code}", r.status_code)
+                    _pump(r, f.write, have=0, limit=max_length, watchdog=watchdog)
+            except httpx.HTTPError as e:
+                raise DownloadError(f"cannot fetch {url}: {e}") from e
+            except ServerError as e:  # too slow: a download error to python-tuf's callers
+                raise DownloadError(str(e)) from e
+            f.seek(0)
+            yield f
+
+    def _fetch(self, url: str) -> Iterator[bytes]:  # python-tuf downloads through download_file
+        with self.download_file(url, MAX_FETCH_BYTES) as f:
+            return iter([f.read()])
 
 
-__all__ = ["FleetClient", "HttpxFetcher", "ServerError"]
+MAX_FETCH_BYTES = 16 << 20  # a bare fetch() (python-tuf uses download_file with its own bounds)
+
+
+__all__ = ["FleetClient", "HttpxFetcher", "ServerError", "TransferLimits"]

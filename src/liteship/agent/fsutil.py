@@ -119,6 +119,22 @@ def read_json_object(path: str | Path, *, what: str, set_aside: bool = True) -> 
     return {}
 
 
+def contained(root: str | Path, *parts: str) -> Path:
+    """``root/part/…``, resolved, after checking it stays inside ``root`` (also resolved).
+
+    Every path the agent builds from a string it did not choose goes through here, so a name like
+    ``../../versions/1.0.0`` or an absolute path can never reach a model slot or leave the state folder.
+
+    Raises:
+        ValueError: The joined path is not strictly inside ``root``.
+    """
+    base = Path(root).resolve()
+    path = base.joinpath(*parts).resolve()
+    if path == base or not path.is_relative_to(base):
+        raise ValueError(f"{'/'.join(parts)[:200]!r} is not a name inside {base}.")
+    return path
+
+
 def atomic_symlink(target: str | Path, link: str | Path) -> None:
     """Point ``link`` at ``target`` atomically (create a temp link, rename it over the old one)."""
     link = Path(link)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.fsutil import atomic_write_json, read_json
+from liteship.agent.fsutil import atomic_write_json, contained, read_json
 from liteship.agent.sinks import event
 from liteship.errors import LiteshipError
 
@@ -42,11 +42,18 @@ MAX_VARIANT_BYTES = 256 << 20
 MAX_RUNS = 10_000
 DONE_KEPT = 100  # job ids remembered as done (a job offered again after it finished is not rerun)
 TARGET_PREFIX = "bench-jobs/"  # the TUF targets of bench jobs (liteship.fleet.jobs); never a model's
+# a job id is a name of this syntax (the server's are "job-<16 hex>"), never a path
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" adds MS to each run of NAME
 
 
 class JobRefused(LiteshipError):
     """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
+
+
+def valid_job_id(value: object) -> bool:
+    """True for a job id of the fixed syntax (:data:`JOB_ID`: no dot, no slash): the only ids a job may have."""
+    return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
 
 
 class LiveGate:
@@ -145,7 +152,13 @@ class BenchJobs:
         self.journal.unlink(missing_ok=True)
 
     def _files(self, job_id: str) -> Path:
-        return self.folder / "files" / job_id
+        """The job's scratch folder, checked to lie inside ``<state>/bench/files`` (never a slot)."""
+        if not valid_job_id(job_id):
+            raise JobRefused(f"job id {job_id[:100]!r} is not a name of the form {JOB_ID.pattern}.")
+        try:
+            return contained(self.folder / "files", job_id)
+        except ValueError as e:
+            raise JobRefused(f"job id {job_id[:100]!r} does not name a folder of its own: {e}") from e
 
     def _clean(self, job_id: str | None = None) -> None:
         shutil.rmtree(self._files(job_id) if job_id else self.folder / "files", ignore_errors=True)
@@ -160,6 +173,9 @@ class BenchJobs:
         if journal is None or journal.get("state") != "running":
             return None
         job_id = str(journal.get("job_id"))
+        if not valid_job_id(job_id):  # not ours: written by something else, nothing to report to
+            self.journal.unlink(missing_ok=True)
+            return None
         report = {
             "state": "failed",
             "error": "interrupted: the agent stopped (killed or rebooted) during the "
@@ -183,7 +199,10 @@ class BenchJobs:
         ran: list[str] = []
         for offer in offers if isinstance(offers, list) else []:
             job_id = offer.get("job_id") if isinstance(offer, dict) else None
-            if not isinstance(job_id, str) or job_id in self._done() or self._read() is not None:
+            if not isinstance(job_id, str) or not valid_job_id(job_id):
+                event("bench job refused", 40, job_id=str(job_id)[:100], error="the job id is not a name")
+                continue
+            if job_id in self._done() or self._read() is not None:
                 continue
             self.run(offer)
             ran.append(job_id)
@@ -192,6 +211,9 @@ class BenchJobs:
     def _send_owed(self) -> None:
         journal = self._read()
         owed = journal is not None and journal.get("state") == "report"
+        if owed and not valid_job_id(journal.get("job_id")):  # type: ignore[union-attr]
+            self.journal.unlink(missing_ok=True)
+            return
         if owed and self._post(str(journal["job_id"]), journal["report"]):  # type: ignore[index]
             self._finish(str(journal["job_id"]))  # type: ignore[index]
 
@@ -218,6 +240,8 @@ class BenchJobs:
     def run(self, offer: dict[str, Any]) -> dict[str, Any]:
         """Verify and benchmark one offered job; report and clean up. Returns the report."""
         job_id = str(offer["job_id"])
+        if not valid_job_id(job_id):
+            raise JobRefused(f"job id {job_id[:100]!r} is not a name of the form {JOB_ID.pattern}.")
         self._write({"job_id": job_id, "state": "running", "at": time.time()})
         self._post(job_id, {"state": "running"})
         event("bench job started", job_id=job_id, variants=len(offer.get("variants") or []))
@@ -386,4 +410,4 @@ def _test_runner(name: str, path: Path, threads: int | None) -> Any:
     return DelayedRunner(str(path), num_threads=threads, raw=True)
 
 
-__all__ = ["BenchJobs", "LiveGate", "Pacer", "JobRefused", "device_profile", "TEST_DELAY_ENV"]
+__all__ = ["valid_job_id", "BenchJobs", "LiveGate", "Pacer", "JobRefused", "device_profile", "TEST_DELAY_ENV"]

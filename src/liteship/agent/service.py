@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import FleetClient, TransferLimits
 from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
 from liteship.agent.recovery import recover
@@ -47,6 +47,8 @@ class AgentConfig:
     max_fps: float | None = None
     mirrors: tuple[str, ...] = ()  # target mirror base URLs tried before the plan's and the server
     bench_duty_cycle: float = 0.5  # largest share of time a fleet bench job may take (liteship.agent.jobs)
+    download_min_rate: float = 1024.0  # bytes/s every download must keep up (liteship.agent.client)
+    download_window: float = 10.0  # seconds over which that rate is judged
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,8 @@ def run_agent(config: AgentConfig) -> int:
         raise _nothing_to_run(state)
     updater = None
     if server and token:
-        client = FleetClient(server, config.device_id or dev.get("device_id"), token)
+        limits = TransferLimits(min_rate_bps=config.download_min_rate, window_s=config.download_window)
+        client = FleetClient(server, config.device_id or dev.get("device_id"), token, limits=limits)
         updater = Updater(
             store,
             client,

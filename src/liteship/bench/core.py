@@ -39,6 +39,7 @@ random and dataset inputs are converted to the model's dtypes before any timer s
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import sys
@@ -163,6 +164,12 @@ def _check_accelerators(accelerators: Iterable[str | None]) -> tuple[str | None,
     return tuple(dict.fromkeys(out))
 
 
+# bounds of every bench setting (CLI, liteship.yaml, library): a figure crossing them is a typo
+MAX_RUNS = 1_000_000
+MAX_WARMUP = 100_000
+MAX_MIN_SECONDS = 3600.0
+
+
 def _check(
     sources: list[ModelSource], threads: tuple[int | None, ...], runs: int, warmup: int, min_seconds: float
 ) -> tuple[int | None, ...]:
@@ -173,12 +180,12 @@ def _check(
     bad = [t for t in threads if t is not None and (not isinstance(t, int) or t < 1)]
     if bad:
         raise UsageError(f"threads must be positive integers or None, got {bad}.")
-    if runs < 1:
-        raise UsageError(f"runs must be at least 1, got {runs}.")
-    if warmup < 0:
-        raise UsageError(f"warmup must be 0 or more, got {warmup}.")
-    if min_seconds < 0:
-        raise UsageError(f"min_seconds must be 0 or more, got {min_seconds}.")
+    if not 1 <= runs <= MAX_RUNS:
+        raise UsageError(f"runs must be in 1..{MAX_RUNS:,}, got {runs}.")
+    if not 0 <= warmup <= MAX_WARMUP:
+        raise UsageError(f"warmup must be in 0..{MAX_WARMUP:,}, got {warmup}.")
+    if not (math.isfinite(min_seconds) and 0 <= min_seconds <= MAX_MIN_SECONDS):
+        raise UsageError(f"min_seconds must be a finite number in 0..{MAX_MIN_SECONDS:g}, got {min_seconds}.")
     return tuple(dict.fromkeys(threads))  # unique, in order
 
 

@@ -128,6 +128,21 @@ def cli() -> None:
     show_default=True,
     help="Largest share of time a fleet bench job may take; its steps run between frames.",
 )
+@click.option(
+    "--download-min-rate",
+    type=FiniteRange(1, 1e12),
+    default=1024.0,
+    show_default=True,
+    help="Bytes per second every download (TUF metadata, model, bench variant) must keep up; a slower "
+    "one is abandoned and retried at the next poll.",
+)
+@click.option(
+    "--download-window",
+    type=FiniteRange(0.1, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds over which --download-min-rate is judged.",
+)
 def run(state_dir: Path, **options: object) -> None:
     """Run the inference loop, check in, update, and report telemetry until SIGTERM."""
     from liteship.agent.service import AgentConfig, run_agent

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
 from liteship.cli._accel import accelerator_option
-from liteship.cli._common import console, emit_json, err_console, json_option, parse_ints
+from liteship.cli._common import FiniteRange, console, emit_json, err_console, json_option, parse_ints
 
 if TYPE_CHECKING:
     from liteship.bench import BenchReport
@@ -23,20 +24,20 @@ if TYPE_CHECKING:
     help="Thread counts to compare, e.g. 1,2. Defaults to the number of cores.",
 )
 @click.option(
-    "--runs", default=50, show_default=True, type=click.IntRange(min=1), help="Minimum measured runs."
+    "--runs", default=50, show_default=True, type=click.IntRange(1, MAX_RUNS), help="Minimum measured runs."
 )
 @click.option(
     "--warmup",
     default=5,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_WARMUP),
     help="Warm-up runs (the first inference included).",
 )
 @click.option(
     "--min-seconds",
     default=1.0,
     show_default=True,
-    type=click.FloatRange(min=0),
+    type=FiniteRange(0, MAX_MIN_SECONDS),
     help="Minimum measured seconds per model and thread count.",
 )
 @click.option(

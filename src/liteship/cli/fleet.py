@@ -410,7 +410,7 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
         for value, members in sorted(groups.items()):
             versions = sorted({d["model_version"] or "—" for d in members})
             ids = ", ".join(d["id"] for d in members[:8]) + (" …" if len(members) > 8 else "")
-            table.add_row(escape(value), str(len(members)), ", ".join(versions), ids)
+            table.add_row(escape(value), str(len(members)), escape(", ".join(versions)), escape(ids))
         console.print(table)
         return
     if as_json:
@@ -421,11 +421,11 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
     )
     for d in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["last_seen"])) if d["last_seen"] else "never"
-        table.add_row(
-            d["id"],
-            d["model_id"] or "—",
-            d["model_version"] or "—",
-            d.get("assigned_version") or "—",
+        table.add_row(  # every string a device sent is escaped: "[/]" is a version, not markup
+            escape(d["id"]),
+            escape(d["model_id"] or "—"),
+            escape(d["model_version"] or "—"),
+            escape(d.get("assigned_version") or "—"),
             escape(d.get("profile_summary") or "—"),
             escape(d.get("health_summary") or "—"),
             str(d.get("reverts", 0)),

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
@@ -155,9 +156,9 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     for j in rows:
         done = sum(t["state"] not in ("queued", "running") for t in j["tasks"])
         table.add_row(
-            j["id"],
+            escape(j["id"]),
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(j["created_at"])),
-            ", ".join(v["name"] for v in j["variants"]),
+            escape(", ".join(v["name"] for v in j["variants"])),
             f"{done}/{len(j['tasks'])} answered",
             j["state"],
         )
@@ -189,14 +190,14 @@ def render_results(job: dict[str, Any]) -> None:
     for t in job["tasks"]:
         group = profile_group(t.get("profile") or {})
         if not t.get("results"):
-            table.add_row(t["device_id"], group, "–", "", "", "", "", "", "")
+            table.add_row(escape(t["device_id"]), escape(group), "–", "", "", "", "", "", "")
             errors.append(f"{t['device_id']}: {t['state']}: {t.get('error') or 'no figures yet'}")
             continue
         for r in t["results"]:
-            table.add_row(
-                t["device_id"],
-                group,
-                r["name"],
+            table.add_row(  # device strings are escaped: a profile of "[/]" is text, not markup
+                escape(t["device_id"]),
+                escape(group),
+                escape(r["name"]),
                 str(r.get("threads") or "–"),
                 _ms(r.get("init_ms")),
                 _ms(r.get("p50_ms")),

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from liteship.fleet import crud, decisions, drift
+from liteship.fleet import crud, decisions, drift, robust
 from liteship.fleet.models import CONFIDENCE_BINS, Release, Revert, TelemetryCreate, TelemetryWindow
 
 NO_REFERENCE = (
@@ -45,35 +45,27 @@ def good_windows(windows: list[TelemetryWindow]) -> tuple[list[TelemetryWindow],
 def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
     """Merge windows and revert events into one :class:`decisions.ArmStats` (bad rows skipped, counted).
 
-    Latency merges the windows sharing the first latency edges. A device counts once towards the
-    rollback rate whether it reported ``rollbacks`` in telemetry or a revert event in a check-in, and a
-    device that reverted before sending any window still counts as a device of the arm.
+    Each device carries one device's weight and latency is merged on the arm's common edges
+    (:mod:`liteship.fleet.robust`). A device counts once towards the rollback rate whether it reported
+    ``rollbacks`` in telemetry or a revert event in a check-in, and a device that reverted before
+    sending any window still counts as a device of the arm.
     """
-    reverts = reverts or []
-    windows, skipped = good_windows(windows)
-    arm = decisions.ArmStats(confidence_hist=[0] * CONFIDENCE_BINS, skipped_windows=skipped)
-    devices = set()
-    for w in windows:
-        devices.add(w.device_id)
-        arm.predictions += w.inferences
-        arm.errors += w.errors
-        arm.confidence_hist = [a + b for a, b in zip(arm.confidence_hist, w.confidence_hist, strict=True)]
-        if w.latency_edges_ms and not arm.latency_edges_ms:
-            arm.latency_edges_ms, arm.latency_hist = list(w.latency_edges_ms), [0] * len(w.latency_hist)
-        if w.latency_edges_ms == arm.latency_edges_ms:
-            arm.latency_hist = [a + b for a, b in zip(arm.latency_hist, w.latency_hist, strict=True)]
-    reverted = {r.device_id for r in reverts}
-    arm.devices = len(devices | reverted)
-    arm.reverts = len(reverts)
-    # rollbacks are counted per device: a device reporting several counts once for the rate
-    arm.rollbacks = len({w.device_id for w in windows if w.rollbacks} | reverted)
-    return arm
+    good, skipped = good_windows(windows)
+    return robust.merge(robust.device_parts(good, reverts).values(), skipped=skipped)
 
 
-def paired_latency(
+def arm_parts(
+    windows: list[TelemetryWindow], reverts: list[Revert] | None = None
+) -> tuple[dict[str, decisions.ArmStats], int]:
+    """The arm as device parts (:func:`liteship.fleet.robust.device_parts`) and its skipped windows."""
+    good, skipped = good_windows(windows)
+    return robust.device_parts(good, reverts), skipped
+
+
+def paired_windows(
     control: list[TelemetryWindow], candidate: list[TelemetryWindow], *, period_s: float
-) -> tuple[decisions.ArmStats, decisions.ArmStats, int]:
-    """Both arms' latency over the periods in which both reported: ``(control, candidate, periods)``.
+) -> tuple[list[TelemetryWindow], list[TelemetryWindow], int]:
+    """Both arms' good windows in the periods in which both reported: ``(control, candidate, periods)``.
 
     Windows are grouped by the period of their end; a period in which only one arm reported is left
     out, so both latency histograms cover the same moments (a machine that is busy in one period
@@ -87,8 +79,19 @@ def paired_latency(
         return (w.ended // period_s) * period_s
 
     shared = {period(w) for w in control} & {period(w) for w in candidate}
-    pair = [arm_stats([w for w in ws if period(w) in shared]) for ws in (control, candidate)]
-    return pair[0], pair[1], len(shared)
+    return (
+        [w for w in control if period(w) in shared],
+        [w for w in candidate if period(w) in shared],
+        len(shared),
+    )
+
+
+def paired_latency(
+    control: list[TelemetryWindow], candidate: list[TelemetryWindow], *, period_s: float
+) -> tuple[decisions.ArmStats, decisions.ArmStats, int]:
+    """Both arms merged over :func:`paired_windows`: ``(control, candidate, periods)``."""
+    ctrl, cand, periods = paired_windows(control, candidate, period_s=period_s)
+    return arm_stats(ctrl), arm_stats(cand), periods
 
 
 @dataclass(frozen=True)

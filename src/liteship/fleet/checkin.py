@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy import Engine, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -253,6 +253,24 @@ def revert_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
     return rows
 
 
+def about_own_arm(row: dict[str, Any], plan: Plan, assignment: Assignment) -> bool:
+    """Whether a revert event may be about the device's own arm: while a rollout runs, a revert away
+    from the *other* arm's version is refused (a control device cannot report reverts of the
+    candidate, nor the reverse). Other versions say nothing about either arm and are kept, and so are
+    server-requested reverts (never counted by the engine)."""
+    arms = {r.version for r in (plan.control, plan.candidate) if r is not None}
+    return bool(row["by_server"]) or row["version"] not in arms or row["version"] == assignment.version
+
+
+def count_refused(conn: Any, *, device_id: str, n: int) -> None:
+    """Add ``n`` to the device's ``refused_reports`` (reports about another model or arm)."""
+    table = Device.__table__
+    assert isinstance(table, Table)
+    conn.execute(
+        update(table).where(table.c.id == device_id).values(refused_reports=table.c.refused_reports + n)
+    )
+
+
 def _valid_time(at: Any) -> bool:
     if isinstance(at, bool) or not isinstance(at, int | float):
         return False
@@ -278,10 +296,19 @@ _PLAN_VERSION = select(Model.plan_version).where(Model.id == bindparam("model_id
 
 @functools.cache
 def _update_device(columns: tuple[str, ...]) -> Any:
-    """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16)."""
+    """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16).
+
+    A device's model is the one it enrolled for (or first claimed): a claim of another model changes
+    neither its model nor its reported version (it is counted in ``refused_reports`` by the caller).
+    """
     table = Device.__table__
     assert isinstance(table, Table)  # declared as FromClause on mapped classes; a Table here
-    values = {c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns}
+    values: dict[str, Any] = {c: bindparam(f"new_{c}", type_=table.c[c].type) for c in columns}
+    if "model_id" in values:
+        own = or_(table.c.model_id.is_(None), table.c.model_id == values["model_id"])
+        if "model_version" in values:
+            values["model_version"] = case((own, values["model_version"]), else_=table.c.model_version)
+        values["model_id"] = func.coalesce(table.c.model_id, values["model_id"])
     return (
         update(table)
         .where(table.c.id == bindparam("device_id"))
@@ -381,11 +408,20 @@ class CheckIns:
             if row is None:
                 return None
             model_id = row.model_id
-            insert_reverts(conn, device_id=device.id, model_id=model_id, rows=revert_events(data.health))
             plan = self.plan_for(conn, model_id) if model_id is not None else Plan()
-        return plan.assign(
-            device_id=device.id, model_id=model_id, bucket=device.bucket, current_version=row.model_version
-        )
+            assignment = plan.assign(
+                device_id=device.id,
+                model_id=model_id,
+                bucket=device.bucket,
+                current_version=row.model_version,
+            )
+            events = revert_events(data.health)
+            own = [r for r in events if about_own_arm(r, plan, assignment)]
+            refused = len(events) - len(own) + (data.model_id is not None and data.model_id != model_id)
+            insert_reverts(conn, device_id=device.id, model_id=model_id, rows=own)
+            if refused:
+                count_refused(conn, device_id=device.id, n=refused)
+        return assignment
 
     def plan_for(self, conn: Any, model_id: str) -> Plan:
         """The model's plan, from the cache while its plan version (read on ``conn``) is unchanged."""

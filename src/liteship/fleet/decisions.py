@@ -267,3 +267,34 @@ def _hist_mean(counts: list[int]) -> float | None:
         return None
     width = 1.0 / len(counts)
     return sum(c * (i + 0.5) * width for i, c in enumerate(counts)) / total
+
+
+def rebin_latency(counts: list[int], edges: list[float], target: list[float]) -> list[float]:
+    """A latency histogram moved onto other edges, mass-preserving (its own function: see issue 21).
+
+    Bins are ``[0,e0), [e0,e1), …, [e_last, inf)`` as in :func:`histogram_quantile`; a source bin's
+    count is spread uniformly over it (the open last bin taken as ``[e_last, 2·e_last)``) and split
+    between the target bins it overlaps; whatever lies beyond the target's last edge goes to its open
+    last bin. Windows whose edges differ from the arm's are rebinned, never silently dropped.
+
+    Returns:
+        ``len(target) + 1`` counts (floats) summing to ``sum(counts)``.
+    """
+    if list(edges) == list(target):
+        return [float(c) for c in counts]
+    lows = [0.0, *edges]
+    highs = [*edges, 2.0 * edges[-1] if edges else 1.0]
+    bounds = [0.0, *target]
+    out = [0.0] * (len(target) + 1)
+    for c, lo, hi in zip(counts, lows, highs, strict=True):
+        if not c:
+            continue
+        width = hi - lo
+        for i, t_lo in enumerate(bounds):
+            t_hi = bounds[i + 1] if i + 1 < len(bounds) else float("inf")
+            overlap = min(hi, t_hi) - max(lo, t_lo)
+            if overlap > 0:
+                out[i] += c * overlap / width if width > 0 else c
+            elif width == 0 and t_lo <= lo < t_hi:
+                out[i] += c
+    return out

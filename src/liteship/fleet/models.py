@@ -79,6 +79,9 @@ class Device(Base):
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     registered_at: Mapped[float] = mapped_column(Float, default=time.time)
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # reports refused because they are not about this device's model or arm: windows for another
+    # model, revert events for a version it is not assigned, check-ins claiming another model (0006)
+    refused_reports: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RolloutState(StrEnum):
@@ -242,6 +245,7 @@ class DevicePublic(BaseModel):
     health: dict[str, Any] | None
     registered_at: float
     last_seen: float | None
+    refused_reports: int = 0  # reports about another model or arm, refused (issue 21)
     # additive fields (listing only): what the server assigns, and when the device last checked in
     assigned_version: str | None = None
     assignment_reason: str | None = None

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
-from liteship.fleet import crud, decisions
-from liteship.fleet.aggregate import arm_stats, paired_latency
+from liteship.fleet import crud, decisions, robust
+from liteship.fleet.aggregate import arm_parts, paired_windows
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
 
+Parts = tuple[dict[str, decisions.ArmStats], int]  # an arm's device parts and its skipped windows
 WAIT_HEARTBEAT_S = 600.0  # an unchanged wait verdict is stored again after this long
 
 # action -> (states it applies to, the state after it)
@@ -256,6 +257,15 @@ def change_rollout(
 
 def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats, decisions.ArmStats]:
     """``(control, candidate)`` over the current stage: what the engine compares."""
+    (control, skipped_control), (candidate, skipped_candidate) = parts_now(session, rollout=rollout)
+    return (
+        robust.merge(control.values(), skipped=skipped_control),
+        robust.merge(candidate.values(), skipped=skipped_candidate),
+    )
+
+
+def parts_now(session: Session, *, rollout: Rollout) -> tuple[Parts, Parts]:
+    """``(control, candidate)`` over the current stage as device parts and skipped windows."""
     control = session.get(Release, rollout.control_release_id)
     candidate = session.get(Release, rollout.candidate_release_id)
     assert control is not None and candidate is not None
@@ -266,11 +276,11 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
     ctrl_windows = crud.windows_for(session, model_id=model_id, version=control.version, since=control_since)
     cand_windows = crud.windows_for(session, model_id=model_id, version=candidate.version, since=since)
     arms = (
-        arm_stats(
+        arm_parts(
             ctrl_windows,
             crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
         ),
-        arm_stats(
+        arm_parts(
             cand_windows,
             crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
         ),
@@ -283,18 +293,36 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
         cand_windows = crud.windows_for(
             session, model_id=model_id, version=candidate.version, since=control_since
         )
-    paired = paired_latency(ctrl_windows, cand_windows, period_s=period)
-    for arm, latency in zip(arms, paired[:2], strict=True):
-        arm.latency_hist, arm.latency_edges_ms = latency.latency_hist, latency.latency_edges_ms
+    _pair_latency(arms[0][0], arms[1][0], ctrl_windows, cand_windows, period)
     return arms
 
 
+def _pair_latency(
+    control: dict[str, decisions.ArmStats],
+    candidate: dict[str, decisions.ArmStats],
+    ctrl_windows: list[Any],
+    cand_windows: list[Any],
+    period_s: float,
+) -> None:
+    """Give every device part of both arms the latency of its windows in the periods both arms reported
+    in only (a part with none there has an empty latency histogram)."""
+    pair = paired_windows(ctrl_windows, cand_windows, period_s=period_s)
+    for parts, windows in zip((control, candidate), pair[:2], strict=True):
+        paired = robust.device_parts(windows, None)
+        for device, part in parts.items():
+            latency = paired.get(device)
+            part.latency_hist = list(latency.latency_hist) if latency else []
+            part.latency_edges_ms = list(latency.latency_edges_ms) if latency else []
+
+
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
-    """What the decision engine says about the current stage's telemetry (nothing is changed)."""
-    control, candidate = arms_now(session, rollout=rollout)
-    return decisions.decide(
+    """What the decision engine says about the current stage's telemetry (nothing is changed); no one
+    device can turn its halt into an advance (:func:`liteship.fleet.robust.decide_robust`)."""
+    (control, skipped_control), (candidate, skipped_candidate) = parts_now(session, rollout=rollout)
+    return robust.decide_robust(
         control,
         candidate,
+        skipped=(skipped_control, skipped_candidate),
         stage_index=rollout.stage_index,
         n_stages=len(rollout.stages),
         thresholds=rollout.thresholds,

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
 from liteship.convert.recipes import RECIPE_NAMES
 from liteship.errors import UsageError
 
@@ -37,9 +38,9 @@ class DataConfig(_Strict):
 
 class BenchConfig(_Strict):
     threads: list[int] = Field(default_factory=lambda: [1])
-    runs: int = Field(default=50, ge=1)
-    warmup: int = Field(default=5, ge=0)
-    min_seconds: float = Field(default=1.0, ge=0)
+    runs: int = Field(default=50, ge=1, le=MAX_RUNS)
+    warmup: int = Field(default=5, ge=0, le=MAX_WARMUP)
+    min_seconds: float = Field(default=1.0, ge=0, le=MAX_MIN_SECONDS, allow_inf_nan=False)
     accelerators: list[str | None] = Field(
         default_factory=lambda: list[str | None]([None]),
         description="interpreter (null) and/or CompiledModel accelerators: cpu, gpu, gpu,cpu, auto",

@@ -136,6 +136,12 @@ class Runner(abc.ABC):
                     f"(-1 is any size; the batch dimension may vary; one rank less adds a batch of 1).",
                     hint=f"Expected inputs: {self._expected()}.",
                 )
+            if arr.size == 0:  # LiteRT aborts the process on an empty batch (malloc_consolidate)
+                raise InferenceError(
+                    f"input {spec.name!r} has shape {list(arr.shape)}: no elements (an empty batch); "
+                    f"expected at least one sample of shape {list(spec.shape[1:])}.",
+                    hint="Check the input file: it holds no samples.",
+                )
             if not self.accepts_dtype(spec, arr.dtype):
                 raise InferenceError(
                     f"input {spec.name!r} has dtype {arr.dtype}; expected {spec.dtype}.",

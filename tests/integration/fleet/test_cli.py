@@ -147,6 +147,13 @@ def test_fleet_commands(served, cli, make_package, tmp_path):
     (device,) = json.loads(r.stdout)
     assert (device["id"], device["model_version"], device["assigned_version"]) == ("pi-1", "1.0.0", "1.0.0")
     assert device["last_checkin"].endswith("Z") and device["reverts"] == 0
+    # issue 21 item 11: a device's strings are text, never rich markup
+    hostile = {"model_id": "noref", "model_version": "[/]", "runtime": {"machine": "[bold]x[/]"}}
+    assert httpx.post(served.url + "/api/v1/devices/pi-1/checkin", json=hostile, headers=dev).is_success
+    for args in ((), ("--group-by", "machine")):
+        r = cli("fleet", "devices", *args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "[/]" in r.stdout and "internal error" not in r.stderr
     r = cli("fleet", "drift", "digits", "--json", env=env)
     assert {s["version"] for s in json.loads(r.stdout)} == {"1.0.0", "1.1.0"}
     r = cli("fleet", "devices", env={**env, "LITESHIP_TOKEN": "wrong"})

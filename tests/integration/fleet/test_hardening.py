@@ -141,14 +141,10 @@ def test_a_device_cannot_steer_the_engine_by_lying_about_its_arm(running):
     assert r.json()["counted"] is False and "not counted" in r.json()["note"]  # … but not counted
     numbers = fleet.client.get(f"/api/v1/rollouts/{rid}", headers=fleet.admin).json()["next"]["numbers"]
     assert numbers["candidate"]["predictions"] == 0 and numbers["candidate"]["errors"] == 0
-    # another model id is not counted either; the device's own arm is
+    # another model id is refused (issue 21: test_one_device.py); the device's own arm counts
     other = {**window("1.0.0", [0] * 19 + [9]), "model_id": "other"}
-    assert (
-        fleet.client.post(f"/api/v1/devices/{liar}/telemetry", json=other, headers=devices[liar]).json()[
-            "counted"
-        ]
-        is False
-    )
+    r = fleet.client.post(f"/api/v1/devices/{liar}/telemetry", json=other, headers=devices[liar])
+    assert r.status_code == 409, r.text
     own = window("1.0.0", [0] * 19 + [9])
     assert fleet.client.post(f"/api/v1/devices/{liar}/telemetry", json=own, headers=devices[liar]).json()[
         "counted"

@@ -39,3 +39,21 @@ def test_pipeline_select_refuses_a_file_that_is_no_report(cli, tmp_path):
     (tmp_path / "r.json").write_text('{"variants": []}')
     r = cli("pipeline", "select", str(tmp_path / "r.json"), env={"LITESHIP_TOKEN": "t" * 32})
     assert r.returncode == 2 and "give a bench job id (--job), or devices" in r.stderr, r.stderr
+
+
+def test_bench_results_render_device_strings_as_text(capsys):
+    """Issue 21 item 11: a device id, profile or variant name of ``[/]`` is text, not rich markup."""
+    from liteship.cli.fleet_bench import render_results
+
+    result = {"name": "[/]", "ok": False, "error": "[bold]", "threads": 1}
+    job = {
+        "id": "job-1",
+        "state": "done",
+        "tasks": [
+            {"device_id": "[/]", "state": "done", "profile": {"machine": "[/]"}, "results": [result]},
+            {"device_id": "[red]", "state": "failed", "profile": {}, "results": [], "error": "[/]"},
+        ],
+    }
+    render_results(job)
+    out = capsys.readouterr().out
+    assert out.count("[/]") >= 3 and "[red]" in out

@@ -86,7 +86,10 @@ def test_a_corrupt_model_raises_model_error(tmp_path, tflite_float):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"runs": 0}, "runs must be at least 1"),
+        ({"runs": 0}, r"runs must be in 1\.\.1,000,000, got 0"),
+        ({"runs": 10**400}, "runs must be in"),  # issue 21 item 13: ran without bound
+        ({"min_seconds": float("nan")}, "min_seconds must be a finite number"),
+        ({"min_seconds": float("inf")}, "min_seconds must be a finite number"),
         ({"threads": (0,)}, "threads must be positive"),
         ({"warmup": -1}, "warmup"),
         ({"min_seconds": -1.0}, "min_seconds"),

@@ -17,3 +17,12 @@ def test_accelerators_default_to_the_interpreter_and_normalize():
 def test_unknown_accelerator_is_refused():
     with pytest.raises(ValidationError, match="unknown: tpu"):
         BenchConfig(accelerators=["tpu"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("runs", 10**400), ("warmup", 10**9), ("min_seconds", float("inf"))]
+)
+def test_bench_settings_are_bounded(field, value):
+    """Issue 21 item 13: ``bench.runs: 10**400`` in liteship.yaml used to run without bound."""
+    with pytest.raises(ValidationError, match=field):
+        BenchConfig(**{field: value})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from liteship.fleet import aggregate, crud, rollout
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
+from liteship.fleet.checkin import count_refused
 from liteship.fleet.models import (
     ID_PATTERN,
     MAX_TIME,
@@ -39,6 +40,14 @@ def post_window(
     evaluated when its last evaluation is older than ``decision_interval_s``.
     """
     own_device(device_id, device)
+    if body.model_id is not None and device.model_id is not None and body.model_id != device.model_id:
+        count_refused(session.connection(), device_id=device.id, n=1)
+        session.commit()
+        raise crud.Conflict(
+            f"this device is enrolled for model {device.model_id!r}, not {body.model_id!r}: the window is "
+            "refused (and counted in the device's refused_reports).",
+            hint="A device reports only about its own model; enroll another device for that model.",
+        )
     assignment = request.app.state.checkins.assignment(session.connection(), device=device)
     model_id = body.model_id or device.model_id
     version = body.model_version or device.model_version
