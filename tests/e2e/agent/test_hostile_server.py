@@ -193,9 +193,15 @@ def test_job_ids_that_are_paths_delete_nothing(proxy, keys, pkgs, cli, digit_png
     store = device(proxy, keys, pkgs, cli, state, (OLD, NEW))
     canary = tmp_path / "canary"
     canary.write_text("outside the state folder")
+    # an absolute job id names a folder of this test's own, never a system one: if the containment check
+    # ever regressed, the agent would delete what the id names (an earlier version of this test named
+    # /etc, and running it against the unfixed agent deleted the machine's /etc)
+    absolute = tmp_path / "absolute-canary"
+    absolute.mkdir()
+    (absolute / "keep").write_text("outside the state folder")
     # a well-formed (unsigned, so refused) job first: fetching it creates <state>/bench/files/
     variant = {"name": "a", "target_path": "bench-jobs/job-1/a", "sha256": "0" * 64, "size": 100}
-    ids = [f"../../versions/{OLD}", f"../../versions/{NEW}", "../../.././canary", "/etc"]
+    ids = [f"../../versions/{OLD}", f"../../versions/{NEW}", "../../.././canary", str(absolute)]
     proxy.jobs = [
         {"job_id": "job-0000000000000001", "variants": [variant], "runs": 5},
         *({"job_id": i, "variants": [], "runs": 5} for i in ids),
@@ -207,6 +213,7 @@ def test_job_ids_that_are_paths_delete_nothing(proxy, keys, pkgs, cli, digit_png
         stop(agent)
     assert refused
     assert canary.read_text() == "outside the state folder"
+    assert (absolute / "keep").read_text() == "outside the state folder"
     for v in (OLD, NEW):
         assert (state / "versions" / v).is_dir(), f"slot {v} was deleted"
         assert store.slot_problem(state / "versions" / v) is None
