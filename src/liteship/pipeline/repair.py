@@ -186,7 +186,12 @@ def _graph_fixes(
     best, best_score = base, score_of(run, base)
     longest = 0.0
     kept = set(start)
-    for fix in [*start, *amp.repair]:
+    queue = [*start, *amp.repair]
+    retried: set[str] = set()
+    position = 0
+    while position < len(queue):
+        fix = queue[position]
+        position += 1
         if fix in applied:
             continue
         applied.append(fix)
@@ -234,9 +239,19 @@ def _graph_fixes(
             best, best_score = name, score_of(run, name)
         elif not passed:  # made nothing better: the next fixes (and the search) go on without it
             applied.remove(fix)
+            if fix in REPARAMETRISING and fix not in retried and position < len(queue):
+                retried.add(fix)  # a second chance on top of the fixes after it
+                queue.append(fix)
         if passed:
             break
     return attempts, best
+
+
+# Fixes that leave the float model as it is (a reparametrisation): their gain may show only with the weight
+# fixes after them (on MobileNetV1 equalization alone loses one validation sample of agreement, while
+# equalization + AdaRound + bias correction gains 8 points over AdaRound + bias correction): one that did
+# not help is tried once more on top of the best combination, at the end (benchmarks/RESULTS.md).
+REPARAMETRISING = ("equalize",)
 
 
 def _nothing_to_do(run: _Run, fix: str) -> str | None:
