@@ -81,7 +81,16 @@ def outputs(model: bytes, x: np.ndarray, raw_uint8: bool = False) -> list[np.nda
     i = interp.get_input_details()[0]
     outs: list[list[np.ndarray]] = [[] for _ in interp.get_output_details()]
     for s in x:
-        interp.set_tensor(i["index"], s[None].astype(np.uint8 if raw_uint8 else np.float32))
+        x = s[None]
+        if raw_uint8:
+            x = x.astype(np.uint8)
+        elif i["dtype"] != np.float32:  # integer model input: quantize as LiteRT's QUANTIZE would
+            scale, zp = i["quantization"]
+            info = np.iinfo(i["dtype"])
+            x = np.clip(np.round(x / scale + zp), info.min, info.max).astype(i["dtype"])
+        else:
+            x = x.astype(np.float32)
+        interp.set_tensor(i["index"], x)
         interp.invoke()
         for k, o in enumerate(interp.get_output_details()):
             y = interp.get_tensor(o["index"])[0].astype(np.float32)

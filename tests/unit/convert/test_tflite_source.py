@@ -232,11 +232,14 @@ def test_the_io_line_is_what_the_tensors_are(int8):
     import dataclasses
 
     report, _ = int8
-    lines = report.summary_lines()
-    assert (
-        report.io_type == "float32" and [s.dtype for s in (*report.inputs, *report.outputs)] == ["int8"] * 2
-    )
+    # the MLIR path keeps float32 tensors (issue 20); the line follows whatever the tensors are
+    assert [s.dtype for s in (*report.inputs, *report.outputs)] == ["float32"] * 2
+    assert "I/O float32," in report.summary_lines()[1]
+    ints = tuple(dataclasses.replace(o, dtype="int8") for o in report.inputs)
+    outs = tuple(dataclasses.replace(o, dtype="int8") for o in report.outputs)
+    lines = dataclasses.replace(report, inputs=ints, outputs=outs).summary_lines()
     assert "I/O int8," in lines[1] and "float32" not in lines[1], lines
     assert all(" int8[" in x for x in lines if x.startswith(("input", "output"))), lines
     floats = tuple(dataclasses.replace(o, dtype="float32") for o in report.outputs)
+    report = dataclasses.replace(report, inputs=ints)
     assert "I/O int8 in, float32 out," in dataclasses.replace(report, outputs=floats).summary_lines()[1]
