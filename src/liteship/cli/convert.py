@@ -108,7 +108,8 @@ def _flag_names(error: LiteshipError) -> LiteshipError:
     "--absorb-high-bias",
     is_flag=True,
     help="Move each ReLU layer's always-on output (its minimum on the calibration data) into the next "
-    "layer's bias first, after --equalize: narrower int8 activation ranges (int8 recipes, Keras source).",
+    "layer's bias first, after --equalize: narrower int8 activation ranges (int8 recipes; Keras, float "
+    ".tflite or PyTorch source).",
 )
 @click.option(
     "--bias-correction",

@@ -122,7 +122,11 @@ def convert(
         from liteship.quantize.graph_repair import GraphFixes
 
         on_graph = GraphFixes(
-            equalize=equalize, adaround=adaround, bias_correction=bias_correction, range_setting=range_setting
+            equalize=equalize,
+            adaround=adaround,
+            bias_correction=bias_correction,
+            range_setting=range_setting,
+            absorb_high_bias=absorb_high_bias,
         )
         if kind == "torch" and (on_graph.rewrites_weights or range_setting != "minmax"):
             return _torch_through_float_graph(
@@ -268,7 +272,11 @@ def calibrated_model(
 
         _check_fix_source("tflite", equalize, bias_correction, absorb_high_bias, adaround)
         fixes_on = GraphFixes(
-            equalize=equalize, adaround=adaround, bias_correction=bias_correction, range_setting=range_setting
+            equalize=equalize,
+            adaround=adaround,
+            bias_correction=bias_correction,
+            range_setting=range_setting,
+            absorb_high_bias=absorb_high_bias,
         )
         model, report = calibrated_tflite(
             source,

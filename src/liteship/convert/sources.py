@@ -138,8 +138,13 @@ def source_file(source: str | Path) -> Path:
 # (liteship.quantize.graph_repair). A new fix is declared here and implemented in liteship.quantize.
 SOURCE_FIXES: dict[str, tuple[str, ...]] = {
     "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
-    "tflite": ("equalize", "bias_correction", "adaround"),
-    "torch": ("equalize", "bias_correction", "adaround"),  # on litert-torch's float .tflite
+    "tflite": ("equalize", "absorb_high_bias", "bias_correction", "adaround"),
+    "torch": (
+        "equalize",
+        "absorb_high_bias",
+        "bias_correction",
+        "adaround",
+    ),  # on litert-torch's float .tflite
 }
 
 

@@ -62,13 +62,14 @@ class GraphFixes:
     adaround: bool = False
     bias_correction: bool = False
     range_setting: str = "minmax"
+    absorb_high_bias: bool = False
 
     @property
     def rewrites_weights(self) -> bool:
-        return self.equalize or self.adaround or self.bias_correction
+        return self.equalize or self.adaround or self.bias_correction or self.absorb_high_bias
 
     def names(self) -> list[str]:
-        on = [n for n in ("equalize", "adaround", "bias_correction") if getattr(self, n)]
+        on = [n for n in ("equalize", "absorb_high_bias", "adaround", "bias_correction") if getattr(self, n)]
         return on + ([f"range_{self.range_setting}"] if self.range_setting != "minmax" else [])
 
 
@@ -119,11 +120,32 @@ class BiasCorrectionGraphReport(ReportMixin):
 
 
 @dataclass(frozen=True)
+class GraphAbsorptionReport(ReportMixin):
+    """High-bias absorption on the graph: pairs whose producer's always-on offset moved into the consumer."""
+
+    pairs: list[dict[str, Any]] = field(default_factory=list)  # producer, consumer, channels, max_offset
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    max_output_diff: float | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if not self.pairs:
+            reasons = sorted({s["reason"] for s in self.skipped})[:2]
+            return "no pair could absorb a bias" + (f" ({'; '.join(reasons)})" if reasons else "")
+        moved = sum(p["channels"] for p in self.pairs)
+        diff = (
+            f", float outputs within {self.max_output_diff:.1e}" if self.max_output_diff is not None else ""
+        )
+        return f"{len(self.pairs)} pair(s), {moved} channel offset(s) moved into the next op's bias{diff}"
+
+
+@dataclass(frozen=True)
 class GraphRepairReport(ReportMixin):
     """What the graph fixes did, step by step."""
 
     fixes: list[str]
     equalize: GraphEqualizationReport | None = None
+    absorb_high_bias: GraphAbsorptionReport | None = None
     adaround: Any = None  # AdaRoundReport
     bias_correction: BiasCorrectionGraphReport | None = None
     ranges: Any = None  # RangeReport
@@ -135,6 +157,7 @@ class GraphRepairReport(ReportMixin):
         out: dict[str, dict[str, Any]] = {}
         for name, rep in (
             ("equalize", self.equalize),
+            ("absorb_high_bias", self.absorb_high_bias),
             ("adaround", self.adaround),
             ("bias_correction", self.bias_correction),
         ):
@@ -202,16 +225,7 @@ def _scale_consumer(graph: FloatGraph, b: WeightedOp, s: np.ndarray) -> None:
 
 
 def _channel_max(model: bytes, samples: Sequence[Any], tensors: Sequence[int]) -> dict[int, np.ndarray]:
-    interp = all_tensors_interpreter(model)
-    out: dict[int, np.ndarray] = {}
-    for sample in samples:
-        feed(interp, sample)
-        interp.invoke()
-        for t in tensors:
-            v = interp.get_tensor(t)
-            m = v.reshape(-1, v.shape[-1]).max(axis=0)
-            out[t] = np.maximum(out[t], m) if t in out else m
-    return out
+    return _channel_stat(model, samples, tensors, np.max)
 
 
 def equalize_graph(graph: FloatGraph, model: bytes, samples: Sequence[Any]) -> GraphEqualizationReport:
@@ -284,6 +298,67 @@ def max_output_diff(a: bytes, b: bytes, samples: Sequence[Any]) -> float:
     return worst / scale if scale > 0 else worst
 
 
+# --- high-bias absorption ----------------------------------------------------------------------------
+def absorb_graph(graph: FloatGraph, model: bytes, samples: Sequence[Any]) -> GraphAbsorptionReport:
+    """High-bias absorption (Nagel et al. 2019, §4.1.1) in place: for a pair ``A → B`` (as equalization
+    finds them) whose producer's output channel ``i`` never falls below ``c_i > 0`` on the calibration
+    data, ``b_A ← b_A − c`` and ``b_B ← b_B + W_B·c``. Exact on that data for ``RELU`` and no activation;
+    for ``RELU6`` only channels that stay below the clip move. A consumer that pads its input with zeros
+    (``SAME`` with a kernel wider than 1) is skipped: ``W_B·c`` would be added where the input is padding."""
+    t0 = time.perf_counter()
+    pairs, skipped = _pairs(graph)
+    lows = _channel_stat(model, samples, [a.output for a, _ in pairs], np.min)
+    highs = _channel_max(model, samples, [a.output for a, _ in pairs])
+    done: list[dict[str, Any]] = []
+    for a, b in pairs:
+        kernel = graph.shape(b.weight)[1:3] if b.kind != "FULLY_CONNECTED" else (1, 1)
+        if b.same_padding and tuple(kernel) != (1, 1):
+            skipped.append({"producer": a.name, "consumer": b.name, "reason": "the consumer pads its input"})
+            continue
+        if a.bias is None or b.bias is None:
+            skipped.append(
+                {"producer": a.name, "consumer": b.name, "reason": "no bias to move the offset into"}
+            )
+            continue
+        c = np.maximum(lows[a.output], 0.0).astype(np.float64)
+        if a.activation == "RELU6":
+            c = np.where(highs[a.output] < RELU6_CLIP * CLIP_MARGIN, c, 0.0)
+        if not (c > 0).any():
+            continue
+        graph.set_bias(a, (graph.bias(a) - c).astype(np.float32))
+        wb = graph.weight(b).astype(np.float64)
+        if b.depthwise:
+            shift = wb.sum(axis=1) * c
+        else:
+            channels = graph.shape(b.weight)[-1]
+            shift = wb.reshape(wb.shape[0], -1, channels).sum(axis=1) @ c
+        graph.set_bias(b, (graph.bias(b) + shift).astype(np.float32))
+        done.append(
+            {
+                "producer": a.name,
+                "consumer": b.name,
+                "channels": int((c > 0).sum()),
+                "max_offset": float(c.max()),
+            }
+        )
+    return GraphAbsorptionReport(pairs=done, skipped=skipped, seconds=time.perf_counter() - t0)
+
+
+def _channel_stat(
+    model: bytes, samples: Sequence[Any], tensors: Sequence[int], fn: Any
+) -> dict[int, np.ndarray]:
+    interp = all_tensors_interpreter(model)
+    out: dict[int, np.ndarray] = {}
+    for sample in samples:
+        feed(interp, sample)
+        interp.invoke()
+        for t in tensors:
+            v = interp.get_tensor(t)
+            m = fn(v.reshape(-1, v.shape[-1]), axis=0)
+            out[t] = fn(np.stack([out[t], m]), axis=0) if t in out else m
+    return out
+
+
 # --- bias correction ---------------------------------------------------------------------------------
 def correct_bias_graph(
     graph: FloatGraph, originals: dict[int, np.ndarray], means: dict[int, np.ndarray]
@@ -345,6 +420,20 @@ def repair_graph(
         say(f"equalization: {eq.summary()}")
         model = equalized
         graph = FloatGraph(model)
+    hb = None
+    if fixes.absorb_high_bias:
+        hb = absorb_graph(graph, model, samples)
+        absorbed = graph.to_bytes()
+        if hb.pairs:
+            hb = GraphAbsorptionReport(
+                pairs=hb.pairs,
+                skipped=hb.skipped,
+                max_output_diff=max_output_diff(model, absorbed, list(samples[:CHECK_SAMPLES])),
+                seconds=hb.seconds,
+            )
+        say(f"high-bias absorption: {hb.summary()}")
+        model = absorbed
+        graph = FloatGraph(model)
     ar = bc = None
     if fixes.adaround or fixes.bias_correction:
         originals = {op.index: graph.weight(op) for op in graph.ops}
@@ -357,7 +446,12 @@ def repair_graph(
             say(f"bias correction: {bc.summary()}")
         model = graph.to_bytes()
     return model, GraphRepairReport(
-        fixes=fixes.names(), equalize=eq, adaround=ar, bias_correction=bc, seconds=time.perf_counter() - t0
+        fixes=fixes.names(),
+        equalize=eq,
+        absorb_high_bias=hb,
+        adaround=ar,
+        bias_correction=bc,
+        seconds=time.perf_counter() - t0,
     )
 
 
@@ -398,6 +492,7 @@ def calibrated_graph(
     return calibrated, GraphRepairReport(
         fixes=report.fixes,
         equalize=report.equalize,
+        absorb_high_bias=report.absorb_high_bias,
         adaround=report.adaround,
         bias_correction=report.bias_correction,
         ranges=ranges,
@@ -406,7 +501,9 @@ def calibrated_graph(
 
 
 __all__ = [
+    "GraphAbsorptionReport",
     "GraphFixes",
+    "absorb_graph",
     "GraphRepairReport",
     "calibrate_float_model",
     "calibrated_graph",

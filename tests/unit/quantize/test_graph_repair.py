@@ -176,3 +176,25 @@ def test_equalization_keeps_mobilenets_float_outputs_and_bias_correction_raises_
         figures[name] = float((_outputs(rep.model_bytes, unseen).argmax(1) == ref.argmax(1)).mean())
     print("top-1 agreement with float on mirrored photos:", figures)
     assert figures["eq+bc"] > figures["plain"] + 0.05
+
+
+def test_high_bias_absorption_on_the_graph_narrows_the_int8_range_and_keeps_float(
+    high_bias_model, digits, activation_scale, tmp_path
+):
+    import tensorflow as tf
+
+    from liteship.convert import convert
+
+    source = tmp_path / "high_bias.tflite"
+    source.write_bytes(bytes(tf.lite.TFLiteConverter.from_keras_model(high_bias_model).convert()))
+    calib = tmp_path / "calib.npy"
+    np.save(calib, digits[0][:200])
+    plain = convert(str(source), quantize="int8", calibration=str(calib), progress=False)
+    fixed = convert(
+        str(source), quantize="int8", calibration=str(calib), absorb_high_bias=True, progress=False
+    )
+    hb = fixed.graph_fixes["absorb_high_bias"]
+    assert len(hb["pairs"]) == 1 and hb["pairs"][0]["channels"] >= 4 and hb["max_output_diff"] < 1e-4
+    before, after = activation_scale(plain.model_bytes, "c1"), activation_scale(fixed.model_bytes, "c1")
+    print(f"c1's int8 scale {before:.4f} → {after:.4f}")
+    assert after < 0.5 * before
