@@ -32,8 +32,16 @@ def test_absorb_with_int16x8_is_a_usage_error(convert_cli, outlier_path, calib_n
     assert "--absorb-high-bias" in res.stderr and "16 bits" in res.stderr and "int8-fallback" in res.stderr
 
 
-def test_absorb_on_a_float_tflite_source_is_a_usage_error(convert_cli, tflite_float, calib_npy, tmp_path):
+def test_absorb_on_a_float_tflite_source_acts_on_its_graph(convert_cli, tflite_float, calib_npy, tmp_path):
+    # issue 20: every repair on every source — the float .tflite's graph takes high-bias absorption too
     res = convert_cli(tflite_float, tmp_path / "x.tflite", calib_npy, "--absorb-high-bias")
+    assert res.returncode == 0, res.stderr
+    assert "absorb_high_bias:" in res.stdout and "tflite-mlir-quantizer" in res.stdout
+    assert (tmp_path / "x.tflite").exists()
+
+
+def test_adaround_on_a_keras_source_is_a_usage_error(convert_cli, keras_path, calib_npy, tmp_path):
+    res = convert_cli(keras_path, tmp_path / "x.tflite", calib_npy, "--adaround")
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "--absorb-high-bias" in res.stderr and "Keras" in res.stderr and "tflite" in res.stderr
+    assert "--adaround" in res.stderr and "float .tflite" in res.stderr
     assert not (tmp_path / "x.tflite").exists()
