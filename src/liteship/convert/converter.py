@@ -117,7 +117,15 @@ def convert(
             hint="Convert it to a float .tflite first (quantize='none'), then quantize that file.",
             parameter="range_setting",
         )
-    fix_options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        "quantize": quantize,
+        "io_type": io_type,
+        "calibration": calibration,
+        "calibration_samples": calibration_samples,
+        "preprocessing": preprocessing,
+        "keep_float_layers": keep_float_layers,
+        "progress": progress,
+    }
     if kind in ("tflite", "torch"):
         from liteship.quantize.graph_repair import GraphFixes
 
@@ -129,32 +137,10 @@ def convert(
             absorb_high_bias=absorb_high_bias,
         )
         if kind == "torch" and (on_graph.rewrites_weights or range_setting != "minmax"):
-            return _torch_through_float_graph(
-                source,
-                output,
-                on_graph,
-                quantize=quantize,
-                io_type=io_type,
-                calibration=calibration,
-                calibration_samples=calibration_samples,
-                preprocessing=preprocessing,
-                keep_float_layers=keep_float_layers,
-                progress=progress,
-            )
+            return _torch_through_float_graph(source, output, on_graph, **options)
         if kind == "tflite":
-            fix_options["fixes"] = on_graph
-    other = convert_other_source(  # a float .tflite or a PyTorch model: see convert/sources.py
-        source,
-        output,
-        quantize=quantize,
-        io_type=io_type,
-        calibration=calibration,
-        calibration_samples=calibration_samples,
-        preprocessing=preprocessing,
-        keep_float_layers=keep_float_layers,
-        progress=progress,
-        **fix_options,
-    )
+            options["fixes"] = on_graph
+    other = convert_other_source(source, output, **options)  # a float .tflite or PyTorch: convert/sources.py
     if other is not None:
         return other
     recipe, io = resolve_recipe(quantize, io_type)
