@@ -225,7 +225,7 @@ def _scale_consumer(graph: FloatGraph, b: WeightedOp, s: np.ndarray) -> None:
 
 
 def _channel_max(model: bytes, samples: Sequence[Any], tensors: Sequence[int]) -> dict[int, np.ndarray]:
-    return _channel_stat(model, samples, tensors, np.max)
+    return _channel_extremes(model, samples, tensors)[1]
 
 
 def equalize_graph(graph: FloatGraph, model: bytes, samples: Sequence[Any]) -> GraphEqualizationReport:
@@ -307,8 +307,7 @@ def absorb_graph(graph: FloatGraph, model: bytes, samples: Sequence[Any]) -> Gra
     (``SAME`` with a kernel wider than 1) is skipped: ``W_B·c`` would be added where the input is padding."""
     t0 = time.perf_counter()
     pairs, skipped = _pairs(graph)
-    lows = _channel_stat(model, samples, [a.output for a, _ in pairs], np.min)
-    highs = _channel_max(model, samples, [a.output for a, _ in pairs])
+    lows, highs = _channel_extremes(model, samples, [a.output for a, _ in pairs])
     done: list[dict[str, Any]] = []
     for a, b in pairs:
         kernel = graph.shape(b.weight)[1:3] if b.kind != "FULLY_CONNECTED" else (1, 1)
@@ -344,19 +343,23 @@ def absorb_graph(graph: FloatGraph, model: bytes, samples: Sequence[Any]) -> Gra
     return GraphAbsorptionReport(pairs=done, skipped=skipped, seconds=time.perf_counter() - t0)
 
 
-def _channel_stat(
-    model: bytes, samples: Sequence[Any], tensors: Sequence[int], fn: Any
-) -> dict[int, np.ndarray]:
+def _channel_extremes(
+    model: bytes, samples: Sequence[Any], tensors: Sequence[int]
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """One LiteRT pass: each tensor's per-channel minimum and maximum over ``samples``."""
     interp = all_tensors_interpreter(model)
-    out: dict[int, np.ndarray] = {}
+    lows: dict[int, np.ndarray] = {}
+    highs: dict[int, np.ndarray] = {}
     for sample in samples:
         feed(interp, sample)
         interp.invoke()
         for t in tensors:
             v = interp.get_tensor(t)
-            m = fn(v.reshape(-1, v.shape[-1]), axis=0)
-            out[t] = fn(np.stack([out[t], m]), axis=0) if t in out else m
-    return out
+            flat = v.reshape(-1, v.shape[-1])
+            lo, hi = flat.min(axis=0), flat.max(axis=0)
+            lows[t] = np.minimum(lows[t], lo) if t in lows else lo
+            highs[t] = np.maximum(highs[t], hi) if t in highs else hi
+    return lows, highs
 
 
 # --- bias correction ---------------------------------------------------------------------------------

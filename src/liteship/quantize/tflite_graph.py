@@ -3,9 +3,9 @@
 Every source becomes one float ``.tflite`` (TensorFlow/Keras through the converter, PyTorch through
 litert-torch, a user's file as it is). :class:`FloatGraph` reads its weighted ops — ``CONV_2D``,
 ``DEPTHWISE_CONV_2D``, ``FULLY_CONNECTED`` with float32 weights — and lets a fix read and write their
-weights and biases as numpy arrays; :func:`capture` runs the float model in LiteRT on calibration samples
-and returns the tensors a fix needs (each op's input, its output before the fused activation is not
-stored by TFLite, so fixes recompute it from the input). BatchNormalization is already folded into the
+weights and biases as numpy arrays; :func:`all_tensors_interpreter` and :func:`feed` run the float model
+in LiteRT on calibration samples so a fix can read the tensors it needs, and :func:`patches` gives an
+op's input as its weights see it. BatchNormalization is already folded into the
 kernels and activations are fused into the ops by then, so a fix sees exactly what int8 will quantize.
 
 No TensorFlow here: reading, writing and running the graph use the flatbuffer bindings and LiteRT.
@@ -13,7 +13,6 @@ No TensorFlow here: reading, writing and running the graph use the flatbuffer bi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,19 +232,6 @@ def feed(interp: Any, sample: Any) -> None:
         interp.set_tensor(d["index"], np.asarray(x, dtype=d["dtype"]).reshape(d["shape"]))
 
 
-def capture(model: bytes, samples: Sequence[Any], tensors: Sequence[int]) -> dict[int, np.ndarray]:
-    """Run the float ``model`` on ``samples`` (see :func:`feed`) and return ``{tensor: values stacked
-    over the samples}`` for the requested tensors."""
-    interp = all_tensors_interpreter(model)
-    out: dict[int, list[np.ndarray]] = {t: [] for t in tensors}
-    for sample in samples:
-        feed(interp, sample)
-        interp.invoke()
-        for t in tensors:
-            out[t].append(np.array(interp.get_tensor(t)))
-    return {t: np.concatenate(v) for t, v in out.items()}
-
-
 def patches(op: WeightedOp, x: np.ndarray, kernel: tuple[int, int], limit: int, seed: int = 0) -> np.ndarray:
     """The op's input rows as its weights see them, at up to ``limit`` random output positions.
 
@@ -289,39 +275,14 @@ def kernel_size(graph: FloatGraph, op: WeightedOp) -> tuple[int, int]:
     return (1, 1) if op.kind == "FULLY_CONNECTED" else (shape[1], shape[2])
 
 
-def preactivation(
-    graph: FloatGraph, op: WeightedOp, rows: np.ndarray, w: np.ndarray | None = None
-) -> np.ndarray:
-    """The op's output before its fused activation, at the rows :func:`patches` returned."""
-    w = graph.weight(op) if w is None else w
-    b = graph.bias(op)
-    if op.depthwise:  # rows [P, k, C], w [C, k]
-        return np.einsum("pkc,ck->pc", rows, w) + b
-    return rows @ w.T.astype(np.float64) + b
-
-
-def activation_fn(name: str) -> Any:
-    """The fused activation as a numpy function (identity for ``NONE``)."""
-    return {
-        "NONE": lambda z: z,
-        "RELU": lambda z: np.maximum(z, 0),
-        "RELU6": lambda z: np.clip(z, 0, 6),
-        "RELU_N1_TO_1": lambda z: np.clip(z, -1, 1),
-        "TANH": np.tanh,
-    }.get(name)
-
-
 __all__ = [
     "WEIGHTED",
     "FloatGraph",
     "WeightedOp",
-    "activation_fn",
     "all_tensors_interpreter",
-    "capture",
     "feed",
     "kernel_size",
     "patches",
-    "preactivation",
     "quantize_weight",
     "rounded",
 ]
