@@ -16,6 +16,8 @@ towards ``max_frames``, so a frame limit and SIGTERM are honoured either way.
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import signal
 import threading
 import time
@@ -32,6 +34,33 @@ from liteship.agent.telemetry import Aggregator, Spool
 from liteship.confidence import top1_confidence
 from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
+
+# Tests only: "MS" or "VERSION=MS,…" adds a random 0..MS ms to every latency the agent measures (of any
+# version, or of VERSION), as a busy machine would. Never set outside tests (docs/agent.md).
+TEST_LATENCY_JITTER_ENV = "LITESHIP_TEST_LATENCY_JITTER_MS"
+
+
+def latency_jitter_hook_ms(version: str) -> float:
+    """The largest random latency ``LITESHIP_TEST_LATENCY_JITTER_MS`` adds to ``version``'s inferences
+    (0 when unset; a malformed value is a usage error, never ignored)."""
+    spec = os.environ.get(TEST_LATENCY_JITTER_ENV, "").strip()
+    if not spec:
+        return 0.0
+    jitter = 0.0
+    for item in spec.split(","):
+        name, sep, value = item.strip().rpartition("=")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = float("nan")
+        if not 0 <= ms <= 10_000:
+            raise UsageError(
+                f"{TEST_LATENCY_JITTER_ENV} item {item!r} is not MS or VERSION=MS with 0 <= MS <= 10000.",
+                hint=f"It is a test hook: unset {TEST_LATENCY_JITTER_ENV} outside tests.",
+            )
+        if not sep or name == version:
+            jitter = ms
+    return jitter
 
 
 class LoadedModel:
@@ -71,6 +100,13 @@ class LoadedModel:
             self.labels = labels_from_metadata(model_path) or []
         r = self.manifest.calibration_range
         self.calibration_range = (r["min"], r["max"]) if r else None
+        self.test_jitter_ms = latency_jitter_hook_ms(self.version)
+        if self.test_jitter_ms:
+            event(
+                f"test hook {TEST_LATENCY_JITTER_ENV}: up to {self.test_jitter_ms:g} ms is added to every "
+                f"latency of {self.version} (tests only)",
+                30,
+            )
 
     @property
     def version(self) -> str:
@@ -98,6 +134,8 @@ class LoadedModel:
         start = time.perf_counter()
         out = self.runner.infer({self.input.name: x})
         latency = (time.perf_counter() - start) * 1000.0
+        if self.test_jitter_ms:  # tests only (TEST_LATENCY_JITTER_ENV)
+            latency += random.uniform(0.0, self.test_jitter_ms)  # noqa: S311 - not cryptographic
         y = np.asarray(out[self.output.name], dtype=np.float64).reshape(-1)
         finite = all(bool(np.all(np.isfinite(v))) for v in out.values())
         k = int(np.nanargmax(y)) if np.any(np.isfinite(y)) else 0
@@ -164,6 +202,7 @@ class AgentLoop:
         if max_fps is not None and not 0 < max_fps <= 1000:
             raise UsageError(f"max_fps must be above 0 and at most 1000, got {max_fps!r}.")
         self.max_fps = max_fps
+        latency_jitter_hook_ms("")  # a malformed test hook is refused at start, not at a model's load
         self._next_frame = 0.0  # monotonic time the last frame started (max_fps)
         self._rate_frames, self._rate_started = 0, time.monotonic()
         self.model: LoadedModel | None = None
@@ -464,4 +503,4 @@ class AgentLoop:
         self._unload()
 
 
-__all__ = ["AgentLoop", "LoadedModel"]
+__all__ = ["AgentLoop", "LoadedModel", "TEST_LATENCY_JITTER_ENV", "latency_jitter_hook_ms"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -37,10 +38,11 @@ keys, golden, packages, digit_pngs = (
 
 ADMIN, ENROLL = "admin-token-for-tests-0123456789", "enroll-token-for-tests-0123456789"
 SERVER_CODE = """
-import sys, uvicorn
+import json, sys, uvicorn
 from liteship.fleet.app import create_app
 from liteship.fleet.settings import Settings
-s = Settings(data_dir=sys.argv[1], admin_token={admin!r}, enrollment_token={enroll!r}, trusted_keys=[sys.argv[2]])
+s = Settings(data_dir=sys.argv[1], admin_token={admin!r}, enrollment_token={enroll!r}, trusted_keys=[sys.argv[2]],
+             **json.loads(sys.argv[4]))
 uvicorn.run(create_app(s), host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
 """
 
@@ -54,15 +56,25 @@ def free_port() -> int:
 class Fleet:
     """A running fleet server: start/stop it (same port and data), publish packages, read its tables."""
 
-    def __init__(self, data_dir: Path, public_key: str) -> None:
+    def __init__(self, data_dir: Path, public_key: str, **settings: object) -> None:
+        """``settings``: fields of :class:`liteship.fleet.settings.Settings` beyond the defaults."""
         self.data_dir, self.public_key, self.port = data_dir, public_key, free_port()
+        self.settings = settings
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         code = textwrap.dedent(SERVER_CODE.format(admin=ADMIN, enroll=ENROLL))
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(self.data_dir), self.public_key, str(self.port)]
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(self.data_dir),
+                self.public_key,
+                str(self.port),
+                json.dumps(self.settings),
+            ]
         )
         # Waits on the server's state: it answers /healthz, or it exited. The deadline only guards a
         # hang (niced beside normal-priority work, the import alone can take over a minute).
@@ -164,13 +176,15 @@ def agent_cmd(state: Path, frames: Path, *extra: str) -> list[str]:
     ]
 
 
-def start_agent(state: Path, frames: Path, *extra: str, sink: Path | None = None) -> subprocess.Popen:
+def start_agent(
+    state: Path, frames: Path, *extra: str, sink: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     args = agent_cmd(state, frames, *extra, "--sink", f"file:{sink}" if sink else "stdout")
     return subprocess.Popen(
         args,
         stdout=subprocess.DEVNULL,
         stderr=open(state / "agent.log", "ab"),
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
     )
 
 
