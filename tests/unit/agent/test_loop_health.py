@@ -135,3 +135,20 @@ def test_max_fps_limits_the_loop_and_reports_the_achieved_rate(store, digit_pngs
     assert windows and all(0 < w["achieved_fps"] <= most and w["max_fps"] == 20 for w in windows), windows
     with pytest.raises(UsageError, match="max_fps"):
         run_loop(store, digit_pngs, tmp_path, max_frames=1, max_fps=0)
+
+
+def test_latency_jitter_test_hook_is_parsed_per_version_and_refuses_a_bad_value(
+    store, digit_pngs, tmp_path, monkeypatch
+):
+    from liteship.agent.loop import TEST_LATENCY_JITTER_ENV, latency_jitter_hook_ms
+
+    assert latency_jitter_hook_ms("1.0.0") == 0.0  # unset: nothing added
+    monkeypatch.setenv(TEST_LATENCY_JITTER_ENV, "0.2, 1.1.0=3")
+    assert (latency_jitter_hook_ms("1.0.0"), latency_jitter_hook_ms("1.1.0")) == (0.2, 3.0)
+    monkeypatch.setenv(TEST_LATENCY_JITTER_ENV, "1.0.0=50")
+    _, results = run_loop(store, digit_pngs, tmp_path, max_frames=20)
+    assert min(r["latency_ms"] for r in results) >= 0 and max(r["latency_ms"] for r in results) > 5
+    for bad in ("fast", "1.1.0=-1", "1.1.0=nan", "1e9"):
+        monkeypatch.setenv(TEST_LATENCY_JITTER_ENV, bad)
+        with pytest.raises(UsageError, match=TEST_LATENCY_JITTER_ENV):
+            run_loop(store, digit_pngs, tmp_path, max_frames=1)
