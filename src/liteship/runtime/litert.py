@@ -147,6 +147,12 @@ class _Plan:
             return self.quantizer(arr)
         return arr.astype(self.dtype)
 
+    def quantize_into(self, arr: np.ndarray, out: np.ndarray) -> None:
+        """Quantize a float feed into ``out`` (the interpreter's input tensor, of the current shape)."""
+        if self.quantizer is None:
+            self.quantizer = Quantizer(self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
+        self.quantizer(arr, out=out)
+
     def from_model(self, arr: np.ndarray) -> np.ndarray:
         return dequantize(arr, self.spec.scale, self.spec.zero_point) if self.convert else arr  # type: ignore[arg-type]
 
@@ -346,7 +352,13 @@ class LiteRTRunner(FixedSpecsRunner):
             return {p.spec.name: p.from_model(got[p.key]) for p in self._out}
         interp = self._interp
         for p in self._in:
-            interp.set_tensor(p.index, p.to_model(feed[p.spec.name]))
+            arr = feed[p.spec.name]
+            if p.convert and arr.dtype.kind == "f":  # quantized straight into the input tensor: no copy
+                view = interp.tensor(p.index)()
+                p.quantize_into(arr, view)
+                del view  # the interpreter refuses to run while a view of its buffers is alive
+            else:
+                interp.set_tensor(p.index, p.to_model(arr))
         interp.invoke()
         return {p.spec.name: p.from_model(interp.get_tensor(p.index)) for p in self._out}
 

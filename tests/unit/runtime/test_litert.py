@@ -230,3 +230,21 @@ def test_runtime_runs_without_tensorflow(no_tf_python, tflite_int8):
     """)
     assert res.returncode == 0, res.stderr
     assert "ai-edge-litert" in res.stdout and "(2, 10) float32" in res.stdout
+
+
+def test_float_feeds_quantized_into_the_input_tensor_equal_quantize_then_raw(tflite_int8, digits):
+    """Issue 22 (14): the feed is quantized straight into the interpreter's input tensor; call after
+    call (a reused view, never a stale one) the outputs are those of quantize() and a raw run."""
+    xs = [digits[2][i : i + 1] for i in range(4)] + [np.full((1, 8, 8, 1), np.nan, np.float32)]
+    xs.append(digits[2][:1] * 50.0)  # beyond the input's range: clipped
+    with (
+        LiteRTRunner(tflite_int8, num_threads=1) as r,
+        LiteRTRunner(tflite_int8, num_threads=1, raw=True) as raw,
+    ):
+        (inp,), (out,) = r.input_specs, r.output_specs
+        for x in xs:
+            (got,) = r.infer(x).values()
+            with np.errstate(invalid="ignore"):
+                q = quantize(x, inp.scale, inp.zero_point, np.int8)
+            (want,) = raw.infer(q).values()
+            np.testing.assert_array_equal(got, dequantize(want, out.scale, out.zero_point))

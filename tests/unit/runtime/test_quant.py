@@ -91,3 +91,51 @@ def test_the_preallocated_quantizer_gives_quantizes_bytes():
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (scale, zp, dtype, x.dtype)
         first = q(edges).copy()
         assert q(edges * 2) is q(edges) and np.array_equal(q(edges), first)  # one buffer, reused
+
+
+def _paths_case(rng, dtype):
+    """A scale, a zero point and inputs on every tie k + 0.5 of the dtype's range, the integers, and
+    their float32 neighbours."""
+    info = np.iinfo(dtype)
+    scale = float(np.float32(10 ** rng.uniform(-4, 0)))
+    zp = int(rng.integers(info.min, info.max + 1))
+    k = np.arange(info.min - zp, info.max - zp)
+    x = np.concatenate([(k + 0.5) * scale, k * scale]).astype(np.float32)
+    return scale, zp, np.concatenate([x, np.nextafter(x, np.float32(9)), np.nextafter(x, np.float32(-9))])
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_every_path_of_the_quantizer_gives_quantizes_bytes(dtype):
+    """Issue 22 (14): the integer passes (no clip, a clip on int16, a clip on floats) and the fallbacks
+    (NaN, float64 feeds) give quantize()'s bytes, ties and the dtype's edges included."""
+    from liteship.runtime.quant import Quantizer
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        scale, zp, x = _paths_case(rng, dtype)
+        q = Quantizer(scale, zp, dtype)
+        assert q._fast
+        wide = np.concatenate([x, x * 3])  # beyond the dtype: clipped on int16
+        huge = np.concatenate([x, np.array([1e38, -1e38, np.inf, -np.inf, 1e-45, -0.0], np.float32)])
+        for feed in (x, wide, huge, x.astype(np.float64)):
+            want = quantize(feed, scale, zp, dtype)
+            assert q(feed).tobytes() == want.tobytes(), (scale, zp, feed.dtype)
+        with np.errstate(invalid="ignore"):  # quantize()'s cast of a NaN warns
+            want = quantize(np.append(x, np.nan), scale, zp, dtype)
+        assert q(np.append(x, np.nan)).tobytes() == want.tobytes()
+
+
+def test_the_quantizer_writes_into_a_given_array_and_refuses_another_shape():
+    from liteship.runtime.quant import Quantizer
+
+    q = Quantizer(0.5, 3, "int8")
+    x = np.array([[0.25, -0.25, 1000.0, -2.5]], np.float32)
+    target = np.zeros((1, 4), np.int8)
+    assert q(x, out=target) is target and target.tolist() == [[4, 2, 127, -2]]
+    with pytest.raises(ValueError, match="expected"):
+        q(x, out=np.zeros((4,), np.int8))
+    with pytest.raises(ValueError, match="expected"):
+        q(x, out=np.zeros((1, 4), np.uint8))
+    # no integer shortcut where it cannot be exact: the scalar's half underflows, the dtype is 16-bit
+    assert not Quantizer(1e-38, 0, "int8")._fast and not Quantizer(0.5, 0, "int16")._fast
+    assert q(np.zeros((0, 4), np.float32)).shape == (0, 4)  # nothing to reduce: quantize()'s passes
