@@ -82,19 +82,30 @@ def line_chart(
     y_unit: str = "",
     bands: Sequence[Band] = (),
     y_min_top: float = 0.0,
+    period_s: float | None = None,
     width: int = 460,
     height: int = 170,
 ) -> str:
-    """Lines over time (x = UNIX seconds) with shaded bands; a single point is drawn as a dot."""
+    """Lines over time (x = UNIX seconds) with shaded bands; a single point is drawn as a dot.
+
+    With ``period_s``, each x is the start of a period of that length: the point sits in the middle of
+    its period and the axis runs from the first period's start to the last one's end, labelled with
+    those times (UTC; with the date when the span crosses midnight), so a single hour of telemetry reads
+    ``10:00 … 11:00`` rather than the minute around its start.
+    """
     pad_l, pad_r, pad_b, pad_t = 44, 10, 24, 10
     inner_w, inner_h = width - pad_l - pad_r, height - pad_b - pad_t
+    shift = period_s / 2 if period_s else 0.0
     xs = [x for s in series for x, y in s.points if y is not None]
     ys = [y for s in series for _, y in s.points if y is not None]
     if not xs:
         return f'<p class="empty">{e(label)}: no data yet.</p>'
     x0, x1 = min(xs), max(xs)
-    if x1 - x0 < 1:
+    if period_s:
+        x1 += period_s
+    elif x1 - x0 < 1:
         x0, x1 = x0 - 30, x1 + 30
+    dated = time.gmtime(x0)[:3] != time.gmtime(x1)[:3]
     top = max([*ys, y_min_top, *(b.low for b in bands)]) * 1.15 or 1.0
 
     def px(x: float) -> float:
@@ -115,16 +126,21 @@ def line_chart(
         f'<line x1="{pad_l}" x2="{pad_l}" y1="{pad_t}" y2="{pad_t + inner_h}" stroke="#999"/>',
         f'<line x1="{pad_l}" x2="{pad_l + inner_w}" y1="{pad_t + inner_h}" y2="{pad_t + inner_h}" stroke="#999"/>',
         f'<text x="2" y="{pad_t + 10}">{_fmt(top)}{e(y_unit)}</text><text x="2" y="{pad_t + inner_h}">0</text>',
-        f'<text x="{pad_l}" y="{height - 6}">{_clock(x0)}</text>',
-        f'<text x="{pad_l + inner_w}" y="{height - 6}" text-anchor="end">{_clock(x1)} UTC</text>',
+        f'<text class="axis-start" x="{pad_l}" y="{height - 6}">{_clock(x0, dated)}</text>',
+        f'<text class="axis-end" x="{pad_l + inner_w}" y="{height - 6}" text-anchor="end">'
+        f"{_clock(x1, dated)} UTC</text>",
     ]
+
+    def when(x: float) -> str:
+        return f"{_clock(x, dated)}–{_clock(x + period_s, dated)}" if period_s else _clock(x, dated)
+
     for s in series:
         runs: list[list[tuple[float, float]]] = [[]]
         for x, y in s.points:
             if y is None or not math.isfinite(y):
                 runs.append([])
             else:
-                runs[-1].append((px(x), py(y)))
+                runs[-1].append((px(x + shift), py(y)))
         for run in runs:
             if len(run) > 1:
                 pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
@@ -132,8 +148,8 @@ def line_chart(
         for x, y in s.points:
             if y is not None and math.isfinite(y):
                 parts.append(
-                    f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{s.color}">'
-                    f"<title>{e(s.name)} {_clock(x)}: {_fmt(y)}{e(y_unit)}</title></circle>"
+                    f'<circle cx="{px(x + shift):.1f}" cy="{py(y):.1f}" r="2.5" fill="{s.color}">'
+                    f"<title>{e(s.name)} {when(x)}: {_fmt(y)}{e(y_unit)}</title></circle>"
                 )
     parts.append("</svg>")
     return "".join(parts)
@@ -148,5 +164,5 @@ def legend(items: Sequence[tuple[str, str]]) -> str:
     )
 
 
-def _clock(t: float) -> str:
-    return time.strftime("%H:%M", time.gmtime(t))
+def _clock(t: float, dated: bool = False) -> str:
+    return time.strftime("%m-%d %H:%M" if dated else "%H:%M", time.gmtime(t))

@@ -263,18 +263,20 @@ def list_reverts(session: Session, *, device_id: str | None = None, limit: int =
     return list(session.scalars(q))
 
 
-def reverts_for(session: Session, *, model_id: str, version: str, since: float) -> list[Revert]:
-    """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks)."""
-    return list(
-        session.scalars(
-            select(Revert).where(
-                Revert.model_id == model_id,
-                Revert.version == version,
-                Revert.at >= since,
-                Revert.by_server.is_(False),
-            )
-        )
+def reverts_for(
+    session: Session, *, model_id: str, version: str, since: float, until: float | None = None
+) -> list[Revert]:
+    """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks), at
+    or after ``since`` (and at or before ``until``, when given)."""
+    q = select(Revert).where(
+        Revert.model_id == model_id,
+        Revert.version == version,
+        Revert.at >= since,
+        Revert.by_server.is_(False),
     )
+    if until is not None:
+        q = q.where(Revert.at <= until)
+    return list(session.scalars(q))
 
 
 def active_rollout(session: Session, *, model_id: str) -> Rollout | None:
@@ -323,18 +325,20 @@ def add_telemetry(
     return False
 
 
-def windows_for(session: Session, *, model_id: str, version: str, since: float) -> list[TelemetryWindow]:
-    """The counted windows (``assigned``) of one model version that ended at or after ``since``."""
-    return list(
-        session.scalars(
-            select(TelemetryWindow).where(
-                TelemetryWindow.model_id == model_id,
-                TelemetryWindow.model_version == version,
-                TelemetryWindow.ended >= since,
-                TelemetryWindow.assigned.is_(True),
-            )
-        )
+def windows_for(
+    session: Session, *, model_id: str, version: str, since: float, until: float | None = None
+) -> list[TelemetryWindow]:
+    """The counted windows (``assigned``) of one model version that ended at or after ``since`` (and
+    at or before ``until``, when given)."""
+    q = select(TelemetryWindow).where(
+        TelemetryWindow.model_id == model_id,
+        TelemetryWindow.model_version == version,
+        TelemetryWindow.ended >= since,
+        TelemetryWindow.assigned.is_(True),
     )
+    if until is not None:
+        q = q.where(TelemetryWindow.ended <= until)
+    return list(session.scalars(q))
 
 
 def releases_of(session: Session, *, model_id: str) -> list[Release]:

@@ -30,6 +30,7 @@ from liteship.fleet.profile import health_text, runtime_text
 router = APIRouter(tags=["dashboard"])
 COOKIE = "liteship_dashboard"
 SESSION_LIFETIME_S = 12 * 3600.0
+DRIFT_PERIOD_S = 3600.0  # one drift point per hour (the API's default too)
 PAGE = Template((Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8"))
 LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>liteship fleet — sign in</title></head>
 <body style="font-family:sans-serif;max-width:28rem;margin:4rem auto"><h1>liteship fleet</h1>
@@ -79,10 +80,11 @@ def render(session: Any) -> str:
     devices = [row["device"] for row in listing]
     versions = Counter((d.model_id, d.model_version or "none") for d in devices if d.model_id)
     device_rows = "".join(_device_row(row, now) for row in listing[:500])
-    rollout_html = [
-        panels.rollout_panel(session, r, rollout_public(session, r), now)
-        for r in crud.list_rollouts(session)[:20]
-    ]
+    rollout_html, models_seen = [], set()
+    for r in crud.list_rollouts(session)[:20]:  # newest first: the first of each model is its latest
+        latest = r.model_id not in models_seen
+        models_seen.add(r.model_id)
+        rollout_html.append(panels.rollout_panel(session, r, rollout_public(session, r), now, latest=latest))
     revert_rows = "".join(
         f"<tr><td><time>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(r.at))}</time></td>"
         f"<td>{e(r.device_id)}</td><td>{e(r.model_id or '—')}</td><td>{e(r.version)} → {e(r.to_version or 'none')}</td>"
@@ -91,7 +93,8 @@ def render(session: Any) -> str:
     )
     drift_html = []
     for model, _, _ in crud.list_models(session):
-        drift_html.append(panels.drift_panel(aggregate.drift_series(session, model_id=model.id), model.id))
+        series = aggregate.drift_series(session, model_id=model.id, period_s=DRIFT_PERIOD_S)
+        drift_html.append(panels.drift_panel(series, model.id, period_s=DRIFT_PERIOD_S))
     seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
     return PAGE.substitute(
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),

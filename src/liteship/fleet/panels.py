@@ -158,16 +158,25 @@ def _num(v: Any) -> str:
     return "—" if v is None else f"{v:.3g}"
 
 
-def timelines(session: Session, rollout: Rollout, control: Release, candidate: Release, now: float) -> str:
-    """Latency p95, error rate and reverts per period since the rollout started, one line per arm."""
-    period = _period(now - rollout.created_at)
+def timelines(
+    session: Session,
+    rollout: Rollout,
+    control: Release,
+    candidate: Release,
+    now: float,
+    until: float | None = None,
+) -> str:
+    """Latency p95, error rate and reverts per period since the rollout started (until it ended, for a
+    finished one), one line per arm."""
+    period = _period((until or now) - rollout.created_at)
     arms = {}
     for name, rel in (("control", control), ("candidate", candidate)):
+        since = rollout.created_at
         windows = crud.windows_for(
-            session, model_id=rollout.model_id, version=rel.version, since=rollout.created_at
+            session, model_id=rollout.model_id, version=rel.version, since=since, until=until
         )
         reverts = crud.reverts_for(
-            session, model_id=rollout.model_id, version=rel.version, since=rollout.created_at
+            session, model_id=rollout.model_id, version=rel.version, since=since, until=until
         )
         arms[name] = aggregate.arm_timeline(windows, reverts, period_s=period)
     colors = {"control": CONTROL, "candidate": CANDIDATE}
@@ -181,7 +190,8 @@ def timelines(session: Session, rollout: Rollout, control: Release, candidate: R
             )
             for name, pts in arms.items()
         ]
-        return f"<figure><figcaption>{e(label)}</figcaption>{line_chart(series, label=label, y_unit=unit, **kw)}</figure>"
+        chart = line_chart(series, label=label, y_unit=unit, period_s=period, **kw)
+        return f"<figure><figcaption>{e(label)}</figcaption>{chart}</figure>"
 
     return (
         '<div class="charts">'
@@ -189,12 +199,22 @@ def timelines(session: Session, rollout: Rollout, control: Release, candidate: R
         + chart("error rate per period", "error_rate", " %", 100.0, y_min_top=1.0)
         + chart("device reverts per period", "reverts", "", y_min_top=1.0)
         + chart("predictions per period", "predictions", "")
-        + f'</div><p class="muted">One point per {period / 60:.0f} min since the rollout started.</p>'
+        + f'</div><p class="muted">One point per {period / 60:.0f} min since the rollout started'
+        + (f", until it ended at {_utc(until)}" if until is not None else "")
+        + ".</p>"
     )
 
 
-def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: float) -> str:
-    """Candidate vs control for an active rollout: what the engine sees, will do, and why."""
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def rollout_panel(
+    session: Session, rollout: Rollout, pub: RolloutPublic, now: float, *, latest: bool = False
+) -> str:
+    """Candidate vs control for an active rollout: what the engine sees, will do, and why. A finished
+    rollout that is its model's ``latest`` keeps its arm panels, as they were when it ended, with its
+    final verdict; older finished ones show their decisions only."""
     stages = " → ".join(
         f"<b>{s:g} %</b>" if i == pub.stage_index else f"{s:g} %" for i, s in enumerate(pub.stages)
     )
@@ -208,11 +228,17 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
         f"{e(pub.control_version)} → {e(pub.candidate_version)} "
         f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
     )
-    if not RolloutState(pub.state).active:
-        return head + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
     control = session.get(Release, rollout.control_release_id)
     candidate = session.get(Release, rollout.candidate_release_id)
     assert control is not None and candidate is not None
+    if not RolloutState(pub.state).active:
+        if not latest:
+            return head + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+        return (
+            head
+            + finished_arms(session, rollout, pub, control, candidate, now)
+            + f"<ul class=decisions>{decisions or '<li>No decision yet.</li>'}</ul></section>"
+        )
     ctrl_arm, cand_arm = machine.arms_now(session, rollout=rollout)
     nxt = pub.next or {"action": "wait", "reasons": [], "numbers": {}}
     verb = "pauses (no automatic decision)" if pub.state == RolloutState.PAUSED else nxt["action"]
@@ -245,6 +271,45 @@ def rollout_panel(session: Session, rollout: Rollout, pub: RolloutPublic, now: f
     )
 
 
+def finished_arms(
+    session: Session, rollout: Rollout, pub: RolloutPublic, control: Release, candidate: Release, now: float
+) -> str:
+    """A finished rollout's arms as they were when it ended: its final verdict, the numbers of the last
+    decision that had any, the last stage's confidence histograms and the timelines up to its end."""
+    ended = rollout.updated_at
+    final = pub.decisions[-1] if pub.decisions else None
+    numbers = next((d.numbers for d in reversed(pub.decisions) if d.numbers.get("control")), {})
+    since = rollout.stage_started_at
+    # at 100 % the control's figures came from the whole rollout, as the engine's did
+    control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
+    arms = []
+    for rel, start in ((control, control_since), (candidate, since)):
+        windows = crud.windows_for(
+            session, model_id=rollout.model_id, version=rel.version, since=start, until=ended
+        )
+        arms.append(aggregate.arm_stats(windows))
+    verdict = (
+        f'<span class="badge {e(final.action)}">{e(final.action)}</span> by {e(final.by)} at '
+        f"{_utc(final.at)}: {e('; '.join(final.reasons))}"
+        if final is not None
+        else "no decision recorded"
+    )
+    return (
+        f'<div class="final" data-finished="{e(pub.state)}"><b>Finished</b> ({e(pub.state)}) — final verdict: '
+        f"{verdict}</div>"
+        + '<div class="side">'
+        + f"<figure><figcaption>top-1 confidence, last stage ({pub.stages[pub.stage_index]:g} %), until the "
+        f"end</figcaption>{_hist(arms[0], arms[1])}"
+        + legend(
+            [("control " + pub.control_version, CONTROL), ("candidate " + pub.candidate_version, CANDIDATE)]
+        )
+        + "</figure>"
+        + (stats_table(numbers) if numbers else '<p class="empty">No engine numbers were recorded.</p>')
+        + "</div>"
+        + timelines(session, rollout, control, candidate, now, until=ended)
+    )
+
+
 def actions(pub: RolloutPublic) -> str:
     """The buttons of an active rollout (form posts to the dashboard's own action route)."""
     names = ["evaluate", "pause" if pub.state == RolloutState.RUNNING else "resume", "promote", "abort"]
@@ -265,8 +330,9 @@ def _hist(control: ArmStats, candidate: ArmStats) -> str:
     )
 
 
-def drift_panel(series: list[dict[str, Any]], model_id: str) -> str:
-    """One chart per model: PSI over time, a line per version, with the warn and alert bands."""
+def drift_panel(series: list[dict[str, Any]], model_id: str, period_s: float = 3600.0) -> str:
+    """One chart per model: PSI per period (``period_s``, the one :func:`aggregate.drift_series` used)
+    over time, a line per version, with the warn and alert bands."""
     lines, items, notes = [], [], []
     for i, s in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
@@ -294,8 +360,15 @@ def drift_panel(series: list[dict[str, Any]], model_id: str) -> str:
     if lines:
         bands = [Band(WARN, ALERT, "#d97706", "warn"), Band(ALERT, None, "#dc2626", "alert")]
         chart = line_chart(
-            lines, label=f"drift of {model_id}", bands=bands, y_min_top=0.3, width=620, height=190
+            lines,
+            label=f"drift of {model_id}",
+            bands=bands,
+            y_min_top=0.3,
+            period_s=period_s,
+            width=620,
+            height=190,
         )
+        chart += f'<p class="muted">PSI per {period_s / 60:.0f} min period (UTC).</p>'
     note_html = "".join(f'<p class="empty">{e(model_id)} {e(n)}</p>' for n in notes)
     return (
         f'<figure class="drift"><figcaption>{e(model_id)}</figcaption>{chart}'

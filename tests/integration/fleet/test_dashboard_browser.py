@@ -113,11 +113,19 @@ def test_dashboard_shows_fleet_rollouts_and_drift(populated, tmp_path):
             text = rollout.inner_text()
             assert f"Rollout {rid}: digits 1.0.0 → 1.1.0" in text and "halted" in text
             assert "candidate confidence is lower" in text  # the decision with its reason
+            # issue 22 (8): the finished rollout keeps its arm panels, with its final verdict
+            assert "Finished (halted) — final verdict: halt by engine" in text, text
+            assert rollout.locator("svg[aria-label='confidence histograms']").is_visible()
+            assert rollout.locator("table.stats").is_visible()
             drift = page.locator("figure.drift")
             items = drift.locator("ul.legend li").all_inner_texts()
             assert any(c.startswith("digits 1.1.0") and "alert" in c for c in items), items
             assert any(c.startswith("digits 1.0.0") and "ok" in c for c in items), items
             assert page.locator("svg[aria-label='drift of digits'] rect.band").count() == 2
+            # the drift axis ends where the hour of the telemetry ends (it read ±30 s around its start)
+            end = page.locator("svg[aria-label='drift of digits'] text.axis-end").text_content()
+            hours = {(time.time() - d) // 3600 * 3600 + 3600 for d in (0, 120)}
+            assert end in {time.strftime("%H:%M UTC", time.gmtime(h)) for h in hours}, end
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         finally:
             ctx.close()

@@ -4,6 +4,7 @@ candidate (and its devices back on control), promotion, pause/resume/abort; ever
 from __future__ import annotations
 
 import itertools
+import re
 import time
 
 import numpy as np
@@ -277,3 +278,56 @@ def test_candidate_drift_is_judged_against_the_controls_live_confidence(fleet40)
     assert series["1.0.0"]["versus_control"] is None
     html = panels.drift_panel(list(series.values()), "digits")
     assert "against the live confidence of the control 1.0.0" in html
+
+
+def _section(page: str, rid: int) -> str:
+    start = page.index(f'id="rollout-{rid}"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_a_finished_rollout_keeps_its_arm_panels_with_its_final_verdict(fleet40):
+    """Issue 22 (8): a halted rollout used to lose its arm panels on the dashboard; its model's latest
+    rollout keeps them (as they were when it ended) with the final verdict, older ones are listed."""
+    fleet, devices = fleet40
+    rng = np.random.default_rng(7)
+    rid = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    versions = report_all(fleet, devices, rng, candidate=(3, 2))
+    assert rollout_state(fleet, rid)["state"] == "halted"
+    panel = _section(fleet.client.get("/dashboard", headers=fleet.admin).text, rid)
+    assert 'data-finished="halted"' in panel and "<b>Finished</b> (halted)" in panel
+    assert 'final verdict: <span class="badge halt">halt</span> by engine' in panel
+    assert "candidate confidence is lower" in panel
+    assert 'aria-label="confidence histograms"' in panel  # the arms' histograms
+    assert "latency p95 per period" in panel and "until it ended at" in panel
+    assert (
+        '<table class="stats">' in panel and '<span class="badge halt">worse</span>' in panel
+    )  # the numbers
+    assert 'class="actions"' not in panel  # nothing to press on a finished rollout
+    # telemetry after the end does not change the panel's histograms (they are the arms at the end)
+    for dev, headers in devices.items():
+        fleet.checkin(dev, headers, versions[dev])
+    again = _section(fleet.client.get("/dashboard", headers=fleet.admin).text, rid)
+    hist = re.compile(r'<svg class="chart" role="img" aria-label="confidence histograms".*?</svg>', re.S)
+    assert hist.search(again).group(0) == hist.search(panel).group(0)
+    # a newer rollout of the model: the older one keeps its decisions only
+    newer = fleet.rollout("1.1.0", stages=[25, 100]).json()["id"]
+    page = fleet.client.get("/dashboard", headers=fleet.admin).text
+    assert "confidence histograms" not in _section(page, rid) and "halt" in _section(page, rid)
+    assert "confidence histograms" in _section(page, newer)
+
+
+def test_the_dashboard_drift_axis_reads_the_hours_of_the_telemetry(fleet40):
+    """Issue 22 (8): the drift chart's axis covered ±30 s around the start of the only hour with data."""
+    fleet, devices = fleet40
+    rng = np.random.default_rng(8)
+    before = time.time()
+    report_all(fleet, devices, rng)
+    after = time.time()
+    page = fleet.client.get("/dashboard", headers=fleet.admin).text
+    drift = page[page.index('<figure class="drift">') :]
+    start = re.search(r'class="axis-start"[^>]*>([^<]*)<', drift).group(1)
+    end = re.search(r'class="axis-end"[^>]*>([^<]*)<', drift).group(1)
+    first, last = (t // 3600 * 3600 for t in (before, after))
+    assert start == time.strftime("%H:%M", time.gmtime(first))
+    assert end == time.strftime("%H:%M", time.gmtime(last + 3600)) + " UTC"
+    assert "PSI per 60 min period (UTC)" in drift
