@@ -521,9 +521,14 @@ def finish_conversion(
     output: str | Path | None,
     seconds: float,
     fixes: dict[str, Any] | None = None,
+    float_source: bytes | None = None,
 ) -> ConversionReport:
     """Write liteship's record into ``model``, save it to ``output`` and build the report (shared by
-    every source kind: TF/Keras here, float .tflite and PyTorch in their own modules)."""
+    every source kind: TF/Keras here, float .tflite and PyTorch in their own modules).
+
+    ``float_source``: the float32 model the conversion started from, when there is one (a float
+    ``.tflite``); the report's float32 size is then that model's own, carrying the same record, rather
+    than an estimate from the converted weights."""
     from liteship import __version__
 
     loaded = load_model(model)
@@ -556,9 +561,12 @@ def finish_conversion(
             out.write_bytes(data)
         except OSError as e:
             raise ConversionError(f"cannot write {str(out)!r}: {e.strerror or e}.") from e
-    float_size = (
-        len(data) if recipe.name == "none" else float32_size_estimate(loaded) + len(data) - len(model)
-    )
+    if recipe.name == "none":
+        float_size = len(data)
+    elif float_source is not None:  # the float model itself, with the same record (issue 22, 11)
+        float_size = len(write_liteship_info(float_source, info))
+    else:
+        float_size = float32_size_estimate(loaded) + len(data) - len(model)
     return ConversionReport(
         source=src.label,
         source_kind=src.kind,

@@ -21,8 +21,9 @@ class ConversionReport(ReportMixin):
         io_type: The model's input/output type.
         output: Where the .tflite was written, or ``None`` (bytes in ``model_bytes``).
         size_bytes: Size of the converted model.
-        float32_size_bytes: Size of the plain float32 conversion: exact for recipe ``none``, else an
-            estimate from the converted model's weights (see ``ops.float32_size_estimate``).
+        float32_size_bytes: Size of the plain float32 model: exact for recipe ``none`` and for a float
+            ``.tflite`` source (the source itself, with the same record), else an estimate from the
+            converted model's weights (see ``ops.float32_size_estimate``).
         ratio_to_float32: ``size_bytes / float32_size_bytes``.
         ops: Op histogram ``{name: count}``; Flex ops appear as ``Flex<Op>``.
         inputs: The converted model's inputs (dtype, shape, scale/zero-point).

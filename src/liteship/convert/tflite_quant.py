@@ -477,6 +477,7 @@ def convert_tflite(
         output,
         seconds,
         fix_reports or None,
+        float_source=normalized,
     )
     return dataclasses.replace(
         report, source_normalization=normalization.to_dict(), preprocessing_rule=rule.describe(read)
