@@ -420,6 +420,23 @@ def get_rollout(session: Session, *, rollout_id: int) -> Rollout:
     return rollout
 
 
+def claim_evaluation(session: Session, *, rollout_id: int, now: float, interval_s: float) -> bool:
+    """Set the rollout's ``evaluated_at`` to ``now`` if its last evaluation is at least ``interval_s``
+    old; True when this call did. One atomic UPDATE: SQLite runs one writer at a time and PostgreSQL
+    re-checks the condition after a concurrent update of the row, so of concurrent callers exactly one
+    claims it (a ``SELECT … FOR UPDATE`` is no lock on SQLite). Call it first in a transaction."""
+    result = session.execute(
+        update(Rollout)
+        .where(
+            Rollout.id == rollout_id,
+            (Rollout.evaluated_at.is_(None)) | (Rollout.evaluated_at <= now - interval_s),
+        )
+        .values(evaluated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 def lock_rollout(session: Session, *, rollout_id: int) -> Rollout | None:
     """The rollout re-read with ``SELECT … FOR UPDATE`` (serializes concurrent evaluations)."""
     return session.get(Rollout, rollout_id, with_for_update=True, populate_existing=True)

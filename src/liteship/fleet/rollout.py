@@ -377,13 +377,19 @@ def evaluate_rollout(session: Session, *, rollout: Rollout, record_wait: bool = 
 
 def evaluate_if_due(session: Session, *, model_id: str | None, interval_s: float) -> None:
     """After new telemetry: evaluate the model's running rollout when its last evaluation is older than
-    ``interval_s`` (the row is locked, so concurrent posts evaluate it once). Commits."""
+    ``interval_s``. Concurrent posts evaluate it once per interval: the evaluation is claimed with one
+    atomic UPDATE (:func:`crud.claim_evaluation`), the first statement of its transaction, so a post
+    that waited for another's claim reads the state that one left. Commits."""
     rollout = crud.active_rollout(session, model_id=model_id) if model_id else None
     if rollout is None or rollout.state != RolloutState.RUNNING:
         return
-    if time.time() - (rollout.evaluated_at or 0.0) < interval_s:
+    now = time.time()
+    if now - (rollout.evaluated_at or 0.0) < interval_s:
         return
-    locked = crud.lock_rollout(session, rollout_id=rollout.id)
-    if locked is not None and time.time() - (locked.evaluated_at or 0.0) >= interval_s:
-        evaluate_rollout(session, rollout=locked)
+    rollout_id = rollout.id
+    session.commit()  # end the read: the claim must start a transaction (SQLite: no stale snapshot)
+    if crud.claim_evaluation(session, rollout_id=rollout_id, now=now, interval_s=interval_s):
+        locked = crud.lock_rollout(session, rollout_id=rollout_id)
+        if locked is not None:
+            evaluate_rollout(session, rollout=locked)
     session.commit()

@@ -138,7 +138,9 @@ def test_identical_weights_under_jitter_promote_and_a_bad_candidate_is_halted_wi
         )
         engine = [d for d in done["decisions"] if d["by"] == "engine" and d["action"] != "wait"]
         assert done["state"] == "promoted", json.dumps(engine[-1:], indent=1)
-        assert [d["action"] for d in engine] == ["advance", "promote"]
+        assert [d["action"] for d in engine] == ["advance", "promote"], [
+            (d["action"], d["stage_index"], d["at"], d["reasons"]) for d in engine
+        ]
         # the jitter was seen: over the ratio gate in a verdict, held by the floor
         assert all(d["numbers"]["checks"]["latency_p95"] == "ok" for d in engine)
         ratios = [d["numbers"]["latency_p95_ratio"] for d in engine]

@@ -331,3 +331,52 @@ def test_the_dashboard_drift_axis_reads_the_hours_of_the_telemetry(fleet40):
     assert start == time.strftime("%H:%M", time.gmtime(first))
     assert end == time.strftime("%H:%M", time.gmtime(last + 3600)) + " UTC"
     assert "PSI per 60 min period (UTC)" in drift
+
+
+def test_concurrent_telemetry_posts_evaluate_a_rollout_once(fleet40, monkeypatch):
+    """Two telemetry posts at the same moment both found the rollout due and both applied the verdict
+    (two `advance` decisions 2 ms apart in the three-agent e2e test; on SQLite `SELECT … FOR UPDATE` is
+    no lock). Now one claims the evaluation with an atomic UPDATE; the other waits for it and evaluates
+    the new state. The engine is held at a barrier so that both requests are inside it before the fix."""
+    import contextlib
+    import threading
+
+    from liteship.fleet import rollout as machine
+
+    fleet, devices = fleet40
+    rng = np.random.default_rng(9)
+    rid = fleet.rollout("1.1.0", stages=[25, 60, 100]).json()["id"]
+    assert fleet.client.post(f"/api/v1/rollouts/{rid}/pause", headers=fleet.admin).status_code == 200
+    versions = report_all(fleet, devices, rng)  # paused: stored, not evaluated
+    assert fleet.client.post(f"/api/v1/rollouts/{rid}/resume", headers=fleet.admin).status_code == 200
+    barrier, real = threading.Barrier(2, timeout=3), machine.verdict_now
+
+    def held(session, *, rollout):  # the real engine, entered by both requests before either decides
+        with contextlib.suppress(threading.BrokenBarrierError):  # after the fix: the other waits on the claim
+            barrier.wait()
+        return real(session, rollout=rollout)
+
+    monkeypatch.setattr(machine, "verdict_now", held)
+    posts = list(devices.items())[:2]
+    results: list[int] = []
+
+    def post(dev, headers):
+        hist = conf_hist(rng, 60, 8, 2)
+        r = fleet.client.post(
+            f"/api/v1/devices/{dev}/telemetry", json=window(versions[dev], hist), headers=headers
+        )
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=post, args=p) for p in posts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [201, 201]
+    r = rollout_state(fleet, rid)
+    moves = [
+        (d["action"], d["stage_index"])
+        for d in r["decisions"]
+        if d["by"] == "engine" and d["action"] != "wait"
+    ]
+    assert moves == [("advance", 1)] and r["stage_index"] == 1, moves
