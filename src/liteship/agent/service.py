@@ -310,7 +310,7 @@ def install_package(
     state = Path(state_dir)
     public = _checked_key(key, state, "key")
     if not Path(package).is_file():
-        raise UsageError(f"package {str(package)!r} does not exist.", hint="Give the path of a .lsp file.")
+        raise AgentError(f"package {str(package)!r} does not exist.", hint="Give the path of a .lsp file.")
     with _Undo() as undo:
         undo.mkdir(state)
         store = Store(state, public)
