@@ -19,7 +19,7 @@ from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
 from liteship.agent.sources import CameraBackend, camera_backends
 from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import AgentError, UsageError
+from liteship.errors import AgentError
 from liteship.types import ReportMixin
 
 
