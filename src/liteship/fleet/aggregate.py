@@ -3,11 +3,18 @@
 Robust to any stored row: each window is checked again against :class:`~liteship.fleet.models.TelemetryCreate`
 (rows stored before the bounds existed, or written by another tool, may be anything). A bad row is
 skipped and counted (``skipped_windows``); one bad row never makes a page or a decision fail.
+
+Drift reads the hourly sums (:class:`~liteship.fleet.models.TelemetryHour`, maintained as windows
+arrive, checked once on the way in) for every whole hour, and the windows themselves only for the part
+of an hour before ``since`` ends it: O(hours), not O(windows), and the same figures as the rescan
+(``tests/integration/fleet/test_aggregates.py``). A period that is not a whole number of hours is
+answered by the rescan.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,14 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud, decisions, drift, robust
-from liteship.fleet.models import CONFIDENCE_BINS, Release, Revert, TelemetryCreate, TelemetryWindow
+from liteship.fleet.models import (
+    CONFIDENCE_BINS,
+    HOUR_S,
+    Release,
+    Revert,
+    TelemetryCreate,
+    TelemetryWindow,
+)
 
 NO_REFERENCE = (
     "no reference histogram in the package (build it with `liteship pipeline`, or `liteship package "
@@ -163,8 +177,51 @@ def _confidence_by_period(windows: list[TelemetryWindow], period_s: float) -> di
     return buckets
 
 
+@dataclass(frozen=True)
+class Confidence:
+    """A version's live confidence per period: ``{period start: counts}``, windows used and skipped."""
+
+    by_period: dict[float, list[int]]
+    windows: int
+    skipped: int
+
+
+def confidence_series(
+    session: Session, *, model_id: str, version: str, period_s: float, since: float, rescan: bool = False
+) -> Confidence:
+    """The counted windows' confidence per period (by their end) since ``since``.
+
+    From the hourly sums when ``period_s`` is a whole number of hours (the windows of the hour
+    ``since`` falls in are read themselves); else, or with ``rescan``, from every window.
+    """
+    whole = period_s % HOUR_S == 0
+    first_hour = math.ceil(since / HOUR_S) * HOUR_S if whole else math.inf
+    if rescan or not whole or not math.isfinite(first_hour):
+        windows, skipped = good_windows(
+            crud.windows_for(session, model_id=model_id, version=version, since=since)
+        )
+        return Confidence(_confidence_by_period(windows, period_s), len(windows), skipped)
+    by_period: dict[float, list[int]] = {}
+    n = skipped = 0
+    if first_hour > since:
+        part = crud.windows_for(session, model_id=model_id, version=version, since=since, until=first_hour)
+        windows, skipped = good_windows(part)
+        by_period, n = _confidence_by_period(windows, period_s), len(windows)
+    for row in crud.hours_for(session, model_id=model_id, version=version, since=first_hour):
+        start = (row.hour // period_s) * period_s
+        _add(by_period, start, row.confidence_hist)
+        n += row.windows
+        skipped += row.skipped
+    return Confidence(by_period, n, skipped)
+
+
+def _add(buckets: dict[float, list[int]], start: float, counts: Iterable[int]) -> None:
+    acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
+    buckets[start] = [a + b for a, b in zip(acc, counts, strict=True)]
+
+
 def _versus_control(
-    session: Session, *, model_id: str, version: str, period_s: float, since: float
+    session: Session, *, model_id: str, version: str, period_s: float, since: float, rescan: bool = False
 ) -> dict[str, Any] | None:
     """The candidate of the model's latest rollout against its control's live confidence, period by
     period (the periods both arms reported in since the rollout started): a release whose own validation
@@ -179,8 +236,10 @@ def _versus_control(
     start = max(since, rollout.created_at)
 
     def live(v: str) -> dict[float, list[int]]:
-        windows, _ = good_windows(crud.windows_for(session, model_id=model_id, version=v, since=start))
-        return _confidence_by_period(windows, period_s)
+        series = confidence_series(
+            session, model_id=model_id, version=v, period_s=period_s, since=start, rescan=rescan
+        )
+        return series.by_period
 
     mine, theirs = live(version), live(control.version)
     points = [
@@ -201,6 +260,7 @@ def drift_series(
     version: str | None = None,
     period_s: float = 3600.0,
     since: float = 0.0,
+    rescan: bool = False,
 ) -> list[dict[str, Any]]:
     """Per version of a model: PSI per period of its live confidence vs the package's reference.
 
@@ -218,10 +278,10 @@ def drift_series(
         if version is not None and rel.version != version:
             continue
         ref = reference_histogram(rel.manifest)
-        windows, skipped = good_windows(
-            crud.windows_for(session, model_id=model_id, version=rel.version, since=since)
+        series = confidence_series(
+            session, model_id=model_id, version=rel.version, period_s=period_s, since=since, rescan=rescan
         )
-        buckets = _confidence_by_period(windows, period_s)
+        buckets, skipped = series.by_period, series.skipped
         points = []
         if ref is not None:
             try:
@@ -231,12 +291,12 @@ def drift_series(
         predictions = sum(sum(h) for h in buckets.values())
         if ref is None:
             level, note = "no-reference", NO_REFERENCE
-        elif not windows:
+        elif not series.windows:
             level, note = "insufficient", "no telemetry from this version yet"
         else:
             level, note = points[-1]["level"], None
         versus = _versus_control(
-            session, model_id=model_id, version=rel.version, period_s=period_s, since=since
+            session, model_id=model_id, version=rel.version, period_s=period_s, since=since, rescan=rescan
         )
         judged = [p for p in (versus or {}).get("points", []) if p["level"] != "insufficient"]
         if versus and judged:  # the field's verdict beside the package's own reference; the worse one shows
@@ -254,7 +314,7 @@ def drift_series(
                 "points": points,
                 "latest_level": level,
                 "predictions": predictions,  # live predictions over every period
-                "windows": len(windows),
+                "windows": series.windows,
                 "skipped_windows": skipped,
                 "note": note,
                 "versus_control": versus,  # None: not the candidate of the model's latest rollout

@@ -10,7 +10,8 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +19,8 @@ from liteship.errors import FleetError, PackageError
 from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     ACTIVE_STATES,
+    HOUR_BINS,
+    HOUR_S,
     MAX_DB_ID,
     Assignment,
     Channel,
@@ -30,6 +33,7 @@ from liteship.fleet.models import (
     Rollout,
     RolloutState,
     TelemetryCreate,
+    TelemetryHour,
     TelemetryWindow,
 )
 
@@ -318,23 +322,57 @@ def add_telemetry(
     try:
         with session.begin_nested():
             session.add(row)
+            session.flush()
+            if assigned and row.model_id is not None and row.model_version is not None:
+                add_to_hour(session, row.model_id, row.model_version, row.ended, list(window.confidence_hist))
     except IntegrityError:  # the same window raced in from a retry
         return True
     return False
 
 
-def windows_for(session: Session, *, model_id: str, version: str, since: float) -> list[TelemetryWindow]:
-    """The counted windows (``assigned``) of one model version that ended at or after ``since``."""
+def add_to_hour(session: Session, model_id: str, version: str, ended: float, hist: list[int]) -> None:
+    """Fold one counted window into its :class:`TelemetryHour` (created on first use), atomically."""
+    table = TelemetryHour.__table__
+    assert isinstance(table, Table)
+    hour = (float(ended) // HOUR_S) * HOUR_S
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    key = {"model_id": model_id, "model_version": version, "hour": hour}
+    session.execute(dialect.insert(table).values(**key).on_conflict_do_nothing())
+    added = {c: table.c[c] + int(n) for c, n in zip(HOUR_BINS, hist, strict=True)}
+    session.execute(
+        update(table)
+        .where(table.c.model_id == model_id, table.c.model_version == version, table.c.hour == hour)
+        .values(windows=table.c.windows + 1, **added)
+    )
+
+
+def hours_for(session: Session, *, model_id: str, version: str, since: float) -> list[TelemetryHour]:
+    """The hourly sums of one model version's counted windows that ended in an hour at or after ``since``."""
     return list(
         session.scalars(
-            select(TelemetryWindow).where(
-                TelemetryWindow.model_id == model_id,
-                TelemetryWindow.model_version == version,
-                TelemetryWindow.ended >= since,
-                TelemetryWindow.assigned.is_(True),
+            select(TelemetryHour).where(
+                TelemetryHour.model_id == model_id,
+                TelemetryHour.model_version == version,
+                TelemetryHour.hour >= since,
             )
         )
     )
+
+
+def windows_for(
+    session: Session, *, model_id: str, version: str, since: float, until: float | None = None
+) -> list[TelemetryWindow]:
+    """The counted windows (``assigned``) of one model version that ended at or after ``since`` (and
+    before ``until``, when given)."""
+    q = select(TelemetryWindow).where(
+        TelemetryWindow.model_id == model_id,
+        TelemetryWindow.model_version == version,
+        TelemetryWindow.ended >= since,
+        TelemetryWindow.assigned.is_(True),
+    )
+    if until is not None:
+        q = q.where(TelemetryWindow.ended < until)
+    return list(session.scalars(q))
 
 
 def releases_of(session: Session, *, model_id: str) -> list[Release]:

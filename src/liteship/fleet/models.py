@@ -11,7 +11,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from liteship import confidence
@@ -164,6 +175,52 @@ class TelemetryWindow(Base):
     # False when the window names another model/version than the server assigned the device when it
     # arrived: stored (the agent's spool must drain) but not counted by decisions or drift (0004)
     assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+HOUR_S = 3600.0  # the period of TelemetryHour: drift of any whole number of hours is read from it
+HOUR_BINS = tuple(f"c{i:02d}" for i in range(CONFIDENCE_BINS))
+
+
+class TelemetryHour(Base):
+    """The counted windows of one model version per hour of their end, summed as they arrive (0007).
+
+    Drift reads these instead of the windows (O(hours), not O(windows)), and they outlive the raw
+    windows the retention policy deletes (liteship.fleet.retention). One integer column per confidence
+    bin, so adding a window is one atomic ``UPDATE … SET c00 = c00 + …`` on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "telemetry_hours"
+    __table_args__ = (UniqueConstraint("model_id", "model_version", "hour"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[float] = mapped_column(Float)  # (ended // HOUR_S) * HOUR_S
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # stored rows the backfill could not read
+    c00: Mapped[int] = mapped_column(BigInteger, default=0)
+    c01: Mapped[int] = mapped_column(BigInteger, default=0)
+    c02: Mapped[int] = mapped_column(BigInteger, default=0)
+    c03: Mapped[int] = mapped_column(BigInteger, default=0)
+    c04: Mapped[int] = mapped_column(BigInteger, default=0)
+    c05: Mapped[int] = mapped_column(BigInteger, default=0)
+    c06: Mapped[int] = mapped_column(BigInteger, default=0)
+    c07: Mapped[int] = mapped_column(BigInteger, default=0)
+    c08: Mapped[int] = mapped_column(BigInteger, default=0)
+    c09: Mapped[int] = mapped_column(BigInteger, default=0)
+    c10: Mapped[int] = mapped_column(BigInteger, default=0)
+    c11: Mapped[int] = mapped_column(BigInteger, default=0)
+    c12: Mapped[int] = mapped_column(BigInteger, default=0)
+    c13: Mapped[int] = mapped_column(BigInteger, default=0)
+    c14: Mapped[int] = mapped_column(BigInteger, default=0)
+    c15: Mapped[int] = mapped_column(BigInteger, default=0)
+    c16: Mapped[int] = mapped_column(BigInteger, default=0)
+    c17: Mapped[int] = mapped_column(BigInteger, default=0)
+    c18: Mapped[int] = mapped_column(BigInteger, default=0)
+    c19: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @property
+    def confidence_hist(self) -> list[int]:
+        return [int(getattr(self, c)) for c in HOUR_BINS]
 
 
 class DashboardSession(Base):
