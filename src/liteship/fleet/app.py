@@ -35,6 +35,7 @@ from liteship.fleet.api.routes import devices, distribution, jobs, releases, rol
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
 from liteship.fleet.limits import Limits, RateLimiter
+from liteship.fleet.retention import Pruner
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import StoreUnavailable, open_store
@@ -277,6 +278,11 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         )
     )
     app.state.store = store
+    app.state.pruner = Pruner(settings.retention_days)
+    with app.state.sessionmaker() as session:  # retention: once at start, then hourly on telemetry
+        pruned = app.state.pruner.run_if_due(session)
+    if pruned is not None and (pruned.windows or pruned.reverts):
+        log.info("retention: deleted %d windows and %d revert rows", pruned.windows, pruned.reverts)
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
         snapshot=timedelta(days=settings.tuf_snapshot_days),

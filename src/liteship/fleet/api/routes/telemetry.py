@@ -61,6 +61,7 @@ def post_window(
         else f"stored but not counted: the server assigns this device {assignment.model_id} "
         f"{assignment.version}, not {model_id} {version}"
     )
+    request.app.state.pruner.run_if_due(session)  # retention (liteship.fleet.retention), hourly at most
     if duplicate:
         response.status_code = status.HTTP_200_OK
         return TelemetryAccepted(window_id=body.window_id, duplicate=True, counted=counted, note=note)
