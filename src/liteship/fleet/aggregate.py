@@ -27,6 +27,8 @@ from liteship.fleet.models import (
     HOUR_S,
     Release,
     Revert,
+    RevertMark,
+    Reverts,
     TelemetryCreate,
     TelemetryWindow,
 )
@@ -56,7 +58,7 @@ def good_windows(windows: list[TelemetryWindow]) -> tuple[list[TelemetryWindow],
     return good, len(windows) - len(good)
 
 
-def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
+def arm_stats(windows: list[TelemetryWindow], reverts: Reverts | None = None) -> decisions.ArmStats:
     """Merge windows and revert events into one :class:`decisions.ArmStats` (bad rows skipped, counted).
 
     Each device carries one device's weight and latency is merged on the arm's common edges
@@ -69,7 +71,7 @@ def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = Non
 
 
 def arm_parts(
-    windows: list[TelemetryWindow], reverts: list[Revert] | None = None
+    windows: list[TelemetryWindow], reverts: Reverts | None = None
 ) -> tuple[dict[str, decisions.ArmStats], int]:
     """The arm as device parts (:func:`liteship.fleet.robust.device_parts`) and its skipped windows."""
     good, skipped = good_windows(windows)
@@ -120,12 +122,10 @@ class TimelinePoint:
     reverts: int
 
 
-def arm_timeline(
-    windows: list[TelemetryWindow], reverts: list[Revert], *, period_s: float
-) -> list[TimelinePoint]:
+def arm_timeline(windows: list[TelemetryWindow], reverts: Reverts, *, period_s: float) -> list[TimelinePoint]:
     """Per period (windows by their end, reverts by their time): predictions, error rate, latency p95."""
     good, _ = good_windows(windows)
-    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert]]] = {}
+    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert | RevertMark]]] = {}
     for w in good:
         by_period.setdefault((w.ended // period_s) * period_s, ([], []))[0].append(w)
     for r in reverts:

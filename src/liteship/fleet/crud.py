@@ -27,9 +27,11 @@ from liteship.fleet.models import (
     DashboardSession,
     Decision,
     Device,
+    HourSums,
     Model,
     Release,
     Revert,
+    RevertMark,
     Rollout,
     RolloutState,
     TelemetryCreate,
@@ -267,16 +269,23 @@ def list_reverts(session: Session, *, device_id: str | None = None, limit: int =
     return list(session.scalars(q))
 
 
-def reverts_for(session: Session, *, model_id: str, version: str, since: float) -> list[Revert]:
-    """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks)."""
+def reverts_for(session: Session, *, model_id: str, version: str, since: float) -> list[RevertMark]:
+    """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks).
+
+    Two columns, not ORM rows: an arm may have tens of thousands (reading whole rows was most of the
+    dashboard's time with 1M stored reverts, issue 21 item 9).
+    """
     return list(
-        session.scalars(
-            select(Revert).where(
-                Revert.model_id == model_id,
-                Revert.version == version,
-                Revert.at >= since,
-                Revert.by_server.is_(False),
-            )
+        map(
+            RevertMark._make,
+            session.execute(
+                select(Revert.device_id, Revert.at).where(
+                    Revert.model_id == model_id,
+                    Revert.version == version,
+                    Revert.at >= since,
+                    Revert.by_server.is_(False),
+                )
+            ),
         )
     )
 
@@ -346,17 +355,18 @@ def add_to_hour(session: Session, model_id: str, version: str, ended: float, his
     )
 
 
-def hours_for(session: Session, *, model_id: str, version: str, since: float) -> list[TelemetryHour]:
-    """The hourly sums of one model version's counted windows that ended in an hour at or after ``since``."""
-    return list(
-        session.scalars(
-            select(TelemetryHour).where(
-                TelemetryHour.model_id == model_id,
-                TelemetryHour.model_version == version,
-                TelemetryHour.hour >= since,
-            )
+def hours_for(session: Session, *, model_id: str, version: str, since: float) -> list[HourSums]:
+    """The hourly sums of one model version's counted windows that ended in an hour at or after ``since``
+    (read as plain columns: no ORM rows)."""
+    bins = [TelemetryHour.__table__.c[c] for c in HOUR_BINS]
+    rows = session.execute(
+        select(TelemetryHour.hour, TelemetryHour.windows, TelemetryHour.skipped, *bins).where(
+            TelemetryHour.model_id == model_id,
+            TelemetryHour.model_version == version,
+            TelemetryHour.hour >= since,
         )
     )
+    return [HourSums(r[0], r[1], r[2], list(r[3:])) for r in rows]
 
 
 def windows_for(

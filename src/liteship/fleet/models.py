@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import (
@@ -223,6 +224,15 @@ class TelemetryHour(Base):
         return [int(getattr(self, c)) for c in HOUR_BINS]
 
 
+class HourSums(NamedTuple):
+    """One :class:`TelemetryHour` as read by drift."""
+
+    hour: float
+    windows: int
+    skipped: int
+    confidence_hist: list[int]
+
+
 class DashboardSession(Base):
     """A signed-in dashboard browser: the sha256 of its random cookie value, and when it expires (0004)."""
 
@@ -254,6 +264,16 @@ class Revert(Base):
     by_server: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[float] = mapped_column(Float)  # the device's clock
     received_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class RevertMark(NamedTuple):
+    """What the decision engine and the charts read of a revert: who, and when (not a whole row)."""
+
+    device_id: str
+    at: float
+
+
+Reverts = Sequence[Revert | RevertMark]
 
 
 # ---- HTTP schemas ---------------------------------------------------------------------------------

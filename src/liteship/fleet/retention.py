@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -53,10 +54,15 @@ def prune(session: Session, *, retention_days: float, now: float | None = None) 
     edge = cutoff(session, retention_days=retention_days, now=now)
     if edge is None:
         return Pruned(None, 0, 0)
-    windows = session.execute(delete(TelemetryWindow).where(TelemetryWindow.ended < edge)).rowcount
-    reverts = session.execute(delete(Revert).where(Revert.received_at < edge)).rowcount
+    windows = session.execute(delete(TelemetryWindow).where(TelemetryWindow.ended < edge))
+    reverts = session.execute(delete(Revert).where(Revert.received_at < edge))
     session.commit()
-    return Pruned(edge, int(windows or 0), int(reverts or 0))
+    return Pruned(edge, _rows(windows), _rows(reverts))
+
+
+def _rows(result: Any) -> int:
+    """Rows a DELETE removed (a CursorResult's ``rowcount``)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Pruner:
