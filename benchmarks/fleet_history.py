@@ -62,7 +62,7 @@ def build_app(tmp: Path, db: str | None) -> Any:
 
 
 def fill(app: Any, client: Any, packages: list[Path], args: argparse.Namespace) -> None:
-    from sqlalchemy import insert, update
+    from sqlalchemy import insert, text, update
 
     from liteship.fleet.models import HOUR_BINS, HOUR_S, Device, Revert, Rollout, TelemetryHour, TelemetryWindow
 
@@ -117,6 +117,12 @@ def fill(app: Any, client: Any, packages: list[Path], args: argparse.Namespace) 
                 ],
             )  # fmt: skip
         conn.execute(update(Device).values(model_version="1.0.0"))
+        conn.execute(  # what the server counts as it stores each revert (checkin.insert_reverts)
+            text(
+                "UPDATE devices SET own_reverts = (SELECT count(*) FROM reverts "
+                "WHERE reverts.device_id = devices.id AND NOT reverts.by_server)"
+            )
+        )
 
 
 def timed(fn: Any, repeat: int) -> dict[str, float]:

@@ -204,14 +204,6 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
     """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
     it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
-    counts: dict[str, int] = {  # reverts the device decided (a server-requested one is not its fault)
-        device_id: n
-        for device_id, n in session.execute(
-            select(Revert.device_id, func.count())
-            .where(Revert.by_server.is_(False))
-            .group_by(Revert.device_id)
-        ).all()
-    }
     out = []
     for d in list_devices(session):
         if profile and not profile_matches(d.runtime, profile):
@@ -227,7 +219,7 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
                 "assignment_reason": a.reason,
                 "failed_versions": [str(v) for v in failed] if isinstance(failed, list) else [],
                 "last_checkin": _iso(d.last_seen),
-                "reverts": counts.get(d.id, 0),
+                "reverts": d.own_reverts,  # the device decided them (server-requested ones are not its fault)
                 "device": d,
             }
         )

@@ -94,6 +94,9 @@ class Device(Base):
     # reports refused because they are not about this device's model or arm: windows for another
     # model, revert events for a version it is not assigned, check-ins claiming another model (0006)
     refused_reports: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # revert events the device decided itself (not server-requested), counted as they are stored (0007):
+    # the devices list reads this instead of counting the reverts table
+    own_reverts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RolloutState(StrEnum):

@@ -67,6 +67,18 @@ def test_the_migration_folds_in_windows_stored_before_it(sqlite_fleet, make_pack
 
     fleet = sqlite_fleet
     _fill(fleet, make_package, n_windows=200)
+    headers = fleet.register("reverter")
+    events = [{"event": "reverted", "version": "0.9.0", "at": 1e9 + i} for i in range(3)]
+    events.append({"event": "reverted", "version": "0.9.1", "at": 1e9, "by": "server"})  # not its own
+    for _ in range(2):  # the same events resent: stored and counted once
+        body = {"model_id": "digits", "health": {"status": "ok", "events": events}}
+        assert fleet.client.post("/api/v1/devices/reverter/checkin", json=body, headers=headers).status_code == 200
+
+    def own_reverts() -> int:
+        listing = fleet.client.get("/api/v1/devices", headers=fleet.admin).json()
+        return next(d["reverts"] for d in listing if d["id"] == "reverter")
+
+    assert own_reverts() == 3
     with fleet.app.state.sessionmaker() as session:
         expected = aggregate.drift_series(session, model_id="digits", rescan=True)
     cfg = Config()
@@ -78,3 +90,4 @@ def test_the_migration_folds_in_windows_stored_before_it(sqlite_fleet, make_pack
     with fleet.app.state.sessionmaker() as session:
         assert session.scalars(select(TelemetryHour)).first() is not None
         assert aggregate.drift_series(session, model_id="digits") == expected
+    assert own_reverts() == 3  # the backfill counted them from the reverts table

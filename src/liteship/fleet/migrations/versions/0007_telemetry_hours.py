@@ -1,4 +1,5 @@
-"""Aggregates, not rescans (issue 21, item 9): ``telemetry_hours`` sums the counted windows of each model
+"""Aggregates, not rescans (issue 21, item 9): ``devices.own_reverts`` counts the reverts a device
+decided itself as they are stored (the devices list read a GROUP BY over every revert), and ``telemetry_hours`` sums the counted windows of each model
 version per hour of their end (window count and confidence histogram), maintained as windows arrive, so
 drift costs O(hours) and survives the retention policy's deletion of raw windows. Existing windows are
 folded in here (rows that cannot be read are counted in ``skipped``, as the rescan skipped them).
@@ -24,6 +25,12 @@ COLUMNS = [f"c{i:02d}" for i in range(BINS)]
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("devices") as batch:
+        batch.add_column(sa.Column("own_reverts", sa.Integer, nullable=False, server_default="0"))
+    op.execute(
+        "UPDATE devices SET own_reverts = (SELECT count(*) FROM reverts WHERE reverts.device_id = devices.id "
+        "AND NOT reverts.by_server)"
+    )
     table = op.create_table(
         "telemetry_hours",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -80,3 +87,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("telemetry_hours")
+    with op.batch_alter_table("devices") as batch:
+        batch.drop_column("own_reverts")
