@@ -52,9 +52,27 @@ def window_problem(w: TelemetryWindow) -> str | None:
     return None
 
 
+# Stored windows are never updated, so each row is checked once per process, not on every load (issue
+# 21 item 9): row key → passed. Bounded; a row read after the cache was cleared is simply checked again.
+_CHECKED_ROWS: dict[tuple[int, str, str], bool] = {}
+MAX_CHECKED_ROWS = 2_000_000
+
+
+def _passes(w: TelemetryWindow) -> bool:
+    if w.id is None:  # not a stored row (built in memory): always checked
+        return window_problem(w) is None
+    key = (w.id, w.device_id, w.window_id)
+    ok = _CHECKED_ROWS.get(key)
+    if ok is None:
+        if len(_CHECKED_ROWS) >= MAX_CHECKED_ROWS:
+            _CHECKED_ROWS.clear()
+        ok = _CHECKED_ROWS[key] = window_problem(w) is None
+    return ok
+
+
 def good_windows(windows: list[TelemetryWindow]) -> tuple[list[TelemetryWindow], int]:
-    """The windows that pass :func:`window_problem`, and how many did not."""
-    good = [w for w in windows if window_problem(w) is None]
+    """The windows that pass :func:`window_problem` (once per stored row), and how many did not."""
+    good = [w for w in windows if _passes(w)]
     return good, len(windows) - len(good)
 
 
