@@ -18,7 +18,7 @@ COMMANDS = [
     ("metadata", "show", "{missing}"),
     ("pipeline", "run", "{missing}"),
     ("pipeline", "select", "{missing}", "--job", "job-x"),
-    ("verify", "{missing}"),
+    ("verify", "{missing}", "--key", "{missing}"),
     ("package", "{missing}", "--id", "m", "--version", "1.0.0", "--key", "{missing}", "-o", "{tmp}/p.lsp"),
     ("agent", "install", "--state-dir", "{tmp}/state", "{missing}"),
     ("agent", "enroll", "--state-dir", "{tmp}/state", "--server", "http://127.0.0.1:9",
