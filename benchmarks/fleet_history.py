@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -64,12 +65,19 @@ def build_app(tmp: Path, db: str | None) -> Any:
 def fill(app: Any, client: Any, packages: list[Path], args: argparse.Namespace) -> None:
     from sqlalchemy import insert, text, update
 
-    from liteship.fleet.models import HOUR_BINS, HOUR_S, Device, Revert, Rollout, TelemetryHour, TelemetryWindow
+    from liteship.fleet import models
+    from liteship.fleet.models import Device, Revert, Rollout, TelemetryWindow
+
+    before = not hasattr(models, "TelemetryHour")  # PYTHONPATH names a liteship without the sums (main)
+    HOUR_S = 3600.0
+    HOUR_BINS = [f"c{i:02d}" for i in range(20)]
 
     admin = {"Authorization": f"Bearer {ADMIN}"}
     for i, path in enumerate(packages):
         params = {"channel": "stable"} if i == 0 else None
-        client.post("/api/v1/releases", content=path.read_bytes(), headers=admin, params=params).raise_for_status()
+        client.post(
+            "/api/v1/releases", content=path.read_bytes(), headers=admin, params=params
+        ).raise_for_status()
     for i in range(args.devices):
         body = {"device_id": f"h-{i:05d}", "enrollment_token": ENROLL, "model_id": MODEL_ID}
         client.post("/api/v1/devices/register", json=body).raise_for_status()
@@ -105,7 +113,8 @@ def fill(app: Any, client: Any, packages: list[Path], args: argparse.Namespace) 
         conn.execute(update(Rollout).values(created_at=now - DAY))
         for start in range(0, len(windows), 20_000):
             conn.execute(insert(TelemetryWindow), windows[start : start + 20_000])
-        conn.execute(insert(TelemetryHour), rows)
+        if not before:
+            conn.execute(insert(models.TelemetryHour), rows)
         for start in range(0, args.reverts, 50_000):
             conn.execute(
                 insert(Revert),
@@ -117,12 +126,13 @@ def fill(app: Any, client: Any, packages: list[Path], args: argparse.Namespace) 
                 ],
             )  # fmt: skip
         conn.execute(update(Device).values(model_version="1.0.0"))
-        conn.execute(  # what the server counts as it stores each revert (checkin.insert_reverts)
-            text(
-                "UPDATE devices SET own_reverts = (SELECT count(*) FROM reverts "
-                "WHERE reverts.device_id = devices.id AND NOT reverts.by_server)"
+        if not before:
+            conn.execute(  # what the server counts as it stores each revert (checkin.insert_reverts)
+                text(
+                    "UPDATE devices SET own_reverts = (SELECT count(*) FROM reverts "
+                    "WHERE reverts.device_id = devices.id AND NOT reverts.by_server)"
+                )
             )
-        )
 
 
 def timed(fn: Any, repeat: int) -> dict[str, float]:
@@ -144,7 +154,8 @@ def main() -> None:
     parser.add_argument("--db", help="PostgreSQL URL (default: SQLite in a temporary folder).")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    if not os.environ.get("PYTHONPATH"):  # PYTHONPATH=/path/to/other/src measures that code (before/after)
+        sys.path.insert(0, str(ROOT / "src"))
     from fastapi.testclient import TestClient
 
     from liteship.fleet import aggregate
@@ -157,9 +168,14 @@ def main() -> None:
             fill(app, client, packages, args)
             filled_s = time.perf_counter() - t
 
+            before = "rescan" not in aggregate.drift_series.__code__.co_varnames
+
             def rescan() -> None:
                 with app.state.sessionmaker() as session:
-                    aggregate.drift_series(session, model_id=MODEL_ID, rescan=True)
+                    if before:  # the old code always rescans
+                        aggregate.drift_series(session, model_id=MODEL_ID)
+                    else:
+                        aggregate.drift_series(session, model_id=MODEL_ID, rescan=True)
 
             def get(path: str, **params: Any) -> Any:
                 def call() -> None:
@@ -168,10 +184,12 @@ def main() -> None:
 
                 return call
 
-            with app.state.sessionmaker() as session:
-                same = aggregate.drift_series(session, model_id=MODEL_ID) == aggregate.drift_series(
-                    session, model_id=MODEL_ID, rescan=True
-                )
+            same = None
+            if not before:
+                with app.state.sessionmaker() as session:
+                    same = aggregate.drift_series(session, model_id=MODEL_ID) == aggregate.drift_series(
+                        session, model_id=MODEL_ID, rescan=True
+                    )
             results = {
                 "drift (rescan)": timed(rescan, args.repeat),
                 "GET /api/v1/drift": timed(get("/api/v1/drift", model_id=MODEL_ID), args.repeat),
@@ -181,7 +199,8 @@ def main() -> None:
     out = {
         "windows": args.windows, "reverts": args.reverts, "devices": args.devices, "days": args.days,
         "database": "postgresql" if args.db else "sqlite", "fill_s": round(filled_s, 1),
-        "drift_equal_to_rescan": same, "results": results,
+        "code": "before (no hourly sums)" if before else "hourly sums", "drift_equal_to_rescan": same,
+        "results": results,
     }  # fmt: skip
     print(json.dumps(out, indent=2))
     if args.table:
