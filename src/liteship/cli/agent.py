@@ -71,9 +71,7 @@ def cli() -> None:
 @click.option("--server", help="Fleet server URL. Defaults to the one stored at enrollment.")
 @click.option("--token", help="Device token. Defaults to the one stored at enrollment.")
 @click.option("--device-id", help="Device id. Defaults to the one stored at enrollment.")
-@click.option(
-    "--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key."
-)
+@click.option("--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key.")
 @click.option(
     "--poll-interval",
     type=float,
@@ -214,9 +212,7 @@ def enroll(
 @cli.command()
 @STATE_DIR
 @click.argument("package", type=ExistingPath(dir_okay=False, path_type=Path))
-@click.option(
-    "--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key."
-)
+@click.option("--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key.")
 @json_option
 def install(state_dir: Path, package: Path, key: Path | None, as_json: bool) -> None:
     """Install a package file now (provisioning): verify, smoke-test, swap."""

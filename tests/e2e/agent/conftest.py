@@ -58,7 +58,10 @@ class Fleet:
 
     # agents here poll every 0.3 s and close a window every 0.3 s (test speed, ~200 a minute): the
     # per-device rate limits (liteship.fleet.limits) are raised to match; a test can lower them
-    TEST_LIMITS = {"LITESHIP_LIMIT_CHECKINS_PER_MINUTE": "100000", "LITESHIP_LIMIT_WINDOWS_PER_MINUTE": "100000"}
+    TEST_LIMITS = {
+        "LITESHIP_LIMIT_CHECKINS_PER_MINUTE": "100000",
+        "LITESHIP_LIMIT_WINDOWS_PER_MINUTE": "100000",
+    }
 
     def __init__(self, data_dir: Path, public_key: str, env: dict[str, str] | None = None) -> None:
         self.data_dir, self.public_key, self.port = data_dir, public_key, free_port()

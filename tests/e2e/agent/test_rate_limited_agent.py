@@ -39,7 +39,9 @@ class Recorder:
                 headers = dict(message.get("headers") or [])
                 retry = headers.get(b"retry-after")
                 with self.lock:
-                    self.seen.append((time.monotonic(), kind, message["status"], int(retry) if retry else None))
+                    self.seen.append(
+                        (time.monotonic(), kind, message["status"], int(retry) if retry else None)
+                    )
             await send(message)
 
         await self.app(scope, receive, recording_send)
@@ -83,7 +85,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def test_the_agent_honours_retry_after_and_loses_no_window(limited_server, packages, keys, digit_pngs, cli, tmp_path):
+def test_the_agent_honours_retry_after_and_loses_no_window(
+    limited_server, packages, keys, digit_pngs, cli, tmp_path
+):
     import subprocess
 
     from liteship.fleet.limits import Limits, RateLimiter
@@ -104,11 +108,15 @@ def test_the_agent_honours_retry_after_and_loses_no_window(limited_server, packa
     log = open(tmp_path / "agent.log", "ab")  # noqa: SIM115 - closed in finally
     agent = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     try:
-        first = wait_for(lambda: next((x for x in recorder.of("telemetry") if x[1] == 429), None), timeout=120)
+        first = wait_for(
+            lambda: next((x for x in recorder.of("telemetry") if x[1] == 429), None), timeout=120
+        )
         refused_at, _, retry_after = first
         assert retry_after is not None and 1 <= retry_after <= 10
         time.sleep(retry_after + 3.0)  # the Retry-After, plus a few poll intervals
-        during = [t for t, _, _ in recorder.of("telemetry") if refused_at < t < refused_at + retry_after - SLACK_S]
+        during = [
+            t for t, _, _ in recorder.of("telemetry") if refused_at < t < refused_at + retry_after - SLACK_S
+        ]
         assert during == [], f"{len(during)} telemetry request(s) within the Retry-After of {retry_after} s"
         after = [t for t, _, _ in recorder.of("telemetry") if t >= refused_at + retry_after - SLACK_S]
         assert after, "the agent did not send telemetry again once the Retry-After had passed"

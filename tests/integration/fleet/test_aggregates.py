@@ -50,7 +50,9 @@ def test_drift_from_hourly_sums_equals_the_rescan(fleet, make_package):
         ]  # fmt: skip
         for period_s, since in cases:
             fast = aggregate.drift_series(session, model_id="digits", period_s=period_s, since=since)
-            slow = aggregate.drift_series(session, model_id="digits", period_s=period_s, since=since, rescan=True)
+            slow = aggregate.drift_series(
+                session, model_id="digits", period_s=period_s, since=since, rescan=True
+            )
             assert fast == slow, (period_s, since)
         series = aggregate.drift_series(session, model_id="digits")
         candidate = next(s for s in series if s["version"] == "1.1.0")
@@ -72,7 +74,10 @@ def test_the_migration_folds_in_windows_stored_before_it(sqlite_fleet, make_pack
     events.append({"event": "reverted", "version": "0.9.1", "at": 1e9, "by": "server"})  # not its own
     for _ in range(2):  # the same events resent: stored and counted once
         body = {"model_id": "digits", "health": {"status": "ok", "events": events}}
-        assert fleet.client.post("/api/v1/devices/reverter/checkin", json=body, headers=headers).status_code == 200
+        assert (
+            fleet.client.post("/api/v1/devices/reverter/checkin", json=body, headers=headers).status_code
+            == 200
+        )
 
     def own_reverts() -> int:
         listing = fleet.client.get("/api/v1/devices", headers=fleet.admin).json()

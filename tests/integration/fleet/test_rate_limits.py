@@ -106,7 +106,8 @@ def test_bytes_per_day_are_limited(make_settings):
         headers = fleet.register("big")
         body = {"model_id": "digits", "health": {"status": "ok", "note": "x" * 20_000}}
         codes = [
-            client.post("/api/v1/devices/big/checkin", json=body, headers=headers).status_code for _ in range(5)
+            client.post("/api/v1/devices/big/checkin", json=body, headers=headers).status_code
+            for _ in range(5)
         ]
         assert codes[:3] == [200] * 3 and codes[3:] == [429, 429], codes
     app.state.engine.dispose()
