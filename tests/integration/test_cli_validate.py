@@ -108,3 +108,17 @@ def test_min_accuracy_fails_a_model_as_bad_as_its_reference(cli, tflite_int8, wr
         np.save(x, z["x"])
     p = cli(*args, "--data", str(x), "--min-accuracy", "0.9")
     assert p.returncode == 1 and "min_accuracy needs labels" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("bad", [99, -5])
+def test_labels_outside_the_models_classes_are_refused(cli, tflite_int8, digits, tmp_path, bad):
+    """Issue 21 item 14: labels no class can match used to give exit 0 and a silent 0 % accuracy."""
+    x, y = digits[2][:20], digits[3][:20].copy()
+    y[3] = bad
+    data = tmp_path / "labels.npz"
+    np.savez(data, x=x, y=y)
+    p = cli("validate", str(tflite_int8), "--reference", str(tflite_int8), "--data", str(data), "--json")
+    assert p.returncode == 1, p.stdout
+    err = " ".join(p.stderr.split())
+    assert "1 of 20 labels" in err and "outside the model's classes 0..9" in err and f"found {bad}" in err
+    assert "Traceback" not in p.stderr and p.stdout == ""

@@ -212,7 +212,7 @@ def test_cli_pipeline_run_exit_codes(tmp_path, keras_path, calib_npy, val_npz, k
     assert data["chosen"] is None and "max_size_mb" in r.stderr
     assert "Traceback" not in r.stderr
     r = cli("pipeline", "run", str(tmp_path / "missing.yaml"))
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert r.returncode == 1 and "does not exist" in r.stderr
 
 
 def test_parallel_conversion_in_worker_processes(tmp_path, keras_path, calib_npy, val_npz, keys):

@@ -217,6 +217,7 @@ class AgentLoop:
         self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
         self._window_started = time.monotonic()
+        self._upload_after = 0.0  # monotonic time before which telemetry is not uploaded (Retry-After)
         self._last_wait_log: float | None = None
 
     def stop(self, signum: int | None = None, *_: Any) -> None:
@@ -393,13 +394,32 @@ class AgentLoop:
         self._next_frame = max(due, now)
 
     def flush(self) -> int:
+        """Upload the spooled windows; after a ``429``/``503`` none until its ``Retry-After`` has passed
+        (the windows stay in the spool, so a rate-limited upload loses nothing and sends no request in
+        between). Returns the windows sent."""
         if self.updater is None:
             return 0
         with self._flush_lock:
+            wait = self._upload_after - time.monotonic()
+            if wait > 0:
+                event(
+                    "telemetry upload waits (Retry-After)", 20, pending=len(self.spool), wait_s=round(wait, 1)
+                )
+                return 0
             try:
                 return self.spool.flush(self.updater.client.post_window, on_refused=_window_refused)
             except LiteshipError as e:
-                event("telemetry upload deferred", 30, pending=len(self.spool), error=str(e))
+                status = getattr(e, "status", None)
+                retry = getattr(e, "retry_after", None)
+                if status in (429, 503):  # no Retry-After: wait one poll interval
+                    self._upload_after = time.monotonic() + (retry if retry else self.updater.interval)
+                event(
+                    "telemetry upload deferred",
+                    30,
+                    pending=len(self.spool),
+                    error=str(e),
+                    retry_after_s=retry,
+                )
                 return 0
 
     # ---- threads ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
 from liteship.agent.sources import CameraBackend, camera_backends
 from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import AgentError, UsageError
+from liteship.errors import AgentError
 from liteship.types import ReportMixin
 
 
@@ -310,7 +310,7 @@ def install_package(
     state = Path(state_dir)
     public = _checked_key(key, state, "key")
     if not Path(package).is_file():
-        raise UsageError(f"package {str(package)!r} does not exist.", hint="Give the path of a .lsp file.")
+        raise AgentError(f"package {str(package)!r} does not exist.", hint="Give the path of a .lsp file.")
     with _Undo() as undo:
         undo.mkdir(state)
         store = Store(state, public)

@@ -48,7 +48,7 @@ class ImageFolderSource:
     def __init__(self, folder: str | Path, loop: bool = False) -> None:
         self.folder, self.loop = Path(folder), loop
         if not self.folder.is_dir():
-            raise UsageError(
+            raise AgentError(
                 f"image folder {str(self.folder)!r} does not exist.",
                 hint="Give images:DIR with a folder of images.",
             )
@@ -266,15 +266,15 @@ def open_source(spec: str, *, loop: bool = False) -> Any:
     """Open ``camera[:N]``, ``video:PATH``, ``rtsp://URL`` or ``images:DIR``.
 
     Raises:
-        UsageError: An unknown kind. AgentError: The backend it needs is not installed, or the camera
-            is absent.
+        UsageError: An unknown kind. AgentError: The backend it needs is not installed, the camera
+            is absent, or the folder or file does not exist (bad input, exit 1 like every missing path).
     """
     kind, _, rest = spec.partition(":")
     if kind == "images":
         return ImageFolderSource(rest, loop=loop)
     if kind == "video":
         if not Path(rest).is_file():
-            raise UsageError(
+            raise AgentError(
                 f"video file {rest!r} does not exist.", hint="Give video:PATH with a video file."
             )
         return OpenCVSource(rest, loop=loop)

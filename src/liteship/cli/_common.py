@@ -128,6 +128,31 @@ class FiniteRange(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+class ExistingPath(click.Path):
+    """A path that must exist: a missing one is bad input (exit 1), the same for every command.
+
+    click's ``Path(exists=True)`` makes it a usage error (exit 2), while commands that open the file
+    themselves (inspect, run, convert, …) exit 1; docs/decisions.md (issue 21, item 15) chose 1.
+    A file given where a folder is expected, or the reverse, is bad input too.
+    """
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True, path_type: Any = None) -> None:
+        super().__init__(exists=False, file_okay=file_okay, dir_okay=dir_okay, path_type=path_type)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from pathlib import Path
+
+        path = Path(os.fsdecode(value))
+        what = param.human_readable_name if param is not None else "path"
+        if not path.exists():
+            raise LiteshipError(f"{what} {str(path)!r} does not exist.", hint="Check the path.")
+        if path.is_dir() and not self.dir_okay:
+            raise LiteshipError(f"{what} {str(path)!r} is a folder; expected a file.", hint="Check the path.")
+        if not path.is_dir() and not self.file_okay:
+            raise LiteshipError(f"{what} {str(path)!r} is a file; expected a folder.", hint="Check the path.")
+        return super().convert(value, param, ctx)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 
 

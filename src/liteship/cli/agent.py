@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from liteship.cli._accel import accelerator_option
-from liteship.cli._common import FiniteRange, console, emit_json, json_option
+from liteship.cli._common import ExistingPath, FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError
 
 # the library's messages name parameters and functions; the CLI shows its flags and commands
@@ -71,9 +71,7 @@ def cli() -> None:
 @click.option("--server", help="Fleet server URL. Defaults to the one stored at enrollment.")
 @click.option("--token", help="Device token. Defaults to the one stored at enrollment.")
 @click.option("--device-id", help="Device id. Defaults to the one stored at enrollment.")
-@click.option(
-    "--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Publisher public key."
-)
+@click.option("--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key.")
 @click.option(
     "--poll-interval",
     type=float,
@@ -165,12 +163,12 @@ def run(state_dir: Path, **options: object) -> None:
 @click.option(
     "--key",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=ExistingPath(dir_okay=False, path_type=Path),
     help="Publisher public key.",
 )
 @click.option(
     "--tuf-root",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=ExistingPath(dir_okay=False, path_type=Path),
     help="The fleet's TUF root.json (out of band). Defaults to fetching it now (trust on first use).",
 )
 @json_option
@@ -213,10 +211,8 @@ def enroll(
 
 @cli.command()
 @STATE_DIR
-@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Publisher public key."
-)
+@click.argument("package", type=ExistingPath(dir_okay=False, path_type=Path))
+@click.option("--key", type=ExistingPath(dir_okay=False, path_type=Path), help="Publisher public key.")
 @json_option
 def install(state_dir: Path, package: Path, key: Path | None, as_json: bool) -> None:
     """Install a package file now (provisioning): verify, smoke-test, swap."""

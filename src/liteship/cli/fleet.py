@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import ExistingPath, console, emit_json, json_option
 from liteship.errors import LiteshipError
 
 DEFAULT_SERVER = "http://127.0.0.1:8700"  # liteship.fleet.client.DEFAULT_SERVER (not imported: httpx)
@@ -233,9 +233,9 @@ def _render_plan(r: dict[str, Any]) -> None:
 
 
 @fleet_cmd.command("publish")
-@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.argument("package", type=ExistingPath(dir_okay=False))
 @click.option("--channel", help="Also point this channel at the release.")
-@click.option("--targets-key", type=click.Path(exists=True, dir_okay=False), help="Offline TUF targets key.")
+@click.option("--targets-key", type=ExistingPath(dir_okay=False), help="Offline TUF targets key.")
 @connection_options
 @json_option
 @click.pass_context

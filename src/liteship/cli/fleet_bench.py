@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import ExistingPath, console, emit_json, json_option
 from liteship.cli.fleet import connection_options, fleet_cmd
 from liteship.errors import UsageError
 
@@ -47,7 +47,7 @@ def bench() -> None:
 
 
 @bench.command("queue")
-@click.argument("variants", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("variants", nargs=-1, required=True, type=ExistingPath(dir_okay=False))
 @click.option("--device", "devices", multiple=True, metavar="ID", help="A device id (repeatable).")
 @click.option("--group", metavar="G", help="A hardware group, e.g. x86_64+avx2 or aarch64+neon+dotprod.")
 @click.option("--profile", "profile", multiple=True, metavar="KEY=VALUE", help="Profile filter (repeatable).")
@@ -58,7 +58,7 @@ def bench() -> None:
 @click.option(
     "--wait", "wait_s", type=click.FloatRange(0, 86_400), help="Wait up to this many seconds for results."
 )
-@click.option("--targets-key", type=click.Path(exists=True, dir_okay=False), help="Offline TUF targets key.")
+@click.option("--targets-key", type=ExistingPath(dir_okay=False), help="Offline TUF targets key.")
 @connection_options
 @json_option
 @click.pass_context

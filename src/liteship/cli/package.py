@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from liteship.cli._common import FiniteRange, console, emit_json, json_option
+from liteship.cli._common import ExistingPath, FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError, UsageError
 from liteship.package.golden import MAX_LATENCY_BUDGET_MS, MAX_TOLERANCE
 
@@ -85,23 +85,23 @@ def _read_metrics(path: str | None) -> dict | None:
 
 
 @click.command("package")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model", type=ExistingPath(dir_okay=False))
 @click.option("--id", "model_id", required=True, help="Model id, e.g. digits (a-z 0-9 . _ -).")
 @click.option("--version", "version", required=True, help="Semantic version, e.g. 1.2.0.")
 @click.option(
     "--key", required=True, type=click.Path(dir_okay=False), help="Private key (.key) to sign with."
 )
-@click.option("--golden", type=click.Path(exists=True, dir_okay=False), help="Golden inputs (.npy/.npz).")
-@click.option("--metrics", type=click.Path(exists=True, dir_okay=False), help="Metrics to record (JSON).")
+@click.option("--golden", type=ExistingPath(dir_okay=False), help="Golden inputs (.npy/.npz).")
+@click.option("--metrics", type=ExistingPath(dir_okay=False), help="Metrics to record (JSON).")
 @click.option("--recipe", help="Conversion recipe to record (defaults to the model's own record).")
 @click.option(
     "--labels",
-    type=click.Path(exists=True, dir_okay=False),
+    type=ExistingPath(dir_okay=False),
     help="Labels file, one per line. Defaults to the labels in the model's metadata.",
 )
 @click.option(
     "--reference-data",
-    type=click.Path(exists=True),
+    type=ExistingPath(),
     help="Validation data (.npz with x[,y], .npy or an image folder): the model's confidence histogram "
     "over it becomes the fleet's drift reference. Without it, drift shows no-reference.",
 )

@@ -3,11 +3,18 @@
 Robust to any stored row: each window is checked again against :class:`~liteship.fleet.models.TelemetryCreate`
 (rows stored before the bounds existed, or written by another tool, may be anything). A bad row is
 skipped and counted (``skipped_windows``); one bad row never makes a page or a decision fail.
+
+Drift reads the hourly sums (:class:`~liteship.fleet.models.TelemetryHour`, maintained as windows
+arrive, checked once on the way in) for every whole hour, and the windows themselves only for the part
+of an hour before ``since`` ends it: O(hours), not O(windows), and the same figures as the rescan
+(``tests/integration/fleet/test_aggregates.py``). A period that is not a whole number of hours is
+answered by the rescan.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +22,16 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud, decisions, drift, robust
-from liteship.fleet.models import CONFIDENCE_BINS, Release, Revert, TelemetryCreate, TelemetryWindow
+from liteship.fleet.models import (
+    CONFIDENCE_BINS,
+    HOUR_S,
+    Release,
+    Revert,
+    RevertMark,
+    Reverts,
+    TelemetryCreate,
+    TelemetryWindow,
+)
 
 NO_REFERENCE = (
     "no reference histogram in the package (build it with `liteship pipeline`, or `liteship package "
@@ -36,13 +52,31 @@ def window_problem(w: TelemetryWindow) -> str | None:
     return None
 
 
+# Stored windows are never updated, so each row is checked once per process, not on every load (issue
+# 21 item 9): row key → passed. Bounded; a row read after the cache was cleared is simply checked again.
+_CHECKED_ROWS: dict[tuple[int, str, str], bool] = {}
+MAX_CHECKED_ROWS = 2_000_000
+
+
+def _passes(w: TelemetryWindow) -> bool:
+    if w.id is None:  # not a stored row (built in memory): always checked
+        return window_problem(w) is None
+    key = (w.id, w.device_id, w.window_id)
+    ok = _CHECKED_ROWS.get(key)
+    if ok is None:
+        if len(_CHECKED_ROWS) >= MAX_CHECKED_ROWS:
+            _CHECKED_ROWS.clear()
+        ok = _CHECKED_ROWS[key] = window_problem(w) is None
+    return ok
+
+
 def good_windows(windows: list[TelemetryWindow]) -> tuple[list[TelemetryWindow], int]:
-    """The windows that pass :func:`window_problem`, and how many did not."""
-    good = [w for w in windows if window_problem(w) is None]
+    """The windows that pass :func:`window_problem` (once per stored row), and how many did not."""
+    good = [w for w in windows if _passes(w)]
     return good, len(windows) - len(good)
 
 
-def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> decisions.ArmStats:
+def arm_stats(windows: list[TelemetryWindow], reverts: Reverts | None = None) -> decisions.ArmStats:
     """Merge windows and revert events into one :class:`decisions.ArmStats` (bad rows skipped, counted).
 
     Each device carries one device's weight and latency is merged on the arm's common edges
@@ -55,7 +89,7 @@ def arm_stats(windows: list[TelemetryWindow], reverts: list[Revert] | None = Non
 
 
 def arm_parts(
-    windows: list[TelemetryWindow], reverts: list[Revert] | None = None
+    windows: list[TelemetryWindow], reverts: Reverts | None = None
 ) -> tuple[dict[str, decisions.ArmStats], int]:
     """The arm as device parts (:func:`liteship.fleet.robust.device_parts`) and its skipped windows."""
     good, skipped = good_windows(windows)
@@ -106,12 +140,10 @@ class TimelinePoint:
     reverts: int
 
 
-def arm_timeline(
-    windows: list[TelemetryWindow], reverts: list[Revert], *, period_s: float
-) -> list[TimelinePoint]:
+def arm_timeline(windows: list[TelemetryWindow], reverts: Reverts, *, period_s: float) -> list[TimelinePoint]:
     """Per period (windows by their end, reverts by their time): predictions, error rate, latency p95."""
     good, _ = good_windows(windows)
-    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert]]] = {}
+    by_period: dict[float, tuple[list[TelemetryWindow], list[Revert | RevertMark]]] = {}
     for w in good:
         by_period.setdefault((w.ended // period_s) * period_s, ([], []))[0].append(w)
     for r in reverts:
@@ -163,8 +195,51 @@ def _confidence_by_period(windows: list[TelemetryWindow], period_s: float) -> di
     return buckets
 
 
+@dataclass(frozen=True)
+class Confidence:
+    """A version's live confidence per period: ``{period start: counts}``, windows used and skipped."""
+
+    by_period: dict[float, list[int]]
+    windows: int
+    skipped: int
+
+
+def confidence_series(
+    session: Session, *, model_id: str, version: str, period_s: float, since: float, rescan: bool = False
+) -> Confidence:
+    """The counted windows' confidence per period (by their end) since ``since``.
+
+    From the hourly sums when ``period_s`` is a whole number of hours (the windows of the hour
+    ``since`` falls in are read themselves); else, or with ``rescan``, from every window.
+    """
+    whole = period_s % HOUR_S == 0
+    first_hour = math.ceil(since / HOUR_S) * HOUR_S if whole else math.inf
+    if rescan or not whole or not math.isfinite(first_hour):
+        windows, skipped = good_windows(
+            crud.windows_for(session, model_id=model_id, version=version, since=since)
+        )
+        return Confidence(_confidence_by_period(windows, period_s), len(windows), skipped)
+    by_period: dict[float, list[int]] = {}
+    n = skipped = 0
+    if first_hour > since:
+        part = crud.windows_for(session, model_id=model_id, version=version, since=since, until=first_hour)
+        windows, skipped = good_windows(part)
+        by_period, n = _confidence_by_period(windows, period_s), len(windows)
+    for row in crud.hours_for(session, model_id=model_id, version=version, since=first_hour):
+        start = (row.hour // period_s) * period_s
+        _add(by_period, start, row.confidence_hist)
+        n += row.windows
+        skipped += row.skipped
+    return Confidence(by_period, n, skipped)
+
+
+def _add(buckets: dict[float, list[int]], start: float, counts: Iterable[int]) -> None:
+    acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
+    buckets[start] = [a + b for a, b in zip(acc, counts, strict=True)]
+
+
 def _versus_control(
-    session: Session, *, model_id: str, version: str, period_s: float, since: float
+    session: Session, *, model_id: str, version: str, period_s: float, since: float, rescan: bool = False
 ) -> dict[str, Any] | None:
     """The candidate of the model's latest rollout against its control's live confidence, period by
     period (the periods both arms reported in since the rollout started): a release whose own validation
@@ -179,8 +254,10 @@ def _versus_control(
     start = max(since, rollout.created_at)
 
     def live(v: str) -> dict[float, list[int]]:
-        windows, _ = good_windows(crud.windows_for(session, model_id=model_id, version=v, since=start))
-        return _confidence_by_period(windows, period_s)
+        series = confidence_series(
+            session, model_id=model_id, version=v, period_s=period_s, since=start, rescan=rescan
+        )
+        return series.by_period
 
     mine, theirs = live(version), live(control.version)
     points = [
@@ -201,6 +278,7 @@ def drift_series(
     version: str | None = None,
     period_s: float = 3600.0,
     since: float = 0.0,
+    rescan: bool = False,
 ) -> list[dict[str, Any]]:
     """Per version of a model: PSI per period of its live confidence vs the package's reference.
 
@@ -218,10 +296,10 @@ def drift_series(
         if version is not None and rel.version != version:
             continue
         ref = reference_histogram(rel.manifest)
-        windows, skipped = good_windows(
-            crud.windows_for(session, model_id=model_id, version=rel.version, since=since)
+        series = confidence_series(
+            session, model_id=model_id, version=rel.version, period_s=period_s, since=since, rescan=rescan
         )
-        buckets = _confidence_by_period(windows, period_s)
+        buckets, skipped = series.by_period, series.skipped
         points = []
         if ref is not None:
             try:
@@ -231,12 +309,12 @@ def drift_series(
         predictions = sum(sum(h) for h in buckets.values())
         if ref is None:
             level, note = "no-reference", NO_REFERENCE
-        elif not windows:
+        elif not series.windows:
             level, note = "insufficient", "no telemetry from this version yet"
         else:
             level, note = points[-1]["level"], None
         versus = _versus_control(
-            session, model_id=model_id, version=rel.version, period_s=period_s, since=since
+            session, model_id=model_id, version=rel.version, period_s=period_s, since=since, rescan=rescan
         )
         judged = [p for p in (versus or {}).get("points", []) if p["level"] != "insufficient"]
         if versus and judged:  # the field's verdict beside the package's own reference; the worse one shows
@@ -254,7 +332,7 @@ def drift_series(
                 "points": points,
                 "latest_level": level,
                 "predictions": predictions,  # live predictions over every period
-                "windows": len(windows),
+                "windows": series.windows,
                 "skipped_windows": skipped,
                 "note": note,
                 "versus_control": versus,  # None: not the candidate of the model's latest rollout

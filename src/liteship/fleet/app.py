@@ -34,6 +34,8 @@ from liteship.fleet import crud, dashboard
 from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
+from liteship.fleet.limits import Limits, RateLimiter
+from liteship.fleet.retention import Pruner
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import StoreUnavailable, open_store
@@ -267,7 +269,20 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     app.state.checkins = CheckIns(app.state.engine)
     app.state.open_bench_tasks = OpenTasks()
+    app.state.limiter = RateLimiter(
+        Limits(
+            checkins_per_minute=settings.limit_checkins_per_minute,
+            windows_per_minute=settings.limit_windows_per_minute,
+            events_per_hour=settings.limit_events_per_hour,
+            bytes_per_day=settings.limit_bytes_per_day,
+        )
+    )
     app.state.store = store
+    app.state.pruner = Pruner(settings.retention_days)
+    with app.state.sessionmaker() as session:  # retention: once at start, then hourly on telemetry
+        pruned = app.state.pruner.run_if_due(session)
+    if pruned is not None and (pruned.windows or pruned.reverts):
+        log.info("retention: deleted %d windows and %d revert rows", pruned.windows, pruned.reverts)
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
         snapshot=timedelta(days=settings.tuf_snapshot_days),

@@ -280,13 +280,23 @@ def _valid_time(at: Any) -> bool:
 
 
 def insert_reverts(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
-    """Store revert rows once (a resent event is ignored by the unique key)."""
+    """Store revert rows once (a resent event is ignored by the unique key), and add the new ones the
+    device decided itself to its ``own_reverts``."""
     if not rows:
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     now = time.time()
     values = [{**r, "device_id": device_id, "model_id": model_id, "received_at": now} for r in rows]
-    conn.execute(dialect.insert(Revert).on_conflict_do_nothing(), values)
+    stored = conn.execute(
+        dialect.insert(Revert).on_conflict_do_nothing().returning(Revert.by_server), values
+    ).all()
+    own = sum(1 for (by_server,) in stored if not by_server)
+    if own:
+        table = Device.__table__
+        assert isinstance(table, Table)
+        conn.execute(
+            update(table).where(table.c.id == device_id).values(own_reverts=table.c.own_reverts + own)
+        )
 
 
 # Statements built once, with bound parameters: building them per request (ORM-enabled DML, coercions,

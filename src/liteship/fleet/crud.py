@@ -10,7 +10,8 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,18 +19,23 @@ from liteship.errors import FleetError, PackageError
 from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     ACTIVE_STATES,
+    HOUR_BINS,
+    HOUR_S,
     MAX_DB_ID,
     Assignment,
     Channel,
     DashboardSession,
     Decision,
     Device,
+    HourSums,
     Model,
     Release,
     Revert,
+    RevertMark,
     Rollout,
     RolloutState,
     TelemetryCreate,
+    TelemetryHour,
     TelemetryWindow,
 )
 
@@ -198,14 +204,6 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
     """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
     it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
-    counts: dict[str, int] = {  # reverts the device decided (a server-requested one is not its fault)
-        device_id: n
-        for device_id, n in session.execute(
-            select(Revert.device_id, func.count())
-            .where(Revert.by_server.is_(False))
-            .group_by(Revert.device_id)
-        ).all()
-    }
     out = []
     for d in list_devices(session):
         if profile and not profile_matches(d.runtime, profile):
@@ -221,7 +219,7 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
                 "assignment_reason": a.reason,
                 "failed_versions": [str(v) for v in failed] if isinstance(failed, list) else [],
                 "last_checkin": _iso(d.last_seen),
-                "reverts": counts.get(d.id, 0),
+                "reverts": d.own_reverts,  # the device decided them (server-requested ones are not its fault)
                 "device": d,
             }
         )
@@ -265,18 +263,22 @@ def list_reverts(session: Session, *, device_id: str | None = None, limit: int =
 
 def reverts_for(
     session: Session, *, model_id: str, version: str, since: float, until: float | None = None
-) -> list[Revert]:
+) -> list[RevertMark]:
     """Reverts away from ``version`` that devices decided themselves (not the server's rollbacks), at
-    or after ``since`` (and at or before ``until``, when given)."""
-    q = select(Revert).where(
+    or after ``since`` (and before ``until``, when given).
+
+    Two columns, not ORM rows: an arm may have tens of thousands (reading whole rows was most of the
+    dashboard's time with 1M stored reverts, issue 21 item 9).
+    """
+    q = select(Revert.device_id, Revert.at).where(
         Revert.model_id == model_id,
         Revert.version == version,
         Revert.at >= since,
         Revert.by_server.is_(False),
     )
     if until is not None:
-        q = q.where(Revert.at <= until)
-    return list(session.scalars(q))
+        q = q.where(Revert.at < until)
+    return list(map(RevertMark._make, session.execute(q)))
 
 
 def active_rollout(session: Session, *, model_id: str) -> Rollout | None:
@@ -320,16 +322,49 @@ def add_telemetry(
     try:
         with session.begin_nested():
             session.add(row)
+            session.flush()
+            if assigned and row.model_id is not None and row.model_version is not None:
+                add_to_hour(session, row.model_id, row.model_version, row.ended, list(window.confidence_hist))
     except IntegrityError:  # the same window raced in from a retry
         return True
     return False
+
+
+def add_to_hour(session: Session, model_id: str, version: str, ended: float, hist: list[int]) -> None:
+    """Fold one counted window into its :class:`TelemetryHour` (created on first use), atomically."""
+    table = TelemetryHour.__table__
+    assert isinstance(table, Table)
+    hour = (float(ended) // HOUR_S) * HOUR_S
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    key = {"model_id": model_id, "model_version": version, "hour": hour}
+    session.execute(dialect.insert(table).values(**key).on_conflict_do_nothing())
+    added = {c: table.c[c] + int(n) for c, n in zip(HOUR_BINS, hist, strict=True)}
+    session.execute(
+        update(table)
+        .where(table.c.model_id == model_id, table.c.model_version == version, table.c.hour == hour)
+        .values(windows=table.c.windows + 1, **added)
+    )
+
+
+def hours_for(session: Session, *, model_id: str, version: str, since: float) -> list[HourSums]:
+    """The hourly sums of one model version's counted windows that ended in an hour at or after ``since``
+    (read as plain columns: no ORM rows)."""
+    bins = [TelemetryHour.__table__.c[c] for c in HOUR_BINS]
+    rows = session.execute(
+        select(TelemetryHour.hour, TelemetryHour.windows, TelemetryHour.skipped, *bins).where(
+            TelemetryHour.model_id == model_id,
+            TelemetryHour.model_version == version,
+            TelemetryHour.hour >= since,
+        )
+    )
+    return [HourSums(r[0], r[1], r[2], list(r[3:])) for r in rows]
 
 
 def windows_for(
     session: Session, *, model_id: str, version: str, since: float, until: float | None = None
 ) -> list[TelemetryWindow]:
     """The counted windows (``assigned``) of one model version that ended at or after ``since`` (and
-    at or before ``until``, when given)."""
+    before ``until``, when given)."""
     q = select(TelemetryWindow).where(
         TelemetryWindow.model_id == model_id,
         TelemetryWindow.model_version == version,
@@ -337,7 +372,7 @@ def windows_for(
         TelemetryWindow.assigned.is_(True),
     )
     if until is not None:
-        q = q.where(TelemetryWindow.ended <= until)
+        q = q.where(TelemetryWindow.ended < until)
     return list(session.scalars(q))
 
 

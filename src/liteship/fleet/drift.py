@@ -7,9 +7,10 @@ than ``min_predictions`` predictions gives no verdict (its PSI is mostly samplin
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 WARN = 0.1
@@ -76,6 +77,12 @@ def resample(counts: Sequence[float], edges: Sequence[float] | None, bins: int) 
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _resampled(counts: tuple[float, ...], edges: tuple[float, ...] | None, bins: int) -> list[float]:
+    """:func:`resample`, once per reference: every period of a version compares with the same one."""
+    return resample(counts, edges, bins)
+
+
 @dataclass(frozen=True)
 class DriftPoint:
     """PSI of one period (e.g. an hour) of one model version against its reference."""
@@ -86,7 +93,7 @@ class DriftPoint:
     level: str  # ok | warn | alert | insufficient
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"start": self.start, "predictions": self.predictions, "psi": self.psi, "level": self.level}
 
 
 def drift_level(value: float | None, predictions: int, *, min_predictions: int = MIN_PREDICTIONS) -> str:
@@ -110,5 +117,6 @@ def drift_point(
     n = int(sum(live))
     if n < min_predictions:
         return DriftPoint(start, n, None, "insufficient")
-    value = psi(live, resample(reference, reference_edges, len(live)))
+    edges = None if reference_edges is None else tuple(reference_edges)
+    value = psi(live, _resampled(tuple(reference), edges, len(live)))
     return DriftPoint(start, n, value, drift_level(value, n, min_predictions=min_predictions))

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from liteship import confidence
@@ -82,6 +94,9 @@ class Device(Base):
     # reports refused because they are not about this device's model or arm: windows for another
     # model, revert events for a version it is not assigned, check-ins claiming another model (0006)
     refused_reports: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # revert events the device decided itself (not server-requested), counted as they are stored (0007):
+    # the devices list reads this instead of counting the reverts table
+    own_reverts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RolloutState(StrEnum):
@@ -166,6 +181,61 @@ class TelemetryWindow(Base):
     assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
+HOUR_S = 3600.0  # the period of TelemetryHour: drift of any whole number of hours is read from it
+HOUR_BINS = tuple(f"c{i:02d}" for i in range(CONFIDENCE_BINS))
+
+
+class TelemetryHour(Base):
+    """The counted windows of one model version per hour of their end, summed as they arrive (0007).
+
+    Drift reads these instead of the windows (O(hours), not O(windows)), and they outlive the raw
+    windows the retention policy deletes (liteship.fleet.retention). One integer column per confidence
+    bin, so adding a window is one atomic ``UPDATE … SET c00 = c00 + …`` on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "telemetry_hours"
+    __table_args__ = (UniqueConstraint("model_id", "model_version", "hour"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[float] = mapped_column(Float)  # (ended // HOUR_S) * HOUR_S
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # stored rows the backfill could not read
+    c00: Mapped[int] = mapped_column(BigInteger, default=0)
+    c01: Mapped[int] = mapped_column(BigInteger, default=0)
+    c02: Mapped[int] = mapped_column(BigInteger, default=0)
+    c03: Mapped[int] = mapped_column(BigInteger, default=0)
+    c04: Mapped[int] = mapped_column(BigInteger, default=0)
+    c05: Mapped[int] = mapped_column(BigInteger, default=0)
+    c06: Mapped[int] = mapped_column(BigInteger, default=0)
+    c07: Mapped[int] = mapped_column(BigInteger, default=0)
+    c08: Mapped[int] = mapped_column(BigInteger, default=0)
+    c09: Mapped[int] = mapped_column(BigInteger, default=0)
+    c10: Mapped[int] = mapped_column(BigInteger, default=0)
+    c11: Mapped[int] = mapped_column(BigInteger, default=0)
+    c12: Mapped[int] = mapped_column(BigInteger, default=0)
+    c13: Mapped[int] = mapped_column(BigInteger, default=0)
+    c14: Mapped[int] = mapped_column(BigInteger, default=0)
+    c15: Mapped[int] = mapped_column(BigInteger, default=0)
+    c16: Mapped[int] = mapped_column(BigInteger, default=0)
+    c17: Mapped[int] = mapped_column(BigInteger, default=0)
+    c18: Mapped[int] = mapped_column(BigInteger, default=0)
+    c19: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @property
+    def confidence_hist(self) -> list[int]:
+        return [int(getattr(self, c)) for c in HOUR_BINS]
+
+
+class HourSums(NamedTuple):
+    """One :class:`TelemetryHour` as read by drift."""
+
+    hour: float
+    windows: int
+    skipped: int
+    confidence_hist: list[int]
+
+
 class DashboardSession(Base):
     """A signed-in dashboard browser: the sha256 of its random cookie value, and when it expires (0004)."""
 
@@ -197,6 +267,16 @@ class Revert(Base):
     by_server: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[float] = mapped_column(Float)  # the device's clock
     received_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class RevertMark(NamedTuple):
+    """What the decision engine and the charts read of a revert: who, and when (not a whole row)."""
+
+    device_id: str
+    at: float
+
+
+Reverts = Sequence[Revert | RevertMark]
 
 
 # ---- HTTP schemas ---------------------------------------------------------------------------------

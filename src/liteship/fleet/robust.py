@@ -30,7 +30,7 @@ from typing import Any
 
 from liteship.fleet import decisions
 from liteship.fleet.decisions import ArmStats
-from liteship.fleet.models import CONFIDENCE_BINS, Revert, TelemetryWindow
+from liteship.fleet.models import CONFIDENCE_BINS, Reverts, TelemetryWindow
 
 PLAUSIBLE_RATE_FACTOR = 10.0  # a window counts at most this × the arm's median device rate × its duration
 DEVICE_SHARE_FACTOR = 3.0  # a device counts for at most this × the arm's median device (predictions)
@@ -61,7 +61,7 @@ def common_edges(windows: Iterable[TelemetryWindow]) -> list[float]:
     return list(best)
 
 
-def device_parts(windows: list[TelemetryWindow], reverts: list[Revert] | None = None) -> dict[str, ArmStats]:
+def device_parts(windows: list[TelemetryWindow], reverts: Reverts | None = None) -> dict[str, ArmStats]:
     """One :class:`ArmStats` per device of an arm, each bounded to one device's weight (see the module).
 
     ``windows`` must already be checked (:func:`liteship.fleet.aggregate.good_windows`). A device that
@@ -79,7 +79,9 @@ def device_parts(windows: list[TelemetryWindow], reverts: list[Revert] | None = 
         cap = DEVICE_SHARE_FACTOR * max(median_total, 1)
         parts = {d: _scaled(p, cap / p.predictions) if p.predictions > cap else p for d, p in parts.items()}
     for r in reverts or []:
-        part = parts.setdefault(r.device_id, _empty(edges))
+        part = parts.get(r.device_id)
+        if part is None:  # (not setdefault: it would build an empty part for every revert)
+            part = parts[r.device_id] = _empty(edges)
         part.reverts += 1
         part.rollbacks = 1
     return parts

@@ -66,6 +66,15 @@ class Settings(BaseModel):
     decision_interval_s: float = 30.0  # evaluate a rollout at most this often on telemetry
     min_predictions: int = 500
     min_devices: int = 10
+    # per-device rate limits (liteship.fleet.limits): over one, 429 with Retry-After, nothing stored
+    # (an agent checks in once per poll interval, default 60 s, and sends one window per --window, 60 s)
+    limit_checkins_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    limit_windows_per_minute: int = Field(default=60, ge=1, le=1_000_000)
+    limit_events_per_hour: int = Field(default=100, ge=1, le=1_000_000)
+    limit_bytes_per_day: int = Field(default=64 << 20, ge=1 << 16, le=1 << 40)
+    # raw telemetry windows and revert rows older than this are deleted (after being folded into the
+    # per-period aggregates: liteship.fleet.retention); 0 keeps them forever
+    retention_days: float = Field(default=90.0, ge=0.0, le=36500.0)
     tuf_timestamp_days: float = 1.0
     tuf_snapshot_days: float = 7.0
     tuf_targets_days: float = 7.0

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
 from liteship.convert.recipes import RECIPE_NAMES
-from liteship.errors import UsageError
+from liteship.errors import PipelineError, UsageError
 
 ALL_RECIPES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # the default list
 ACCEPTED_RECIPES = RECIPE_NAMES  # every recipe `liteship convert` takes (weight-int8/-int4 too)
@@ -213,14 +213,15 @@ def load_config(source: str | Path | dict[str, Any]) -> PipelineConfig:
         source: Path to ``liteship.yaml`` or an already-parsed dict.
 
     Raises:
-        UsageError: The file is missing, not YAML, or has unknown/invalid keys (all listed).
+        PipelineError: The file is missing (bad input, exit 1 like every missing path).
+        UsageError: The file is not YAML, or has unknown/invalid keys (all listed).
     """
     if isinstance(source, dict):
         raw, base = dict(source), Path(source.get("base_dir", "."))
     else:
         path = Path(source)
         if not path.is_file():
-            raise UsageError(
+            raise PipelineError(
                 f"pipeline config {str(path)!r} does not exist.",
                 hint="Create one from examples/digits/liteship.yaml.",
             )

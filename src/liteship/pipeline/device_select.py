@@ -243,11 +243,12 @@ def select_on_devices(
 
 
 def read_report(path: str | Path) -> dict[str, Any]:
-    """A pipeline ``report.json``; UsageError when it is missing or not one."""
+    """A pipeline ``report.json``; PipelineError when it is missing or unreadable (exit 1, like every
+    missing path), UsageError when it is not one."""
     try:
         report = json.loads(Path(path).read_text())
     except OSError as e:
-        raise UsageError(
+        raise PipelineError(
             f"cannot read the pipeline report {str(path)!r}: {e.strerror}.",
             hint="Give out/report.json of `liteship pipeline run`.",
         ) from e

@@ -10,7 +10,7 @@ import numpy as np
 
 from liteship.confidence import ScoreKind
 from liteship.data import load_dataset
-from liteship.errors import GateFailed, UsageError, ValidationError
+from liteship.errors import DataError, GateFailed, UsageError, ValidationError
 from liteship.progress import track
 from liteship.runtime.base import Runner
 from liteship.types import Preprocessing
@@ -239,6 +239,8 @@ def _compare(
 
     outputs = [metrics.output_stats(c, r, c_all[c], r_all[r]) for c, r in pairs]
     classifiers = [(c, r) for c, r in pairs if metrics.is_classifier(r_all[r])]
+    if y is not None and classifiers:
+        _check_labels(y, max(int(r_all[r].shape[1]) for _, r in classifiers), dataset.source)
     agreement = [metrics.agreement(c, c_all[c], r_all[r], y) for c, r in classifiers]
     histogram = None
     if classifiers:
@@ -277,6 +279,25 @@ def _compare(
             report=report,
         )
     return report
+
+
+def _check_labels(y: np.ndarray, classes: int, source: str) -> None:
+    """Refuse labels no output class can match: accuracy against them is 0 % by construction.
+
+    A label outside ``[0, classes)`` (a 1-based class list, a stray 99, a −1 "unknown") would otherwise
+    give a silent 0 % accuracy and a drop that says nothing about the candidate.
+    """
+    bad = (y < 0) | (y >= classes)
+    if not np.any(bad):
+        return
+    values = sorted({int(v) for v in np.unique(y[bad])})
+    shown = ", ".join(str(v) for v in values[:8]) + (", …" if len(values) > 8 else "")
+    raise DataError(
+        f"{int(np.sum(bad))} of {len(y)} labels in {source} are outside the model's classes "
+        f"0..{classes - 1} (found {shown}); accuracy against them would be 0 % whatever the model does.",
+        hint="Give labels as 0-based class indices of the model's output, or drop the labels (a .npz "
+        "without `y`) to compare agreement only.",
+    )
 
 
 def _gates(

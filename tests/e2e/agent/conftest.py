@@ -41,8 +41,10 @@ SERVER_CODE = """
 import json, sys, uvicorn
 from liteship.fleet.app import create_app
 from liteship.fleet.settings import Settings
-s = Settings(data_dir=sys.argv[1], admin_token={admin!r}, enrollment_token={enroll!r}, trusted_keys=[sys.argv[2]],
-             **json.loads(sys.argv[4]))
+s = Settings.from_env(
+    data_dir=sys.argv[1], admin_token={admin!r}, enrollment_token={enroll!r}, trusted_keys=[sys.argv[2]],
+    **json.loads(sys.argv[4])
+)
 uvicorn.run(create_app(s), host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
 """
 
@@ -56,9 +58,20 @@ def free_port() -> int:
 class Fleet:
     """A running fleet server: start/stop it (same port and data), publish packages, read its tables."""
 
-    def __init__(self, data_dir: Path, public_key: str, **settings: object) -> None:
-        """``settings``: fields of :class:`liteship.fleet.settings.Settings` beyond the defaults."""
+    # agents here poll every 0.3 s and close a window every 0.3 s (test speed, ~200 a minute): the
+    # per-device rate limits (liteship.fleet.limits) are raised to match; a test can lower them
+    TEST_LIMITS = {
+        "LITESHIP_LIMIT_CHECKINS_PER_MINUTE": "100000",
+        "LITESHIP_LIMIT_WINDOWS_PER_MINUTE": "100000",
+    }
+
+    def __init__(
+        self, data_dir: Path, public_key: str, env: dict[str, str] | None = None, **settings: object
+    ) -> None:
+        """``env``: ``LITESHIP_*`` variables for the server; ``settings``: fields of
+        :class:`liteship.fleet.settings.Settings` beyond the defaults."""
         self.data_dir, self.public_key, self.port = data_dir, public_key, free_port()
+        self.env = {**self.TEST_LIMITS, **(env or {})}
         self.settings = settings
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -74,7 +87,8 @@ class Fleet:
                 self.public_key,
                 str(self.port),
                 json.dumps(self.settings),
-            ]
+            ],
+            env={**os.environ, **self.env},
         )
         # Waits on the server's state: it answers /healthz, or it exited. The deadline only guards a
         # hang (niced beside normal-priority work, the import alone can take over a minute).

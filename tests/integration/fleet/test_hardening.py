@@ -121,7 +121,9 @@ def test_a_bad_stored_row_is_skipped_and_counted(running):
         )
     everything_answers(fleet, rid)
     drift = fleet.client.get("/api/v1/drift", params={"model_id": "digits"}, headers=fleet.admin).json()
-    assert {s["version"]: s["skipped_windows"] for s in drift} == {"1.0.0": 0, "1.1.0": 1}
+    # drift reads the hourly sums the server folds each window into as it arrives (issue 21 item 9): a
+    # row written past the server is not in them, so it neither counts nor fails there
+    assert {s["version"]: s["skipped_windows"] for s in drift} == {"1.0.0": 0, "1.1.0": 0}
     r = fleet.client.get(f"/api/v1/rollouts/{rid}", headers=fleet.admin).json()
     assert r["next"]["numbers"]["candidate"]["skipped_windows"] == 1
     # and the good post that follows is stored and evaluated normally

@@ -102,7 +102,12 @@ def world(tmp_path_factory, keys, make_package):
 
     from liteship.fleet.app import create_app
 
-    settings_ = production_settings(tmp_path_factory.mktemp("prop"), keys, min_devices=1, min_predictions=50)
+    # hundreds of examples through three devices: the per-device rate limits (tested in
+    # test_rate_limits.py) are raised so that every example reaches the validation it explores
+    settings_ = production_settings(
+        tmp_path_factory.mktemp("prop"), keys, min_devices=1, min_predictions=50,
+        limit_checkins_per_minute=10**6, limit_windows_per_minute=10**6, limit_events_per_hour=10**6,
+    )  # fmt: skip
     app = create_app(settings_)
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with TestClient(app) as client:

@@ -13,14 +13,14 @@ from .conftest import MODEL_FILE
         (("fleet", "bench", str(MODEL_FILE)), 2, "exactly one of --device, --group, --profile"),
         (("fleet", "bench", str(MODEL_FILE), "--device", "a", "--group", "g"), 2, "exactly one of"),
         (("fleet", "bench", str(MODEL_FILE), "--profile", "machine"), 2, "is not KEY=VALUE"),
-        (("fleet", "bench", "missing.tflite", "--device", "a"), 2, "does not exist"),
+        (("fleet", "bench", "missing.tflite", "--device", "a"), 1, "does not exist"),
         (("fleet", "bench", str(MODEL_FILE), "--device", "a", "--runs", "0"), 2, "--runs"),
         (
             ("fleet", "bench", "results", "job-x", "--server", "http://127.0.0.1:9"),
             1,
             "cannot reach the fleet",
         ),
-        (("pipeline", "select", "nothere.json", "--job", "job-x"), 2, "cannot read the pipeline report"),
+        (("pipeline", "select", "nothere.json", "--job", "job-x"), 1, "cannot read the pipeline report"),
     ],
 )
 def test_bad_input_one_line(cli, tmp_path, args, code, text):

@@ -106,7 +106,7 @@ def test_pixel_frames_are_preprocessed_like_files(store, digit_pngs, tmp_path):
 def test_sources_and_sinks_explain_what_is_missing(tmp_path):
     with pytest.raises(UsageError, match="unknown source"):
         open_source("webcam")
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(AgentError, match="does not exist"):
         open_source(f"images:{tmp_path / 'nope'}")
     video = tmp_path / "v.mp4"
     video.write_bytes(b"\0")

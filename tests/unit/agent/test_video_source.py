@@ -133,7 +133,7 @@ def test_bad_video_files_give_one_error_line(cli, installed, keys, tmp_path, req
         "--source", f"video:{bad}", "--max-frames", "3",
     )  # fmt: skip
     lines = r.stderr.strip().splitlines()
-    assert r.returncode == (2 if kind == "missing" else 1) and r.stdout == "", r.stderr
+    assert r.returncode == 1 and r.stdout == "", r.stderr
     assert len(lines) == 1 and lines[0].startswith("error:") and str(bad) in lines[0], r.stderr
     expected = {
         "missing": "does not exist",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -136,6 +137,13 @@ def require_admin(request: Request, session: SessionDep) -> None:
             status.HTTP_403_FORBIDDEN, "this endpoint needs the admin token; device tokens cannot use it."
         )
     raise _unauthorized("missing or wrong admin token: send `Authorization: Bearer <admin token>`.")
+
+
+def body_size(request: Request, body: BaseModel) -> int:
+    """Bytes of a request's body: its ``Content-Length`` (BodyLimit has already bounded it), else the
+    size of the parsed body as JSON (a chunked request)."""
+    length = request.headers.get("content-length", "")
+    return int(length) if length.isdigit() else len(body.model_dump_json())
 
 
 def own_device(device_id: str, device: D) -> D:

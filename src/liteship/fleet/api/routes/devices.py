@@ -13,9 +13,11 @@ from liteship.fleet.api.deps import (
     DeviceIdentityAuth,
     SessionDep,
     SettingsDep,
+    body_size,
     own_device,
 )
 from liteship.fleet.api.routes.jobs import attach_offers
+from liteship.fleet.checkin import revert_events
 from liteship.fleet.models import (
     Assignment,
     CheckIn,
@@ -93,6 +95,9 @@ def all_reverts(
 async def check_in(device_id: str, body: CheckIn, request: Request, device: DeviceIdentityAuth) -> Assignment:
     """Report what the device runs; returns what it should run (the hot path: see ``fleet.checkin``)."""
     own_device(device_id, device)
+    events = len(revert_events(body.health))
+    amounts = {"checkins": 1, "bytes": body_size(request, body)} | ({"events": events} if events else {})
+    request.app.state.limiter.check(device.id, **amounts)  # 429 + Retry-After; nothing stored
     assignment = await request.app.state.checkins.check_in_async(device=device, data=body)
     if assignment is None:
         raise crud.NotFound(f"device {device_id!r} is not registered.", hint="Register it again.")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 from liteship.fleet import aggregate, crud, rollout
-from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, own_device
+from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, body_size, own_device
 from liteship.fleet.checkin import count_refused
 from liteship.fleet.models import (
     ID_PATTERN,
@@ -40,6 +40,7 @@ def post_window(
     evaluated when its last evaluation is older than ``decision_interval_s``.
     """
     own_device(device_id, device)
+    request.app.state.limiter.check(device.id, windows=1, bytes=body_size(request, body))
     if body.model_id is not None and device.model_id is not None and body.model_id != device.model_id:
         count_refused(session.connection(), device_id=device.id, n=1)
         session.commit()
@@ -60,6 +61,7 @@ def post_window(
         else f"stored but not counted: the server assigns this device {assignment.model_id} "
         f"{assignment.version}, not {model_id} {version}"
     )
+    request.app.state.pruner.run_if_due(session)  # retention (liteship.fleet.retention), hourly at most
     if duplicate:
         response.status_code = status.HTTP_200_OK
         return TelemetryAccepted(window_id=body.window_id, duplicate=True, counted=counted, note=note)
