@@ -24,6 +24,7 @@ a variant that crashes LiteRT would otherwise crash the agent again at every sta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -51,6 +52,11 @@ class JobRefused(LiteshipError):
     """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
 
 
+class JobStopped(Exception):
+    """The agent is stopping: the job ends at its next step, its journal stays *running* and the next
+    start reports it *interrupted* (as after a kill)."""
+
+
 def valid_job_id(value: object) -> bool:
     """True for a job id of the fixed syntax (:data:`JOB_ID`: no dot, no slash): the only ids a job may have."""
     return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
@@ -73,8 +79,9 @@ class LiveGate:
 class Pacer:
     """Holds the gate for one bench step at a time and keeps the bench within the duty cycle."""
 
-    def __init__(self, gate: LiveGate, duty_cycle: float) -> None:
+    def __init__(self, gate: LiveGate, duty_cycle: float, stopping: threading.Event | None = None) -> None:
         self.gate, self.duty_cycle = gate, duty_cycle
+        self.stopping = stopping
         self.yielded_s = 0.0
 
     def __enter__(self) -> Pacer:
@@ -86,6 +93,8 @@ class Pacer:
 
     def __call__(self, run_ms: float) -> None:
         """After a run of ``run_ms``: let frames through for ``run_ms·(1-d)/d`` (at least one chance)."""
+        if self.stopping is not None and self.stopping.is_set():
+            raise JobStopped("the agent is stopping")
         pause = run_ms / 1000.0 * (1.0 - self.duty_cycle) / self.duty_cycle
         self.gate.__exit__()
         try:
@@ -130,6 +139,7 @@ class BenchJobs:
         self.duty_cycle, self.num_threads = duty_cycle, num_threads
         self.folder = Path(store.root) / "bench"
         self.journal = self.folder / "job.json"
+        self.stopping = threading.Event()  # set at shutdown: a running job stops at its next step
 
     # ---- journal ------------------------------------------------------------------------------------
 
@@ -256,6 +266,9 @@ class BenchJobs:
             else:
                 results = [self._bench(v, paths.get(v["name"]), settings) for v in variants]
                 report = {"state": "done", "results": results}
+        except JobStopped:  # the journal stays "running": the next start reports it interrupted
+            event("device job stopped with the agent", 30, job_id=job_id)
+            return {"state": "stopped", "results": []}
         finally:
             self._clean(job_id)
         report.update(profile=device_profile(), mode=self.mode())
@@ -275,7 +288,8 @@ class BenchJobs:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             tuf = self.updater.tuf()
-            tuf.refresh()
+            with getattr(self.updater, "tuf_lock", None) or contextlib.nullcontext():
+                tuf.refresh()
         except UpdateRefused as e:
             raise JobRefused(f"cannot verify the job: {e}") from e
         except RepositoryError as e:
@@ -324,7 +338,7 @@ class BenchJobs:
             t0 = time.perf_counter()
             source: Any = _test_runner(name, path, threads) or path
             built_ms = (time.perf_counter() - t0) * 1000.0 if source is not path else None
-            with Pacer(self.gate, self.duty_cycle) as pacer:
+            with Pacer(self.gate, self.duty_cycle, self.stopping) as pacer:
                 report = benchmark(
                     [source],
                     threads=(threads,),
@@ -336,6 +350,8 @@ class BenchJobs:
                 )
         except LiteshipError as e:
             return {"name": name, "ok": False, "error": str(e)[:1000]}
+        except JobStopped:
+            raise
         except Exception as e:  # noqa: BLE001 - a bad variant must never stop the agent
             return {"name": name, "ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}
         entry = report.entries[0]
