@@ -333,7 +333,7 @@ def job_public(session: Session, *, job_id: str) -> BenchJobPublic:
     public = [TaskPublic.model_validate(t) for t in tasks]
     return BenchJobPublic(
         kind=kind,
-        groups=group_figures(public, job.variants) if kind == "validate" else None,
+        groups=group_figures(public, job.variants, _groups(session, tasks)) if kind == "validate" else None,
         id=job.id,
         created_at=job.created_at,
         variants=job.variants,
@@ -343,6 +343,18 @@ def job_public(session: Session, *, job_id: str) -> BenchJobPublic:
         tasks=public,
         state=state,
     )
+
+
+def _groups(session: Session, tasks: list[BenchTask]) -> dict[str, str]:
+    """Each task's device's hardware group: its check-in profile, else the one its report carried."""
+    ids = [t.device_id for t in tasks]
+    devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+    out = {}
+    for t in tasks:
+        d = devices.get(t.device_id)
+        runtime = d.runtime if d is not None and isinstance(d.runtime, dict) and d.runtime else None
+        out[t.device_id] = profile_group(runtime or t.profile or {})
+    return out
 
 
 def list_jobs(session: Session, *, limit: int = 50) -> list[BenchJobPublic]:

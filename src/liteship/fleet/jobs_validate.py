@@ -168,16 +168,15 @@ def _worst(values: Iterable[float | None], pick: Callable[..., float]) -> float 
     return pick(vs) if vs else None
 
 
-def group_figures(tasks: list[Any], variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per hardware group and variant: the worst figure of its devices and whether every device passed.
-
-    A device without figures (still running, failed) counts as not passed, and is named.
-    """
-    from liteship.fleet.jobs import profile_group
-
+def group_figures(
+    tasks: list[Any], variants: list[dict[str, Any]], group_of: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Per hardware group (``group_of``: device id → group) and variant: the worst figure of its devices
+    and whether every device passed. A device without figures (still running, failed) counts as not
+    passed, and is named."""
     groups: dict[str, list[Any]] = {}
     for t in tasks:
-        groups.setdefault(profile_group(t.profile or {}), []).append(t)
+        groups.setdefault(group_of.get(t.device_id, "unknown"), []).append(t)
     out = []
     for group, members in sorted(groups.items()):
         for v in variants:
