@@ -173,49 +173,40 @@ def _show(job: dict[str, Any], as_json: bool, queued: bool = False) -> None:
 
 
 def render_validation(job: dict[str, Any]) -> None:
-    """A row per device × variant × output, then a row per hardware group × variant (worst device)."""
-    from liteship.fleet.jobs import profile_group
-
+    """A row per device × variant × output, then a row per hardware group × variant (worst device),
+    then one line per device and variant (where it ran, and why it failed)."""
     table = Table(title=f"{job['id']} ({job['state']}): device outputs vs reference", title_justify="left")
-    for col in (
-        "device",
-        "group",
-        "variant",
-        "output",
-        "on",
-        "top-1",
-        "top-5",
-        "max abs",
-        "mean abs",
-        "SQNR dB",
-        "gates",
-    ):
-        table.add_column(col, no_wrap=True)
-    errors = []
+    table.add_column("device", no_wrap=True)
+    for col in ("variant", "output", "top-1", "top-5", "max abs", "mean abs", "SQNR dB", "gates"):
+        table.add_column(col, justify="left" if col in ("variant", "output") else "right")
+    lines = []
     for t in job["tasks"]:
-        group = profile_group(t.get("profile") or {})
         for r in t.get("results") or []:
             fig = r.get("validation")
             if not r.get("ok") or not fig:
-                errors.append(f"{t['device_id']} {r.get('name')}: {r.get('error') or 'no figures'}")
+                lines.append(f"{t['device_id']} {r.get('name')}: {r.get('error') or 'no figures'}")
                 continue
             agreement = {a["output"]: a for a in fig["agreement"]}
             for o in fig["outputs"]:
                 a = agreement.get(o["name"], {})
                 table.add_row(
-                    escape(t["device_id"]), escape(group), escape(r["name"]), escape(o["name"][:40]),
-                    escape(str(fig.get("accelerator") or "cpu")),
+                    escape(t["device_id"]), escape(r["name"]), escape(o["name"][:40]),
                     _num(a.get("top1"), "{:.2%}"), _num(a.get("top5"), "{:.2%}"),
                     _num(o["max_abs_error"]), _num(o["mean_abs_error"]),
                     "∞ (identical)" if o.get("identical") else _num(o.get("sqnr_db"), "{:.1f}"),
                     "pass" if fig["passed"] else "FAIL",
                 )  # fmt: skip
+            verdict = "pass" if fig["passed"] else "FAIL: " + "; ".join(fig["failures"])
+            on = fig.get("accelerator") or "cpu"
+            if fig.get("fallback"):
+                on += f" (fell back: {fig['fallback']})"
+            lines.append(f"{t['device_id']} {r['name']}: on {on}; {verdict}")
         if not t.get("results"):
-            errors.append(f"{t['device_id']}: {t['state']}: {t.get('error') or 'no figures yet'}")
+            lines.append(f"{t['device_id']}: {t['state']}: {t.get('error') or 'no figures yet'}")
     console.print(table)
     groups = Table(title="per hardware group (worst device)", title_justify="left")
     for col in ("group", "variant", "devices", "top-1 min", "top-5 min", "max abs", "SQNR dB min", "gates"):
-        groups.add_column(col, no_wrap=True)
+        groups.add_column(col, justify="left" if col in ("group", "variant") else "right")
     for g in job.get("groups") or []:
         groups.add_row(
             escape(g["group"]), escape(g["variant"]), f"{g['answered']}/{len(g['devices'])}",
@@ -224,11 +215,8 @@ def render_validation(job: dict[str, Any]) -> None:
             "pass" if g["passed"] else "FAIL",
         )  # fmt: skip
     console.print(groups)
-    for line in errors:
-        console.print(f"  error {line}", markup=False, soft_wrap=True)
-    for g in job.get("groups") or []:
-        for f in g["failures"]:
-            console.print(f"  {g['group']} {g['variant']}: {f}", markup=False, soft_wrap=True)
+    for line in lines:
+        console.print(f"  {line}", markup=False, soft_wrap=True)
 
 
 @validate.command("results")
