@@ -73,6 +73,20 @@ def list_jobs(
     return jobs.list_jobs(session, limit=limit)
 
 
+@router.get("/api/v1/bench/preflight")
+def preflight(
+    session: SessionDep,
+    _: AdminAuth,
+    model_id: str = Query(max_length=128),
+    version: str = Query(max_length=64),
+) -> dict[str, Any]:
+    """Which devices of a model cannot load a release's model, from their device jobs (see
+    :mod:`liteship.fleet.preflight`)."""
+    from liteship.fleet.preflight import preflight as check
+
+    return check(session, model_id=model_id, version=version)
+
+
 @router.get("/api/v1/bench/jobs/{job_id}", response_model=BenchJobPublic)
 def get_job(job_id: str, session: SessionDep, _: AdminAuth) -> BenchJobPublic:
     """One job: every device's state, figures and profile."""
