@@ -11,7 +11,8 @@ says whether XNNPACK took that op (``XNNPACK``) or the builtin kernel ran it (``
 
 The per-op total is compared with the whole model's median invoke, measured in the same job; the
 difference (XNNPACK fusing neighbouring ops, cache effects, per-invoke overhead) is reported, not
-hidden. Every run is one step between frames of the live model (:class:`~liteship.agent.jobs.Pacer`).
+hidden. An op that cannot run alone on made-up inputs (a RESHAPE whose shape other ops compute) is
+listed as ``not alone`` with 0 ms. Every run is one step between frames of the live model (:class:`~liteship.agent.jobs.Pacer`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ def run_profile(name: str, path: Path, *, pacer: Pacer, num_threads: int | None,
                 try:
                     _, ms = _time(one, runs, pacer)
                     rows.append({"index": i, "op": op, "ran_on": _ran_on(one), "ms": ms})
+                except (
+                    LiteshipError
+                ) as e:  # e.g. a RESHAPE whose shape another op computes: not on made-up inputs
+                    rows.append(
+                        {"index": i, "op": op, "ran_on": "not alone", "ms": 0.0, "error": str(e)[:200]}
+                    )
                 finally:
                     one.close()
     except JobStopped:

@@ -162,3 +162,51 @@ def test_a_device_answers_only_its_own_open_task_with_bounded_outputs(fleet, job
         == 200
     )
     assert fleet.client.post(own, json=body, headers=heads["pi-1"]).status_code == 400
+
+
+def test_job_pages_on_the_dashboard(fleet, job, tflite_int8, tflite_float):
+    """The validate job's page (per device, per group, verdicts) and a profile job's page (table and
+    chart of the slowest ops, device strings escaped); admins only."""
+    from liteship.agent.jobs_profile import run_profile
+
+    queued, heads, x = job
+    body = device_outputs(tflite_int8, x, noise="3.0")
+    assert (
+        fleet.client.post(
+            f"/api/v1/devices/pc-1/bench/{queued['id']}/outputs", json=body, headers=heads["pc-1"]
+        ).status_code
+        == 200
+    )
+    page = fleet.client.get(f"/dashboard/jobs/{queued['id']}", headers=fleet.admin)
+    assert page.status_code == 200 and 'id="groups"' in page.text and "x86_64+avx2" in page.text
+    assert "FAIL" in page.text and "min_agreement" in page.text
+    assert fleet.client.get(f"/dashboard/jobs/{queued['id']}", follow_redirects=False).status_code == 303
+
+    up = fleet.client.post(
+        "/api/v1/bench/variants", content=tflite_float.read_bytes(), headers=fleet.admin
+    ).json()
+    prof = fleet.client.post(
+        "/api/v1/bench/jobs",
+        json={
+            "kind": "profile",
+            "variants": [{"name": "f.tflite", "sha256": up["sha256"]}],
+            "devices": ["pi-1"],
+        },
+        headers=fleet.admin,
+    ).json()
+    row = run_profile(
+        "f.tflite", tflite_float, pacer=Pacer(LiveGate(), 1.0, threading.Event()), num_threads=1, runs=5
+    )
+    assert row["ok"] and row["ops"], row
+    row["ops"][0]["op"] = "<script>alert(1)</script>"  # a lying device
+    r = fleet.client.post(
+        f"/api/v1/devices/pi-1/bench/{prof['id']}",
+        json={"state": "done", "results": [row]},
+        headers=heads["pi-1"],
+    )
+    assert r.status_code == 200, r.text
+    page = fleet.client.get(f"/dashboard/jobs/{prof['id']}", headers=fleet.admin).text
+    assert "<svg" in page and "CONV_2D" in page and "XNNPACK" in page and "first inference" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    listing = fleet.client.get("/dashboard/jobs", headers=fleet.admin).text
+    assert prof["id"] in listing and "profile" in listing and "validate" in listing
