@@ -235,6 +235,77 @@ def validate_results(ctx: click.Context, job_id: str, wait_s: float | None, as_j
     _gate(job)
 
 
+@validate.command("gate")
+@click.argument("report_path", metavar="REPORT", type=click.Path(exists=True, dir_okay=False))
+@click.option("--job", "job_id", help="A finished validation job of the report's variants.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True),
+    help="Queue one now on this data (with --device/--group/--profile).",
+)
+@_devices_options
+@click.option("--wait", "wait_s", default=600.0, show_default=True, type=click.FloatRange(0, 86_400))
+@connection_options
+@json_option
+@click.pass_context
+def validate_gate(
+    ctx: click.Context,
+    report_path: str,
+    job_id: str | None,
+    data: str | None,
+    devices: tuple[str, ...],
+    group: str | None,
+    profile: tuple[str, ...],
+    wait_s: float,
+    as_json: bool,
+) -> None:
+    """Gate a pipeline REPORT's variants on the devices' validation figures, per hardware group.
+
+    A variant that passes the pipeline's gates on the workstation but fails them on a group is not
+    chosen for that group. Writes `device_validation` into REPORT; exit 3 when a group has no variant.
+    """
+    import json
+    from pathlib import Path
+
+    from liteship.pipeline.device_gate import apply, device_gate, queue_for_report
+    from liteship.pipeline.device_select import read_report
+
+    report = read_report(report_path)
+    client = _client(ctx)
+    if (job_id is None) == (data is None):
+        raise UsageError("give either --job (a finished validation job) or --data (queue one now).")
+    if data is not None:
+        job_id = queue_for_report(client, report, report_path, data, **_selector(devices, group, profile))[
+            "id"
+        ]
+    assert job_id is not None
+    job = _wait(client, job_id, wait_s, show=not as_json)
+    gate = device_gate(report, job)
+    Path(report_path).write_text(json.dumps(apply(report, gate), indent=2))
+    if as_json:
+        emit_json(gate.to_dict())
+    else:
+        table = Table(
+            title=f"device validation ({gate.job_id}): workstation | device, per hardware group",
+            title_justify="left",
+        )
+        for col in ("group", "variant", "workstation", "devices", "chosen"):
+            table.add_column(col)
+        for g in gate.groups:
+            for recipe, ws in g.workstation.items():
+                dev = g.device.get(recipe)
+                table.add_row(
+                    escape(g.group), escape(recipe), "pass" if ws else "FAIL",
+                    "–" if dev is None else ("pass" if dev else "FAIL"), "✓" if recipe == g.chosen else "",
+                )  # fmt: skip
+        console.print(table)
+        for g in gate.groups:
+            for recipe, why in g.excluded.items():
+                console.print(f"  {g.group} {recipe}: {'; '.join(why)}", markup=False, soft_wrap=True)
+    if gate.failed_groups:
+        raise GateFailed(f"no variant passes the gates on {', '.join(gate.failed_groups)}.")
+
+
 # ---- profile --------------------------------------------------------------------------------------------
 
 
