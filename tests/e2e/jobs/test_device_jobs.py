@@ -118,3 +118,37 @@ def test_profile_job_ops_add_up_to_the_invoke_time(fleet, agents, cli):
     assert row["load_ms"] > 0 and row["first_inference_ms"] > 0 and row["peak_rss_bytes"] > 0
     r = cli("fleet", "profile", "results", job["id"], env=admin_env(fleet))
     assert r.returncode == 0 and "DEPTHWISE_CONV_2D" in r.stdout and "XNNPACK" in r.stdout, r.stdout
+
+
+def test_device_gate_on_a_pipeline_report(fleet, agents, tflite_int8, tflite_float, val_npz, cli, tmp_path):
+    """`fleet validate gate REPORT`: the report's variants validated on the devices with the report's
+    gates; the honest device's group keeps the workstation's choice; with the perturbed device in the
+    group no variant passes there (exit 3), and report.json says why, side by side."""
+    report = {
+        "objective": "latency",
+        "source": str(tflite_float),
+        "gates": {"max_accuracy_drop": None, "min_agreement": 0.9},
+        "variants": [
+            {"recipe": r, "path": str(p), "ok": True, "size_bytes": p.stat().st_size, "p50_ms": ms,
+             "accuracy_drop": 0.0, "agreement_top1": 1.0, "validation_passed": True, "gates_passed": True}
+            for r, p, ms in (("float32", tflite_float, 2.0), ("int8", tflite_int8, 1.0))
+        ],
+        "chosen": "int8",
+    }  # fmt: skip
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    args = ("fleet", "validate", "gate", str(path), "--data", str(val_npz), "--wait", "180", "--json")
+    r = cli(*args, "--device", "val-good", env=admin_env(fleet))
+    assert r.returncode == 0, r.stderr + r.stdout
+    (group,) = json.loads(r.stdout)["groups"]
+    assert group["chosen"] == "int8" and group["device"] == {"float32": True, "int8": True}, group
+    saved = json.loads(path.read_text())
+    assert saved["device_validation"]["groups"][0]["chosen"] == "int8" and saved["chosen"] == "int8"
+
+    r = cli(*args, "--device", "val-good", "--device", "val-noisy", env=admin_env(fleet))
+    assert r.returncode == 3, r.stderr + r.stdout
+    (group,) = json.loads(r.stdout)["groups"]
+    assert group["chosen"] is None and group["workstation"] == {"float32": True, "int8": True}
+    assert group["device"] == {"float32": False, "int8": False}
+    assert all("min_agreement" in " ".join(w) for w in group["excluded"].values()), group["excluded"]
+    assert "no variant passes the gates on" in r.stderr
