@@ -267,11 +267,20 @@ class BenchJobs:
                 variants, settings = _checked(offer)
                 data = settings.get("data")
                 paths = self._fetch(job_id, [*variants, *([data] if data else [])])
+                if data:  # unusable samples refuse the whole job, like a target that does not verify
+                    from liteship.agent.jobs_validate import load_samples
+
+                    settings["samples"] = load_samples(paths[data["name"]])
             except JobRefused as e:
                 report = {"state": "refused", "error": str(e)[:1000], "results": []}
                 event("bench job refused", 40, job_id=job_id, error=str(e))
             else:
-                report = {"state": "done", "results": self._results(job_id, variants, paths, settings)}
+                try:
+                    report = {"state": "done", "results": self._results(job_id, variants, paths, settings)}
+                except JobStopped:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported, never a journal left "running"
+                    report = {"state": "failed", "error": f"{type(e).__name__}: {e}"[:1000], "results": []}
         except JobStopped:  # the journal stays "running": the next start reports it interrupted
             event("device job stopped with the agent", 30, job_id=job_id)
             return {"state": "stopped", "results": []}
@@ -305,9 +314,9 @@ class BenchJobs:
                     else _too_big(v)
                 )
             return rows
-        from liteship.agent.jobs_validate import load_samples, run_validation
+        from liteship.agent.jobs_validate import run_validation
 
-        x = load_samples(paths[settings["data"]["name"]])
+        x = settings["samples"]
         for v in variants:
             path = paths.get(v["name"])
             if path is None:
