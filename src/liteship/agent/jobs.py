@@ -24,6 +24,7 @@ a variant that crashes LiteRT would otherwise crash the agent again at every sta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -41,7 +42,9 @@ DEFAULT_DUTY_CYCLE = 0.5
 MAX_VARIANT_BYTES = 256 << 20
 MAX_RUNS = 10_000
 DONE_KEPT = 100  # job ids remembered as done (a job offered again after it finished is not rerun)
-TARGET_PREFIX = "bench-jobs/"  # the TUF targets of bench jobs (liteship.fleet.jobs); never a model's
+TARGET_PREFIX = "bench-jobs/"  # the TUF targets of device jobs (liteship.fleet.jobs); never a model's
+KINDS = ("bench", "validate", "profile")
+MAX_DATA_BYTES = 64 << 20  # a validate job's samples
 # a job id is a name of this syntax (the server's are "job-<16 hex>"), never a path
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" adds MS to each run of NAME
@@ -49,6 +52,11 @@ TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" add
 
 class JobRefused(LiteshipError):
     """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
+
+
+class JobStopped(Exception):
+    """The agent is stopping: the job ends at its next step, its journal stays *running* and the next
+    start reports it *interrupted* (as after a kill)."""
 
 
 def valid_job_id(value: object) -> bool:
@@ -73,8 +81,9 @@ class LiveGate:
 class Pacer:
     """Holds the gate for one bench step at a time and keeps the bench within the duty cycle."""
 
-    def __init__(self, gate: LiveGate, duty_cycle: float) -> None:
+    def __init__(self, gate: LiveGate, duty_cycle: float, stopping: threading.Event | None = None) -> None:
         self.gate, self.duty_cycle = gate, duty_cycle
+        self.stopping = stopping
         self.yielded_s = 0.0
 
     def __enter__(self) -> Pacer:
@@ -86,6 +95,8 @@ class Pacer:
 
     def __call__(self, run_ms: float) -> None:
         """After a run of ``run_ms``: let frames through for ``run_ms·(1-d)/d`` (at least one chance)."""
+        if self.stopping is not None and self.stopping.is_set():
+            raise JobStopped("the agent is stopping")
         pause = run_ms / 1000.0 * (1.0 - self.duty_cycle) / self.duty_cycle
         self.gate.__exit__()
         try:
@@ -111,6 +122,8 @@ class BenchJobs:
         gate: Shared with the inference loop.
         duty_cycle: Largest share of time the bench may take, 0 < d ≤ 1. Defaults to 0.5.
         num_threads: LiteRT threads when the job does not set them. Defaults to the runtime's default.
+        accelerator: The agent's ``--accelerator``: validate jobs run on it (with the live loop's CPU
+            fallback). Defaults to the Interpreter on the CPU.
     """
 
     def __init__(
@@ -121,6 +134,7 @@ class BenchJobs:
         gate: LiveGate,
         duty_cycle: float = DEFAULT_DUTY_CYCLE,
         num_threads: int | None = None,
+        accelerator: str | None = None,
     ) -> None:
         if not 0.0 < duty_cycle <= 1.0:
             raise LiteshipError(
@@ -128,8 +142,10 @@ class BenchJobs:
             )
         self.store, self.updater, self.gate = store, updater, gate
         self.duty_cycle, self.num_threads = duty_cycle, num_threads
+        self.accelerator = accelerator  # validate jobs run where the live model runs (--accelerator)
         self.folder = Path(store.root) / "bench"
         self.journal = self.folder / "job.json"
+        self.stopping = threading.Event()  # set at shutdown: a running job stops at its next step
 
     # ---- journal ------------------------------------------------------------------------------------
 
@@ -249,13 +265,25 @@ class BenchJobs:
         try:
             try:
                 variants, settings = _checked(offer)
-                paths = self._fetch(job_id, variants)
+                data = settings.get("data")
+                paths = self._fetch(job_id, [*variants, *([data] if data else [])])
+                if data:  # unusable samples refuse the whole job, like a target that does not verify
+                    from liteship.agent.jobs_validate import load_samples
+
+                    settings["samples"] = load_samples(paths[data["name"]])
             except JobRefused as e:
                 report = {"state": "refused", "error": str(e)[:1000], "results": []}
                 event("bench job refused", 40, job_id=job_id, error=str(e))
             else:
-                results = [self._bench(v, paths.get(v["name"]), settings) for v in variants]
-                report = {"state": "done", "results": results}
+                try:
+                    report = {"state": "done", "results": self._results(job_id, variants, paths, settings)}
+                except JobStopped:
+                    raise
+                except Exception as e:  # noqa: BLE001 - reported, never a journal left "running"
+                    report = {"state": "failed", "error": f"{type(e).__name__}: {e}"[:1000], "results": []}
+        except JobStopped:  # the journal stays "running": the next start reports it interrupted
+            event("device job stopped with the agent", 30, job_id=job_id)
+            return {"state": "stopped", "results": []}
         finally:
             self._clean(job_id)
         report.update(profile=device_profile(), mode=self.mode())
@@ -264,6 +292,58 @@ class BenchJobs:
             self._finish(job_id)
         event("bench job finished", job_id=job_id, state=report["state"])
         return report
+
+    def _results(
+        self, job_id: str, variants: list[dict[str, Any]], paths: dict[str, Path], settings: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Each variant's result row, by the job's kind (bench, validate, profile)."""
+        kind = settings.get("kind", "bench")
+        if kind == "bench":
+            return [self._bench(v, paths.get(v["name"]), settings) for v in variants]
+        threads = settings["threads"] or self.num_threads
+        pacer = Pacer(self.gate, self.duty_cycle, self.stopping)
+        rows = []
+        if kind == "profile":
+            from liteship.agent.jobs_profile import run_profile
+
+            for v in variants:
+                path = paths.get(v["name"])
+                rows.append(
+                    run_profile(v["name"], path, pacer=pacer, num_threads=threads, runs=settings["runs"])
+                    if path is not None
+                    else _too_big(v)
+                )
+            return rows
+        from liteship.agent.jobs_validate import run_validation
+
+        x = settings["samples"]
+        for v in variants:
+            path = paths.get(v["name"])
+            if path is None:
+                rows.append(_too_big(v))
+                continue
+            row, body = run_validation(
+                v["name"], path, x, pacer=pacer, accelerator=self.accelerator, num_threads=threads
+            )
+            if body is not None and not self._post_outputs(job_id, body):
+                row = {
+                    **row,
+                    "ok": False,
+                    "error": "the server did not take the outputs (see the agent log).",
+                }
+            rows.append(row)
+        return rows
+
+    def _post_outputs(self, job_id: str, body: dict[str, Any]) -> bool:
+        from liteship.agent.client import ServerError
+
+        client = self.updater.client
+        try:
+            client.request("POST", f"/api/v1/devices/{client.device_id}/bench/{job_id}/outputs", json=body)
+        except ServerError as e:
+            event("validation outputs refused", 40, job_id=job_id, variant=body["name"], error=str(e))
+            return False
+        return True
 
     def _fetch(self, job_id: str, variants: list[dict[str, Any]]) -> dict[str, Path]:
         """Every variant through TUF into the job's folder. Raises JobRefused when one does not verify."""
@@ -275,7 +355,8 @@ class BenchJobs:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             tuf = self.updater.tuf()
-            tuf.refresh()
+            with getattr(self.updater, "tuf_lock", None) or contextlib.nullcontext():
+                tuf.refresh()
         except UpdateRefused as e:
             raise JobRefused(f"cannot verify the job: {e}") from e
         except RepositoryError as e:
@@ -313,18 +394,13 @@ class BenchJobs:
 
         name = variant["name"]
         if path is None:
-            return {
-                "name": name,
-                "ok": False,
-                "error": f"{variant['size']} bytes is over this device's "
-                f"{MAX_VARIANT_BYTES >> 20} MiB limit for a bench variant.",
-            }
+            return _too_big(variant)
         threads = settings["threads"] or self.num_threads
         try:
             t0 = time.perf_counter()
             source: Any = _test_runner(name, path, threads) or path
             built_ms = (time.perf_counter() - t0) * 1000.0 if source is not path else None
-            with Pacer(self.gate, self.duty_cycle) as pacer:
+            with Pacer(self.gate, self.duty_cycle, self.stopping) as pacer:
                 report = benchmark(
                     [source],
                     threads=(threads,),
@@ -336,6 +412,8 @@ class BenchJobs:
                 )
         except LiteshipError as e:
             return {"name": name, "ok": False, "error": str(e)[:1000]}
+        except JobStopped:
+            raise
         except Exception as e:  # noqa: BLE001 - a bad variant must never stop the agent
             return {"name": name, "ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}
         entry = report.entries[0]
@@ -355,21 +433,43 @@ class BenchJobs:
         }
 
 
+def _too_big(variant: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": variant["name"],
+        "ok": False,
+        "error": f"{variant['size']} bytes is over this device's {MAX_VARIANT_BYTES >> 20} MiB limit for a "
+        "job's variant.",
+    }
+
+
+def _target(v: Any) -> dict[str, Any]:
+    """A target of the offer (a variant or a validate job's data), checked; raises JobRefused."""
+    ok = isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "target_path", "sha256"))
+    if not ok or not isinstance(v.get("size"), int) or not 0 < v["size"] < 1 << 40:
+        raise JobRefused(f"malformed target in the job: {str(v)[:200]}")
+    if not re.fullmatch(r"[0-9a-f]{64}", v["sha256"]) or not v["target_path"].startswith(TARGET_PREFIX):
+        raise JobRefused(f"{v['name'][:100]!r} is not a job target ({TARGET_PREFIX}<job>/<name>).")
+    return dict(v)
+
+
 def _checked(offer: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The offer's variants and settings, bounded (the server is trusted less than TUF)."""
     variants = offer.get("variants")
     if not isinstance(variants, list) or not 0 < len(variants) <= 16:
         raise JobRefused("the job lists no variants, or more than 16.")
-    out = []
-    for v in variants:
-        ok = isinstance(v, dict) and all(isinstance(v.get(k), str) for k in ("name", "target_path", "sha256"))
-        if not ok or not isinstance(v.get("size"), int) or not 0 < v["size"] < 1 << 40:
-            raise JobRefused(f"malformed variant in the job: {str(v)[:200]}")
-        if not re.fullmatch(r"[0-9a-f]{64}", v["sha256"]) or not v["target_path"].startswith(TARGET_PREFIX):
+    out = [_target(v) for v in variants]
+    kind = offer.get("kind") or "bench"
+    if kind not in KINDS:
+        raise JobRefused(f"unknown job kind {str(kind)[:50]!r}; this agent runs {', '.join(KINDS)}.")
+    data = offer.get("data")
+    if kind == "validate":
+        data = _target(data)
+        if data["size"] > MAX_DATA_BYTES or any(v["name"] == data["name"] for v in out):
             raise JobRefused(
-                f"variant {v['name'][:100]!r} is not a bench target ({TARGET_PREFIX}<job>/<name>)."
+                f"the validation data {data['name'][:100]!r} is too big or named like a variant."
             )
-        out.append(v)
+    elif data is not None:
+        raise JobRefused(f"a {kind} job carries no data.")
 
     def number(key: str, default: float, low: float, high: float) -> Any:
         value = offer.get(key, default)
@@ -380,12 +480,14 @@ def _checked(offer: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any
         return value
 
     threads = offer.get("threads")
-    settings = {
+    settings: dict[str, Any] = {
         "runs": int(number("runs", 50, 1, MAX_RUNS)),
         "warmup": int(number("warmup", 5, 0, 1000)),
         "min_seconds": float(number("min_seconds", 1.0, 0.0, 60.0)),
         "threads": int(number("threads", 1, 1, 64)) if threads is not None else None,
     }
+    if kind != "bench":  # a bench job's settings stay those of bench jobs before other kinds
+        settings.update(kind=kind, data=data)
     return out, settings
 
 

@@ -2,7 +2,9 @@
 windows into the spool; a background thread checks in, updates and uploads the spool.
 
 Only this thread runs the model. The updater thread swaps slots on disk and raises a flag; the loop
-reloads the model between two frames. After an install or a revert the updater checks in again at once,
+reloads the model between two frames. Device jobs (bench, validate, profile: :mod:`liteship.agent.jobs`)
+run on a third thread, ``liteship-jobs``: a job of minutes never delays a check-in, an update or a
+revert the server orders (issue 21); the updater only hands it the latest assignment. After an install or a revert the updater checks in again at once,
 so the server learns the version without waiting a poll interval. SIGTERM sets a flag checked after each
 frame: the current frame finishes, the updater thread finishes its step, the open window is spooled and
 the spool is flushed before the process exits.
@@ -214,6 +216,8 @@ class AgentLoop:
         self._stop, self._changed, self._flush_lock = threading.Event(), threading.Event(), threading.Lock()
         self._wake, self._report_due, self._polled = threading.Event(), threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
+        self._jobs_thread: threading.Thread | None = None
+        self._jobs_due = threading.Event()  # a check-in brought an assignment: the jobs thread looks at it
         self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
         self._window_started = time.monotonic()
@@ -434,12 +438,20 @@ class AgentLoop:
         event("check-in (report)", **decision)
 
     def _run_jobs(self) -> None:
-        if self.jobs is None or self._stop.is_set():
-            return
-        try:
-            self.jobs.after_check_in()
-        except Exception as e:  # noqa: BLE001 - a bench job must not stop the updater
-            event("bench job error", 40, error=f"{type(e).__name__}: {e}")
+        """Hand the assignment to the jobs thread (never run a job here: check-ins must go on)."""
+        if self.jobs is not None and not self._stop.is_set():
+            self._jobs_due.set()
+
+    def _jobs_loop(self) -> None:
+        """The jobs thread: after each check-in, send owed reports and run offered jobs, one at a time."""
+        while not self._stop.is_set():
+            if not self._jobs_due.wait(0.5):
+                continue
+            self._jobs_due.clear()
+            try:
+                self.jobs.after_check_in()
+            except Exception as e:  # noqa: BLE001 - a device job must not stop the agent
+                event("device job error", 40, error=f"{type(e).__name__}: {e}")
 
     def _update_thread(self) -> None:
         try:
@@ -485,6 +497,9 @@ class AgentLoop:
         if self.updater is not None:
             self._thread = threading.Thread(target=self._update_thread, name="liteship-updater", daemon=True)
             self._thread.start()
+        if self.updater is not None and self.jobs is not None:
+            self._jobs_thread = threading.Thread(target=self._jobs_loop, name="liteship-jobs", daemon=True)
+            self._jobs_thread.start()
         self._reload()
         self._next_frame = time.monotonic()
         try:
@@ -512,6 +527,10 @@ class AgentLoop:
     def _shutdown(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self.jobs is not None:
+            self.jobs.stopping.set()  # a job stops at its next step; its journal says "interrupted"
+        if self._jobs_thread is not None:
+            self._jobs_thread.join(self.JOIN_TIMEOUT_S)
         if self._thread is not None:
             self._thread.join(self.JOIN_TIMEOUT_S)
             if not self._thread.is_alive() and self._report_due.is_set():

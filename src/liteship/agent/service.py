@@ -345,7 +345,12 @@ def _attach_bench_jobs(loop: Any, store: Store, updater: Any, config: AgentConfi
 
     loop.gate = LiveGate()
     loop.jobs = BenchJobs(
-        store, updater, gate=loop.gate, duty_cycle=config.bench_duty_cycle, num_threads=config.num_threads
+        store,
+        updater,
+        gate=loop.gate,
+        duty_cycle=config.bench_duty_cycle,
+        num_threads=config.num_threads,
+        accelerator=config.accelerator,
     )
     loop.jobs.recover()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,8 @@ class Updater:
         self._profile: dict[str, Any] | None = None
         self.failed_checkins = 0  # in a row; sets the backoff of next_delay()
         self.retry_after: float | None = None  # the server's Retry-After on the last failed check-in
+        # one TUF metadata refresh at a time: device jobs (their own thread) and updates share <state>/tuf
+        self.tuf_lock = threading.RLock()
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -247,8 +250,9 @@ class Updater:
         """The assigned package, downloaded (resumed) and checked against its TUF target hash."""
         updater = self.tuf()
         try:
-            updater.refresh()
-            info = updater.get_targetinfo(assignment["target_path"])
+            with self.tuf_lock:
+                updater.refresh()
+                info = updater.get_targetinfo(assignment["target_path"])
         except ExpiredMetadataError as e:
             raise UpdateRefused(
                 f"TUF metadata has expired ({e}); refusing a possibly frozen update.",

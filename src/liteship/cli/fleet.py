@@ -309,7 +309,9 @@ def rollout_start(
             raise click.BadParameter(
                 f"expected NAME=NUMBER, got {item!r}", param_hint="--threshold"
             ) from None
-    r = _client(ctx).start_rollout(
+    client = _client(ctx)
+    checked = _preflight_warning(client, model_id, version, show=not as_json)
+    r = client.start_rollout(
         model_id,
         version,
         control_version=control,
@@ -318,10 +320,40 @@ def rollout_start(
         min_arm_devices=min_arm_devices,
     )
     if as_json:
-        emit_json(r)
+        emit_json({**r, "preflight": checked} if checked is not None else r)
         return
     _render_rollout(r)
     _render_plan(r)
+
+
+def _preflight_warning(client: Any, model_id: str, version: str, show: bool) -> dict[str, Any] | None:
+    """Warn (stderr) about devices whose runtime could not load the candidate in a device job, and how
+    many were never checked (liteship.fleet.preflight). Never stops the rollout; None if unknown."""
+    from liteship.errors import LiteshipError
+
+    try:
+        checked: dict[str, Any] = client._call(
+            "GET", "/api/v1/bench/preflight", params={"model_id": model_id, "version": version}
+        )
+    except LiteshipError:
+        return None  # an older server, or no such release: start_rollout says what is wrong
+    if show and checked["cannot_load"]:
+        rows = {d["device_id"]: d for d in checked["devices"]}
+        click.echo(
+            f"warning: {len(checked['cannot_load'])} device(s) could not load {model_id} {version}'s model "
+            "in a device job; a rollout may put them on the candidate arm (they would revert):",
+            err=True,
+        )
+        for device_id in checked["cannot_load"]:
+            d = rows[device_id]
+            click.echo(f"  {device_id} ({d['group']}, job {d['job_id']}): {d['error']}", err=True)
+    if show and checked["unchecked"]:
+        click.echo(
+            f"note: {len(checked['unchecked'])} device(s) of {model_id} have not loaded this model in a device "
+            f"job yet (check them: liteship fleet bench MODEL.tflite --runs 1 --warmup 0 --device ID…).",
+            err=True,
+        )
+    return checked
 
 
 @rollout.command("status")

@@ -217,3 +217,5 @@ def render_results(job: dict[str, Any]) -> None:
 
 
 fleet_cmd.add_command(bench)
+
+import liteship.cli.fleet_jobs  # noqa: E402, F401 - registers `fleet validate` and `fleet profile` (built on this module)

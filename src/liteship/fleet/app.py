@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
-from liteship.fleet import crud, dashboard
+from liteship.fleet import crud, dashboard, dashboard_jobs
 from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
@@ -333,6 +333,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         # TUF targets route is more specific than distribution's
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
+    app.include_router(dashboard_jobs.router)  # device-job pages (liteship.fleet.dashboard_jobs)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from liteship.errors import FleetError
 from liteship.fleet.crud import NotFound, profile_matches
 from liteship.fleet.jobs_models import (
+    MAX_DATA_BYTES,
     TARGET_PREFIX,
     TASK_DONE,
     TASK_OPEN,
@@ -37,6 +38,7 @@ from liteship.fleet.jobs_models import (
     BenchTask,
     TaskPublic,
 )
+from liteship.fleet.jobs_validate import group_figures, merge_validation
 from liteship.fleet.models import Device
 
 OPEN_TASKS_TTL_S = 1.0
@@ -150,12 +152,18 @@ def create_job(
         variants.append(
             {"name": v.name, "sha256": v.sha256, "size": size, "target_path": target_path(job_id, v.name)}
         )
-    settings = {
+    settings: dict[str, Any] = {
         "runs": body.runs,
         "warmup": body.warmup,
         "min_seconds": body.min_seconds,
         "threads": body.threads,
     }
+    if body.kind != "bench":
+        settings["kind"] = body.kind
+    if body.kind == "validate":
+        settings.update(_validation_inputs(body, job_id, names, blob_size))
+    elif body.data is not None or body.reference is not None or body.gates is not None:
+        raise FleetError(f"data, reference and gates belong to a validate job, not to a {body.kind} job.")
     job = BenchJob(id=job_id, variants=variants, settings=settings, selector=selector, tuf="signed")
     session.add(job)
     session.flush()
@@ -165,12 +173,55 @@ def create_job(
     return job, devices
 
 
+def _validation_inputs(
+    body: BenchJobCreate, job_id: str, names: list[str], blob_size: Callable[[str], int | None]
+) -> dict[str, Any]:
+    """A validate job's data target (signed, fetched by devices), reference blob (server only), gates."""
+    if body.data is None or body.reference is None:
+        raise FleetError(
+            "a validate job needs its validation inputs (data) and the workstation's reference outputs "
+            "(reference).",
+            hint="`liteship fleet validate VARIANT… --data VAL.npz` prepares and uploads both.",
+        )
+    if body.data.name in names:
+        raise FleetError(f"the data's name {body.data.name!r} is also a variant's name.", hint="Rename one.")
+    size = blob_size(body.data.sha256)
+    if size is None or blob_size(body.reference) is None:
+        raise NotFound(
+            "the validation data or the reference outputs were not uploaded.",
+            hint="POST them to /api/v1/bench/variants first (`liteship fleet validate` does).",
+        )
+    if size > MAX_DATA_BYTES:
+        raise FleetError(
+            f"the validation data is {size} bytes, over the {MAX_DATA_BYTES >> 20} MiB a device fetches.",
+            hint="Validate on fewer samples (--limit).",
+        )
+    data = {
+        "name": body.data.name,
+        "sha256": body.data.sha256,
+        "size": size,
+        "target_path": target_path(job_id, body.data.name),
+    }
+    gates = body.gates.model_dump(exclude_none=True) if body.gates is not None else {}
+    return {"data": data, "reference": body.reference, "gates": gates}
+
+
+def job_kind(job: BenchJob) -> str:
+    return str(job.settings.get("kind") or "bench")
+
+
+def _targets(job: BenchJob) -> list[dict[str, Any]]:
+    """Every TUF target of a job: its variants, and a validate job's data."""
+    data = job.settings.get("data")
+    return [*job.variants, *([data] if isinstance(data, dict) else [])]
+
+
 def job_targets(session: Session) -> dict[str, tuple[str, int]]:
     """TUF targets of the jobs that still have an open task (``path → (sha256, size)``)."""
     open_jobs = select(BenchTask.job_id).where(BenchTask.state.in_(TASK_OPEN)).distinct()
     out: dict[str, tuple[str, int]] = {}
     for job in session.scalars(select(BenchJob).where(BenchJob.id.in_(open_jobs))):
-        for v in job.variants:
+        for v in _targets(job):
             out[v["target_path"]] = (v["sha256"], v["size"])
     return out
 
@@ -180,7 +231,7 @@ def variant_blob(session: Session, *, job_id: str, name: str) -> str | None:
     job = session.get(BenchJob, job_id)
     if job is None:
         return None
-    return next((v["sha256"] for v in job.variants if v["name"] == name), None)
+    return next((v["sha256"] for v in _targets(job) if v["name"] == name), None)
 
 
 def offers_for(
@@ -195,10 +246,24 @@ def offers_for(
     ).scalars()
     offers = []
     for job in rows:
-        if not all(is_signed(v["target_path"], v["sha256"]) for v in job.variants):
+        if not all(is_signed(v["target_path"], v["sha256"]) for v in _targets(job)):
             continue
-        variants = [{k: v[k] for k in ("name", "target_path", "sha256", "size")} for v in job.variants]
-        offers.append(BenchOffer(job_id=job.id, variants=variants, **job.settings))
+        keys = ("name", "target_path", "sha256", "size")
+        variants = [{k: v[k] for k in keys} for v in job.variants]
+        settings: dict[str, Any] = {
+            k: job.settings.get(k) for k in ("runs", "warmup", "min_seconds", "threads")
+        }
+        data = job.settings.get("data")
+        kind = job_kind(job)
+        offers.append(
+            BenchOffer(
+                job_id=job.id,
+                variants=variants,
+                **settings,
+                kind=None if kind == "bench" else kind,  # type: ignore[arg-type]
+                data={k: data[k] for k in keys} if isinstance(data, dict) else None,
+            )
+        )
     return offers
 
 
@@ -218,7 +283,8 @@ def record_report(session: Session, *, job_id: str, device_id: str, report: Benc
     task.state = report.state
     task.error = _text(report.error)
     if report.results:
-        task.results = [{**r.model_dump(), "error": _text(r.error)} for r in report.results]
+        results = [{**r.model_dump(), "error": _text(r.error)} for r in report.results]
+        task.results = merge_validation(task.results, results) if report.state in TASK_DONE else results
     if report.profile is not None:
         task.profile = _bounded_profile(report.profile)
     if report.mode is not None:
@@ -263,16 +329,32 @@ def job_public(session: Session, *, job_id: str) -> BenchJobPublic:
         session.scalars(select(BenchTask).where(BenchTask.job_id == job_id).order_by(BenchTask.device_id))
     )
     state = "open" if any(t.state in TASK_OPEN for t in tasks) else "complete"
+    kind = job_kind(job)
+    public = [TaskPublic.model_validate(t) for t in tasks]
     return BenchJobPublic(
+        kind=kind,
+        groups=group_figures(public, job.variants, _groups(session, tasks)) if kind == "validate" else None,
         id=job.id,
         created_at=job.created_at,
         variants=job.variants,
         settings=job.settings,
         selector=job.selector,
         tuf=job.tuf,
-        tasks=[TaskPublic.model_validate(t) for t in tasks],
+        tasks=public,
         state=state,
     )
+
+
+def _groups(session: Session, tasks: list[BenchTask]) -> dict[str, str]:
+    """Each task's device's hardware group: its check-in profile, else the one its report carried."""
+    ids = [t.device_id for t in tasks]
+    devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+    out = {}
+    for t in tasks:
+        d = devices.get(t.device_id)
+        runtime = d.runtime if d is not None and isinstance(d.runtime, dict) and d.runtime else None
+        out[t.device_id] = profile_group(runtime or t.profile or {})
+    return out
 
 
 def list_jobs(session: Session, *, limit: int = 50) -> list[BenchJobPublic]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,132 @@ from liteship.fleet.client import FleetClient
 from liteship.fleet.jobs_models import VARIANT_NAME_PATTERN
 
 OPEN = ("queued", "running")
+DATA_NAME = "validation-data.npz"  # the validation inputs' target name in a validate job
+
+
+@dataclass(frozen=True)
+class PreparedValidation:
+    """A validate job's two files, made on the workstation.
+
+    Attributes:
+        data: ``.npz`` with ``x``: the samples, preprocessed as ``liteship validate`` prepares them
+            (a signed TUF target: every device runs the variants on exactly these).
+        reference: ``.npz`` with the reference outputs per variant, the labels ``y`` (if any) and
+            ``meta`` (JSON: which array is which output); it stays on the server.
+        samples: How many samples (a bounded subset of the data).
+        notes: What was cut or decided (the subset, the preprocessing rule).
+    """
+
+    data: bytes
+    reference: bytes
+    samples: int
+    notes: tuple[str, ...]
+
+
+def prepare_validation(
+    variants: Sequence[str | Path],
+    data: str | Path,
+    *,
+    reference: str | Path | None = None,
+    limit: int | None = None,
+    names: Sequence[str] | None = None,
+) -> PreparedValidation:
+    """The inputs and reference outputs of a validate job.
+
+    The samples are read and preprocessed exactly as ``liteship validate`` reads them (the first
+    variant's declared rule), cut to a bounded subset: at most :data:`MAX_SAMPLES`, and no more than
+    fits :data:`MAX_OUTPUT_BYTES` of one variant's outputs and :data:`MAX_DATA_BYTES` of inputs. The
+    reference outputs come from ``reference`` (e.g. the float model) when given, else from each variant
+    itself on this workstation (then the figures say how far the device is from the workstation).
+
+    Raises:
+        UsageError: A model with several inputs, or variants that declare different preprocessing.
+        DataError, ModelError: The data or a model cannot be used.
+    """
+    import io
+    import json
+
+    import numpy as np
+
+    from liteship.data import load_dataset
+    from liteship.fleet.jobs_models import MAX_DATA_BYTES, MAX_OUTPUT_BYTES, MAX_SAMPLES
+    from liteship.runtime.reference import open_reference
+    from liteship.validate.comparator import batches, candidate_preprocessing, feed_for
+
+    names = list(names) if names is not None else [variant_name(p) for p in variants]
+    runners: list[Any] = []
+    ref_runner = None
+    try:
+        runners = [open_reference(str(p)) for p in variants]
+        ref_runner = open_reference(reference) if reference is not None else None
+        first = runners[0]
+        if len(first.input_specs) != 1:
+            raise UsageError(
+                f"{names[0]} has {len(first.input_specs)} inputs; fleet validation takes one-input models.",
+                hint="Validate it locally with `liteship validate`.",
+            )
+        pre, pre_from = candidate_preprocessing(str(variants[0]), first, reference, ref_runner)
+        for n, p, r in zip(names[1:], variants[1:], runners[1:], strict=True):
+            other, _ = candidate_preprocessing(str(p), r, reference, ref_runner)
+            if other.to_dict() != pre.to_dict():
+                raise UsageError(
+                    f"{n} declares other preprocessing than {names[0]}; one job has one set of inputs.",
+                    hint="Queue a validation job per preprocessing rule.",
+                )
+        per_sample = max(
+            sum(int(np.prod(s.shape[1:] or (1,))) * np.dtype(s.dtype).itemsize for s in r.output_specs)
+            for r in runners
+        )
+        dataset = load_dataset(data, preprocessing=pre, input_shape=first.input_specs[0].shape, limit=limit)
+        x0 = np.asarray(dataset[0][0])
+        cap = min(
+            MAX_SAMPLES, MAX_OUTPUT_BYTES // max(per_sample, 1), MAX_DATA_BYTES // max(x0.nbytes, 1) - 1
+        )
+        if cap < 1:
+            raise UsageError(
+                f"one sample's outputs ({per_sample} bytes) are over what a device sends back "
+                f"({MAX_OUTPUT_BYTES} bytes).",
+                hint="Validate this model locally with `liteship validate`.",
+            )
+        notes = [f"preprocessing: {pre.to_dict()} ({pre_from})"]
+        if len(dataset) > cap:
+            notes.append(
+                f"a bounded subset: the first {cap} of {len(dataset)} samples (a device sends back at most "
+                f"{MAX_SAMPLES} samples and {MAX_OUTPUT_BYTES >> 10} KiB of outputs per variant)."
+            )
+            dataset = dataset.take(cap)
+        x = np.stack([np.asarray(s) for s, _ in dataset])
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {
+            "data": str(data),
+            "reference": str(reference) if reference is not None else "each variant on the workstation",
+            "preprocessing": pre.to_dict(),
+            "variants": {},
+        }
+        for i, (n, r) in enumerate(zip(names, runners, strict=True)):
+            runner = ref_runner or r
+            meta["reference_backend"] = f"{runner.backend} (workstation)"
+            outs: dict[str, list[np.ndarray]] = {}
+            for xs, _ in batches(dataset):
+                for k, v in runner.infer(feed_for(runner, xs)).items():
+                    outs.setdefault(k, []).append(v)
+            keys = []
+            for j, (k, v) in enumerate(outs.items()):
+                arrays[f"r{i}_{j}"] = np.concatenate(v)
+                keys.append([f"r{i}_{j}", k])
+            meta["variants"][n] = keys
+        if dataset.has_labels:
+            arrays["y"] = np.asarray(dataset.labels(), dtype=np.int64)
+        buf_x, buf_r = io.BytesIO(), io.BytesIO()
+        np.savez(buf_x, x=x)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        np.savez(buf_r, **arrays)  # type: ignore[arg-type]
+        return PreparedValidation(buf_x.getvalue(), buf_r.getvalue(), len(x), tuple(notes))
+    finally:
+        for r in runners:
+            r.close()
+        if ref_runner is not None:
+            ref_runner.close()
 
 
 def variant_name(path: str | Path) -> str:
@@ -48,6 +175,9 @@ class BenchClient(FleetClient):
         min_seconds: float = 1.0,
         threads: int | None = None,
         targets_key: str | Path | None = None,
+        kind: str = "bench",
+        validation: PreparedValidation | None = None,
+        gates: dict[str, float | None] | None = None,
     ) -> dict[str, Any]:
         """Upload ``variants`` and queue a job on the devices chosen by ``devices``, ``group`` or ``profile``.
 
@@ -59,6 +189,9 @@ class BenchClient(FleetClient):
             runs / warmup / min_seconds / threads: As for ``liteship bench``; ``threads`` defaults to the
                 agent's own thread count.
             targets_key: The offline TUF targets key, when the server does not hold it.
+            kind: ``bench``, ``validate`` or ``profile``.
+            validation: A validate job's inputs and reference outputs (:func:`prepare_validation`).
+            gates: A validate job's gates (those of ``liteship validate``: ``min_agreement``, …).
 
         Returns:
             The job (``id``, ``variants``, ``tasks``, ``tuf``).
@@ -75,11 +208,20 @@ class BenchClient(FleetClient):
         body.update({k: v for k, v in (("devices", devices), ("group", group), ("profile", profile)) if v})
         if threads is not None:
             body["threads"] = threads
+        if kind != "bench":
+            body["kind"] = kind
+        if validation is not None:
+            body["data"] = {"name": DATA_NAME, "sha256": self.upload_bytes(validation.data)["sha256"]}
+            body["reference"] = self.upload_bytes(validation.reference)["sha256"]
+            body["gates"] = {k: v for k, v in (gates or {}).items() if v is not None}
         job = self._call("POST", "/api/v1/bench/jobs", json=body)
         if job.get("tuf") == "pending-offline-signature" and targets_key is not None:
             self.sign_targets(targets_key)
             job["tuf"] = "signed"
         return job
+
+    def upload_bytes(self, data: bytes) -> dict[str, Any]:
+        return self._call("POST", "/api/v1/bench/variants", content=data)
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self._call("GET", f"/api/v1/bench/jobs/{job_id}")
@@ -120,4 +262,11 @@ def parse_profile(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-__all__ = ["BenchClient", "parse_profile", "variant_name", "FleetError"]
+__all__ = [
+    "BenchClient",
+    "PreparedValidation",
+    "prepare_validation",
+    "parse_profile",
+    "variant_name",
+    "FleetError",
+]

@@ -1,6 +1,8 @@
-"""Bench jobs: tables (``bench_jobs``, ``bench_tasks``; migration 0005) and their HTTP schemas.
+"""Device jobs: tables (``bench_jobs``, ``bench_tasks``; migration 0005) and their HTTP schemas.
 
-A job is a set of ``.tflite`` variants to benchmark on a set of devices. Each variant is a TUF target
+A job is a set of ``.tflite`` variants to run on a set of devices: ``bench`` (timing), ``validate``
+(outputs on a signed validation subset, compared on the server) or ``profile`` (per-op timing). The
+kind and its inputs live in the job's ``settings`` (JSON), so the tables are those of bench jobs. Each variant is a TUF target
 (``bench-jobs/<job id>/<name>``) signed with the fleet's targets key, so a device verifies it exactly as
 it verifies a model's target. One task per (job, device) carries that device's state and results.
 """
@@ -23,6 +25,12 @@ TASK_DONE = ("done", "failed", "refused")
 MAX_VARIANTS = 16
 MAX_DEVICES = 500
 TARGET_PREFIX = "bench-jobs"
+JOB_KINDS = ("bench", "validate", "profile")
+JobKind = Literal["bench", "validate", "profile"]
+MAX_SAMPLES = 1000  # validation samples a device runs (the CLI keeps a bounded subset)
+MAX_DATA_BYTES = 64 << 20  # the validation data target
+MAX_OUTPUT_BYTES = 640 << 10  # one variant's outputs as sent (base64 of it fits the 1 MiB JSON limit)
+MAX_OPS = 2000  # profile rows per variant
 
 
 class BenchJob(Base):
@@ -65,11 +73,30 @@ class VariantRef(_Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class DeviceGates(_Strict):
+    """The gates of ``liteship validate`` applied to each device's figures (a validation job)."""
+
+    min_agreement: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_accuracy_drop: float | None = Field(default=None, ge=0.0, le=100.0)
+    min_sqnr: float | None = Field(default=None, ge=-1000.0, le=1000.0)
+    min_accuracy: float | None = Field(default=None, ge=0.0, le=1.0)
+    atol: float | None = Field(default=None, ge=0.0, le=1e9)
+    rtol: float | None = Field(default=None, ge=0.0, le=1e9)
+
+
 class BenchJobCreate(_Strict):
     """Queue a job: variants already uploaded (``POST /api/v1/bench/variants``), and which devices.
 
-    Exactly one of ``devices``, ``group`` and ``profile`` chooses the devices.
+    Exactly one of ``devices``, ``group`` and ``profile`` chooses the devices. A ``validate`` job also
+    names its validation inputs (``data``: an uploaded ``.npz`` with ``x``, a signed target the devices
+    fetch) and the workstation's reference outputs (``reference``: the sha256 of an uploaded ``.npz``
+    that stays on the server, see :mod:`liteship.fleet.jobs_validate`).
     """
+
+    kind: JobKind = "bench"
+    data: VariantRef | None = None
+    reference: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    gates: DeviceGates | None = None
 
     variants: list[VariantRef] = Field(min_length=1, max_length=MAX_VARIANTS)
     devices: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DEVICES)
@@ -82,14 +109,50 @@ class BenchJobCreate(_Strict):
 
 
 class BenchOffer(BaseModel):
-    """What a device is told at check-in (``Assignment.jobs``): the job to run and its TUF targets."""
+    """What a device is told at check-in (``Assignment.jobs``): the job to run and its TUF targets.
 
+    ``kind`` is absent for a bench job (agents older than validation jobs know no other kind).
+    """
+
+    model_config = ConfigDict(extra="ignore")
     job_id: str
     variants: list[dict[str, Any]]  # name, target_path, sha256, size
     runs: int
     warmup: int
     min_seconds: float
     threads: int | None = None
+    kind: JobKind | None = None
+    data: dict[str, Any] | None = None  # validate: the inputs' target (name, target_path, sha256, size)
+
+
+class OutputArray(_Strict):
+    """One output of one variant over every validation sample, as the device computed it."""
+
+    name: str = Field(max_length=200)
+    shape: list[int] = Field(min_length=1, max_length=8)
+    dtype: Literal["float32", "int8", "uint8", "int16", "int32"]
+    data: str = Field(max_length=(MAX_OUTPUT_BYTES * 4) // 3 + 8)  # base64 of the C-order bytes
+
+
+class ValidationOutputs(_Strict):
+    """A device's outputs of one variant of a validation job (``POST …/bench/{job}/outputs``)."""
+
+    name: str = Field(pattern=VARIANT_NAME_PATTERN)
+    samples: int = Field(ge=1, le=MAX_SAMPLES)
+    outputs: list[OutputArray] = Field(min_length=1, max_length=16)
+    accelerator: str | None = Field(default=None, max_length=200)
+    backend: str | None = Field(default=None, max_length=200)
+    fallback: str | None = Field(default=None, max_length=1000)
+
+
+class OpRow(BaseModel):
+    """One op of a profile: its position, type, where it ran and its median time."""
+
+    model_config = ConfigDict(extra="ignore")
+    index: int = Field(ge=0, le=1_000_000)
+    op: str = Field(max_length=100)
+    ran_on: str = Field(max_length=50)
+    ms: float = Field(ge=0, le=3.6e6)
 
 
 class VariantFigures(BaseModel):
@@ -109,6 +172,15 @@ class VariantFigures(BaseModel):
     runs: int | None = Field(default=None, ge=0, le=10**7)
     rss_delta_bytes: int | None = Field(default=None, ge=0, le=1 << 45)
     peak_rss_bytes: int | None = Field(default=None, ge=0, le=1 << 45)
+    # validate and profile jobs
+    samples: int | None = Field(default=None, ge=0, le=MAX_SAMPLES)
+    accelerator: str | None = Field(default=None, max_length=200)
+    fallback: str | None = Field(default=None, max_length=1000)
+    load_ms: float | None = Field(default=None, ge=0, le=3.6e6)
+    invoke_ms: float | None = Field(default=None, ge=0, le=3.6e6)  # profile: the whole model, median
+    ops_total_ms: float | None = Field(default=None, ge=0, le=3.6e6)
+    ops: list[OpRow] | None = Field(default=None, max_length=MAX_OPS)
+    delegated_nodes: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class BenchReport(_Strict):
@@ -142,6 +214,8 @@ class BenchJobPublic(BaseModel):
     tuf: str
     tasks: list[TaskPublic]
     state: str  # "open" while a task is queued or running, else "complete"
+    kind: str = "bench"
+    groups: list[dict[str, Any]] | None = None  # validate: figures and gate verdict per hardware group
 
 
 __all__ = [
@@ -150,6 +224,10 @@ __all__ = [
     "BenchJobCreate",
     "BenchOffer",
     "BenchReport",
+    "DeviceGates",
+    "OutputArray",
+    "ValidationOutputs",
+    "OpRow",
     "BenchJobPublic",
     "TaskPublic",
     "VariantFigures",

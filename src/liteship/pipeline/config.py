@@ -62,7 +62,7 @@ class BenchConfig(_Strict):
                 raise ValueError(e.message) from None
         return list(dict.fromkeys(out))
 
-    # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/bench-jobs.md)
+    # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/device-jobs.md)
     devices: list[str] = Field(default_factory=list, max_length=500)
     device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
 

@@ -24,3 +24,10 @@ fleet, enrolled, keys, golden, packages, digit_pngs = (
     _e2e.packages,
     _e2e.digit_pngs,
 )
+
+_helpers_spec = importlib.util.spec_from_file_location(
+    "jobs_e2e_helpers", Path(__file__).parent / "jobs_helpers.py"
+)
+_helpers = importlib.util.module_from_spec(_helpers_spec)
+sys.modules["jobs_e2e_helpers"] = _helpers
+_helpers_spec.loader.exec_module(_helpers)

@@ -27,3 +27,4 @@ keys, make_package, make_settings, db_url, fleet = (
     _fleet.fleet,
 )
 postgres_server, postgres_url = _fleet.postgres_server, _fleet.postgres_url
+live_server = _fleet.live_server

@@ -16,6 +16,18 @@ def test_agent_runs_without_tensorflow(no_tf_python, packages, keys, digit_pngs,
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules
         import liteship.agent.updater, liteship.agent.client, liteship.cli.agent  # the rest of the agent
         assert "tensorflow" not in sys.modules
+        import threading  # device jobs too: a profile and a validation run of the installed model
+        import numpy as np
+        from liteship.agent.jobs import LiveGate, Pacer
+        from liteship.agent.jobs_profile import run_profile
+        from liteship.agent.jobs_validate import run_validation
+        model = next(Path({str(tmp_path / "s")!r}).glob("current/*.tflite"))
+        pacer = Pacer(LiveGate(), 1.0, threading.Event())
+        assert run_profile("m", model, pacer=pacer, num_threads=1, runs=2)["ok"]
+        row, body = run_validation("m", model, np.zeros((2, 8, 8, 1), np.float32), pacer=pacer,
+                                   accelerator=None, num_threads=1)
+        assert row["ok"] and body["samples"] == 2, row
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
         print(json.dumps({{"frames": n}}))
     """
     r = no_tf_python(code)

@@ -57,3 +57,51 @@ def test_offers_are_bounded(tmp_path):
             _checked({"job_id": "j", **bad})
     with pytest.raises(Exception, match="duty cycle"):
         BenchJobs(type("S", (), {"root": tmp_path})(), None, gate=LiveGate(), duty_cycle=0.0)
+
+
+def test_offers_of_other_kinds_are_bounded():
+    good = {"name": "a.tflite", "target_path": "bench-jobs/job-1/a.tflite", "sha256": "0" * 64, "size": 10}
+    data = {
+        "name": "validation-data.npz",
+        "target_path": "bench-jobs/job-1/validation-data.npz",
+        "sha256": "1" * 64,
+        "size": 99,
+    }
+    _, settings = _checked({"job_id": "j", "variants": [good], "kind": "validate", "data": data})
+    assert settings["kind"] == "validate" and settings["data"] == data
+    _, settings = _checked({"job_id": "j", "variants": [good], "kind": "profile"})
+    assert settings["kind"] == "profile" and settings["data"] is None
+    for bad in (
+        {"kind": "shell"},  # an unknown kind never runs
+        {"kind": "validate"},  # no data
+        {"kind": "validate", "data": {**data, "target_path": "digits/1.0.0/x.lsp"}},  # not a job target
+        {"kind": "validate", "data": {**data, "size": 65 << 20}},  # over 64 MiB
+        {"kind": "validate", "data": {**data, "name": "a.tflite"}},  # named like a variant
+        {"kind": "profile", "data": data},  # data on a job that takes none
+    ):
+        with pytest.raises(JobRefused):
+            _checked({"job_id": "j", "variants": [good], **bad})
+
+
+def test_validation_samples_are_checked(tmp_path):
+    import numpy as np
+
+    from liteship.agent.jobs_validate import load_samples
+
+    ok = tmp_path / "ok.npz"
+    np.savez(ok, x=np.zeros((3, 4, 4, 1), np.float32))
+    assert load_samples(ok).shape == (3, 4, 4, 1)
+    cases = {
+        "pickle.npz": lambda p: np.savez(p, x=np.array([{"a": 1}], dtype=object)),
+        "nan.npz": lambda p: np.savez(p, x=np.full((2, 3), np.nan, np.float32)),
+        "noX.npz": lambda p: np.savez(p, y=np.zeros((2, 3))),
+        "many.npz": lambda p: np.savez(p, x=np.zeros((1001, 2), np.float32)),
+        "flat.npz": lambda p: np.savez(p, x=np.zeros(5, np.float32)),
+    }
+    for name, make in cases.items():
+        make(tmp_path / name)
+        with pytest.raises(JobRefused):
+            load_samples(tmp_path / name)
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04junk")
+    with pytest.raises(JobRefused):
+        load_samples(tmp_path / "junk.npz")

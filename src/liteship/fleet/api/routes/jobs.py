@@ -3,24 +3,32 @@ device's report, and the variants' TUF targets (no token: TUF signatures protect
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from liteship.errors import FleetError
 from liteship.fleet import jobs
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device, spooled_body
 from liteship.fleet.api.routes.distribution import serve_blob
+from liteship.fleet.crud import NotFound
 from liteship.fleet.jobs_models import (
     JOB_ID_PATTERN,
+    MAX_DATA_BYTES,
     TARGET_PREFIX,
+    TASK_OPEN,
     VARIANT_NAME_PATTERN,
+    BenchJob,
     BenchJobCreate,
     BenchJobPublic,
     BenchReport,
     BenchTask,
     TaskPublic,
+    ValidationOutputs,
 )
 from liteship.fleet.models import Assignment
 
@@ -65,6 +73,20 @@ def list_jobs(
     return jobs.list_jobs(session, limit=limit)
 
 
+@router.get("/api/v1/bench/preflight")
+def preflight(
+    session: SessionDep,
+    _: AdminAuth,
+    model_id: str = Query(max_length=128),
+    version: str = Query(max_length=64),
+) -> dict[str, Any]:
+    """Which devices of a model cannot load a release's model, from their device jobs (see
+    :mod:`liteship.fleet.preflight`)."""
+    from liteship.fleet.preflight import preflight as check
+
+    return check(session, model_id=model_id, version=version)
+
+
 @router.get("/api/v1/bench/jobs/{job_id}", response_model=BenchJobPublic)
 def get_job(job_id: str, session: SessionDep, _: AdminAuth) -> BenchJobPublic:
     """One job: every device's state, figures and profile."""
@@ -82,6 +104,66 @@ def report(
     return TaskPublic.model_validate(task)
 
 
+def _read_blob(store: Any) -> Any:
+    def read(sha256: str, limit: int) -> bytes:
+        size = store.size(sha256)
+        if size is None:
+            raise NotFound(f"stored blob {sha256[:12]}… is gone.")
+        if size > limit:
+            raise FleetError(f"stored blob {sha256[:12]}… is {size} bytes, over {limit}.")
+        return b"".join(store.open_range(sha256, 0, size - 1)) if size else b""
+
+    return read
+
+
+@router.post("/api/v1/devices/{device_id}/bench/{job_id}/outputs", response_model=TaskPublic)
+def validation_outputs(
+    device_id: str,
+    job_id: str,
+    body: ValidationOutputs,
+    request: Request,
+    session: SessionDep,
+    device: DeviceAuth,
+) -> TaskPublic:
+    """A device's outputs of one variant of a validation job (own device, own open task only): the
+    server compares them with the reference outputs and keeps the figures, not the outputs."""
+    from liteship.fleet import jobs_validate
+
+    own_device(device_id, device)
+    job = session.get(BenchJob, job_id) if re.match(JOB_ID_PATTERN, job_id) else None
+    task = session.scalars(
+        select(BenchTask).where(BenchTask.job_id == job_id, BenchTask.device_id == device.id)
+    ).first()
+    if job is None or task is None:
+        raise NotFound(f"device {device.id!r} has no task in job {job_id[:100]!r}.")
+    if jobs.job_kind(job) != "validate" or task.state not in TASK_OPEN:
+        raise FleetError(
+            f"job {job_id} takes no outputs now (a {jobs.job_kind(job)} job, task {task.state})."
+        )
+    variant = next((v for v in job.variants if v["name"] == body.name), None)
+    if variant is None:
+        raise NotFound(f"job {job_id} has no variant {body.name!r}.")
+    read = _read_blob(request.app.state.store)
+    x = jobs_validate.read_npz(read, job.settings["data"]["sha256"], MAX_DATA_BYTES)["x"]
+    reference = jobs_validate.read_npz(read, job.settings["reference"], jobs_validate.MAX_REFERENCE_BYTES)
+    try:
+        fig = jobs_validate.figures(
+            variant=body.name,
+            device_id=device.id,
+            body=body,
+            x=x,
+            reference=reference,
+            gates=job.settings.get("gates") or {},
+            model_bytes=read(variant["sha256"], 512 << 20),
+        )
+    except (KeyError, TypeError, ValueError) as e:  # a reference file that does not fit: the job's fault
+        raise FleetError(f"cannot compare the outputs of {body.name!r}: {type(e).__name__}: {e}") from e
+    task.results = jobs_validate.store_figures(task.results, body.name, fig)
+    task.updated_at = time.time()
+    session.commit()
+    return TaskPublic.model_validate(task)
+
+
 @router.get("/api/v1/devices/{device_id}/bench", response_model=list[TaskPublic])
 def own_results(device_id: str, session: SessionDep, device: DeviceAuth) -> list[TaskPublic]:
     """A device's own tasks and figures (a device cannot read another's)."""
@@ -93,8 +175,6 @@ def own_results(device_id: str, session: SessionDep, device: DeviceAuth) -> list
 @router.api_route(f"/tuf/targets/{TARGET_PREFIX}/{{job_id}}/{{name}}", methods=["GET", "HEAD"])
 def variant_target(job_id: str, name: str, request: Request, session: SessionDep) -> Response:
     """A variant's TUF target, ``bench-jobs/<job>/[<sha256>.]<name>``."""
-    import re
-
     sha, _, bare = name.partition(".") if re.match(r"^[0-9a-f]{64}\.", name) else ("", "", name)
     if not re.match(JOB_ID_PATTERN, job_id) or not re.match(VARIANT_NAME_PATTERN, bare):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "not a bench target path bench-jobs/<job>/<name>.")

@@ -1,0 +1,144 @@
+"""Gate and select on the devices' own validation figures (issue 23.2).
+
+A validation job (``liteship fleet validate``, :mod:`liteship.fleet.jobs_validate`) of a pipeline's
+variants, queued with the pipeline's own gates (``min_agreement``, ``max_accuracy_drop``, ``min_sqnr``
+of ``liteship.yaml``), says per hardware group whether each variant passes them *on the devices*. Here
+a variant that passes on the workstation but fails on a group is taken out of that group's choice,
+which is then made by the pipeline's own selection (:func:`liteship.pipeline.device_select._select`:
+the same gates and objective, device p50 when a bench job gave one). The report says both side by
+side: ``report.json`` → ``device_validation``.
+
+    >>> job = queue_for_report(client, report, "out/report.json", "val.npz", group="aarch64+neon")  # doctest: +SKIP
+    >>> gate = device_gate(report, client.wait(job["id"], timeout_s=600))                          # doctest: +SKIP
+    >>> gate.groups[0].chosen, gate.groups[0].excluded                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liteship.errors import PipelineError
+from liteship.pipeline.device_select import _match, _select, variant_files
+from liteship.types import ReportMixin
+
+VALIDATION_GATES = ("min_agreement", "max_accuracy_drop", "min_sqnr", "min_accuracy")
+
+
+@dataclass(frozen=True)
+class GroupVerdict(ReportMixin):
+    """One hardware group: each variant's workstation and device verdicts, and the group's choice.
+
+    Attributes:
+        group: The hardware group (``machine+isa…``).
+        devices: Its devices in the job.
+        workstation: recipe → passed the pipeline's gates on the workstation.
+        device: recipe → passed the same gates on every device of the group (None: no figures).
+        excluded: recipe → why it is not a candidate for this group.
+        chosen: The group's variant, or None when none passes.
+    """
+
+    group: str
+    devices: list[str]
+    workstation: dict[str, bool]
+    device: dict[str, bool | None]
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+    chosen: str | None = None
+
+
+@dataclass(frozen=True)
+class DeviceGate(ReportMixin):
+    """The device validation of a pipeline report: ``groups`` and the job it came from."""
+
+    job_id: str
+    gates: dict[str, float]
+    groups: list[GroupVerdict]
+
+    @property
+    def failed_groups(self) -> list[str]:
+        return [g.group for g in self.groups if g.chosen is None]
+
+
+def report_gates(report: dict[str, Any]) -> dict[str, float]:
+    """The pipeline's validation gates, as a validate job takes them."""
+    gates = report.get("gates") or {}
+    return {k: float(gates[k]) for k in VALIDATION_GATES if gates.get(k) is not None}
+
+
+def queue_for_report(
+    client: Any, report: dict[str, Any], report_path: str | Path, data: str | Path, **devices: Any
+) -> dict[str, Any]:
+    """Queue a validation job of the report's variants with its gates (``devices``: ``devices=``,
+    ``group=`` or ``profile=``); the reference outputs are each variant's reference, ``report["source"]``
+    when it is a model file, else the variant itself."""
+    from liteship.fleet.jobs_client import prepare_validation
+
+    paths, names = variant_files(report, report_path)
+    source = report.get("source")
+    reference = source if isinstance(source, str) and Path(source).exists() else None
+    prepared = prepare_validation(paths, data, reference=reference, names=names)
+    return dict(
+        client.queue(
+            paths, names=names, kind="validate", validation=prepared, gates=report_gates(report), **devices
+        )
+    )
+
+
+def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
+    """Per hardware group of a finished validate ``job``: the report's variants that pass the gates on
+    the workstation *and* on the group's devices, and the group's choice among them.
+
+    Raises:
+        PipelineError: ``job`` is not a validation job, or names none of the report's variants.
+    """
+    if job.get("kind") != "validate":
+        raise PipelineError(
+            f"job {job.get('id')} is a {job.get('kind', 'bench')} job; device gates need a validation job.",
+            hint="Queue one with `liteship fleet validate` (or queue_for_report).",
+        )
+    variants = [v for v in report.get("variants", []) if v.get("ok")]
+    workstation = {
+        v["recipe"]: bool(v.get("gates_passed", v.get("validation_passed", True))) for v in variants
+    }
+    p50 = {
+        r["recipe"]: r.get("device_p50_ms") or r.get("workstation_p50_ms")
+        for r in (report.get("device_selection") or {}).get("variants", [])
+    } or {v["recipe"]: v.get("p50_ms") for v in variants}
+    by_group: dict[str, dict[str, dict[str, Any]]] = {}
+    for g in job.get("groups") or []:
+        recipe = _match(variants, g["variant"])
+        if recipe is not None:
+            by_group.setdefault(g["group"], {})[recipe] = g
+    if not by_group:
+        raise PipelineError(
+            f"job {job.get('id')} has figures for none of the report's variants.",
+            hint="Queue the validation job from this report (`liteship fleet validate gate` does).",
+        )
+    groups = []
+    for group, rows in sorted(by_group.items()):
+        device: dict[str, bool | None] = {
+            r: (bool(rows[r]["passed"]) if rows[r]["answered"] else None) if r in rows else None
+            for r in workstation
+        }
+        excluded = {}
+        for recipe, passed in device.items():
+            if passed:
+                continue
+            row = rows.get(recipe)
+            why = (row or {}).get("failures") or [
+                f"no device figures (missing: {', '.join((row or {}).get('missing') or []) or 'not in the job'})"
+            ]
+            excluded[recipe] = [f"on {group}: {w}" for w in why]
+        chosen, failures = _select(report, p50, {r: "; ".join(w) for r, w in excluded.items()})
+        devices = sorted({d for r in rows.values() for d in r["devices"]})
+        groups.append(GroupVerdict(group, devices, workstation, device, {**failures, **excluded}, chosen))
+    return DeviceGate(str(job.get("id")), dict((job.get("settings") or {}).get("gates") or {}), groups)
+
+
+def apply(report: dict[str, Any], gate: DeviceGate) -> dict[str, Any]:
+    """``report`` with ``device_validation`` (the hook: the report's own ``chosen`` is left as it is)."""
+    return {**report, "device_validation": gate.to_dict()}
+
+
+__all__ = ["DeviceGate", "GroupVerdict", "apply", "device_gate", "queue_for_report", "report_gates"]
