@@ -28,7 +28,7 @@ from liteship.agent.health import HealthWindow
 from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
-from liteship.agent.telemetry import Aggregator, Spool
+from liteship.agent.telemetry import Aggregator, Spool, outside_range
 from liteship.confidence import top1_confidence
 from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
@@ -99,6 +99,7 @@ class LoadedModel:
         out = self.runner.infer({self.input.name: x})
         latency = (time.perf_counter() - start) * 1000.0
         y = np.asarray(out[self.output.name], dtype=np.float64).reshape(-1)
+        self.last_scores = y  # field capture keeps it with the input (liteship.agent.capture)
         finite = all(bool(np.all(np.isfinite(v))) for v in out.values())
         k = int(np.nanargmax(y)) if np.any(np.isfinite(y)) else 0
         return k, float(top1_confidence(y, self.score_kind)[0]), latency, finite
@@ -177,6 +178,7 @@ class AgentLoop:
         self._thread: threading.Thread | None = None
         self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
+        self.capture: Any = None  # liteship.agent.capture.Capture: policy and upload after each poll
         self._window_started = time.monotonic()
         self._last_wait_log: float | None = None
 
@@ -300,9 +302,31 @@ class AgentLoop:
             "version": model.version,
         }
         self.sink.write(result)
+        if self.capture is not None and finite:
+            self._capture(model, frame, x, k, score, result["label"])
         verdict = self.health.observe(ok=True, finite=finite, latency_ms=latency, version=model.version)
         self._after_health(verdict)
         return result
+
+    def _capture(
+        self, model: LoadedModel, frame: Frame, x: np.ndarray, k: int, score: float, label: str
+    ) -> None:
+        """Offer the inference to field capture (a rule check and a queue put: never blocks)."""
+        try:
+            self.capture.offer(
+                model_id=model.manifest.model_id,
+                version=model.version,
+                x=x,
+                scores=model.last_scores,
+                klass=k,
+                confidence=score,
+                out_of_range=outside_range(x, model.calibration_range),
+                preprocessing={"mean": list(model.pre.mean), "std": list(model.pre.std)},
+                frame=frame,
+                label=label,
+            )
+        except Exception as e:  # noqa: BLE001 - capture must never stop inference
+            event("capture error", 40, error=f"{type(e).__name__}: {e}")
 
     def _after_health(self, verdict: str | None) -> None:
         if verdict == "reverted":
@@ -382,6 +406,20 @@ class AgentLoop:
         except Exception as e:  # noqa: BLE001 - a bench job must not stop the updater
             event("bench job error", 40, error=f"{type(e).__name__}: {e}")
 
+    def _run_capture(self) -> None:
+        """Field capture after a check-in: the signed policy of the assignment (TUF), then uploads."""
+        if self.capture is None or self._stop.is_set():
+            return
+        try:
+            last = self.store.state().get("last_checkin") or {}
+            if last.get("ok"):  # offline: the policy stays as it was (it expires by itself)
+                offer = (last.get("assignment") or {}).get("capture")
+                model_id = self.model.manifest.model_id if self.model is not None else None
+                self.capture.apply_offer(offer, tuf=self.updater.tuf, model_id=model_id)
+            self.capture.upload(self.updater.client)
+        except Exception as e:  # noqa: BLE001 - capture must not stop the updater
+            event("capture error", 40, error=f"{type(e).__name__}: {e}")
+
     def _update_thread(self) -> None:
         try:
             self._update_loop()
@@ -402,6 +440,7 @@ class AgentLoop:
                     self._report_due.set()
                 self._polled.set()
                 self._run_jobs()
+                self._run_capture()
             if self._report_due.is_set() and not self._stop.is_set():
                 self._report()
             if poll_due:
@@ -459,6 +498,8 @@ class AgentLoop:
                 self._report()  # an install, revert or commit the server has not heard of yet
         self._close_window()
         self.flush()
+        if self.capture is not None:
+            self.capture.close()
         self.sink.close()
         self.source.close()
         self._unload()

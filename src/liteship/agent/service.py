@@ -416,6 +416,9 @@ def run_agent(config: AgentConfig) -> int:
     )
     if updater is not None:
         _attach_bench_jobs(loop, store, updater, config)
+        from liteship.agent.capture import Capture  # off until the server sends a signed policy
+
+        loop.capture = Capture(state / "capture")
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
     event("agent started", current=store.current_version(), server=server, source=config.source)
