@@ -450,8 +450,9 @@ class Capture:
             if not self._take_quota(policy, now):
                 self.counts.dropped_quota += 1
                 return None
-            meta = {
-                "sample_id": uuid.uuid4().hex,
+            sample_id = uuid.uuid4().hex
+            meta: dict[str, Any] = {
+                "sample_id": sample_id,
                 "model_id": model_id,
                 "version": version,
                 "trigger": trigger,
@@ -465,7 +466,7 @@ class Capture:
             }
             image = _image_of(frame) if policy.keep_image and frame is not None else None
             job = _Job(
-                meta["sample_id"],
+                sample_id,
                 np.array(x[0] if x.ndim == 4 else x, dtype=np.float32),
                 np.array(scores),
                 meta,

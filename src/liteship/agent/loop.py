@@ -303,7 +303,7 @@ class AgentLoop:
         }
         self.sink.write(result)
         if self.capture is not None and finite:
-            self._capture(model, frame, x, k, score, result["label"])
+            self._capture(model, frame, x, k, score, str(result["label"]))
         verdict = self.health.observe(ok=True, finite=finite, latency_ms=latency, version=model.version)
         self._after_health(verdict)
         return result

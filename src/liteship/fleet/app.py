@@ -31,9 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard
-from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
+from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, samples, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
+from liteship.fleet.samples import CaptureOffers
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import StoreUnavailable, open_store
@@ -267,6 +268,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     app.state.checkins = CheckIns(app.state.engine)
     app.state.open_bench_tasks = OpenTasks()
+    app.state.capture_offers = CaptureOffers()
     app.state.store = store
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
@@ -314,7 +316,16 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (releases, devices, telemetry, rollouts, jobs, distribution, dashboard):  # jobs first: its
+    for module in (
+        releases,
+        devices,
+        telemetry,
+        rollouts,
+        jobs,
+        samples,
+        distribution,
+        dashboard,
+    ):  # jobs first: its
         # TUF targets route is more specific than distribution's
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
@@ -322,7 +333,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         BodyLimit,
         limit=settings.max_body_bytes,
         exempt=lambda scope: (
-            scope["path"] in ("/api/v1/releases", jobs.UPLOAD_PATH) and scope["method"] == "POST"
+            (scope["path"] in ("/api/v1/releases", jobs.UPLOAD_PATH) and scope["method"] == "POST")
+            or samples.is_upload(scope)  # bounded by its own limit while it streams
         ),
     )
     return app
