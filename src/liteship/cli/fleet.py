@@ -483,3 +483,4 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
 
 
 import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above
+import liteship.cli.fleet_samples  # noqa: E402, F401 - registers `fleet capture` and `fleet samples`
