@@ -5,6 +5,7 @@ within its quota, uploads them and deletes them; `fleet samples export` gives th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -40,10 +41,8 @@ def samples_on_server(fleet) -> list[dict]:
 def log_lines(state) -> list[dict]:
     out = []
     for line in (state / "agent.log").read_text().splitlines():
-        try:
+        with contextlib.suppress(ValueError):
             out.append(json.loads(line))
-        except ValueError:
-            pass
     return out
 
 
