@@ -480,6 +480,22 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
     console.print(table)
     for note in notes:
         console.print(escape(note), soft_wrap=True)
+    _capture_hint(model_id, series)
+
+
+def _capture_hint(model_id: str, series: list[dict[str, Any]]) -> None:
+    """When drift is in the alert band: the next step, field capture with suggested rules (issue 25)."""
+    from liteship.fleet.samples_client import suggest_capture, suggestion_command
+
+    suggestion = suggest_capture(series)
+    if suggestion is None:
+        return
+    console.print(
+        f"Drift of {escape(model_id)} {escape(', '.join(suggestion['versions']))} passed the alert band. "
+        "Next step: capture what the devices see, recalibrate on it and validate:",
+        soft_wrap=True,
+    )
+    console.print(f"  {escape(suggestion_command(model_id, suggestion))}", soft_wrap=True, highlight=False)
 
 
 import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
-from liteship.fleet import crud, dashboard
+from liteship.fleet import crud, dashboard, gallery
 from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, samples, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
@@ -316,17 +316,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (
-        releases,
-        devices,
-        telemetry,
-        rollouts,
-        jobs,
-        samples,
-        distribution,
-        dashboard,
-    ):  # jobs first: its
-        # TUF targets route is more specific than distribution's
+    routers = (releases, devices, telemetry, rollouts, jobs, samples, distribution, gallery, dashboard)
+    for module in routers:  # jobs and samples before distribution: their TUF target routes are more specific
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
     app.add_middleware(

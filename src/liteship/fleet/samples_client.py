@@ -22,6 +22,7 @@ from liteship.errors import UsageError
 from liteship.fleet.client import FleetClient
 
 TRIGGERS = ("low-confidence", "out-of-range", "class", "random")
+ALERT_LEVEL = "alert"  # liteship.fleet.drift's level at PSI >= 0.2
 
 
 def parse_trigger(text: str) -> dict[str, Any]:
@@ -81,6 +82,38 @@ def parse_since(text: str, now: float | None = None) -> float:
     return when.timestamp()
 
 
+def suggest_capture(series: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The suggested capture rules when some version's drift is in the alert band, else None.
+
+    ``random`` keeps an unbiased sample (what calibration needs), ``low-confidence`` the inputs the model
+    is unsure of (what is worth labeling for validation), ``out-of-range`` the inputs outside the
+    calibration range the int8 model was built for.
+    """
+    alerting = [s for s in series if s.get("latest_level") == ALERT_LEVEL]
+    if not alerting:
+        return None
+    rules = [
+        {"trigger": "random", "rate": 0.1},
+        {"trigger": "low-confidence", "threshold": 0.5},
+        {"trigger": "out-of-range"},
+    ]
+    return {
+        "versions": [s["version"] for s in alerting],
+        "rules": rules,
+        "per_hour": 30,
+        "per_day": 200,
+        "triggers": ["random@0.1", "low-confidence:0.5", "out-of-range"],
+    }
+
+
+def suggestion_command(model_id: str, suggestion: dict[str, Any]) -> str:
+    triggers = " ".join(f"--trigger {t}" for t in suggestion["triggers"])
+    return (
+        f"liteship fleet capture on {model_id} {triggers} --per-hour {suggestion['per_hour']} "
+        f"--per-day {suggestion['per_day']}"
+    )
+
+
 class SamplesClient(FleetClient):
     """Turn capture on/off, list and label samples, export them."""
 
@@ -136,4 +169,4 @@ class SamplesClient(FleetClient):
         return summary
 
 
-__all__ = ["SamplesClient", "parse_since", "parse_trigger"]
+__all__ = ["SamplesClient", "parse_since", "parse_trigger", "suggest_capture", "suggestion_command"]
