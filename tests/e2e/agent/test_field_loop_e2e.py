@@ -189,20 +189,46 @@ def test_drift_capture_export_recalibrate(world, fleet, enrolled, cli):
     assert r.returncode == 0, r.stdout + r.stderr
     report = json.loads((root / "field" / "report.json").read_text())
     new = next(v for v in report["variants"] if v["recipe"] == "int8")
-    current_field = accuracy_of(world["release"] / "fielddigits.tflite", root / "work/field_val.npz", root)
-    new_field = float(new["accuracy"])
-    float_field = float(new["reference_accuracy"])
-    current_orig = accuracy_of(world["release"] / "fielddigits.tflite", root / "work/val.npz", root)
-    new_orig = accuracy_of(root / "field" / "variants" / "int8.tflite", root / "work/val.npz", root)
+    # the current release and the new variant side by side, on the field and on the original data
+    r = liteship(
+        "pipeline",
+        "compare",
+        "field/report.json",
+        "--release",
+        str(world["release"] / "fielddigits.tflite"),
+        "--data",
+        "field=work/field_val.npz",
+        "--data",
+        "original=work/val.npz",
+        "--json",
+        cwd=root,
+    )
+    assert r.returncode == 0, r.stderr
+    cells = json.loads(r.stdout)["cells"]
+    current_field, new_field = cells["release"]["field"]["accuracy"], cells["int8"]["field"]["accuracy"]
+    assert abs(new_field - float(new["accuracy"])) < 1e-9  # the same figure as the run's own validation
+    r = liteship(
+        "pipeline",
+        "compare",
+        "field/report.json",
+        "--release",
+        str(world["release"] / "fielddigits.tflite"),
+        "--data",
+        "field=work/field_val.npz",
+        "--data",
+        "original=work/val.npz",
+        cwd=root,
+    )
+    assert r.returncode == 0 and "field accuracy" in r.stdout and "best int8" in r.stdout, r.stdout
     figures = {
         "psi_at_alert": psi,
         "samples": exported["samples"],
         "shifted_validation_samples": 250,
         "current_release_int8_on_field": current_field,
         "field_calibrated_int8_on_field": new_field,
-        "float_on_field": float_field,
-        "current_release_int8_on_original": current_orig,
-        "field_calibrated_int8_on_original": new_orig,
+        "float_on_field": cells["int8"]["field"]["reference_accuracy"],
+        "current_release_int8_on_original": cells["release"]["original"]["accuracy"],
+        "field_calibrated_int8_on_original": cells["int8"]["original"]["accuracy"],
     }
     (root / "field-loop.json").write_text(json.dumps(figures, indent=2))
     print("\nfield loop figures:", json.dumps(figures, indent=2))
