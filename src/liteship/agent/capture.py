@@ -657,7 +657,35 @@ class Capture:
         }
 
 
+def read_status(root: str | Path) -> dict[str, Any] | None:
+    """Capture's state for ``agent status``, read without writing anything; None when it never ran."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    stored = read_json_object(root / "policy.json", what="the capture policy", set_aside=False)
+    policy = None
+    if isinstance(stored.get("document"), str):
+        with contextlib.suppress(CapturePolicyError):
+            policy = CapturePolicy.parse(stored["document"].encode(), sha256=str(stored.get("sha256", "")))
+    counts = CaptureCounts.from_dict(
+        read_json_object(root / "state.json", what="capture's counts", set_aside=False)
+    )
+    files = sorted((root / "samples").glob("s-*.npz")) if (root / "samples").is_dir() else []
+    return {
+        "on": policy is not None and time.time() <= policy.expires,
+        "policy": policy.sha256[:12] if policy is not None else None,
+        "rules": [r.trigger for r in policy.rules] if policy is not None else [],
+        "per_hour": policy.per_hour if policy is not None else None,
+        "per_day": policy.per_day if policy is not None else None,
+        "expires": policy.expires if policy is not None else None,
+        "pending": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+        **counts.to_dict(),
+    }
+
+
 __all__ = [
+    "read_status",
     "Capture",
     "CapturePolicy",
     "CapturePolicyError",

@@ -80,6 +80,12 @@ def test_capture_is_switched_on_from_the_server_stays_in_quota_uploads_and_delet
         wait_for(lambda: not list((state / "capture" / "samples").glob("*.npz")), timeout=10)  # deleted
         status = json.loads((state / "capture" / "state.json").read_text())
         assert status["uploaded"] == 6 and status["dropped_quota"] > 0
+        r = cli("agent", "status", "--state-dir", str(state))
+        assert r.returncode == 0 and "capture   on (random; 6/h, 100/day; policy " in r.stdout, r.stdout
+        assert "6 uploaded" in r.stdout
+        r = cli("agent", "status", "--state-dir", str(state), "--json")
+        cap = json.loads(r.stdout)["capture"]
+        assert cap["on"] is True and cap["uploaded"] == 6 and cap["dropped_quota"] > 0
         on = next(e for e in log_lines(state) if e.get("msg") == "capture turned on")
         assert on["per_hour"] == 6 and on["rules"] == ["random"]
 
