@@ -181,6 +181,8 @@ class AgentLoop:
         self.capture: Any = None  # liteship.agent.capture.Capture: policy and upload after each poll
         self._window_started = time.monotonic()
         self._last_wait_log: float | None = None
+        self.windows_lost = 0  # telemetry windows a full disk kept out of the spool
+        self._disk_logged: dict[str, float] = {}
 
     def stop(self, signum: int | None = None, *_: Any) -> None:
         """Stop after the current frame (also the SIGTERM/SIGINT handler)."""
@@ -349,7 +351,11 @@ class AgentLoop:
         self._window_started = time.monotonic()
         if window is not None:
             window.update(achieved_fps=rate["achieved_fps"], max_fps=self.max_fps)
-            self.spool.put(window)
+            try:
+                self.spool.put(window)
+            except OSError as e:  # a full disk must not stop inference (issue 25): the window is lost
+                self.windows_lost += 1
+                self._disk_full("telemetry window dropped: it cannot be written to the spool", e)
 
     def _rate(self) -> dict[str, Any]:
         """Frames per second since the last call (processed and dropped), kept for ``agent status``."""
@@ -363,9 +369,19 @@ class AgentLoop:
             "at": time.time(),
         }
         if self._rate_frames:
-            self.store.update_state(lambda s: s.__setitem__("rate", rate))
+            try:
+                self.store.update_state(lambda s: s.__setitem__("rate", rate))
+            except OSError as e:  # a full disk: the rate is reported again with the next window
+                self._disk_full("the frame rate cannot be written to state.json", e)
         self._rate_frames, self._rate_started = 0, now
         return rate
+
+    def _disk_full(self, what: str, e: OSError) -> None:
+        """Log a failed write at most once a minute per kind; inference goes on."""
+        now = time.monotonic()
+        if now - self._disk_logged.get(what, -1e9) >= 60.0:
+            self._disk_logged[what] = now
+            event(what, 30, error=f"{type(e).__name__}: {e}", windows_lost=self.windows_lost)
 
     def _pace(self) -> None:
         """Sleep until the next frame may start under ``max_fps`` (SIGTERM ends the sleep)."""
