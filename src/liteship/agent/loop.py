@@ -430,7 +430,10 @@ class AgentLoop:
             last = self.store.state().get("last_checkin") or {}
             if last.get("ok"):  # offline: the policy stays as it was (it expires by itself)
                 offer = (last.get("assignment") or {}).get("capture")
-                model_id = self.model.manifest.model_id if self.model is not None else None
+                model = self.model  # the loop thread may be reloading it: the enrolled model first
+                model_id = getattr(self.updater, "model_id", None) or (
+                    model.manifest.model_id if model is not None else None
+                )
                 self.capture.apply_offer(offer, tuf=self.updater.tuf, model_id=model_id)
             self.capture.upload(self.updater.client)
         except Exception as e:  # noqa: BLE001 - capture must not stop the updater

@@ -63,6 +63,7 @@ MAX_SAMPLE_BYTES = 8 << 20
 MAX_X_VALUES = 4 << 20  # float32 values of one model input (a 1024x1024x3 image fits)
 MAX_SCORES = 100_000
 MAX_EXPORT = 20_000
+MAX_EXPORT_BYTES = 1 << 30  # sample files read into one export
 OFFERS_TTL_S = 1.0
 MEMBERS = {"x.npy", "scores.npy", "meta.npy", "image.npy"}
 
@@ -560,6 +561,12 @@ def export_npz(
             + (f" for version {version}" if version else "")
             + ".",
             hint="Turn capture on (`liteship fleet capture on MODEL`) and wait for devices to upload.",
+        )
+    if sum(r.size for r in rows) > MAX_EXPORT_BYTES:
+        raise Conflict(
+            f"{len(rows)} samples of {model_id!r} hold {sum(r.size for r in rows) >> 20} MiB, over the "
+            f"{MAX_EXPORT_BYTES >> 20} MiB one export may build.",
+            hint="Narrow it with --since or --version.",
         )
     xs, shapes = [], set()
     for row in rows:
