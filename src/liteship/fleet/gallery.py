@@ -215,8 +215,9 @@ def render_gallery(session: Any, store: Any, query: dict[str, str]) -> str:
             if r.label is None
             else f"<br>label <b>{e(names[r.label] if r.label < len(names) else str(r.label))}</b>"
         )
+        chosen = r.label if r.label is not None else r.predicted  # confirming the prediction is one click
         options = "".join(
-            f'<option value="{i}"{" selected" if r.label == i else ""}>{i}: {e(n)}</option>'
+            f'<option value="{i}"{" selected" if chosen == i else ""}>{i}: {e(n)}</option>'
             for i, n in enumerate(names or [str(i) for i in range(max(10, r.predicted + 1))])
         )
         when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.captured_at))
