@@ -331,3 +331,25 @@ def samples_export(
             "(`liteship fleet samples label`, the dashboard) and export with --labeled-only for validation.",
             soft_wrap=True,
         )
+
+
+@samples.command("purge")
+@click.argument("model_id")
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    help="Delete samples received before this: an age (30d, 12h) or a date (2026-12-01, UTC).",
+)
+@json_option
+@connection_options
+@click.pass_context
+def samples_purge(ctx: click.Context, model_id: str, older_than: str, as_json: bool) -> None:
+    """Delete MODEL_ID's samples received before --older-than, files included (server-side retention)."""
+    from liteship.fleet.samples_client import parse_since
+
+    out = _client(ctx).purge(model_id, before=parse_since(older_than))
+    if as_json:
+        emit_json(out)
+        return
+    console.print(f"deleted {out['deleted']} samples of {escape(model_id)}.")

@@ -522,6 +522,27 @@ def set_label(session: Session, *, sample: int, body: SampleLabel) -> FieldSampl
     return row
 
 
+def purge(session: Session, store: Any, *, model_id: str, before: float) -> int:
+    """Delete a model's samples received before ``before`` (rows and their files). Returns the count."""
+    rows = list(
+        session.scalars(
+            select(FieldSample).where(FieldSample.model_id == model_id, FieldSample.received_at < before)
+        )
+    )
+    shas = {r.sha256 for r in rows}
+    for r in rows:
+        session.delete(r)
+    session.flush()
+    still = (
+        set(session.scalars(select(FieldSample.sha256).where(FieldSample.sha256.in_(shas))))
+        if shas
+        else set()
+    )
+    for sha in shas - still:
+        store.delete(sha)
+    return len(rows)
+
+
 def sample_bytes(store: Any, row: FieldSample) -> bytes:
     return b"".join(store.open_range(row.sha256, 0, row.size - 1))
 
@@ -656,6 +677,7 @@ __all__ = [
     "end_policy",
     "export_npz",
     "list_samples",
+    "purge",
     "receive_sample",
     "set_label",
 ]

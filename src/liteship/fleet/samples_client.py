@@ -137,6 +137,9 @@ class SamplesClient(FleetClient):
             body["discarded"] = discarded
         return self._call("POST", f"/api/v1/samples/{sample}/label", json=body)
 
+    def purge(self, model_id: str, *, before: float) -> Any:
+        return self._call("DELETE", f"/api/v1/models/{model_id}/samples", params={"before": before})
+
     def export(
         self,
         model_id: str,

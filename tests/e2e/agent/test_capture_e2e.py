@@ -115,6 +115,11 @@ def test_capture_is_switched_on_from_the_server_stays_in_quota_uploads_and_delet
         assert r.returncode == 0 and "capture off for capdigits" in r.stdout
         wait_for(lambda: any(e.get("msg") == "capture turned off" for e in log_lines(state)), timeout=30)
         assert not (state / "capture" / "policy.json").exists()
+        r = cli(
+            "fleet", "samples", "purge", "capdigits", "--older-than", "0s", *conn
+        )  # server-side retention
+        assert r.returncode == 0 and "deleted 6 samples of capdigits" in r.stdout, r.stdout + r.stderr
+        assert samples_on_server(fleet) == []
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=60)

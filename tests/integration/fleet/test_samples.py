@@ -194,3 +194,32 @@ def test_a_bad_policy_is_a_clear_422(fleet, make_package):
         assert r.status_code == 422 and why in r.text
     r = fleet.client.put("/api/v1/models/nosuch/capture", json=RULES, headers=fleet.admin)
     assert r.status_code == 404 and "no release" in r.json()["detail"]
+
+
+def test_purge_deletes_rows_and_files(capturing):
+    fleet, policy = capturing
+    h = fleet.register("pi-1")
+    for i in range(2):
+        assert (
+            put(fleet, "pi-1", h, f"p{i}", sample(f"p{i}", policy["sha256"], value=float(i))).status_code
+            == 201
+        )
+    rows = fleet.client.get("/api/v1/samples", headers=fleet.admin).json()
+    store = fleet.app.state.store
+    from liteship.fleet.samples import FieldSample
+
+    with fleet.app.state.sessionmaker() as s:
+        shas = [r.sha256 for r in s.query(FieldSample).all()]
+    assert len(rows) == 2 and all(store.size(sha) for sha in shas)
+    r = fleet.client.delete("/api/v1/models/digits/samples", params={"before": 0}, headers=fleet.admin)
+    assert r.json()["deleted"] == 0
+    r = fleet.client.delete(
+        "/api/v1/models/digits/samples", params={"before": time.time() + 1}, headers=fleet.admin
+    )
+    assert r.status_code == 200 and r.json()["deleted"] == 2
+    assert fleet.client.get("/api/v1/samples", headers=fleet.admin).json() == []
+    assert all(store.size(sha) is None for sha in shas)
+    assert (
+        fleet.client.delete("/api/v1/models/digits/samples", params={"before": 1}, headers=h).status_code
+        == 403
+    )

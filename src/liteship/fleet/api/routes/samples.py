@@ -238,6 +238,20 @@ def label_sample(sample: SampleRowId, body: SampleLabel, session: SessionDep, _:
     return SamplePublic.model_validate(row)
 
 
+@router.delete("/api/v1/models/{model_id}/samples")
+def purge_samples(
+    model_id: str,
+    request: Request,
+    session: SessionDep,
+    _: AdminAuth,
+    before: float = Query(ge=0, le=4102444800.0, description="delete samples received before this time"),
+) -> dict[str, Any]:
+    """Delete a model's samples received before ``before`` (epoch seconds): rows and files."""
+    n = samples.purge(session, request.app.state.store, model_id=model_id, before=before)
+    session.commit()
+    return {"model_id": model_id, "deleted": n}
+
+
 def _export(
     app: Any, model_id: str, since: float | None, version: str | None, labeled_only: bool
 ) -> Response:
