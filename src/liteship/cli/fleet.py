@@ -189,7 +189,7 @@ class _FleetGroup(click.Group):
 @click.group("fleet", cls=_FleetGroup)
 @connection_options
 def fleet_cmd() -> None:
-    """Talk to a fleet server: publish, rollouts, devices, drift.
+    """Talk to a fleet server: publish, rollouts, devices, drift, field capture and samples.
 
     \b
     The server is --server, else $LITESHIP_SERVER, else http://127.0.0.1:8700 (a server on this
