@@ -32,7 +32,7 @@ from liteship.agent.health import HealthWindow
 from liteship.agent.sinks import event
 from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
-from liteship.agent.telemetry import Aggregator, Spool
+from liteship.agent.telemetry import Aggregator, Spool, outside_range
 from liteship.confidence import top1_confidence
 from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
 from liteship.package import Manifest
@@ -139,6 +139,7 @@ class LoadedModel:
         if self.test_jitter_ms:  # tests only (TEST_LATENCY_JITTER_ENV)
             latency += random.uniform(0.0, self.test_jitter_ms)  # noqa: S311 - not cryptographic
         y = np.asarray(out[self.output.name], dtype=np.float64).reshape(-1)
+        self.last_scores = y  # field capture keeps it with the input (liteship.agent.capture)
         finite = all(bool(np.all(np.isfinite(v))) for v in out.values())
         k = int(np.nanargmax(y)) if np.any(np.isfinite(y)) else 0
         return k, float(top1_confidence(y, self.score_kind)[0]), latency, finite
@@ -220,9 +221,12 @@ class AgentLoop:
         self._jobs_due = threading.Event()  # a check-in brought an assignment: the jobs thread looks at it
         self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
+        self.capture: Any = None  # liteship.agent.capture.Capture: policy and upload after each poll
         self._window_started = time.monotonic()
         self._upload_after = 0.0  # monotonic time before which telemetry is not uploaded (Retry-After)
         self._last_wait_log: float | None = None
+        self.windows_lost = 0  # telemetry windows a full disk kept out of the spool
+        self._disk_logged: dict[str, float] = {}
 
     def stop(self, signum: int | None = None, *_: Any) -> None:
         """Stop after the current frame (also the SIGTERM/SIGINT handler)."""
@@ -344,9 +348,31 @@ class AgentLoop:
             "version": model.version,
         }
         self.sink.write(result)
+        if self.capture is not None and finite:
+            self._capture(model, frame, x, k, score, str(result["label"]))
         verdict = self.health.observe(ok=True, finite=finite, latency_ms=latency, version=model.version)
         self._after_health(verdict)
         return result
+
+    def _capture(
+        self, model: LoadedModel, frame: Frame, x: np.ndarray, k: int, score: float, label: str
+    ) -> None:
+        """Offer the inference to field capture (a rule check and a queue put: never blocks)."""
+        try:
+            self.capture.offer(
+                model_id=model.manifest.model_id,
+                version=model.version,
+                x=x,
+                scores=model.last_scores,
+                klass=k,
+                confidence=score,
+                out_of_range=outside_range(x, model.calibration_range),
+                preprocessing={"mean": list(model.pre.mean), "std": list(model.pre.std)},
+                frame=frame,
+                label=label,
+            )
+        except Exception as e:  # noqa: BLE001 - capture must never stop inference
+            event("capture error", 40, error=f"{type(e).__name__}: {e}")
 
     def _after_health(self, verdict: str | None) -> None:
         if verdict == "reverted":
@@ -369,7 +395,11 @@ class AgentLoop:
         self._window_started = time.monotonic()
         if window is not None:
             window.update(achieved_fps=rate["achieved_fps"], max_fps=self.max_fps)
-            self.spool.put(window)
+            try:
+                self.spool.put(window)
+            except OSError as e:  # a full disk must not stop inference (issue 25): the window is lost
+                self.windows_lost += 1
+                self._disk_full("telemetry window dropped: it cannot be written to the spool", e)
 
     def _rate(self) -> dict[str, Any]:
         """Frames per second since the last call (processed and dropped), kept for ``agent status``."""
@@ -383,9 +413,19 @@ class AgentLoop:
             "at": time.time(),
         }
         if self._rate_frames:
-            self.store.update_state(lambda s: s.__setitem__("rate", rate))
+            try:
+                self.store.update_state(lambda s: s.__setitem__("rate", rate))
+            except OSError as e:  # a full disk: the rate is reported again with the next window
+                self._disk_full("the frame rate cannot be written to state.json", e)
         self._rate_frames, self._rate_started = 0, now
         return rate
+
+    def _disk_full(self, what: str, e: OSError) -> None:
+        """Log a failed write at most once a minute per kind; inference goes on."""
+        now = time.monotonic()
+        if now - self._disk_logged.get(what, -1e9) >= 60.0:
+            self._disk_logged[what] = now
+            event(what, 30, error=f"{type(e).__name__}: {e}", windows_lost=self.windows_lost)
 
     def _pace(self) -> None:
         """Sleep until the next frame may start under ``max_fps`` (SIGTERM ends the sleep)."""
@@ -453,6 +493,23 @@ class AgentLoop:
             except Exception as e:  # noqa: BLE001 - a device job must not stop the agent
                 event("device job error", 40, error=f"{type(e).__name__}: {e}")
 
+    def _run_capture(self) -> None:
+        """Field capture after a check-in: the signed policy of the assignment (TUF), then uploads."""
+        if self.capture is None or self._stop.is_set():
+            return
+        try:
+            last = self.store.state().get("last_checkin") or {}
+            if last.get("ok"):  # offline: the policy stays as it was (it expires by itself)
+                offer = (last.get("assignment") or {}).get("capture")
+                model = self.model  # the loop thread may be reloading it: the enrolled model first
+                model_id = getattr(self.updater, "model_id", None) or (
+                    model.manifest.model_id if model is not None else None
+                )
+                self.capture.apply_offer(offer, tuf=self.updater.tuf, model_id=model_id)
+            self.capture.upload(self.updater.client)
+        except Exception as e:  # noqa: BLE001 - capture must not stop the updater
+            event("capture error", 40, error=f"{type(e).__name__}: {e}")
+
     def _update_thread(self) -> None:
         try:
             self._update_loop()
@@ -473,6 +530,7 @@ class AgentLoop:
                     self._report_due.set()
                 self._polled.set()
                 self._run_jobs()
+                self._run_capture()
             if self._report_due.is_set() and not self._stop.is_set():
                 self._report()
             if poll_due:
@@ -537,6 +595,8 @@ class AgentLoop:
                 self._report()  # an install, revert or commit the server has not heard of yet
         self._close_window()
         self.flush()
+        if self.capture is not None:
+            self.capture.close()
         self.sink.close()
         self.source.close()
         self._unload()

@@ -68,6 +68,7 @@ class AgentStatus(ReportMixin):
     last_downgrade: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     rate: dict[str, Any] | None = None
+    capture: dict[str, Any] | None = None  # field capture (liteship.agent.capture.read_status)
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,12 @@ def _send_profile(client: FleetClient, model_id: str | None) -> None:
         client.close()
 
 
+def read_capture_status(root: Path) -> dict[str, Any] | None:
+    from liteship.agent.capture import read_status
+
+    return read_status(root)
+
+
 def agent_status(state_dir: str | Path) -> AgentStatus:
     """What this device runs and last decided, read from its state folder (nothing is written).
 
@@ -287,6 +294,7 @@ def agent_status(state_dir: str | Path) -> AgentStatus:
         last_downgrade=s.get("last_downgrade"),
         history=list(s["history"]),
         rate=s.get("rate"),
+        capture=read_capture_status(state / "capture"),
     )
 
 
@@ -421,6 +429,9 @@ def run_agent(config: AgentConfig) -> int:
     )
     if updater is not None:
         _attach_bench_jobs(loop, store, updater, config)
+        from liteship.agent.capture import Capture  # off until the server sends a signed policy
+
+        loop.capture = Capture(state / "capture")
     signal.signal(signal.SIGTERM, loop.stop)
     signal.signal(signal.SIGINT, loop.stop)
     event("agent started", current=store.current_version(), server=server, source=config.source)

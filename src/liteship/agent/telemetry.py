@@ -62,6 +62,16 @@ class Window:
         }
 
 
+def outside_range(x: np.ndarray, calibration_range: tuple[float, float] | None) -> bool:
+    """True when ``x`` leaves the calibration range by more than 5 % of its span (telemetry's
+    out-of-range count and capture's ``out-of-range`` trigger)."""
+    if calibration_range is None:
+        return False
+    lo, hi = calibration_range
+    span = (hi - lo) or 1.0
+    return float(np.min(x)) < lo - 0.05 * span or float(np.max(x)) > hi + 0.05 * span
+
+
 def latency_bin(ms: float) -> int:
     return int(np.searchsorted(LATENCY_EDGES_MS, ms, side="right"))
 
@@ -91,11 +101,8 @@ class Aggregator:
         w.latency_hist[latency_bin(latency_ms)] += 1
         if confidence is not None:
             w.confidence_hist[confidence_bin(confidence)] += 1
-        if x is not None and self.calibration_range is not None:
-            lo, hi = self.calibration_range
-            span = (hi - lo) or 1.0
-            if float(np.min(x)) < lo - 0.05 * span or float(np.max(x)) > hi + 0.05 * span:
-                w.out_of_range += 1
+        if x is not None and outside_range(x, self.calibration_range):
+            w.out_of_range += 1
 
     def record_error(self) -> None:
         self.window.errors += 1
@@ -214,4 +221,5 @@ __all__ = [
     "CONFIDENCE_BINS",
     "LATENCY_EDGES_MS",
     "confidence_bin",
+    "outside_range",
 ]

@@ -277,6 +277,19 @@ def status(state_dir: Path, as_json: bool) -> None:
             + (f" (limit {st.rate['max_fps']:g})" if st.rate.get("max_fps") else " (no limit)")
         )
     lines.append(f"spool     {st.spooled_windows} window(s) waiting")
+    cap = st.capture
+    if cap:
+        state = (
+            f"on ({', '.join(cap['rules'])}; {cap['per_hour']}/h, {cap['per_day']}/day; policy {cap['policy']}, "
+            f"expires {_when(cap['expires'])})"
+            if cap["on"]
+            else "off"
+        )
+        lines.append(
+            f"capture   {state}; {cap['pending']} sample(s) waiting ({cap['bytes']} bytes), "
+            f"{cap['captured']} captured, {cap['uploaded']} uploaded, dropped: {cap['dropped_quota']} quota, "
+            f"{cap['dropped_disk']} disk, {cap['dropped_busy']} busy, {cap['dropped_error']} write errors"
+        )
     for line in lines:
         console.print(line, soft_wrap=True, markup=False)
 

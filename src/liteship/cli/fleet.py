@@ -189,7 +189,7 @@ class _FleetGroup(click.Group):
 @click.group("fleet", cls=_FleetGroup)
 @connection_options
 def fleet_cmd() -> None:
-    """Talk to a fleet server: publish, rollouts, devices, drift.
+    """Talk to a fleet server: publish, rollouts, devices, drift, field capture and samples.
 
     \b
     The server is --server, else $LITESHIP_SERVER, else http://127.0.0.1:8700 (a server on this
@@ -512,6 +512,23 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
     console.print(table)
     for note in notes:
         console.print(escape(note), soft_wrap=True)
+    _capture_hint(model_id, series)
+
+
+def _capture_hint(model_id: str, series: list[dict[str, Any]]) -> None:
+    """When drift is in the alert band: the next step, field capture with suggested rules (issue 25)."""
+    from liteship.fleet.samples_client import suggest_capture, suggestion_command
+
+    suggestion = suggest_capture(series)
+    if suggestion is None:
+        return
+    console.print(
+        f"Drift of {escape(model_id)} {escape(', '.join(suggestion['versions']))} passed the alert band. "
+        "Next step: capture what the devices see, recalibrate on it and validate:",
+        soft_wrap=True,
+    )
+    console.print(f"  {escape(suggestion_command(model_id, suggestion))}", soft_wrap=True, highlight=False)
 
 
 import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above
+import liteship.cli.fleet_samples  # noqa: E402, F401 - registers `fleet capture` and `fleet samples`

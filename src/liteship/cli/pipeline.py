@@ -131,6 +131,49 @@ def select_cmd(
         raise GateFailed(f"no variant passes the gates on device figures ({sel.message})")
 
 
+@cli.command("compare")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--release", type=click.Path(dir_okay=False), help="The current release's .tflite (first row).")
+@click.option(
+    "--data",
+    "datasets",
+    multiple=True,
+    required=True,
+    metavar="NAME=PATH",
+    help="A data set (.npz with x [and y], .npy, image folder); repeatable: e.g. field=field.npz val=val.npz.",
+)
+@json_option
+def compare_cmd(report: str, release: str | None, datasets: tuple[str, ...], as_json: bool) -> None:
+    """The current release and every variant of a run, side by side on each data set.
+
+    \b
+    Example (field data from `liteship fleet samples export … --labeled-only`):
+      liteship pipeline compare out/report.json --release current.tflite \\
+          --data field=field.npz --data original=val.npz
+    Accuracy where the data set has labels, top-1 agreement with the run's reference model always.
+    """
+    from liteship.pipeline.compare import compare, parse_dataset
+
+    named = dict(parse_dataset(d) for d in datasets)
+    result = compare(report, release=release, datasets=named, progress=not as_json)
+    if as_json:
+        emit_json(result)
+        return
+    table = Table("model", *[f"{n} accuracy" for n in named], *[f"{n} agreement" for n in named])
+    for model, row in result.cells.items():
+        acc = [_p(row[n].accuracy) for n in named]
+        agr = [_p(row[n].agreement) for n in named]
+        table.add_row(model, *acc, *agr)
+    console.print(table)
+    for n in named:
+        ref = next(iter(result.cells.values()))[n].reference_accuracy
+        best = result.best_on(n)
+        console.print(
+            f"{n}: best {best}" + (f"; the float reference: {_p(ref)}" if ref is not None else ""),
+            soft_wrap=True,
+        )
+
+
 def render_device_selection(sel) -> None:
     """Workstation and device p50 side by side, the choice, and what is missing."""
     devices = sorted({d for v in sel.variants for d in (*v.devices, *v.errors)})

@@ -30,12 +30,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
-from liteship.fleet import crud, dashboard, dashboard_jobs
-from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
+from liteship.fleet import crud, dashboard, dashboard_jobs, gallery
+from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, samples, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
 from liteship.fleet.limits import Limits, RateLimiter
 from liteship.fleet.retention import Pruner
+from liteship.fleet.samples import CaptureOffers
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
 from liteship.fleet.storage import StoreUnavailable, open_store
@@ -277,6 +278,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
             bytes_per_day=settings.limit_bytes_per_day,
         )
     )
+    app.state.capture_offers = CaptureOffers()
     app.state.store = store
     app.state.pruner = Pruner(settings.retention_days)
     with app.state.sessionmaker() as session:  # retention: once at start, then hourly on telemetry
@@ -329,8 +331,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (releases, devices, telemetry, rollouts, jobs, distribution, dashboard):  # jobs first: its
-        # TUF targets route is more specific than distribution's
+    routers = (releases, devices, telemetry, rollouts, jobs, samples, distribution, gallery, dashboard)
+    for module in routers:  # jobs and samples before distribution: their TUF target routes are more specific
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
     app.include_router(dashboard_jobs.router)  # device-job pages (liteship.fleet.dashboard_jobs)
@@ -338,7 +340,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         BodyLimit,
         limit=settings.max_body_bytes,
         exempt=lambda scope: (
-            scope["path"] in ("/api/v1/releases", jobs.UPLOAD_PATH) and scope["method"] == "POST"
+            (scope["path"] in ("/api/v1/releases", jobs.UPLOAD_PATH) and scope["method"] == "POST")
+            or samples.is_upload(scope)  # bounded by its own limit while it streams
         ),
     )
     return app

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from liteship.fleet import aggregate, crud, panels
+from liteship.fleet import aggregate, crud, gallery, panels
 from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
 from liteship.fleet.api.routes.rollouts import rollout_public
@@ -94,7 +94,11 @@ def render(session: Any) -> str:
     drift_html = []
     for model, _, _ in crud.list_models(session):
         series = aggregate.drift_series(session, model_id=model.id, period_s=DRIFT_PERIOD_S)
-        drift_html.append(panels.drift_panel(series, model.id, period_s=DRIFT_PERIOD_S))
+        # the next step when drift alerts: field capture (liteship.fleet.gallery)
+        drift_html.append(
+            panels.drift_panel(series, model.id, period_s=DRIFT_PERIOD_S)
+            + gallery.drift_action(session, model.id, series)
+        )
     seen = sum(1 for d in devices if d.last_seen and now - d.last_seen < 600)
     return PAGE.substitute(
         generated=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)),

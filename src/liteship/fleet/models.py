@@ -488,6 +488,7 @@ class Assignment(BaseModel):
     allow_downgrade_to: str | None = None
     mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
     jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
+    capture: dict[str, Any] | None = None  # the signed capture policy's TUF target (liteship.fleet.samples)
 
 
 class TelemetryCreate(BaseModel):

@@ -17,6 +17,7 @@ from liteship.fleet.api.deps import (
     own_device,
 )
 from liteship.fleet.api.routes.jobs import attach_offers
+from liteship.fleet.api.routes.samples import attach_capture
 from liteship.fleet.checkin import revert_events
 from liteship.fleet.models import (
     Assignment,
@@ -104,6 +105,7 @@ async def check_in(device_id: str, body: CheckIn, request: Request, device: Devi
     mirrors = request.app.state.settings.mirrors
     if mirrors and assignment.version:
         assignment = assignment.model_copy(update={"mirrors": mirrors})
+    assignment = await attach_capture(request, assignment)  # field capture (liteship.fleet.samples)
     return await attach_offers(request, assignment)  # bench jobs (liteship.fleet.jobs)
 
 

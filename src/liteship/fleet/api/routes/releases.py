@@ -23,11 +23,14 @@ def release_public(rel: Release, channels: dict[str, Release]) -> ReleasePublic:
 
 
 def all_targets(session: Any) -> dict[str, tuple[str, int]]:
-    """Every release's TUF target, plus the variants of open bench jobs (``liteship.fleet.jobs``)."""
+    """Every release's TUF target, plus the variants of open bench jobs (``liteship.fleet.jobs``) and
+    the active capture policies (``liteship.fleet.samples``)."""
     from liteship.fleet.jobs import job_targets
+    from liteship.fleet.samples import capture_targets
 
     return {
         **job_targets(session),
+        **capture_targets(session),
         **{r.target_path: (r.sha256, r.size) for r in session.query(Release).all()},
     }
 
