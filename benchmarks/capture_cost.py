@@ -39,7 +39,9 @@ def offer_us(cap: Capture, x: np.ndarray, n: int, confidence: float = 0.9) -> li
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        cap.offer(model_id="m", version="1", x=x, scores=scores, klass=3, confidence=confidence, out_of_range=False)
+        cap.offer(
+            model_id="m", version="1", x=x, scores=scores, klass=3, confidence=confidence, out_of_range=False
+        )
         out.append((time.perf_counter() - t) * 1e6)
     return out
 
@@ -73,7 +75,9 @@ def main() -> int:
             t = time.perf_counter()
             on.drain(timeout=600)
             written = len(on.pending())
-            results[f"{name} capturing"]["writer_samples_per_s"] = round(written / (time.perf_counter() - t), 1)
+            results[f"{name} capturing"]["writer_samples_per_s"] = round(
+                written / (time.perf_counter() - t), 1
+            )
             results[f"{name} capturing"]["sample_bytes"] = on.pending()[0].stat().st_size
             on.close()
     if args.json:
