@@ -197,9 +197,19 @@ class FleetClient:
         version: str | None,
         health: dict[str, Any] | None = None,
         runtime: dict[str, Any] | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
-        """Report what runs here; returns the assignment (``version``, ``target_path``, ``sha256``…)."""
-        body = {"model_id": model_id, "model_version": version, "health": health, "runtime": runtime}
+        """Report what runs here; returns the assignment (``version``, ``target_path``, ``sha256``…).
+
+        ``variant`` (the running package's variant, issue 24) is sent only when there is one."""
+        body: dict[str, Any] = {
+            "model_id": model_id,
+            "model_version": version,
+            "health": health,
+            "runtime": runtime,
+        }
+        if variant is not None:
+            body["model_variant"] = variant
         return self.request("POST", f"/api/v1/devices/{self.device_id}/checkin", json=body).json()
 
     def post_window(self, window: dict[str, Any]) -> bool:

@@ -78,6 +78,30 @@ class Lease:
     folder: Path
 
 
+def check_variant(manifest: Manifest, assigned: str | None, profile: dict[str, Any] | None) -> None:
+    """A variant package is installed only as the variant the server named, and only on a device its
+    signed conditions select (or as its release's default): a server cannot hand this device another
+    variant than it says, nor one built for other hardware (issue 24).
+
+    Raises:
+        UpdateRefused: ``variant`` — the package is another variant, or not for this device.
+    """
+    record = manifest.variant_record
+    name = record.name if record is not None else None
+    if assigned is not None and name != assigned:
+        raise UpdateRefused(
+            f"the server assigned variant {assigned!r} of {manifest.model_id} {manifest.version}, but the "
+            f"package is {'variant ' + repr(name) if name else 'not a variant'} (signed manifest).",
+            reason="variant",
+        )
+    if record is not None and profile is not None and not record.default and not record.matches(profile):
+        raise UpdateRefused(
+            f"variant {record.name!r} of {manifest.model_id} {manifest.version} is for {record.describe()}; "
+            "this device's profile does not match it.",
+            reason="variant",
+        )
+
+
 class UpdateRefused(AgentError):
     """An update that was refused; the current model is untouched. ``reason`` is a short code."""
 
@@ -334,6 +358,8 @@ class Store:
         accelerator: str | None = None,
         downgrade_to: str | None = None,
         on_step: Callable[[str], None] | None = None,
+        variant: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Manifest:
         """Verify, extract, smoke-test and swap in a package; the old current becomes ``previous``.
 
@@ -348,6 +374,10 @@ class Store:
                 Defaults to None.
             on_step: Called with ``"extract"``, ``"smoke-test"`` and ``"swap"`` as each step starts
                 (the updater logs them). Defaults to None.
+            variant: The release variant the server assigned (issue 24): the package's signed
+                manifest must name it. Defaults to None (a release without variants).
+            profile: This device's profile: a variant whose signed conditions do not hold for it
+                (and that is not its release's default) is refused. Defaults to None (not checked).
 
         Raises:
             UpdateRefused: The package does not verify, is a rollback, or fails its smoke test.
@@ -377,6 +407,7 @@ class Store:
                 raise UpdateRefused(
                     f"package holds model {manifest.model_id!r}, expected {model_id!r}.", reason="mismatch"
                 )
+            check_variant(manifest, variant, profile)
             self.check_offer(version, downgrade_to=downgrade_to)
             step("smoke-test")
             with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread

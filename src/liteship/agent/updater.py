@@ -24,6 +24,7 @@ from liteship.agent.clock import BUILD_FLOOR, Clock
 from liteship.agent.fsutil import crash_point, fsync_dir
 from liteship.agent.sinks import event
 from liteship.agent.store import Store, UpdateRefused
+from liteship.errors import LiteshipError
 from liteship.package import compare_versions
 
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
@@ -98,6 +99,16 @@ class Updater:
         current = self.store.current_version()
         return self.store.manifest(current).model_id if current else self.model_id
 
+    def _variant(self, version: str | None) -> str | None:
+        """The variant of the installed ``version`` (None: its package is its release's only build)."""
+        if version is None:
+            return None
+        try:
+            raw = self.store.manifest(version).variant
+        except (LiteshipError, OSError):
+            return None
+        return str(raw["name"]) if raw else None
+
     def poll_once(self) -> dict[str, Any]:
         """Check in, then apply the assignment. Returns the decision (also kept in ``state.json``)."""
         assignment = self._check_in()
@@ -121,7 +132,11 @@ class Updater:
         health = {"pending": pending, "failed_versions": sorted(state["failed"]), "events": reports}
         try:
             assignment = self.client.check_in(
-                model_id=self._model_id(), version=current, health=health, runtime=self.profile
+                model_id=self._model_id(),
+                version=current,
+                health=health,
+                runtime=self.profile,
+                variant=self._variant(current),
             )
         except ServerError as e:
             self.failed_checkins += 1
@@ -176,6 +191,8 @@ class Updater:
                 package,
                 expected_version=version,
                 model_id=assignment.get("model_id"),
+                variant=assignment.get("variant") if isinstance(assignment.get("variant"), str) else None,
+                profile=self.profile,
                 num_threads=self.num_threads,
                 accelerator=self.accelerator,
                 downgrade_to=downgrade_to,

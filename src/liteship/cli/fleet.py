@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -233,24 +234,55 @@ def _render_plan(r: dict[str, Any]) -> None:
 
 
 @fleet_cmd.command("publish")
-@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.argument("packages", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--channel", help="Also point this channel at the release.")
 @click.option("--targets-key", type=click.Path(exists=True, dir_okay=False), help="Offline TUF targets key.")
 @connection_options
 @json_option
 @click.pass_context
 def publish(
-    ctx: click.Context, package: str, channel: str | None, targets_key: str | None, as_json: bool
+    ctx: click.Context, packages: tuple[str, ...], channel: str | None, targets_key: str | None, as_json: bool
 ) -> None:
-    """Publish a signed package (refused if unsigned, tampered or not newer)."""
-    result = _client(ctx).publish(package, channel=channel, targets_key=targets_key)
+    """Publish signed packages (refused if unsigned, tampered or not newer).
+
+    \b
+    The variants of one release (`liteship package --variant …`) are published together: the
+    default variant first (it creates the release), then the others, each a TUF target of its own.
+    """
+    client = _client(ctx)
+    results = [
+        client.publish(p, channel=channel, targets_key=targets_key) for p in _default_variant_first(packages)
+    ]
     if as_json:
-        emit_json(result)
+        emit_json(results[0] if len(results) == 1 else results)
         return
-    console.print(
-        f"published {result['model_id']} {result['version']} ({result['size']} bytes, "
-        f"sha256 {result['sha256'][:12]}…); TUF target: {result['tuf']}"
-    )
+    for result in results:
+        variant = f" variant {result['variant']}" if result.get("variant") else ""
+        console.print(
+            f"published {result['model_id']} {result['version']}{variant} ({result['size']} bytes, "
+            f"sha256 {result['sha256'][:12]}…); TUF target: {result['tuf']}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _default_variant_first(packages: tuple[str, ...]) -> list[str]:
+    """The packages in publishing order: a release's default variant before its other variants (the
+    default creates the release). Packages whose manifest cannot be read keep their place: the server
+    refuses them with its own message."""
+    from liteship.package.archive import ArchiveReader
+    from liteship.package.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
+
+    def rank(path: str) -> int:
+        try:
+            with ArchiveReader(path) as reader:
+                raw = json.loads(reader.read(MANIFEST_NAME, MAX_MANIFEST_BYTES))
+        except (LiteshipError, OSError, ValueError, KeyError):
+            return 0
+        variant = raw.get("variant") if isinstance(raw, dict) else None
+        return 1 if isinstance(variant, dict) and not variant.get("default") else 0
+
+    return sorted(packages, key=rank)  # stable: the given order otherwise
 
 
 @fleet_cmd.group("rollout")
@@ -417,7 +449,15 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
         emit_json(rows)
         return
     table = Table(
-        "device", "model", "version", "assigned", "profile", "health", "reverts", "last check-in (UTC)"
+        "device",
+        "model",
+        "version",
+        "variant",
+        "assigned",
+        "profile",
+        "health",
+        "reverts",
+        "last check-in (UTC)",
     )
     for d in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["last_seen"])) if d["last_seen"] else "never"
@@ -425,7 +465,11 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
             escape(d["id"]),
             escape(d["model_id"] or "—"),
             escape(d["model_version"] or "—"),
-            escape(d.get("assigned_version") or "—"),
+            escape(d.get("variant") or "—"),
+            escape(
+                (d.get("assigned_version") or "—")
+                + (f" ({d['assigned_variant']})" if d.get("assigned_variant") else "")
+            ),
             escape(d.get("profile_summary") or "—"),
             escape(d.get("health_summary") or "—"),
             str(d.get("reverts", 0)),

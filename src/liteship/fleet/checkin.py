@@ -60,6 +60,7 @@ from liteship.fleet.models import (
     Rollout,
     RolloutState,
 )
+from liteship.fleet.variants import VariantRef, pick, refs, variants_of
 
 MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
@@ -84,10 +85,20 @@ class ReleaseRef:
     target_path: str
     sha256: str
     size: int
+    variants: tuple[VariantRef, ...] = ()  # a multi-variant release (issue 24): one per kind of hardware
 
     @classmethod
-    def of(cls, rel: Release) -> ReleaseRef:
-        return cls(rel.version, rel.target_path, rel.sha256, rel.size)
+    def of(cls, rel: Release, session: Session | None = None) -> ReleaseRef:
+        """The release's target; with ``session``, its variants too."""
+        rows = variants_of(session, [rel.id]).get(rel.id, []) if session is not None else []
+        return cls(rel.version, rel.target_path, rel.sha256, rel.size, refs(rows))
+
+    def for_profile(self, profile: dict[str, Any] | None) -> tuple[str, str, int, str | None]:
+        """``(target_path, sha256, size, variant name)`` of the package a device with ``profile`` runs."""
+        chosen = pick(self.variants, profile)
+        if chosen is None:
+            return self.target_path, self.sha256, self.size, None
+        return chosen.target_path, chosen.sha256, chosen.size, chosen.name
 
 
 @dataclass(frozen=True)
@@ -107,14 +118,21 @@ class Plan:
     rolled_back_version: str | None = None
 
     def assign(
-        self, *, device_id: str, model_id: str | None, bucket: int, current_version: str | None = None
+        self,
+        *,
+        device_id: str,
+        model_id: str | None,
+        bucket: int,
+        current_version: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Assignment:
-        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel.
+        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel;
+        of a multi-variant release, the variant its ``profile`` selects (issue 24).
 
         A device still running the candidate of a halted or aborted rollout (``current_version``) is
         sent back to stable with ``reason_code="rollback-to-control"`` and ``allow_downgrade_to``.
         """
-        base: dict[str, Any] = {"device_id": device_id, "model_id": model_id}
+        base: dict[str, Any] = {"device_id": device_id, "model_id": model_id, "profile": profile}
         if model_id is None:
             return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
         if self.rollout_id is not None:
@@ -159,12 +177,17 @@ def _unassigned(device_id: str, model_id: str | None, reason: str, *, reason_cod
 
 def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **extra: Any) -> Assignment:
     assert rel is not None
+    base = dict(base)
+    path, sha, size, variant = rel.for_profile(base.pop("profile", None))
+    if variant is not None:
+        reason = f"{reason}; variant {variant}"
     return Assignment(
         **base,
         version=rel.version,
-        target_path=rel.target_path,
-        sha256=rel.sha256,
-        size=rel.size,
+        target_path=path,
+        sha256=sha,
+        size=size,
+        variant=variant,
         reason=reason,
         **extra,
     )
@@ -186,8 +209,8 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
             rollout_state=rollout.state,
             percent=percent,
             cutoff=math.ceil(percent * 100) if cutoff is None else cutoff,
-            control=ReleaseRef.of(control),
-            candidate=ReleaseRef.of(candidate),
+            control=ReleaseRef.of(control, session),
+            candidate=ReleaseRef.of(candidate, session),
         )
     stable = session.scalars(
         select(Release)
@@ -196,7 +219,7 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
     ).first()
     if stable is None:
         return Plan()
-    plan = Plan(stable=ReleaseRef.of(stable))
+    plan = Plan(stable=ReleaseRef.of(stable, session))
     if rollout is not None and RolloutState(rollout.state).ended_badly:
         candidate = session.get(Release, rollout.candidate_release_id)
         if candidate is not None and _older(stable.version, candidate.version):
@@ -296,7 +319,7 @@ _PLAN_VERSION = select(Model.plan_version).where(Model.id == bindparam("model_id
 
 @functools.cache
 def _update_device(columns: tuple[str, ...]) -> Any:
-    """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16).
+    """``UPDATE devices SET <columns> … RETURNING model_id, model_version, runtime`` per set of fields.
 
     A device's model is the one it enrolled for (or first claimed): a claim of another model changes
     neither its model nor its reported version (it is counted in ``refused_reports`` by the caller).
@@ -308,12 +331,14 @@ def _update_device(columns: tuple[str, ...]) -> Any:
         own = or_(table.c.model_id.is_(None), table.c.model_id == values["model_id"])
         if "model_version" in values:
             values["model_version"] = case((own, values["model_version"]), else_=table.c.model_version)
+        if "variant" in values:
+            values["variant"] = case((own, values["variant"]), else_=table.c.variant)
         values["model_id"] = func.coalesce(table.c.model_id, values["model_id"])
     return (
         update(table)
         .where(table.c.id == bindparam("device_id"))
         .values(values)
-        .returning(table.c.model_id, table.c.model_version)
+        .returning(table.c.model_id, table.c.model_version, table.c.runtime)
     )
 
 
@@ -387,6 +412,7 @@ class CheckIns:
             model_id=device.model_id,
             bucket=device.bucket,
             current_version=device.model_version,
+            profile=device.runtime,
         )
 
     def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
@@ -396,6 +422,7 @@ class CheckIns:
             values["model_id"] = data.model_id
         if data.model_version is not None or data.model_id is not None:
             values["model_version"] = data.model_version
+            values["variant"] = data.model_variant
         if data.runtime is not None:
             values["runtime"] = data.runtime
         if data.health is not None:
@@ -414,6 +441,7 @@ class CheckIns:
                 model_id=model_id,
                 bucket=device.bucket,
                 current_version=row.model_version,
+                profile=data.runtime if data.runtime is not None else row.runtime,
             )
             events = revert_events(data.health)
             own = [r for r in events if about_own_arm(r, plan, assignment)]

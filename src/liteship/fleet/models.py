@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from liteship import confidence
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VARIANT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,47}$"  # liteship.package.variants.NAME
 CONFIDENCE_BINS = confidence.BINS  # the bins devices and drift references share
 
 # Bounds of every number a device sends (the trust boundary: a device token is not trusted with the
@@ -58,6 +59,24 @@ class Release(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+class ReleaseVariant(Base):
+    """One signed package of a multi-variant release: the hardware it is for (its manifest's
+    ``variant``) and its TUF target (0007). A release without variants has no rows here."""
+
+    __tablename__ = "release_variants"
+    __table_args__ = (UniqueConstraint("release_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    name: Mapped[str] = mapped_column(String(48))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    when: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    target_path: Mapped[str] = mapped_column(String(300), unique=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 class Channel(Base):
     """A named pointer per model (``stable`` is the control of every rollout)."""
 
@@ -82,6 +101,7 @@ class Device(Base):
     # reports refused because they are not about this device's model or arm: windows for another
     # model, revert events for a version it is not assigned, check-ins claiming another model (0006)
     refused_reports: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # what it reports running (0007)
 
 
 class RolloutState(StrEnum):
@@ -125,6 +145,10 @@ class Rollout(Base):
     # (candidate = buckets below it), computed when a stage starts; None: the stage's percent decides
     min_arm_devices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bucket_cutoff: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # per-group rollouts (0007): when one hardware group's candidate is worse, halt that group only
+    # ("group") or the whole rollout ("release"); the groups halted so far (candidate variant names)
+    halt_scope: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
+    halted_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class Decision(Base):
@@ -164,6 +188,7 @@ class TelemetryWindow(Base):
     # False when the window names another model/version than the server assigned the device when it
     # arrived: stored (the agent's spool must drain) but not counted by decisions or drift (0004)
     assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # measured on (0007)
 
 
 class DashboardSession(Base):
@@ -206,6 +231,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class VariantPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    is_default: bool
+    when: list[dict[str, Any]]
+    sha256: str
+    size: int
+    target_path: str
+
+
 class ReleasePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -216,6 +251,7 @@ class ReleasePublic(BaseModel):
     target_path: str
     created_at: float
     channels: list[str] = Field(default_factory=list)
+    variants: list[VariantPublic] = Field(default_factory=list)  # a multi-variant release (issue 24)
 
 
 class ModelPublic(BaseModel):
@@ -246,6 +282,8 @@ class DevicePublic(BaseModel):
     registered_at: float
     last_seen: float | None
     refused_reports: int = 0  # reports about another model or arm, refused (issue 21)
+    variant: str | None = None  # the variant it reports running (issue 24)
+    assigned_variant: str | None = None
     # additive fields (listing only): what the server assigns, and when the device last checked in
     assigned_version: str | None = None
     assignment_reason: str | None = None
@@ -296,6 +334,7 @@ class CheckIn(_Strict):
 
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
     model_version: str | None = Field(default=None, max_length=64)
+    model_variant: str | None = Field(default=None, pattern=VARIANT_PATTERN)
     runtime: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
 
@@ -406,6 +445,10 @@ class Assignment(BaseModel):
     reason: str
     reason_code: str | None = None
     allow_downgrade_to: str | None = None
+    # the release's variant chosen for this device's profile (None: the release has no variants);
+    # ``target_path``/``sha256``/``size`` are that variant's package (issue 24)
+    variant: str | None = None
+    group: str | None = None  # the rollout's hardware group the device is in (the candidate's variant)
     mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
     jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
 
@@ -489,6 +532,8 @@ class RolloutCreate(_Strict):
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]] | None = None
     # small fleets: at least this many devices on each arm from the first stage (see docs/fleet.md)
     min_arm_devices: int = Field(default=0, ge=0, le=100_000)
+    # per-group rollouts: a worse group halts itself only ("group") or the whole rollout ("release")
+    halt_scope: Literal["group", "release"] = "release"
 
 
 class DecisionPublic(BaseModel):
@@ -521,3 +566,6 @@ class RolloutPublic(BaseModel):
     plan: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     next: dict[str, Any] | None = None
+    halt_scope: str = "release"
+    halted_groups: list[str] = Field(default_factory=list)
+    groups: dict[str, Any] = Field(default_factory=dict)  # per hardware group: devices and verdict
