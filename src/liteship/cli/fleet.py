@@ -213,6 +213,13 @@ def _render_rollout(r: dict[str, Any]) -> None:
     nxt = r.get("next")
     if nxt:
         console.print(f"  next: {nxt['action']} — {escape('; '.join(nxt['reasons']))}", soft_wrap=True)
+    for name, g in sorted((r.get("groups") or {}).items()):  # per hardware group (issue 24)
+        state = "halted" if g.get("halted") else (g.get("next") or {}).get("action", "")
+        console.print(
+            f"  group {escape(name)}: {g.get('candidate', 0)} candidate / {g.get('control', 0)} control "
+            f"devices, {state} (halt scope {r.get('halt_scope', 'release')})",
+            soft_wrap=True,
+        )
 
 
 def _render_plan(r: dict[str, Any]) -> None:
@@ -308,6 +315,14 @@ def rollout() -> None:
     "2·N devices is split in halves; 0: the stage percentages alone decide). The engine also needs "
     "min_devices (default 10) per arm: with fewer devices add --threshold min_devices=N.",
 )
+@click.option(
+    "--halt-scope",
+    type=click.Choice(["release", "group"]),
+    default="release",
+    show_default=True,
+    help="A candidate with variants is decided per hardware group: a worse group halts the whole "
+    "rollout (release) or only itself while the other groups go on (group).",
+)
 @json_option
 @connection_options
 @click.pass_context
@@ -319,6 +334,7 @@ def rollout_start(
     stages: str | None,
     thresholds: tuple[str, ...],
     min_arm_devices: int,
+    halt_scope: str,
     as_json: bool,
 ) -> None:
     """Roll VERSION of MODEL_ID out beside the control, in stages.
@@ -348,6 +364,7 @@ def rollout_start(
         stages=list(parse_floats(stages, "--stages") or ()),
         thresholds=parsed,
         min_arm_devices=min_arm_devices,
+        halt_scope=halt_scope,
     )
     if as_json:
         emit_json(r)

@@ -116,6 +116,43 @@ class Plan:
     rolled_back_id: int | None = None
     rolled_back_state: str = ""
     rolled_back_version: str | None = None
+    # per-group rollouts (issue 24): hardware groups (the candidate's variants) halted in the active
+    # rollout; and, after a rollout promoted with halted groups, those groups held on its control
+    halted_groups: frozenset[str] = frozenset()
+    held_groups: frozenset[str] = frozenset()
+    held: ReleaseRef | None = None
+    held_rollout_id: int | None = None
+
+    def group_of(self, profile: dict[str, Any] | None) -> str | None:
+        """The device's hardware group in the rollout: the candidate's variant for its profile (None
+        when the candidate has no variants: the fleet is one group)."""
+        chosen = pick(self.candidate.variants, profile) if self.candidate is not None else None
+        return chosen.name if chosen is not None else None
+
+    def _back_to_control(
+        self, base: dict[str, Any], control: ReleaseRef, left: ReleaseRef, current: str | None, reason: str
+    ) -> Assignment:
+        """A device of a halted (or held) group: the control; one running the candidate it leaves gets
+        ``rollback-to-control`` with the one downgrade it may make."""
+        if current is not None and current == left.version and _older(control.version, left.version):
+            return _assignment(
+                base,
+                control,
+                reason,
+                rollout_id=self.rollout_id or self.held_rollout_id,
+                arm="control",
+                reason_code="rollback-to-control",
+                allow_downgrade_to=control.version,
+            )
+        code = "rollout-control" if self.rollout_id is not None else "group-held"
+        return _assignment(
+            base,
+            control,
+            reason,
+            rollout_id=self.rollout_id or self.held_rollout_id,
+            arm="control",
+            reason_code=code,
+        )
 
     def assign(
         self,
@@ -136,6 +173,13 @@ class Plan:
         if model_id is None:
             return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
         if self.rollout_id is not None:
+            group = self.group_of(profile)
+            if group is not None:
+                base["group"] = group
+            if group is not None and group in self.halted_groups:
+                assert self.control is not None and self.candidate is not None
+                reason = f"rollout {self.rollout_id}: group {group} halted, back on the control"
+                return self._back_to_control(base, self.control, self.candidate, current_version, reason)
             arm = "candidate" if bucket < self.cutoff else "control"
             rel = self.candidate if arm == "candidate" else self.control
             reason = f"rollout {self.rollout_id} ({self.rollout_state}) at {self.percent:g} %: {arm}"
@@ -144,6 +188,15 @@ class Plan:
             )
         if self.stable is None:
             return _unassigned(device_id, model_id, "model has no stable release", reason_code="no-release")
+        if self.held is not None:
+            chosen = pick(self.stable.variants, profile)
+            if chosen is not None and chosen.name in self.held_groups:
+                base["group"] = chosen.name
+                reason = (
+                    f"group {chosen.name} was halted in rollout {self.held_rollout_id}: it stays on "
+                    f"{self.held.version} while the others run {self.stable.version}"
+                )
+                return self._back_to_control(base, self.held, self.stable, current_version, reason)
         if current_version is not None and current_version == self.rolled_back_version:
             reason = (
                 f"rollout {self.rolled_back_id} was {self.rolled_back_state}: back from "
@@ -211,6 +264,7 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
             cutoff=math.ceil(percent * 100) if cutoff is None else cutoff,
             control=ReleaseRef.of(control, session),
             candidate=ReleaseRef.of(candidate, session),
+            halted_groups=frozenset(rollout.halted_groups or ()),
         )
     stable = session.scalars(
         select(Release)
@@ -220,6 +274,16 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
     if stable is None:
         return Plan()
     plan = Plan(stable=ReleaseRef.of(stable, session))
+    held = rollout is not None and rollout.state == RolloutState.PROMOTED and rollout.halted_groups
+    if held and rollout is not None and rollout.candidate_release_id == stable.id:
+        control = session.get(Release, rollout.control_release_id)
+        if control is not None:
+            return Plan(
+                stable=plan.stable,
+                held_groups=frozenset(rollout.halted_groups or ()),
+                held=ReleaseRef.of(control, session),
+                held_rollout_id=rollout.id,
+            )
     if rollout is not None and RolloutState(rollout.state).ended_badly:
         candidate = session.get(Release, rollout.candidate_release_id)
         if candidate is not None and _older(stable.version, candidate.version):

@@ -322,6 +322,7 @@ class TelemetryWindowPublic(BaseModel):
     latency_edges_ms: list[float]
     dropped_windows: int
     received_at: float
+    variant: str | None = None  # the variant the device ran (issue 24)
 
 
 class CheckIn(_Strict):

@@ -3,6 +3,8 @@ target; each device is assigned the variant its reported profile selects; listin
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +103,126 @@ def test_variants_that_do_not_fit_their_release_are_refused(sqlite_fleet, varian
     assert r.status_code == 409 and "published without variants" in r.json()["detail"]
     r = fleet.publish(variant_pkg("1.2.0", FLOAT, key="other"))  # untrusted signer: refused as before
     assert r.status_code == 422
+
+
+# ---- per-group rollouts (issue 24.2) --------------------------------------------------------------
+
+_ids = itertools.count()
+
+
+def conf_hist(rng, n, a, b):
+    return np.histogram(rng.beta(a, b, size=n), bins=20, range=(0.0, 1.0))[0].astype(int).tolist()
+
+
+def window(version, hist):
+    latency = [0] * 12
+    latency[3] = sum(hist)
+    return {
+        "window_id": f"g-{next(_ids)}-{time.time_ns()}",
+        "model_id": "digits",
+        "model_version": version,
+        "started": time.time() - 60,
+        "ended": time.time(),
+        "inferences": sum(hist),
+        "confidence_hist": hist,
+        "latency_hist": latency,
+        "latency_edges_ms": [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    }
+
+
+@pytest.fixture
+def mixed_fleet(sqlite_fleet, variant_pkg):
+    """1.0.0 (plain) stable; 1.1.0 with a float default and an int8-dotprod variant; 16 Pi 4 and 16 Pi 5."""
+    fleet = sqlite_fleet
+    for pkg in (variant_pkg("1.0.0", None), variant_pkg("1.1.0", FLOAT), variant_pkg("1.1.0", DOT)):
+        assert fleet.publish(pkg).status_code == 201
+    devices = {}
+    for kind, profile in (("pi4", PI4), ("pi5", PI5)):
+        for i in range(16):
+            devices[f"{kind}-{i:02d}"] = (fleet.register(f"{kind}-{i:02d}"), profile)
+    return fleet, devices
+
+
+def report_round(fleet, devices, rng, bad_group):
+    """Every device checks in and runs what it is told; the candidate of ``bad_group`` is less confident."""
+    seen = {}
+    for dev, (headers, profile) in devices.items():
+        a = checkin(fleet, dev, headers, profile)
+        checkin(fleet, dev, headers, profile, version=a["version"], variant=a["variant"])
+        bad = a["arm"] == "candidate" and a.get("group") == bad_group
+        hist = conf_hist(rng, 400, *((2, 8) if bad else (8, 2)))
+        r = fleet.client.post(
+            f"/api/v1/devices/{dev}/telemetry", json=window(a["version"], hist), headers=headers
+        )
+        assert r.status_code == 201, r.text
+        seen[dev] = a
+    return seen
+
+
+def run_rollout(fleet, devices, scope, bad_group="int8-dotprod", rounds=12):
+    rng = np.random.default_rng(7)
+    r = fleet.rollout("1.1.0", stages=[50, 100], min_arm_devices=4, halt_scope=scope)
+    assert r.status_code == 201, r.text
+    rid = r.json()["id"]
+    assert r.json()["halt_scope"] == scope and set(r.json()["groups"]) == {"float", "int8-dotprod"}
+    for _ in range(rounds):
+        state = fleet.client.get(f"/api/v1/rollouts/{rid}", headers=fleet.admin).json()
+        if state["state"] not in ("running", "paused"):
+            break
+        report_round(fleet, devices, rng, bad_group)
+    return fleet.client.get(f"/api/v1/rollouts/{rid}", headers=fleet.admin).json()
+
+
+def test_a_worse_group_is_halted_alone_while_the_other_promotes(mixed_fleet):
+    fleet, devices = mixed_fleet
+    r = run_rollout(fleet, devices, "group")
+    actions = [d["action"] for d in r["decisions"] if d["action"] != "wait"]
+    assert r["state"] == "promoted", [
+        (d["action"], d["reasons"], d["numbers"].get("groups", {}).get("float", {}).get("progress"))
+        for d in r["decisions"]
+        if d["action"] != "wait"
+    ]
+    assert r["halted_groups"] == ["int8-dotprod"] and "halt-group" in actions
+    halt = next(d for d in r["decisions"] if d["action"] == "halt-group")
+    assert any("int8-dotprod" in reason for reason in halt["reasons"])
+    # after promotion: Pi 4 runs the candidate's float variant, Pi 5 stays on the control 1.0.0
+    for dev, (headers, profile) in devices.items():
+        a = checkin(fleet, dev, headers, profile)
+        if dev.startswith("pi4"):
+            assert (a["version"], a["variant"], a["reason_code"]) == ("1.1.0", "float", "stable"), a
+        else:
+            assert a["version"] == "1.0.0" and a["reason_code"] in ("group-held", "rollback-to-control"), a
+            assert a["group"] == "int8-dotprod"
+
+
+def test_with_scope_release_a_worse_group_halts_the_whole_rollout(mixed_fleet):
+    fleet, devices = mixed_fleet
+    r = run_rollout(fleet, devices, "release")
+    assert r["state"] == "halted", [d["action"] for d in r["decisions"]]
+    last = [d for d in r["decisions"] if d["action"] == "halt"][-1]
+    assert last["numbers"]["halted_groups"] == ["int8-dotprod"]
+    assert {checkin(fleet, d, h, p)["version"] for d, (h, p) in devices.items()} == {"1.0.0"}
+
+
+def test_windows_carry_the_variant_the_device_runs(mixed_fleet):
+    fleet, devices = mixed_fleet
+    headers, profile = devices["pi5-00"]
+    a = checkin(fleet, "pi5-00", headers, profile)
+    checkin(fleet, "pi5-00", headers, profile, version=a["version"], variant="int8-dotprod")
+    fleet.client.post(
+        "/api/v1/devices/pi5-00/telemetry", json=window(a["version"], [3] * 20), headers=headers
+    )
+    rows = fleet.client.get("/api/v1/devices/pi5-00/telemetry", headers=fleet.admin).json()
+    assert rows[0]["variant"] == "int8-dotprod"
+
+
+def test_the_dashboard_shows_per_group_progress(mixed_fleet):
+    fleet, devices = mixed_fleet
+    r = run_rollout(fleet, devices, "group", rounds=1)
+    page = fleet.client.get("/dashboard", headers=fleet.admin).text
+    assert (
+        f'id="rollout-{r["id"]}"' in page
+        and 'data-group="int8-dotprod"' in page
+        and 'data-group="float"' in page
+    )
+    assert "halts the group only" in page
