@@ -70,6 +70,9 @@ def test_each_device_gets_the_variant_its_profile_selects(sqlite_fleet, variant_
         path = f"digits/1.0.0/digits-1.0.0.{variant}.lsp"
         assert path in targets
     dot_sha = targets["digits/1.0.0/digits-1.0.0.int8-dotprod.lsp"].hashes["sha256"]
+    for name in ("digits-1.0.0.int8-dotprod.lsp", f"{dot_sha}.digits-1.0.0.int8-dotprod.lsp"):
+        r = fleet.client.get(f"/tuf/targets/digits/1.0.0/{name}")  # served, plain and consistent-snapshot
+        assert r.status_code == 200 and r.content == variant_pkg("1.0.0", DOT).read_bytes()
 
     pi4, pi5 = fleet.register("pi4"), fleet.register("pi5")
     a4, a5 = checkin(fleet, "pi4", pi4, PI4), checkin(fleet, "pi5", pi5, PI5)
