@@ -185,9 +185,23 @@ class FleetClient:
                 self.server_time = email.utils.parsedate_to_datetime(date).timestamp()
         return r
 
-    def register(self, *, device_id: str, enrollment_token: str, model_id: str | None = None) -> str:
-        """Register this device; returns its token (shown once by the server)."""
-        body = {"device_id": device_id, "enrollment_token": enrollment_token, "model_id": model_id}
+    def register(
+        self,
+        *,
+        device_id: str,
+        enrollment_token: str,
+        model_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str:
+        """Register this device; returns its token (shown once by the server). ``tags`` (cohorts) are
+        sent only when given, so an older server is not sent a field it does not know."""
+        body: dict[str, Any] = {
+            "device_id": device_id,
+            "enrollment_token": enrollment_token,
+            "model_id": model_id,
+        }
+        if tags:
+            body["tags"] = tags
         return self.request("POST", "/api/v1/devices/register", json=body).json()["token"]
 
     def check_in(

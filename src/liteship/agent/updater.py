@@ -31,6 +31,7 @@ CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock 
 ROLLBACK_TO_CONTROL = "rollback-to-control"  # the assignment's reason_code when a rollout was halted/aborted
 MAX_MIRRORS = 8  # from a plan
 MAX_BACKOFF = 8.0  # failed check-ins stretch the poll interval up to this factor
+LOCAL_TIME_ENV = "LITESHIP_AGENT_LOCAL_TIME"  # HH:MM: the local time the update windows see (tests)
 
 
 class Updater:
@@ -171,6 +172,9 @@ class Updater:
             self._drop_downloads(keep=None)  # installed already: a copy left by a crash is garbage
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
+        closed = self.outside_windows(assignment)
+        if closed is not None:
+            return self._decide("deferred", version, closed, code="update-window")
         if version == previous and current is not None and compare_versions(version, current) < 0:
             # the server sends this device back. The version it leaves stays the fallback, unless its
             # rollout was halted or aborted (rollback-to-control): a known-bad candidate is never kept.
@@ -206,6 +210,42 @@ class Updater:
         if current is not None and compare_versions(version, current) < 0:
             return self._downgraded(version, current, assignment)
         return self._decide("installed", version, assignment.get("reason", ""), record=False)
+
+    def outside_windows(self, assignment: dict[str, Any]) -> str | None:
+        """Why an update must wait for its maintenance window (None: it may run now).
+
+        ``assignment["update_windows"]`` lists device-local ``HH:MM-HH:MM`` windows (an end before its
+        start wraps midnight). A ``rollback-to-control`` (an operator's abort or a halted rollout) is an
+        emergency revert and is never deferred. Malformed windows are ignored (they cannot lock a device
+        out of updates). The local time comes from :attr:`local_time` (a hook for tests).
+        """
+        windows = assignment.get("update_windows")
+        if (
+            not isinstance(windows, list)
+            or not windows
+            or assignment.get("reason_code") == ROLLBACK_TO_CONTROL
+        ):
+            return None
+        spans = [s for s in (_parse_window(w) for w in windows[:8]) if s is not None]
+        if not spans:
+            return None
+        now = self.local_time()
+        minute = now.hour * 60 + now.minute
+        if any(_inside(minute, start, end) for start, end in spans):
+            return None
+        return (
+            f"outside the update windows {', '.join(str(w) for w in windows[:8])} (local time "
+            f"{now.strftime('%H:%M')}); the update waits"
+        )
+
+    def local_time(self) -> dt.datetime:
+        """The device's local time: ``$LITESHIP_AGENT_LOCAL_TIME`` (``HH:MM``, a test hook) or the clock."""
+        fixed = os.environ.get(LOCAL_TIME_ENV)
+        if fixed:
+            span = _parse_window(f"{fixed}-{fixed}")
+            if span is not None:
+                return dt.datetime.now().replace(hour=span[0] // 60, minute=span[0] % 60)
+        return dt.datetime.now()
 
     def _downgraded(self, version: str, old: str, assignment: dict[str, Any]) -> dict[str, Any]:
         """Record a downgrade the server permitted: in the decision and, kept, in ``last_downgrade``."""
@@ -371,6 +411,27 @@ def _step(step: str, version: str | None, **fields: Any) -> None:
     """Log the start of an update step (download, verify, extract, smoke-test, swap)."""
     event("update step", step=step, version=version, **fields)
     crash_point()
+
+
+def _parse_window(text: Any) -> tuple[int, int] | None:
+    """``"22:00-04:30"`` → ``(1320, 270)`` minutes of the day (None when malformed)."""
+    if not isinstance(text, str) or len(text) != 11 or text[5] != "-":
+        return None
+    try:
+        (h1, m1), (h2, m2) = (map(int, part.split(":")) for part in text.split("-"))
+    except ValueError:
+        return None
+    if not (0 <= h1 < 24 and 0 <= h2 < 24 and 0 <= m1 < 60 and 0 <= m2 < 60):
+        return None
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _inside(minute: int, start: int, end: int) -> bool:
+    """Whether ``minute`` of the day lies in ``[start, end)``; an end before the start wraps midnight,
+    equal start and end is the whole day."""
+    if start == end:
+        return True
+    return start <= minute < end if start < end else minute >= start or minute < end
 
 
 def _is_base_url(url: str) -> bool:

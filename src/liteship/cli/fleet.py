@@ -323,6 +323,13 @@ def rollout() -> None:
     help="A candidate with variants is decided per hardware group: a worse group halts the whole "
     "rollout (release) or only itself while the other groups go on (group).",
 )
+@click.option(
+    "--tag",
+    "rollout_tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only devices with this tag (repeatable: all).",
+)
 @json_option
 @connection_options
 @click.pass_context
@@ -335,6 +342,7 @@ def rollout_start(
     thresholds: tuple[str, ...],
     min_arm_devices: int,
     halt_scope: str,
+    rollout_tags: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Roll VERSION of MODEL_ID out beside the control, in stages.
@@ -365,6 +373,7 @@ def rollout_start(
         thresholds=parsed,
         min_arm_devices=min_arm_devices,
         halt_scope=halt_scope,
+        tags=list(rollout_tags),
     )
     if as_json:
         emit_json(r)
@@ -493,6 +502,84 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
             seen,
         )
     console.print(table)
+
+
+@fleet_cmd.command("tag")
+@click.argument("device_id")
+@click.option("--add", "add", multiple=True, metavar="TAG", help="Add a tag (repeatable), e.g. ring=canary.")
+@click.option("--remove", "remove", multiple=True, metavar="TAG", help="Remove a tag (repeatable).")
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    metavar="HH:MM-HH:MM",
+    help="The device's own update window in its local time (repeatable; replaces the earlier ones).",
+)
+@click.option("--no-windows", is_flag=True, help="Remove the device's own update windows.")
+@json_option
+@connection_options
+@click.pass_context
+def tag(
+    ctx: click.Context,
+    device_id: str,
+    add: tuple[str, ...],
+    remove: tuple[str, ...],
+    windows: tuple[str, ...],
+    no_windows: bool,
+    as_json: bool,
+) -> None:
+    """Set a device's cohort tags and its own update windows (issue 24)."""
+    body: dict[str, Any] = {"add_tags": list(add), "remove_tags": list(remove)}
+    if windows or no_windows:
+        body["update_windows"] = [] if no_windows else list(windows)
+    r = _client(ctx).set_device(device_id, **body)
+    if as_json:
+        emit_json(r)
+        return
+    console.print(
+        f"{r['device_id']}: tags {', '.join(r['tags']) or 'none'}; update windows "
+        f"{', '.join(r['update_windows']) or 'any time'}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@fleet_cmd.command("pin")
+@click.argument("model_id")
+@click.argument("tag_name", metavar="TAG")
+@click.argument("version", required=False)
+@click.option("--remove", is_flag=True, help="Remove the pin of TAG.")
+@json_option
+@connection_options
+@click.pass_context
+def pin(
+    ctx: click.Context, model_id: str, tag_name: str, version: str | None, remove: bool, as_json: bool
+) -> None:
+    """Pin the devices tagged TAG to VERSION of MODEL_ID (whatever channels and rollouts say)."""
+    if (version is None) != remove:
+        raise click.UsageError("give VERSION to pin, or --remove to unpin (not both).")
+    r = _client(ctx).pin(model_id, tag_name, None if remove else version)
+    if as_json:
+        emit_json(r)
+        return
+    text = ", ".join(f"{t} → {v}" for t, v in sorted(r.items())) or "none"
+    console.print(f"{model_id} pins: {text}", markup=False, soft_wrap=True)
+
+
+@fleet_cmd.command("windows")
+@click.argument("tag_name", metavar="TAG")
+@click.argument("windows", nargs=-1, metavar="[HH:MM-HH:MM]...")
+@json_option
+@connection_options
+@click.pass_context
+def windows_cmd(ctx: click.Context, tag_name: str, windows: tuple[str, ...], as_json: bool) -> None:
+    """Set the update windows (device-local time) of every device tagged TAG; none clears them."""
+    r = _client(ctx).set_tag_windows(tag_name, list(windows))
+    if as_json:
+        emit_json(r)
+        return
+    for t, ws in sorted(r.items()):
+        console.print(f"{t}: {', '.join(ws)}", markup=False, soft_wrap=True)
 
 
 @fleet_cmd.command("models")

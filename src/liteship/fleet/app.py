@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard
-from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, telemetry
+from liteship.fleet.api.routes import cohorts, devices, distribution, jobs, releases, rollouts, telemetry
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
@@ -314,7 +314,16 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (releases, devices, telemetry, rollouts, jobs, distribution, dashboard):  # jobs first: its
+    for module in (
+        releases,
+        devices,
+        cohorts,
+        telemetry,
+        rollouts,
+        jobs,
+        distribution,
+        dashboard,
+    ):  # jobs first: its
         # TUF targets route is more specific than distribution's
         app.include_router(module.router)
     app.include_router(devices.reverts_router)

@@ -53,6 +53,8 @@ from liteship.fleet.models import (
     Assignment,
     Channel,
     CheckIn,
+    CohortPin,
+    CohortWindows,
     Device,
     Model,
     Release,
@@ -122,6 +124,17 @@ class Plan:
     held_groups: frozenset[str] = frozenset()
     held: ReleaseRef | None = None
     held_rollout_id: int | None = None
+    # cohorts (issue 24): the rollout takes only devices with all these tags; a tag pinned to a release;
+    # the update windows of devices carrying a tag (every model's plan holds them)
+    rollout_tags: frozenset[str] = frozenset()
+    pins: tuple[tuple[str, ReleaseRef], ...] = ()
+    tag_windows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def windows_for(self, tags: list[str] | None, own: list[str] | None) -> list[str] | None:
+        """The device's update windows: its own plus those of its tags (None: updates at any time)."""
+        have = set(tags or ())
+        found = list(own or ()) + [w for tag, ws in self.tag_windows if tag in have for w in ws]
+        return sorted(set(found)) or None
 
     def group_of(self, profile: dict[str, Any] | None) -> str | None:
         """The device's hardware group in the rollout: the candidate's variant for its profile (None
@@ -162,6 +175,31 @@ class Plan:
         bucket: int,
         current_version: str | None = None,
         profile: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        own_windows: list[str] | None = None,
+    ) -> Assignment:
+        """See :meth:`_assign`; adds the device's update windows (its own and its tags')."""
+        a = self._assign(
+            device_id=device_id,
+            model_id=model_id,
+            bucket=bucket,
+            current_version=current_version,
+            profile=profile,
+            tags=tags,
+        )
+        if a.version is not None and (own_windows or (tags and self.tag_windows)):
+            a.update_windows = self.windows_for(tags, own_windows)
+        return a
+
+    def _assign(
+        self,
+        *,
+        device_id: str,
+        model_id: str | None,
+        bucket: int,
+        current_version: str | None,
+        profile: dict[str, Any] | None,
+        tags: list[str] | None,
     ) -> Assignment:
         """The assignment of a device: the rollout arm its bucket falls in, else the stable channel;
         of a multi-variant release, the variant its ``profile`` selects (issue 24).
@@ -172,6 +210,16 @@ class Plan:
         base: dict[str, Any] = {"device_id": device_id, "model_id": model_id, "profile": profile}
         if model_id is None:
             return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
+        have = set(tags or ())
+        for tag, pinned in self.pins:
+            if tag in have:
+                return _assignment(
+                    base, pinned, f"cohort {tag} is pinned to {pinned.version}", reason_code="pinned"
+                )
+        if self.rollout_id is not None and not self.rollout_tags <= have:
+            assert self.control is not None
+            reason = f"rollout {self.rollout_id} is for devices tagged {', '.join(sorted(self.rollout_tags))}"
+            return _assignment(base, self.control, reason, reason_code="not-in-rollout")
         if self.rollout_id is not None:
             group = self.group_of(profile)
             if group is not None:
@@ -248,6 +296,25 @@ def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **ext
 
 def load_plan(session: Session, *, model_id: str) -> Plan:
     """Read a model's plan from the database (a few small queries; cached per plan version)."""
+    from dataclasses import replace
+
+    plan = _load_plan(session, model_id=model_id)
+    pins = tuple(
+        (pin.tag, ReleaseRef.of(rel, session))
+        for pin, rel in session.execute(
+            select(CohortPin, Release)
+            .join(Release, CohortPin.release_id == Release.id)
+            .where(CohortPin.model_id == model_id)
+            .order_by(CohortPin.tag)
+        ).all()
+    )
+    windows = tuple(
+        (w.tag, tuple(w.windows)) for w in session.scalars(select(CohortWindows).order_by(CohortWindows.tag))
+    )
+    return replace(plan, pins=pins, tag_windows=windows)
+
+
+def _load_plan(session: Session, *, model_id: str) -> Plan:
     rollout = session.scalars(
         select(Rollout).where(Rollout.model_id == model_id).order_by(Rollout.id.desc()).limit(1)
     ).first()
@@ -265,6 +332,7 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
             control=ReleaseRef.of(control, session),
             candidate=ReleaseRef.of(candidate, session),
             halted_groups=frozenset(rollout.halted_groups or ()),
+            rollout_tags=frozenset(rollout.tags or ()),
         )
     stable = session.scalars(
         select(Release)
@@ -402,7 +470,9 @@ def _update_device(columns: tuple[str, ...]) -> Any:
         update(table)
         .where(table.c.id == bindparam("device_id"))
         .values(values)
-        .returning(table.c.model_id, table.c.model_version, table.c.runtime)
+        .returning(
+            table.c.model_id, table.c.model_version, table.c.runtime, table.c.tags, table.c.update_windows
+        )
     )
 
 
@@ -477,6 +547,8 @@ class CheckIns:
             bucket=device.bucket,
             current_version=device.model_version,
             profile=device.runtime,
+            tags=device.tags,
+            own_windows=device.update_windows,
         )
 
     def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
@@ -506,6 +578,8 @@ class CheckIns:
                 bucket=device.bucket,
                 current_version=row.model_version,
                 profile=data.runtime if data.runtime is not None else row.runtime,
+                tags=row.tags,
+                own_windows=row.update_windows,
             )
             events = revert_events(data.health)
             own = [r for r in events if about_own_arm(r, plan, assignment)]

@@ -239,6 +239,8 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
             bucket=d.bucket,
             current_version=d.model_version,
             profile=d.runtime,
+            tags=d.tags,
+            own_windows=d.update_windows,
         )
         failed = (d.health or {}).get("failed_versions")
         out.append(
@@ -319,6 +321,8 @@ def assignment_for(session: Session, *, device: Device) -> Assignment:
         bucket=device.bucket,
         current_version=device.model_version,
         profile=device.runtime,
+        tags=device.tags,
+        own_windows=device.update_windows,
     )
 
 

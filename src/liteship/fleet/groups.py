@@ -132,6 +132,8 @@ def groups_public(session: Session, *, rollout: Rollout) -> dict[str, Any]:
             bucket=device.bucket,
             current_version=device.model_version,
             profile=device.runtime,
+            tags=device.tags,
+            own_windows=device.update_windows,
         )
         group = a.group or plan.group_of(device.runtime)
         if group in out and a.arm in ("candidate", "control"):

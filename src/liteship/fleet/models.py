@@ -18,6 +18,13 @@ from liteship import confidence
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 VARIANT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,47}$"  # liteship.package.variants.NAME
+TAG_PATTERN = r"^[a-z0-9][a-z0-9._:=-]{0,63}$"  # a cohort tag: ring=canary, site=berlin, customer.acme
+WINDOW_PATTERN = (
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"  # local time, may wrap midnight
+)
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+Window = Annotated[str, Field(pattern=WINDOW_PATTERN)]
+MAX_TAGS = 16
 CONFIDENCE_BINS = confidence.BINS  # the bins devices and drift references share
 
 # Bounds of every number a device sends (the trust boundary: a device token is not trusted with the
@@ -102,6 +109,8 @@ class Device(Base):
     # model, revert events for a version it is not assigned, check-ins claiming another model (0006)
     refused_reports: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # what it reports running (0007)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # cohorts (0008)
+    update_windows: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # local HH:MM-HH:MM (0008)
 
 
 class RolloutState(StrEnum):
@@ -149,6 +158,26 @@ class Rollout(Base):
     # ("group") or the whole rollout ("release"); the groups halted so far (candidate variant names)
     halt_scope: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
     halted_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # only devices with all (0008)
+
+
+class CohortPin(Base):
+    """Devices carrying ``tag`` run this release of the model, whatever the channels and rollouts say (0008)."""
+
+    __tablename__ = "cohort_pins"
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class CohortWindows(Base):
+    """The update windows (device-local ``HH:MM-HH:MM``) of every device carrying ``tag`` (0008)."""
+
+    __tablename__ = "cohort_windows"
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    windows: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
 class Decision(Base):
@@ -264,6 +293,25 @@ class DeviceCreate(_Strict):
     device_id: str = Field(pattern=ID_PATTERN)
     enrollment_token: str = Field(max_length=512)
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)  # cohorts (issue 24)
+
+
+class DeviceSettings(_Strict):
+    """What the operator sets on a device: its tags and its own update windows (None: unchanged)."""
+
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    add_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    update_windows: list[Window] | None = Field(default=None, max_length=8)
+
+
+class CohortPinCreate(_Strict):
+    tag: Tag
+    version: str = Field(max_length=64)
+
+
+class CohortWindowsSet(_Strict):
+    windows: list[Window] = Field(max_length=8)  # empty: the tag no longer restricts updates
 
 
 class DeviceRegistered(BaseModel):
@@ -284,6 +332,8 @@ class DevicePublic(BaseModel):
     refused_reports: int = 0  # reports about another model or arm, refused (issue 21)
     variant: str | None = None  # the variant it reports running (issue 24)
     assigned_variant: str | None = None
+    tags: list[str] | None = None
+    update_windows: list[str] | None = None  # its own; the assignment adds those of its tags
     # additive fields (listing only): what the server assigns, and when the device last checked in
     assigned_version: str | None = None
     assignment_reason: str | None = None
@@ -450,6 +500,9 @@ class Assignment(BaseModel):
     # ``target_path``/``sha256``/``size`` are that variant's package (issue 24)
     variant: str | None = None
     group: str | None = None  # the rollout's hardware group the device is in (the candidate's variant)
+    # device-local HH:MM-HH:MM windows the agent may install in (None: any time); an operator's
+    # emergency revert (``rollback-to-control``) is installed at once (issue 24)
+    update_windows: list[str] | None = None
     mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
     jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
 
@@ -535,6 +588,7 @@ class RolloutCreate(_Strict):
     min_arm_devices: int = Field(default=0, ge=0, le=100_000)
     # per-group rollouts: a worse group halts itself only ("group") or the whole rollout ("release")
     halt_scope: Literal["group", "release"] = "release"
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)  # only devices with all of them
 
 
 class DecisionPublic(BaseModel):
@@ -569,4 +623,5 @@ class RolloutPublic(BaseModel):
     next: dict[str, Any] | None = None
     halt_scope: str = "release"
     halted_groups: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
     groups: dict[str, Any] = Field(default_factory=dict)  # per hardware group: devices and verdict

@@ -228,3 +228,22 @@ def test_package_and_publish_the_variants_of_one_release(served, cli, keys, tmp_
     assert [p["variant"] for p in json.loads(r.stdout)] == ["float", "int8-dotprod"]
     r = cli("fleet", "devices", env=env)
     assert r.returncode == 0 and "variant" in r.stdout
+    # cohorts and windows (issue 24.3-4)
+    r = httpx.post(
+        f"{served.url}/api/v1/devices/register",
+        json={"device_id": "vdev", "enrollment_token": served.tokens["enrollment"], "tags": ["site=berlin"]},
+    )
+    assert r.status_code == 201, r.text
+    r = cli("fleet", "tag", "vdev", "--add", "ring=canary", "--window", "02:00-04:00", env=env)
+    assert r.returncode == 0 and "tags site=berlin, ring=canary; update windows 02:00-04:00" in r.stdout, (
+        r.stderr
+    )
+    r = cli("fleet", "pin", "vcli", "ring=canary", "1.0.0", env=env)
+    assert r.returncode == 0 and "ring=canary → 1.0.0" in r.stdout, r.stderr
+    r = cli("fleet", "pin", "vcli", "ring=canary", env=env)
+    assert r.returncode == 2 and "--remove" in r.stderr
+    assert cli("fleet", "pin", "vcli", "ring=canary", "--remove", env=env).returncode == 0
+    r = cli("fleet", "windows", "ring=canary", "01:00-02:00", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ring=canary": ["01:00-02:00"]}
+    r = cli("fleet", "tag", "vdev", "--window", "25:00-26:00", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

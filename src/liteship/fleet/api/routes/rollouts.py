@@ -69,6 +69,7 @@ def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
         min_arm_devices=rollout.min_arm_devices,
         halt_scope=rollout.halt_scope,
         halted_groups=list(rollout.halted_groups or []),
+        tags=list(rollout.tags or []),
         groups=groups.groups_public(session, rollout=rollout),
         **extra,
     )
@@ -88,6 +89,7 @@ def start(body: RolloutCreate, session: SessionDep, settings: SettingsDep, _: Ad
         min_arm_devices=body.min_arm_devices,
     )
     rollout.halt_scope = body.halt_scope  # per-group rollouts (issue 24): the operator's policy
+    rollout.tags = list(dict.fromkeys(body.tags)) or None  # only devices carrying all these tags
     session.commit()
     return rollout_public(session, rollout)
 
