@@ -26,7 +26,7 @@ from liteship.agent.client import FleetClient
 from liteship.agent.clock import Clock
 from liteship.agent.profile import PROFILE_ENV
 from liteship.agent.store import Store
-from liteship.agent.updater import Updater
+from liteship.agent.updater import LOCAL_TIME_ENV, Updater
 from liteship.fleet.crud import device_bucket
 from liteship.package import Variant, parse_when
 
@@ -99,6 +99,9 @@ def pkgs(tflite_float, keys, golden, digits, tmp_path_factory):
         "1.0.0": [make(MODEL, "1.0.0", FLOAT), make(MODEL, "1.0.0", DOT)],
         "1.1.0": [make(MODEL, "1.1.0", FLOAT), make(MODEL, "1.1.0", DOT, bad)],
         "foreign": make("other", "1.1.0", FLOAT),
+        "plain": lambda model_id, version: build(
+            good, out / f"{model_id}-{version}", version, keys.private_path, golden, model_id=model_id
+        ),
     }
 
 
@@ -256,3 +259,67 @@ def test_another_variant_or_a_foreign_package_is_refused_and_the_model_kept(
         out = updater.apply(forged)
         assert (out["action"], out["code"]) == ("refused", code), out
         assert slot(state) == before  # the current model stays
+
+
+def test_a_tagged_device_updates_only_inside_its_cohorts_window(slow_fleet, enrolled, pkgs, digit_pngs, cli):
+    """A real agent enrolled with ``--tag``: outside its cohort's window (clock hook) it keeps its model
+    and says why; inside, it installs."""
+    fleet = slow_fleet
+    model = "win"
+    fleet.publish(build_plain(pkgs, model, "1.0.0"))
+    state = enrolled("win-1", model)  # enrolled without tags; the operator tags it
+    env = {"LITESHIP_SERVER": fleet.url, "LITESHIP_TOKEN": ADMIN}
+    assert cli("fleet", "tag", "win-1", "--add", "site=berlin", env=env).returncode == 0
+    assert cli("fleet", "windows", "site=berlin", "02:00-03:00", env=env).returncode == 0
+    # a device with no model yet waits for its window too: start inside it
+    agent = start(state, digit_pngs, "02:30")
+    try:
+        wait_for(lambda: slot(state) == ("1.0.0", None), timeout=90)
+    finally:
+        stop(agent)
+    # a newer stable release, outside the window: deferred, the model stays
+    fleet_models = admin(fleet, "GET", "/api/v1/models")
+    assert any(m["id"] == model for m in fleet_models)
+    httpx.post(  # 1.2.0 becomes stable
+        f"{fleet.url}/api/v1/releases",
+        headers={"Authorization": f"Bearer {ADMIN}"},
+        timeout=60,
+        params={"channel": "stable"},
+        content=build_plain(pkgs, model, "1.2.0").read_bytes(),
+    ).raise_for_status()
+    agent = start(state, digit_pngs, "12:00")
+    try:
+        decision = wait_for(lambda: _decision(state, "deferred"), timeout=60)
+        assert decision["code"] == "update-window" and "02:00-03:00" in decision["reason"]
+        assert slot(state) == ("1.0.0", None)
+    finally:
+        stop(agent)
+    agent = start(state, digit_pngs, "02:59")
+    try:
+        wait_for(lambda: slot(state) == ("1.2.0", None), timeout=60)
+    finally:
+        stop(agent)
+
+
+def build_plain(pkgs, model_id, version):
+    return pkgs["plain"](model_id, version)
+
+
+def _decision(state, action):
+    d = json.loads((state / "state.json").read_text()).get("last_decision") or {}
+    return d if d.get("action") == action else None
+
+
+def start(state, frames, local_time):
+    args = agent_cmd(state, frames, "--window", "0.3", "--health-inferences", "10")
+    return subprocess.Popen(
+        [*args, "--sink", "stdout"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(state / "agent.log", "ab"),  # noqa: SIM115 (the child holds it)
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", LOCAL_TIME_ENV: local_time},
+    )
+
+
+def stop(agent):
+    agent.send_signal(signal.SIGTERM)
+    agent.wait(timeout=30)
