@@ -102,6 +102,9 @@ def check_variant(manifest: Manifest, assigned: str | None, profile: dict[str, A
         )
 
 
+MAX_QUEUED_REPORTS = 100  # events waiting for a check-in (the server reads at most 100 per check-in)
+
+
 class UpdateRefused(AgentError):
     """An update that was refused; the current model is untouched. ``reason`` is a short code."""
 
@@ -633,6 +636,18 @@ class Store:
             pending = self.state()["pending"]
             if pending and self.current_version() != pending["version"]:
                 self.update_state(lambda s: s.__setitem__("pending", None))
+
+    def add_report(self, event: dict[str, Any]) -> None:
+        """Queue an event for the next check-in (``downloaded``; reverts are queued by :meth:`revert`).
+        At most :data:`MAX_QUEUED_REPORTS` wait; the oldest download events go first."""
+
+        def change(s: dict[str, Any]) -> None:
+            s["reports"].append(event)
+            while len(s["reports"]) > MAX_QUEUED_REPORTS:
+                oldest = next((i for i, e in enumerate(s["reports"]) if e.get("event") == "downloaded"), 0)
+                s["reports"].pop(oldest)
+
+        self.update_state(change)
 
     def take_reports(self) -> list[dict[str, Any]]:
         """Events (reverts) not yet reported to the server; cleared by :meth:`reports_sent`."""

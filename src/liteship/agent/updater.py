@@ -75,6 +75,7 @@ class Updater:
         self._profile: dict[str, Any] | None = None
         self.failed_checkins = 0  # in a row; sets the backoff of next_delay()
         self.retry_after: float | None = None  # the server's Retry-After on the last failed check-in
+        self.transferred = 0  # bytes received for the current target, reported once it verifies
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -373,19 +374,23 @@ class Updater:
         """
         problems: list[str] = []
         tampered = 0
+        first = part.stat().st_size if part.exists() else 0  # left by an earlier, interrupted attempt
         for url in sources:
             have = part.stat().st_size if part.exists() else 0
             _step("download", version, resume_from=have, length=info.length, source=url)
             try:
-                self.client.download(url, part, info.length)
+                offset = self.client.download(url, part, info.length)
             except ServerError as e:
+                self.transferred += max(0, (part.stat().st_size if part.exists() else 0) - have)
                 problems.append(str(e))
                 event("download source skipped", source=url, error=str(e)[:300])
                 continue
+            self.transferred += max(0, part.stat().st_size - (offset if isinstance(offset, int) else have))
             _step("verify", version)
             try:
                 with open(part, "rb") as f:
                     info.verify_length_and_hashes(f)
+                self._report_download(info, version, resumed_from=first)
                 return
             except LengthOrHashMismatchError as e:
                 part.unlink(missing_ok=True)
@@ -398,6 +403,22 @@ class Updater:
                 reason="hash",
             )
         raise ServerError(f"no source delivered {info.path}: {'; '.join(problems)[:600]}")
+
+    def _report_download(self, info: Any, version: str | None, *, resumed_from: int) -> None:
+        """Queue a ``downloaded`` event (bytes moved over the network for this target, in every
+        attempt since the last report) for the next check-in: the fleet's bandwidth accounting."""
+        self.store.add_report(
+            {
+                "event": "downloaded",
+                "version": version,
+                "target": info.path[:300],
+                "bytes": self.transferred,
+                "size": info.length,
+                "resumed_from": resumed_from,
+                "at": time.time(),
+            }
+        )
+        self.transferred = 0
 
     def _drop_downloads(self, keep: str | None) -> None:
         """Delete downloads (``*.part``, ``*.lsp``) other than the one of target ``keep`` (a sha256):

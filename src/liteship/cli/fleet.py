@@ -499,6 +499,7 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
             escape(d.get("profile_summary") or "—"),
             escape(d.get("health_summary") or "—"),
             str(d.get("reverts", 0)),
+            f"{d.get('downloaded_bytes', 0):,} B",
             seen,
         )
     console.print(table)

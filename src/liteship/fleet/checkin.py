@@ -56,6 +56,7 @@ from liteship.fleet.models import (
     CohortPin,
     CohortWindows,
     Device,
+    Download,
     Model,
     Release,
     Revert,
@@ -434,6 +435,50 @@ def _valid_time(at: Any) -> bool:
     return math.isfinite(at) and 0.0 <= at <= MAX_TIME
 
 
+MAX_DOWNLOAD_BYTES = 2**40  # bytes of one reported download (a package is at most 512 MiB; resumes add)
+
+
+def download_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``downloaded`` events of a check-in's ``health`` as rows of ``downloads`` (malformed ones
+    skipped): ``{"event": "downloaded", "version", "target", "bytes", "size", "resumed_from", "at"}``."""
+    events = health.get("events") if isinstance(health, dict) else None
+    if not isinstance(events, list):
+        return []
+    rows = []
+    for ev in events[:MAX_EVENTS]:
+        if not isinstance(ev, dict) or ev.get("event") != "downloaded":
+            continue
+        target, at, version = ev.get("target"), ev.get("at"), ev.get("version")
+        numbers = [ev.get(k, 0) for k in ("bytes", "size", "resumed_from")]
+        ok_numbers = all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DOWNLOAD_BYTES for n in numbers
+        )
+        if not isinstance(target, str) or not 0 < len(target) <= 300 or not _valid_time(at) or not ok_numbers:
+            continue
+        assert isinstance(at, int | float)
+        rows.append(
+            {
+                "target": target,
+                "version": version if isinstance(version, str) and 0 < len(version) <= 64 else None,
+                "bytes": numbers[0],
+                "size": numbers[1],
+                "resumed_from": numbers[2],
+                "at": float(at),
+            }
+        )
+    return rows
+
+
+def insert_downloads(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
+    """Store download rows once (a resent event is ignored by the unique key)."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    now = time.time()
+    values = [{**r, "device_id": device_id, "model_id": model_id, "received_at": now} for r in rows]
+    conn.execute(dialect.insert(Download).on_conflict_do_nothing(), values)
+
+
 def insert_reverts(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
     """Store revert rows once (a resent event is ignored by the unique key)."""
     if not rows:
@@ -585,6 +630,7 @@ class CheckIns:
             own = [r for r in events if about_own_arm(r, plan, assignment)]
             refused = len(events) - len(own) + (data.model_id is not None and data.model_id != model_id)
             insert_reverts(conn, device_id=device.id, model_id=model_id, rows=own)
+            insert_downloads(conn, device_id=device.id, model_id=model_id, rows=download_events(data.health))
             if refused:
                 count_refused(conn, device_id=device.id, n=refused)
         return assignment

@@ -226,6 +226,9 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
             .group_by(Revert.device_id)
         ).all()
     }
+    from liteship.fleet.bandwidth import per_device
+
+    downloaded = per_device(session)
     out = []
     for d in list_devices(session):
         if profile and not profile_matches(d.runtime, profile):
@@ -247,6 +250,7 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
             {
                 "assigned_version": a.version,
                 "assigned_variant": a.variant,
+                "downloaded_bytes": downloaded.get(d.id, 0),
                 "assignment_reason": a.reason,
                 "failed_versions": [str(v) for v in failed] if isinstance(failed, list) else [],
                 "last_checkin": _iso(d.last_seen),

@@ -79,13 +79,21 @@ def _variant_cell(running: str | None, assigned: str | None) -> str:
     return f"{e(running or '—')} → {e(assigned or '—')}"
 
 
+def _bytes_cell(t: Any) -> str:
+    if t is None:
+        return "—"
+    return f"{t.bytes:,} B by {t.devices} device{'s' if t.devices != 1 else ''} ({t.bytes_per_device:,.0f} B each)"
+
+
 def variants_section(session: Any, devices: list[Device]) -> str:
     """One table per multi-variant release: variant, default, conditions, devices running it now."""
+    from liteship.fleet.bandwidth import per_release
     from liteship.fleet.variants import refs, variants_of
 
     out = []
     for model, releases, _ in crud.list_models(session):
         by_release = variants_of(session, [r.id for r in releases])
+        moved = {t.target: t for t in per_release(session, model_id=model.id)}
         for rel in releases:
             rows = by_release.get(rel.id)
             if not rows:
@@ -96,6 +104,7 @@ def variants_section(session: Any, devices: list[Device]) -> str:
             body = "".join(
                 f"<tr><td>{e(ref.name)}</td><td>{'yes' if ref.variant.default else ''}</td>"
                 f"<td>{e(ref.variant.describe())}</td><td>{running.get(ref.name, 0)}</td>"
+                f"<td>{_bytes_cell(moved.get(ref.target_path))}</td>"
                 f"<td><code>{e(ref.sha256[:12])}</code></td></tr>"
                 for ref in refs(rows)
             )
@@ -103,7 +112,7 @@ def variants_section(session: Any, devices: list[Device]) -> str:
                 f'<table class="variants" id="variants-{e(model.id)}-{e(rel.version)}">'
                 f"<caption>{e(model.id)} {e(rel.version)}</caption>"
                 "<thead><tr><th>Variant</th><th>Default</th><th>For</th><th>Devices running it</th>"
-                f"<th>sha256</th></tr></thead><tbody>{body}</tbody></table>"
+                f"<th>Downloaded</th><th>sha256</th></tr></thead><tbody>{body}</tbody></table>"
             )
     return "".join(out) or '<p class="empty">No release has variants.</p>'
 

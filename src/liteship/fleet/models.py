@@ -11,7 +11,18 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from liteship import confidence
@@ -220,6 +231,23 @@ class TelemetryWindow(Base):
     variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # measured on (0007)
 
 
+class Download(Base):
+    """A verified download a device reported (0009): bytes over the network for one target."""
+
+    __tablename__ = "downloads"
+    __table_args__ = (UniqueConstraint("device_id", "target", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    model_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target: Mapped[str] = mapped_column(String(300), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    resumed_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    at: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 class DashboardSession(Base):
     """A signed-in dashboard browser: the sha256 of its random cookie value, and when it expires (0004)."""
 
@@ -334,6 +362,7 @@ class DevicePublic(BaseModel):
     assigned_variant: str | None = None
     tags: list[str] | None = None
     update_windows: list[str] | None = None  # its own; the assignment adds those of its tags
+    downloaded_bytes: int = 0  # over the network, every target it reported (issue 24)
     # additive fields (listing only): what the server assigns, and when the device last checked in
     assigned_version: str | None = None
     assignment_reason: str | None = None

@@ -128,6 +128,11 @@ def slot(state):
     return current, (s.manifest(current).variant or {}).get("name")
 
 
+def _downloads(fleet, at_least):
+    rows = admin(fleet, "GET", f"/api/v1/models/{MODEL}/downloads")
+    return rows if sum(t["downloads"] for t in rows) >= at_least else None
+
+
 def admin(fleet, method, path, body=None):
     r = httpx.request(
         method, f"{fleet.url}{path}", json=body, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
@@ -160,8 +165,14 @@ def test_variants_per_device_and_a_per_group_rollout(
         expected = {"pi4": "float", "x86": "float", "pi5a": "int8-dotprod", "pi5b": "int8-dotprod"}
         for kind, variant in expected.items():
             assert wait_for(lambda k=kind: slot(states[k]), timeout=90) == ("1.0.0", variant)
-        listing = {d["id"]: d for d in fleet.devices()}
         wait_for(lambda: all(d["variant"] for d in fleet.devices() if d["id"] in ids.values()))
+        # bandwidth: each device downloaded its own variant, once, and nothing else
+        first = wait_for(lambda: _downloads(fleet, 4), timeout=30)
+        assert {t["target"]: (t["devices"], t["downloads"]) for t in first} == {
+            f"{MODEL}/1.0.0/{MODEL}-1.0.0.float.lsp": (2, 2),
+            f"{MODEL}/1.0.0/{MODEL}-1.0.0.int8-dotprod.lsp": (2, 2),
+        }
+        assert all(t["bytes_per_device"] == t["size"] for t in first)
 
         # a release whose int8-dotprod variant is bad; each group decides alone
         for p in pkgs["1.1.0"]:
@@ -215,6 +226,10 @@ def test_variants_per_device_and_a_per_group_rollout(
             assert listing[ids[kind]]["assigned_version"] == "1.0.0"
             assert listing[ids[kind]]["assigned_variant"] == "int8-dotprod"
         assert listing[ids["pi4"]]["assigned_variant"] == "float"
+        # the reverted Pi 5 went back to its kept 1.0.0 slot: 1.0.0 was not downloaded again
+        moved = {t["target"]: t for t in _downloads(fleet, 0)}
+        assert moved[f"{MODEL}/1.0.0/{MODEL}-1.0.0.int8-dotprod.lsp"]["downloads"] == 2
+        assert moved[f"{MODEL}/1.1.0/{MODEL}-1.1.0.float.lsp"]["devices"] == 2
     finally:
         for p in agents.values():
             p.send_signal(signal.SIGTERM)

@@ -229,3 +229,50 @@ def test_the_dashboard_shows_per_group_progress(mixed_fleet):
         and 'data-group="float"' in page
     )
     assert "halts the group only" in page
+
+
+# ---- bandwidth (issue 24.5) -----------------------------------------------------------------------
+
+
+def test_downloads_are_counted_per_device_and_per_release(sqlite_fleet, variant_pkg):
+    fleet = sqlite_fleet
+    fleet.publish(variant_pkg("1.0.0", FLOAT))
+    fleet.publish(variant_pkg("1.0.0", DOT))
+    headers = fleet.register("pi5")
+    a = checkin(fleet, "pi5", headers, PI5)
+    target, size = a["target_path"], a["size"]
+    first = {
+        "event": "downloaded",
+        "version": "1.0.0",
+        "target": target,
+        "bytes": size // 3,
+        "size": size,
+        "at": 1.0,
+    }
+    resumed = {**first, "bytes": size - size // 3, "resumed_from": size // 3, "at": 2.0}
+    bad = [
+        {**first, "bytes": -1, "at": 3.0},
+        {**first, "bytes": True, "at": 4.0},
+        {**first, "target": "", "at": 5.0},
+        {**first, "at": 5e9},  # after 2100: skipped
+    ]
+    for events in ([first], [first, resumed, *bad]):  # the first event is resent: stored once
+        body = {"model_id": "digits", "runtime": PI5, "health": {"events": events}}
+        r = fleet.client.post("/api/v1/devices/pi5/checkin", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+    listing = {d["id"]: d for d in fleet.client.get("/api/v1/devices", headers=fleet.admin).json()}
+    assert listing["pi5"]["downloaded_bytes"] == size
+    per_target = fleet.client.get("/api/v1/models/digits/downloads", headers=fleet.admin).json()
+    assert per_target == [
+        {
+            "version": "1.0.0",
+            "target": target,
+            "size": size,
+            "downloads": 2,
+            "devices": 1,
+            "bytes": size,
+            "bytes_per_device": float(size),
+        }
+    ]
+    assert "Downloaded" in fleet.client.get("/dashboard", headers=fleet.admin).text
+    assert fleet.client.get("/api/v1/models/nope/downloads", headers=fleet.admin).status_code == 404

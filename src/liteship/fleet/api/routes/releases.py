@@ -106,6 +106,16 @@ def get_manifest(model_id: str, version: str, session: SessionDep, _: AdminAuth)
     return crud.get_release(session, model_id=model_id, version=version).manifest
 
 
+@router.get("/models/{model_id}/downloads")
+def downloads(model_id: str, session: SessionDep, _: AdminAuth) -> list[dict[str, Any]]:
+    """Bytes the devices downloaded per target of the model's releases (issue 24: bandwidth)."""
+    from liteship.fleet.bandwidth import per_release
+
+    if crud.get_model(session, model_id=model_id) is None:
+        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+    return [t.to_dict() for t in per_release(session, model_id=model_id)]
+
+
 @router.get("/tuf/targets-draft")
 def targets_draft(request: Request, session: SessionDep, _: AdminAuth) -> Response:
     """The next targets metadata (unsigned), listing every release: sign it offline, then PUT it."""
