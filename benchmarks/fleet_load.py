@@ -66,6 +66,10 @@ ADMIN = "bench-admin-token-0123456789abcdef"
 ENROLL = "bench-enroll-token-0123456789abcdef"
 MODEL_FILE = Path(__file__).resolve().parents[1] / "tests/data/third_party/mobilenet_v1_0.25_224_quant.tflite"
 MODEL_ID = "bench-model"
+RUNTIME = {"litert": "1.4.0"}
+# --variants (issue 24): variant releases, tagged devices in a tagged per-group rollout, a cohort's
+# update window, and a profile that selects the dotprod variant: every check-in decides all of them
+VARIANT_RUNTIME = {"litert": "1.4.0", "machine": "aarch64", "isa": ["neon", "dotprod"]}
 WRK_SCRIPT = """
 local devices = {%(devices)s}
 i, seq, bad = 0, 0, 0  -- globals: done() reads `bad` with thread:get
@@ -73,7 +77,7 @@ request = function()
   i = i %% #devices + 1
   seq = seq + 1
   local d = devices[i]
-  local body = '{"model_id":"%(model)s","model_version":"1.0.0","runtime":{"litert":"1.4.0"},' ..
+  local body = '{"model_id":"%(model)s","model_version":"1.0.0","runtime":%(runtime)s,' ..
     '"health":{"status":"ok","seq":' .. seq .. '}}'
   return wrk.format("POST", "/api/v1/devices/" .. d[1] .. "/checkin",
     {["Authorization"] = "Bearer " .. d[2], ["Content-Type"] = "application/json"}, body)
@@ -101,20 +105,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_packages(tmp: Path) -> tuple[Path, list[Path]]:
+def make_packages(tmp: Path, variants: bool = False) -> tuple[Path, list[Path]]:
     from liteship.package import build_package, generate_keypair
 
     keys = generate_keypair(tmp / "bench.key")
     paths = []
+    kinds: list[object] = [None]
+    if variants:
+        from liteship.package import Variant, parse_when
+
+        kinds = [Variant("float", default=True), Variant("int8-dotprod", when=(parse_when("isa=dotprod"),))]
     for version in ("1.0.0", "1.1.0"):
-        info = build_package(
-            MODEL_FILE,
-            tmp / f"{MODEL_ID}-{version}.lsp",
-            model_id=MODEL_ID,
-            version=version,
-            private_key=keys.private_path,
-        )
-        paths.append(Path(info.path))
+        for variant in kinds:
+            info = build_package(
+                MODEL_FILE,
+                tmp,
+                model_id=MODEL_ID,
+                version=version,
+                private_key=keys.private_path,
+                **({"variant": variant} if variant is not None else {}),
+            )
+            paths.append(Path(info.path))
     return Path(keys.public_path), paths
 
 
@@ -147,21 +158,25 @@ def start_server(
     raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server did not start")
 
 
-def prepare(url: str, packages: list[Path], n: int) -> list[tuple[str, str]]:
+def prepare(url: str, packages: list[Path], n: int, variants: bool = False) -> list[tuple[str, str]]:
     """Publish the releases, start a rollout at 50 %, register ``n`` devices; returns (id, token)."""
     admin = {"Authorization": f"Bearer {ADMIN}"}
     with httpx.Client(base_url=url, timeout=60) as c:
         for path in packages:
             c.post("/api/v1/releases", content=path.read_bytes(), headers=admin).raise_for_status()
-        body = {"model_id": MODEL_ID, "candidate_version": "1.1.0", "stages": [50, 100]}
+        body: dict = {"model_id": MODEL_ID, "candidate_version": "1.1.0", "stages": [50, 100]}
+        if variants:
+            body.update(tags=["ring=bench"], halt_scope="group")
+            window = {"windows": ["00:00-12:00", "12:00-23:59"]}
+            c.put("/api/v1/cohorts/ring=bench/windows", json=window, headers=admin).raise_for_status()
         c.post("/api/v1/rollouts", json=body, headers=admin).raise_for_status()
         out = []
         for i in range(n):
             dev = f"bench-{i:05d}"
-            r = c.post(
-                "/api/v1/devices/register",
-                json={"device_id": dev, "enrollment_token": ENROLL, "model_id": MODEL_ID},
-            )
+            reg = {"device_id": dev, "enrollment_token": ENROLL, "model_id": MODEL_ID}
+            if variants:
+                reg["tags"] = ["ring=bench", f"site=s{i % 10}"]
+            r = c.post("/api/v1/devices/register", json=reg)
             r.raise_for_status()
             out.append((dev, r.json()["token"]))
     return out
@@ -196,7 +211,7 @@ def run_wrk(url: str, devices: list[tuple[str, str]], seconds: float, concurrenc
         sys.exit("wrk is not installed: `apt-get install -y wrk`, or pass --client httpx.")
     table = ",".join(f'{{"{d}","{t}"}}' for d, t in devices)
     script = tmp / "checkin.lua"
-    script.write_text(WRK_SCRIPT % {"devices": table, "model": MODEL_ID})
+    script.write_text(WRK_SCRIPT % {"devices": table, "model": MODEL_ID, "runtime": json.dumps(RUNTIME)})
     cmd = [wrk, "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -235,7 +250,7 @@ async def _httpx(url: str, devices: list[tuple[str, str]], seconds: float, concu
                 body = {
                     "model_id": MODEL_ID,
                     "model_version": "1.0.0",
-                    "runtime": {"litert": "1.4.0"},
+                    "runtime": RUNTIME,
                     "health": {"status": "ok", "seq": seq},
                 }
                 start = time.perf_counter()
@@ -271,12 +286,12 @@ def checkin_run(args: argparse.Namespace, db: str | None, workers: int, db_pid: 
     PostgreSQL postmaster, whose backends' CPU is then reported per check-in too."""
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        key, packages = make_packages(tmp)
+        key, packages = make_packages(tmp, variants=args.variants)
         port = free_port()
         server = start_server(tmp / "data", port, db, workers, key)
         url = f"http://127.0.0.1:{port}"
         try:
-            devices = prepare(url, packages, args.devices)
+            devices = prepare(url, packages, args.devices, variants=args.variants)
             cpu0, busy0 = cpu_seconds(server.pid), machine_busy_seconds()
             db0 = cpu_seconds(db_pid) if db_pid else 0.0
             if args.client == "wrk":
@@ -296,6 +311,7 @@ def checkin_run(args: argparse.Namespace, db: str | None, workers: int, db_pid: 
         "store": "postgresql" if db else "sqlite",
         "workers": workers,
         "client": args.client,
+        "variants": args.variants,
         "devices": args.devices,
         "concurrency": args.concurrency,
         "seconds": round(r["seconds"], 2),
@@ -486,6 +502,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--db", help="database URL (default: SQLite in a temp dir)")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--variants",
+        action="store_true",
+        help="issue 24 features on: variant releases, tagged devices, a tagged per-group rollout, windows",
+    )
     p.add_argument("--devices", type=int, default=200)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight (connections)")
@@ -499,6 +520,9 @@ def main() -> None:
     p.add_argument("--size-mb", type=float, default=4.0, help="package size (--download)")
     p.add_argument("--rounds", type=int, default=2, help="downloads per agent (--download)")
     args = p.parse_args()
+    if args.variants:
+        RUNTIME.clear()
+        RUNTIME.update(VARIANT_RUNTIME)
     if args.download:
         rows = download_benchmark(args)
         print(json.dumps(rows, indent=2))

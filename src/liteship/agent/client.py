@@ -185,9 +185,23 @@ class FleetClient:
                 self.server_time = email.utils.parsedate_to_datetime(date).timestamp()
         return r
 
-    def register(self, *, device_id: str, enrollment_token: str, model_id: str | None = None) -> str:
-        """Register this device; returns its token (shown once by the server)."""
-        body = {"device_id": device_id, "enrollment_token": enrollment_token, "model_id": model_id}
+    def register(
+        self,
+        *,
+        device_id: str,
+        enrollment_token: str,
+        model_id: str | None = None,
+        tags: list[str] | None = None,
+    ) -> str:
+        """Register this device; returns its token (shown once by the server). ``tags`` (cohorts) are
+        sent only when given, so an older server is not sent a field it does not know."""
+        body: dict[str, Any] = {
+            "device_id": device_id,
+            "enrollment_token": enrollment_token,
+            "model_id": model_id,
+        }
+        if tags:
+            body["tags"] = tags
         return self.request("POST", "/api/v1/devices/register", json=body).json()["token"]
 
     def check_in(
@@ -197,9 +211,19 @@ class FleetClient:
         version: str | None,
         health: dict[str, Any] | None = None,
         runtime: dict[str, Any] | None = None,
+        variant: str | None = None,
     ) -> dict[str, Any]:
-        """Report what runs here; returns the assignment (``version``, ``target_path``, ``sha256``…)."""
-        body = {"model_id": model_id, "model_version": version, "health": health, "runtime": runtime}
+        """Report what runs here; returns the assignment (``version``, ``target_path``, ``sha256``…).
+
+        ``variant`` (the running package's variant, issue 24) is sent only when there is one."""
+        body: dict[str, Any] = {
+            "model_id": model_id,
+            "model_version": version,
+            "health": health,
+            "runtime": runtime,
+        }
+        if variant is not None:
+            body["model_variant"] = variant
         return self.request("POST", f"/api/v1/devices/{self.device_id}/checkin", json=body).json()
 
     def post_window(self, window: dict[str, Any]) -> bool:

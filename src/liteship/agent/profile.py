@@ -26,6 +26,10 @@ from liteship.runtime.cpu import compiled_model_blocker, hwcap_from_cpuinfo, par
 
 MAX_TEXT = 200  # the server bounds strings to this; so does the agent, before sending
 
+# Tests (and lab benches) stand in for other hardware: a JSON object in this variable is laid over the
+# profile read from the machine, e.g. {"machine": "aarch64", "isa": ["neon", "dotprod"]}.
+PROFILE_ENV = "LITESHIP_AGENT_PROFILE"
+
 GPU_LIBRARY = re.compile(r"^libLiteRt\w*(Gpu|OpenCl|WebGpu|Metal)\w*Accelerator\w*\.(so|dylib|dll)$", re.I)
 
 
@@ -116,7 +120,38 @@ def device_profile(
         "accelerators": _accelerators(machine=machine, hwcap=hwcap),
         "accelerator": _text(accelerator),
     }
-    return {k: v for k, v in profile.items() if v is not None}
+    return {k: v for k, v in {**profile, **profile_override()}.items() if v is not None}
 
 
-__all__ = ["device_profile", "parse_cpuinfo", "parse_meminfo"]
+def profile_override() -> dict[str, Any]:
+    """The fields of ``$LITESHIP_AGENT_PROFILE`` (a flat JSON object), or none when unset.
+
+    Raises:
+        AgentError: the variable is set but is not a flat JSON object.
+    """
+    import json
+
+    from liteship.errors import AgentError
+
+    text = os.environ.get(PROFILE_ENV)
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    flat = isinstance(raw, dict) and all(
+        isinstance(v, str | int | float | bool)
+        or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+        for v in raw.values()
+    )
+    if not flat:
+        raise AgentError(
+            f"${PROFILE_ENV} must be a flat JSON object (strings, numbers, lists of strings); got {text[:80]!r}.",
+            hint='For example {"machine": "aarch64", "isa": ["neon", "dotprod"]}, or unset it.',
+        )
+    assert isinstance(raw, dict)
+    return raw
+
+
+__all__ = ["PROFILE_ENV", "device_profile", "parse_cpuinfo", "parse_meminfo", "profile_override"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ def enroll(
     model_id: str | None = None,
     tuf_root: str | Path | None = None,
     transport: Any = None,
+    tags: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Register with the server; store the device token, the trusted TUF root and the publisher key.
 
@@ -198,6 +200,7 @@ def enroll(
         tuf_root: The fleet's ``root.json`` delivered out of band (recommended). Defaults to fetching
             ``1.root.json`` from the server now (trust on first use: enroll on a trusted network).
         transport: An ``httpx`` transport (tests). Defaults to the network.
+        tags: Cohort tags (``site=berlin``, ``ring=canary``; issue 24). Defaults to none.
 
     Returns:
         ``device_id``, ``server``, ``state_dir``, ``tuf_root`` (``"pinned"`` when given,
@@ -216,7 +219,9 @@ def enroll(
         if tuf_root is None:
             source = f"{server}/tuf/metadata/1.root.json"
             root = _trusted_root(client.fetch_metadata("1.root.json"), source)
-        token = client.register(device_id=device_id, enrollment_token=enrollment_token, model_id=model_id)
+        token = client.register(
+            device_id=device_id, enrollment_token=enrollment_token, model_id=model_id, tags=list(tags)
+        )
     finally:
         client.close()
     _send_profile(FleetClient(server, device_id, token, transport=transport), model_id)

@@ -78,6 +78,33 @@ class Lease:
     folder: Path
 
 
+def check_variant(manifest: Manifest, assigned: str | None, profile: dict[str, Any] | None) -> None:
+    """A variant package is installed only as the variant the server named, and only on a device its
+    signed conditions select (or as its release's default): a server cannot hand this device another
+    variant than it says, nor one built for other hardware (issue 24).
+
+    Raises:
+        UpdateRefused: ``variant`` — the package is another variant, or not for this device.
+    """
+    record = manifest.variant_record
+    name = record.name if record is not None else None
+    if assigned is not None and name != assigned:
+        raise UpdateRefused(
+            f"the server assigned variant {assigned!r} of {manifest.model_id} {manifest.version}, but the "
+            f"package is {'variant ' + repr(name) if name else 'not a variant'} (signed manifest).",
+            reason="variant",
+        )
+    if record is not None and profile is not None and not record.default and not record.matches(profile):
+        raise UpdateRefused(
+            f"variant {record.name!r} of {manifest.model_id} {manifest.version} is for {record.describe()}; "
+            "this device's profile does not match it.",
+            reason="variant",
+        )
+
+
+MAX_QUEUED_REPORTS = 100  # events waiting for a check-in (the server reads at most 100 per check-in)
+
+
 class UpdateRefused(AgentError):
     """An update that was refused; the current model is untouched. ``reason`` is a short code."""
 
@@ -334,6 +361,8 @@ class Store:
         accelerator: str | None = None,
         downgrade_to: str | None = None,
         on_step: Callable[[str], None] | None = None,
+        variant: str | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> Manifest:
         """Verify, extract, smoke-test and swap in a package; the old current becomes ``previous``.
 
@@ -348,6 +377,10 @@ class Store:
                 Defaults to None.
             on_step: Called with ``"extract"``, ``"smoke-test"`` and ``"swap"`` as each step starts
                 (the updater logs them). Defaults to None.
+            variant: The release variant the server assigned (issue 24): the package's signed
+                manifest must name it. Defaults to None (a release without variants).
+            profile: This device's profile: a variant whose signed conditions do not hold for it
+                (and that is not its release's default) is refused. Defaults to None (not checked).
 
         Raises:
             UpdateRefused: The package does not verify, is a rollback, or fails its smoke test.
@@ -377,6 +410,7 @@ class Store:
                 raise UpdateRefused(
                     f"package holds model {manifest.model_id!r}, expected {model_id!r}.", reason="mismatch"
                 )
+            check_variant(manifest, variant, profile)
             self.check_offer(version, downgrade_to=downgrade_to)
             step("smoke-test")
             with native_output_silenced():  # LiteRT's "INFO: Created … XNNPACK delegate", on any thread
@@ -602,6 +636,18 @@ class Store:
             pending = self.state()["pending"]
             if pending and self.current_version() != pending["version"]:
                 self.update_state(lambda s: s.__setitem__("pending", None))
+
+    def add_report(self, event: dict[str, Any]) -> None:
+        """Queue an event for the next check-in (``downloaded``; reverts are queued by :meth:`revert`).
+        At most :data:`MAX_QUEUED_REPORTS` wait; the oldest download events go first."""
+
+        def change(s: dict[str, Any]) -> None:
+            s["reports"].append(event)
+            while len(s["reports"]) > MAX_QUEUED_REPORTS:
+                oldest = next((i for i, e in enumerate(s["reports"]) if e.get("event") == "downloaded"), 0)
+                s["reports"].pop(oldest)
+
+        self.update_state(change)
 
     def take_reports(self) -> list[dict[str, Any]]:
         """Events (reverts) not yet reported to the server; cleared by :meth:`reports_sent`."""

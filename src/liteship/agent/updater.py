@@ -25,12 +25,14 @@ from liteship.agent.clock import BUILD_FLOOR, Clock
 from liteship.agent.fsutil import crash_point, fsync_dir
 from liteship.agent.sinks import event
 from liteship.agent.store import Store, UpdateRefused
+from liteship.errors import LiteshipError
 from liteship.package import compare_versions
 
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
 ROLLBACK_TO_CONTROL = "rollback-to-control"  # the assignment's reason_code when a rollout was halted/aborted
 MAX_MIRRORS = 8  # from a plan
 MAX_BACKOFF = 8.0  # failed check-ins stretch the poll interval up to this factor
+LOCAL_TIME_ENV = "LITESHIP_AGENT_LOCAL_TIME"  # HH:MM: the local time the update windows see (tests)
 
 
 class Updater:
@@ -76,6 +78,7 @@ class Updater:
         self.retry_after: float | None = None  # the server's Retry-After on the last failed check-in
         # one TUF metadata refresh at a time: device jobs (their own thread) and updates share <state>/tuf
         self.tuf_lock = threading.RLock()
+        self.transferred = 0  # bytes received for the current target, reported once it verifies
 
     @property
     def profile(self) -> dict[str, Any]:
@@ -101,6 +104,16 @@ class Updater:
         current = self.store.current_version()
         return self.store.manifest(current).model_id if current else self.model_id
 
+    def _variant(self, version: str | None) -> str | None:
+        """The variant of the installed ``version`` (None: its package is its release's only build)."""
+        if version is None:
+            return None
+        try:
+            raw = self.store.manifest(version).variant
+        except (LiteshipError, OSError):
+            return None
+        return str(raw["name"]) if raw else None
+
     def poll_once(self) -> dict[str, Any]:
         """Check in, then apply the assignment. Returns the decision (also kept in ``state.json``)."""
         assignment = self._check_in()
@@ -124,7 +137,11 @@ class Updater:
         health = {"pending": pending, "failed_versions": sorted(state["failed"]), "events": reports}
         try:
             assignment = self.client.check_in(
-                model_id=self._model_id(), version=current, health=health, runtime=self.profile
+                model_id=self._model_id(),
+                version=current,
+                health=health,
+                runtime=self.profile,
+                variant=self._variant(current),
             )
         except ServerError as e:
             self.failed_checkins += 1
@@ -159,6 +176,9 @@ class Updater:
             self._drop_downloads(keep=None)  # installed already: a copy left by a crash is garbage
         if not version or version == current:
             return self._decide("up-to-date" if version else "idle", version, assignment.get("reason", ""))
+        closed = self.outside_windows(assignment)
+        if closed is not None:
+            return self._decide("deferred", version, closed, code="update-window")
         if version == previous and current is not None and compare_versions(version, current) < 0:
             # the server sends this device back. The version it leaves stays the fallback, unless its
             # rollout was halted or aborted (rollback-to-control): a known-bad candidate is never kept.
@@ -179,6 +199,8 @@ class Updater:
                 package,
                 expected_version=version,
                 model_id=assignment.get("model_id"),
+                variant=assignment.get("variant") if isinstance(assignment.get("variant"), str) else None,
+                profile=self.profile,
                 num_threads=self.num_threads,
                 accelerator=self.accelerator,
                 downgrade_to=downgrade_to,
@@ -192,6 +214,42 @@ class Updater:
         if current is not None and compare_versions(version, current) < 0:
             return self._downgraded(version, current, assignment)
         return self._decide("installed", version, assignment.get("reason", ""), record=False)
+
+    def outside_windows(self, assignment: dict[str, Any]) -> str | None:
+        """Why an update must wait for its maintenance window (None: it may run now).
+
+        ``assignment["update_windows"]`` lists device-local ``HH:MM-HH:MM`` windows (an end before its
+        start wraps midnight). A ``rollback-to-control`` (an operator's abort or a halted rollout) is an
+        emergency revert and is never deferred. Malformed windows are ignored (they cannot lock a device
+        out of updates). The local time comes from :attr:`local_time` (a hook for tests).
+        """
+        windows = assignment.get("update_windows")
+        if (
+            not isinstance(windows, list)
+            or not windows
+            or assignment.get("reason_code") == ROLLBACK_TO_CONTROL
+        ):
+            return None
+        spans = [s for s in (_parse_window(w) for w in windows[:8]) if s is not None]
+        if not spans:
+            return None
+        now = self.local_time()
+        minute = now.hour * 60 + now.minute
+        if any(_inside(minute, start, end) for start, end in spans):
+            return None
+        return (
+            f"outside the update windows {', '.join(str(w) for w in windows[:8])} (local time "
+            f"{now.strftime('%H:%M')}); the update waits"
+        )
+
+    def local_time(self) -> dt.datetime:
+        """The device's local time: ``$LITESHIP_AGENT_LOCAL_TIME`` (``HH:MM``, a test hook) or the clock."""
+        fixed = os.environ.get(LOCAL_TIME_ENV)
+        if fixed:
+            span = _parse_window(f"{fixed}-{fixed}")
+            if span is not None:
+                return dt.datetime.now().replace(hour=span[0] // 60, minute=span[0] % 60)
+        return dt.datetime.now()
 
     def _downgraded(self, version: str, old: str, assignment: dict[str, Any]) -> dict[str, Any]:
         """Record a downgrade the server permitted: in the decision and, kept, in ``last_downgrade``."""
@@ -320,19 +378,23 @@ class Updater:
         """
         problems: list[str] = []
         tampered = 0
+        first = part.stat().st_size if part.exists() else 0  # left by an earlier, interrupted attempt
         for url in sources:
             have = part.stat().st_size if part.exists() else 0
             _step("download", version, resume_from=have, length=info.length, source=url)
             try:
-                self.client.download(url, part, info.length)
+                offset = self.client.download(url, part, info.length)
             except ServerError as e:
+                self.transferred += max(0, (part.stat().st_size if part.exists() else 0) - have)
                 problems.append(str(e))
                 event("download source skipped", source=url, error=str(e)[:300])
                 continue
+            self.transferred += max(0, part.stat().st_size - (offset if isinstance(offset, int) else have))
             _step("verify", version)
             try:
                 with open(part, "rb") as f:
                     info.verify_length_and_hashes(f)
+                self._report_download(info, version, resumed_from=first)
                 return
             except LengthOrHashMismatchError as e:
                 part.unlink(missing_ok=True)
@@ -346,6 +408,22 @@ class Updater:
             )
         raise ServerError(f"no source delivered {info.path}: {'; '.join(problems)[:600]}")
 
+    def _report_download(self, info: Any, version: str | None, *, resumed_from: int) -> None:
+        """Queue a ``downloaded`` event (bytes moved over the network for this target, in every
+        attempt since the last report) for the next check-in: the fleet's bandwidth accounting."""
+        self.store.add_report(
+            {
+                "event": "downloaded",
+                "version": version,
+                "target": info.path[:300],
+                "bytes": self.transferred,
+                "size": info.length,
+                "resumed_from": resumed_from,
+                "at": time.time(),
+            }
+        )
+        self.transferred = 0
+
     def _drop_downloads(self, keep: str | None) -> None:
         """Delete downloads (``*.part``, ``*.lsp``) other than the one of target ``keep`` (a sha256):
         ``incoming/`` only ever holds the download of the current assignment."""
@@ -358,6 +436,27 @@ def _step(step: str, version: str | None, **fields: Any) -> None:
     """Log the start of an update step (download, verify, extract, smoke-test, swap)."""
     event("update step", step=step, version=version, **fields)
     crash_point()
+
+
+def _parse_window(text: Any) -> tuple[int, int] | None:
+    """``"22:00-04:30"`` → ``(1320, 270)`` minutes of the day (None when malformed)."""
+    if not isinstance(text, str) or len(text) != 11 or text[5] != "-":
+        return None
+    try:
+        (h1, m1), (h2, m2) = (map(int, part.split(":")) for part in text.split("-"))
+    except ValueError:
+        return None
+    if not (0 <= h1 < 24 and 0 <= h2 < 24 and 0 <= m1 < 60 and 0 <= m2 < 60):
+        return None
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def _inside(minute: int, start: int, end: int) -> bool:
+    """Whether ``minute`` of the day lies in ``[start, end)``; an end before the start wraps midnight,
+    equal start and end is the whole day."""
+    if start == end:
+        return True
+    return start <= minute < end if start < end else minute >= start or minute < end
 
 
 def _is_base_url(url: str) -> bool:

@@ -161,6 +161,14 @@ def run(state_dir: Path, **options: object) -> None:
 @click.option("--device-id", required=True, help="This device's id.")
 @click.option("--model-id", help="The model this device runs.")
 @click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
+    help="A cohort tag, e.g. site=berlin or ring=canary (repeatable): rollouts, pins and update windows "
+    "can target it.",
+)
+@click.option(
     "--key",
     required=True,
     type=ExistingPath(dir_okay=False, path_type=Path),
@@ -178,6 +186,7 @@ def enroll(
     enrollment_token: str,
     device_id: str,
     model_id: str | None,
+    tags: tuple[str, ...],
     key: Path,
     tuf_root: Path | None,
     as_json: bool,
@@ -194,6 +203,7 @@ def enroll(
             key=key,
             model_id=model_id,
             tuf_root=tuf_root,
+            tags=tags,
         )
     if as_json:
         emit_json(out)

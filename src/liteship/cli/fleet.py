@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -212,6 +213,13 @@ def _render_rollout(r: dict[str, Any]) -> None:
     nxt = r.get("next")
     if nxt:
         console.print(f"  next: {nxt['action']} — {escape('; '.join(nxt['reasons']))}", soft_wrap=True)
+    for name, g in sorted((r.get("groups") or {}).items()):  # per hardware group (issue 24)
+        state = "halted" if g.get("halted") else (g.get("next") or {}).get("action", "")
+        console.print(
+            f"  group {escape(name)}: {g.get('candidate', 0)} candidate / {g.get('control', 0)} control "
+            f"devices, {state} (halt scope {r.get('halt_scope', 'release')})",
+            soft_wrap=True,
+        )
 
 
 def _render_plan(r: dict[str, Any]) -> None:
@@ -233,24 +241,55 @@ def _render_plan(r: dict[str, Any]) -> None:
 
 
 @fleet_cmd.command("publish")
-@click.argument("package", type=ExistingPath(dir_okay=False))
+@click.argument("packages", nargs=-1, required=True, type=ExistingPath(dir_okay=False))
 @click.option("--channel", help="Also point this channel at the release.")
 @click.option("--targets-key", type=ExistingPath(dir_okay=False), help="Offline TUF targets key.")
 @connection_options
 @json_option
 @click.pass_context
 def publish(
-    ctx: click.Context, package: str, channel: str | None, targets_key: str | None, as_json: bool
+    ctx: click.Context, packages: tuple[str, ...], channel: str | None, targets_key: str | None, as_json: bool
 ) -> None:
-    """Publish a signed package (refused if unsigned, tampered or not newer)."""
-    result = _client(ctx).publish(package, channel=channel, targets_key=targets_key)
+    """Publish signed packages (refused if unsigned, tampered or not newer).
+
+    \b
+    The variants of one release (`liteship package --variant …`) are published together: the
+    default variant first (it creates the release), then the others, each a TUF target of its own.
+    """
+    client = _client(ctx)
+    results = [
+        client.publish(p, channel=channel, targets_key=targets_key) for p in _default_variant_first(packages)
+    ]
     if as_json:
-        emit_json(result)
+        emit_json(results[0] if len(results) == 1 else results)
         return
-    console.print(
-        f"published {result['model_id']} {result['version']} ({result['size']} bytes, "
-        f"sha256 {result['sha256'][:12]}…); TUF target: {result['tuf']}"
-    )
+    for result in results:
+        variant = f" variant {result['variant']}" if result.get("variant") else ""
+        console.print(
+            f"published {result['model_id']} {result['version']}{variant} ({result['size']} bytes, "
+            f"sha256 {result['sha256'][:12]}…); TUF target: {result['tuf']}",
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _default_variant_first(packages: tuple[str, ...]) -> list[str]:
+    """The packages in publishing order: a release's default variant before its other variants (the
+    default creates the release). Packages whose manifest cannot be read keep their place: the server
+    refuses them with its own message."""
+    from liteship.package.archive import ArchiveReader
+    from liteship.package.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES
+
+    def rank(path: str) -> int:
+        try:
+            with ArchiveReader(path) as reader:
+                raw = json.loads(reader.read(MANIFEST_NAME, MAX_MANIFEST_BYTES))
+        except (LiteshipError, OSError, ValueError, KeyError):
+            return 0
+        variant = raw.get("variant") if isinstance(raw, dict) else None
+        return 1 if isinstance(variant, dict) and not variant.get("default") else 0
+
+    return sorted(packages, key=rank)  # stable: the given order otherwise
 
 
 @fleet_cmd.group("rollout")
@@ -276,6 +315,21 @@ def rollout() -> None:
     "2·N devices is split in halves; 0: the stage percentages alone decide). The engine also needs "
     "min_devices (default 10) per arm: with fewer devices add --threshold min_devices=N.",
 )
+@click.option(
+    "--halt-scope",
+    type=click.Choice(["release", "group"]),
+    default="release",
+    show_default=True,
+    help="A candidate with variants is decided per hardware group: a worse group halts the whole "
+    "rollout (release) or only itself while the other groups go on (group).",
+)
+@click.option(
+    "--tag",
+    "rollout_tags",
+    multiple=True,
+    metavar="TAG",
+    help="Only devices with this tag (repeatable: all).",
+)
 @json_option
 @connection_options
 @click.pass_context
@@ -287,6 +341,8 @@ def rollout_start(
     stages: str | None,
     thresholds: tuple[str, ...],
     min_arm_devices: int,
+    halt_scope: str,
+    rollout_tags: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Roll VERSION of MODEL_ID out beside the control, in stages.
@@ -318,6 +374,8 @@ def rollout_start(
         stages=list(parse_floats(stages, "--stages") or ()),
         thresholds=parsed,
         min_arm_devices=min_arm_devices,
+        halt_scope=halt_scope,
+        tags=list(rollout_tags),
     )
     if as_json:
         emit_json({**r, "preflight": checked} if checked is not None else r)
@@ -449,7 +507,15 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
         emit_json(rows)
         return
     table = Table(
-        "device", "model", "version", "assigned", "profile", "health", "reverts", "last check-in (UTC)"
+        "device",
+        "model",
+        "version",
+        "variant",
+        "assigned",
+        "profile",
+        "health",
+        "reverts",
+        "last check-in (UTC)",
     )
     for d in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(d["last_seen"])) if d["last_seen"] else "never"
@@ -457,13 +523,96 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
             escape(d["id"]),
             escape(d["model_id"] or "—"),
             escape(d["model_version"] or "—"),
-            escape(d.get("assigned_version") or "—"),
+            escape(d.get("variant") or "—"),
+            escape(
+                (d.get("assigned_version") or "—")
+                + (f" ({d['assigned_variant']})" if d.get("assigned_variant") else "")
+            ),
             escape(d.get("profile_summary") or "—"),
             escape(d.get("health_summary") or "—"),
             str(d.get("reverts", 0)),
+            f"{d.get('downloaded_bytes', 0):,} B",
             seen,
         )
     console.print(table)
+
+
+@fleet_cmd.command("tag")
+@click.argument("device_id")
+@click.option("--add", "add", multiple=True, metavar="TAG", help="Add a tag (repeatable), e.g. ring=canary.")
+@click.option("--remove", "remove", multiple=True, metavar="TAG", help="Remove a tag (repeatable).")
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    metavar="HH:MM-HH:MM",
+    help="The device's own update window in its local time (repeatable; replaces the earlier ones).",
+)
+@click.option("--no-windows", is_flag=True, help="Remove the device's own update windows.")
+@json_option
+@connection_options
+@click.pass_context
+def tag(
+    ctx: click.Context,
+    device_id: str,
+    add: tuple[str, ...],
+    remove: tuple[str, ...],
+    windows: tuple[str, ...],
+    no_windows: bool,
+    as_json: bool,
+) -> None:
+    """Set a device's cohort tags and its own update windows (issue 24)."""
+    body: dict[str, Any] = {"add_tags": list(add), "remove_tags": list(remove)}
+    if windows or no_windows:
+        body["update_windows"] = [] if no_windows else list(windows)
+    r = _client(ctx).set_device(device_id, **body)
+    if as_json:
+        emit_json(r)
+        return
+    console.print(
+        f"{r['device_id']}: tags {', '.join(r['tags']) or 'none'}; update windows "
+        f"{', '.join(r['update_windows']) or 'any time'}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@fleet_cmd.command("pin")
+@click.argument("model_id")
+@click.argument("tag_name", metavar="TAG")
+@click.argument("version", required=False)
+@click.option("--remove", is_flag=True, help="Remove the pin of TAG.")
+@json_option
+@connection_options
+@click.pass_context
+def pin(
+    ctx: click.Context, model_id: str, tag_name: str, version: str | None, remove: bool, as_json: bool
+) -> None:
+    """Pin the devices tagged TAG to VERSION of MODEL_ID (whatever channels and rollouts say)."""
+    if (version is None) != remove:
+        raise click.UsageError("give VERSION to pin, or --remove to unpin (not both).")
+    r = _client(ctx).pin(model_id, tag_name, None if remove else version)
+    if as_json:
+        emit_json(r)
+        return
+    text = ", ".join(f"{t} → {v}" for t, v in sorted(r.items())) or "none"
+    console.print(f"{model_id} pins: {text}", markup=False, soft_wrap=True)
+
+
+@fleet_cmd.command("windows")
+@click.argument("tag_name", metavar="TAG")
+@click.argument("windows", nargs=-1, metavar="[HH:MM-HH:MM]...")
+@json_option
+@connection_options
+@click.pass_context
+def windows_cmd(ctx: click.Context, tag_name: str, windows: tuple[str, ...], as_json: bool) -> None:
+    """Set the update windows (device-local time) of every device tagged TAG; none clears them."""
+    r = _client(ctx).set_tag_windows(tag_name, list(windows))
+    if as_json:
+        emit_json(r)
+        return
+    for t, ws in sorted(r.items()):
+        console.print(f"{t}: {', '.join(ws)}", markup=False, soft_wrap=True)
 
 
 @fleet_cmd.command("models")

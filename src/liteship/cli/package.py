@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from liteship.cli._common import ExistingPath, FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError, UsageError
 from liteship.package.golden import MAX_LATENCY_BUDGET_MS, MAX_TOLERANCE
+
+if TYPE_CHECKING:
+    from liteship.package.variants import Variant
 
 # Library messages name parameters; users of these commands know the flags.
 _FLAGS = (
@@ -119,6 +123,24 @@ def _read_metrics(path: str | None) -> dict | None:
 )
 @click.option("-o", "--output", default=".", show_default=True, help="Output folder or .lsp file.")
 @click.option("--force", is_flag=True, help="Replace an existing package file.")
+@click.option(
+    "--variant",
+    "variant_name",
+    help="Package one variant of a multi-variant release (e.g. int8-vnni): the fleet gives it to the "
+    "devices --when selects. A folder output names the file <id>-<version>.<variant>.lsp.",
+)
+@click.option(
+    "--when",
+    "when",
+    multiple=True,
+    help="With --variant: the devices it is for, KEY=VALUE[,…] with machine, isa (features joined by "
+    "'+'), accelerator, litert_min, litert_below; repeat for any-of. E.g. machine=x86_64,isa=avx512_vnni.",
+)
+@click.option(
+    "--default-variant",
+    is_flag=True,
+    help="With --variant: the release's default (devices no other variant's --when selects run it).",
+)
 @json_option
 def package_cmd(
     model: str,
@@ -136,14 +158,19 @@ def package_cmd(
     rtol: float | None,
     output: str,
     force: bool,
+    variant_name: str | None,
+    when: tuple[str, ...],
+    default_variant: bool,
     as_json: bool,
 ) -> None:
     """Build a signed, versioned package (.lsp) from a .tflite.
 
-    An existing package file is not replaced unless --force is given.
+    An existing package file is not replaced unless --force is given. With --variant, the package is
+    one variant of a release that holds several (one per kind of hardware; see docs/fleet.md).
     """
     from liteship.package import build_package
 
+    variant = _variant(variant_name, when, default_variant)
     tol = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None} or None
     try:
         info = build_package(
@@ -161,6 +188,7 @@ def package_cmd(
             reference_data=reference_data,
             description=description,
             overwrite=force,
+            variant=variant,
         )
     except LiteshipError as e:
         _as_flags(e)
@@ -173,6 +201,8 @@ def package_cmd(
         f"packaged {m.model_id} {m.version} → {info.path} ({info.size:,} bytes)", markup=False, soft_wrap=True
     )
     console.print(f"sha256 {info.sha256}  signed by key {m.key_id}", markup=False, soft_wrap=True)
+    if variant is not None:
+        console.print(f"variant {variant.name}: {variant.describe()}", markup=False, soft_wrap=True)
     ref = m.reference_histogram
     console.print(
         f"drift reference: {sum(ref['counts'])} samples"
@@ -181,6 +211,23 @@ def package_cmd(
         markup=False,
         soft_wrap=True,
     )
+
+
+def _variant(name: str | None, when: tuple[str, ...], default: bool) -> Variant | None:
+    """The ``--variant`` / ``--when`` / ``--default-variant`` flags as a checked variant (usage error
+    when they do not fit together)."""
+    from liteship.package.variants import Variant, parse_when
+
+    if name is None:
+        if when or default:
+            raise click.UsageError("--when and --default-variant describe a variant: add --variant NAME.")
+        return None
+    try:
+        return Variant.from_dict(
+            {"name": name, "default": default, "when": [parse_when(w).to_dict() for w in when]}
+        )
+    except LiteshipError as e:
+        raise click.UsageError(str(e)) from None
 
 
 @click.command("verify")

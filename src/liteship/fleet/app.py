@@ -31,7 +31,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from liteship.errors import LiteshipError, PackageError
 from liteship.fleet import crud, dashboard, dashboard_jobs, gallery
-from liteship.fleet.api.routes import devices, distribution, jobs, releases, rollouts, samples, telemetry
+from liteship.fleet.api.routes import (
+    cohorts,
+    devices,
+    distribution,
+    jobs,
+    releases,
+    rollouts,
+    samples,
+    telemetry,
+)
 from liteship.fleet.checkin import CheckIns
 from liteship.fleet.jobs import OpenTasks
 from liteship.fleet.limits import Limits, RateLimiter
@@ -331,7 +340,18 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    routers = (releases, devices, telemetry, rollouts, jobs, samples, distribution, gallery, dashboard)
+    routers = (
+        releases,
+        devices,
+        cohorts,
+        telemetry,
+        rollouts,
+        jobs,
+        samples,
+        distribution,
+        gallery,
+        dashboard,
+    )
     for module in routers:  # jobs and samples before distribution: their TUF target routes are more specific
         app.include_router(module.router)
     app.include_router(devices.reverts_router)

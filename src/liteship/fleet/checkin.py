@@ -53,13 +53,17 @@ from liteship.fleet.models import (
     Assignment,
     Channel,
     CheckIn,
+    CohortPin,
+    CohortWindows,
     Device,
+    Download,
     Model,
     Release,
     Revert,
     Rollout,
     RolloutState,
 )
+from liteship.fleet.variants import VariantRef, pick, refs, variants_of
 
 MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
@@ -84,10 +88,20 @@ class ReleaseRef:
     target_path: str
     sha256: str
     size: int
+    variants: tuple[VariantRef, ...] = ()  # a multi-variant release (issue 24): one per kind of hardware
 
     @classmethod
-    def of(cls, rel: Release) -> ReleaseRef:
-        return cls(rel.version, rel.target_path, rel.sha256, rel.size)
+    def of(cls, rel: Release, session: Session | None = None) -> ReleaseRef:
+        """The release's target; with ``session``, its variants too."""
+        rows = variants_of(session, [rel.id]).get(rel.id, []) if session is not None else []
+        return cls(rel.version, rel.target_path, rel.sha256, rel.size, refs(rows))
+
+    def for_profile(self, profile: dict[str, Any] | None) -> tuple[str, str, int, str | None]:
+        """``(target_path, sha256, size, variant name)`` of the package a device with ``profile`` runs."""
+        chosen = pick(self.variants, profile)
+        if chosen is None:
+            return self.target_path, self.sha256, self.size, None
+        return chosen.target_path, chosen.sha256, chosen.size, chosen.name
 
 
 @dataclass(frozen=True)
@@ -105,19 +119,116 @@ class Plan:
     rolled_back_id: int | None = None
     rolled_back_state: str = ""
     rolled_back_version: str | None = None
+    # per-group rollouts (issue 24): hardware groups (the candidate's variants) halted in the active
+    # rollout; and, after a rollout promoted with halted groups, those groups held on its control
+    halted_groups: frozenset[str] = frozenset()
+    held_groups: frozenset[str] = frozenset()
+    held: ReleaseRef | None = None
+    held_rollout_id: int | None = None
+    # cohorts (issue 24): the rollout takes only devices with all these tags; a tag pinned to a release;
+    # the update windows of devices carrying a tag (every model's plan holds them)
+    rollout_tags: frozenset[str] = frozenset()
+    pins: tuple[tuple[str, ReleaseRef], ...] = ()
+    tag_windows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def windows_for(self, tags: list[str] | None, own: list[str] | None) -> list[str] | None:
+        """The device's update windows: its own plus those of its tags (None: updates at any time)."""
+        have = set(tags or ())
+        found = list(own or ()) + [w for tag, ws in self.tag_windows if tag in have for w in ws]
+        return sorted(set(found)) or None
+
+    def group_of(self, profile: dict[str, Any] | None) -> str | None:
+        """The device's hardware group in the rollout: the candidate's variant for its profile (None
+        when the candidate has no variants: the fleet is one group)."""
+        chosen = pick(self.candidate.variants, profile) if self.candidate is not None else None
+        return chosen.name if chosen is not None else None
+
+    def _back_to_control(
+        self, base: dict[str, Any], control: ReleaseRef, left: ReleaseRef, current: str | None, reason: str
+    ) -> Assignment:
+        """A device of a halted (or held) group: the control; one running the candidate it leaves gets
+        ``rollback-to-control`` with the one downgrade it may make."""
+        if current is not None and current == left.version and _older(control.version, left.version):
+            return _assignment(
+                base,
+                control,
+                reason,
+                rollout_id=self.rollout_id or self.held_rollout_id,
+                arm="control",
+                reason_code="rollback-to-control",
+                allow_downgrade_to=control.version,
+            )
+        code = "rollout-control" if self.rollout_id is not None else "group-held"
+        return _assignment(
+            base,
+            control,
+            reason,
+            rollout_id=self.rollout_id or self.held_rollout_id,
+            arm="control",
+            reason_code=code,
+        )
 
     def assign(
-        self, *, device_id: str, model_id: str | None, bucket: int, current_version: str | None = None
+        self,
+        *,
+        device_id: str,
+        model_id: str | None,
+        bucket: int,
+        current_version: str | None = None,
+        profile: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+        own_windows: list[str] | None = None,
     ) -> Assignment:
-        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel.
+        """See :meth:`_assign`; adds the device's update windows (its own and its tags')."""
+        a = self._assign(
+            device_id=device_id,
+            model_id=model_id,
+            bucket=bucket,
+            current_version=current_version,
+            profile=profile,
+            tags=tags,
+        )
+        if a.version is not None and (own_windows or (tags and self.tag_windows)):
+            a.update_windows = self.windows_for(tags, own_windows)
+        return a
+
+    def _assign(
+        self,
+        *,
+        device_id: str,
+        model_id: str | None,
+        bucket: int,
+        current_version: str | None,
+        profile: dict[str, Any] | None,
+        tags: list[str] | None,
+    ) -> Assignment:
+        """The assignment of a device: the rollout arm its bucket falls in, else the stable channel;
+        of a multi-variant release, the variant its ``profile`` selects (issue 24).
 
         A device still running the candidate of a halted or aborted rollout (``current_version``) is
         sent back to stable with ``reason_code="rollback-to-control"`` and ``allow_downgrade_to``.
         """
-        base: dict[str, Any] = {"device_id": device_id, "model_id": model_id}
+        base: dict[str, Any] = {"device_id": device_id, "model_id": model_id, "profile": profile}
         if model_id is None:
             return _unassigned(device_id, model_id, "no model chosen", reason_code="no-model")
+        have = set(tags or ())
+        for tag, pinned in self.pins:
+            if tag in have:
+                return _assignment(
+                    base, pinned, f"cohort {tag} is pinned to {pinned.version}", reason_code="pinned"
+                )
+        if self.rollout_id is not None and not self.rollout_tags <= have:
+            assert self.control is not None
+            reason = f"rollout {self.rollout_id} is for devices tagged {', '.join(sorted(self.rollout_tags))}"
+            return _assignment(base, self.control, reason, reason_code="not-in-rollout")
         if self.rollout_id is not None:
+            group = self.group_of(profile)
+            if group is not None:
+                base["group"] = group
+            if group is not None and group in self.halted_groups:
+                assert self.control is not None and self.candidate is not None
+                reason = f"rollout {self.rollout_id}: group {group} halted, back on the control"
+                return self._back_to_control(base, self.control, self.candidate, current_version, reason)
             arm = "candidate" if bucket < self.cutoff else "control"
             rel = self.candidate if arm == "candidate" else self.control
             reason = f"rollout {self.rollout_id} ({self.rollout_state}) at {self.percent:g} %: {arm}"
@@ -126,6 +237,15 @@ class Plan:
             )
         if self.stable is None:
             return _unassigned(device_id, model_id, "model has no stable release", reason_code="no-release")
+        if self.held is not None:
+            chosen = pick(self.stable.variants, profile)
+            if chosen is not None and chosen.name in self.held_groups:
+                base["group"] = chosen.name
+                reason = (
+                    f"group {chosen.name} was halted in rollout {self.held_rollout_id}: it stays on "
+                    f"{self.held.version} while the others run {self.stable.version}"
+                )
+                return self._back_to_control(base, self.held, self.stable, current_version, reason)
         if current_version is not None and current_version == self.rolled_back_version:
             reason = (
                 f"rollout {self.rolled_back_id} was {self.rolled_back_state}: back from "
@@ -159,12 +279,17 @@ def _unassigned(device_id: str, model_id: str | None, reason: str, *, reason_cod
 
 def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **extra: Any) -> Assignment:
     assert rel is not None
+    base = dict(base)
+    path, sha, size, variant = rel.for_profile(base.pop("profile", None))
+    if variant is not None:
+        reason = f"{reason}; variant {variant}"
     return Assignment(
         **base,
         version=rel.version,
-        target_path=rel.target_path,
-        sha256=rel.sha256,
-        size=rel.size,
+        target_path=path,
+        sha256=sha,
+        size=size,
+        variant=variant,
         reason=reason,
         **extra,
     )
@@ -172,6 +297,25 @@ def _assignment(base: dict[str, Any], rel: ReleaseRef | None, reason: str, **ext
 
 def load_plan(session: Session, *, model_id: str) -> Plan:
     """Read a model's plan from the database (a few small queries; cached per plan version)."""
+    from dataclasses import replace
+
+    plan = _load_plan(session, model_id=model_id)
+    pins = tuple(
+        (pin.tag, ReleaseRef.of(rel, session))
+        for pin, rel in session.execute(
+            select(CohortPin, Release)
+            .join(Release, CohortPin.release_id == Release.id)
+            .where(CohortPin.model_id == model_id)
+            .order_by(CohortPin.tag)
+        ).all()
+    )
+    windows = tuple(
+        (w.tag, tuple(w.windows)) for w in session.scalars(select(CohortWindows).order_by(CohortWindows.tag))
+    )
+    return replace(plan, pins=pins, tag_windows=windows)
+
+
+def _load_plan(session: Session, *, model_id: str) -> Plan:
     rollout = session.scalars(
         select(Rollout).where(Rollout.model_id == model_id).order_by(Rollout.id.desc()).limit(1)
     ).first()
@@ -186,8 +330,10 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
             rollout_state=rollout.state,
             percent=percent,
             cutoff=math.ceil(percent * 100) if cutoff is None else cutoff,
-            control=ReleaseRef.of(control),
-            candidate=ReleaseRef.of(candidate),
+            control=ReleaseRef.of(control, session),
+            candidate=ReleaseRef.of(candidate, session),
+            halted_groups=frozenset(rollout.halted_groups or ()),
+            rollout_tags=frozenset(rollout.tags or ()),
         )
     stable = session.scalars(
         select(Release)
@@ -196,7 +342,17 @@ def load_plan(session: Session, *, model_id: str) -> Plan:
     ).first()
     if stable is None:
         return Plan()
-    plan = Plan(stable=ReleaseRef.of(stable))
+    plan = Plan(stable=ReleaseRef.of(stable, session))
+    held = rollout is not None and rollout.state == RolloutState.PROMOTED and rollout.halted_groups
+    if held and rollout is not None and rollout.candidate_release_id == stable.id:
+        control = session.get(Release, rollout.control_release_id)
+        if control is not None:
+            return Plan(
+                stable=plan.stable,
+                held_groups=frozenset(rollout.halted_groups or ()),
+                held=ReleaseRef.of(control, session),
+                held_rollout_id=rollout.id,
+            )
     if rollout is not None and RolloutState(rollout.state).ended_badly:
         candidate = session.get(Release, rollout.candidate_release_id)
         if candidate is not None and _older(stable.version, candidate.version):
@@ -279,6 +435,50 @@ def _valid_time(at: Any) -> bool:
     return math.isfinite(at) and 0.0 <= at <= MAX_TIME
 
 
+MAX_DOWNLOAD_BYTES = 2**40  # bytes of one reported download (a package is at most 512 MiB; resumes add)
+
+
+def download_events(health: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``downloaded`` events of a check-in's ``health`` as rows of ``downloads`` (malformed ones
+    skipped): ``{"event": "downloaded", "version", "target", "bytes", "size", "resumed_from", "at"}``."""
+    events = health.get("events") if isinstance(health, dict) else None
+    if not isinstance(events, list):
+        return []
+    rows = []
+    for ev in events[:MAX_EVENTS]:
+        if not isinstance(ev, dict) or ev.get("event") != "downloaded":
+            continue
+        target, at, version = ev.get("target"), ev.get("at"), ev.get("version")
+        numbers = [ev.get(k, 0) for k in ("bytes", "size", "resumed_from")]
+        ok_numbers = all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_DOWNLOAD_BYTES for n in numbers
+        )
+        if not isinstance(target, str) or not 0 < len(target) <= 300 or not _valid_time(at) or not ok_numbers:
+            continue
+        assert isinstance(at, int | float)
+        rows.append(
+            {
+                "target": target,
+                "version": version if isinstance(version, str) and 0 < len(version) <= 64 else None,
+                "bytes": numbers[0],
+                "size": numbers[1],
+                "resumed_from": numbers[2],
+                "at": float(at),
+            }
+        )
+    return rows
+
+
+def insert_downloads(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
+    """Store download rows once (a resent event is ignored by the unique key)."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    now = time.time()
+    values = [{**r, "device_id": device_id, "model_id": model_id, "received_at": now} for r in rows]
+    conn.execute(dialect.insert(Download).on_conflict_do_nothing(), values)
+
+
 def insert_reverts(conn: Any, *, device_id: str, model_id: str | None, rows: list[dict[str, Any]]) -> None:
     """Store revert rows once (a resent event is ignored by the unique key), and add the new ones the
     device decided itself to its ``own_reverts``."""
@@ -306,7 +506,7 @@ _PLAN_VERSION = select(Model.plan_version).where(Model.id == bindparam("model_id
 
 @functools.cache
 def _update_device(columns: tuple[str, ...]) -> Any:
-    """``UPDATE devices SET <columns> … RETURNING model_id, model_version`` per set of fields (≤ 16).
+    """``UPDATE devices SET <columns> … RETURNING model_id, model_version, runtime`` per set of fields.
 
     A device's model is the one it enrolled for (or first claimed): a claim of another model changes
     neither its model nor its reported version (it is counted in ``refused_reports`` by the caller).
@@ -318,12 +518,16 @@ def _update_device(columns: tuple[str, ...]) -> Any:
         own = or_(table.c.model_id.is_(None), table.c.model_id == values["model_id"])
         if "model_version" in values:
             values["model_version"] = case((own, values["model_version"]), else_=table.c.model_version)
+        if "variant" in values:
+            values["variant"] = case((own, values["variant"]), else_=table.c.variant)
         values["model_id"] = func.coalesce(table.c.model_id, values["model_id"])
     return (
         update(table)
         .where(table.c.id == bindparam("device_id"))
         .values(values)
-        .returning(table.c.model_id, table.c.model_version)
+        .returning(
+            table.c.model_id, table.c.model_version, table.c.runtime, table.c.tags, table.c.update_windows
+        )
     )
 
 
@@ -397,6 +601,9 @@ class CheckIns:
             model_id=device.model_id,
             bucket=device.bucket,
             current_version=device.model_version,
+            profile=device.runtime,
+            tags=device.tags,
+            own_windows=device.update_windows,
         )
 
     def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
@@ -406,6 +613,7 @@ class CheckIns:
             values["model_id"] = data.model_id
         if data.model_version is not None or data.model_id is not None:
             values["model_version"] = data.model_version
+            values["variant"] = data.model_variant
         if data.runtime is not None:
             values["runtime"] = data.runtime
         if data.health is not None:
@@ -424,11 +632,15 @@ class CheckIns:
                 model_id=model_id,
                 bucket=device.bucket,
                 current_version=row.model_version,
+                profile=data.runtime if data.runtime is not None else row.runtime,
+                tags=row.tags,
+                own_windows=row.update_windows,
             )
             events = revert_events(data.health)
             own = [r for r in events if about_own_arm(r, plan, assignment)]
             refused = len(events) - len(own) + (data.model_id is not None and data.model_id != model_id)
             insert_reverts(conn, device_id=device.id, model_id=model_id, rows=own)
+            insert_downloads(conn, device_id=device.id, model_id=model_id, rows=download_events(data.health))
             if refused:
                 count_refused(conn, device_id=device.id, n=refused)
         return assignment

@@ -104,6 +104,19 @@ class FleetClient:
     def rollout_action(self, rollout_id: int, action: str) -> Any:
         return self._call("POST", f"/api/v1/rollouts/{rollout_id}/{action}")
 
+    def set_device(self, device_id: str, **settings: Any) -> Any:
+        """Tags (``tags`` / ``add_tags`` / ``remove_tags``) and update windows of a device (issue 24)."""
+        return self._call("PATCH", f"/api/v1/devices/{device_id}", json=settings)
+
+    def pin(self, model_id: str, tag: str, version: str | None) -> Any:
+        """Pin the devices tagged ``tag`` to ``version`` of ``model_id``; ``version=None`` removes the pin."""
+        if version is None:
+            return self._call("DELETE", f"/api/v1/models/{model_id}/pins/{tag}")
+        return self._call("POST", f"/api/v1/models/{model_id}/pins", json={"tag": tag, "version": version})
+
+    def set_tag_windows(self, tag: str, windows: list[str]) -> Any:
+        return self._call("PUT", f"/api/v1/cohorts/{tag}/windows", json={"windows": windows})
+
     def devices(self, profile: dict[str, str] | None = None) -> Any:
         """Devices, those whose profile matches every ``KEY=VALUE`` of ``profile`` when given."""
         params = {f"profile.{k}": v for k, v in (profile or {}).items()}

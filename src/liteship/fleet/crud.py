@@ -79,35 +79,55 @@ def create_release(
 ) -> Release:
     """Record a verified package. The first release of a model becomes its ``stable`` channel.
 
+    A package with a ``variant`` (issue 24) creates its release when it is the default variant, and
+    is added to the existing release of the same model and version otherwise (``fleet.variants``).
+
     Raises:
         FleetError: the manifest lacks a model id or version.
-        Conflict: the version is not greater than the latest of that model.
+        Conflict: the version is not greater than the latest of that model; a variant that does not
+            fit its release (see :func:`liteship.fleet.variants.add_variant`).
     """
+    from liteship.fleet import variants
+
     model_id = str(manifest.get("model_id") or manifest.get("id") or "")
     version = str(manifest.get("version") or "")
     if not model_id or not version:
         raise FleetError("the package manifest has no model_id or version.")
     key = semver_key(version)
+    variant = variants.variant_of(manifest)
     if session.get(Model, model_id) is None:
         session.add(Model(id=model_id))
         session.flush()
-    latest = latest_release(session, model_id=model_id)
-    if latest is not None and key <= semver_key(latest.version):
-        raise Conflict(
-            f"{model_id} {version} is not newer than the latest published version {latest.version}.",
-            hint="Bump the package version.",
+    try:
+        if variant is not None:
+            existing = session.scalars(
+                select(Release).where(Release.model_id == model_id, Release.version == version)
+            ).first()
+            if existing is not None:
+                variants.add_variant(
+                    session, release=existing, variant=variant, sha256=sha256, size=size, manifest=manifest
+                )
+                if channel:
+                    set_channel(session, model_id=model_id, name=channel, release=existing)
+                bump_plan(session, model_id=model_id)  # cached plans hold the release's variants
+                return existing
+        latest = latest_release(session, model_id=model_id)
+        if latest is not None and key <= semver_key(latest.version):
+            raise Conflict(
+                f"{model_id} {version} is not newer than the latest published version {latest.version}.",
+                hint="Bump the package version.",
+            )
+        release = variants.new_release_row(
+            model_id=model_id, version=version, variant=variant, sha256=sha256, size=size, manifest=manifest
         )
-    name = f"{model_id}-{version}.lsp"
-    release = Release(
-        model_id=model_id,
-        version=version,
-        sha256=sha256,
-        size=size,
-        target_path=f"{model_id}/{version}/{name}",
-        manifest=manifest,
-    )
-    session.add(release)
-    session.flush()
+        session.add(release)
+        session.flush()
+        if variant is not None:
+            variants.add_variant(
+                session, release=release, variant=variant, sha256=sha256, size=size, manifest=manifest
+            )
+    except variants.VariantConflict as e:
+        raise Conflict(e.message, hint=e.hint) from None
     channels = {channel} if channel else set()
     if latest is None:
         channels.add(STABLE)
@@ -204,6 +224,9 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
     """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
     it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
+    from liteship.fleet.bandwidth import per_device
+
+    downloaded = per_device(session)
     out = []
     for d in list_devices(session):
         if profile and not profile_matches(d.runtime, profile):
@@ -211,11 +234,21 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
         if d.model_id is not None and d.model_id not in plans:
             plans[d.model_id] = load_plan(session, model_id=d.model_id)
         plan = plans.get(d.model_id or "", Plan())
-        a = plan.assign(device_id=d.id, model_id=d.model_id, bucket=d.bucket, current_version=d.model_version)
+        a = plan.assign(
+            device_id=d.id,
+            model_id=d.model_id,
+            bucket=d.bucket,
+            current_version=d.model_version,
+            profile=d.runtime,
+            tags=d.tags,
+            own_windows=d.update_windows,
+        )
         failed = (d.health or {}).get("failed_versions")
         out.append(
             {
                 "assigned_version": a.version,
+                "assigned_variant": a.variant,
+                "downloaded_bytes": downloaded.get(d.id, 0),
                 "assignment_reason": a.reason,
                 "failed_versions": [str(v) for v in failed] if isinstance(failed, list) else [],
                 "last_checkin": _iso(d.last_seen),
@@ -295,6 +328,9 @@ def assignment_for(session: Session, *, device: Device) -> Assignment:
         model_id=device.model_id,
         bucket=device.bucket,
         current_version=device.model_version,
+        profile=device.runtime,
+        tags=device.tags,
+        own_windows=device.update_windows,
     )
 
 
@@ -319,6 +355,7 @@ def add_telemetry(
     row = TelemetryWindow(device_id=device.id, assigned=assigned, **window.model_dump())
     row.model_id = row.model_id or device.model_id
     row.model_version = row.model_version or device.model_version
+    row.variant = device.variant  # the variant the device reported running at its last check-in
     try:
         with session.begin_nested():
             session.add(row)

@@ -68,9 +68,54 @@ def _device_row(row: dict[str, Any], now: float) -> str:
     d: Device = row["device"]
     return (
         f"<tr><td>{e(d.id)}</td><td>{e(d.model_id or '—')}</td><td>{e(d.model_version or '—')}</td>"
+        f"<td>{_variant_cell(d.variant, row.get('assigned_variant'))}</td>"
         f"<td>{e(runtime_text(d.runtime))}</td><td>{e(health_text(d.health, row['reverts']))}</td>"
         f"<td>{_ago(d.last_seen, now)}</td></tr>"
     )
+
+
+def _variant_cell(running: str | None, assigned: str | None) -> str:
+    if running == assigned:
+        return e(running or "—")
+    return f"{e(running or '—')} → {e(assigned or '—')}"
+
+
+def _bytes_cell(t: Any) -> str:
+    if t is None:
+        return "—"
+    return f"{t.bytes:,} B by {t.devices} device{'s' if t.devices != 1 else ''} ({t.bytes_per_device:,.0f} B each)"
+
+
+def variants_section(session: Any, devices: list[Device]) -> str:
+    """One table per multi-variant release: variant, default, conditions, devices running it now."""
+    from liteship.fleet.bandwidth import per_release
+    from liteship.fleet.variants import refs, variants_of
+
+    out = []
+    for model, releases, _ in crud.list_models(session):
+        by_release = variants_of(session, [r.id for r in releases])
+        moved = {t.target: t for t in per_release(session, model_id=model.id)}
+        for rel in releases:
+            rows = by_release.get(rel.id)
+            if not rows:
+                continue
+            running = Counter(
+                d.variant for d in devices if d.model_id == model.id and d.model_version == rel.version
+            )
+            body = "".join(
+                f"<tr><td>{e(ref.name)}</td><td>{'yes' if ref.variant.default else ''}</td>"
+                f"<td>{e(ref.variant.describe())}</td><td>{running.get(ref.name, 0)}</td>"
+                f"<td>{_bytes_cell(moved.get(ref.target_path))}</td>"
+                f"<td><code>{e(ref.sha256[:12])}</code></td></tr>"
+                for ref in refs(rows)
+            )
+            out.append(
+                f'<table class="variants" id="variants-{e(model.id)}-{e(rel.version)}">'
+                f"<caption>{e(model.id)} {e(rel.version)}</caption>"
+                "<thead><tr><th>Variant</th><th>Default</th><th>For</th><th>Devices running it</th>"
+                f"<th>Downloaded</th><th>sha256</th></tr></thead><tbody>{body}</tbody></table>"
+            )
+    return "".join(out) or '<p class="empty">No release has variants.</p>'
 
 
 def render(session: Any) -> str:
@@ -107,7 +152,8 @@ def render(session: Any) -> str:
         n_rollouts=sum(1 for r in crud.list_rollouts(session) if r.state in ACTIVE_STATES),
         version_chart=version_bars(versions),
         revert_rows=revert_rows or '<tr><td colspan="6">No device has reverted a model.</td></tr>',
-        device_rows=device_rows or '<tr><td colspan="6">No devices registered.</td></tr>',
+        device_rows=device_rows or '<tr><td colspan="7">No devices registered.</td></tr>',
+        variants=variants_section(session, devices),
         rollouts="".join(rollout_html) or '<p class="empty">No rollouts.</p>',
         drift="".join(drift_html) or '<p class="empty">No models published.</p>',
     )

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import (
@@ -29,6 +29,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from liteship import confidence
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VARIANT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,47}$"  # liteship.package.variants.NAME
+TAG_PATTERN = r"^[a-z0-9][a-z0-9._:=-]{0,63}$"  # a cohort tag: ring=canary, site=berlin, customer.acme
+WINDOW_PATTERN = (
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"  # local time, may wrap midnight
+)
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+Window = Annotated[str, Field(pattern=WINDOW_PATTERN)]
+MAX_TAGS = 16
 CONFIDENCE_BINS = confidence.BINS  # the bins devices and drift references share
 
 # Bounds of every number a device sends (the trust boundary: a device token is not trusted with the
@@ -70,6 +78,24 @@ class Release(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
+class ReleaseVariant(Base):
+    """One signed package of a multi-variant release: the hardware it is for (its manifest's
+    ``variant``) and its TUF target (0009). A release without variants has no rows here."""
+
+    __tablename__ = "release_variants"
+    __table_args__ = (UniqueConstraint("release_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"), index=True)
+    name: Mapped[str] = mapped_column(String(48))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    when: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    target_path: Mapped[str] = mapped_column(String(300), unique=True)
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 class Channel(Base):
     """A named pointer per model (``stable`` is the control of every rollout)."""
 
@@ -97,6 +123,9 @@ class Device(Base):
     # revert events the device decided itself (not server-requested), counted as they are stored (0007):
     # the devices list reads this instead of counting the reverts table
     own_reverts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # what it reports running (0009)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # cohorts (0010)
+    update_windows: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # local HH:MM-HH:MM (0010)
 
 
 class RolloutState(StrEnum):
@@ -140,6 +169,30 @@ class Rollout(Base):
     # (candidate = buckets below it), computed when a stage starts; None: the stage's percent decides
     min_arm_devices: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bucket_cutoff: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # per-group rollouts (0009): when one hardware group's candidate is worse, halt that group only
+    # ("group") or the whole rollout ("release"); the groups halted so far (candidate variant names)
+    halt_scope: Mapped[str] = mapped_column(String(16), default="release", server_default="release")
+    halted_groups: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)  # only devices with all (0010)
+
+
+class CohortPin(Base):
+    """Devices carrying ``tag`` run this release of the model, whatever the channels and rollouts say (0010)."""
+
+    __tablename__ = "cohort_pins"
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class CohortWindows(Base):
+    """The update windows (device-local ``HH:MM-HH:MM``) of every device carrying ``tag`` (0010)."""
+
+    __tablename__ = "cohort_windows"
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    windows: Mapped[list[str]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
 class Decision(Base):
@@ -179,6 +232,24 @@ class TelemetryWindow(Base):
     # False when the window names another model/version than the server assigned the device when it
     # arrived: stored (the agent's spool must drain) but not counted by decisions or drift (0004)
     assigned: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    variant: Mapped[str | None] = mapped_column(String(48), nullable=True)  # measured on (0009)
+
+
+class Download(Base):
+    """A verified download a device reported (0011): bytes over the network for one target."""
+
+    __tablename__ = "downloads"
+    __table_args__ = (UniqueConstraint("device_id", "target", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    model_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target: Mapped[str] = mapped_column(String(300), index=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    resumed_from: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    at: Mapped[float] = mapped_column(Float)
+    received_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
 HOUR_S = 3600.0  # the period of TelemetryHour: drift of any whole number of hours is read from it
@@ -286,6 +357,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class VariantPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    name: str
+    is_default: bool
+    when: list[dict[str, Any]]
+    sha256: str
+    size: int
+    target_path: str
+
+
 class ReleasePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int
@@ -296,6 +377,7 @@ class ReleasePublic(BaseModel):
     target_path: str
     created_at: float
     channels: list[str] = Field(default_factory=list)
+    variants: list[VariantPublic] = Field(default_factory=list)  # a multi-variant release (issue 24)
 
 
 class ModelPublic(BaseModel):
@@ -308,6 +390,25 @@ class DeviceCreate(_Strict):
     device_id: str = Field(pattern=ID_PATTERN)
     enrollment_token: str = Field(max_length=512)
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)  # cohorts (issue 24)
+
+
+class DeviceSettings(_Strict):
+    """What the operator sets on a device: its tags and its own update windows (None: unchanged)."""
+
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
+    add_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    remove_tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    update_windows: list[Window] | None = Field(default=None, max_length=8)
+
+
+class CohortPinCreate(_Strict):
+    tag: Tag
+    version: str = Field(max_length=64)
+
+
+class CohortWindowsSet(_Strict):
+    windows: list[Window] = Field(max_length=8)  # empty: the tag no longer restricts updates
 
 
 class DeviceRegistered(BaseModel):
@@ -326,6 +427,11 @@ class DevicePublic(BaseModel):
     registered_at: float
     last_seen: float | None
     refused_reports: int = 0  # reports about another model or arm, refused (issue 21)
+    variant: str | None = None  # the variant it reports running (issue 24)
+    assigned_variant: str | None = None
+    tags: list[str] | None = None
+    update_windows: list[str] | None = None  # its own; the assignment adds those of its tags
+    downloaded_bytes: int = 0  # over the network, every target it reported (issue 24)
     # additive fields (listing only): what the server assigns, and when the device last checked in
     assigned_version: str | None = None
     assignment_reason: str | None = None
@@ -364,6 +470,7 @@ class TelemetryWindowPublic(BaseModel):
     latency_edges_ms: list[float]
     dropped_windows: int
     received_at: float
+    variant: str | None = None  # the variant the device ran (issue 24)
 
 
 class CheckIn(_Strict):
@@ -376,6 +483,7 @@ class CheckIn(_Strict):
 
     model_id: str | None = Field(default=None, pattern=ID_PATTERN)
     model_version: str | None = Field(default=None, max_length=64)
+    model_variant: str | None = Field(default=None, pattern=VARIANT_PATTERN)
     runtime: dict[str, Any] | None = None
     health: dict[str, Any] | None = None
 
@@ -486,6 +594,13 @@ class Assignment(BaseModel):
     reason: str
     reason_code: str | None = None
     allow_downgrade_to: str | None = None
+    # the release's variant chosen for this device's profile (None: the release has no variants);
+    # ``target_path``/``sha256``/``size`` are that variant's package (issue 24)
+    variant: str | None = None
+    group: str | None = None  # the rollout's hardware group the device is in (the candidate's variant)
+    # device-local HH:MM-HH:MM windows the agent may install in (None: any time); an operator's
+    # emergency revert (``rollback-to-control``) is installed at once (issue 24)
+    update_windows: list[str] | None = None
     mirrors: list[str] = Field(default_factory=list)  # untrusted target base URLs, tried before this server
     jobs: list[dict[str, Any]] | None = None  # bench jobs to run (liteship.fleet.jobs_models.BenchOffer)
     capture: dict[str, Any] | None = None  # the signed capture policy's TUF target (liteship.fleet.samples)
@@ -570,6 +685,9 @@ class RolloutCreate(_Strict):
     thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]] | None = None
     # small fleets: at least this many devices on each arm from the first stage (see docs/fleet.md)
     min_arm_devices: int = Field(default=0, ge=0, le=100_000)
+    # per-group rollouts: a worse group halts itself only ("group") or the whole rollout ("release")
+    halt_scope: Literal["group", "release"] = "release"
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)  # only devices with all of them
 
 
 class DecisionPublic(BaseModel):
@@ -602,3 +720,7 @@ class RolloutPublic(BaseModel):
     plan: list[dict[str, Any]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     next: dict[str, Any] | None = None
+    halt_scope: str = "release"
+    halted_groups: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    groups: dict[str, Any] = Field(default_factory=dict)  # per hardware group: devices and verdict

@@ -205,6 +205,28 @@ def timelines(
     )
 
 
+def group_table(pub: RolloutPublic) -> str:
+    """Per hardware group (the candidate's variants, issue 24): devices per arm, halted or not, and
+    what the engine says for the group now."""
+    if not pub.groups:
+        return ""
+    rows = []
+    for name, g in sorted(pub.groups.items()):
+        state = "halted" if g.get("halted") else (g.get("next") or {}).get("action", pub.state)
+        why = "; ".join((g.get("next") or {}).get("reasons", []))
+        rows.append(
+            f'<tr data-group="{e(name)}"><td>{e(name)}</td><td>{g.get("candidate", 0)}</td>'
+            f'<td>{g.get("control", 0)}</td><td><span class="badge {e(state)}">{e(state)}</span></td>'
+            f"<td>{e(why)}</td></tr>"
+        )
+    return (
+        f'<table class="groups"><caption>Per hardware group (a worse group halts the '
+        f"{'group only' if pub.halt_scope == 'group' else 'whole release'})</caption>"
+        "<thead><tr><th>Group (variant)</th><th>Candidate devices</th><th>Control devices</th>"
+        f"<th>State</th><th>Why</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
 def _utc(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
@@ -227,6 +249,7 @@ def rollout_panel(
         f'<section class="rollout" id="rollout-{pub.id}" data-state="{e(pub.state)}"><h3>Rollout {pub.id}: {e(pub.model_id)} '
         f"{e(pub.control_version)} → {e(pub.candidate_version)} "
         f'<span class="badge {e(pub.state)}">{e(pub.state)}</span></h3><p>Stages: {stages}</p>'
+        + group_table(pub)
     )
     control = session.get(Release, rollout.control_release_id)
     candidate = session.get(Release, rollout.candidate_release_id)

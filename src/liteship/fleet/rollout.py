@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
-from liteship.fleet import crud, decisions, robust
+from liteship.fleet import crud, decisions, groups, robust
 from liteship.fleet.aggregate import arm_parts, paired_windows
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
@@ -37,6 +37,7 @@ TRANSITIONS: dict[str, tuple[frozenset[RolloutState], RolloutState]] = {
     "abort": (frozenset({RolloutState.RUNNING, RolloutState.PAUSED}), RolloutState.ABORTED),
     "promote": (frozenset({RolloutState.RUNNING, RolloutState.PAUSED}), RolloutState.PROMOTED),
     "halt": (frozenset({RolloutState.RUNNING}), RolloutState.HALTED),
+    # halt_scope "group" (issue 24): one hardware group halted, the rollout runs on (fleet.groups)
     "advance": (frozenset({RolloutState.RUNNING}), RolloutState.RUNNING),
 }
 
@@ -317,7 +318,23 @@ def _pair_latency(
 
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:
     """What the decision engine says about the current stage's telemetry (nothing is changed); no one
-    device can turn its halt into an advance (:func:`liteship.fleet.robust.decide_robust`)."""
+    device can turn its halt into an advance (:func:`liteship.fleet.robust.decide_robust`). A candidate
+    with variants is decided per hardware group (:mod:`liteship.fleet.groups`)."""
+    return _verdict(session, rollout)[0]
+
+
+def _verdict(
+    session: Session, rollout: Rollout
+) -> tuple[decisions.Verdict, list[str], dict[str, decisions.Verdict]]:
+    """``(verdict, groups to halt alone, per-group verdicts)``."""
+    per_group = groups.group_verdicts(session, rollout=rollout)
+    if per_group:
+        verdict, to_halt = groups.combine(rollout, per_group)
+        return verdict, to_halt, per_group
+    return _whole_verdict(session, rollout), [], {}
+
+
+def _whole_verdict(session: Session, rollout: Rollout) -> decisions.Verdict:
     (control, skipped_control), (candidate, skipped_candidate) = parts_now(session, rollout=rollout)
     return robust.decide_robust(
         control,
@@ -348,11 +365,13 @@ def evaluate_rollout(session: Session, *, rollout: Rollout, record_wait: bool = 
     devices), or every :data:`WAIT_HEARTBEAT_S` while unchanged. So the table shows every automatic
     verdict's reasons without one row per telemetry window.
     """
-    verdict = verdict_now(session, rollout=rollout)
+    verdict, to_halt, per_group = _verdict(session, rollout)
     now = time.time()
     rollout.evaluated_at = now
     if rollout.state != RolloutState.RUNNING:
         return verdict
+    if to_halt:  # halt_scope "group": the worse groups stop, the others go on
+        groups.halt_groups(session, rollout=rollout, groups=to_halt, verdicts=per_group)
     if verdict.action == "wait":
         if record_wait or _wait_is_news(session, rollout, verdict, now):
             crud.add_decision(

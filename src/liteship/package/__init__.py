@@ -17,10 +17,12 @@ from liteship.package.manifest import FORMAT, FileEntry, Manifest
 from liteship.package.semver import SemVer, compare_versions, parse_semver
 from liteship.package.signing import KeyPair, generate_keypair, key_id, load_private_key, load_public_key
 from liteship.package.smoke import SmokeResult, smoke_test
+from liteship.package.variants import Condition, Variant, choose, parse_when
 from liteship.package.verify import Package, extract_verified, open_package, verify_package
 
 __all__ = [
     "FORMAT",
+    "Condition",
     "FileEntry",
     "KeyPair",
     "Manifest",
@@ -28,7 +30,9 @@ __all__ = [
     "PackageInfo",
     "SemVer",
     "SmokeResult",
+    "Variant",
     "build_package",
+    "choose",
     "compare_versions",
     "extract_verified",
     "generate_keypair",
@@ -37,6 +41,7 @@ __all__ = [
     "load_public_key",
     "open_package",
     "parse_semver",
+    "parse_when",
     "smoke_test",
     "verify_package",
 ]

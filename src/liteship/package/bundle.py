@@ -38,6 +38,7 @@ from liteship.package.manifest import (
 )
 from liteship.package.semver import parse_semver
 from liteship.package.signing import KeyLike, key_id, load_private_key, sign
+from liteship.package.variants import Variant
 from liteship.runtime.litert import LiteRTRunner
 from liteship.types import ReportMixin, to_jsonable
 
@@ -83,6 +84,7 @@ def build_package(
     description: str | None = None,
     created: str | dt.datetime | None = None,
     overwrite: bool = True,
+    variant: Variant | None = None,
 ) -> PackageInfo:
     """Package a .tflite with its manifest and golden samples, signed with ed25519.
 
@@ -115,6 +117,9 @@ def build_package(
         created: Creation time. Defaults to ``$SOURCE_DATE_EPOCH`` when set, else now (UTC).
         overwrite: Replace an existing package file (it keeps its mode). ``False`` refuses, before any
             work is done. Defaults to ``True``: a package is rebuilt from its inputs (the pipeline does).
+        variant: The hardware this package is for, as one variant of a multi-variant release
+            (:mod:`liteship.package.variants`); signed in the manifest's ``variant``. A folder
+            ``output`` names the file ``<model_id>-<version>.<variant>.lsp``. Defaults to None.
 
     Returns:
         A :class:`PackageInfo`.
@@ -128,7 +133,7 @@ def build_package(
     check_model_id(model_id)
     parse_semver(version)
     latency_budget_ms = latency_budget(latency_budget_ms)
-    path = _output_path(Path(output), model_id, version)
+    path = _output_path(Path(output), model_id, version, variant.name if variant is not None else None)
     if not overwrite and path.exists():
         raise PackageError(
             f"{str(path)!r} already exists; refusing to overwrite a package.",
@@ -186,6 +191,7 @@ def build_package(
         reference_histogram=histogram_dict(reference_histogram),
         calibration_range=calib,
         description=description,
+        variant=None if variant is None else Variant.from_dict(variant.to_dict()).to_dict(),
     )
     manifest_bytes = manifest.canonical_bytes()
     signature = {"algorithm": "ed25519", "key_id": manifest.key_id, "signature": sign(key, manifest_bytes)}
@@ -272,9 +278,9 @@ def _created(value: str | dt.datetime | None) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _output_path(output: Path, model_id: str, version: str) -> Path:
+def _output_path(output: Path, model_id: str, version: str, variant: str | None = None) -> Path:
     if output.is_dir() or not output.suffix:
-        return output / f"{model_id}-{version}{SUFFIX}"
+        return output / f"{model_id}-{version}{'.' + variant if variant else ''}{SUFFIX}"
     return output
 
 

@@ -10,6 +10,8 @@ covers. The schema (format ``liteship.package/1``)::
     runtime:    {requires: ["ai-edge-litert>=2.3"], needs_flex, min_runtime_version}
     golden:     {file, count, inputs: [names], outputs: [names], atol, rtol, latency_budget_ms, source}
     recipe, metrics, reference_histogram: {bins (edges), counts}, calibration_range: {min, max}
+    variant:    {name, default, when: [conditions]}   only in a variant of a multi-variant release
+                                                       (``liteship.package.variants``)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from liteship.errors import PackageError
 from liteship.package.semver import SemVer, parse_semver
+from liteship.package.variants import Variant
 from liteship.types import TensorSpec, to_jsonable
 
 FORMAT = "liteship.package/1"
@@ -88,6 +91,14 @@ class Manifest:
     calibration_range: dict[str, float] | None = None
     description: str | None = None
     format: str = FORMAT
+    # the hardware this package is for, when its release has several variants (issue 24); the key is
+    # left out of manifest.json when None, so packages without variants keep their bytes
+    variant: dict[str, Any] | None = None
+
+    @property
+    def variant_record(self) -> Variant | None:
+        """The parsed ``variant`` (None: the package is its release's only build)."""
+        return None if self.variant is None else Variant.from_dict(self.variant)
 
     @property
     def semver(self) -> SemVer:
@@ -102,8 +113,10 @@ class Manifest:
         return [TensorSpec(**{**s, "shape": tuple(s["shape"])}) for s in self.model["outputs"]]
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.variant is None else {"variant": self.variant}
         return to_jsonable(
             {
+                **extra,
                 "format": self.format,
                 "model_id": self.model_id,
                 "version": self.version,
@@ -193,6 +206,7 @@ class Manifest:
             reference_histogram=raw.get("reference_histogram"),
             calibration_range=raw.get("calibration_range"),
             description=raw.get("description"),
+            variant=None if raw.get("variant") is None else Variant.from_dict(raw["variant"]).to_dict(),
         )
 
 

@@ -203,3 +203,47 @@ def test_fleet_connection_messages(cli):
 def test_serve_refuses_workers_on_sqlite(cli, tmp_path):
     r = cli("serve", "--data", str(tmp_path), "--workers", "2")
     assert r.returncode == 2 and "PostgreSQL" in r.stderr
+
+
+def test_package_and_publish_the_variants_of_one_release(served, cli, keys, tmp_path):
+    """Issue 24: `liteship package --variant/--when/--default-variant`, then `fleet publish` of both
+    packages in any order (the default goes first), and `fleet devices` shows the variant columns."""
+    model = (
+        Path(__file__).resolve().parents[2] / "data" / "third_party" / "mobilenet_v1_0.25_224_quant.tflite"
+    )
+    env = {"LITESHIP_SERVER": served.url, "LITESHIP_TOKEN": served.tokens["admin"]}
+    out = tmp_path / "lsp"
+    common = ["package", str(model), "--id", "vcli", "--version", "1.0.0", "--key", keys["good"].private_path]
+    r = cli(*common, "-o", str(out), "--variant", "float", "--default-variant", "--json")
+    assert r.returncode == 0, r.stderr
+    r = cli(*common, "-o", str(out), "--variant", "int8-dotprod", "--when", "machine=aarch64,isa=dotprod")
+    assert r.returncode == 0 and "variant int8-dotprod: machine aarch64 + dotprod" in r.stdout, r.stderr
+    r = cli(*common, "-o", str(out), "--when", "machine=aarch64")  # --when without --variant
+    assert r.returncode == 2 and "add --variant NAME" in r.stderr and "Traceback" not in r.stderr
+    r = cli(*common, "-o", str(out), "--variant", "x", "--when", "cpu=a76")
+    assert r.returncode == 2 and "unknown key 'cpu'" in r.stderr
+    packages = [str(out / "vcli-1.0.0.int8-dotprod.lsp"), str(out / "vcli-1.0.0.float.lsp")]
+    r = cli("fleet", "publish", *packages, "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert [p["variant"] for p in json.loads(r.stdout)] == ["float", "int8-dotprod"]
+    r = cli("fleet", "devices", env=env)
+    assert r.returncode == 0 and "variant" in r.stdout
+    # cohorts and windows (issue 24.3-4)
+    r = httpx.post(
+        f"{served.url}/api/v1/devices/register",
+        json={"device_id": "vdev", "enrollment_token": served.tokens["enrollment"], "tags": ["site=berlin"]},
+    )
+    assert r.status_code == 201, r.text
+    r = cli("fleet", "tag", "vdev", "--add", "ring=canary", "--window", "02:00-04:00", env=env)
+    assert r.returncode == 0 and "tags site=berlin, ring=canary; update windows 02:00-04:00" in r.stdout, (
+        r.stderr
+    )
+    r = cli("fleet", "pin", "vcli", "ring=canary", "1.0.0", env=env)
+    assert r.returncode == 0 and "ring=canary → 1.0.0" in r.stdout, r.stderr
+    r = cli("fleet", "pin", "vcli", "ring=canary", env=env)
+    assert r.returncode == 2 and "--remove" in r.stderr
+    assert cli("fleet", "pin", "vcli", "ring=canary", "--remove", env=env).returncode == 0
+    r = cli("fleet", "windows", "ring=canary", "01:00-02:00", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout) == {"ring=canary": ["01:00-02:00"]}
+    r = cli("fleet", "tag", "vdev", "--window", "25:00-26:00", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

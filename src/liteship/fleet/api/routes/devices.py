@@ -40,6 +40,7 @@ def register(body: DeviceCreate, session: SessionDep, settings: SettingsDep) -> 
     if not expected or not hmac.compare_digest(body.enrollment_token.encode(), expected.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong enrollment token.")
     device, token = crud.register_device(session, device_id=body.device_id, model_id=body.model_id)
+    device.tags = list(dict.fromkeys(body.tags)) or None  # cohorts chosen at enrollment (issue 24)
     session.commit()
     return DeviceRegistered(device_id=device.id, token=token)
 

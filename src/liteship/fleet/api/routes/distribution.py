@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy import select
 
 from liteship.fleet.api.deps import SessionDep
-from liteship.fleet.models import Release
+from liteship.fleet.models import Release, ReleaseVariant
 from liteship.fleet.storage import SHA256_RE
 
 router = APIRouter(tags=["distribution"])
@@ -107,7 +107,11 @@ def tuf_target(path: str, request: Request, session: SessionDep) -> Response:
             status.HTTP_400_BAD_REQUEST, f"{path[:100]!r} is not a target path <model>/<version>/<file>."
         )
     target_path = f"{m['dir']}/{m['name']}"
-    rel = session.scalars(select(Release).where(Release.target_path == target_path)).first()
+    rel: Release | ReleaseVariant | None = session.scalars(
+        select(Release).where(Release.target_path == target_path)
+    ).first()
+    if rel is None:  # a variant of a multi-variant release (issue 24)
+        rel = session.scalars(select(ReleaseVariant).where(ReleaseVariant.target_path == target_path)).first()
     if rel is None or (m["sha"] is not None and m["sha"] != rel.sha256):
         raise _not_found(f"target {path[:100]!r}")
     return serve_blob(request, rel.sha256, m["name"])

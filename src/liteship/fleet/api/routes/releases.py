@@ -9,17 +9,21 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from liteship.errors import FleetError
-from liteship.fleet import crud, registry
+from liteship.fleet import crud, registry, variants
 from liteship.fleet.api.deps import AdminAuth, SessionDep, spooled_body
-from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic
+from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic, VariantPublic
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
 FILENAME_PATTERN = r"^[^/\\\x00-\x1f]{1,200}$"  # a bare file name, no folders or control characters
 
 
-def release_public(rel: Release, channels: dict[str, Release]) -> ReleasePublic:
+def release_public(rel: Release, channels: dict[str, Release], session: Any) -> ReleasePublic:
+    """A release with its channels and its variants (issue 24)."""
     names = sorted(name for name, r in channels.items() if r.id == rel.id)
-    return ReleasePublic.model_validate(rel).model_copy(update={"channels": names})
+    rows = variants.variants_of(session, [rel.id]).get(rel.id, [])
+    return ReleasePublic.model_validate(rel).model_copy(
+        update={"channels": names, "variants": [VariantPublic.model_validate(v) for v in rows]}
+    )
 
 
 def all_targets(session: Any) -> dict[str, tuple[str, int]]:
@@ -32,6 +36,7 @@ def all_targets(session: Any) -> dict[str, tuple[str, int]]:
         **job_targets(session),
         **capture_targets(session),
         **{r.target_path: (r.sha256, r.size) for r in session.query(Release).all()},
+        **variants.all_variant_targets(session),
     }
 
 
@@ -49,8 +54,11 @@ def _publish(app: Any, path: Path, channel: str | None, filename: str | None) ->
         release = crud.create_release(session, manifest=manifest, sha256=sha, size=size, channel=channel)
         signed = state.tuf.update_targets(all_targets(session))
         session.commit()
-        out = release_public(release, crud.channels_of(session, model_id=release.model_id)).model_dump()
+        out = release_public(
+            release, crud.channels_of(session, model_id=release.model_id), session
+        ).model_dump()
     out["tuf"] = "signed" if signed else "pending-offline-signature"
+    out["variant"] = (manifest.get("variant") or {}).get("name")  # the variant this package added
     return out
 
 
@@ -84,7 +92,7 @@ def list_models(session: SessionDep, _: AdminAuth) -> list[ModelPublic]:
             ModelPublic(
                 id=model.id,
                 channels={n: r.version for n, r in channels.items()},
-                releases=[release_public(r, channels) for r in releases],
+                releases=[release_public(r, channels, session) for r in releases],
             )
         )
     return out
@@ -93,12 +101,22 @@ def list_models(session: SessionDep, _: AdminAuth) -> list[ModelPublic]:
 @router.get("/models/{model_id}/releases/{version}", response_model=ReleasePublic)
 def get_release(model_id: str, version: str, session: SessionDep, _: AdminAuth) -> ReleasePublic:
     rel = crud.get_release(session, model_id=model_id, version=version)
-    return release_public(rel, crud.channels_of(session, model_id=model_id))
+    return release_public(rel, crud.channels_of(session, model_id=model_id), session)
 
 
 @router.get("/models/{model_id}/releases/{version}/manifest")
 def get_manifest(model_id: str, version: str, session: SessionDep, _: AdminAuth) -> dict[str, Any]:
     return crud.get_release(session, model_id=model_id, version=version).manifest
+
+
+@router.get("/models/{model_id}/downloads")
+def downloads(model_id: str, session: SessionDep, _: AdminAuth) -> list[dict[str, Any]]:
+    """Bytes the devices downloaded per target of the model's releases (issue 24: bandwidth)."""
+    from liteship.fleet.bandwidth import per_release
+
+    if crud.get_model(session, model_id=model_id) is None:
+        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+    return [t.to_dict() for t in per_release(session, model_id=model_id)]
 
 
 @router.get("/tuf/targets-draft")

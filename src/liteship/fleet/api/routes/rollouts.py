@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session
 
-from liteship.fleet import crud
+from liteship.fleet import crud, groups
 from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import AdminAuth, SessionDep, SettingsDep
 from liteship.fleet.models import (
@@ -67,6 +67,10 @@ def rollout_public(session: Session, rollout: Rollout) -> RolloutPublic:
             DecisionPublic.model_validate(d) for d in crud.decisions_of(session, rollout_id=rollout.id)
         ],
         min_arm_devices=rollout.min_arm_devices,
+        halt_scope=rollout.halt_scope,
+        halted_groups=list(rollout.halted_groups or []),
+        tags=list(rollout.tags or []),
+        groups=groups.groups_public(session, rollout=rollout),
         **extra,
     )
 
@@ -84,6 +88,8 @@ def start(body: RolloutCreate, session: SessionDep, settings: SettingsDep, _: Ad
         thresholds={**thresholds, **(body.thresholds or {})},
         min_arm_devices=body.min_arm_devices,
     )
+    rollout.halt_scope = body.halt_scope  # per-group rollouts (issue 24): the operator's policy
+    rollout.tags = list(dict.fromkeys(body.tags)) or None  # only devices carrying all these tags
     session.commit()
     return rollout_public(session, rollout)
 
