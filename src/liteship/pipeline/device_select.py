@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from liteship.errors import PipelineError, UsageError
-from liteship.pipeline.select import Candidate, select_variant
+from liteship.pipeline.gates import Candidate, Gates
+from liteship.pipeline.select import select_variant
 from liteship.types import ReportMixin
 
 HTML_BEGIN, HTML_END = "<!-- liteship:device-selection -->", "<!-- /liteship:device-selection -->"
-GATE_KEYS = (
-    "max_accuracy_drop",
-    "min_agreement",
-    "max_latency_ms",
-    "max_size_mb",
-    "min_sqnr",
-    "min_accuracy",
-)
 OPEN = ("queued", "running")
 
 
@@ -121,7 +114,7 @@ def _select(
     report: dict[str, Any], p50: dict[str, float | None], unavailable: dict[str, str]
 ) -> tuple[str | None, dict[str, list[str]]]:
     """The pipeline's own gates and objective, with ``p50`` as each variant's latency."""
-    gates = {k: report.get("gates", {}).get(k) for k in GATE_KEYS}
+    gates = Gates.from_dict(report.get("gates") or {})
     candidates = []
     failures: dict[str, list[str]] = {}
     for v in report.get("variants", []):
@@ -143,7 +136,7 @@ def _select(
             )
         )
     objective: Literal["latency", "size"] = "size" if report.get("objective") == "size" else "latency"
-    sel = select_variant(candidates, objective=objective, **gates)
+    sel = select_variant(candidates, objective=objective, gates=gates)
     failures.update(sel.failures_by_recipe)
     return sel.chosen, failures
 

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -24,23 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from liteship.convert.sources import fix_problem
 from liteship.errors import LiteshipError
-from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, io_type_of, range_setting_of
+from liteship.pipeline.gates import Candidate
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
-from liteship.pipeline.select import Candidate, check_gates
+from liteship.pipeline.spec import FLOAT_IO, KERAS_FIXES, RANGE_FIXES, SHORT
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
 
 if TYPE_CHECKING:
     from liteship.pipeline.run import _Run
-
-SHORT = {
-    FLOAT_IO: "fio",
-    "equalize": "eq",
-    "absorb_high_bias": "hb",
-    "bias_correction": "bc",
-    "adaround": "ar",
-    "range_mse": "mse",
-    "range_percentile": "pct",
-}
 
 
 def repair_accuracy(run: _Run) -> AccuracyRepairReport:
@@ -134,7 +125,7 @@ def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
         if own is not None:
             own.close()
     nums = val.summary()
-    verdict = check_gates(Candidate.from_summary("input-grid", nums, size_bytes=0), **run.accuracy_gates())
+    verdict = run.gates.accuracy().check(Candidate.from_summary("input-grid", nums, size_bytes=0))
     return InputCeiling(
         input_type=grids[0].dtype,
         passed=verdict.passed,
@@ -207,6 +198,10 @@ def _graph_fixes(
             applied.remove(fix)
             break
         problem = fix_problem(str(run.source), fix) if fix in KERAS_FIXES else None
+        if fix in RANGE_FIXES and (
+            other := next((f for f in applied if f in RANGE_FIXES and f != fix), None)
+        ):
+            problem = f"{other} already sets the activation ranges (a variant has one range setting)"
         if problem:
             attempts.append(FixAttempt(name, list(applied), False, error=problem))
             run.log(f"[yellow]repair   {name}: skipped[/] — {problem}")
@@ -219,7 +214,7 @@ def _graph_fixes(
             applied.remove(fix)
             continue
         started = time.perf_counter()
-        v = run.add_variant(name, base, fixes=applied)
+        v = run.add_variant(name, run.variants[base].spec.with_fixes(applied))
         longest = max(longest, time.perf_counter() - started)
         passed = run.passes_accuracy(name)
         nums = v.summary()
@@ -323,7 +318,7 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
     from liteship.quantize.backends import DenylistBackend
 
     amp = run.cfg.auto_mixed_precision
-    fixes = run.variants[start].fixes
+    spec = run.variants[start].spec
     if budget.left() < 2 * budget.step:
         why = f"the repair budget is spent ({budget.label}): no time for a search and its winner's conversion"
         run.log(f"[yellow]search   skipped[/] — {why}")
@@ -333,26 +328,20 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
         backend = run.timed(
             "search",
             lambda: DenylistBackend(
-                str(run.source if set(fixes) & set(KERAS_FIXES) else run.exported),
-                quantize=base,
-                io_type=io_type_of(fixes, run.cfg.io_type),
-                equalize="equalize" in fixes,
-                bias_correction="bias_correction" in fixes,
-                absorb_high_bias="absorb_high_bias" in fixes,
-                adaround="adaround" in fixes,
-                range_setting=range_setting_of(fixes),
+                str(run.source if spec.rewrites_weights else run.exported),
+                **spec.fix_options(),
                 **run.calibration_kwargs(),
             ),
         )
         ops = backend.ops()
         prerank = _prerank(run, base) if len(ops) > amp.probe else []
         first: list[str] = []
-        if FLOAT_IO in fixes:  # the inputs' own limit failed: the ops reading the input go float first
+        if spec.float_io:  # the inputs' own limit failed: the ops reading the input go float first
             first = backend.input_ops()
             prerank = first + [n for n in (prerank or [o.name for o in ops]) if n not in first]
         run.log(
             f"search   from {start}: {len(ops)} quantizable ops"
-            + (f", the {len(first)} reading the model input first" if FLOAT_IO in fixes else "")
+            + (f", the {len(first)} reading the model input first" if spec.float_io else "")
             + (
                 f", measuring the {amp.probe} worst by per-layer error one by one"
                 if len(ops) > amp.probe
@@ -381,8 +370,8 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
     run.log(f"search   {result.label} ({result.seconds:.1f} s)")
     if not result.float_layers:
         return result.to_dict(), None
-    name = f"{base}+fio+mixed" if FLOAT_IO in fixes else f"{base}+mixed"
-    v = run.add_variant(name, base, float_layers=result.float_layers, fixes=fixes)
+    name = f"{base}+fio+mixed" if spec.float_io else f"{base}+mixed"
+    v = run.add_variant(name, dataclasses.replace(spec, keep_float=tuple(result.float_layers)))
     if v.error:
         return result.to_dict(), None
     return result.to_dict(), name
@@ -416,7 +405,7 @@ class _Evaluator:
         cand = Candidate.from_summary(
             "round", nums, size_bytes=len(model), p50_ms=entry.latency.p50_ms if entry else None
         )
-        verdict = check_gates(cand, **run.accuracy_gates())
+        verdict = run.gates.accuracy().check(cand)
         metric, score = gate_metric(run, nums)
         return Measurement(
             passed=verdict.passed,

@@ -6,21 +6,22 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import GateFailed, LiteshipError, PipelineError, UsageError
-from liteship.pipeline.config import KERAS_FIXES, PipelineConfig, io_type_of, load_config, range_setting_of
+from liteship.pipeline.config import PipelineConfig, load_config
+from liteship.pipeline.gates import Gates
 from liteship.pipeline.report import PipelineReport
 from liteship.pipeline.select import Selection, pair_label, select_variant
+from liteship.pipeline.spec import INTEGER_RECIPES, VariantSpec
 from liteship.pipeline.variant import Variant
 from liteship.runtime.base import Runner
 
 if TYPE_CHECKING:
     from liteship.data import Dataset
 
-INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
 DOMINANCE_MARGIN = 1.10  # a variant this much slower than a passing float32 baseline cannot win on latency
 PRUNED_VALIDATION_SAMPLES = 50
 QUICK_RUNS = 10
@@ -89,6 +90,7 @@ class _Run:
                 "on it (pruning and repair use those figures), but only the accelerator pairs are candidates."
             )
         self.selection_threads = max(self.threads) if self.threads else None
+        self.gates = Gates.from_config(cfg.gates)
 
     # -- stages --------------------------------------------------------------------------------------------
     def execute(self, raise_on_gate: bool) -> PipelineReport:
@@ -138,7 +140,7 @@ class _Run:
             objective=self.cfg.objective,
             selection_threads=self.selection_threads,
             variants=[
-                self.variants.get(n, Variant(n, n, error="not run")).result(
+                self.variants.get(n, Variant(n, VariantSpec(n), error="not run")).result(
                     verdicts.get(n), self.selection_threads
                 )
                 for n in self._all_names()
@@ -149,7 +151,7 @@ class _Run:
             metadata=metadata,
             mixed_precision=repair,
             layerwise=None,
-            gates=self.gates(),
+            gates=self.gates.to_dict(),
             stage_seconds=self.stage_seconds,
             total_seconds=time.perf_counter() - t0,
             report_json=str(self.out / "report.json"),
@@ -191,12 +193,12 @@ class _Run:
 
         verdicts = {v.recipe: v for v in selection.verdicts}
         rows = [
-            self.variants.get(n, Variant(n, n, error="not run"))
+            self.variants.get(n, Variant(n, VariantSpec(n), error="not run"))
             .result(verdicts.get(n), self.selection_threads)
             .to_dict()
             for n in self._all_names()
         ]
-        report = {"variants": rows, "gates": self.gates(), "objective": self.cfg.objective}
+        report = {"variants": rows, "gates": self.gates.to_dict(), "objective": self.cfg.objective}
         return self.timed(
             "device bench",
             lambda: select_in_pipeline({**report, "chosen": selection.chosen}, self.cfg.bench, self.log),
@@ -302,11 +304,9 @@ class _Run:
     def path_of(self, name: str) -> Path:
         return self.out / "variants" / f"{name}.tflite"
 
-    def add_variant(
-        self, name: str, recipe: str, *, float_layers: Sequence[str] = (), fixes: Sequence[str] = ()
-    ) -> Variant:
+    def add_variant(self, name: str, spec: VariantSpec) -> Variant:
         """Convert, benchmark and validate one more variant; returns its record (``error`` set on failure)."""
-        v = Variant(name, recipe, float_layers=tuple(float_layers), fixes=tuple(fixes))
+        v = Variant(name, spec)
         try:
             conv = self.timed("convert", lambda: self._convert(v))
         except LiteshipError as e:
@@ -342,7 +342,7 @@ class _Run:
         workers = min(len(recipes), workers)
         if workers <= 1:
             for recipe in recipes:
-                v = Variant(recipe, recipe, fixes=self._configured_fixes(recipe))
+                v = Variant(recipe, VariantSpec.configured(recipe, self.cfg))
                 try:
                     self._converted(v.replace(conversion=self._convert(v)))
                 except LiteshipError as e:
@@ -359,7 +359,7 @@ class _Run:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {
                 pool.submit(
-                    _convert_in_worker, self._convert_kwargs(Variant(r, r, fixes=self._configured_fixes(r)))
+                    _convert_in_worker, self.convert_kwargs(r, VariantSpec.configured(r, self.cfg))
                 ): r
                 for r in order
             }
@@ -379,52 +379,27 @@ class _Run:
                     self.log(f"[red]convert  {recipe}: failed[/] — {value}")
         for recipe in recipes:  # record in config order
             status, value = results[recipe]
-            v = Variant(recipe, recipe, fixes=self._configured_fixes(recipe))
+            v = Variant(recipe, VariantSpec.configured(recipe, self.cfg))
             self.variants[recipe] = v.replace(conversion=value) if status == "ok" else v.replace(error=value)
 
-    def _configured_fixes(self, recipe: str) -> tuple[str, ...]:
-        gf = self.cfg.graph_fixes
-        if recipe not in INTEGER_RECIPES:
-            return ()
-        ranges = (
-            (f"range_{gf.range_setting}",) if gf.range_setting != "minmax" and recipe != "int16x8" else ()
-        )
-        absorb = gf.absorb_high_bias and recipe != "int16x8"  # int8 ranges only (a usage error otherwise)
-        return ranges + tuple(
-            name
-            for name, on in (
-                ("equalize", gf.equalize),
-                ("absorb_high_bias", absorb),
-                ("bias_correction", gf.bias_correction),
-                ("adaround", gf.adaround),
-            )
-            if on
-        )
-
-    def _convert_kwargs(self, v: Variant) -> dict[str, Any]:
-        integer = v.recipe in INTEGER_RECIPES
+    def convert_kwargs(self, name: str, spec: VariantSpec) -> dict[str, Any]:
+        """``convert``'s keywords for variant ``name`` made as ``spec``."""
         return {
-            # graph fixes rewrite Keras weights, so they convert the Keras file, not the export
-            "source": str(self.source if set(v.fixes) & set(KERAS_FIXES) else self.exported),
-            "output": str(self.path_of(v.name)),
-            "quantize": v.recipe,
-            "io_type": io_type_of(v.fixes, self.cfg.io_type) if integer else None,
-            "calibration": self._calibration_data() if integer else None,
+            # weight fixes rewrite Keras weights, so they convert the Keras file, not the export
+            "source": str(self.source if spec.rewrites_weights else self.exported),
+            "output": str(self.path_of(name)),
+            **spec.fix_options(),
+            "calibration": self._calibration_data() if spec.integer else None,
             "calibration_samples": self.cfg.calibration.samples or 200,
             "preprocessing": self.pre.to_dict(),  # a dict: every field given, so a .tflite's own rule is not re-applied
-            "keep_float_layers": v.float_layers,
-            "equalize": "equalize" in v.fixes,
-            "bias_correction": "bias_correction" in v.fixes,
-            "absorb_high_bias": "absorb_high_bias" in v.fixes,
-            "adaround": "adaround" in v.fixes,
-            "range_setting": range_setting_of(v.fixes),
+            "keep_float_layers": spec.keep_float,
             "progress": False,
         }
 
     def _convert(self, v: Variant) -> Any:
         from liteship.convert import convert
 
-        kwargs = self._convert_kwargs(v)
+        kwargs = self.convert_kwargs(v.name, v.spec)
         kwargs["progress"] = self.progress
         return convert(**kwargs)
 
@@ -488,7 +463,7 @@ class _Run:
         if self.cfg.objective != "latency" or name == "none" or base is None or base.bench is None:
             return None, None
         cand = base.candidate(self.selection_threads)
-        if cand is None or not select_variant([cand], **self.gates()).chosen:
+        if cand is None or not self.gates.check(cand).passed:
             return None, None
         probe = self.timed("bench", lambda: self.bench(path, quick=True))
         probe_entry = next((e for e in probe.entries if e.threads == self.selection_threads), None)
@@ -587,29 +562,10 @@ class _Run:
         return list(dict.fromkeys([*self.cfg.recipes, *self.variants]))
 
     # -- gates --------------------------------------------------------------------------------------------
-    def gates(self) -> dict[str, Any]:
-        g = self.cfg.gates
-        return {
-            "max_accuracy_drop": g.max_accuracy_drop,
-            "min_agreement": g.min_agreement,
-            "max_latency_ms": g.max_latency_ms,
-            "max_size_mb": g.max_size_mb,
-            "min_sqnr": g.min_sqnr,
-            "min_accuracy": g.min_accuracy,
-        }
-
-    def accuracy_gates(self) -> dict[str, Any]:
-        g = self.cfg.gates
-        return {
-            "max_accuracy_drop": g.max_accuracy_drop,
-            "min_agreement": g.min_agreement,
-            "min_sqnr": g.min_sqnr,
-        }  # min_accuracy is left out: it is absolute, and no repair of quantization lifts the reference
-
     def passes_accuracy(self, name: str) -> bool:
         v = self.variants.get(name)
         cand = v.candidate(self.selection_threads) if v else None
-        return cand is not None and select_variant([cand], **self.accuracy_gates()).chosen == name
+        return cand is not None and self.gates.accuracy().check(cand).passed
 
     def select(self) -> Selection:
         """Select over every (variant, accelerator) pair: the Interpreter's (when ``bench.accelerators``
@@ -618,7 +574,7 @@ class _Run:
         interp = None in self.cfg.bench.accelerators
         cands = [c for v in self.variants.values() if interp and (c := v.candidate(t))]
         cands += [c for v in self.variants.values() for c in v.pair_candidates(t)]
-        sel = select_variant(cands, objective=self.cfg.objective, **self.gates())
+        sel = select_variant(cands, objective=self.cfg.objective, gates=self.gates)
         if sel.chosen:
             self.log(
                 f"[bold green]select[/] {pair_label(sel.chosen, sel.chosen_accelerator)} ({self.cfg.objective}; "

@@ -10,8 +10,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from liteship.pipeline.gates import Candidate, Verdict
 from liteship.pipeline.report import VariantResult
-from liteship.pipeline.select import Candidate, Verdict
+from liteship.pipeline.spec import VariantSpec
 
 if TYPE_CHECKING:
     from liteship.bench.report import BenchEntry, BenchReport
@@ -28,12 +29,10 @@ class Variant:
 
     Attributes:
         name: Unique in the run (``int8``, ``int8+eq``, ``int8+mixed``).
-        recipe: The converter recipe it was made with.
+        spec: How it is made: recipe, I/O type, range setting, fixes, ops kept in float.
         conversion: The conversion report, once converted.
         bench: The benchmark report, once benchmarked.
         validation: The validation report, once validated.
-        float_layers: Ops kept in float (``keep_float_layers``).
-        fixes: Graph fixes applied to the source first (``equalize``, ``bias_correction``).
         error: Why a stage failed, if one did.
         pruned: Why it got only a quick benchmark and a short validation, if it did.
         pairs: The variant on each CompiledModel accelerator of ``bench.accelerators``; the record's own
@@ -41,18 +40,31 @@ class Variant:
     """
 
     name: str
-    recipe: str
+    spec: VariantSpec
     conversion: ConversionReport | None = None
     bench: BenchReport | None = None
     validation: ValidationReport | None = None
-    float_layers: tuple[str, ...] = ()
-    fixes: tuple[str, ...] = ()
     error: str | None = None
     pruned: str | None = None
     pairs: tuple[AcceleratorPair, ...] = ()
 
     def replace(self, **changes: Any) -> Variant:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def recipe(self) -> str:
+        """The converter recipe it was made with."""
+        return self.spec.recipe
+
+    @property
+    def float_layers(self) -> tuple[str, ...]:
+        """Ops kept in float (``keep_float_layers``)."""
+        return self.spec.keep_float
+
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """The fixes applied (``float_io``, ``range_percentile``, ``equalize``, …), in the order they act."""
+        return self.spec.fixes
 
     @property
     def measured(self) -> bool:
