@@ -25,9 +25,9 @@ from typing import Any, Literal
 from liteship.errors import PipelineError, UsageError
 from liteship.pipeline.gates import Candidate, Gates
 from liteship.pipeline.select import select_variant
+from liteship.report.device_html import HTML_BEGIN, HTML_END, render_section
 from liteship.types import ReportMixin
 
-HTML_BEGIN, HTML_END = "<!-- liteship:device-selection -->", "<!-- /liteship:device-selection -->"
 OPEN = ("queued", "running")
 
 
@@ -411,62 +411,6 @@ def write_selection(report_path: str | Path, report: dict[str, Any], selection: 
         section = render_section(selection)
         page = page.replace("</body>", section + "</body>") if "</body>" in page else page + section
         write_atomic(html_path, page.encode())
-
-
-def render_section(sel: DeviceSelection) -> str:
-    """The report.html section: workstation and device p50 side by side, per variant and per device."""
-    from liteship.report.charts import bar_chart, escape
-
-    def ms(v: float | None) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
-    devices = sorted({d for v in sel.variants for d in (*v.devices, *v.errors)})
-    head = "".join(f"<th>{escape(d)} p50 ms</th>" for d in devices)
-    rows = []
-    for v in sel.variants:
-        mark = " ★" if v.recipe == sel.chosen else ""
-        ws = (
-            " (workstation)"
-            if v.recipe == sel.workstation_chosen and sel.chosen != sel.workstation_chosen
-            else ""
-        )
-        cells = "".join(
-            f"<td>{ms(v.devices[d])}</td>"
-            if d in v.devices
-            else f'<td title="{escape(v.errors.get(d, ""))}">{"error" if d in v.errors else "–"}</td>'
-            for d in devices
-        )
-        why = "; ".join(sel.failures.get(v.recipe, []))
-        rows.append(
-            f"<tr{' class=chosen' if mark else ''}><td>{escape(v.recipe)}{mark}{escape(ws)}</td><td>{ms(v.workstation_p50_ms)}</td>"
-            f"<td>{ms(v.device_p50_ms)}</td>{cells}<td>{escape(why) or 'pass'}</td></tr>"
-        )
-    labels, values = [], []
-    for v in sel.variants:
-        for kind, value in (("workstation", v.workstation_p50_ms), ("device median", v.device_p50_ms)):
-            if value is not None:
-                labels.append(f"{v.recipe} · {kind}")
-                values.append(value)
-    chart = bar_chart(
-        labels,
-        values,
-        title="p50 latency: workstation vs device",
-        value_label="ms",
-        colors=("#4e79a7", "#f28e2b"),
-    )
-    flag = '<p class="fail"><b>workstation figures (fallback)</b></p>' if sel.fallback else ""
-    groups = "".join(
-        f"<li><b>{escape(g.group)}</b> ({escape(', '.join(g.devices))}): {escape(g.chosen or 'nothing passes')}</li>"
-        for g in sel.groups
-    )
-    return (
-        f'\n{HTML_BEGIN}<section id="device-selection"><h2>Selection on device latency</h2>{flag}'
-        f"<p>job <code>{escape(sel.job_id)}</code>: {escape(sel.message)}</p>"
-        f'<table id="device-latency"><thead><tr><th>variant</th><th>workstation p50 ms</th><th>device median p50 ms</th>'
-        f"{head}<th>gates on device figures</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"{f'<h3>Per hardware group</h3><ul>{groups}</ul>' if groups else ''}"
-        f'<div class="charts"><div class="card">{chart}</div></div></section>{HTML_END}\n'
-    )
 
 
 __all__ = [

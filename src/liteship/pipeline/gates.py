@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from liteship.types import ReportMixin
+
+if TYPE_CHECKING:
+    from liteship.validate.report import ValidationReport
 
 
 class GatesConfig(BaseModel):
@@ -59,6 +62,21 @@ class Candidate:
             agreement=summary["agreement_top1"],
             accuracy=summary.get("accuracy"),
             sqnr_db=summary["sqnr_db"],
+        )
+
+    @classmethod
+    def from_validation(
+        cls, recipe: str, val: ValidationReport, *, size_bytes: int, p50_ms: float | None = None
+    ) -> Candidate:
+        """A candidate from a validation's headline figures."""
+        return cls(
+            recipe=recipe,
+            size_bytes=size_bytes,
+            p50_ms=p50_ms,
+            accuracy_drop=val.accuracy_drop,
+            agreement=val.agreement_top1,
+            accuracy=val.accuracy,
+            sqnr_db=val.sqnr_db,
         )
 
     @property

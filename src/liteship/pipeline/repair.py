@@ -26,15 +26,16 @@ from typing import TYPE_CHECKING, Any
 from liteship.convert.sources import fix_problem
 from liteship.errors import LiteshipError
 from liteship.pipeline.gates import Candidate
+from liteship.pipeline.measure import add_variant
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
 from liteship.pipeline.spec import FLOAT_IO, KERAS_FIXES, RANGE_FIXES, SHORT
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
 
 if TYPE_CHECKING:
-    from liteship.pipeline.run import _Run
+    from liteship.pipeline.context import RunContext
 
 
-def repair_accuracy(run: _Run) -> AccuracyRepairReport:
+def repair_accuracy(run: RunContext) -> AccuracyRepairReport:
     """Repair the configured integer variant of ``run`` when it fails the accuracy gates."""
     t0 = time.perf_counter()
     amp = run.cfg.auto_mixed_precision
@@ -99,7 +100,7 @@ def _figures(agreement: float | None, accuracy: float | None, sqnr_db: float | N
     return ", ".join(p for p in parts if p)
 
 
-def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
+def _input_ceiling(run: RunContext, base: str) -> InputCeiling | None:
     """The float model on ``base``'s input grid, measured on the whole validation set; ``None`` when
     ``base`` has float inputs or there is no float model to run (the float32 variant, else the
     reference runner)."""
@@ -150,7 +151,7 @@ class _Overhead:
     label: str = ""
 
     @classmethod
-    def of(cls, run: _Run, base: str, now: float) -> _Overhead:
+    def of(cls, run: RunContext, base: str, now: float) -> _Overhead:
         factor = run.cfg.auto_mixed_precision.max_overhead
         v = run.variants[base]
         step = (v.conversion.conversion_seconds if v.conversion else 0.0) + run.measure_seconds.get(base, 0.0)
@@ -167,7 +168,7 @@ class _Overhead:
 
 
 def _graph_fixes(
-    run: _Run, base: str, budget: _Overhead, start: Sequence[str] = ()
+    run: RunContext, base: str, budget: _Overhead, start: Sequence[str] = ()
 ) -> tuple[list[FixAttempt], str]:
     """Try each configured fix on top of the previous ones (after the ``start`` ones, which are always
     kept: ``float_io``); returns the attempts and the best variant."""
@@ -214,7 +215,7 @@ def _graph_fixes(
             applied.remove(fix)
             continue
         started = time.perf_counter()
-        v = run.add_variant(name, run.variants[base].spec.with_fixes(applied))
+        v = add_variant(run, name, run.variants[base].spec.with_fixes(applied))
         longest = max(longest, time.perf_counter() - started)
         passed = run.passes_accuracy(name)
         nums = v.summary()
@@ -249,7 +250,7 @@ def _graph_fixes(
 REPARAMETRISING = ("equalize",)
 
 
-def _nothing_to_do(run: _Run, fix: str) -> str | None:
+def _nothing_to_do(run: RunContext, fix: str) -> str | None:
     """Why ``fix`` would leave the model as it is (so converting it again would be wasted), or ``None``."""
     model = getattr(getattr(run.reference, "inner", None), "model", None)
     if model is None:
@@ -282,7 +283,7 @@ def _reasons(skipped: Sequence[Any]) -> str:
     return "; ".join(sorted({s.reason.split(":")[0] for s in skipped})[:3]) or "no Conv/Dense pairs"
 
 
-def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
+def gate_metric(run: RunContext, summary: dict[str, Any]) -> tuple[str, float]:
     """The gate that is tightest and a score (higher is better): the smallest normalised margin over the
     accuracy gates that apply — accuracy drop (labels), top-1 agreement (classifiers), output SQNR.
 
@@ -310,11 +311,13 @@ def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
     return "sqnr_db", float(sqnr) if math.isfinite(sqnr) else 1e9
 
 
-def score_of(run: _Run, name: str) -> float:
+def score_of(run: RunContext, name: str) -> float:
     return gate_metric(run, run.variants[name].summary())[1]
 
 
-def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[str, Any] | None, str | None]:
+def _search(
+    run: RunContext, base: str, start: str, budget: _Overhead
+) -> tuple[dict[str, Any] | None, str | None]:
     from liteship.quantize.backends import DenylistBackend
 
     amp = run.cfg.auto_mixed_precision
@@ -371,13 +374,13 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
     if not result.float_layers:
         return result.to_dict(), None
     name = f"{base}+fio+mixed" if spec.float_io else f"{base}+mixed"
-    v = run.add_variant(name, dataclasses.replace(spec, keep_float=tuple(result.float_layers)))
+    v = add_variant(run, name, dataclasses.replace(spec, keep_float=tuple(result.float_layers)))
     if v.error:
         return result.to_dict(), None
     return result.to_dict(), name
 
 
-def _prerank(run: _Run, base: str) -> list[str]:
+def _prerank(run: RunContext, base: str) -> list[str]:
     """Op names worst first by QuantizationDebugger's scale-normalized RMSE (cheap: one debug run)."""
     try:
         report = run.validate(run.path_of(base), layerwise=True, limit=run.cfg.auto_mixed_precision.samples)
@@ -390,7 +393,7 @@ def _prerank(run: _Run, base: str) -> list[str]:
 class _Evaluator:
     """One search round: validate the model bytes (and a quick benchmark) like the gate does."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: RunContext) -> None:
         self.run = run
         self.path = run.out / "work" / "search" / "candidate.tflite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -426,7 +429,7 @@ def short_name(op: str | None) -> str:
     return "–" if not op else op.split(";")[0]
 
 
-def _log_round(run: _Run, r: Round) -> None:
+def _log_round(run: RunContext, r: Round) -> None:
     m = r.measurement
     figure = {
         "accuracy_drop": f"drop {m.accuracy_drop:.2f} pts" if m.accuracy_drop is not None else "drop n/a",
@@ -438,7 +441,7 @@ def _log_round(run: _Run, r: Round) -> None:
     )
 
 
-def _cost(run: _Run, base: str, name: str) -> Cost:
+def _cost(run: RunContext, base: str, name: str) -> Cost:
     v, b, f = run.variants[name], run.variants.get(base), run.variants.get("none")
     t = run.selection_threads
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from liteship.pipeline.gates import Candidate, Gates, Verdict, pair_label
 from liteship.types import ReportMixin
+
+if TYPE_CHECKING:
+    from liteship.pipeline.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,24 @@ class Selection(ReportMixin):
     def failures_by_recipe(self) -> dict[str, list[str]]:
         """Failing gates by pair label (the recipe alone on the Interpreter)."""
         return {pair_label(v.recipe, v.accelerator): v.failures for v in self.verdicts if not v.passed}
+
+
+def select_candidates(ctx: RunContext) -> Selection:
+    """The selection stage: over every (variant, accelerator) pair — the Interpreter's (when
+    ``bench.accelerators`` lists it, as by default) and each CompiledModel accelerator's."""
+    t = ctx.selection_threads
+    interp = None in ctx.cfg.bench.accelerators
+    cands = [c for v in ctx.variants.values() if interp and (c := v.candidate(t))]
+    cands += [c for v in ctx.variants.values() for c in v.pair_candidates(t)]
+    sel = select_variant(cands, objective=ctx.cfg.objective, gates=ctx.gates)
+    if sel.chosen:
+        ctx.log(
+            f"[bold green]select[/] {pair_label(sel.chosen, sel.chosen_accelerator)} ({ctx.cfg.objective}; "
+            f"{sum(v.passed for v in sel.verdicts)}/{len(sel.verdicts)} candidates pass the gates)"
+        )
+    else:
+        ctx.log("[bold red]select[/] no variant passes the gates")
+    return sel
 
 
 def check_gates(c: Candidate, **gates: float | None) -> Verdict:
@@ -70,4 +91,13 @@ def select_variant(
     )
 
 
-__all__ = ["Candidate", "Gates", "Verdict", "Selection", "check_gates", "pair_label", "select_variant"]
+__all__ = [
+    "Candidate",
+    "Gates",
+    "Verdict",
+    "Selection",
+    "check_gates",
+    "pair_label",
+    "select_variant",
+    "select_candidates",
+]

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from liteship.report.charts import PALETTE, _axes, _open, _Plot, bar_chart, escape, fmt, histogram, nice_ticks
+from liteship.report.device_html import render_section
 from liteship.report.pareto import pareto_front
 
 CSS = """
@@ -294,7 +295,7 @@ def render_pipeline_html(report: Any) -> str:
 <div class="card">{size_chart}</div></div>
 {mixed}{layer_chart}
 <h2>Latency distributions</h2><div class="charts">{lat_charts}</div>
-</body></html>
+{render_section(r.device_selection) if r.device_selection is not None else ""}</body></html>
 """
 
 
