@@ -133,52 +133,6 @@ def source_file(source: str | Path) -> Path:
     return spec[0] if spec else Path(source)
 
 
-# Which accuracy fixes each source kind takes. On a TensorFlow/Keras source they rewrite the Keras model
-# (liteship.quantize.equalize/absorb/bias); on a float .tflite they rewrite its graph
-# (liteship.quantize.graph_repair). A new fix is declared here and implemented in liteship.quantize.
-SOURCE_FIXES: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
-    "tflite": ("equalize", "absorb_high_bias", "bias_correction", "adaround"),
-    "torch": (
-        "equalize",
-        "absorb_high_bias",
-        "bias_correction",
-        "adaround",
-    ),  # on litert-torch's float .tflite
-}
-
-
-def fix_problem(source: Any, fix: str) -> str | None:
-    """Why ``fix`` cannot be applied to ``source`` (``None`` when it can)."""
-    kind = source_kind(source)
-    if fix in SOURCE_FIXES.get(kind, ()):
-        if kind == "tensorflow" and Path(str(source)).suffix.lower() not in KERAS_SUFFIXES:
-            return f"{fix} rewrites Keras weights; the source {source} is not a .keras/.h5 file"
-        return None
-    if kind == "tensorflow":
-        return f"{fix} acts on a float .tflite graph; convert the Keras model to a float .tflite and use that as the source"
-    if kind == "tflite":
-        return (
-            f"{fix} rewrites Keras layers; a float .tflite source takes {', '.join(SOURCE_FIXES['tflite'])}"
-        )
-    return f"{fix} does not apply to a {kind} source; convert it to a float .tflite first and use that as the source"
-
-
-def convert_other_source(source: Any, output: Any, **options: Any) -> Any:
-    """Convert a float .tflite or a PyTorch source with its backend; ``None`` for a TF/Keras source
-    (which ``liteship.convert.convert`` converts itself). ``options`` are ``convert``'s keywords."""
-    kind = source_kind(source)
-    if kind == "tflite":
-        from liteship.convert.tflite_quant import convert_tflite
-
-        return convert_tflite(source, output, **options)
-    if kind == "torch":
-        from liteship.convert.torch_source import convert_torch
-
-        return convert_torch(source, output, **options)
-    return None
-
-
 def open_source(source: Any) -> Source:
     """Recognize ``source`` and load what needs loading.
 
@@ -293,11 +247,8 @@ __all__ = [
     "quiet_stdout",
     "first_line",
     "KERAS_SUFFIXES",
-    "SOURCE_FIXES",
-    "fix_problem",
     "TORCH_SUFFIXES",
     "source_kind",
     "source_file",
     "parse_torch_spec",
-    "convert_other_source",
 ]

@@ -32,12 +32,14 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from liteship.errors import ConversionError, UsageError
-from liteship.types import Preprocessing
+
+if TYPE_CHECKING:
+    from liteship.convert.options import ConversionOptions
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[torch]'."
 PT2E_RECIPES = ("int8", "dynamic")
@@ -281,20 +283,11 @@ def _check(recipe: str, io_type: str | None, calibration: Any, keep: Sequence[st
 
 
 def convert_torch(
-    source: Any,
-    output: str | Path | None = None,
-    *,
-    quantize: str = "none",
-    io_type: str | None = None,
-    calibration: Any = None,
-    calibration_samples: int = 200,
-    preprocessing: Preprocessing | dict[str, Any] | None = None,
-    keep_float_layers: Sequence[str] = (),
-    progress: bool = True,
-    input_shape: Sequence[int] | None = None,
+    source: Any, output: str | Path | None, opts: ConversionOptions, input_shape: Sequence[int] | None = None
 ) -> Any:
     """Convert a PyTorch model with litert-torch: what :func:`liteship.convert.convert` does for a
-    PyTorch source. The arguments mean what they mean there; ``input_shape`` is the module's input
+    PyTorch source. ``opts`` mean what its keywords mean there (the fixes go through the float graph:
+    :mod:`liteship.convert.frontends`); ``input_shape`` is the module's input
     shape (NCHW) when the source does not carry sample inputs.
 
     Returns:
@@ -307,21 +300,23 @@ def convert_torch(
             and where).
     """
     from liteship.convert.calibration import load_calibration
-    from liteship.convert.converter import finish_conversion
+    from liteship.convert.finish import finish_conversion
     from liteship.convert.recipes import Recipe
     from liteship.convert.sources import Source
 
-    keep = tuple(keep_float_layers)
+    quantize, io_type, calibration, progress = opts.quantize, opts.io_type, opts.calibration, opts.progress
+    keep = opts.keep
     _check(quantize, io_type, calibration, keep)
     started = time.perf_counter()
     model = load_torch_source(source, input_shape)
-    pre = (
-        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
-    )
+    pre = opts.resolved_preprocessing()
     calib = None
     if quantize in ("int8", "int16x8"):
         calib = load_calibration(
-            calibration, input_shapes=model.tflite_shapes(), samples=calibration_samples, preprocessing=pre
+            calibration,
+            input_shapes=model.tflite_shapes(),
+            samples=opts.calibration_samples,
+            preprocessing=pre,
         )
     notes = [
         f"the .tflite takes NHWC input {list(s)} (the module takes NCHW; litert-torch's to_channel_last_io "

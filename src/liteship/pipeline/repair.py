@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from liteship.convert.sources import fix_problem
+from liteship.convert.frontends import fix_problem
 from liteship.errors import LiteshipError
 from liteship.pipeline.gates import Candidate
 from liteship.pipeline.measure import add_variant

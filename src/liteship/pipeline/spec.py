@@ -3,7 +3,7 @@ kept in float — a typed :class:`VariantSpec` instead of a tuple of fix names.
 
 Adding a quantization fix to the pipeline is this file: its name in ``Fix``, a field of
 :class:`VariantSpec`, its short variant-name suffix in ``SHORT`` (``int8+eq``); the fix itself lives in
-``liteship.quantize`` and which sources take it in ``convert/sources.py: SOURCE_FIXES``.
+``liteship.quantize`` and which sources take it in ``convert/frontends.py: FRONTENDS``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from liteship.convert.recipes import RECIPES
 
 Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction", "adaround"]
 RangeSetting = Literal["minmax", "percentile", "mse"]
@@ -23,8 +25,8 @@ KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction", "adaround")
 # not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
 # no io_type was asked for (pipeline/repair.py, InputCeiling)
 FLOAT_IO = "float_io"
-# the recipes that calibrate (and so take io_type, range setting and the fixes)
-INTEGER_RECIPES = ("int8", "int8-fallback", "int16x8")
+# the recipes that calibrate (and so take io_type, range setting and the fixes): int8, int8-fallback, int16x8
+INTEGER_RECIPES = tuple(r.name for r in RECIPES.values() if r.needs_calibration)
 # a variant's name is its base recipe and these suffixes in the order the repair applied them
 SHORT = {
     FLOAT_IO: "fio",
