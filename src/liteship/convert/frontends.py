@@ -21,9 +21,9 @@ from liteship.convert.report import ConversionReport
 from liteship.convert.sources import KERAS_SUFFIXES, source_kind
 from liteship.convert.tf_source import (
     CalibratedModel,
-    _check_fixes,
     calibrate_tensorflow,
     calibrated_recipe,
+    check_recipe_fixes,
     convert_tensorflow,
 )
 from liteship.convert.tflite_quant import (
@@ -77,7 +77,7 @@ class Frontend:
 
 def _calibrate_tflite(source: Any, opts: ConversionOptions) -> CalibratedModel:
     recipe, _ = calibrated_recipe(opts)
-    _check_fixes(recipe, opts.fixes.equalize, opts.fixes.bias_correction, opts.fixes.absorb_high_bias)
+    check_recipe_fixes(recipe, opts.fixes.equalize, opts.fixes.bias_correction, opts.fixes.absorb_high_bias)
     resolve_tflite_recipe(recipe.name, opts.io_type)  # float32 I/O only
     FRONTENDS["tflite"].check_fixes(opts)
     model, report = calibrated_tflite(

@@ -133,7 +133,7 @@ def source_file(source: str | Path) -> Path:
     return spec[0] if spec else Path(source)
 
 
-def open_source(source: Any) -> Source:
+def open_tf_source(source: Any) -> Source:
     """Recognize ``source`` and load what needs loading.
 
     Raises:
@@ -243,7 +243,7 @@ def first_line(e: BaseException) -> str:
 
 __all__ = [
     "Source",
-    "open_source",
+    "open_tf_source",
     "quiet_stdout",
     "first_line",
     "KERAS_SUFFIXES",

@@ -16,7 +16,7 @@ from liteship.convert.ops import parse_unsupported_ops
 from liteship.convert.options import ConversionOptions
 from liteship.convert.recipes import RECIPES, Recipe, configure, resolve_recipe
 from liteship.convert.report import ConversionReport
-from liteship.convert.sources import Source, check_source_path, first_line, open_source, quiet_stdout
+from liteship.convert.sources import Source, check_source_path, first_line, open_tf_source, quiet_stdout
 from liteship.data import check_dataset_path
 from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
 from liteship.types import Preprocessing
@@ -49,7 +49,7 @@ def convert_tensorflow(source: Any, output: str | Path | None, opts: ConversionO
     )
     keep = tuple(keep_float_layers)
     _check_options(recipe, io, calibration, keep)
-    _check_fixes(recipe, equalize, bias_correction, absorb_high_bias)
+    check_recipe_fixes(recipe, equalize, bias_correction, absorb_high_bias)
     _check_range_setting(recipe, range_setting)
     from liteship._tf import import_tf, tf_installed
 
@@ -61,7 +61,7 @@ def convert_tensorflow(source: Any, output: str | Path | None, opts: ConversionO
 
     import_tf()
     started = time.perf_counter()
-    src = open_source(source)
+    src = open_tf_source(source)
     calib = None
     if recipe.needs_calibration:
         calib = load_calibration(
@@ -69,7 +69,7 @@ def convert_tensorflow(source: Any, output: str | Path | None, opts: ConversionO
         )
     fixes: dict[str, Any] | None = None
     if equalize or bias_correction or absorb_high_bias:
-        from liteship.quantize.repair import repair_source
+        from liteship.quantize.keras_repair import repair_source
 
         src, fixes = repair_source(
             src, calib, equalize=equalize, bias_correction=bias_correction, absorb_high_bias=absorb_high_bias
@@ -106,7 +106,7 @@ def convert_tensorflow(source: Any, output: str | Path | None, opts: ConversionO
 def calibrate_tensorflow(source: Any, opts: ConversionOptions) -> CalibratedModel:
     """A calibrate-only conversion of a TensorFlow/Keras source (see :class:`CalibratedModel`)."""
     recipe, io = calibrated_recipe(opts)
-    _check_fixes(recipe, opts.fixes.equalize, opts.fixes.bias_correction, opts.fixes.absorb_high_bias)
+    check_recipe_fixes(recipe, opts.fixes.equalize, opts.fixes.bias_correction, opts.fixes.absorb_high_bias)
     equalize, bias_correction = opts.fixes.equalize, opts.fixes.bias_correction
     absorb_high_bias, range_setting = opts.fixes.absorb_high_bias, opts.fixes.range_setting
     calibration, calibration_samples, pre = (
@@ -117,13 +117,13 @@ def calibrate_tensorflow(source: Any, opts: ConversionOptions) -> CalibratedMode
     from liteship._tf import import_tf
 
     import_tf()
-    src = open_source(source)
+    src = open_tf_source(source)
     calib = load_calibration(
         calibration, input_shapes=src.input_shapes(), samples=calibration_samples, preprocessing=pre
     )
     fixes = None
     if equalize or bias_correction or absorb_high_bias:
-        from liteship.quantize.repair import repair_source
+        from liteship.quantize.keras_repair import repair_source
 
         src, fixes = repair_source(
             src, calib, equalize=equalize, bias_correction=bias_correction, absorb_high_bias=absorb_high_bias
@@ -192,7 +192,7 @@ def _check_options(recipe: Recipe, io: str, calibration: Any, keep: tuple[str, .
         )
 
 
-def _check_fixes(
+def check_recipe_fixes(
     recipe: Recipe, equalize: bool, bias_correction: bool, absorb_high_bias: bool = False
 ) -> None:
     for flag, on in (

@@ -432,7 +432,7 @@ def convert_tflite(
             calib = load_calibration(
                 calibration, input_shapes=shapes, samples=opts.calibration_samples, preprocessing=pre
             )
-        samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, opts.progress)] if calib else None
+        samples = [as_feed(s, calib.input_names) for s in _tracked(calib, opts.progress)] if calib else None
         fixes = opts.fixes
         if rec.name == "int8" and samples is not None and _mlir_available(fixes):
             model, graph_report = quantize_graph_int8(data, samples, fixes, keep)
@@ -526,7 +526,7 @@ def calibrated_tflite(
     data, _ = normalize_model(loaded)
     _, shapes = signature_inputs(data)
     calib = load_calibration(calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre)
-    samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, False)]
+    samples = [as_feed(s, calib.input_names) for s in _tracked(calib, False)]
     return calibrated_graph(data, _as_lists(samples), fixes)
 
 
@@ -539,7 +539,8 @@ def _tracked(calib: Any, progress: bool) -> Any:
     return calib.representative_dataset(progress=progress)()
 
 
-def _as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
+def as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """One calibration sample as a feed by input name (a sample is a mapping or a sequence in input order)."""
     if isinstance(sample, dict):
         return {n: np.asarray(v) for n, v in sample.items()}
     return {n: np.asarray(v) for n, v in zip(names, sample, strict=True)}

@@ -331,10 +331,10 @@ def convert_torch(
     else:
         data, method = _convert_float(model), "litert-torch"
     if quantize in AEQ_RECIPES:
-        from liteship.convert.tflite_quant import _as_feed, quantize_keeping_float, signature_inputs
+        from liteship.convert.tflite_quant import as_feed, quantize_keeping_float, signature_inputs
 
         names = list(signature_inputs(data)[1])
-        samples = [_as_feed(s, names) for s in calib.samples] if calib else None
+        samples = [as_feed(s, names) for s in calib.samples] if calib else None
         data = quantize_keeping_float(data, quantize, calibration=samples, keep_float=keep)
         method = "litert-torch+ai-edge-quantizer"
     if calibration is not None and calib is None:

@@ -3,18 +3,19 @@ workstation and device p50 side by side, per variant and per device."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from liteship.report.charts import bar_chart, escape
-
-if TYPE_CHECKING:
-    from liteship.pipeline.device_select import DeviceSelection
 
 HTML_BEGIN, HTML_END = "<!-- liteship:device-selection -->", "<!-- /liteship:device-selection -->"
 
 
-def render_section(sel: DeviceSelection) -> str:
-    """The report.html section: workstation and device p50 side by side, per variant and per device."""
+def render_section(sel: Any) -> str:
+    """The report.html section: workstation and device p50 side by side, per variant and per device.
+
+    ``sel`` is a :class:`liteship.pipeline.device_select.DeviceSelection` (not imported: the report layer
+    sits below the pipeline's).
+    """
 
     def ms(v: float | None) -> str:
         return "–" if v is None else f"{v:.3f}"
