@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import LiteshipError
+from liteship.pipeline.accelerators import measure_pairs
 from liteship.pipeline.context import RunContext
 from liteship.pipeline.spec import INTEGER_RECIPES, VariantSpec
 from liteship.pipeline.variant import Variant
@@ -146,8 +147,6 @@ def _measure(ctx: RunContext, name: str) -> Variant:
         f"accuracy {_pct(val.accuracy)}  drop {_num(val.accuracy_drop)} pts"
         + (f" [dim](on {val.samples} samples)[/]" if dominated else "")
     )
-    from liteship.pipeline.accelerators import measure_pairs
-
     v = v.replace(pairs=measure_pairs(ctx, name, path, limit, dominated is not None))
     ctx.variants[name] = v
     return v

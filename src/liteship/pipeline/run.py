@@ -14,6 +14,7 @@ from liteship.pipeline.config import PipelineConfig, load_config
 from liteship.pipeline.context import QUICK_RUNS, Log, RunContext
 from liteship.pipeline.measure import measure_recipes
 from liteship.pipeline.prepare import open_context, prepare
+from liteship.pipeline.repair import repair_accuracy
 from liteship.pipeline.report import AccuracyRepairReport, PipelineReport
 from liteship.pipeline.select import Selection, Verdict, select_candidates
 from liteship.pipeline.ship import Shipped, ship, write_reports
@@ -60,8 +61,6 @@ def run_pipeline(
     selection = select_candidates(ctx)
     repair = None
     if cfg.auto_mixed_precision.enabled:
-        from liteship.pipeline.repair import repair_accuracy
-
         repair = ctx.timed("mixed precision", lambda: repair_accuracy(ctx))
         if repair.attempts or repair.search:
             selection = select_candidates(ctx)

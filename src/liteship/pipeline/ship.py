@@ -10,6 +10,7 @@ from typing import Any
 from liteship.errors import LiteshipError
 from liteship.pipeline.context import RunContext
 from liteship.pipeline.report import PipelineReport
+from liteship.pipeline.variant import with_pair
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,6 @@ def build_package(
 
     from liteship.data import load_dataset
     from liteship.package import build_package as build
-    from liteship.pipeline.accelerators import with_pair
 
     cfg, pk = ctx.cfg, ctx.cfg.package
     if not pk.key:
