@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liteship.convert.torch_model import is_torch_object
 from liteship.errors import ConversionError, UsageError
+from liteship.model.keras_file import KERAS_FILE_HINT, keras_file_problem
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TORCH_SUFFIXES = (".pt2",)
@@ -122,8 +124,6 @@ def source_kind(source: Any) -> str:
         if parse_torch_spec(text) is not None or Path(text).suffix.lower() in TORCH_SUFFIXES:
             return "torch"
         return "tflite" if Path(text).suffix.lower() == ".tflite" else "tensorflow"
-    from liteship.convert.torch_source import is_torch_object
-
     return "torch" if is_torch_object(source) else "tensorflow"
 
 
@@ -202,8 +202,6 @@ def check_source_path(path: Path) -> None:
             f"cannot convert {str(path)!r}: unknown model file type {path.suffix or '(none)'!r}.",
             hint=SOURCE_HINT,
         )
-    from liteship.runtime.reference import KERAS_FILE_HINT, keras_file_problem
-
     problem = keras_file_problem(path)
     if problem:
         raise ConversionError(problem, hint=KERAS_FILE_HINT)
