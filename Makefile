@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test check lint typecheck install clean os-deps
+.PHONY: demo test test-fast check lint typecheck install clean os-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +27,10 @@ os-deps:
 ## test: lint, then the whole suite
 test: $(STAMP) os-deps lint typecheck
 	$(BIN)/python -m pytest -q --timeout=900
+
+## test-fast: the inner loop: the unit tests without the slow ones, stopping at the first failure
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -x tests/unit -m 'not slow' --timeout=900
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks

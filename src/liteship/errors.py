@@ -13,6 +13,7 @@ The CLI prints ``str(error)`` without a traceback and exits with ``error.exit_co
     │   └── UnsupportedOpsError
     ├── InferenceError                (runners: feeds, delegates, interpreters)
     │   └── DelegateError
+    │       └── AcceleratorError      (a CompiledModel accelerator)
     ├── ValidationError
     ├── BenchmarkError
     ├── PackageError                  (packages, manifests)
@@ -97,6 +98,10 @@ class InferenceError(LiteshipError):
 
 class DelegateError(InferenceError):
     """A delegate failed to load or to apply."""
+
+
+class AcceleratorError(DelegateError):
+    """An accelerator could not initialise, or cannot run the model's ops on its own."""
 
 
 class ValidationError(LiteshipError):

@@ -121,3 +121,26 @@ def test_the_depthwise_pattern_is_repaired_with_no_float_op_from_keras_and_tflit
     assert mp.recipe is not None and "eq" in mp.recipe.split("+") and mp.float_layers == [], mp.to_dict()
     fixed = report.variant(mp.recipe)
     assert fixed.gates_passed and abs(fixed.accuracy - ref.accuracy) <= 0.005
+
+
+def test_a_second_range_setting_is_skipped_not_converted_as_a_copy(
+    tmp_path, outlier_path, calib_npy, digits_val_full_npz
+):
+    """A variant has one range setting (VariantSpec.range_setting): with graph_fixes.range_setting
+    percentile, the repair's range_mse is skipped and says why, instead of converting int8+pct+mse, which
+    was int8+pct again under another name."""
+    path = _config(tmp_path, outlier_path, calib_npy, digits_val_full_npz, repair=["range_mse", "equalize"])
+    cfg = yaml.safe_load(path.read_text())
+    cfg["graph_fixes"] = {"range_setting": "percentile"}
+    path.write_text(yaml.safe_dump(cfg))
+    report = run_pipeline(path, log=lambda _: None, progress=False)
+    mp = report.mixed_precision
+    first = mp.attempts[0]
+    assert first.variant == "int8+pct+mse" and not first.passed
+    assert (
+        first.error == "range_percentile already sets the activation ranges (a variant has one range setting)"
+    )
+    assert report.variant("int8+pct+mse") is None  # never converted
+    assert mp.attempts[1].variant == "int8+pct+eq" and report.variant("int8").graph_fixes == [
+        "range_percentile"
+    ]

@@ -15,14 +15,14 @@ from liteship.cli.fleet import connection_options, fleet_cmd
 from liteship.errors import UsageError
 
 
-def _client(ctx: click.Context) -> Any:
+def bench_client(ctx: click.Context) -> Any:
     from liteship.fleet.jobs_client import BenchClient
 
     obj = ctx.ensure_object(dict)
     return BenchClient(obj.get("server"), obj.get("token"))
 
 
-class _BenchGroup(click.Group):
+class QueueGroup(click.Group):
     """``fleet bench FILE…`` queues (the ``queue`` sub-command); ``results`` and ``list`` read."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -31,7 +31,7 @@ class _BenchGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group("bench", cls=_BenchGroup)
+@click.group("bench", cls=QueueGroup)
 @connection_options
 def bench() -> None:
     """Benchmark .tflite variants on enrolled devices, with the figures of `liteship bench`.
@@ -84,7 +84,7 @@ def queue(
         raise UsageError(
             f"choose the devices with exactly one of --device, --group, --profile (got {', '.join(chosen) or 'none'})."
         )
-    client = _client(ctx)
+    client = bench_client(ctx)
     job = client.queue(
         list(variants),
         devices=list(devices) or None,
@@ -97,7 +97,7 @@ def queue(
         targets_key=targets_key,
     )
     if wait_s:
-        job = _wait(client, job["id"], wait_s, show=not as_json)
+        job = wait_for_job(client, job["id"], wait_s, show=not as_json)
     if as_json:
         emit_json(job)
         return
@@ -112,7 +112,7 @@ def queue(
         console.print(f"results: liteship fleet bench results {job['id']}", markup=False)
 
 
-def _wait(client: Any, job_id: str, timeout_s: float, show: bool) -> dict[str, Any]:
+def wait_for_job(client: Any, job_id: str, timeout_s: float, show: bool) -> dict[str, Any]:
     from liteship.progress import track_until
 
     with track_until(f"waiting for {job_id}", enabled=show) as update:
@@ -134,8 +134,8 @@ def _wait(client: Any, job_id: str, timeout_s: float, show: bool) -> dict[str, A
 @click.pass_context
 def results(ctx: click.Context, job_id: str, wait_s: float | None, as_json: bool) -> None:
     """Show a job's figures per device and variant (init, p50/p95/p99, RSS) and each device's profile."""
-    client = _client(ctx)
-    job = _wait(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
+    client = bench_client(ctx)
+    job = wait_for_job(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
     if as_json:
         emit_json(job)
         return
@@ -148,7 +148,7 @@ def results(ctx: click.Context, job_id: str, wait_s: float | None, as_json: bool
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """List bench jobs, newest first."""
-    rows = _client(ctx).jobs()
+    rows = bench_client(ctx).jobs()
     if as_json:
         emit_json(rows)
         return

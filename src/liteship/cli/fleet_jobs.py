@@ -16,7 +16,7 @@ from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
 from liteship.cli.fleet import connection_options, fleet_cmd
-from liteship.cli.fleet_bench import _BenchGroup, _client, _wait
+from liteship.cli.fleet_bench import QueueGroup, bench_client, wait_for_job
 from liteship.errors import GateFailed, UsageError
 
 
@@ -50,7 +50,7 @@ def _num(v: float | None, fmt: str = "{:.4g}") -> str:
 # ---- validate -------------------------------------------------------------------------------------------
 
 
-@click.group("validate", cls=_BenchGroup)
+@click.group("validate", cls=QueueGroup)
 @connection_options
 def validate() -> None:
     """Validate .tflite variants on enrolled devices, with the figures of `liteship validate`.
@@ -125,7 +125,7 @@ def validate_queue(
         "atol": atol,
         "rtol": rtol,
     }
-    client = _client(ctx)
+    client = bench_client(ctx)
     job = client.queue(
         list(variants), **selector, threads=threads, targets_key=targets_key,
         kind="validate", validation=prepared, gates=gates,
@@ -139,7 +139,7 @@ def validate_queue(
         for note in prepared.notes:
             console.print(f"  note: {note}", markup=False, soft_wrap=True)
     if wait_s:
-        job = _wait(client, job["id"], wait_s, show=not as_json)
+        job = wait_for_job(client, job["id"], wait_s, show=not as_json)
     _show(job, as_json, queued=not wait_s)
     if wait_s:
         _gate(job)
@@ -229,8 +229,8 @@ def render_validation(job: dict[str, Any]) -> None:
 @click.pass_context
 def validate_results(ctx: click.Context, job_id: str, wait_s: float | None, as_json: bool) -> None:
     """Show a validation job's figures per device and per hardware group (exit 3 when a gate failed)."""
-    client = _client(ctx)
-    job = _wait(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
+    client = bench_client(ctx)
+    job = wait_for_job(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
     _show(job, as_json)
     _gate(job)
 
@@ -271,7 +271,7 @@ def validate_gate(
     from liteship.pipeline.device_select import read_report
 
     report = read_report(report_path)
-    client = _client(ctx)
+    client = bench_client(ctx)
     if (job_id is None) == (data is None):
         raise UsageError("give either --job (a finished validation job) or --data (queue one now).")
     if data is not None:
@@ -279,7 +279,7 @@ def validate_gate(
             "id"
         ]
     assert job_id is not None
-    job = _wait(client, job_id, wait_s, show=not as_json)
+    job = wait_for_job(client, job_id, wait_s, show=not as_json)
     gate = device_gate(report, job)
     Path(report_path).write_text(json.dumps(apply(report, gate), indent=2))
     if as_json:
@@ -309,7 +309,7 @@ def validate_gate(
 # ---- profile --------------------------------------------------------------------------------------------
 
 
-@click.group("profile", cls=_BenchGroup)
+@click.group("profile", cls=QueueGroup)
 @connection_options
 def profile_cmd() -> None:
     """Per-op timing of .tflite variants on enrolled devices: each op's time and where it ran.
@@ -345,7 +345,7 @@ def profile_queue(
 ) -> None:
     """Queue a profile job of VARIANTS on the devices chosen by --device, --group or --profile."""
     selector = _selector(devices, group, profile)
-    client = _client(ctx)
+    client = bench_client(ctx)
     job = client.queue(
         list(variants), **selector, runs=runs, threads=threads, targets_key=targets_key, kind="profile"
     )
@@ -354,7 +354,7 @@ def profile_queue(
             f"queued {job['id']} on {len(job['tasks'])} device(s); TUF targets: {job['tuf']}", markup=False
         )
     if wait_s:
-        job = _wait(client, job["id"], wait_s, show=not as_json)
+        job = wait_for_job(client, job["id"], wait_s, show=not as_json)
     _show(job, as_json, queued=not wait_s)
 
 
@@ -399,8 +399,8 @@ def render_profile(job: dict[str, Any], top: int = 15) -> None:
 @click.pass_context
 def profile_results(ctx: click.Context, job_id: str, wait_s: float | None, as_json: bool) -> None:
     """Show a profile job's per-op table per device and variant."""
-    client = _client(ctx)
-    job = _wait(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
+    client = bench_client(ctx)
+    job = wait_for_job(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
     _show(job, as_json)
 
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liteship.convert.torch_model import is_torch_object
 from liteship.errors import ConversionError, UsageError
+from liteship.model.keras_file import KERAS_FILE_HINT, keras_file_problem
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TORCH_SUFFIXES = (".pt2",)
@@ -122,8 +124,6 @@ def source_kind(source: Any) -> str:
         if parse_torch_spec(text) is not None or Path(text).suffix.lower() in TORCH_SUFFIXES:
             return "torch"
         return "tflite" if Path(text).suffix.lower() == ".tflite" else "tensorflow"
-    from liteship.convert.torch_source import is_torch_object
-
     return "torch" if is_torch_object(source) else "tensorflow"
 
 
@@ -133,53 +133,7 @@ def source_file(source: str | Path) -> Path:
     return spec[0] if spec else Path(source)
 
 
-# Which accuracy fixes each source kind takes. On a TensorFlow/Keras source they rewrite the Keras model
-# (liteship.quantize.equalize/absorb/bias); on a float .tflite they rewrite its graph
-# (liteship.quantize.graph_repair). A new fix is declared here and implemented in liteship.quantize.
-SOURCE_FIXES: dict[str, tuple[str, ...]] = {
-    "tensorflow": ("equalize", "absorb_high_bias", "bias_correction"),
-    "tflite": ("equalize", "absorb_high_bias", "bias_correction", "adaround"),
-    "torch": (
-        "equalize",
-        "absorb_high_bias",
-        "bias_correction",
-        "adaround",
-    ),  # on litert-torch's float .tflite
-}
-
-
-def fix_problem(source: Any, fix: str) -> str | None:
-    """Why ``fix`` cannot be applied to ``source`` (``None`` when it can)."""
-    kind = source_kind(source)
-    if fix in SOURCE_FIXES.get(kind, ()):
-        if kind == "tensorflow" and Path(str(source)).suffix.lower() not in KERAS_SUFFIXES:
-            return f"{fix} rewrites Keras weights; the source {source} is not a .keras/.h5 file"
-        return None
-    if kind == "tensorflow":
-        return f"{fix} acts on a float .tflite graph; convert the Keras model to a float .tflite and use that as the source"
-    if kind == "tflite":
-        return (
-            f"{fix} rewrites Keras layers; a float .tflite source takes {', '.join(SOURCE_FIXES['tflite'])}"
-        )
-    return f"{fix} does not apply to a {kind} source; convert it to a float .tflite first and use that as the source"
-
-
-def convert_other_source(source: Any, output: Any, **options: Any) -> Any:
-    """Convert a float .tflite or a PyTorch source with its backend; ``None`` for a TF/Keras source
-    (which ``liteship.convert.convert`` converts itself). ``options`` are ``convert``'s keywords."""
-    kind = source_kind(source)
-    if kind == "tflite":
-        from liteship.convert.tflite_quant import convert_tflite
-
-        return convert_tflite(source, output, **options)
-    if kind == "torch":
-        from liteship.convert.torch_source import convert_torch
-
-        return convert_torch(source, output, **options)
-    return None
-
-
-def open_source(source: Any) -> Source:
+def open_tf_source(source: Any) -> Source:
     """Recognize ``source`` and load what needs loading.
 
     Raises:
@@ -248,8 +202,6 @@ def check_source_path(path: Path) -> None:
             f"cannot convert {str(path)!r}: unknown model file type {path.suffix or '(none)'!r}.",
             hint=SOURCE_HINT,
         )
-    from liteship.runtime.reference import KERAS_FILE_HINT, keras_file_problem
-
     problem = keras_file_problem(path)
     if problem:
         raise ConversionError(problem, hint=KERAS_FILE_HINT)
@@ -289,15 +241,12 @@ def first_line(e: BaseException) -> str:
 
 __all__ = [
     "Source",
-    "open_source",
+    "open_tf_source",
     "quiet_stdout",
     "first_line",
     "KERAS_SUFFIXES",
-    "SOURCE_FIXES",
-    "fix_problem",
     "TORCH_SUFFIXES",
     "source_kind",
     "source_file",
     "parse_torch_spec",
-    "convert_other_source",
 ]

@@ -42,8 +42,12 @@ from typing import Any
 
 import numpy as np
 
+from liteship.convert.calibration import load_calibration
+from liteship.convert.finish import finish_conversion
+from liteship.convert.options import ConversionOptions
 from liteship.convert.recipes import Recipe
 from liteship.convert.report import ConversionReport
+from liteship.convert.sources import Source
 from liteship.errors import ConversionError, ModelError, UsageError
 from liteship.model import flatbuffer as fbm
 from liteship.quantize.graph_repair import GraphFixes, GraphRepairReport
@@ -362,21 +366,11 @@ def _carry_metadata(source: bytes, quantized: bytes) -> bytes:
 
 
 def convert_tflite(
-    source: str | Path,
-    output: str | Path | None = None,
-    *,
-    quantize: str = "none",
-    io_type: str | None = None,
-    calibration: Any = None,
-    calibration_samples: int = 200,
-    preprocessing: Preprocessing | dict[str, Any] | None = None,
-    keep_float_layers: Sequence[str] = (),
-    progress: bool = True,
-    fixes: GraphFixes | None = None,
+    source: str | Path, output: str | Path | None, opts: ConversionOptions
 ) -> ConversionReport:
     """Quantize a float32 .tflite: what :func:`liteship.convert.convert` does for a ``.tflite`` source.
 
-    The arguments mean what they mean for ``convert``; ``fixes`` are the accuracy fixes on the float graph
+    ``opts`` mean what ``convert``'s keywords mean; ``opts.fixes`` act on the float graph
     (:mod:`liteship.quantize.graph_repair`). ``int8`` goes through TFLite's calibrator and MLIR quantizer
     (the quantizer TensorFlow sources go through, with range setting, the fixes and ops kept in float)
     when TensorFlow is installed, else through ai-edge-quantizer. The preprocessing stored with the model is
@@ -391,14 +385,11 @@ def convert_tflite(
         UsageError: Recipe/io_type that does not apply, missing calibration or extra.
         ConversionError: The file is already quantized, or ai-edge-quantizer failed.
     """
-    from liteship.convert.calibration import load_calibration
-    from liteship.convert.converter import finish_conversion
-    from liteship.convert.sources import Source
     from liteship.model.normalize import normalize_model
     from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
 
-    rec = resolve_tflite_recipe(quantize, io_type)
-    keep = tuple(keep_float_layers)
+    rec = resolve_tflite_recipe(opts.quantize, opts.io_type)
+    keep, calibration, preprocessing = opts.keep, opts.calibration, opts.preprocessing
     if rec.needs_calibration and calibration is None:
         raise UsageError(
             f"recipe {rec.name!r} needs calibration data, but `calibration` is not set.",
@@ -439,10 +430,10 @@ def convert_tflite(
         _, shapes = signature_inputs(data)
         if rec.needs_calibration:
             calib = load_calibration(
-                calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre
+                calibration, input_shapes=shapes, samples=opts.calibration_samples, preprocessing=pre
             )
-        samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, progress)] if calib else None
-        fixes = fixes or GraphFixes()
+        samples = [as_feed(s, calib.input_names) for s in _tracked(calib, opts.progress)] if calib else None
+        fixes = opts.fixes
         if rec.name == "int8" and samples is not None and _mlir_available(fixes):
             model, graph_report = quantize_graph_int8(data, samples, fixes, keep)
             method, fix_reports = "tflite-mlir-quantizer", graph_report.by_fix()
@@ -525,7 +516,6 @@ def calibrated_tflite(
 ) -> tuple[bytes, GraphRepairReport]:
     """A float .tflite repaired by ``fixes``, calibrated and range-set: what the float-op search quantizes
     many times (``liteship.convert.calibrated_model`` for a .tflite source)."""
-    from liteship.convert.calibration import load_calibration
     from liteship.model.normalize import normalize_model
     from liteship.model.preprocessing import resolve_preprocessing
     from liteship.quantize.graph_repair import calibrated_graph
@@ -537,7 +527,7 @@ def calibrated_tflite(
     data, _ = normalize_model(loaded)
     _, shapes = signature_inputs(data)
     calib = load_calibration(calibration, input_shapes=shapes, samples=calibration_samples, preprocessing=pre)
-    samples = [_as_feed(s, calib.input_names) for s in _tracked(calib, False)]
+    samples = [as_feed(s, calib.input_names) for s in _tracked(calib, False)]
     return calibrated_graph(data, _as_lists(samples), fixes)
 
 
@@ -550,7 +540,8 @@ def _tracked(calib: Any, progress: bool) -> Any:
     return calib.representative_dataset(progress=progress)()
 
 
-def _as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
+def as_feed(sample: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """One calibration sample as a feed by input name (a sample is a mapping or a sequence in input order)."""
     if isinstance(sample, dict):
         return {n: np.asarray(v) for n, v in sample.items()}
     return {n: np.asarray(v) for n, v in zip(names, sample, strict=True)}

@@ -30,14 +30,22 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
+from liteship.convert.calibration import load_calibration
+from liteship.convert.finish import finish_conversion
+from liteship.convert.recipes import Recipe
+from liteship.convert.sources import Source, first_line, parse_torch_spec, quiet_stdout
+from liteship.convert.tflite_quant import as_feed, quantize_keeping_float, signature_inputs
+from liteship.convert.torch_model import TorchModel, is_torch_object
 from liteship.errors import ConversionError, UsageError
-from liteship.types import Preprocessing
+
+if TYPE_CHECKING:
+    from liteship.convert.options import ConversionOptions
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[torch]'."
 PT2E_RECIPES = ("int8", "dynamic")
@@ -49,8 +57,6 @@ TORCH_RECIPES = ("none", *PT2E_RECIPES, *AEQ_RECIPES)
 def quiet_torch() -> Iterator[None]:
     """Keep torch's, torchao's and litert-torch's chatter (missing CUDA kernels, deprecations, progress
     lines) off the user's terminal: stdout, fd 2 and Python's stderr, unless ``LITESHIP_VERBOSE``."""
-    from liteship._quiet import native_stderr_silenced
-    from liteship.convert.sources import quiet_stdout
 
     if os.environ.get("LITESHIP_VERBOSE"):
         yield
@@ -78,49 +84,6 @@ def import_torch() -> Any:
             hint=INSTALL_HINT,
         ) from e
     return torch
-
-
-def is_torch_object(obj: Any) -> bool:
-    """Whether ``obj`` is a :class:`TorchModel` or an ``nn.Module`` (without importing torch)."""
-    if isinstance(obj, TorchModel):
-        return True
-    if "torch" not in sys.modules:
-        return False
-    import torch
-
-    return isinstance(obj, torch.nn.Module)
-
-
-@dataclass(frozen=True)
-class TorchModel:
-    """A PyTorch module and the sample inputs that fix its input shapes (the module's own layout).
-
-    Attributes:
-        module: The ``torch.nn.Module`` (put in eval mode for conversion).
-        sample_inputs: One tensor per ``forward`` argument, batch first (NCHW for images).
-        label: A readable name for reports. Defaults to the module's class name.
-    """
-
-    module: Any
-    sample_inputs: tuple[Any, ...]
-    label: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.label or type(self.module).__name__
-
-    def nhwc_indices(self) -> list[int]:
-        """The inputs that the .tflite takes channel-last (every 4-D input)."""
-        return [i for i, x in enumerate(self.sample_inputs) if getattr(x, "ndim", 0) == 4]
-
-    def tflite_shapes(self) -> dict[str, tuple[int, ...]]:
-        """``{input name: shape}`` as the .tflite takes them (NHWC for 4-D inputs)."""
-        nhwc = set(self.nhwc_indices())
-        out = {}
-        for i, x in enumerate(self.sample_inputs):
-            shape = tuple(int(d) for d in x.shape)
-            out[f"args_{i}"] = (shape[0], *shape[2:], shape[1]) if i in nhwc else shape
-        return out
 
 
 def parse_input_shape(text: str) -> tuple[int, ...]:
@@ -158,7 +121,6 @@ def load_torch_source(source: Any, input_shape: Sequence[int] | None = None) -> 
     shape = tuple(input_shape) if input_shape else None
     if isinstance(source, torch.nn.Module):
         return _with_samples(source, None, shape, type(source).__name__)
-    from liteship.convert.sources import parse_torch_spec
 
     text = str(source)
     spec = parse_torch_spec(text)
@@ -170,8 +132,6 @@ def load_torch_source(source: Any, input_shape: Sequence[int] | None = None) -> 
     try:
         program = torch.export.load(str(path))
     except Exception as e:  # torch raises RuntimeError/zipfile errors/KeyError on bad files
-        from liteship.convert.sources import first_line
-
         raise ConversionError(
             f"cannot load {text!r} as a torch.export program: {first_line(e)}",
             hint="Save one with torch.export.save(torch.export.export(module, args), 'model.pt2').",
@@ -203,8 +163,6 @@ def _from_factory(file: Path, factory: str, shape: tuple[int, ...] | None) -> To
     except (UsageError, ConversionError):
         raise
     except Exception as e:  # the user's code can raise anything
-        from liteship.convert.sources import first_line
-
         raise ConversionError(
             f"{str(file)}:{factory}() failed: {type(e).__name__}: {first_line(e)}",
             hint="Run the factory in Python to see the full traceback.",
@@ -281,20 +239,11 @@ def _check(recipe: str, io_type: str | None, calibration: Any, keep: Sequence[st
 
 
 def convert_torch(
-    source: Any,
-    output: str | Path | None = None,
-    *,
-    quantize: str = "none",
-    io_type: str | None = None,
-    calibration: Any = None,
-    calibration_samples: int = 200,
-    preprocessing: Preprocessing | dict[str, Any] | None = None,
-    keep_float_layers: Sequence[str] = (),
-    progress: bool = True,
-    input_shape: Sequence[int] | None = None,
+    source: Any, output: str | Path | None, opts: ConversionOptions, input_shape: Sequence[int] | None = None
 ) -> Any:
     """Convert a PyTorch model with litert-torch: what :func:`liteship.convert.convert` does for a
-    PyTorch source. The arguments mean what they mean there; ``input_shape`` is the module's input
+    PyTorch source. ``opts`` mean what its keywords mean there (the fixes go through the float graph:
+    :mod:`liteship.convert.frontends`); ``input_shape`` is the module's input
     shape (NCHW) when the source does not carry sample inputs.
 
     Returns:
@@ -306,22 +255,20 @@ def convert_torch(
         ConversionError: The module does not export (the exporter's message, shortened to what failed
             and where).
     """
-    from liteship.convert.calibration import load_calibration
-    from liteship.convert.converter import finish_conversion
-    from liteship.convert.recipes import Recipe
-    from liteship.convert.sources import Source
 
-    keep = tuple(keep_float_layers)
+    quantize, io_type, calibration, progress = opts.quantize, opts.io_type, opts.calibration, opts.progress
+    keep = opts.keep
     _check(quantize, io_type, calibration, keep)
     started = time.perf_counter()
     model = load_torch_source(source, input_shape)
-    pre = (
-        preprocessing if isinstance(preprocessing, Preprocessing) else Preprocessing.from_dict(preprocessing)
-    )
+    pre = opts.resolved_preprocessing()
     calib = None
     if quantize in ("int8", "int16x8"):
         calib = load_calibration(
-            calibration, input_shapes=model.tflite_shapes(), samples=calibration_samples, preprocessing=pre
+            calibration,
+            input_shapes=model.tflite_shapes(),
+            samples=opts.calibration_samples,
+            preprocessing=pre,
         )
     notes = [
         f"the .tflite takes NHWC input {list(s)} (the module takes NCHW; litert-torch's to_channel_last_io "
@@ -336,10 +283,8 @@ def convert_torch(
     else:
         data, method = _convert_float(model), "litert-torch"
     if quantize in AEQ_RECIPES:
-        from liteship.convert.tflite_quant import _as_feed, quantize_keeping_float, signature_inputs
-
         names = list(signature_inputs(data)[1])
-        samples = [_as_feed(s, names) for s in calib.samples] if calib else None
+        samples = [as_feed(s, names) for s in calib.samples] if calib else None
         data = quantize_keeping_float(data, quantize, calibration=samples, keep_float=keep)
         method = "litert-torch+ai-edge-quantizer"
     if calibration is not None and calib is None:
@@ -428,7 +373,6 @@ _OP = re.compile(r"\b(aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?)")
 def export_error(e: BaseException, model: TorchModel) -> ConversionError:
     """The exporter's message shortened to what failed: the op, the layer (the module whose
     ``forward`` was running, by its name in the model) and the source line, plus what to try."""
-    from liteship.convert.sources import first_line
 
     text = str(e)
     where = _user_frame(e, model)

@@ -298,7 +298,7 @@ async def capture_on_form(
     from starlette.concurrency import run_in_threadpool
 
     from liteship.fleet import aggregate
-    from liteship.fleet.api.routes.samples import _capture_on
+    from liteship.fleet.api.routes.samples import start_capture
 
     refused = _guard(request, session)
     if refused is not None:
@@ -312,7 +312,7 @@ async def capture_on_form(
         per_hour=suggestion["per_hour"],
         per_day=suggestion["per_day"],
     )
-    await run_in_threadpool(_capture_on, request.app, model_id, body)
+    await run_in_threadpool(start_capture, request.app, model_id, body)
     return RedirectResponse(f"/dashboard#capture-{model_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 

@@ -11,37 +11,13 @@ ops, dynamic shapes) is recorded on that pair with the reason; the run goes on.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from liteship.errors import LiteshipError
-
-if TYPE_CHECKING:
-    from liteship.bench.report import BenchReport
-    from liteship.validate.report import ValidationReport
-
-
-@dataclass(frozen=True)
-class AcceleratorPair:
-    """One variant on one CompiledModel accelerator.
-
-    Attributes:
-        accelerator: As configured (``"gpu"``, ``"gpu,cpu"``, ``"cpu"``, ``"auto"``).
-        ran_on: What LiteRT compiled for in the end (``"cpu"`` when ``gpu,cpu`` fell back).
-        fully_accelerated: LiteRT's ``is_fully_accelerated()``.
-        bench: Its benchmark (one entry per thread count).
-        validation: Its outputs on that accelerator against the reference.
-        error: Why the accelerator could not compile or run the variant (the pair is not a candidate).
-    """
-
-    accelerator: str
-    ran_on: str | None = None
-    fully_accelerated: bool | None = None
-    bench: BenchReport | None = None
-    validation: ValidationReport | None = None
-    error: str | None = None
+from liteship.pipeline.context import QUICK_RUNS, RunContext
+from liteship.pipeline.variant import AcceleratorPair, with_pair
 
 
 def pair_accelerators(configured: list[str | None]) -> list[str]:
@@ -50,12 +26,12 @@ def pair_accelerators(configured: list[str | None]) -> list[str]:
 
 
 def measure_pairs(
-    run: Any, name: str, path: Path, limit: int | None, quick: bool
+    run: RunContext, name: str, path: Path, limit: int | None, quick: bool
 ) -> tuple[AcceleratorPair, ...]:
     """Validate and benchmark variant ``name`` on every configured accelerator (see the module docstring).
 
     Args:
-        run: The pipeline run (``_Run``): its config, reference, ``validation_data()`` and ``validate()``.
+        run: The pipeline run's context: its config, ``validation_data()`` and ``validate()``.
         name: The variant.
         path: Its .tflite file.
         limit: Validate on at most this many samples (pruned variants), else all.
@@ -75,7 +51,7 @@ def measure_pairs(
     pairs = []
     for accel in accels:
         pair = run.timed(
-            "accelerators", lambda a=accel: _measure_one(run, path, a, inputs, in_specs, limit, quick)
+            "accelerators", partial(_measure_one, run, path, accel, inputs, in_specs, limit, quick)
         )
         pairs.append(pair)
         if pair.error is not None:
@@ -93,12 +69,17 @@ def measure_pairs(
 
 
 def _measure_one(
-    run: Any, path: Path, accel: str, inputs: dict[str, Any], in_specs: Any, limit: int | None, quick: bool
+    run: RunContext,
+    path: Path,
+    accel: str,
+    inputs: dict[str, Any],
+    in_specs: Any,
+    limit: int | None,
+    quick: bool,
 ) -> AcceleratorPair:
     from liteship.bench.core import machine_info
     from liteship.bench.isolated import BenchSettings, needs_isolation, run_isolated, run_on_accelerator
     from liteship.bench.report import BenchReport
-    from liteship.pipeline.run import QUICK_RUNS
     from liteship.runtime.recorded import RecordedRunner
     from liteship.types import TensorSpec
 
@@ -138,14 +119,6 @@ def _measure_one(
         machine=machine_info(),
     )
     return AcceleratorPair(accel, r.ran_on, r.fully_accelerated, bench, validation)
-
-
-def with_pair(variant: Any, pair: AcceleratorPair) -> Any:
-    """``variant`` as measured on ``pair``'s accelerator (its bench and validation), for the shared
-    candidate and report-row code of :class:`~liteship.pipeline.variant.Variant`."""
-    return dataclasses.replace(
-        variant, bench=pair.bench, validation=pair.validation, error=pair.error, pairs=()
-    )
 
 
 def _pct(v: float | None) -> str:

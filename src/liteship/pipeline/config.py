@@ -5,7 +5,6 @@ Relative paths are resolved against the YAML file's folder, so a config can trav
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -15,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
 from liteship.convert.recipes import RECIPE_NAMES
 from liteship.errors import PipelineError, UsageError
+from liteship.pipeline.gates import GatesConfig
+from liteship.pipeline.spec import FIXES, Fix, RangeSetting
 
 ALL_RECIPES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # the default list
 ACCEPTED_RECIPES = RECIPE_NAMES  # every recipe `liteship convert` takes (weight-int8/-int4 too)
@@ -67,38 +68,6 @@ class BenchConfig(_Strict):
     device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
 
 
-class GatesConfig(_Strict):
-    max_accuracy_drop: float | None = Field(default=1.0, ge=0, description="points (0..100)")
-    min_agreement: float | None = Field(default=0.98, ge=0, le=1)
-    max_latency_ms: float | None = Field(default=None, gt=0)
-    max_size_mb: float | None = Field(default=None, gt=0)
-    min_sqnr: float | None = None
-    # an absolute floor (issue 22): the relative gates above pass a variant as bad as its reference
-    min_accuracy: float | None = Field(default=None, ge=0, le=1, description="top-1 accuracy 0..1")
-
-
-Fix = Literal["range_mse", "range_percentile", "equalize", "absorb_high_bias", "bias_correction", "adaround"]
-# the accuracy repair's default order: range setting first (cheap, any TF source), then the Keras fixes
-FIXES: tuple[Fix, ...] = ("range_percentile", "equalize", "bias_correction", "adaround")
-RANGE_FIXES = {"range_mse": "mse", "range_percentile": "percentile"}
-# the fixes that rewrite weights: a variant with one converts the source itself, not its SavedModel export
-KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction", "adaround")
-# not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
-# no io_type was asked for (pipeline/repair.py, InputCeiling)
-FLOAT_IO = "float_io"
-
-
-def io_type_of(fixes: Sequence[str], requested: str | None) -> str | None:
-    """The model I/O type a variant with ``fixes`` is converted with: float32 once the repair took
-    ``float_io``, else the configured ``io_type`` (``None``: the recipe's default)."""
-    return "float32" if FLOAT_IO in fixes else requested
-
-
-def range_setting_of(fixes: Sequence[str]) -> str:
-    """The activation range setting a variant's fixes ask for (``minmax`` when none)."""
-    return next((RANGE_FIXES[f] for f in fixes if f in RANGE_FIXES), "minmax")
-
-
 class GraphFixesConfig(_Strict):
     """Applied to every integer recipe: equalization, high-bias absorption (int8 recipes only) and bias
     correction rewrite the Keras source before conversion; ``range_setting`` sets the int8 activation
@@ -108,7 +77,7 @@ class GraphFixesConfig(_Strict):
     absorb_high_bias: bool = False
     bias_correction: bool = False
     adaround: bool = False  # learned rounding: float .tflite sources (liteship.quantize.adaround)
-    range_setting: Literal["minmax", "percentile", "mse"] = "minmax"
+    range_setting: RangeSetting = "minmax"
 
 
 class MixedPrecisionConfig(_Strict):
@@ -281,4 +250,4 @@ def _problems(e: ValidationError) -> list[str]:
     return list(seen.values())
 
 
-__all__ = ["PipelineConfig", "load_config", "ALL_RECIPES", "ACCEPTED_RECIPES"]
+__all__ = ["PipelineConfig", "GatesConfig", "load_config", "ALL_RECIPES", "ACCEPTED_RECIPES"]

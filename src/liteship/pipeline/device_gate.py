@@ -4,7 +4,7 @@ A validation job (``liteship fleet validate``, :mod:`liteship.fleet.jobs_validat
 variants, queued with the pipeline's own gates (``min_agreement``, ``max_accuracy_drop``, ``min_sqnr``
 of ``liteship.yaml``), says per hardware group whether each variant passes them *on the devices*. Here
 a variant that passes on the workstation but fails on a group is taken out of that group's choice,
-which is then made by the pipeline's own selection (:func:`liteship.pipeline.device_select._select`:
+which is then made by the pipeline's own selection (:func:`liteship.pipeline.device_select.select_on_p50`:
 the same gates and objective, device p50 when a bench job gave one). The report says both side by
 side: ``report.json`` → ``device_validation``.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import PipelineError
-from liteship.pipeline.device_select import _match, _select, variant_files
+from liteship.pipeline.device_select import match_variant, select_on_p50, variant_files
 from liteship.types import ReportMixin
 
 VALIDATION_GATES = ("min_agreement", "max_accuracy_drop", "min_sqnr", "min_accuracy")
@@ -107,7 +107,7 @@ def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
     } or {v["recipe"]: v.get("p50_ms") for v in variants}
     by_group: dict[str, dict[str, dict[str, Any]]] = {}
     for g in job.get("groups") or []:
-        recipe = _match(variants, g["variant"])
+        recipe = match_variant(variants, g["variant"])
         if recipe is not None:
             by_group.setdefault(g["group"], {})[recipe] = g
     if not by_group:
@@ -130,7 +130,7 @@ def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
                 f"no device figures (missing: {', '.join((row or {}).get('missing') or []) or 'not in the job'})"
             ]
             excluded[recipe] = [f"on {group}: {w}" for w in why]
-        chosen, failures = _select(report, p50, {r: "; ".join(w) for r, w in excluded.items()})
+        chosen, failures = select_on_p50(report, p50, {r: "; ".join(w) for r, w in excluded.items()})
         devices = sorted({d for r in rows.values() for d in r["devices"]})
         groups.append(GroupVerdict(group, devices, workstation, device, {**failures, **excluded}, chosen))
     return DeviceGate(str(job.get("id")), dict((job.get("settings") or {}).get("gates") or {}), groups)

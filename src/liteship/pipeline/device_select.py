@@ -23,18 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from liteship.errors import PipelineError, UsageError
-from liteship.pipeline.select import Candidate, select_variant
+from liteship.pipeline.gates import Candidate, Gates
+from liteship.pipeline.select import select_variant
+from liteship.report.device_html import HTML_BEGIN, HTML_END, render_section
 from liteship.types import ReportMixin
 
-HTML_BEGIN, HTML_END = "<!-- liteship:device-selection -->", "<!-- /liteship:device-selection -->"
-GATE_KEYS = (
-    "max_accuracy_drop",
-    "min_agreement",
-    "max_latency_ms",
-    "max_size_mb",
-    "min_sqnr",
-    "min_accuracy",
-)
 OPEN = ("queued", "running")
 
 
@@ -84,7 +77,7 @@ def _names(v: dict[str, Any]) -> set[str]:
     return names
 
 
-def _match(report_variants: list[dict[str, Any]], job_variant: str) -> str | None:
+def match_variant(report_variants: list[dict[str, Any]], job_variant: str) -> str | None:
     for v in report_variants:
         if job_variant in _names(v):
             return v["recipe"]
@@ -98,7 +91,7 @@ def _figures(report: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, D
         if t["state"] != "done":
             continue
         for r in t.get("results") or []:
-            recipe = _match(variants, r["name"])
+            recipe = match_variant(variants, r["name"])
             if recipe is None:
                 continue
             if r.get("ok") and r.get("p50_ms") is not None:
@@ -117,11 +110,11 @@ def _figures(report: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, D
     }
 
 
-def _select(
+def select_on_p50(
     report: dict[str, Any], p50: dict[str, float | None], unavailable: dict[str, str]
 ) -> tuple[str | None, dict[str, list[str]]]:
     """The pipeline's own gates and objective, with ``p50`` as each variant's latency."""
-    gates = {k: report.get("gates", {}).get(k) for k in GATE_KEYS}
+    gates = Gates.from_dict(report.get("gates") or {})
     candidates = []
     failures: dict[str, list[str]] = {}
     for v in report.get("variants", []):
@@ -143,7 +136,7 @@ def _select(
             )
         )
     objective: Literal["latency", "size"] = "size" if report.get("objective") == "size" else "latency"
-    sel = select_variant(candidates, objective=objective, **gates)
+    sel = select_variant(candidates, objective=objective, gates=gates)
     failures.update(sel.failures_by_recipe)
     return sel.chosen, failures
 
@@ -198,7 +191,7 @@ def select_on_devices(
         for name, f in figures.items()
         if f.device_p50_ms is None
     }
-    chosen, failures = _select(report, {n: f.device_p50_ms for n, f in figures.items()}, unavailable)
+    chosen, failures = select_on_p50(report, {n: f.device_p50_ms for n, f in figures.items()}, unavailable)
     groups = []
     if per_group:
         by_group: dict[str, list[dict[str, Any]]] = {}
@@ -209,7 +202,7 @@ def select_on_devices(
             g = _figures(report, members)
             p50 = {n: f.device_p50_ms for n, f in g.items()}
             g_unavailable = {n: "did not run in this group" for n, v in p50.items() if v is None}
-            g_chosen, _ = _select(report, p50, g_unavailable)
+            g_chosen, _ = select_on_p50(report, p50, g_unavailable)
             groups.append(
                 GroupChoice(
                     group=group,
@@ -419,62 +412,6 @@ def write_selection(report_path: str | Path, report: dict[str, Any], selection: 
         section = render_section(selection)
         page = page.replace("</body>", section + "</body>") if "</body>" in page else page + section
         write_atomic(html_path, page.encode())
-
-
-def render_section(sel: DeviceSelection) -> str:
-    """The report.html section: workstation and device p50 side by side, per variant and per device."""
-    from liteship.report.charts import bar_chart, escape
-
-    def ms(v: float | None) -> str:
-        return "–" if v is None else f"{v:.3f}"
-
-    devices = sorted({d for v in sel.variants for d in (*v.devices, *v.errors)})
-    head = "".join(f"<th>{escape(d)} p50 ms</th>" for d in devices)
-    rows = []
-    for v in sel.variants:
-        mark = " ★" if v.recipe == sel.chosen else ""
-        ws = (
-            " (workstation)"
-            if v.recipe == sel.workstation_chosen and sel.chosen != sel.workstation_chosen
-            else ""
-        )
-        cells = "".join(
-            f"<td>{ms(v.devices[d])}</td>"
-            if d in v.devices
-            else f'<td title="{escape(v.errors.get(d, ""))}">{"error" if d in v.errors else "–"}</td>'
-            for d in devices
-        )
-        why = "; ".join(sel.failures.get(v.recipe, []))
-        rows.append(
-            f"<tr{' class=chosen' if mark else ''}><td>{escape(v.recipe)}{mark}{escape(ws)}</td><td>{ms(v.workstation_p50_ms)}</td>"
-            f"<td>{ms(v.device_p50_ms)}</td>{cells}<td>{escape(why) or 'pass'}</td></tr>"
-        )
-    labels, values = [], []
-    for v in sel.variants:
-        for kind, value in (("workstation", v.workstation_p50_ms), ("device median", v.device_p50_ms)):
-            if value is not None:
-                labels.append(f"{v.recipe} · {kind}")
-                values.append(value)
-    chart = bar_chart(
-        labels,
-        values,
-        title="p50 latency: workstation vs device",
-        value_label="ms",
-        colors=("#4e79a7", "#f28e2b"),
-    )
-    flag = '<p class="fail"><b>workstation figures (fallback)</b></p>' if sel.fallback else ""
-    groups = "".join(
-        f"<li><b>{escape(g.group)}</b> ({escape(', '.join(g.devices))}): {escape(g.chosen or 'nothing passes')}</li>"
-        for g in sel.groups
-    )
-    return (
-        f'\n{HTML_BEGIN}<section id="device-selection"><h2>Selection on device latency</h2>{flag}'
-        f"<p>job <code>{escape(sel.job_id)}</code>: {escape(sel.message)}</p>"
-        f'<table id="device-latency"><thead><tr><th>variant</th><th>workstation p50 ms</th><th>device median p50 ms</th>'
-        f"{head}<th>gates on device figures</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"{f'<h3>Per hardware group</h3><ul>{groups}</ul>' if groups else ''}"
-        f'<div class="charts"><div class="card">{chart}</div></div></section>{HTML_END}\n'
-    )
 
 
 __all__ = [

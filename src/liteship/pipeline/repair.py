@@ -16,34 +16,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from liteship.convert.sources import fix_problem
+from liteship.convert.frontends import fix_problem
 from liteship.errors import LiteshipError
-from liteship.pipeline.config import FLOAT_IO, KERAS_FIXES, io_type_of, range_setting_of
+from liteship.pipeline.gates import Candidate
+from liteship.pipeline.measure import add_variant
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
-from liteship.pipeline.select import Candidate, check_gates
+from liteship.pipeline.spec import FLOAT_IO, KERAS_FIXES, RANGE_FIXES, SHORT
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
 
 if TYPE_CHECKING:
-    from liteship.pipeline.run import _Run
-
-SHORT = {
-    FLOAT_IO: "fio",
-    "equalize": "eq",
-    "absorb_high_bias": "hb",
-    "bias_correction": "bc",
-    "adaround": "ar",
-    "range_mse": "mse",
-    "range_percentile": "pct",
-}
+    from liteship.pipeline.context import RunContext
 
 
-def repair_accuracy(run: _Run) -> AccuracyRepairReport:
+def repair_accuracy(run: RunContext) -> AccuracyRepairReport:
     """Repair the configured integer variant of ``run`` when it fails the accuracy gates."""
     t0 = time.perf_counter()
     amp = run.cfg.auto_mixed_precision
@@ -108,7 +100,7 @@ def _figures(agreement: float | None, accuracy: float | None, sqnr_db: float | N
     return ", ".join(p for p in parts if p)
 
 
-def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
+def _input_ceiling(run: RunContext, base: str) -> InputCeiling | None:
     """The float model on ``base``'s input grid, measured on the whole validation set; ``None`` when
     ``base`` has float inputs or there is no float model to run (the float32 variant, else the
     reference runner)."""
@@ -134,7 +126,7 @@ def _input_ceiling(run: _Run, base: str) -> InputCeiling | None:
         if own is not None:
             own.close()
     nums = val.summary()
-    verdict = check_gates(Candidate.from_summary("input-grid", nums, size_bytes=0), **run.accuracy_gates())
+    verdict = run.gates.accuracy().check(Candidate.from_summary("input-grid", nums, size_bytes=0))
     return InputCeiling(
         input_type=grids[0].dtype,
         passed=verdict.passed,
@@ -159,7 +151,7 @@ class _Overhead:
     label: str = ""
 
     @classmethod
-    def of(cls, run: _Run, base: str, now: float) -> _Overhead:
+    def of(cls, run: RunContext, base: str, now: float) -> _Overhead:
         factor = run.cfg.auto_mixed_precision.max_overhead
         v = run.variants[base]
         step = (v.conversion.conversion_seconds if v.conversion else 0.0) + run.measure_seconds.get(base, 0.0)
@@ -176,7 +168,7 @@ class _Overhead:
 
 
 def _graph_fixes(
-    run: _Run, base: str, budget: _Overhead, start: Sequence[str] = ()
+    run: RunContext, base: str, budget: _Overhead, start: Sequence[str] = ()
 ) -> tuple[list[FixAttempt], str]:
     """Try each configured fix on top of the previous ones (after the ``start`` ones, which are always
     kept: ``float_io``); returns the attempts and the best variant."""
@@ -207,6 +199,10 @@ def _graph_fixes(
             applied.remove(fix)
             break
         problem = fix_problem(str(run.source), fix) if fix in KERAS_FIXES else None
+        if fix in RANGE_FIXES and (
+            other := next((f for f in applied if f in RANGE_FIXES and f != fix), None)
+        ):
+            problem = f"{other} already sets the activation ranges (a variant has one range setting)"
         if problem:
             attempts.append(FixAttempt(name, list(applied), False, error=problem))
             run.log(f"[yellow]repair   {name}: skipped[/] — {problem}")
@@ -219,7 +215,7 @@ def _graph_fixes(
             applied.remove(fix)
             continue
         started = time.perf_counter()
-        v = run.add_variant(name, base, fixes=applied)
+        v = add_variant(run, name, run.variants[base].spec.with_fixes(applied))
         longest = max(longest, time.perf_counter() - started)
         passed = run.passes_accuracy(name)
         nums = v.summary()
@@ -254,7 +250,7 @@ def _graph_fixes(
 REPARAMETRISING = ("equalize",)
 
 
-def _nothing_to_do(run: _Run, fix: str) -> str | None:
+def _nothing_to_do(run: RunContext, fix: str) -> str | None:
     """Why ``fix`` would leave the model as it is (so converting it again would be wasted), or ``None``."""
     model = getattr(getattr(run.reference, "inner", None), "model", None)
     if model is None:
@@ -287,7 +283,7 @@ def _reasons(skipped: Sequence[Any]) -> str:
     return "; ".join(sorted({s.reason.split(":")[0] for s in skipped})[:3]) or "no Conv/Dense pairs"
 
 
-def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
+def gate_metric(run: RunContext, summary: dict[str, Any]) -> tuple[str, float]:
     """The gate that is tightest and a score (higher is better): the smallest normalised margin over the
     accuracy gates that apply — accuracy drop (labels), top-1 agreement (classifiers), output SQNR.
 
@@ -315,15 +311,17 @@ def gate_metric(run: _Run, summary: dict[str, Any]) -> tuple[str, float]:
     return "sqnr_db", float(sqnr) if math.isfinite(sqnr) else 1e9
 
 
-def score_of(run: _Run, name: str) -> float:
+def score_of(run: RunContext, name: str) -> float:
     return gate_metric(run, run.variants[name].summary())[1]
 
 
-def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[str, Any] | None, str | None]:
+def _search(
+    run: RunContext, base: str, start: str, budget: _Overhead
+) -> tuple[dict[str, Any] | None, str | None]:
     from liteship.quantize.backends import DenylistBackend
 
     amp = run.cfg.auto_mixed_precision
-    fixes = run.variants[start].fixes
+    spec = run.variants[start].spec
     if budget.left() < 2 * budget.step:
         why = f"the repair budget is spent ({budget.label}): no time for a search and its winner's conversion"
         run.log(f"[yellow]search   skipped[/] — {why}")
@@ -333,26 +331,20 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
         backend = run.timed(
             "search",
             lambda: DenylistBackend(
-                str(run.source if set(fixes) & set(KERAS_FIXES) else run.exported),
-                quantize=base,
-                io_type=io_type_of(fixes, run.cfg.io_type),
-                equalize="equalize" in fixes,
-                bias_correction="bias_correction" in fixes,
-                absorb_high_bias="absorb_high_bias" in fixes,
-                adaround="adaround" in fixes,
-                range_setting=range_setting_of(fixes),
+                str(run.source if spec.rewrites_weights else run.exported),
+                **spec.fix_options(),
                 **run.calibration_kwargs(),
             ),
         )
         ops = backend.ops()
         prerank = _prerank(run, base) if len(ops) > amp.probe else []
         first: list[str] = []
-        if FLOAT_IO in fixes:  # the inputs' own limit failed: the ops reading the input go float first
+        if spec.float_io:  # the inputs' own limit failed: the ops reading the input go float first
             first = backend.input_ops()
             prerank = first + [n for n in (prerank or [o.name for o in ops]) if n not in first]
         run.log(
             f"search   from {start}: {len(ops)} quantizable ops"
-            + (f", the {len(first)} reading the model input first" if FLOAT_IO in fixes else "")
+            + (f", the {len(first)} reading the model input first" if spec.float_io else "")
             + (
                 f", measuring the {amp.probe} worst by per-layer error one by one"
                 if len(ops) > amp.probe
@@ -381,14 +373,14 @@ def _search(run: _Run, base: str, start: str, budget: _Overhead) -> tuple[dict[s
     run.log(f"search   {result.label} ({result.seconds:.1f} s)")
     if not result.float_layers:
         return result.to_dict(), None
-    name = f"{base}+fio+mixed" if FLOAT_IO in fixes else f"{base}+mixed"
-    v = run.add_variant(name, base, float_layers=result.float_layers, fixes=fixes)
+    name = f"{base}+fio+mixed" if spec.float_io else f"{base}+mixed"
+    v = add_variant(run, name, dataclasses.replace(spec, keep_float=tuple(result.float_layers)))
     if v.error:
         return result.to_dict(), None
     return result.to_dict(), name
 
 
-def _prerank(run: _Run, base: str) -> list[str]:
+def _prerank(run: RunContext, base: str) -> list[str]:
     """Op names worst first by QuantizationDebugger's scale-normalized RMSE (cheap: one debug run)."""
     try:
         report = run.validate(run.path_of(base), layerwise=True, limit=run.cfg.auto_mixed_precision.samples)
@@ -401,7 +393,7 @@ def _prerank(run: _Run, base: str) -> list[str]:
 class _Evaluator:
     """One search round: validate the model bytes (and a quick benchmark) like the gate does."""
 
-    def __init__(self, run: _Run) -> None:
+    def __init__(self, run: RunContext) -> None:
         self.run = run
         self.path = run.out / "work" / "search" / "candidate.tflite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -416,7 +408,7 @@ class _Evaluator:
         cand = Candidate.from_summary(
             "round", nums, size_bytes=len(model), p50_ms=entry.latency.p50_ms if entry else None
         )
-        verdict = check_gates(cand, **run.accuracy_gates())
+        verdict = run.gates.accuracy().check(cand)
         metric, score = gate_metric(run, nums)
         return Measurement(
             passed=verdict.passed,
@@ -437,7 +429,7 @@ def short_name(op: str | None) -> str:
     return "–" if not op else op.split(";")[0]
 
 
-def _log_round(run: _Run, r: Round) -> None:
+def _log_round(run: RunContext, r: Round) -> None:
     m = r.measurement
     figure = {
         "accuracy_drop": f"drop {m.accuracy_drop:.2f} pts" if m.accuracy_drop is not None else "drop n/a",
@@ -449,7 +441,7 @@ def _log_round(run: _Run, r: Round) -> None:
     )
 
 
-def _cost(run: _Run, base: str, name: str) -> Cost:
+def _cost(run: RunContext, base: str, name: str) -> Cost:
     v, b, f = run.variants[name], run.variants.get(base), run.variants.get("none")
     t = run.selection_threads
 

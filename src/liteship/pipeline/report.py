@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liteship.types import ReportMixin
+
+if TYPE_CHECKING:
+    from liteship.pipeline.device_select import DeviceSelection
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class PipelineReport(ReportMixin):
     :class:`~liteship.model.preprocessing.PreprocessingRule` dict, with its ``text``);
     ``source_normalization`` what loading a ``.tflite`` source normalized
     (:class:`~liteship.model.normalize.SourceNormalization`), ``None`` for other sources.
+    ``device_selection`` is the selection on the fleet devices' figures (``bench.devices``), when asked for.
     """
 
     model_id: str
@@ -175,6 +179,7 @@ class PipelineReport(ReportMixin):
     chosen_accelerator: str | None = None
     preprocessing: dict[str, Any] | None = None
     source_normalization: dict[str, Any] | None = None
+    device_selection: DeviceSelection | None = None
 
     def variant(self, recipe: str, accelerator: str | None = None) -> VariantResult | None:
         """The row of ``recipe`` on the Interpreter, or on ``accelerator``."""

@@ -1,60 +1,16 @@
-"""Choosing the variant to ship: the fastest (or smallest) that passes every gate."""
+"""Choosing the variant to ship: the fastest (or smallest) that passes every gate (``pipeline/gates.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
+from liteship.pipeline.gates import Candidate, Gates, Verdict, pair_label
 from liteship.types import ReportMixin
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """What selection needs to know about one converted variant."""
-
-    recipe: str
-    size_bytes: int
-    p50_ms: float | None = None
-    accuracy_drop: float | None = None  # points; None when no labels
-    agreement: float | None = None  # top-1 agreement 0..1; None for non-classifiers
-    accuracy: float | None = None  # the variant's own top-1 accuracy 0..1; None when no labels
-    sqnr_db: float | None = None
-    validation_passed: bool = True  # gates that validate itself checked (atol/rtol/…)
-    accelerator: str | None = None  # the CompiledModel accelerator of a (variant, accelerator) pair
-
-    @classmethod
-    def from_summary(
-        cls, recipe: str, summary: dict[str, Any], *, size_bytes: int, p50_ms: float | None = None
-    ) -> Candidate:
-        """A candidate from a ``ValidationReport.summary()``'s figures."""
-        return cls(
-            recipe=recipe,
-            size_bytes=size_bytes,
-            p50_ms=p50_ms,
-            accuracy_drop=summary["accuracy_drop"],
-            agreement=summary["agreement_top1"],
-            accuracy=summary.get("accuracy"),
-            sqnr_db=summary["sqnr_db"],
-        )
-
-    @property
-    def label(self) -> str:
-        """``int8``, or ``float16 on gpu`` for a pair."""
-        return pair_label(self.recipe, self.accelerator)
-
-
-@dataclass(frozen=True)
-class Verdict(ReportMixin):
-    recipe: str
-    passed: bool
-    failures: list[str] = field(default_factory=list)
-    accelerator: str | None = None  # None: the Interpreter
-
-
-def pair_label(recipe: str, accelerator: str | None) -> str:
-    """How reports name a (variant, accelerator) pair: the recipe alone on the Interpreter."""
-    return recipe if accelerator is None else f"{recipe} on {accelerator}"
+if TYPE_CHECKING:
+    from liteship.pipeline.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -73,77 +29,52 @@ class Selection(ReportMixin):
         return {pair_label(v.recipe, v.accelerator): v.failures for v in self.verdicts if not v.passed}
 
 
-def check_gates(
-    c: Candidate,
-    *,
-    max_accuracy_drop: float | None = None,
-    min_agreement: float | None = None,
-    max_latency_ms: float | None = None,
-    max_size_mb: float | None = None,
-    min_sqnr: float | None = None,
-    min_accuracy: float | None = None,
-) -> Verdict:
-    """Check one candidate against the gates; every failing gate is listed with value and threshold."""
-    failures: list[str] = []
-    if max_accuracy_drop is not None and c.accuracy_drop is not None and c.accuracy_drop > max_accuracy_drop:
-        failures.append(f"accuracy drop {c.accuracy_drop:.2f} points > max_accuracy_drop {max_accuracy_drop}")
-    if min_accuracy is not None:
-        if c.accuracy is None:
-            failures.append(
-                "accuracy was not measured (the validation data has no labels), but min_accuracy is set"
-            )
-        elif c.accuracy < min_accuracy:
-            failures.append(
-                f"top-1 accuracy {c.accuracy:.4f} < min_accuracy {min_accuracy}{_reference_note(c, min_accuracy)}"
-            )
-    if min_agreement is not None and c.agreement is not None and c.agreement < min_agreement:
-        failures.append(f"top-1 agreement {c.agreement:.4f} < min_agreement {min_agreement}")
-    if max_latency_ms is not None:
-        if c.p50_ms is None:
-            failures.append("latency was not measured, but max_latency_ms is set")
-        elif c.p50_ms > max_latency_ms:
-            failures.append(f"p50 latency {c.p50_ms:.3f} ms > max_latency_ms {max_latency_ms}")
-    size_mb = c.size_bytes / 1e6
-    if max_size_mb is not None and size_mb > max_size_mb:
-        failures.append(f"size {size_mb:.3f} MB > max_size_mb {max_size_mb}")
-    if min_sqnr is not None and c.sqnr_db is not None and c.sqnr_db < min_sqnr:
-        failures.append(f"SQNR {c.sqnr_db:.1f} dB < min_sqnr {min_sqnr}")
-    if not c.validation_passed:
-        failures.append("validation gates failed (see the validation report)")
-    return Verdict(recipe=c.recipe, passed=not failures, failures=failures, accelerator=c.accelerator)
+def select_candidates(ctx: RunContext) -> Selection:
+    """The selection stage: over every (variant, accelerator) pair — the Interpreter's (when
+    ``bench.accelerators`` lists it, as by default) and each CompiledModel accelerator's."""
+    t = ctx.selection_threads
+    interp = None in ctx.cfg.bench.accelerators
+    cands = [c for v in ctx.variants.values() if interp and (c := v.candidate(t))]
+    cands += [c for v in ctx.variants.values() for c in v.pair_candidates(t)]
+    sel = select_variant(cands, objective=ctx.cfg.objective, gates=ctx.gates)
+    if sel.chosen:
+        ctx.log(
+            f"[bold green]select[/] {pair_label(sel.chosen, sel.chosen_accelerator)} ({ctx.cfg.objective}; "
+            f"{sum(v.passed for v in sel.verdicts)}/{len(sel.verdicts)} candidates pass the gates)"
+        )
+    else:
+        ctx.log("[bold red]select[/] no variant passes the gates")
+    return sel
 
 
-def _reference_note(c: Candidate, floor: float) -> str:
-    """When the reference itself is below the floor, quantization is not what to fix."""
-    if c.accuracy is None or c.accuracy_drop is None:
-        return ""
-    reference = c.accuracy + c.accuracy_drop / 100.0
-    return (
-        f" (the reference model scores {reference:.4f} too: check the model, its labels and its "
-        "preprocessing (mean/std); quantization is not the cause)"
-        if reference < floor
-        else ""
-    )
+def check_gates(c: Candidate, **gates: float | None) -> Verdict:
+    """``Gates(**gates).check(c)``: check one candidate against the gates given by keyword."""
+    return Gates(**gates).check(c)
 
 
 def select_variant(
     candidates: Sequence[Candidate],
     *,
     objective: Literal["latency", "size"] = "latency",
-    **gates: float | None,
+    gates: Gates | None = None,
+    **thresholds: float | None,
 ) -> Selection:
     """Pick the variant to ship.
 
     Args:
         candidates: One per converted variant, or per (variant, accelerator) pair.
         objective: ``"latency"`` (lowest p50; size breaks ties) or ``"size"`` (smallest; p50 breaks ties).
-        **gates: ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``,
-            ``min_accuracy``.
+        gates: The :class:`~liteship.pipeline.gates.Gates`; or give them by keyword (``thresholds``:
+            ``max_accuracy_drop``, ``min_agreement``, ``max_latency_ms``, ``max_size_mb``, ``min_sqnr``,
+            ``min_accuracy``).
 
     Returns:
         A Selection; ``chosen`` is ``None`` when nothing passes (``failures_by_recipe`` says why).
     """
-    verdicts = [check_gates(c, **gates) for c in candidates]
+    if gates is not None and thresholds:
+        raise TypeError("give the gates either as a Gates or by keyword, not both")
+    g = gates if gates is not None else Gates(**thresholds)
+    verdicts = [g.check(c) for c in candidates]
     passing = [c for c, v in zip(candidates, verdicts, strict=True) if v.passed]
     inf = float("inf")
 
@@ -160,4 +91,13 @@ def select_variant(
     )
 
 
-__all__ = ["Candidate", "Verdict", "Selection", "check_gates", "pair_label", "select_variant"]
+__all__ = [
+    "Candidate",
+    "Gates",
+    "Verdict",
+    "Selection",
+    "check_gates",
+    "pair_label",
+    "select_variant",
+    "select_candidates",
+]

@@ -10,16 +10,37 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from liteship.pipeline.gates import Candidate, Verdict
 from liteship.pipeline.report import VariantResult
-from liteship.pipeline.select import Candidate, Verdict
+from liteship.pipeline.spec import VariantSpec
 
 if TYPE_CHECKING:
     from liteship.bench.report import BenchEntry, BenchReport
     from liteship.convert.report import ConversionReport
-    from liteship.pipeline.accelerators import AcceleratorPair
     from liteship.validate.report import ValidationReport
 
 LATENCY_SAMPLES_KEPT = 2000
+
+
+@dataclass(frozen=True)
+class AcceleratorPair:
+    """One variant on one CompiledModel accelerator.
+
+    Attributes:
+        accelerator: As configured (``"gpu"``, ``"gpu,cpu"``, ``"cpu"``, ``"auto"``).
+        ran_on: What LiteRT compiled for in the end (``"cpu"`` when ``gpu,cpu`` fell back).
+        fully_accelerated: LiteRT's ``is_fully_accelerated()``.
+        bench: Its benchmark (one entry per thread count).
+        validation: Its outputs on that accelerator against the reference.
+        error: Why the accelerator could not compile or run the variant (the pair is not a candidate).
+    """
+
+    accelerator: str
+    ran_on: str | None = None
+    fully_accelerated: bool | None = None
+    bench: BenchReport | None = None
+    validation: ValidationReport | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -28,12 +49,10 @@ class Variant:
 
     Attributes:
         name: Unique in the run (``int8``, ``int8+eq``, ``int8+mixed``).
-        recipe: The converter recipe it was made with.
+        spec: How it is made: recipe, I/O type, range setting, fixes, ops kept in float.
         conversion: The conversion report, once converted.
         bench: The benchmark report, once benchmarked.
         validation: The validation report, once validated.
-        float_layers: Ops kept in float (``keep_float_layers``).
-        fixes: Graph fixes applied to the source first (``equalize``, ``bias_correction``).
         error: Why a stage failed, if one did.
         pruned: Why it got only a quick benchmark and a short validation, if it did.
         pairs: The variant on each CompiledModel accelerator of ``bench.accelerators``; the record's own
@@ -41,18 +60,31 @@ class Variant:
     """
 
     name: str
-    recipe: str
+    spec: VariantSpec
     conversion: ConversionReport | None = None
     bench: BenchReport | None = None
     validation: ValidationReport | None = None
-    float_layers: tuple[str, ...] = ()
-    fixes: tuple[str, ...] = ()
     error: str | None = None
     pruned: str | None = None
     pairs: tuple[AcceleratorPair, ...] = ()
 
     def replace(self, **changes: Any) -> Variant:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def recipe(self) -> str:
+        """The converter recipe it was made with."""
+        return self.spec.recipe
+
+    @property
+    def float_layers(self) -> tuple[str, ...]:
+        """Ops kept in float (``keep_float_layers``)."""
+        return self.spec.keep_float
+
+    @property
+    def fixes(self) -> tuple[str, ...]:
+        """The fixes applied (``float_io``, ``range_percentile``, ``equalize``, …), in the order they act."""
+        return self.spec.fixes
 
     @property
     def measured(self) -> bool:
@@ -77,18 +109,17 @@ class Variant:
         if not self.measured:
             return None
         assert self.conversion is not None
+        assert self.validation is not None
         e = self.entry(threads)
-        return Candidate.from_summary(
+        return Candidate.from_validation(
             self.name,
-            self.summary(),
+            self.validation,
             size_bytes=self.conversion.size_bytes,
             p50_ms=e.latency.p50_ms if e else None,
         )
 
     def pair_candidates(self, threads: int | None) -> list[Candidate]:
         """One candidate per measured (variant, accelerator) pair."""
-        from liteship.pipeline.accelerators import with_pair
-
         out = []
         for p in self.pairs:
             c = with_pair(self, p).candidate(threads)
@@ -101,8 +132,6 @@ class Variant:
     ) -> list[VariantResult]:
         """One ``report.json`` row per (variant, accelerator) pair; an accelerator that could not run the
         variant has ``ok`` false and the reason in ``error``."""
-        from liteship.pipeline.accelerators import with_pair
-
         return [
             dataclasses.replace(
                 with_pair(self, p).result(verdicts.get((self.name, p.accelerator)), threads),
@@ -168,6 +197,14 @@ class Variant:
         )
 
 
+def with_pair(variant: Variant, pair: AcceleratorPair) -> Variant:
+    """``variant`` as measured on ``pair``'s accelerator (its bench and validation), for the shared
+    candidate and report-row code of :class:`~liteship.pipeline.variant.Variant`."""
+    return dataclasses.replace(
+        variant, bench=pair.bench, validation=pair.validation, error=pair.error, pairs=()
+    )
+
+
 def thin(samples: list[float], keep: int = LATENCY_SAMPLES_KEPT) -> list[float]:
     """At most ``keep`` latency samples, evenly spaced (enough for a histogram; keeps report.json small)."""
     if len(samples) <= keep:
@@ -176,4 +213,4 @@ def thin(samples: list[float], keep: int = LATENCY_SAMPLES_KEPT) -> list[float]:
     return [samples[int(i * step)] for i in range(keep)]
 
 
-__all__ = ["Variant", "thin"]
+__all__ = ["AcceleratorPair", "Variant", "thin", "with_pair"]

@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from liteship.report.charts import PALETTE, _axes, _open, _Plot, bar_chart, escape, fmt, histogram, nice_ticks
+from liteship.report.charts import (
+    PALETTE,
+    Plot,
+    bar_chart,
+    draw_axes,
+    escape,
+    fmt,
+    histogram,
+    nice_ticks,
+    svg_open,
+)
+from liteship.report.device_html import render_section
 from liteship.report.pareto import pareto_front
 
 CSS = """
@@ -61,8 +72,8 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
     ylo, yhi = min(p[2] for p in pts), max(p[2] for p in pts)
     pad = max((yhi - ylo) * 0.15, 0.002)
     yt = nice_ticks(ylo - pad, min(1.0, yhi + pad) if yhi <= 1 else yhi + pad, 5)
-    p = _Plot(width, height, x_ticks[0], x_ticks[-1], yt[0], yt[-1])
-    parts = _open(width, height, title) + _axes(p, [], yt, "p50 latency (ms)", y_name)
+    p = Plot(width, height, x_ticks[0], x_ticks[-1], yt[0], yt[-1])
+    parts = svg_open(width, height, title) + draw_axes(p, [], yt, "p50 latency (ms)", y_name)
     base = p.height - p.bottom
     for t in xt:  # x ticks drawn here so a log axis is labelled with latencies, not logarithms
         x = p.x(tx(t))
@@ -294,7 +305,7 @@ def render_pipeline_html(report: Any) -> str:
 <div class="card">{size_chart}</div></div>
 {mixed}{layer_chart}
 <h2>Latency distributions</h2><div class="charts">{lat_charts}</div>
-</body></html>
+{render_section(r.device_selection) if r.device_selection is not None else ""}</body></html>
 """
 
 

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 
 from liteship._quiet import native_stderr_captured, native_stderr_silenced
-from liteship.errors import DelegateError, InferenceError, ModelError
+from liteship.errors import AcceleratorError, InferenceError, ModelError
 from liteship.model.flatbuffer import batch_one_copy, load_model, tensor_name
 from liteship.runtime.base import Runner
 from liteship.runtime.cpu import compiled_model_blocker
-from liteship.runtime.litert import _cores, _first_line, _load_hint, _version
+from liteship.runtime.litert_env import cores, dist_version, first_line, load_hint
 from liteship.runtime.quant import dequantize, quantize
 from liteship.types import ReportMixin, TensorSpec
 
@@ -44,10 +44,6 @@ _ORDER = {"npu": 0, "gpu": 1, "cpu": 2}
 _AUTO = ("gpu", "cpu")  # NPU needs a vendor dispatch library the wheel does not bring
 _FAILURES = (ValueError, RuntimeError)
 _DTYPES = {"float32", "float16", "int8", "uint8", "int16", "int32", "int64", "bool"}
-
-
-class AcceleratorError(DelegateError):
-    """An accelerator could not initialise, or cannot run the model's ops on its own."""
 
 
 def parse_accelerator(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -227,7 +223,7 @@ class CompiledModelRunner(Runner):
         self.model_bytes = loaded.data
         self._fb = loaded.model
         self.raw = raw
-        self.num_threads = num_threads or _cores()
+        self.num_threads = num_threads or cores()
         self.gpu_fp32 = gpu_fp32
         self.warnings: list[str] = []
         self.fallback: str | None = None
@@ -244,7 +240,7 @@ class CompiledModelRunner(Runner):
         self._model: Any = None
         self._model, self.placement = self._compile_with_fallback(_AUTO if wanted == ("auto",) else wanted)
         self.accelerator = self.placement.accelerator
-        self.backend = f"ai-edge-litert {_version('ai-edge-litert')} CompiledModel on {self.accelerator}"
+        self.backend = f"ai-edge-litert {dist_version('ai-edge-litert')} CompiledModel on {self.accelerator}"
         self._warm: set[str] = set()
         self.signatures: dict[str, dict[str, list[str]]] = dict(self._model.get_signature_list())
         self._setup_io(signature)
@@ -299,7 +295,7 @@ class CompiledModelRunner(Runner):
         if accels == ("cpu",):
             raise ModelError(
                 f"LiteRT (CompiledModel) cannot load {self.name}: {_native_reason(log.text, error)}",
-                hint=_load_hint(log.text + error),
+                hint=load_hint(log.text + error),
             )
         raise self._accelerator_error(label, log.text, error, rejected, on_acc, on_cpu)
 
@@ -382,7 +378,7 @@ class CompiledModelRunner(Runner):
     # -- I/O ----------------------------------------------------------------------------------------------
     def _setup_io(self, signature: str | None) -> None:
         if not self.signatures:
-            raise ModelError(f"LiteRT reports no signature for {self.name}.", hint=_load_hint(""))
+            raise ModelError(f"LiteRT reports no signature for {self.name}.", hint=load_hint(""))
         if signature is not None and signature not in self.signatures:
             raise InferenceError(
                 f"{self.name} has no signature {signature!r}; it has {sorted(self.signatures)}.",
@@ -509,7 +505,7 @@ class CompiledModelRunner(Runner):
                 for buf, a in zip(self._in_buffers, arrays, strict=True):
                     buf.write(a)
         except _FAILURES as e:
-            raise InferenceError(f"LiteRT could not take the inputs of {self.name}: {_first_line(e)}") from e
+            raise InferenceError(f"LiteRT could not take the inputs of {self.name}: {first_line(e)}") from e
         self._invoke_ready = True
 
     def invoke(self) -> None:
@@ -527,7 +523,7 @@ class CompiledModelRunner(Runner):
                 with self._quiet_first("run"):
                     self._model.run_by_index(self._sig_index, self._in_buffers, self._out_buffers)
         except _FAILURES as e:
-            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
+            raise InferenceError(f"LiteRT failed to run {self.name}: {first_line(e)}") from e
 
     def get_outputs(self) -> dict[str, np.ndarray]:
         """The outputs of the last :meth:`invoke`, read from their TensorBuffers (dequantized unless raw)."""
@@ -666,9 +662,7 @@ def npu_unavailable() -> str | None:
     vendors = Path(ai_edge_litert.__file__).parent / "vendors"
     libs = sorted(vendors.glob("*/dispatch/libLiteRtDispatch_*.so"))
     if not libs:
-        return (
-            f"ai-edge-litert {_version('ai-edge-litert')} has no NPU dispatch library ({vendors}/*/dispatch/)"
-        )
+        return f"ai-edge-litert {dist_version('ai-edge-litert')} has no NPU dispatch library ({vendors}/*/dispatch/)"
     errors = []
     for lib in libs:
         try:

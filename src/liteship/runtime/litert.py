@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from liteship.runtime.delegates import (
     delegated_nodes,
     load_delegates,
 )
+from liteship.runtime.litert_env import cores, dist_version, first_line, load_hint
 from liteship.runtime.quant import Quantizer, dequantize
 from liteship.types import TensorSpec
 
@@ -62,7 +62,7 @@ def interpreter_module() -> InterpreterModule:
             mod.Interpreter,
             mod.load_delegate,
             getattr(mod, "OpResolverType", None),  # tflite-runtime before 2.12 has none
-            f"{dist} {_version(dist)}",
+            f"{dist} {dist_version(dist)}",
         )
     try:
         import tensorflow as tf  # last resort on a workstation
@@ -90,22 +90,6 @@ def interpreter_class() -> tuple[Any, str]:
     """``(Interpreter class, backend description)`` of :func:`interpreter_module`."""
     mod = interpreter_module()
     return mod.Interpreter, mod.backend
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _spec(detail: dict[str, Any], name: str | None = None) -> TensorSpec:
@@ -212,7 +196,7 @@ class LiteRTRunner(FixedSpecsRunner):
         self.name = Path(loaded.path).name if loaded.path else "model.tflite"
         self.model_bytes = loaded.data
         self.raw = raw
-        self.num_threads = num_threads or _cores()
+        self.num_threads = num_threads or cores()
         self.use_xnnpack = use_xnnpack
         self.delegate_fallback = delegate_fallback
         self.signature = signature
@@ -241,14 +225,14 @@ class LiteRTRunner(FixedSpecsRunner):
         except _FAILURES as e:
             if not loaded:
                 raise ModelError(
-                    f"LiteRT cannot load {self.name}: {_first_line(e)}", hint=_load_hint(str(e))
+                    f"LiteRT cannot load {self.name}: {first_line(e)}", hint=load_hint(str(e))
                 ) from e
             error = apply_error([s for s, _ in loaded], e)
             try:  # is it the model or the delegate? Without the delegate tells.
                 self._interp, after_init = self._new_interpreter([])
             except _FAILURES as e2:
                 raise ModelError(
-                    f"LiteRT cannot load {self.name}: {_first_line(e2)}", hint=_load_hint(str(e2))
+                    f"LiteRT cannot load {self.name}: {first_line(e2)}", hint=load_hint(str(e2))
                 ) from e2
             if not self.delegate_fallback:
                 self._interp = None
@@ -344,7 +328,7 @@ class LiteRTRunner(FixedSpecsRunner):
         try:
             return self._run(feed)
         except _FAILURES as e:
-            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
+            raise InferenceError(f"LiteRT failed to run {self.name}: {first_line(e)}") from e
 
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._sig is not None:
@@ -404,7 +388,7 @@ class LiteRTRunner(FixedSpecsRunner):
             self._restore()
             shapes = {p.spec.name: list(a.shape) for p, a in zip(self._in, arrays, strict=True)}
             raise InferenceError(
-                f"{self.name} does not accept inputs of shapes {shapes}: {_first_line(e)}",
+                f"{self.name} does not accept inputs of shapes {shapes}: {first_line(e)}",
                 hint=f"Expected inputs: {self._expected()}. infer() runs a batch one sample at a time.",
             ) from e
 
@@ -424,7 +408,7 @@ class LiteRTRunner(FixedSpecsRunner):
         try:
             run()
         except _FAILURES as e:
-            raise InferenceError(f"LiteRT failed to run {self.name}: {_first_line(e)}") from e
+            raise InferenceError(f"LiteRT failed to run {self.name}: {first_line(e)}") from e
 
     def get_outputs(self) -> dict[str, np.ndarray]:
         """Copies of the outputs of the last :meth:`invoke`, dequantized unless ``raw``.
@@ -456,13 +440,13 @@ class LiteRTRunner(FixedSpecsRunner):
             if batch is not None and batch > 1 and self._only_batch_differs(feed):
                 self._loop_batches = True
                 self.warnings.append(
-                    f"{self.name} cannot be resized to batch {batch} ({_first_line(e)}); running batches "
+                    f"{self.name} cannot be resized to batch {batch} ({first_line(e)}); running batches "
                     "one sample at a time."
                 )
                 return self._infer_per_sample(feed, batch)
             shapes = {k: list(v.shape) for k, v in feed.items()}
             raise InferenceError(
-                f"{self.name} does not accept input shapes {shapes}: {_first_line(e)}",
+                f"{self.name} does not accept input shapes {shapes}: {first_line(e)}",
                 hint=f"Expected inputs: {self._expected()}.",
             ) from e
 
@@ -513,25 +497,6 @@ def _num_nodes(interp: Any) -> int | None:
     if wrapper is None or not hasattr(wrapper, "NumNodes"):
         return None
     return int(wrapper.NumNodes())
-
-
-def _first_line(e: BaseException) -> str:
-    """The interpreter's message, first line; TFLite glues sentences without a space ("…opsNode 0")."""
-    import re
-
-    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return re.sub(r"(?<=[a-z.])(?=Node number)", ". ", text).replace("..", ".")
-
-
-def _load_hint(text: str) -> str:
-    if "Flex" in text or "Select TensorFlow" in text or "Regular TensorFlow ops" in text:
-        return (
-            "The model needs Select TensorFlow (Flex) ops, which the LiteRT builtin runtime cannot run. "
-            "Re-convert without allow_select_tf_ops to see which layer produces them, or replace the layer."
-        )
-    if "custom" in text.lower():
-        return "The model needs a custom op; register its kernel, or re-convert without custom ops."
-    return "Inspect the model (liteship.inspect_model) to see its ops and what each target supports."
 
 
 __all__ = ["LiteRTRunner", "InterpreterModule", "interpreter_module", "interpreter_class"]

@@ -199,19 +199,50 @@ class ValidationReport(ReportMixin):
         """Every failing gate, one readable line each (value and threshold)."""
         return [g.describe() for g in self.gates if not g.passed]
 
+    # the headline figures, typed: the first classifier's agreement and accuracies, the worst output
+    @property
+    def agreement_top1(self) -> float | None:
+        return self.agreement[0].top1 if self.agreement else None
+
+    @property
+    def agreement_top5(self) -> float | None:
+        return self.agreement[0].top5 if self.agreement else None
+
+    @property
+    def accuracy(self) -> float | None:
+        """The candidate's top-1 accuracy (labelled data only)."""
+        return self.agreement[0].candidate_accuracy if self.agreement else None
+
+    @property
+    def reference_accuracy(self) -> float | None:
+        return self.agreement[0].reference_accuracy if self.agreement else None
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        """Points of accuracy lost against the reference (labelled data only)."""
+        return self.agreement[0].accuracy_drop if self.agreement else None
+
+    @property
+    def sqnr_db(self) -> float | None:
+        """The worst output's SQNR."""
+        return min((o.sqnr_db for o in self.outputs), default=None)
+
+    @property
+    def max_abs_error(self) -> float | None:
+        return max((o.max_abs_error for o in self.outputs), default=None)
+
     def summary(self) -> dict[str, Any]:
-        """The headline figures: first classifier's agreement/accuracies, the worst SQNR and errors."""
-        first = self.agreement[0] if self.agreement else None
+        """The headline figures as a dict (``report.json``, the CLI): the properties above."""
         return {
             "samples": self.samples,
             "passed": self.passed,
-            "agreement_top1": first.top1 if first else None,
-            "agreement_top5": first.top5 if first else None,
-            "accuracy": first.candidate_accuracy if first else None,
-            "reference_accuracy": first.reference_accuracy if first else None,
-            "accuracy_drop": first.accuracy_drop if first else None,
-            "sqnr_db": min((o.sqnr_db for o in self.outputs), default=None),
-            "max_abs_error": max((o.max_abs_error for o in self.outputs), default=None),
+            "agreement_top1": self.agreement_top1,
+            "agreement_top5": self.agreement_top5,
+            "accuracy": self.accuracy,
+            "reference_accuracy": self.reference_accuracy,
+            "accuracy_drop": self.accuracy_drop,
+            "sqnr_db": self.sqnr_db,
+            "max_abs_error": self.max_abs_error,
             "confidence_histogram": self.confidence_histogram.to_dict()
             if self.confidence_histogram
             else None,

@@ -8,9 +8,7 @@ import pytest
 
 from liteship.errors import UsageError
 from liteship.pipeline.config import load_config
-from liteship.pipeline.repair import SHORT
-from liteship.pipeline.run import _Run
-from liteship.pipeline.variant import Variant
+from liteship.pipeline.spec import SHORT, VariantSpec
 
 BASE = {"model_id": "m", "validation": {"data": "v"}}
 
@@ -30,14 +28,17 @@ def test_graph_fixes_absorb_reaches_the_int8_conversions_only(tmp_path, digits, 
             "graph_fixes": {"absorb_high_bias": True},
         }
     )
-    run = _Run(cfg, log=lambda _: None, progress=False)
-    assert run._configured_fixes("int8") == ("absorb_high_bias",)
-    assert run._configured_fixes("int16x8") == ()  # int8 ranges only: int16x8 would be a usage error
-    assert run._configured_fixes("float16") == ()
-    kwargs = run._convert_kwargs(Variant("int8", "int8", fixes=run._configured_fixes("int8")))
-    assert kwargs["absorb_high_bias"] is True and kwargs["source"] == str(source)  # the Keras file
-    kwargs["output"] = str(tmp_path / "int8.tflite")
-    report = convert(**kwargs)
+    spec = VariantSpec.configured("int8", cfg)
+    assert spec.fixes == ("absorb_high_bias",) and spec.rewrites_weights  # converts the Keras file
+    assert (
+        VariantSpec.configured("int16x8", cfg).fixes == ()
+    )  # int8 ranges only: int16x8 would be a usage error
+    assert VariantSpec.configured("float16", cfg).fixes == ()
+    options = spec.fix_options()
+    assert options["absorb_high_bias"] is True and options["quantize"] == "int8"
+    report = convert(
+        source, tmp_path / "int8.tflite", calibration=tmp_path / "calib.npy", progress=False, **options
+    )
     assert "absorb_high_bias" in (report.graph_fixes or {})
     assert report.graph_fixes["absorb_high_bias"]["pairs"][0]["first"] == "c1"
 

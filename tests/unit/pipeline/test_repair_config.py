@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from liteship.errors import UsageError
-from liteship.pipeline.config import load_config, range_setting_of
+from liteship.pipeline.config import load_config
+from liteship.pipeline.spec import VariantSpec
 
 BASE = {"source": "m.keras", "model_id": "m", "calibration": {"data": "c"}, "validation": {"data": "v"}}
 
@@ -17,9 +18,11 @@ def test_the_repair_tries_range_setting_first_then_the_graph_fixes_then_learned_
 
 
 def test_a_variant_s_fixes_name_its_range_setting():
-    assert range_setting_of(("range_percentile", "equalize")) == "percentile"
-    assert range_setting_of(("range_mse",)) == "mse"
-    assert range_setting_of(("equalize", "bias_correction")) == "minmax"
+    int8 = VariantSpec("int8")
+    assert int8.with_fixes(("range_percentile", "equalize")).range_setting == "percentile"
+    assert int8.with_fixes(("range_mse",)).range_setting == "mse"
+    assert int8.with_fixes(("equalize", "bias_correction")).range_setting == "minmax"
+    assert int8.with_fixes(("range_mse", "equalize")).fixes == ("range_mse", "equalize")
 
 
 def test_unknown_fixes_and_range_settings_are_usage_errors():

@@ -67,3 +67,32 @@ def test_page_lists_variants_failures_and_pruned_reasons_without_network():
     html = render_pipeline_html(report)
     assert "slower than float32" in html and "boom" in html and "int16x8 <span" in html
     assert "http://" not in html and "https://" not in html and "<script" not in html
+
+
+def test_the_device_selection_is_a_field_of_the_report_and_rendered_with_it():
+    from liteship.pipeline.device_select import DeviceLatency, DeviceSelection
+
+    sel = DeviceSelection(
+        job_id="job-1",
+        chosen="int8",
+        workstation_chosen="none",
+        basis="device",
+        fallback=False,
+        message="selected int8 on the median device p50 of 1 device(s).",
+        variants=[DeviceLatency("int8", 0.8, 1.5, devices={"pi-1": 1.5}), DeviceLatency("none", 2.0, 3.0)],
+    )
+    base = dict(
+        model_id="m",
+        version="1.0.0",
+        source="m.keras",
+        output_dir="out",
+        objective="latency",
+        selection_threads=1,
+        variants=[variant("none", 2.0, 0.9, 9000), variant("int8", 0.8, 0.89, 2500)],
+        chosen="int8",
+    )
+    page = render_pipeline_html(PipelineReport(**base, device_selection=sel))
+    assert page.count('id="device-selection"') == 1 and "pi-1 p50 ms" in page
+    assert page.index('id="device-selection"') < page.index("</body>")
+    assert PipelineReport(**base, device_selection=sel).to_dict()["device_selection"]["job_id"] == "job-1"
+    assert 'id="device-selection"' not in render_pipeline_html(PipelineReport(**base))

@@ -51,7 +51,7 @@ def _resign(app: Any, session: Any) -> bool:
     return bool(signed)
 
 
-def _capture_on(app: Any, model_id: str, body: CapturePolicyCreate) -> CapturePolicyPublic:
+def start_capture(app: Any, model_id: str, body: CapturePolicyCreate) -> CapturePolicyPublic:
     with app.state.sessionmaker() as session:
         row = samples.create_policy(session, model_id=model_id, body=body, put_file=app.state.store.put_file)
         row.tuf = "signed" if _resign(app, session) else "pending-offline-signature"
@@ -66,7 +66,7 @@ async def capture_on(
     """Turn field capture on for a model (or a cohort): a signed policy offered at every check-in."""
     if not re.match(ID_PATTERN, model_id):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "not a model id.")
-    return await run_in_threadpool(_capture_on, request.app, model_id, body)
+    return await run_in_threadpool(start_capture, request.app, model_id, body)
 
 
 def _capture_off(app: Any, model_id: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Issue 10 (Low, CLI): bad inputs found by the hardening run, each through the real console script."""
+"""The CLI on bad inputs (issue 10): each through the real console script, an error with exit 1 or 2, never an abort."""
 
 from __future__ import annotations
 
