@@ -509,12 +509,12 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
     table = Table(
         "device",
         "model",
-        "version",
-        "variant",
-        "assigned",
+        "running (variant)",
+        "assigned (variant)",
         "profile",
         "health",
         "reverts",
+        "downloaded",
         "last check-in (UTC)",
     )
     for d in rows:
@@ -522,8 +522,7 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
         table.add_row(  # every string a device sent is escaped: "[/]" is a version, not markup
             escape(d["id"]),
             escape(d["model_id"] or "—"),
-            escape(d["model_version"] or "—"),
-            escape(d.get("variant") or "—"),
+            escape((d["model_version"] or "—") + (f" ({d['variant']})" if d.get("variant") else "")),
             escape(
                 (d.get("assigned_version") or "—")
                 + (f" ({d['assigned_variant']})" if d.get("assigned_variant") else "")

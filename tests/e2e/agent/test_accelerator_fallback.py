@@ -44,6 +44,8 @@ def test_agent_on_npu_cpu_falls_back_to_the_cpu_and_the_fleet_is_told_why(
     ]
     fell = [e for e in log if e["msg"] == "accelerator fell back to the CPU"]
     assert fell and fell[0]["requested"] == "npu,cpu" and "no usable NPU" in fell[0]["reason"]
-    r = cli("fleet", "devices", env={"LITESHIP_SERVER": fleet.url, "LITESHIP_TOKEN": ADMIN})
+    # a wide terminal: the devices table has ten columns, the profile cell says why it fell back
+    env = {"LITESHIP_SERVER": fleet.url, "LITESHIP_TOKEN": ADMIN, "COLUMNS": "260"}
+    r = cli("fleet", "devices", env=env)
     assert r.returncode == 0, r.stderr
     assert "fell back from npu,cpu" in " ".join(r.stdout.split())
