@@ -356,6 +356,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
     app.include_router(dashboard_jobs.router)  # device-job pages (liteship.fleet.dashboard_jobs)
+    devices.add_fast_check_in(app)  # the check-in without FastAPI's per-request machinery (issue 24.6)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

@@ -1,9 +1,11 @@
 """The check-in hot path: what every device calls every poll interval, so the busiest endpoint.
 
-A check-in is one write and one read in one short transaction:
+A check-in is one statement in one short transaction, which writes the device and reads its model's
+plan version:
 
-    UPDATE devices SET <reported fields>, last_seen = now WHERE id = ? RETURNING model_id, model_version
-    SELECT plan_version FROM models WHERE id = ?
+    UPDATE devices SET <reported fields>, last_seen = now WHERE id = ?
+    RETURNING model_id, model_version, runtime, tags, update_windows,
+              (SELECT plan_version FROM models WHERE models.id = devices.model_id)
 
 (plus, only when the device reports revert events in its ``health``, one
 ``INSERT INTO reverts … ON CONFLICT DO NOTHING``: see :func:`revert_events`).
@@ -24,6 +26,10 @@ Everything else comes from two in-process caches (one per API worker):
   give: no TTL, no window of staleness. The version is read before the plan is loaded, so a change
   committed in between leaves an older version on newer data and only causes one extra reload.
 
+The assignment itself is memoized per plan (:meth:`Plan.assign`): it depends on the device only
+through its arm, version, profile, tags and own windows, so the variant choice, the rollout's tags and
+the windows of a tag set are decided once per combination, not at every check-in.
+
 Device state is written on every check-in (no coalescing of ``last_seen``): real devices check in once
 per poll interval (minutes), so skipping "unchanged" writes would almost never apply in a real fleet
 and would only flatter a benchmark.
@@ -39,7 +45,7 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, case, func, or_, select, update
@@ -130,6 +136,12 @@ class Plan:
     rollout_tags: frozenset[str] = frozenset()
     pins: tuple[tuple[str, ReleaseRef], ...] = ()
     tag_windows: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # assignments already decided on this plan, by everything they depend on but the device's id (a
+    # fleet has few distinct profiles, tag sets and versions; bounded by MEMO_SIZE)
+    _memo: dict[tuple[Any, ...], Assignment] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", {})
 
     def windows_for(self, tags: list[str] | None, own: list[str] | None) -> list[str] | None:
         """The device's update windows: its own plus those of its tags (None: updates at any time)."""
@@ -179,7 +191,45 @@ class Plan:
         tags: list[str] | None = None,
         own_windows: list[str] | None = None,
     ) -> Assignment:
-        """See :meth:`_assign`; adds the device's update windows (its own and its tags')."""
+        """See :meth:`_assign`; adds the device's update windows (its own and its tags').
+
+        The answer depends on the device only through its model, which arm its bucket falls in, its
+        current version, profile, tags and own windows: it is computed once per plan for each such
+        combination and copied with the device's id (the variant choice, the rollout's tags and the
+        windows of a tag set are not decided again at every check-in).
+        """
+        key = _memo_key(model_id, bucket < self.cutoff, current_version, profile, tags, own_windows)
+        if key is not None:
+            found = self._memo.get(key)
+            if found is not None:
+                return found.model_copy(update={"device_id": device_id})
+        a = self._decide(
+            device_id=device_id,
+            model_id=model_id,
+            bucket=bucket,
+            current_version=current_version,
+            profile=profile,
+            tags=tags,
+            own_windows=own_windows,
+        )
+        if key is not None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = a
+            return a.model_copy()  # the memo keeps its own copy
+        return a
+
+    def _decide(
+        self,
+        *,
+        device_id: str,
+        model_id: str | None,
+        bucket: int,
+        current_version: str | None,
+        profile: dict[str, Any] | None,
+        tags: list[str] | None,
+        own_windows: list[str] | None,
+    ) -> Assignment:
         a = self._assign(
             device_id=device_id,
             model_id=model_id,
@@ -261,6 +311,49 @@ class Plan:
                 allow_downgrade_to=self.stable.version,
             )
         return _assignment(base, self.stable, "stable channel", reason_code="stable")
+
+
+MEMO_SIZE = 4096  # memoized assignments per plan
+
+
+def _memo_key(
+    model_id: str | None,
+    in_candidate_buckets: bool,
+    current_version: str | None,
+    profile: dict[str, Any] | None,
+    tags: list[str] | None,
+    own_windows: list[str] | None,
+) -> tuple[Any, ...] | None:
+    """What an assignment depends on besides the device's id, hashable; None when it cannot be (then
+    the assignment is decided without the memo). Values carry their type: ``1``, ``1.0`` and ``True``
+    are equal in Python but not in a profile."""
+    try:
+        prof = (
+            None
+            if profile is None
+            else tuple(
+                sorted(
+                    (
+                        k,
+                        type(v).__name__,
+                        tuple((type(x).__name__, x) for x in v) if isinstance(v, list) else v,
+                    )
+                    for k, v in profile.items()
+                )
+            )
+        )
+        key = (
+            model_id,
+            in_candidate_buckets,
+            current_version,
+            prof,
+            None if tags is None else tuple(tags),
+            None if own_windows is None else tuple(own_windows),
+        )
+        hash(key)
+    except TypeError:  # an unhashable value (a profile is flat: not expected)
+        return None
+    return key
 
 
 def _unassigned(device_id: str, model_id: str | None, reason: str, *, reason_code: str) -> Assignment:
@@ -521,12 +614,21 @@ def _update_device(columns: tuple[str, ...]) -> Any:
         if "variant" in values:
             values["variant"] = case((own, values["variant"]), else_=table.c.variant)
         values["model_id"] = func.coalesce(table.c.model_id, values["model_id"])
+    models = Model.__table__
+    assert isinstance(models, Table)
+    # the plan version of the device's model, read in the same statement (one round trip, not two)
+    plan_version = select(models.c.plan_version).where(models.c.id == table.c.model_id).scalar_subquery()
     return (
         update(table)
         .where(table.c.id == bindparam("device_id"))
         .values(values)
         .returning(
-            table.c.model_id, table.c.model_version, table.c.runtime, table.c.tags, table.c.update_windows
+            table.c.model_id,
+            table.c.model_version,
+            table.c.runtime,
+            table.c.tags,
+            table.c.update_windows,
+            plan_version.label("plan_version"),
         )
     )
 
@@ -626,7 +728,7 @@ class CheckIns:
             if row is None:
                 return None
             model_id = row.model_id
-            plan = self.plan_for(conn, model_id) if model_id is not None else Plan()
+            plan = self._plan_at(conn, model_id, row.plan_version) if model_id is not None else Plan()
             assignment = plan.assign(
                 device_id=device.id,
                 model_id=model_id,
@@ -648,6 +750,10 @@ class CheckIns:
     def plan_for(self, conn: Any, model_id: str) -> Plan:
         """The model's plan, from the cache while its plan version (read on ``conn``) is unchanged."""
         version = conn.execute(_PLAN_VERSION, {"model_id": model_id}).scalar_one_or_none()
+        return self._plan_at(conn, model_id, version)
+
+    def _plan_at(self, conn: Any, model_id: str, version: int | None) -> Plan:
+        """The model's plan at ``version`` (read on ``conn`` in this transaction), cached while it holds."""
         if version is None:  # no release of this model was ever published
             return Plan()
         cached = self._plans.get(model_id)
