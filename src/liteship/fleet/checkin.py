@@ -26,6 +26,11 @@ Everything else comes from two in-process caches (one per API worker):
   give: no TTL, no window of staleness. The version is read before the plan is loaded, so a change
   committed in between leaves an older version on newer data and only causes one extra reload.
 
+On SQLite the check-in runs on the event loop's thread, on an engine without busy timeout: when another
+connection holds the write lock it fails at once, nothing written, and runs again on the single writer
+thread (which waits for the lock); WAL checkpoints (fsyncs) run on that thread too. The statement is
+run on the DBAPI cursor, compiled once (:class:`_RawUpdate`).
+
 The assignment itself is memoized per plan (:meth:`Plan.assign`): it depends on the device only
 through its arm, version, profile, tags and own windows, so the variant choice, the rollout's tags and
 the windows of a tag set are decided once per combination, not at every check-in.
@@ -40,16 +45,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import math
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, Table, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -70,6 +77,8 @@ from liteship.fleet.models import (
     RolloutState,
 )
 from liteship.fleet.variants import VariantRef, pick, refs, variants_of
+
+log = logging.getLogger(__name__)
 
 MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
@@ -633,6 +642,70 @@ def _update_device(columns: tuple[str, ...]) -> Any:
     )
 
 
+class _Row(NamedTuple):
+    model_id: str | None
+    model_version: str | None
+    runtime: dict[str, Any] | None
+    tags: list[str] | None
+    update_windows: list[str] | None
+    plan_version: int | None
+
+
+@dataclass(frozen=True)
+class _RawUpdate:
+    """:func:`_update_device` compiled once for a dialect and run on the DBAPI cursor of the check-in's
+    connection, in its transaction. SQLAlchemy's per-execution work (compiled-cache lookup, execution
+    context, typed parameter and result processing through a ``CursorResult``) was most of the
+    statement's CPU (0.12 ms of a check-in on SQLite, the statement itself 0.03 ms). The same bind and
+    result processors of the same column types convert the values; a driver error goes through the
+    connection's own handler, so it is wrapped (``OperationalError``…) and a lost connection is
+    invalidated exactly as on ``conn.execute``."""
+
+    sql: str
+    names: tuple[str, ...] | None  # positional paramstyles (SQLite's qmark): the order of the parameters
+    binds: dict[str, Any]  # parameter name → bind processor (None: passed as is)
+    results: tuple[Any, ...]  # result processor per returned column
+
+    def run(self, conn: Any, params: dict[str, Any]) -> _Row | None:
+        values = {k: (p(params[k]) if p is not None else params[k]) for k, p in self.binds.items()}
+        args: Any = tuple(values[n] for n in self.names) if self.names is not None else values
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            rows = cursor.fetchall()
+        except Exception as e:  # noqa: BLE001 — wrapped and raised by SQLAlchemy's handler
+            conn._handle_dbapi_exception(e, self.sql, args, cursor, None)
+            raise  # not reached: the handler raises
+        finally:
+            cursor.close()
+        if not rows:
+            return None
+        return _Row(*(p(v) if p is not None else v for p, v in zip(self.results, rows[0], strict=True)))
+
+
+@functools.cache
+def _raw_update(dialect: Any, columns: tuple[str, ...]) -> _RawUpdate:
+    statement = _update_device(columns)
+    compiled = statement.compile(dialect=dialect)
+    binds = {
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
+    }
+    results = tuple(
+        c.type.dialect_impl(dialect).result_processor(dialect, None) for c in statement.exported_columns
+    )
+    positional = compiled.positiontup
+    return _RawUpdate(str(compiled), tuple(positional) if positional is not None else None, binds, results)
+
+
+CHECKPOINT_EVERY = 500  # inline check-ins between two WAL checkpoints on the writer thread
+
+
+def _busy(e: OperationalError) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY): another connection holds the write lock."""
+    return "locked" in str(e.orig)
+
+
 class TokenCache:
     """A bounded LRU map ``sha256(token) → DeviceIdentity`` (thread-safe)."""
 
@@ -659,14 +732,21 @@ class TokenCache:
 class CheckIns:
     """The check-in service of one API worker: the engine plus the token and plan caches."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, inline: Engine | None = None) -> None:
         self.engine = engine
+        # SQLite: check-ins first run on the event loop's thread, on an engine that never waits (no busy
+        # timeout, no automatic checkpoint); a locked database sends one to the writer thread. Handing
+        # every check-in to a thread cost more CPU than the check-in (0.17 ms of 0.44 ms: two threads
+        # taking turns with the GIL), while the write itself takes ~0.03 ms when the lock is free.
+        self._inline = inline
+        self._inline_commits = 0
         self.tokens = TokenCache()
         # SQLite admits one writer at a time, and a connection that loses the race for the write lock
         # sleeps in its busy handler in steps of up to 100 ms: under load that was the whole p99. On
         # SQLite the server has one worker, so its check-ins run on one thread and take turns without
-        # sleeping (and without waking a pool of threads that would only queue on the lock). PostgreSQL
-        # locks rows, so check-ins there run in parallel in the shared thread pool.
+        # sleeping (and without waking a pool of threads that would only queue on the lock); with an
+        # inline engine they run on the event loop first and reach this thread only when the database
+        # is locked. PostgreSQL locks rows, so check-ins there run in parallel in the shared thread pool.
         self._writer = (
             ThreadPoolExecutor(1, thread_name_prefix="liteship-checkin")
             if engine.dialect.name == "sqlite"
@@ -690,6 +770,17 @@ class CheckIns:
 
     async def check_in_async(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
         """:meth:`check_in` off the event loop: on the SQLite writer thread, else the thread pool."""
+        if self._inline is not None and self._writer is not None:
+            try:
+                found = self.check_in(device=device, data=data, engine=self._inline)
+            except OperationalError as e:
+                if not _busy(e):
+                    raise
+            else:  # the WAL is checkpointed by the writer thread (fsyncs off the event loop)
+                self._inline_commits += 1
+                if self._inline_commits % CHECKPOINT_EVERY == 0:
+                    self._writer.submit(self._checkpoint)
+                return found
         call = functools.partial(self.check_in, device=device, data=data)
         if self._writer is not None:
             return await asyncio.get_running_loop().run_in_executor(self._writer, call)
@@ -708,7 +799,17 @@ class CheckIns:
             own_windows=device.update_windows,
         )
 
-    def check_in(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: waits for no one); on the writer thread."""
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # noqa: BLE001 — the next checkpoint (or any other writer's) catches up
+            log.warning("WAL checkpoint failed", exc_info=True)
+
+    def check_in(
+        self, *, device: DeviceIdentity, data: CheckIn, engine: Engine | None = None
+    ) -> Assignment | None:
         """Record what a device runs and return what it should run (None: the device row is gone)."""
         values: dict[str, Any] = {"last_seen": time.time()}
         if data.model_id is not None:
@@ -720,11 +821,10 @@ class CheckIns:
             values["runtime"] = data.runtime
         if data.health is not None:
             values["health"] = data.health
-        with self.engine.begin() as conn:
+        with (engine or self.engine).begin() as conn:
             params = {f"new_{k}": v for k, v in values.items()}
-            row = conn.execute(
-                _update_device(tuple(sorted(values))), {"device_id": device.id, **params}
-            ).first()
+            statement = _raw_update(conn.dialect, tuple(sorted(values)))
+            row = statement.run(conn, {"device_id": device.id, **params})
             if row is None:
                 return None
             model_id = row.model_id

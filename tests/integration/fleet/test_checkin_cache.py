@@ -122,3 +122,46 @@ def test_the_fast_path_answers_as_the_route_does(fleet, make_package):
         assert unknown.status_code == 401
     finally:
         routes.FastCheckIn._fast = real_fast
+
+
+def test_a_locked_sqlite_database_sends_the_check_in_to_the_writer_thread(
+    sqlite_fleet, make_package, monkeypatch
+):
+    """Issue 24.6: on SQLite a check-in runs on the event loop with no busy timeout; while another
+    connection holds the write lock it fails at once (nothing written) and the writer thread runs it,
+    waiting for the lock. WAL checkpoints are handed to the writer thread every CHECKPOINT_EVERY."""
+    import sqlite3
+    import threading
+    import time
+
+    from liteship.fleet import checkin
+
+    fleet = sqlite_fleet
+    assert fleet.publish(make_package("digits", "1.0.0")).status_code == 201
+    headers = fleet.register("pi-lock")
+    checkins = fleet.app.state.checkins
+    checkpoints = []
+    real_checkpoint = checkins._checkpoint
+    monkeypatch.setattr(checkin, "CHECKPOINT_EVERY", 2)
+    monkeypatch.setattr(checkins, "_checkpoint", lambda: checkpoints.append(1) or real_checkpoint())
+    for _ in range(4):
+        assert fleet.checkin("pi-lock", headers, "1.0.0").status_code == 200
+    deadline = time.time() + 10
+    while len(checkpoints) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(checkpoints) == 2
+
+    path = fleet.app.state.engine.url.database
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held for 0.5 s
+    threading.Timer(0.5, holder.rollback).start()
+    t0 = time.perf_counter()
+    body = {"model_id": "digits", "model_version": "1.0.0", "health": {"status": "ok", "seq": 7}}
+    r = fleet.client.post("/api/v1/devices/pi-lock/checkin", json=body, headers=headers)
+    assert r.status_code == 200 and r.json()["version"] == "1.0.0", r.text
+    assert time.perf_counter() - t0 >= 0.4  # it waited for the lock (on the writer thread)
+    holder.close()
+    device = next(
+        d for d in fleet.client.get("/api/v1/devices", headers=fleet.admin).json() if d["id"] == "pi-lock"
+    )
+    assert device["health"]["seq"] == 7  # stored once the lock was free
