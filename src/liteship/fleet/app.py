@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import sessionmaker
@@ -63,9 +63,13 @@ def run_migrations(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-def make_engine(url: str) -> Any:
+def make_engine(url: str, *, inline: bool = False) -> Any:
+    """The engine of ``url``. ``inline`` (SQLite): the event loop's own engine for check-ins, which never
+    waits: no busy timeout (a locked database fails at once and the check-in goes to the writer
+    thread) and no automatic checkpoint (its fsyncs run on the writer thread: see ``fleet.checkin``)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        timeout = 0 if inline else 30
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
@@ -73,10 +77,18 @@ def make_engine(url: str) -> Any:
             cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
             cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
             cur.execute("PRAGMA foreign_keys=ON")
+            if inline:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_file(url: str) -> bool:
+    """Whether ``url`` is a SQLite database in a file (a second engine opens the same database)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
 
 
 class BodyLimit:
@@ -277,7 +289,8 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.settings = settings
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
-    app.state.checkins = CheckIns(app.state.engine)
+    inline = make_engine(url, inline=True) if _sqlite_file(url) else None
+    app.state.checkins = CheckIns(app.state.engine, inline=inline)
     app.state.open_bench_tasks = OpenTasks()
     app.state.limiter = RateLimiter(
         Limits(
@@ -356,6 +369,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
         app.include_router(module.router)
     app.include_router(devices.reverts_router)
     app.include_router(dashboard_jobs.router)  # device-job pages (liteship.fleet.dashboard_jobs)
+    devices.add_fast_check_in(app)  # the check-in without FastAPI's per-request machinery (issue 24.6)
     app.add_middleware(
         BodyLimit,
         limit=settings.max_body_bytes,

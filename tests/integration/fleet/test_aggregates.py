@@ -60,14 +60,13 @@ def test_drift_from_hourly_sums_equals_the_rescan(fleet, make_package):
         assert sum(s["windows"] for s in series) == 600
 
 
-def test_the_migration_folds_in_windows_stored_before_it(sqlite_fleet, make_package, tmp_path):
+def test_the_migration_folds_in_windows_stored_before_it(fleet, make_package, tmp_path):
     """Downgrade to 0006 (drops the sums), store windows, upgrade: the backfill gives the rescan's drift."""
     from alembic import command
     from alembic.config import Config
 
     from liteship.fleet.app import MIGRATIONS
 
-    fleet = sqlite_fleet
     _fill(fleet, make_package, n_windows=200)
     headers = fleet.register("reverter")
     events = [{"event": "reverted", "version": "0.9.0", "at": 1e9 + i} for i in range(3)]

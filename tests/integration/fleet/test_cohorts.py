@@ -16,8 +16,7 @@ def register(fleet, device_id, tags=()):
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-def test_tags_target_rollouts_pins_and_windows(sqlite_fleet, make_package):
-    fleet = sqlite_fleet
+def test_tags_target_rollouts_pins_and_windows(fleet, make_package):
     for v in ("1.0.0", "1.1.0", "1.2.0"):
         assert fleet.publish(make_package("digits", v)).status_code == 201
     canary = {f"c{i}": register(fleet, f"c{i}", ["ring=canary", "site=berlin"]) for i in range(4)}
@@ -67,8 +66,7 @@ def test_tags_target_rollouts_pins_and_windows(sqlite_fleet, make_package):
     ]
 
 
-def test_bad_cohort_input_is_a_clear_4xx(sqlite_fleet, make_package):
-    fleet = sqlite_fleet
+def test_bad_cohort_input_is_a_clear_4xx(fleet, make_package):
     assert fleet.publish(make_package("digits", "1.0.0")).status_code == 201
     register(fleet, "d0")
     bad = [

@@ -152,8 +152,9 @@ def test_a_hostile_device_cannot_send_for_another_model_unasked_or_past_the_limi
     fleet.register("pi-2")
     assert put(fleet, "pi-2", h, "x1", sample("x1", sha)).status_code == 403  # for another device
     assert put(fleet, "pi-1", fleet.admin, "a1", sample("a1", sha)).status_code in (401, 403)
-    # the client resolves the dots: /api/v1/devices/etc, which takes PATCH (tags) only, or no route at all
+    # the client resolves the dots (/api/v1/devices/etc: no PUT there); encoded, they reach the route
     assert put(fleet, "pi-1", h, "../../etc", sample("e1", sha)).status_code in (404, 405, 422)
+    assert put(fleet, "pi-1", h, "..%2F..%2Fetc", sample("e1", sha)).status_code in (404, 422)
     rows = fleet.client.get("/api/v1/samples", headers=fleet.admin).json()
     assert rows == []
     # the daily quota (5) holds across hours: received times are the server's

@@ -56,8 +56,7 @@ def checkin(fleet, device_id, headers, profile, version=None, variant=None):
     return r.json()
 
 
-def test_each_device_gets_the_variant_its_profile_selects(sqlite_fleet, variant_pkg):
-    fleet = sqlite_fleet
+def test_each_device_gets_the_variant_its_profile_selects(fleet, variant_pkg):
     r = fleet.publish(variant_pkg("1.0.0", FLOAT))
     assert r.status_code == 201, r.text
     assert r.json()["variant"] == "float" and r.json()["target_path"] == "digits/1.0.0/digits-1.0.0.float.lsp"
@@ -90,8 +89,7 @@ def test_each_device_gets_the_variant_its_profile_selects(sqlite_fleet, variant_
     assert 'id="variants-digits-1.0.0"' in page and "int8-dotprod" in page
 
 
-def test_variants_that_do_not_fit_their_release_are_refused(sqlite_fleet, variant_pkg):
-    fleet = sqlite_fleet
+def test_variants_that_do_not_fit_their_release_are_refused(fleet, variant_pkg):
     r = fleet.publish(variant_pkg("1.0.0", DOT))  # the release does not exist: its default comes first
     assert r.status_code == 409 and "default variant" in r.json()["detail"]
     assert fleet.client.get("/api/v1/models", headers=fleet.admin).json() == []  # nothing stored
@@ -134,9 +132,8 @@ def window(version, hist):
 
 
 @pytest.fixture
-def mixed_fleet(sqlite_fleet, variant_pkg):
+def mixed_fleet(fleet, variant_pkg):
     """1.0.0 (plain) stable; 1.1.0 with a float default and an int8-dotprod variant; 16 Pi 4 and 16 Pi 5."""
-    fleet = sqlite_fleet
     for pkg in (variant_pkg("1.0.0", None), variant_pkg("1.1.0", FLOAT), variant_pkg("1.1.0", DOT)):
         assert fleet.publish(pkg).status_code == 201
     devices = {}
@@ -234,8 +231,7 @@ def test_the_dashboard_shows_per_group_progress(mixed_fleet):
 # ---- bandwidth (issue 24.5) -----------------------------------------------------------------------
 
 
-def test_downloads_are_counted_per_device_and_per_release(sqlite_fleet, variant_pkg):
-    fleet = sqlite_fleet
+def test_downloads_are_counted_per_device_and_per_release(fleet, variant_pkg):
     fleet.publish(variant_pkg("1.0.0", FLOAT))
     fleet.publish(variant_pkg("1.0.0", DOT))
     headers = fleet.register("pi5")
