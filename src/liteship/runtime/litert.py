@@ -301,6 +301,7 @@ class LiteRTRunner(FixedSpecsRunner):
         self._input_specs = [p.spec for p in self._in]
         self._output_specs = [p.spec for p in self._out]
         self._subgraph = self._sig._subgraph_index if self._sig is not None else 0
+        self._single = self._in[0] if self._sig is None and len(self._in) == 1 else None  # infer's fast path
         self._invoke_fn: Any = None  # set by set_inputs()
 
     def _plan(self, key: str, detail: dict[str, Any]) -> _Plan:
@@ -318,6 +319,23 @@ class LiteRTRunner(FixedSpecsRunner):
         if spec.quantized:  # integers must already be the model's own; floats are quantized for you
             return dtype == np.dtype(spec.dtype) or (not self.raw and dtype.kind == "f")
         return super().accepts_dtype(spec, dtype)
+
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        # The common case skips check_feed's general matching (issue 22 (14)): one array for the one input
+        # of the main graph, of the shape the interpreter is allocated for (so rank and dimensions match
+        # the spec) and of the model's dtype or float32 to quantize (so accepts_dtype holds).
+        p = self._single
+        if (
+            p is not None
+            and type(feed) is np.ndarray
+            and feed.shape == p.current
+            and (feed.dtype == p.dtype or (p.convert and feed.dtype == np.float32))
+            and feed.size
+        ):
+            return self._infer({p.spec.name: feed})
+        return self._infer(self.check_feed(feed))
+
+    __call__ = infer
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._interp is None:
