@@ -287,9 +287,12 @@ class LiteRTRunner(FixedSpecsRunner):
         return super().accepts_dtype(spec, dtype)
 
     def infer(self, feed: Feed) -> dict[str, np.ndarray]:
-        # The common case skips check_feed's general matching (issue 22 (14)): one array for the one input
-        # of the main graph, of the shape the interpreter is allocated for (so rank and dimensions match
-        # the spec) and of the model's dtype or float32 to quantize (so accepts_dtype holds).
+        """Run one feed, as :meth:`Runner.infer <liteship.runtime.base.Runner.infer>` does.
+
+        The common case skips :meth:`check_feed`'s general matching (issue 22 (14)): one array for the one
+        input of the main graph, of the shape the interpreter is allocated for (so rank and dimensions
+        match the spec) and of the model's dtype or float32 to quantize (so :meth:`accepts_dtype` holds).
+        """
         p = self._single
         if (
             p is not None
