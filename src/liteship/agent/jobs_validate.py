@@ -3,7 +3,7 @@
 The samples (``x`` of the job's data target, fetched and verified through TUF like the variants) were
 preprocessed on the workstation; the device feeds them one at a time, *between frames* of the live
 model (the :class:`~liteship.agent.jobs.Pacer` of bench jobs), to the runner it uses in production
-(:func:`liteship.runtime.compiled.device_runner`: the agent's ``--accelerator``, falling back to the
+(:func:`liteship.runtime.factory.device_runner`: the agent's ``--accelerator``, falling back to the
 CPU as the live loop does). The outputs of one variant go to the server in one bounded request; the
 server computes the figures of ``liteship validate`` (:mod:`liteship.fleet.jobs_validate`).
 
@@ -88,7 +88,7 @@ def run_validation(
     Returns:
         ``(result row for the final report, outputs body for the server or None on error)``.
     """
-    from liteship.runtime.compiled import device_runner
+    from liteship.runtime.factory import device_runner
 
     try:
         t0 = time.perf_counter()

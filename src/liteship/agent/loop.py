@@ -73,7 +73,7 @@ class LoadedModel:
         from liteship.model.metadata import labels_from_metadata
         from liteship.model.outputs import score_kind
         from liteship.package.reference import package_rule
-        from liteship.runtime.compiled import device_runner
+        from liteship.runtime.factory import device_runner
 
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]

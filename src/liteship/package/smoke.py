@@ -19,7 +19,7 @@ from liteship.package.golden import check_finite, run_golden
 from liteship.package.manifest import MANIFEST_NAME, Manifest
 from liteship.package.signing import KeyLike
 from liteship.package.verify import Package, open_package
-from liteship.runtime.compiled import device_runner
+from liteship.runtime.factory import device_runner
 from liteship.types import ReportMixin
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from liteship.runtime.base import Feed, Runner
-from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner, Placement, open_runner
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
+from liteship.runtime.factory import open_runner
 from liteship.runtime.litert import LiteRTRunner, interpreter_class, interpreter_module
+from liteship.runtime.placement import Placement
 from liteship.runtime.quant import dequantize, quantize
 
 # Reference runners (TensorFlow/torch, imported lazily when first used).

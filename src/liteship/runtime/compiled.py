@@ -24,7 +24,6 @@ import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,9 @@ from liteship.model.flatbuffer import batch_one_copy, load_model, tensor_name
 from liteship.runtime.base import Runner
 from liteship.runtime.cpu import compiled_model_blocker
 from liteship.runtime.litert_env import cores, dist_version, first_line, load_hint
-from liteship.runtime.quant import dequantize, quantize
-from liteship.types import ReportMixin, TensorSpec
+from liteship.runtime.placement import Placement, RejectedOp, parse_placement_log
+from liteship.runtime.plan import TensorPlan
+from liteship.types import TensorSpec
 
 ACCELERATORS = ("cpu", "gpu", "npu")
 _ORDER = {"npu": 0, "gpu": 1, "cpu": 2}
@@ -69,71 +69,7 @@ def parse_accelerator(value: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(names), key=_ORDER.__getitem__))
 
 
-@dataclass(frozen=True)
-class RejectedOp(ReportMixin):
-    """One op type an accelerator would not take, with LiteRT's reason."""
-
-    op: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Placement(ReportMixin):
-    """Where the runtime put the model's ops, as the compiled model reports it (probed, not from rules).
-
-    Attributes:
-        accelerator: The accelerators compiled for, e.g. ``"gpu,cpu"``.
-        fully_accelerated: LiteRT's ``is_fully_accelerated()`` (``None`` when compilation failed).
-        accelerated_ops: Ops on the non-CPU accelerator (``None`` when LiteRT did not say).
-        cpu_ops: Ops left to the CPU (``None`` when LiteRT did not say).
-        rejected: Op types the accelerator rejected, with reasons.
-        error: Why compilation failed, when it did.
-        found_by: Where ``rejected`` comes from: ``"log"`` (LiteRT named them) or ``"bisection"``
-            (compiled op by op here, :mod:`liteship.runtime.blame`).
-    """
-
-    accelerator: str
-    fully_accelerated: bool | None
-    accelerated_ops: int | None = None
-    cpu_ops: int | None = None
-    rejected: tuple[RejectedOp, ...] = ()
-    error: str | None = None
-    found_by: str = "log"
-
-    def describe(self) -> str:
-        if self.error:
-            return f"{self.accelerator}: failed ({self.error})"
-        where = ""
-        if self.accelerated_ops is not None:
-            where = f"{self.accelerated_ops} ops on the accelerator, {self.cpu_ops} on the CPU"
-        ops = ", ".join(r.op for r in self.rejected)
-        return (
-            f"{self.accelerator}: fully accelerated={self.fully_accelerated}"
-            + (f"; {where}" if where else "")
-            + (f"; rejected: {ops}" if ops else "")
-        )
-
-
-_REJECT_HEADER = re.compile(r"Following operations are not supported by \w+ delegate:")
-_REJECT_LINE = re.compile(r"^([A-Z][A-Z0-9_]+): (.+)$")
-_COUNTS = re.compile(r"(\d+) operations will run on the (\w+), and the remaining (\d+) operations? will run")
 _INIT_FAIL = re.compile(r"Failed to initialize (\w+) environment: (.+)")
-
-
-def parse_placement_log(text: str) -> tuple[tuple[RejectedOp, ...], int | None, int | None]:
-    """``(rejected ops, ops on the accelerator, ops on the CPU)`` from LiteRT's native log."""
-    rejected: dict[str, str] = {}
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if _REJECT_HEADER.search(line):
-            for follow in lines[i + 1 :]:
-                m = _REJECT_LINE.match(follow.strip())
-                if not m:
-                    break
-                rejected.setdefault(m[1], m[2].strip())
-    counts = _COUNTS.findall(text)
-    acc, cpu = (int(counts[-1][0]), int(counts[-1][2])) if counts else (None, None)
-    return tuple(RejectedOp(k, v) for k, v in rejected.items()), acc, cpu
 
 
 def _litert() -> Any:
@@ -152,31 +88,6 @@ def _litert() -> Any:
             hint="pip install 'ai-edge-litert>=2' (or use the Interpreter runner, LiteRTRunner).",
         ) from None
     return compiled_model
-
-
-@dataclass
-class _Plan:
-    spec: TensorSpec
-    key: str  # signature-local name
-    shape: tuple[int, ...]  # current compiled shape
-    dtype: np.dtype
-    convert: bool
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.size = int(np.prod(self.shape))
-
-    def to_model(self, arr: np.ndarray) -> np.ndarray:
-        if arr.dtype != self.dtype:
-            if self.convert and arr.dtype.kind == "f":
-                arr = quantize(arr, self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
-            else:
-                arr = arr.astype(self.dtype)
-        return np.ascontiguousarray(arr)
-
-    def from_model(self, arr: np.ndarray) -> np.ndarray:
-        arr = arr.reshape(self.shape)
-        return dequantize(arr, self.spec.scale, self.spec.zero_point) if self.convert else arr  # type: ignore[arg-type]
 
 
 class CompiledModelRunner(Runner):
@@ -401,7 +312,7 @@ class CompiledModelRunner(Runner):
             self._in_buffers = self._model.create_input_buffers(self._sig_index)
             self._out_buffers = self._model.create_output_buffers(self._sig_index)
 
-    def _plan(self, key: str, detail: dict[str, Any], subgraph: Any) -> _Plan:
+    def _plan(self, key: str, detail: dict[str, Any], subgraph: Any) -> TensorPlan:
         dtype = str(detail["dtype"])
         if dtype not in _DTYPES:
             raise ModelError(
@@ -420,7 +331,7 @@ class CompiledModelRunner(Runner):
             if q is not None and q.scale is not None and len(q.scale) == 1 and np.dtype(dtype).kind in "iu":
                 scale, zp = float(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0
         spec = TensorSpec(name, signature_shape, dtype, scale, zp)
-        return _Plan(spec, key, shape, np.dtype(dtype), spec.quantized and not self.raw)
+        return TensorPlan(spec, key, shape, np.dtype(dtype), spec.quantized and not self.raw)
 
     @property
     def input_specs(self) -> list[TensorSpec]:
@@ -446,7 +357,7 @@ class CompiledModelRunner(Runner):
 
     # -- running ------------------------------------------------------------------------------------------
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if any(feed[p.spec.name].shape != p.shape for p in self._in):
+        if any(feed[p.spec.name].shape != p.current for p in self._in):
             return self._infer_per_sample(feed)
         self.set_inputs(feed, checked=True)
         self.invoke()
@@ -458,11 +369,11 @@ class CompiledModelRunner(Runner):
         size, and running into them overruns memory), so the runner does not resize."""
         batches = {int(a.shape[0]) for a in feed.values() if a.ndim}
         if len(batches) != 1 or not all(
-            feed[p.spec.name].shape[1:] == p.shape[1:] and p.shape[:1] == (1,) for p in self._in
+            feed[p.spec.name].shape[1:] == p.current[1:] and p.current[:1] == (1,) for p in self._in
         ):
             shapes = {k: list(v.shape) for k, v in feed.items()}
             raise InferenceError(
-                f"{self.name} is compiled for inputs {[list(p.shape) for p in self._in]}; got {shapes}. "
+                f"{self.name} is compiled for inputs {[list(p.current) for p in self._in]}; got {shapes}. "
                 "The CompiledModel runner runs other batch sizes one sample at a time, and no other shape.",
                 hint="Feed the compiled shapes (other batch sizes are fine), or use the Interpreter runner "
                 "(no accelerator), which resizes inputs.",
@@ -491,13 +402,13 @@ class CompiledModelRunner(Runner):
             raise InferenceError(f"the runner for {self.name} is closed.", hint="Create a new runner.")
         feed = feed if checked else self.check_feed(feed)
         self._invoke_ready = False
-        arrays = [p.to_model(feed[p.spec.name]) for p in self._in]
+        arrays = [np.ascontiguousarray(p.to_model(feed[p.spec.name])) for p in self._in]
         wrong = {
-            p.spec.name: list(a.shape) for p, a in zip(self._in, arrays, strict=True) if a.shape != p.shape
+            p.spec.name: list(a.shape) for p, a in zip(self._in, arrays, strict=True) if a.shape != p.current
         }
         if wrong:
             raise InferenceError(
-                f"{self.name} is compiled for inputs {[list(p.shape) for p in self._in]}; got {wrong}.",
+                f"{self.name} is compiled for inputs {[list(p.current) for p in self._in]}; got {wrong}.",
                 hint="Feed the compiled shapes; infer() runs other batch sizes one sample at a time.",
             )
         try:
@@ -534,7 +445,7 @@ class CompiledModelRunner(Runner):
             )
         with self._quiet_first("read"):
             out = {
-                p.spec.name: p.from_model(buf.read(p.size, p.dtype))
+                p.spec.name: p.from_model(buf.read(p.size, p.dtype).reshape(p.current))
                 for p, buf in zip(self._out, self._out_buffers, strict=True)
             }
         return out
@@ -685,70 +596,6 @@ def _init_hint(label: str, fallback: str) -> str:
     )
 
 
-def open_runner(
-    model: str | Path | bytes,
-    *,
-    accelerator: str | Sequence[str] | None = None,
-    num_threads: int | None = None,
-    raw: bool = False,
-    signature: str | None = None,
-    **interpreter_options: Any,
-) -> Runner:
-    """The LiteRT runner for ``accelerator``: the Interpreter when it is ``None`` (the default), else
-    :class:`CompiledModelRunner` (see docs/decisions.md, issue 15, for why the Interpreter stays the
-    default).
-
-    Args:
-        interpreter_options: Interpreter-only options (``delegates``, ``delegate_fallback``,
-            ``use_xnnpack``); refused with an accelerator.
-
-    Raises:
-        UsageError: Interpreter-only options given with an accelerator.
-    """
-    from liteship.errors import UsageError
-    from liteship.runtime.litert import LiteRTRunner
-
-    if accelerator is None:
-        return LiteRTRunner(
-            model, num_threads=num_threads, raw=raw, signature=signature, **interpreter_options
-        )
-    given = [k for k, v in interpreter_options.items() if v not in (None, False, (), [], True)]
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} apply to the Interpreter runner, not to accelerator={accelerator!r}.",
-            hint="Drop them, or run without an accelerator (the Interpreter with its delegates).",
-        )
-    return CompiledModelRunner(
-        model, accelerator=accelerator, num_threads=num_threads, raw=raw, signature=signature
-    )
-
-
-def device_runner(
-    model: str | Path | bytes, *, accelerator: str | None = None, num_threads: int | None = None
-) -> tuple[Runner, str | None]:
-    """The runner a device uses: on ``accelerator`` when it starts, else on the CPU (the Interpreter).
-
-    Never fails because of the accelerator: one that fails to initialise, or rejects the model, falls
-    back to the CPU, and the reason is returned so the caller can log and report it. A model that
-    cannot load on the CPU either still raises.
-
-    Returns:
-        ``(runner, fallback reason or None)``. ``runner.accelerator`` (CompiledModel) says what it runs on.
-
-    Raises:
-        ModelError, InferenceError: The model cannot run on the CPU either.
-    """
-    from liteship.runtime.litert import LiteRTRunner
-
-    if accelerator is None:
-        return LiteRTRunner(model, num_threads=num_threads), None
-    try:
-        runner = CompiledModelRunner(model, accelerator=accelerator, num_threads=num_threads)
-    except AcceleratorError as e:
-        return LiteRTRunner(model, num_threads=num_threads), e.message
-    return runner, runner.fallback
-
-
 __all__ = [
     "CompiledModelRunner",
     "AcceleratorError",
@@ -759,6 +606,4 @@ __all__ = [
     "parse_placement_log",
     "npu_unavailable",
     "rejection_checker",
-    "open_runner",
-    "device_runner",
 ]

@@ -6,7 +6,7 @@ import functools
 import importlib
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from liteship.runtime.delegates import (
     load_delegates,
 )
 from liteship.runtime.litert_env import cores, dist_version, first_line, load_hint
-from liteship.runtime.quant import Quantizer, dequantize
+from liteship.runtime.plan import TensorPlan
 from liteship.types import TensorSpec
 
 _FAILURES = (ValueError, RuntimeError)  # what the interpreter raises for model/shape/delegate problems
@@ -105,40 +105,6 @@ def _spec(detail: dict[str, Any], name: str | None = None) -> TensorSpec:
         scale=float(scale) if quantized else None,
         zero_point=int(zp) if quantized else None,
     )
-
-
-@dataclass
-class _Plan:
-    """Per-tensor conversion decided once at init, so ``infer`` does no lookups."""
-
-    spec: TensorSpec
-    index: int  # tensor index (signature mode: unused)
-    key: str  # the name the interpreter knows (signature input/output name, or tensor name)
-    native: tuple[int, ...]  # shape the model was built with (batch included)
-    current: tuple[int, ...]  # shape the interpreter is allocated for
-    dtype: np.dtype
-    convert: bool  # quantize float feeds / dequantize outputs
-    quantizer: Quantizer | None = field(default=None, init=False, repr=False)
-
-    def to_model(self, arr: np.ndarray) -> np.ndarray:
-        """The feed in the model's dtype. A quantized feed lives in a buffer reused by the next call:
-        the interpreter copies it (``set_tensor``) before that."""
-        if arr.dtype == self.dtype:
-            return arr
-        if self.convert and arr.dtype.kind == "f":
-            if self.quantizer is None:
-                self.quantizer = Quantizer(self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
-            return self.quantizer(arr)
-        return arr.astype(self.dtype)
-
-    def quantize_into(self, arr: np.ndarray, out: np.ndarray) -> None:
-        """Quantize a float feed into ``out`` (the interpreter's input tensor, of the current shape)."""
-        if self.quantizer is None:
-            self.quantizer = Quantizer(self.spec.scale, self.spec.zero_point, self.dtype)  # type: ignore[arg-type]
-        self.quantizer(arr, out=out)
-
-    def from_model(self, arr: np.ndarray) -> np.ndarray:
-        return dequantize(arr, self.spec.scale, self.spec.zero_point) if self.convert else arr  # type: ignore[arg-type]
 
 
 class LiteRTRunner(FixedSpecsRunner):
@@ -301,13 +267,14 @@ class LiteRTRunner(FixedSpecsRunner):
         self._input_specs = [p.spec for p in self._in]
         self._output_specs = [p.spec for p in self._out]
         self._subgraph = self._sig._subgraph_index if self._sig is not None else 0
+        self._single = self._in[0] if self._sig is None and len(self._in) == 1 else None  # infer's fast path
         self._invoke_fn: Any = None  # set by set_inputs()
 
-    def _plan(self, key: str, detail: dict[str, Any]) -> _Plan:
+    def _plan(self, key: str, detail: dict[str, Any]) -> TensorPlan:
         spec = _spec(detail, key if self._sig is not None else None)
         shape = tuple(int(s) for s in detail["shape"])
         dtype = np.dtype(detail["dtype"])
-        return _Plan(spec, int(detail["index"]), key, shape, shape, dtype, spec.quantized and not self.raw)
+        return TensorPlan(spec, key, shape, dtype, spec.quantized and not self.raw, int(detail["index"]))
 
     # -- Runner -------------------------------------------------------------------------------------------
     def delegate_summary(self) -> list[DelegateUsage]:
@@ -318,6 +285,26 @@ class LiteRTRunner(FixedSpecsRunner):
         if spec.quantized:  # integers must already be the model's own; floats are quantized for you
             return dtype == np.dtype(spec.dtype) or (not self.raw and dtype.kind == "f")
         return super().accepts_dtype(spec, dtype)
+
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        """Run one feed, as :meth:`Runner.infer <liteship.runtime.base.Runner.infer>` does.
+
+        The common case skips :meth:`check_feed`'s general matching (issue 22 (14)): one array for the one
+        input of the main graph, of the shape the interpreter is allocated for (so rank and dimensions
+        match the spec) and of the model's dtype or float32 to quantize (so :meth:`accepts_dtype` holds).
+        """
+        p = self._single
+        if (
+            p is not None
+            and type(feed) is np.ndarray
+            and feed.shape == p.current
+            and (feed.dtype == p.dtype or (p.convert and feed.dtype == np.float32))
+            and feed.size
+        ):
+            return self._infer({p.spec.name: feed})
+        return self._infer(self.check_feed(feed))
+
+    __call__ = infer
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._interp is None:

@@ -14,8 +14,9 @@ import numpy as np
 
 from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
-from liteship.runtime.compiled import CompiledModelRunner, open_runner
+from liteship.runtime.compiled import CompiledModelRunner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
+from liteship.runtime.factory import open_runner
 from liteship.runtime.litert import LiteRTRunner
 from liteship.types import Preprocessing, ReportMixin, check_normalization
 

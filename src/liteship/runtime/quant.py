@@ -63,7 +63,8 @@ class Quantizer:
     point joining before the last shift. The passes: the feed's minimum and maximum (which also find a
     NaN), one division cast straight to int16 (truncation), a clip on int16 when the extremes need it,
     and four int16 passes, the last writing the target (e.g. the interpreter's input tensor) — against
-    eight float32 passes and a copy before. Extremes beyond int16 divide and clip in float32 first.
+    eight float32 passes and a copy before. The clip is one-sided, or none, when the extremes' quotients
+    say which bounds ``trunc(2s)`` can cross. Extremes beyond int16 divide and clip in float32 first.
     A feed with a NaN (whose cast is the platform's, not arithmetic), another dtype than float32, a
     16-bit dtype, a zero point outside the dtype or a scale whose half is not a normal float32 take
     :func:`quantize`'s own passes.
@@ -91,6 +92,7 @@ class Quantizer:
         self._lo2 = np.float32(2 * (info.min - int(zero_point))) if self._fast else np.float32(0)
         self._hi2 = np.float32(2 * (info.max - int(zero_point))) if self._fast else np.float32(0)
         self._lo2i, self._hi2i = np.int16(self._lo2), np.int16(self._hi2)
+        self._below, self._above = float(self._lo2) - 1.0, float(self._hi2) + 1.0  # a quotient needing a clip
         self._shape: tuple[int, ...] | None = None
 
     def _buffers(self, shape: tuple[int, ...]) -> None:
@@ -122,8 +124,15 @@ class Quantizer:
             lo2, hi2 = sorted((low / float(h), high / float(h)))
             if lo2 >= -_INT16_SAFE and hi2 <= _INT16_SAFE:
                 np.divide(x, h, out=a, casting="unsafe")  # a = trunc(2s): one pass, no float buffer
-                if lo2 < self._lo2 or hi2 > self._hi2:  # trunc(clip(v)) = clip(trunc(v)): integer bounds
-                    np.clip(a, self._lo2i, self._hi2i, out=a)
+                # trunc(clip(v)) = clip(trunc(v)) (integer bounds), so clip a only where trunc(2s) leaves
+                # [2L, 2B]: the extremes' own float32 quotients are the quotients' extremes (correctly
+                # rounded division is monotonic), and with 2L <= 0 <= 2B, trunc(y) < 2L iff y <= 2L - 1,
+                # trunc(y) > 2B iff y >= 2B + 1. One bound is one np.maximum/np.minimum, not a np.clip.
+                q_lo, q_hi = sorted((float(np.float32(low) / h), float(np.float32(high) / h)))
+                if q_lo <= self._below:
+                    np.maximum(a, self._lo2i, out=a)
+                if q_hi >= self._above:
+                    np.minimum(a, self._hi2i, out=a)
                 usable = True
             else:
                 np.divide(x, h, out=s)  # 2·x/scale, exactly

@@ -132,7 +132,7 @@ def _candidate_runner(candidate: Any, accelerator: str | None) -> Runner:
             f"accelerator applies to a .tflite candidate; {str(candidate)!r} is not one.",
             hint="Convert it first, or validate without an accelerator.",
         )
-    from liteship.runtime.compiled import open_runner
+    from liteship.runtime.factory import open_runner
 
     return open_runner(candidate, accelerator=accelerator)
 

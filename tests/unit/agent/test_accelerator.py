@@ -11,7 +11,7 @@ from agent_test_helpers import build
 _SMOKE = """
 import json, os, sys
 from liteship.package import smoke_test
-from liteship.runtime.compiled import device_runner
+from liteship.runtime.factory import device_runner
 lsp, key, model = sys.argv[1:4]
 r = smoke_test(lsp, public_key=key, num_threads=1, accelerator="gpu,cpu")
 out = {"ok": r.ok, "failures": list(r.failures), "backend": r.backend}

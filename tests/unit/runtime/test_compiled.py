@@ -17,12 +17,9 @@ import pytest
 
 from liteship.errors import InferenceError
 from liteship.runtime import CompiledModelRunner, LiteRTRunner
-from liteship.runtime.compiled import (
-    AcceleratorError,
-    open_runner,
-    parse_accelerator,
-    parse_placement_log,
-)
+from liteship.runtime.compiled import AcceleratorError, parse_accelerator
+from liteship.runtime.factory import open_runner
+from liteship.runtime.placement import parse_placement_log
 
 MOBILENET = "mobilenet_v1_0.25_224_1_metadata_1.tflite"  # float32; LiteRT's GPU rejects its SQUEEZE
 GPU_ATOL = 2e-3

@@ -15,7 +15,8 @@ import pytest
 from liteship.agent import profile
 from liteship.bench import machine_info
 from liteship.runtime import cpu
-from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner, device_runner
+from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+from liteship.runtime.factory import device_runner
 from liteship.runtime.litert import LiteRTRunner
 
 CPUINFO = Path(__file__).resolve().parents[2] / "data" / "cpuinfo"

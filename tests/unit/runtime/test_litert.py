@@ -248,3 +248,29 @@ def test_float_feeds_quantized_into_the_input_tensor_equal_quantize_then_raw(tfl
                 q = quantize(x, inp.scale, inp.zero_point, np.int8)
             (want,) = raw.infer(q).values()
             np.testing.assert_array_equal(got, dequantize(want, out.scale, out.zero_point))
+
+
+def test_infers_fast_path_equals_the_checked_one(tflite_int8, tflite_float, digits):
+    """Issue 22 (14): one array of the allocated shape skips check_feed; a dict, a list, another dtype,
+    a sample without its batch dimension or a new batch size take the checked way, to the same outputs."""
+    x = digits[2][:1]
+    with (
+        LiteRTRunner(tflite_int8, num_threads=1) as r,
+        LiteRTRunner(tflite_int8, num_threads=1, raw=True) as raw,
+        LiteRTRunner(tflite_float, num_threads=1) as f,
+    ):
+        (inp,) = r.input_specs
+        q = quantize(x, inp.scale, inp.zero_point, np.int8)
+        for runner, feed in ((r, x), (raw, q), (f, x)):
+            name = runner.input_specs[0].name
+            (fast,) = runner.infer(feed).values()
+            for other in ({name: feed}, [feed], feed[0], np.concatenate([feed, feed])[:1]):
+                (got,) = runner.infer(other).values()
+                np.testing.assert_array_equal(got, fast)
+            (batched,) = runner.infer(np.concatenate([feed, feed])).values()  # resized: the fast path follows
+            (again,) = runner(np.concatenate([feed, feed])).values()
+            np.testing.assert_array_equal(batched, again)
+        (as64,) = r.infer(x.astype(np.float64)).values()  # not float32: checked, then quantized alike
+        np.testing.assert_array_equal(as64, next(iter(r.infer(x).values())))
+        with pytest.raises(InferenceError, match="no elements"):
+            r.infer(np.zeros((0, 8, 8, 1), np.float32))

@@ -139,3 +139,29 @@ def test_the_quantizer_writes_into_a_given_array_and_refuses_another_shape():
     # no integer shortcut where it cannot be exact: the scalar's half underflows, the dtype is 16-bit
     assert not Quantizer(1e-38, 0, "int8")._fast and not Quantizer(0.5, 0, "int16")._fast
     assert q(np.zeros((0, 4), np.float32)).shape == (0, 4)  # nothing to reduce: quantize()'s passes
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_the_quantizer_clips_exactly_where_the_extremes_cross_a_bound(dtype):
+    """Issue 22 (14): the clip is skipped, one-sided or two-sided from the extremes' float32 quotients;
+    extremes on and around ``2L - 1``, ``2L``, ``2B``, ``2B + 1`` (in units of scale/2) give quantize()'s
+    bytes either way."""
+    from liteship.runtime.quant import Quantizer
+
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    for _ in range(20):
+        scale = float(np.float32(10 ** rng.uniform(-4, 0)))
+        zp = int(rng.integers(info.min, info.max + 1))
+        q = Quantizer(scale, zp, dtype)
+        h = np.float32(scale) / np.float32(2)
+        base = (rng.uniform(-0.5, 0.5, 16) * scale).astype(np.float32)
+        for bound in (2 * (info.min - zp), 2 * (info.max - zp)):
+            for off in (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5):
+                v = np.float32((bound + off) * h)
+                near = [v, *(np.nextafter(v, np.float32(s * np.inf)) for s in (1, -1))]
+                for e in near:
+                    for feed in (np.append(base, e), np.append(base, [e, -e])):
+                        feed = feed.astype(np.float32)
+                        want = quantize(feed, scale, zp, dtype)
+                        assert q(feed).tobytes() == want.tobytes(), (scale, zp, float(e))
