@@ -271,6 +271,17 @@ def render_summary(report) -> None:
         console.print(f"[bold green]selected[/] {report.chosen}{on} → {report.chosen_model}")
     if report.package:
         console.print(f"[bold]package[/]  {report.package['path']}")
+    dv = report.device_validation
+    if dv is not None:
+        console.print(f"device validation: {dv.message}", markup=False, soft_wrap=True)
+    for rv in report.release_variants:
+        where = " or ".join(rv.groups) or "devices no condition selects"
+        pkg = f" → {rv.package['path']}" if rv.package else ""
+        console.print(
+            f"release variant {rv.name}{' (default)' if rv.default else ''}: {rv.recipe} for {where}{pkg}",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(
         f"[bold]report[/]   {report.report_html}  (and report.json) — {report.total_seconds:.1f} s total"
     )

@@ -1,5 +1,7 @@
-"""The report.html section of a selection on device latency (:mod:`liteship.pipeline.device_select`):
-workstation and device p50 side by side, per variant and per device."""
+"""The report.html sections of the device stages: the selection on device latency
+(:mod:`liteship.pipeline.device_select`: workstation and device p50 side by side, per variant and per
+device), the device validation gate (:mod:`liteship.pipeline.device_gate`: workstation and device
+accuracy figures side by side, per hardware group) and the release variants the per-group choice made."""
 
 from __future__ import annotations
 
@@ -69,4 +71,84 @@ def render_section(sel: Any) -> str:
     )
 
 
-__all__ = ["HTML_BEGIN", "HTML_END", "render_section"]
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+def _db(v: Any) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def render_validation_section(gate: Any, variants: list[Any]) -> str:
+    """The device validation gate: per hardware group and variant, the workstation's and the group's
+    worst device figures (top-1 agreement, accuracy, SQNR) and verdicts side by side, and the group's
+    choice. ``gate`` is a :class:`liteship.pipeline.device_gate.DeviceGate`, ``variants`` the report's
+    :class:`~liteship.pipeline.report.VariantResult` rows."""
+    ws = {v.recipe: v for v in variants}
+    rows = []
+    for g in gate.groups:
+        for recipe, ws_pass in g.workstation.items():
+            v, fig = ws.get(recipe), g.figures.get(recipe) or {}
+            dev = g.device.get(recipe)
+            verdict = "–" if dev is None else ("pass" if dev else "FAIL")
+            why = "; ".join(g.excluded.get(recipe, []))
+            chosen = recipe == g.chosen
+            rows.append(
+                f"<tr{' class=chosen' if chosen else ''}><td>{escape(g.group)}</td>"
+                f"<td>{escape(recipe)}{' ★' if chosen else ''}</td>"
+                f"<td>{_pct(getattr(v, 'agreement_top1', None))}</td><td>{_pct(fig.get('top1_min'))}</td>"
+                f"<td>{_pct(getattr(v, 'accuracy', None))}</td><td>{_pct(fig.get('accuracy_min'))}</td>"
+                f"<td>{_db(getattr(v, 'sqnr_db', None))}</td><td>{_db(fig.get('sqnr_db_min'))}</td>"
+                f'<td class="{"pass" if ws_pass else "fail"}">{"pass" if ws_pass else "FAIL"}</td>'
+                f'<td class="{"pass" if dev else "fail"}" title="{escape(why)}">{verdict}</td></tr>'
+            )
+    groups = "".join(
+        f"<li><b>{escape(g.group)}</b> ({escape(', '.join(g.devices))}): "
+        + (escape(g.chosen) if g.chosen else '<span class="fail">no variant passes</span>')
+        + "</li>"
+        for g in gate.groups
+    )
+    gates = ", ".join(f"{escape(k)} = {escape(v)}" for k, v in gate.gates.items()) or "none"
+    flag = '<p class="fail"><b>not gated on devices (fallback)</b></p>' if gate.fallback else ""
+    table = (
+        '<table id="device-validation"><thead><tr><th>group</th><th>variant</th>'
+        "<th>top-1 agreement workstation</th><th>device (worst)</th><th>accuracy workstation</th>"
+        "<th>device (worst)</th><th>SQNR dB workstation</th><th>device (worst)</th>"
+        f"<th>gates workstation</th><th>gates device</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        if rows
+        else ""
+    )
+    return (
+        f'\n<section id="device-validation-gate"><h2>Validation on devices</h2>{flag}'
+        f"<p>job <code>{escape(gate.job_id or '–')}</code>, gates {gates}: {escape(gate.message)}</p>{table}"
+        f"{f'<h3>Chosen per hardware group</h3><ul>{groups}</ul>' if groups else ''}</section>\n"
+    )
+
+
+def render_release_variants(variants: list[Any]) -> str:
+    """The release's variants (:class:`liteship.pipeline.report.ReleaseVariant`): name, pipeline variant,
+    conditions, groups and package, with the one command that publishes them together."""
+    if not variants:
+        return ""
+
+    def when(conditions: list[dict[str, Any]]) -> str:
+        return " or ".join("+".join([*c.get("machine", []), *c.get("isa", [])]) for c in conditions)
+
+    rows = "".join(
+        f"<tr><td>{escape(v.name)}{' (default)' if v.default else ''}</td><td>{escape(v.recipe)}</td>"
+        f"<td>{escape(when(v.when) or 'any device')}</td><td>{escape(', '.join(v.groups) or '–')}</td>"
+        f"<td>{'<code>' + escape(v.package['path']) + '</code>' if v.package else '–'}</td></tr>"
+        for v in variants
+    )
+    paths = [v.package["path"] for v in variants if v.package]
+    cmd = f"<p>Publish: <code>liteship fleet publish {escape(' '.join(paths))}</code></p>" if paths else ""
+    return (
+        '\n<section id="release-variants"><h2>Release variants</h2><p>The hardware groups chose different '
+        "variants: one signed package per variant, selected on each device by its conditions (the default "
+        "runs where none holds).</p>"
+        '<table id="release-variants-table"><thead><tr><th>variant</th><th>pipeline variant</th><th>when</th>'
+        f"<th>groups</th><th>package</th></tr></thead><tbody>{rows}</tbody></table>{cmd}</section>\n"
+    )
+
+
+__all__ = ["HTML_BEGIN", "HTML_END", "render_release_variants", "render_section", "render_validation_section"]
