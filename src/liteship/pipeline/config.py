@@ -72,6 +72,8 @@ class BenchConfig(_Strict):
     # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/device-jobs.md)
     devices: list[str] = Field(default_factory=list, max_length=500)
     device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
+    # issue 23.3: also profile the packaged variant(s) on those devices (per-op time) for report.html
+    profile: bool = False
 
 
 class GraphFixesConfig(_Strict):

@@ -9,6 +9,7 @@ from liteship.types import ReportMixin
 
 if TYPE_CHECKING:
     from liteship.pipeline.device_gate import DeviceGate
+    from liteship.pipeline.device_profile import DeviceProfile
     from liteship.pipeline.device_select import DeviceSelection
 
 
@@ -185,7 +186,8 @@ class PipelineReport(ReportMixin):
     (``validation.devices``, else ``bench.devices``); ``group_choices`` the variant chosen for each
     hardware group (validation-aware; None: no variant passes there). When the groups chose different
     variants, ``release_variants`` lists the release's packages (the default first, ``chosen`` is the
-    default's recipe and ``package`` its package).
+    default's recipe and ``package`` its package). ``device_profile`` is the per-op profile of the
+    shipped variant(s) on the devices (``bench.profile``).
     """
 
     model_id: str
@@ -215,6 +217,7 @@ class PipelineReport(ReportMixin):
     device_validation: DeviceGate | None = None
     group_choices: dict[str, str | None] = field(default_factory=dict)
     release_variants: list[ReleaseVariant] = field(default_factory=list)
+    device_profile: DeviceProfile | None = None
 
     def variant(self, recipe: str, accelerator: str | None = None) -> VariantResult | None:
         """The row of ``recipe`` on the Interpreter, or on ``accelerator``."""

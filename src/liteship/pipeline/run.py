@@ -21,6 +21,7 @@ from liteship.pipeline.ship import Shipped, plan_release_variants, ship, write_r
 
 if TYPE_CHECKING:
     from liteship.pipeline.device_gate import DeviceGate, Queued
+    from liteship.pipeline.device_profile import DeviceProfile
     from liteship.pipeline.device_select import DeviceSelection
 
 __all__ = ["run_pipeline", "group_choices", "QUICK_RUNS"]
@@ -79,8 +80,11 @@ def run_pipeline(
     # devices time the Interpreter; otherwise the chosen pair's accelerator (None: the Interpreter)
     accelerator = selection.chosen_accelerator if chosen == selection.chosen else None
     shipped = ship(ctx, chosen, accelerator, plan) if chosen is not None else Shipped()
+    profile = _device_profile(ctx, [p.recipe for p in plan] or ([chosen] if chosen else []))
     shutil.rmtree(ctx.out / "work", ignore_errors=True)  # the scratch export and search models
-    report = build_report(ctx, selection, chosen, accelerator, repair, shipped, devices, validation, groups)
+    report = build_report(
+        ctx, selection, chosen, accelerator, repair, shipped, devices, validation, groups, profile
+    )
     write_reports(report)
     if shipped.error is not None:
         raise shipped.error
@@ -155,6 +159,25 @@ def _device_validation(
     )
 
 
+def _device_profile(ctx: RunContext, recipes: list[str]) -> DeviceProfile | None:
+    """With ``bench.profile`` and ``bench.devices``: the per-op profile of the shipped variant(s)."""
+    if not (ctx.cfg.bench.profile and ctx.cfg.bench.devices and recipes):
+        return None
+    from liteship.pipeline.device_profile import profile_in_pipeline
+
+    b = ctx.cfg.bench
+    return ctx.timed(
+        "device profile",
+        lambda: profile_in_pipeline(
+            {r: ctx.path_of(r) for r in recipes},
+            list(b.devices),
+            runs=min(b.runs, 20),
+            timeout_s=b.device_timeout_s,
+            log=ctx.log,
+        ),
+    )
+
+
 def group_choices(devices: DeviceSelection | None, validation: DeviceGate | None) -> dict[str, str | None]:
     """The variant chosen for each hardware group: the device validation's choice (it already takes the
     group's device p50), else the device bench's per-group choice; empty without device figures."""
@@ -191,6 +214,7 @@ def build_report(
     devices: DeviceSelection | None,
     validation: DeviceGate | None = None,
     groups: dict[str, str | None] | None = None,
+    profile: DeviceProfile | None = None,
 ) -> PipelineReport:
     """The run's :class:`PipelineReport` from its context and the stages' results."""
     t = ctx.selection_threads
@@ -229,4 +253,5 @@ def build_report(
         device_validation=validation,
         group_choices=dict(groups or {}),
         release_variants=shipped.variants,
+        device_profile=profile,
     )

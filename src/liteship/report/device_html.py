@@ -151,4 +151,60 @@ def render_release_variants(variants: list[Any]) -> str:
     )
 
 
-__all__ = ["HTML_BEGIN", "HTML_END", "render_release_variants", "render_section", "render_validation_section"]
+TOP_OPS = 15
+
+
+def render_profile_section(profile: Any) -> str:
+    """The per-op profile of the shipped variant(s) on the devices: per device and variant, the whole
+    model's figures, a chart of the slowest ops and their table (``profile`` is a
+    :class:`liteship.pipeline.device_profile.DeviceProfile`)."""
+
+    def ms(v: Any, digits: int = 3) -> str:
+        return "–" if v is None else f"{v:.{digits}f}"
+
+    parts = []
+    for r in profile.rows:
+        title = f"<h3>{escape(r.recipe)} on {escape(r.device_id)}</h3>"
+        if not r.ok:
+            parts.append(f'{title}<p class="fail">{escape(r.error or "failed")}</p>')
+            continue
+        total = r.ops_total_ms or 0.0
+        top = r.ops[:TOP_OPS]
+        chart = bar_chart(
+            [f"#{o.get('index')} {o.get('op')} ({o.get('ran_on')})" for o in top],
+            [float(o.get("ms") or 0.0) for o in top],
+            title=f"slowest ops of {r.recipe} on {r.device_id}",
+            value_label="ms",
+            width=640,
+        )
+        rows = "".join(
+            f"<tr><td>{escape(o.get('index'))}</td><td>{escape(o.get('op'))}</td><td>{escape(o.get('ran_on'))}</td>"
+            f"<td>{ms(o.get('ms'), 4)}</td><td>{(float(o.get('ms') or 0.0) / total if total else 0.0):.1%}</td></tr>"
+            for o in top
+        )
+        rss = f"{r.peak_rss_bytes / 2**20:.1f} MiB" if r.peak_rss_bytes else "–"
+        parts.append(
+            f"{title}<p>load {ms(r.load_ms)} ms · first inference {ms(r.first_inference_ms)} ms · invoke "
+            f"{ms(r.invoke_ms)} ms (ops total {ms(r.ops_total_ms)} ms) · peak RSS {rss} · {len(r.ops)} ops"
+            + (f", {r.delegated_nodes} taken by XNNPACK" if r.delegated_nodes is not None else "")
+            + f'</p><div class="charts"><div class="card">{chart}</div></div>'
+            f'<table class="ops"><thead><tr><th>#</th><th>op</th><th>ran on</th><th>ms</th><th>share</th></tr>'
+            f"</thead><tbody>{rows}</tbody></table>"
+        )
+    flag = '<p class="fail"><b>no profile (fallback)</b></p>' if profile.fallback else ""
+    return (
+        f'\n<section id="device-profile"><h2>Profile on devices</h2>{flag}<p>job <code>'
+        f"{escape(profile.job_id or '–')}</code>: {escape(profile.message)} Each op is timed alone (a one-op "
+        f"model, same threads and XNNPACK); fusion across ops is not shown (docs/device-jobs.md).</p>"
+        f"{''.join(parts)}</section>\n"
+    )
+
+
+__all__ = [
+    "HTML_BEGIN",
+    "HTML_END",
+    "render_profile_section",
+    "render_release_variants",
+    "render_section",
+    "render_validation_section",
+]

@@ -6,7 +6,8 @@ processes, the real pipeline.
 One agent runs the test-only perturbation of its int8 outputs (LITESHIP_TEST_OUTPUT_NOISE with a
 variant name: a device whose int8 kernels compute wrong numbers): int8 passes on the workstation and
 fails on the device group, so the group (and the package) gets the float variant; report.json and
-report.html show the workstation and device figures side by side.
+report.html show the workstation and device figures side by side. With `bench.profile` the shipped
+variant is profiled on the same devices (per-op table and chart in report.html).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def test_pipeline_run_gates_each_group_on_device_validation(
         "calibration": {"data": str(calib_npy), "samples": 100},
         "validation": {"data": str(val_npz), "samples": 120},
         "bench": {"threads": [1], "runs": 10, "min_seconds": 0, "devices": ["gate-good", "gate-int8bad"],
-                  "device_timeout_s": 300},
+                  "device_timeout_s": 300, "profile": True},
         "gates": {"max_accuracy_drop": 5.0, "min_agreement": 0.9},
         "package": {"key": str(keys.private_path), "golden_samples": 4},
     }  # fmt: skip
@@ -88,9 +89,16 @@ def test_pipeline_run_gates_each_group_on_device_validation(
     assert open_package(report.package["path"], keys.public_path).manifest.metrics["recipe"] == "none"
     assert any("device validation: job" in m for m in logged)
 
+    # bench.profile: the shipped variant's per-op profile on both devices, in the report
+    prof = report.device_profile
+    assert prof is not None and not prof.fallback and not prof.missing, prof
+    assert sorted(r.device_id for r in prof.rows) == ["gate-good", "gate-int8bad"]
+    assert all(r.ok and r.recipe == "none" and r.ops and r.invoke_ms > 0 for r in prof.rows), prof.rows
+
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["device_validation"]["groups"][0]["chosen"] == "none" and saved["chosen"] == "none"
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count('id="device-validation-gate"') == 1 and page.count('id="device-selection"') == 1
+    assert page.count('id="device-profile"') == 1
     for state, _, proc in agents.values():  # the live model was never replaced
         assert proc.poll() is None and Store(state).current_version() == "1.0.0"
