@@ -103,7 +103,8 @@ def device_gate(
 ) -> DeviceGate:
     """Per hardware group of a finished validate ``job``: the report's variants that pass the gates on
     the workstation *and* on the group's devices, and the group's choice among them (on the group's own
-    device p50 when ``p50_by_group`` has it: a bench job's ``GroupChoice.device_p50_ms``).
+    device p50 when ``p50_by_group`` has it: a bench job's ``GroupChoice.device_p50_ms``; by default those
+    of the report's ``device_selection.groups``, as ``liteship pipeline select --per-group`` writes them).
 
     Raises:
         PipelineError: ``job`` is not a validation job, or names none of the report's variants.
@@ -121,6 +122,11 @@ def device_gate(
         r["recipe"]: r.get("device_p50_ms") or r.get("workstation_p50_ms")
         for r in (report.get("device_selection") or {}).get("variants", [])
     } or {v["recipe"]: v.get("p50_ms") for v in variants}
+    if p50_by_group is None:
+        p50_by_group = {
+            g["group"]: dict(g.get("device_p50_ms") or {})
+            for g in (report.get("device_selection") or {}).get("groups") or []
+        }
     by_group: dict[str, dict[str, dict[str, Any]]] = {}
     for g in job.get("groups") or []:
         recipe = match_variant(variants, g["variant"])

@@ -93,6 +93,15 @@ def test_each_group_chooses_on_its_own_device_p50_and_keeps_the_device_figures()
     assert "x86_64+avx2 → float32" in gate.message and not gate.fallback
     # without per-group figures: the report's p50 for every group (int8 is faster on the workstation)
     assert {g.chosen for g in device_gate(REPORT, job(*rows)).groups} == {"int8"}
+    # `fleet validate gate` on a report that `pipeline select --per-group` wrote: its groups' p50
+    selected = {
+        **REPORT,
+        "device_selection": {"groups": [{"group": g, "device_p50_ms": p} for g, p in p50.items()]},
+    }
+    assert {g.group: g.chosen for g in device_gate(selected, job(*rows)).groups} == {
+        "x86_64+avx2": "float32",
+        "aarch64+neon+dotprod": "int8",
+    }
 
 
 def test_the_pipeline_gate_falls_back_flagged_when_no_job_could_be_queued():
