@@ -199,7 +199,9 @@ def queue_in_pipeline(
     if not ran:
         return Queued(gates=gates, error="no converted variant to validate")
     source = report.get("source")
-    reference = source if isinstance(source, str) and Path(source).is_file() else None
+    # the source is the reference (a SavedModel folder too), as on the workstation; a PyTorch factory
+    # spec is no path: then each variant is its own reference (the device vs the workstation)
+    reference = source if isinstance(source, str) and Path(source).exists() else None
     paths, names = [Path(v["path"]) for v in ran], [job_name(v["recipe"]) for v in ran]
     try:
         prepared = prepare_validation(paths, data, reference=reference, limit=samples, names=names)
