@@ -9,7 +9,8 @@ server computes the figures of ``liteship validate`` (:mod:`liteship.fleet.jobs_
 
 Test hook (never set it in production): ``LITESHIP_TEST_OUTPUT_NOISE="0.5"`` adds Gaussian noise of
 that standard deviation, times each output's own standard deviation, to the float outputs a device
-sends back — a device whose runtime computes wrong numbers.
+sends back — a device whose runtime computes wrong numbers; ``"int8.tflite=3.0,…"`` perturbs only the
+variants named (a device whose int8 kernels are wrong).
 """
 
 from __future__ import annotations
@@ -58,12 +59,23 @@ def load_samples(path: Path) -> np.ndarray:
     return x
 
 
-def _noise(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Tests only: the outputs with noise added (``LITESHIP_TEST_OUTPUT_NOISE``)."""
+def _noise_level(name: str) -> float | None:
+    """Tests only: the noise ``LITESHIP_TEST_OUTPUT_NOISE`` asks for variant ``name`` (``LEVEL`` for every
+    variant, or ``NAME=LEVEL,…``), None for none."""
     spec = os.environ.get(NOISE_ENV)
     if not spec:
+        return None
+    if "=" not in spec:
+        return float(spec)
+    levels = dict(pair.split("=", 1) for pair in spec.split(",") if "=" in pair)
+    return float(levels[name]) if name in levels else None
+
+
+def _noise(outputs: dict[str, np.ndarray], name: str = "") -> dict[str, np.ndarray]:
+    """Tests only: the outputs with noise added (``LITESHIP_TEST_OUTPUT_NOISE``)."""
+    level = _noise_level(name)
+    if level is None:
         return outputs
-    level = float(spec)
     print(f"liteship test hook: output noise {level:g}·std added to validation outputs", file=sys.stderr)
     rng = np.random.default_rng(0)
     out = {}
@@ -117,7 +129,7 @@ def run_validation(
         return {"name": name, "ok": False, "error": str(e)[:1000]}, None
     except Exception as e:  # noqa: BLE001 - a bad variant must never stop the agent
         return {"name": name, "ok": False, "error": f"{type(e).__name__}: {e}"[:1000]}, None
-    outputs = _noise({k: np.concatenate(v) for k, v in rows.items()})
+    outputs = _noise({k: np.concatenate(v) for k, v in rows.items()}, name)
     size = sum(v.nbytes for v in outputs.values())
     bad = [k for k, v in outputs.items() if str(v.dtype) not in SENT_DTYPES]
     row: dict[str, Any] = {

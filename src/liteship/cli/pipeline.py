@@ -33,9 +33,12 @@ def run_cmd(config: str, as_json: bool, quiet: bool) -> None:
     Converts the source with every recipe in `recipes`, validates each variant against the source on
     `validation.data`, benchmarks it, applies `gates`, picks the variant to ship (`objective`), writes its
     TFLite metadata and a signed package. Everything goes to `output` (relative to CONFIG's folder):
-    report.json, report.html, variants/, the chosen MODEL_ID.tflite and MODEL_ID-VERSION.lsp. Keys and their
-    defaults: docs/pipeline.md. Exit 2 for an invalid config, 3 when no variant passes the gates (the
-    reports are still written).
+    report.json, report.html, variants/, the chosen MODEL_ID.tflite and MODEL_ID-VERSION.lsp. With
+    `bench.devices` the variants are also benchmarked and validated on those fleet devices, each hardware
+    group gets the variant that passes on its devices, and groups that chose differently get a release of
+    variants (MODEL_ID-VERSION.VARIANT.lsp, the workstation's choice the default). Keys and their
+    defaults: docs/pipeline.md. Exit 2 for an invalid config, 3 when no variant passes the gates, or none
+    passes them on a hardware group's devices (the reports are still written).
 
     \b
     Example:
@@ -271,6 +274,17 @@ def render_summary(report) -> None:
         console.print(f"[bold green]selected[/] {report.chosen}{on} → {report.chosen_model}")
     if report.package:
         console.print(f"[bold]package[/]  {report.package['path']}")
+    dv = report.device_validation
+    if dv is not None:
+        console.print(f"device validation: {dv.message}", markup=False, soft_wrap=True)
+    for rv in report.release_variants:
+        where = " or ".join(rv.groups) or "devices no condition selects"
+        pkg = f" → {rv.package['path']}" if rv.package else ""
+        console.print(
+            f"release variant {rv.name}{' (default)' if rv.default else ''}: {rv.recipe} for {where}{pkg}",
+            markup=False,
+            soft_wrap=True,
+        )
     console.print(
         f"[bold]report[/]   {report.report_html}  (and report.json) — {report.total_seconds:.1f} s total"
     )

@@ -37,6 +37,12 @@ class DataConfig(_Strict):
     samples: int | None = Field(default=None, ge=1)
 
 
+class ValidationConfig(DataConfig):
+    # issue 23.2: also validate the variants on fleet devices and gate each hardware group on their
+    # figures (docs/device-jobs.md). None: the devices of bench.devices; []: not on devices.
+    devices: list[str] | None = Field(default=None, max_length=500)
+
+
 class BenchConfig(_Strict):
     threads: list[int] = Field(default_factory=lambda: [1])
     runs: int = Field(default=50, ge=1, le=MAX_RUNS)
@@ -66,6 +72,8 @@ class BenchConfig(_Strict):
     # issue 12: also benchmark on these fleet devices and select on their median p50 (docs/device-jobs.md)
     devices: list[str] = Field(default_factory=list, max_length=500)
     device_timeout_s: float = Field(default=600.0, ge=0, le=86_400)
+    # issue 23.3: also profile the packaged variant(s) on those devices (per-op time) for report.html
+    profile: bool = False
 
 
 class GraphFixesConfig(_Strict):
@@ -127,7 +135,7 @@ class PipelineConfig(_Strict):
     io_type: Literal["float32", "int8", "uint8"] | None = None
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     calibration: DataConfig
-    validation: DataConfig
+    validation: ValidationConfig
     bench: BenchConfig = Field(default_factory=BenchConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     objective: Literal["latency", "size"] = "latency"
@@ -160,6 +168,12 @@ class PipelineConfig(_Strict):
         if not v:
             raise ValueError("at least one recipe is needed")
         return list(dict.fromkeys(v))
+
+    @property
+    def validation_devices(self) -> list[str]:
+        """The devices the variants are validated on (``validation.devices``, else ``bench.devices``)."""
+        devices = self.validation.devices
+        return list(self.bench.devices if devices is None else devices)
 
     @overload
     def path(self, p: str) -> Path: ...

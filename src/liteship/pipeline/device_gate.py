@@ -15,7 +15,8 @@ side: ``report.json`` → ``device_validation``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class GroupVerdict(ReportMixin):
         device: recipe → passed the same gates on every device of the group (None: no figures).
         excluded: recipe → why it is not a candidate for this group.
         chosen: The group's variant, or None when none passes.
+        figures: recipe → the group's worst device figures (``top1_min``, ``accuracy_min``,
+            ``sqnr_db_min``, ``max_abs_error``, ``answered``), to show beside the workstation's.
     """
 
     group: str
@@ -45,15 +48,25 @@ class GroupVerdict(ReportMixin):
     device: dict[str, bool | None]
     excluded: dict[str, list[str]] = field(default_factory=dict)
     chosen: str | None = None
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+FIGURES = ("top1_min", "accuracy_min", "sqnr_db_min", "max_abs_error", "answered")
 
 
 @dataclass(frozen=True)
 class DeviceGate(ReportMixin):
-    """The device validation of a pipeline report: ``groups`` and the job it came from."""
+    """The device validation of a pipeline report: ``groups`` and the job it came from.
+
+    ``fallback`` is True when no validation job could run (the fleet unreachable, nothing to queue):
+    then no group is gated and ``message`` says why.
+    """
 
     job_id: str
     gates: dict[str, float]
     groups: list[GroupVerdict]
+    message: str = ""
+    fallback: bool = False
 
     @property
     def failed_groups(self) -> list[str]:
@@ -85,9 +98,13 @@ def queue_for_report(
     )
 
 
-def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
+def device_gate(
+    report: dict[str, Any], job: dict[str, Any], p50_by_group: dict[str, dict[str, float]] | None = None
+) -> DeviceGate:
     """Per hardware group of a finished validate ``job``: the report's variants that pass the gates on
-    the workstation *and* on the group's devices, and the group's choice among them.
+    the workstation *and* on the group's devices, and the group's choice among them (on the group's own
+    device p50 when ``p50_by_group`` has it: a bench job's ``GroupChoice.device_p50_ms``; by default those
+    of the report's ``device_selection.groups``, as ``liteship pipeline select --per-group`` writes them).
 
     Raises:
         PipelineError: ``job`` is not a validation job, or names none of the report's variants.
@@ -105,6 +122,11 @@ def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
         r["recipe"]: r.get("device_p50_ms") or r.get("workstation_p50_ms")
         for r in (report.get("device_selection") or {}).get("variants", [])
     } or {v["recipe"]: v.get("p50_ms") for v in variants}
+    if p50_by_group is None:
+        p50_by_group = {
+            g["group"]: dict(g.get("device_p50_ms") or {})
+            for g in (report.get("device_selection") or {}).get("groups") or []
+        }
     by_group: dict[str, dict[str, dict[str, Any]]] = {}
     for g in job.get("groups") or []:
         recipe = match_variant(variants, g["variant"])
@@ -130,10 +152,122 @@ def device_gate(report: dict[str, Any], job: dict[str, Any]) -> DeviceGate:
                 f"no device figures (missing: {', '.join((row or {}).get('missing') or []) or 'not in the job'})"
             ]
             excluded[recipe] = [f"on {group}: {w}" for w in why]
-        chosen, failures = select_on_p50(report, p50, {r: "; ".join(w) for r, w in excluded.items()})
+        own = (p50_by_group or {}).get(group) or {}
+        group_p50 = {r: own.get(r, p) for r, p in p50.items()}
+        chosen, failures = select_on_p50(report, group_p50, {r: "; ".join(w) for r, w in excluded.items()})
         devices = sorted({d for r in rows.values() for d in r["devices"]})
-        groups.append(GroupVerdict(group, devices, workstation, device, {**failures, **excluded}, chosen))
-    return DeviceGate(str(job.get("id")), dict((job.get("settings") or {}).get("gates") or {}), groups)
+        figures = {r: {k: row.get(k) for k in FIGURES} for r, row in rows.items()}
+        groups.append(
+            GroupVerdict(group, devices, workstation, device, {**failures, **excluded}, chosen, figures)
+        )
+    gate = DeviceGate(str(job.get("id")), dict((job.get("settings") or {}).get("gates") or {}), groups)
+    failed = gate.failed_groups
+    message = f"validated on {len(groups)} hardware group(s): " + "; ".join(
+        f"{g.group} → {g.chosen or 'no variant passes'}" for g in groups
+    )
+    return replace(gate, message=message + (f" (failed: {', '.join(failed)})" if failed else ""))
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A validation job queued by the pipeline (or why none could be): what :func:`gate_in_pipeline` waits for."""
+
+    client: Any = None
+    job_id: str | None = None
+    gates: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+def queue_in_pipeline(
+    report: dict[str, Any],
+    *,
+    data: str | Path,
+    devices: list[str],
+    samples: int | None,
+    log: Callable[[str], None],
+) -> Queued:
+    """The pipeline's device validation (``validation.devices``, else ``bench.devices``): queue a
+    validation job of the converted variants on ``devices`` with the pipeline's gates (server and admin
+    token from $LITESHIP_SERVER / $LITESHIP_TOKEN). A fleet that cannot be reached, or variants that
+    cannot share one job, give an error to report, not an exception."""
+    from liteship.errors import LiteshipError
+    from liteship.fleet.jobs_client import BenchClient, prepare_validation
+    from liteship.pipeline.device_select import job_name
+
+    ran = [v for v in report["variants"] if v.get("ok") and v.get("path")]
+    gates = report_gates(report)
+    if not ran:
+        return Queued(gates=gates, error="no converted variant to validate")
+    source = report.get("source")
+    # the source is the reference (a SavedModel folder too), as on the workstation; a PyTorch factory
+    # spec is no path: then each variant is its own reference (the device vs the workstation)
+    reference = source if isinstance(source, str) and Path(source).exists() else None
+    paths, names = [Path(v["path"]) for v in ran], [job_name(v["recipe"]) for v in ran]
+    try:
+        prepared = prepare_validation(paths, data, reference=reference, limit=samples, names=names)
+        client = BenchClient()
+        job = client.queue(
+            paths, names=names, devices=devices, kind="validate", validation=prepared, gates=dict(gates)
+        )
+    except LiteshipError as e:
+        return Queued(gates=gates, error=str(e))
+    log(
+        f"device validation: job {job['id']} on {len(job['tasks'])} device(s), {prepared.samples} samples, "
+        f"reference {reference or 'each variant on the workstation'}"
+    )
+    return Queued(client, str(job["id"]), gates)
+
+
+def gate_in_pipeline(
+    report: dict[str, Any],
+    queued: Queued,
+    *,
+    timeout_s: float,
+    p50_by_group: dict[str, dict[str, float]] | None,
+    log: Callable[[str], None],
+) -> DeviceGate:
+    """Wait for the pipeline's validation job (at most ``timeout_s``, like the device bench), then gate
+    every hardware group on its figures (:func:`device_gate`). A device still silent at the timeout fails
+    its group (fail-safe, as ``liteship fleet validate``); a job that could not be queued or read gives a
+    flagged fallback that gates nothing."""
+    from liteship.errors import LiteshipError
+    from liteship.progress import track_until
+
+    gate: DeviceGate | None = None
+    error = queued.error
+    if queued.job_id is not None:
+        log(f"device validation: waiting up to {timeout_s:g} s for job {queued.job_id}")
+        try:
+            with track_until("devices validated") as update:
+                job = queued.client.wait(
+                    queued.job_id,
+                    timeout_s=timeout_s,
+                    on_progress=lambda j: update(
+                        sum(t["state"] not in ("queued", "running") for t in j["tasks"]), len(j["tasks"])
+                    ),
+                )
+            gate = device_gate(report, job, p50_by_group)
+            silent = [t["device_id"] for t in job["tasks"] if t["state"] in ("queued", "running")]
+            if silent:
+                gate = replace(
+                    gate,
+                    message=f"timed out after {timeout_s:g} s waiting for {', '.join(silent)} (their "
+                    f"groups fail); {gate.message}",
+                )
+        except LiteshipError as e:
+            error = str(e)
+    if gate is None:
+        gate = DeviceGate(
+            job_id=queued.job_id or "",
+            gates=queued.gates,
+            groups=[],
+            message=f"the device validation could not run ({error}); no hardware group was gated on "
+            "device figures (flagged as workstation-only).",
+            fallback=True,
+        )
+    color = "yellow" if gate.fallback else ("red" if gate.failed_groups else "green")
+    log(f"[bold {color}]device validation[/] {gate.message}")
+    return gate
 
 
 def apply(report: dict[str, Any], gate: DeviceGate) -> dict[str, Any]:
@@ -141,4 +275,14 @@ def apply(report: dict[str, Any], gate: DeviceGate) -> dict[str, Any]:
     return {**report, "device_validation": gate.to_dict()}
 
 
-__all__ = ["DeviceGate", "GroupVerdict", "apply", "device_gate", "queue_for_report", "report_gates"]
+__all__ = [
+    "DeviceGate",
+    "GroupVerdict",
+    "Queued",
+    "apply",
+    "device_gate",
+    "gate_in_pipeline",
+    "queue_for_report",
+    "queue_in_pipeline",
+    "report_gates",
+]

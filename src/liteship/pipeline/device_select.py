@@ -349,10 +349,13 @@ def select_report(
     return selection
 
 
-def select_in_pipeline(report: dict[str, Any], bench: Any, log: Callable[[str], None]) -> DeviceSelection:
+def select_in_pipeline(
+    report: dict[str, Any], bench: Any, log: Callable[[str], None], *, per_group: bool = False
+) -> DeviceSelection:
     """The pipeline's device stage (``bench.devices`` in liteship.yaml): queue the converted variants on
     those devices (server and admin token from $LITESHIP_SERVER / $LITESHIP_TOKEN), wait up to
-    ``bench.device_timeout_s``, select. An unreachable fleet falls back to the workstation figures."""
+    ``bench.device_timeout_s``, select (with ``per_group``, also one variant per hardware group). An
+    unreachable fleet falls back to the workstation figures."""
     from liteship.errors import FleetError
     from liteship.fleet.jobs_client import BenchClient
     from liteship.progress import track_until
@@ -374,7 +377,12 @@ def select_in_pipeline(report: dict[str, Any], bench: Any, log: Callable[[str], 
         )
         with track_until("devices answered") as update:
             sel = wait_and_select(
-                client, job["id"], report, timeout_s=bench.device_timeout_s, on_progress=update
+                client,
+                job["id"],
+                report,
+                timeout_s=bench.device_timeout_s,
+                per_group=per_group,
+                on_progress=update,
             )
     except FleetError as e:
         chosen = report.get("chosen")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from liteship.types import ReportMixin
 
 if TYPE_CHECKING:
+    from liteship.pipeline.device_gate import DeviceGate
+    from liteship.pipeline.device_profile import DeviceProfile
     from liteship.pipeline.device_select import DeviceSelection
 
 
@@ -143,6 +145,32 @@ class AccuracyRepairReport(ReportMixin):
 
 
 @dataclass(frozen=True)
+class ReleaseVariant(ReportMixin):
+    """One variant of a multi-variant release written by the pipeline (issue 24): the variant chosen for
+    some hardware groups, packaged with their conditions (``liteship package --variant/--when``).
+
+    Attributes:
+        name: The release variant's name (the recipe, made a valid variant name: ``none`` → ``float32``).
+        recipe: The pipeline variant it packages.
+        default: Whether devices no condition selects run it (the workstation's choice).
+        groups: The hardware groups that chose it; ``when`` their conditions
+            (``liteship.package.variants.condition_of_group``).
+        model: The variant with its metadata (``<model_id>.<name>.tflite``, or ``<model_id>.tflite`` for
+            the default).
+        package: The signed package's record (``<model_id>-<version>.<name>.lsp``), ``None`` without
+            ``package.key``.
+    """
+
+    name: str
+    recipe: str
+    default: bool
+    groups: list[str] = field(default_factory=list)
+    when: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None
+    package: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class PipelineReport(ReportMixin):
     """Everything a run produced; ``report.json`` is ``to_dict()`` of this.
 
@@ -153,7 +181,13 @@ class PipelineReport(ReportMixin):
     :class:`~liteship.model.preprocessing.PreprocessingRule` dict, with its ``text``);
     ``source_normalization`` what loading a ``.tflite`` source normalized
     (:class:`~liteship.model.normalize.SourceNormalization`), ``None`` for other sources.
-    ``device_selection`` is the selection on the fleet devices' figures (``bench.devices``), when asked for.
+    ``device_selection`` is the selection on the fleet devices' figures (``bench.devices``), when asked for;
+    ``device_validation`` the gate of every hardware group on the devices' own validation figures
+    (``validation.devices``, else ``bench.devices``); ``group_choices`` the variant chosen for each
+    hardware group (validation-aware; None: no variant passes there). When the groups chose different
+    variants, ``release_variants`` lists the release's packages (the default first, ``chosen`` is the
+    default's recipe and ``package`` its package). ``device_profile`` is the per-op profile of the
+    shipped variant(s) on the devices (``bench.profile``).
     """
 
     model_id: str
@@ -180,6 +214,10 @@ class PipelineReport(ReportMixin):
     preprocessing: dict[str, Any] | None = None
     source_normalization: dict[str, Any] | None = None
     device_selection: DeviceSelection | None = None
+    device_validation: DeviceGate | None = None
+    group_choices: dict[str, str | None] = field(default_factory=dict)
+    release_variants: list[ReleaseVariant] = field(default_factory=list)
+    device_profile: DeviceProfile | None = None
 
     def variant(self, recipe: str, accelerator: str | None = None) -> VariantResult | None:
         """The row of ``recipe`` on the Interpreter, or on ``accelerator``."""

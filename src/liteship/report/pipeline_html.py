@@ -16,7 +16,12 @@ from liteship.report.charts import (
     nice_ticks,
     svg_open,
 )
-from liteship.report.device_html import render_section
+from liteship.report.device_html import (
+    render_profile_section,
+    render_release_variants,
+    render_section,
+    render_validation_section,
+)
 from liteship.report.pareto import pareto_front
 
 CSS = """
@@ -305,7 +310,10 @@ def render_pipeline_html(report: Any) -> str:
 <div class="card">{size_chart}</div></div>
 {mixed}{layer_chart}
 <h2>Latency distributions</h2><div class="charts">{lat_charts}</div>
-{render_section(r.device_selection) if r.device_selection is not None else ""}</body></html>
+{render_section(r.device_selection) if r.device_selection is not None else ""}
+{render_validation_section(r.device_validation, r.variants) if r.device_validation is not None else ""}
+{render_release_variants(r.release_variants)}
+{render_profile_section(r.device_profile) if r.device_profile is not None else ""}</body></html>
 """
 
 

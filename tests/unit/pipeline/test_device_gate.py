@@ -72,3 +72,45 @@ def test_gates_and_wrong_jobs():
         device_gate(REPORT, {"id": "j", "kind": "bench"})
     with pytest.raises(PipelineError, match="none of the report's variants"):
         device_gate(REPORT, job(group("g", "other.tflite", True)))
+
+
+def test_each_group_chooses_on_its_own_device_p50_and_keeps_the_device_figures():
+    """In the pipeline the group's own bench p50 decides among the variants that pass its validation."""
+    fig = {"top1_min": 0.97, "accuracy_min": 0.95, "sqnr_db_min": 21.5, "max_abs_error": 0.1}
+    rows = [
+        {**group(g, f"{r}.tflite", True), **fig}
+        for g in ("x86_64+avx2", "aarch64+neon+dotprod")
+        for r in ("float32", "int8")
+    ]
+    p50 = {
+        "x86_64+avx2": {"float32": 1.0, "int8": 1.5},
+        "aarch64+neon+dotprod": {"float32": 3.0, "int8": 1.0},
+    }
+    gate = device_gate(REPORT, job(*rows), p50_by_group=p50)
+    by = {g.group: g for g in gate.groups}
+    assert by["x86_64+avx2"].chosen == "float32" and by["aarch64+neon+dotprod"].chosen == "int8"
+    assert by["x86_64+avx2"].figures["int8"]["sqnr_db_min"] == 21.5
+    assert "x86_64+avx2 → float32" in gate.message and not gate.fallback
+    # without per-group figures: the report's p50 for every group (int8 is faster on the workstation)
+    assert {g.chosen for g in device_gate(REPORT, job(*rows)).groups} == {"int8"}
+    # `fleet validate gate` on a report that `pipeline select --per-group` wrote: its groups' p50
+    selected = {
+        **REPORT,
+        "device_selection": {"groups": [{"group": g, "device_p50_ms": p} for g, p in p50.items()]},
+    }
+    assert {g.group: g.chosen for g in device_gate(selected, job(*rows)).groups} == {
+        "x86_64+avx2": "float32",
+        "aarch64+neon+dotprod": "int8",
+    }
+
+
+def test_the_pipeline_gate_falls_back_flagged_when_no_job_could_be_queued():
+    from liteship.pipeline.device_gate import Queued, gate_in_pipeline
+
+    logged: list[str] = []
+    gate = gate_in_pipeline(
+        REPORT, Queued(gates={"min_agreement": 0.9}, error="cannot reach the fleet server"),
+        timeout_s=1, p50_by_group=None, log=logged.append,
+    )  # fmt: skip
+    assert gate.fallback and gate.groups == [] and "cannot reach the fleet server" in gate.message
+    assert gate.failed_groups == [] and "device validation" in logged[-1]

@@ -96,3 +96,51 @@ def test_the_device_selection_is_a_field_of_the_report_and_rendered_with_it():
     assert page.index('id="device-selection"') < page.index("</body>")
     assert PipelineReport(**base, device_selection=sel).to_dict()["device_selection"]["job_id"] == "job-1"
     assert 'id="device-selection"' not in render_pipeline_html(PipelineReport(**base))
+
+
+def test_device_validation_and_release_variants_are_fields_rendered_once():
+    from liteship.pipeline.device_gate import DeviceGate, GroupVerdict
+    from liteship.pipeline.report import ReleaseVariant
+
+    gate = DeviceGate(
+        "job-v",
+        {"min_agreement": 0.9},
+        [
+            GroupVerdict(
+                "aarch64+neon", ["pi-1"], {"none": True, "int8": True}, {"none": True, "int8": False},
+                {"int8": ["on aarch64+neon: top-1 agreement 0.42 < min_agreement 0.9"]}, "none",
+                {"int8": {"top1_min": 0.42, "accuracy_min": 0.4, "sqnr_db_min": 3.2}},
+            )
+        ],
+        message="validated on 1 hardware group(s): aarch64+neon → none",
+    )  # fmt: skip
+    plan = [
+        ReleaseVariant("int8", "int8", True, package={"path": "out/m-1.0.0.int8.lsp"}),
+        ReleaseVariant("float32", "none", False, ["aarch64+neon"], [{"machine": ["aarch64"], "isa": ["neon"]}],
+                       package={"path": "out/m-1.0.0.float32.lsp"}),
+    ]  # fmt: skip
+    base = dict(
+        model_id="m",
+        version="1.0.0",
+        source="m.keras",
+        output_dir="out",
+        objective="latency",
+        selection_threads=1,
+        variants=[
+            variant("none", 2.0, 0.9, 9000, agreement_top1=1.0),
+            variant("int8", 0.8, 0.89, 2500, agreement_top1=0.99),
+        ],
+        chosen="int8",
+    )
+    report = PipelineReport(
+        **base, device_validation=gate, group_choices={"aarch64+neon": "none"}, release_variants=plan
+    )
+    page = render_pipeline_html(report)
+    assert page.count('id="device-validation-gate"') == 1 and page.count('id="release-variants"') == 1
+    section = page[page.index('id="device-validation-gate"') : page.index('id="release-variants"')]
+    assert "99.00%" in section and "42.00%" in section and "FAIL" in section  # workstation | device
+    assert "liteship fleet publish out/m-1.0.0.int8.lsp out/m-1.0.0.float32.lsp" in page
+    saved = report.to_dict()
+    assert saved["device_validation"]["groups"][0]["chosen"] == "none"
+    assert [v["name"] for v in saved["release_variants"]] == ["int8", "float32"]
+    assert 'id="device-validation-gate"' not in render_pipeline_html(PipelineReport(**base))
