@@ -7,8 +7,9 @@ rotated order, so drift and neighbours on a shared machine hit all of them alike
 
 * ``raw interpreter`` — ai-edge-litert's ``Interpreter``: set_tensor(int8), invoke, get_tensor.
 * ``Runner raw=True``  — ``LiteRTRunner(raw=True).infer(int8 array)``: the feed check and dispatch.
-* ``Runner float I/O`` — ``LiteRTRunner().infer(float32 array)``: also quantizes the 224x224x3 input and
-  dequantizes the 1000 outputs (work the raw loop does not do at all).
+* ``Runner float I/O`` — ``LiteRTRunner().infer(float32 array)``: also quantizes the 224x224x3 input (by
+  LiteRT's QUANTIZE op in the float-input copy the runner runs) and dequantizes the 1000 outputs (work the
+  raw loop does not do at all).
 * ``quantize() alone`` / ``Quantizer alone`` — the input's quantization without any inference: the
   reference function and the preallocated quantizer ``infer`` uses (their "overhead" columns are
   meaningless: they are far below the raw interpreter).
@@ -19,9 +20,11 @@ the same round): a neighbour that slows a whole round cancels out; "within budge
 Usage:
     .venv/bin/python benchmarks/runner_overhead.py [--threads 1] [--rounds 15] [--runs 20] [--breakdown]
 
-``--breakdown`` adds two rows on the raw interpreter: the Quantizer writing into its input tensor before
-each run (Runner float I/O without the Runner), and one read of the float input before each run (what
-merely touching 602 kB costs the next inference: the interpreter finds its caches cold).
+``--breakdown`` adds three rows on the raw interpreter: the Quantizer writing into its input tensor before
+each run (how Runner float I/O quantized before it ran a float-input copy), one read of the float input
+before each run (what merely touching 602 kB costs the next inference: the interpreter finds its caches
+cold), and set_tensor(float32)/invoke/get_tensor on the float-input copy (``liteship.model.float_input``:
+Runner float I/O now, without the Runner).
 
 The model (MobileNetV2, weights=None, int8 with int8 I/O, random calibration) is built once with
 TensorFlow's converter and cached in benchmarks/.cache/.
@@ -116,8 +119,22 @@ def variants(path: Path, threads: int, breakdown: bool = False):
             np.minimum.reduce(x_float, axis=None)  # touches the 602 kB float input once, nothing else
             return raw_interpreter()
 
+        from liteship.model.float_input import float_input_copy
+
+        copy = float_input_copy(path.read_bytes())
+        assert copy is not None, "the model has no quantized input"
+        fit = Interpreter(model_content=copy.data, num_threads=threads)
+        fit.allocate_tensors()
+        f_in, f_out = fit.get_input_details()[0]["index"], fit.get_output_details()[0]["index"]
+
+        def float_copy_raw():
+            fit.set_tensor(f_in, x_float)  # what infer() does now: LiteRT's QUANTIZE op in the graph
+            fit.invoke()
+            return fit.get_tensor(f_out)
+
         fns["raw + Quantizer into the input tensor"] = quantizer_then_raw
         fns["raw + one read of the float input"] = read_input_then_raw
+        fns["raw interpreter on the float-input copy"] = float_copy_raw
     return fns
 
 

@@ -145,8 +145,11 @@ def apply_error(specs: list[DelegateSpec], error: BaseException) -> DelegateErro
     )
 
 
-def delegated_nodes(wrapper: Any, original: int, start: int, stop: int) -> tuple[int, int]:
+def delegated_nodes(wrapper: Any, original: int, start: int, stop: int, *, added: int = 0) -> tuple[int, int]:
     """Count the original nodes replaced by delegate kernel nodes ``start..stop-1``.
+
+    ``added`` nodes at the head of the graph are the runner's own (the QUANTIZE ops of
+    :mod:`liteship.model.float_input`): they run, but are not counted as the model's.
 
     TFLite appends one kernel node per delegated partition after the ``original`` nodes and keeps the
     replaced nodes out of the execution plan. The Python wrapper exposes no plan, so each partition is
@@ -156,7 +159,7 @@ def delegated_nodes(wrapper: Any, original: int, start: int, stop: int) -> tuple
         ``(replaced nodes, partitions)``.
     """
     producer: dict[int, int] = {}
-    for index in range(original):
+    for index in range(original + added):
         for t in wrapper.NodeOutputs(index):
             producer[int(t)] = index
     replaced: set[int] = set()
@@ -170,7 +173,7 @@ def delegated_nodes(wrapper: Any, original: int, start: int, stop: int) -> tuple
                 continue
             replaced.add(node)
             stack.extend(int(i) for i in wrapper.NodeInputs(node) if i >= 0)
-    return len(replaced), stop - start
+    return len([n for n in replaced if n >= added]), stop - start
 
 
 __all__ = [

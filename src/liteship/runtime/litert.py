@@ -15,6 +15,7 @@ import numpy as np
 from liteship._quiet import native_stderr_silenced
 from liteship.errors import DelegateError, InferenceError, ModelError
 from liteship.model.flatbuffer import load_model
+from liteship.model.float_input import FloatInputCopy, float_input_copy
 from liteship.runtime.base import Feed, FixedSpecsRunner
 from liteship.runtime.delegates import (
     DelegateSpec,
@@ -110,9 +111,14 @@ def _spec(detail: dict[str, Any], name: str | None = None) -> TensorSpec:
 class LiteRTRunner(FixedSpecsRunner):
     """Run a .tflite with LiteRT.
 
-    Float feeds to integer-quantized inputs are quantized with the model's own scale/zero-point (round
-    half away from zero, clipped to the dtype) and integer outputs are dequantized; ``raw=True`` passes
-    the model's own dtypes through. A batch larger than the model's is run by resizing the inputs when
+    Float feeds to integer-quantized inputs are quantized with the model's own scale/zero-point (clipped
+    to the dtype) and integer outputs are dequantized; ``raw=True`` passes the model's own dtypes
+    through. On the main graph without external delegates, the interpreter runs a copy of the model
+    whose int8/uint8 inputs take float32 and are quantized by LiteRT's own QUANTIZE op, as a model
+    converted with float I/O is (:mod:`liteship.model.float_input`: one vectorized pass inside
+    ``invoke`` instead of several numpy passes; it rounds half to even, where
+    :func:`~liteship.runtime.quant.quantize` rounds half away from zero: exact ties differ by one step).
+    Integer feeds of the model's dtype reach that tensor unchanged. A batch larger than the model's is run by resizing the inputs when
     the model allows it, otherwise one sample at a time (noted once in :attr:`warnings`).
 
     Args:
@@ -169,15 +175,42 @@ class LiteRTRunner(FixedSpecsRunner):
         self.warnings: list[str] = []
         self._delegate_specs = [DelegateSpec.coerce(d) for d in delegates]
         self._original_nodes = len(loaded.model.subgraphs[0].operators or []) if loaded.model.subgraphs else 0
+        self._float_input = self._float_input_copy(loaded.data, raw, signature, self._delegate_specs)
         self._mod = interpreter_module()
         self.backend = self._mod.backend
         self._interp = None
-        self._build()
+        try:
+            self._build()
+        except (ModelError, DelegateError):
+            if self._float_input is None:
+                raise
+            self._float_input = None  # the copy did not load: run the model as it is, quantizing in numpy
+            self.warnings.clear()
+            self._build()
         self.signatures: dict[str, dict[str, list[str]]] = dict(self._interp.get_signature_list())
         self._setup_io()
         self._loop_batches = False
 
     # -- construction -------------------------------------------------------------------------------------
+    @staticmethod
+    def _float_input_copy(
+        data: bytes, raw: bool, signature: str | None, delegates: list[DelegateSpec]
+    ) -> FloatInputCopy | None:
+        """The float-input copy the interpreter runs (issue 22 (14)), when the runner quantizes float feeds
+        on the main graph with LiteRT's own delegates only; ``None`` otherwise or when it cannot be made."""
+        if raw or signature is not None or delegates:
+            return None
+        try:
+            return float_input_copy(data)
+        except (
+            ModelError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            IndexError,
+        ):  # an odd file: numpy quantizes
+            return None
+
     def _build(self) -> None:
         """Create and allocate the interpreter with the delegates; count what each delegate took."""
         loaded = load_delegates(
@@ -208,7 +241,8 @@ class LiteRTRunner(FixedSpecsRunner):
         self._usage = self._count_delegated([s for s, _ in loaded], after_init)
 
     def _new_interpreter(self, delegates: list[Any]) -> tuple[Any, int | None]:
-        kwargs: dict[str, Any] = {"model_content": self.model_bytes, "num_threads": self.num_threads}
+        content = self._float_input.data if self._float_input is not None else self.model_bytes
+        kwargs: dict[str, Any] = {"model_content": content, "num_threads": self.num_threads}
         if delegates:
             kwargs["experimental_delegates"] = delegates
         if not self.use_xnnpack:
@@ -228,6 +262,7 @@ class LiteRTRunner(FixedSpecsRunner):
 
     def _count_delegated(self, specs: list[DelegateSpec], after_init: int | None) -> list[DelegateUsage]:
         total = self._original_nodes
+        added = self._float_input.added_ops if self._float_input is not None else 0
         wrapper = getattr(self._interp, "_interpreter", None)
         final = _num_nodes(self._interp)
         groups: list[tuple[str, int | None, int | None]] = []
@@ -240,7 +275,7 @@ class LiteRTRunner(FixedSpecsRunner):
             if wrapper is None or start is None or stop is None:
                 usage.append(DelegateUsage(name, None, total, 0))
                 continue
-            nodes, partitions = delegated_nodes(wrapper, total, start, stop)
+            nodes, partitions = delegated_nodes(wrapper, total, start, stop, added=added)
             usage.append(DelegateUsage(name, nodes, total, partitions))
         return usage
 
@@ -274,7 +309,13 @@ class LiteRTRunner(FixedSpecsRunner):
         spec = _spec(detail, key if self._sig is not None else None)
         shape = tuple(int(s) for s in detail["shape"])
         dtype = np.dtype(detail["dtype"])
-        return TensorPlan(spec, key, shape, dtype, spec.quantized and not self.raw, int(detail["index"]))
+        index = int(detail["index"])
+        copy = self._float_input
+        if copy is not None and index in copy.inputs:  # the graph quantizes: report the quantized tensor
+            qdtype, scale, zero_point = copy.quantization[copy.inputs.index(index)]
+            spec = TensorSpec(spec.name, spec.shape, qdtype, scale, zero_point)
+            return TensorPlan(spec, key, shape, dtype, True, index, in_graph=True)
+        return TensorPlan(spec, key, shape, dtype, spec.quantized and not self.raw, index)
 
     # -- Runner -------------------------------------------------------------------------------------------
     def delegate_summary(self) -> list[DelegateUsage]:
@@ -324,7 +365,7 @@ class LiteRTRunner(FixedSpecsRunner):
         interp = self._interp
         for p in self._in:
             arr = feed[p.spec.name]
-            if p.convert and arr.dtype.kind == "f":  # quantized straight into the input tensor: no copy
+            if p.convert and not p.in_graph and arr.dtype.kind == "f":  # quantized into the input tensor
                 view = interp.tensor(p.index)()
                 p.quantize_into(arr, view)
                 del view  # the interpreter refuses to run while a view of its buffers is alive

@@ -22,6 +22,9 @@ class TensorPlan:
         dtype: The model's own dtype.
         convert: Quantize float feeds / dequantize outputs (a quantized tensor, ``raw`` off).
         index: The interpreter's tensor index (the Interpreter runner; -1 where unused).
+        in_graph: The runtime quantizes: the model was given a float input and a QUANTIZE op
+            (:mod:`liteship.model.float_input`), so ``dtype`` is float32 while ``spec`` keeps the
+            quantized tensor's dtype, scale and zero point.
         current: The shape the runtime is allocated for (``native`` until a resize).
         size: Elements in ``native``.
     """
@@ -32,6 +35,7 @@ class TensorPlan:
     dtype: np.dtype
     convert: bool
     index: int = -1
+    in_graph: bool = False
     current: tuple[int, ...] = field(init=False)
     size: int = field(init=False)
     quantizer: Quantizer | None = field(default=None, init=False, repr=False)
@@ -50,6 +54,10 @@ class TensorPlan:
         the runtime copies it (``set_tensor``, a TensorBuffer's ``write``) before that."""
         if arr.dtype == self.dtype:
             return arr
+        if self.in_graph:  # integers of the quantized dtype go back to the floats they stand for, exactly
+            if arr.dtype.kind in "iu":
+                return dequantize(arr, self.spec.scale, self.spec.zero_point)  # type: ignore[arg-type]
+            return arr.astype(np.float32)
         if self.convert and arr.dtype.kind == "f":
             return self._quantizer()(arr)
         return arr.astype(self.dtype)

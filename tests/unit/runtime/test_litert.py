@@ -232,20 +232,56 @@ def test_runtime_runs_without_tensorflow(no_tf_python, tflite_int8):
     assert "ai-edge-litert" in res.stdout and "(2, 10) float32" in res.stdout
 
 
-def test_float_feeds_quantized_into_the_input_tensor_equal_quantize_then_raw(tflite_int8, digits):
-    """Issue 22 (14): the feed is quantized straight into the interpreter's input tensor; call after
-    call (a reused view, never a stale one) the outputs are those of quantize() and a raw run."""
-    xs = [digits[2][i : i + 1] for i in range(4)] + [np.full((1, 8, 8, 1), np.nan, np.float32)]
+def _kernel_quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """LiteRT's optimized QUANTIZE kernel (XNNPACK's too): rint(x * (1/scale)) + zp, ties to even."""
+    q = np.rint(x.astype(np.float32) * (np.float32(1) / np.float32(scale))) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def test_float_feeds_are_quantized_by_litert_in_the_graph(tflite_int8, digits):
+    """Issue 22 (14): the interpreter runs a float-input copy whose QUANTIZE op quantizes the feed; call
+    after call the outputs are those of a raw run on the kernel's bytes (ties to even), and differ from
+    quantize()'s (ties away from zero) only where the feed sits exactly halfway between two steps."""
+    xs = [digits[2][i : i + 1] for i in range(8)]
     xs.append(digits[2][:1] * 50.0)  # beyond the input's range: clipped
     with (
         LiteRTRunner(tflite_int8, num_threads=1) as r,
         LiteRTRunner(tflite_int8, num_threads=1, raw=True) as raw,
     ):
         (inp,), (out,) = r.input_specs, r.output_specs
+        assert (inp.dtype, inp.scale, inp.zero_point) == (
+            "int8",
+            raw.input_specs[0].scale,
+            raw.input_specs[0].zero_point,
+        )
+        k = np.arange(64, dtype=np.float32).reshape(1, 8, 8, 1) - inp.zero_point - 32
+        xs.append(((k + np.float32(0.5)) * np.float32(inp.scale)).astype(np.float32))  # exact ties
+        ties = 0
         for x in xs:
             (got,) = r.infer(x).values()
-            with np.errstate(invalid="ignore"):
-                q = quantize(x, inp.scale, inp.zero_point, np.int8)
+            q = _kernel_quantize(x, inp.scale, inp.zero_point)
+            (want,) = raw.infer(q).values()
+            np.testing.assert_array_equal(got, dequantize(want, out.scale, out.zero_point))
+            away = quantize(x, inp.scale, inp.zero_point, np.int8)
+            halfway = np.abs(x / np.float32(inp.scale) % 1 - 0.5) < 1e-6
+            assert np.all((away == q) | halfway)
+            ties += int((away != q).sum())
+        assert ties > 0  # the digits sit on ties: the two roundings are told apart here
+        (y,) = r.infer(np.full((1, 8, 8, 1), np.nan, np.float32)).values()  # a NaN runs (the kernel's bytes)
+        assert y.shape == (1, 10)
+
+
+def test_integer_feeds_reach_the_quantized_tensor_unchanged(tflite_int8, digits):
+    """Every int8 value fed to a non-raw runner (whose graph quantizes floats) gives the raw run's outputs."""
+    with (
+        LiteRTRunner(tflite_int8, num_threads=1) as r,
+        LiteRTRunner(tflite_int8, num_threads=1, raw=True) as raw,
+    ):
+        (out,) = r.output_specs
+        values = np.arange(-128, 128, dtype=np.int16).astype(np.int8)
+        for start in range(0, 256, 64):
+            q = np.resize(values[start : start + 64], (1, 8, 8, 1))
+            (got,) = r.infer(q).values()
             (want,) = raw.infer(q).values()
             np.testing.assert_array_equal(got, dequantize(want, out.scale, out.zero_point))
 
