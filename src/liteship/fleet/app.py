@@ -302,11 +302,18 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     )
     app.state.capture_offers = CaptureOffers()
     app.state.store = store
-    app.state.pruner = Pruner(settings.retention_days)
+    app.state.pruner = Pruner(
+        settings.retention_days, store=store, sample_retention_days=settings.sample_retention_days
+    )
     with app.state.sessionmaker() as session:  # retention: once at start, then hourly on telemetry
         pruned = app.state.pruner.run_if_due(session)
-    if pruned is not None and (pruned.windows or pruned.reverts):
-        log.info("retention: deleted %d windows and %d revert rows", pruned.windows, pruned.reverts)
+    if pruned is not None and (pruned.windows or pruned.reverts or pruned.samples):
+        log.info(
+            "retention: deleted %d windows, %d revert rows and %d field samples",
+            pruned.windows,
+            pruned.reverts,
+            pruned.samples,
+        )
     expiry = Expiry(
         timestamp=timedelta(days=settings.tuf_timestamp_days),
         snapshot=timedelta(days=settings.tuf_snapshot_days),

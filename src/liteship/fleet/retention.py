@@ -10,6 +10,10 @@ Policy (docs/fleet.md, "Retention"):
 - ``retention_days = 0`` keeps everything. Pruning runs when the server starts and then at most once an
   hour, on a telemetry upload (no scheduler to deploy).
 - Revert counts shown per device cover the retention period.
+- Field samples (issue 25) received more than ``sample_retention_days`` ago are deleted with their files,
+  except labeled ones (a label is someone's work: ``fleet samples purge`` removes those on purpose).
+  Their cut-off ignores rollouts (no decision reads samples). A file the store cannot delete then (S3
+  down) stays, unreferenced: space, never a sample row without its file.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from liteship.fleet import samples
 from liteship.fleet.models import ACTIVE_STATES, Revert, Rollout, TelemetryWindow
 from liteship.types import ReportMixin
 
@@ -35,6 +40,7 @@ class Pruned(ReportMixin):
     cutoff: float | None
     windows: int
     reverts: int
+    samples: int = 0
 
 
 def cutoff(session: Session, *, retention_days: float, now: float | None = None) -> float | None:
@@ -49,15 +55,36 @@ def cutoff(session: Session, *, retention_days: float, now: float | None = None)
     return edge if oldest_active is None else min(edge, float(oldest_active))
 
 
-def prune(session: Session, *, retention_days: float, now: float | None = None) -> Pruned:
-    """Delete the windows and revert rows older than the cut-off (:func:`cutoff`); commits."""
+def prune(
+    session: Session,
+    *,
+    retention_days: float,
+    now: float | None = None,
+    store: Any = None,
+    sample_retention_days: float = 0.0,
+) -> Pruned:
+    """Delete the windows and revert rows older than the cut-off (:func:`cutoff`), and, given the
+    artifact ``store``, the unlabeled field samples older than ``sample_retention_days``; commits."""
+    now = time.time() if now is None else now
+    deleted = prune_samples(session, store, sample_retention_days=sample_retention_days, now=now)
     edge = cutoff(session, retention_days=retention_days, now=now)
     if edge is None:
-        return Pruned(None, 0, 0)
+        return Pruned(None, 0, 0, deleted)
     windows = session.execute(delete(TelemetryWindow).where(TelemetryWindow.ended < edge))
     reverts = session.execute(delete(Revert).where(Revert.received_at < edge))
     session.commit()
-    return Pruned(edge, _rows(windows), _rows(reverts))
+    return Pruned(edge, _rows(windows), _rows(reverts), deleted)
+
+
+def prune_samples(session: Session, store: Any, *, sample_retention_days: float, now: float) -> int:
+    """Unlabeled field samples received before ``now − sample_retention_days`` (0: none), rows then files.
+
+    A file the store cannot delete is logged and left unreferenced (:func:`liteship.fleet.samples.purge`).
+    """
+    if store is None or sample_retention_days <= 0:
+        return 0
+    before = now - sample_retention_days * 86400.0
+    return samples.purge(session, store, model_id=None, before=before, keep_labeled=True)
 
 
 def _rows(result: Any) -> int:
@@ -68,21 +95,34 @@ def _rows(result: Any) -> int:
 class Pruner:
     """Runs :func:`prune` at most once per :data:`PRUNE_EVERY_S` (one per API worker)."""
 
-    def __init__(self, retention_days: float) -> None:
+    def __init__(
+        self, retention_days: float, *, store: Any = None, sample_retention_days: float = 0.0
+    ) -> None:
         self.retention_days = retention_days
+        self.store = store
+        self.sample_retention_days = sample_retention_days
         self._last = -float("inf")
         self._lock = threading.Lock()
 
     def due(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         with self._lock:
-            if self.retention_days <= 0 or now - self._last < PRUNE_EVERY_S:
+            if (
+                self.retention_days <= 0 and self.sample_retention_days <= 0
+            ) or now - self._last < PRUNE_EVERY_S:
                 return False
             self._last = now
             return True
 
     def run_if_due(self, session: Session) -> Pruned | None:
-        return prune(session, retention_days=self.retention_days) if self.due() else None
+        if not self.due():
+            return None
+        return prune(
+            session,
+            retention_days=self.retention_days,
+            store=self.store,
+            sample_retention_days=self.sample_retention_days,
+        )
 
 
-__all__ = ["Pruned", "Pruner", "cutoff", "prune"]
+__all__ = ["Pruned", "Pruner", "cutoff", "prune", "prune_samples"]

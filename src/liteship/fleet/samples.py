@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import os
 import tempfile
@@ -55,6 +56,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from liteship.errors import FleetError
 from liteship.fleet.crud import Conflict, NotFound
 from liteship.fleet.models import ID_PATTERN, Base, Device, Release
+
+log = logging.getLogger("liteship.fleet")
 
 TARGET_PREFIX = "capture"  # the agent's liteship.agent.capture.TARGET_PREFIX
 TRIGGERS = ("low-confidence", "out-of-range", "class", "random")
@@ -522,24 +525,40 @@ def set_label(session: Session, *, sample: int, body: SampleLabel) -> FieldSampl
     return row
 
 
-def purge(session: Session, store: Any, *, model_id: str, before: float) -> int:
-    """Delete a model's samples received before ``before`` (rows and their files). Returns the count."""
-    rows = list(
-        session.scalars(
-            select(FieldSample).where(FieldSample.model_id == model_id, FieldSample.received_at < before)
-        )
-    )
+def purge(
+    session: Session, store: Any, *, model_id: str | None, before: float, keep_labeled: bool = False
+) -> int:
+    """Delete samples received before ``before`` (one model's, or every model's when ``model_id`` is
+    None; not the labeled ones with ``keep_labeled``): the rows, committed, then the files no row still
+    names. Returns the rows deleted.
+
+    Rows go first: a failure in between leaves an unreferenced file (space), never a row whose file is
+    gone (a sample lost behind the gallery's back). A file the store cannot delete (S3 down) is logged
+    and left, unreferenced, for the same reason.
+    """
+    q = select(FieldSample).where(FieldSample.received_at < before)
+    if model_id is not None:
+        q = q.where(FieldSample.model_id == model_id)
+    if keep_labeled:
+        q = q.where(FieldSample.label.is_(None))
+    rows = list(session.scalars(q))
+    if not rows:
+        return 0
     shas = {r.sha256 for r in rows}
     for r in rows:
         session.delete(r)
-    session.flush()
-    still = (
-        set(session.scalars(select(FieldSample.sha256).where(FieldSample.sha256.in_(shas))))
-        if shas
-        else set()
-    )
+    session.commit()
+    still = set(session.scalars(select(FieldSample.sha256).where(FieldSample.sha256.in_(shas))))
+    left = 0
     for sha in shas - still:
-        store.delete(sha)
+        try:
+            store.delete(sha)
+        except (FleetError, OSError):
+            left += 1
+    if left:
+        log.warning(
+            "%d field sample file(s) could not be deleted from the store; they stay unreferenced", left
+        )
     return len(rows)
 
 

@@ -75,6 +75,9 @@ class Settings(BaseModel):
     # raw telemetry windows and revert rows older than this are deleted (after being folded into the
     # per-period aggregates: liteship.fleet.retention); 0 keeps them forever
     retention_days: float = Field(default=90.0, ge=0.0, le=36500.0)
+    # field samples (issue 25) received longer ago than this are deleted, rows and files, unless someone
+    # labeled them (labels are work; `fleet samples purge` removes those); 0 keeps them forever
+    sample_retention_days: float = Field(default=90.0, ge=0.0, le=36500.0)
     tuf_timestamp_days: float = 1.0
     tuf_snapshot_days: float = 7.0
     tuf_targets_days: float = 7.0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from liteship.agent.capture import encode_sample
+from liteship.fleet.storage import StoreUnavailable
 
 RULES = {"rules": [{"trigger": "low-confidence", "threshold": 0.6}], "per_hour": 3, "per_day": 5}
 
@@ -225,3 +226,61 @@ def test_purge_deletes_rows_and_files(capturing):
         fleet.client.delete("/api/v1/models/digits/samples", params={"before": 1}, headers=h).status_code
         == 403
     )
+
+
+class _DeadStore:
+    """The artifact store with S3 down for deletes (reads and writes still work)."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def delete(self, sha256):
+        raise StoreUnavailable("the object store refused the delete (test)")
+
+
+def test_retention_deletes_old_unlabeled_samples_and_keeps_labeled_ones(capturing):
+    """Server-side retention (fleet/retention.py): unlabeled samples past `sample_retention_days` go,
+    rows then files; labeled ones stay; a store that cannot delete leaves files, never rows without one."""
+    from liteship.fleet import retention
+    from liteship.fleet.samples import FieldSample
+
+    fleet, policy = capturing
+    devices = {"pi-1": fleet.register("pi-1"), "pi-2": fleet.register("pi-2")}  # the quota is 3 an hour
+    for i in range(4):
+        device = "pi-1" if i < 3 else "pi-2"
+        data = sample(f"r{i}", policy["sha256"], value=float(i))
+        assert put(fleet, device, devices[device], f"r{i}", data).status_code == 201
+    store = fleet.app.state.store
+    with fleet.app.state.sessionmaker() as s:
+        rows = {r.sample_id: (r.id, r.sha256) for r in s.query(FieldSample).all()}
+    r = fleet.client.post(f"/api/v1/samples/{rows['r1'][0]}/label", json={"label": 3}, headers=fleet.admin)
+    assert r.status_code == 200, r.text
+    now = time.time()
+    with fleet.app.state.sessionmaker() as s:  # r0, r1, r3 arrived 40 days ago; r2 today
+        for sid in ("r0", "r1", "r3"):
+            s.get(FieldSample, rows[sid][0]).received_at = now - 40 * 86400
+        s.commit()
+    with fleet.app.state.sessionmaker() as s:
+        assert (
+            retention.prune(s, retention_days=0, store=store, sample_retention_days=0, now=now).samples == 0
+        )
+        pruned = retention.prune(
+            s, retention_days=0, store=_DeadStore(store), sample_retention_days=30, now=now
+        )
+    assert pruned.samples == 2  # r0 and r3 (r1 is labeled, r2 is recent)
+    left = {x["sample_id"] for x in fleet.client.get("/api/v1/samples", headers=fleet.admin).json()}
+    assert left == {"r1", "r2"}
+    assert store.size(rows["r0"][1]) is not None  # the dead store kept the file: unreferenced, not lost
+    for sid in ("r1", "r2"):
+        r = fleet.client.get(f"/api/v1/samples/{rows[sid][0]}/file", headers=fleet.admin)
+        assert r.status_code == 200 and r.content
+    with fleet.app.state.sessionmaker() as s:  # the store back: the next old unlabeled one goes with its file
+        s.get(FieldSample, rows["r2"][0]).received_at = now - 40 * 86400
+        s.commit()
+        assert (
+            retention.prune(s, retention_days=0, store=store, sample_retention_days=30, now=now).samples == 1
+        )
+    assert store.size(rows["r2"][1]) is None
