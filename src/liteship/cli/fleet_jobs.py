@@ -20,12 +20,6 @@ from liteship.cli.fleet_bench import QueueGroup, bench_client, device_selector, 
 from liteship.errors import GateFailed, UsageError
 
 
-def _selector(
-    devices: tuple[str, ...], group: str | None, profile: tuple[str, ...], tags: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    return device_selector(devices, group, profile, tags)
-
-
 def _devices_options(f: Any) -> Any:
     f = click.option(
         "--tag",
@@ -114,7 +108,7 @@ def validate_queue(
     """Queue a validation job of VARIANTS on the devices chosen by --device, --group, --profile or --tag."""
     from liteship.fleet.jobs_client import prepare_validation
 
-    selector = _selector(devices, group, profile, job_tags)
+    selector = device_selector(devices, group, profile, job_tags)
     prepared = prepare_validation(list(variants), data, reference=reference, limit=limit)
     gates = {
         "min_agreement": min_agreement,
@@ -276,7 +270,7 @@ def validate_gate(
         raise UsageError("give either --job (a finished validation job) or --data (queue one now).")
     if data is not None:
         job_id = queue_for_report(
-            client, report, report_path, data, **_selector(devices, group, profile, job_tags)
+            client, report, report_path, data, **device_selector(devices, group, profile, job_tags)
         )["id"]
     assert job_id is not None
     job = wait_for_job(client, job_id, wait_s, show=not as_json)
@@ -345,7 +339,7 @@ def profile_queue(
     as_json: bool,
 ) -> None:
     """Queue a profile job of VARIANTS on the devices chosen by --device, --group, --profile or --tag."""
-    selector = _selector(devices, group, profile, job_tags)
+    selector = device_selector(devices, group, profile, job_tags)
     client = bench_client(ctx)
     job = client.queue(
         list(variants), **selector, runs=runs, threads=threads, targets_key=targets_key, kind="profile"

@@ -85,8 +85,7 @@ def resolve_devices(session: Session, body: BenchJobCreate) -> tuple[list[str], 
 
     Raises:
         FleetError: Not exactly one of devices / group / profile / tags.
-        NotFound: Nothing matches (the message names the selector).
-        NotFound: A listed device is not registered.
+        NotFound: A listed device is not registered, or nothing matches (the message names the selector).
     """
     given = [k for k in ("devices", "group", "profile", "tags") if getattr(body, k) is not None]
     if len(given) != 1:
@@ -99,9 +98,10 @@ def resolve_devices(session: Session, body: BenchJobCreate) -> tuple[list[str], 
         ids = cohorts.devices_tagged(session, wanted)
         if not ids:
             now = cohorts.known_tags(session)
+            shown = ", ".join(now[:20]) + (f" … ({len(now) - 20} more)" if len(now) > 20 else "")
             raise NotFound(
                 f"no registered device carries all the tags {', '.join(wanted)}.",
-                hint=f"Tags now: {', '.join(now) or 'none'}. Tag devices with `liteship fleet tag` "
+                hint=f"Tags now: {shown or 'none'}. Tag devices with `liteship fleet tag` "
                 "(or `liteship agent enroll --tag`); a job takes the devices carrying every tag given.",
             )
         return ids, {"tags": wanted}
