@@ -639,24 +639,38 @@ def models(ctx: click.Context, as_json: bool) -> None:
 @connection_options
 @click.pass_context
 def drift(ctx: click.Context, model_id: str, version: str | None, period_s: float, as_json: bool) -> None:
-    """PSI of live confidence against the package's reference (warn 0.1, alert 0.2)."""
+    """PSI of live confidence against the package's reference (warn 0.1, alert 0.2).
+
+    A release with variants shows a row per variant too (variant column), each against its own
+    package's reference histogram (reference "variant") or, without one, the release's ("release").
+    """
     series = _client(ctx).drift(model_id, version=version, period_s=period_s)
     if as_json:
         emit_json(series)
         return
-    table = Table("version", "period (UTC)", "predictions", "PSI", "level")
+    table = Table("version", "variant", "reference", "period (UTC)", "predictions", "PSI", "level")
     notes = []
-    for s in series:
+
+    def rows(label: str, name: str, reference: str, s: dict[str, Any]) -> None:
         if not s["points"]:
-            live = s.get("predictions", 0)
-            table.add_row(s["version"], "—", str(live), "—", s["latest_level"])
+            table.add_row(label, name, reference, "—", str(s.get("predictions", 0)), "—", s["latest_level"])
             if s.get("note"):
-                notes.append(f"{s['version']}: {s['note']}.")
-            continue
+                notes.append(f"{label}{'' if name == 'all' else ' ' + name}: {s['note']}.")
+            return
         for p in s["points"]:
             when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(p["start"]))
             psi = "—" if p["psi"] is None else f"{p['psi']:.3f}"
-            table.add_row(s["version"], when, str(p["predictions"]), psi, p["level"])
+            table.add_row(label, name, reference, when, str(p["predictions"]), psi, p["level"])
+
+    for s in series:
+        rows(escape(s["version"]), "all", "release" if s["has_reference"] else "—", s)
+        for v in s.get("variants") or []:
+            rows(escape(s["version"]), escape(v["variant"]), v.get("reference") or "—", v)
+        if s.get("other_variant_windows"):
+            notes.append(
+                f"{s['version']}: {s['other_variant_windows']} window(s) named a variant the release "
+                "does not have (counted in the release's figure only)."
+            )
     console.print(table)
     for note in notes:
         console.print(escape(note), soft_wrap=True)

@@ -1,4 +1,4 @@
-"""``liteship fleet bench VARIANT.tflite… (--device ID… | --group G | --profile KEY=VALUE…)`` and
+"""``liteship fleet bench VARIANT.tflite… (--device ID… | --group G | --profile KEY=VALUE… | --tag TAG…)`` and
 ``liteship fleet bench results JOB`` / ``list``: benchmark variants on the fleet's own devices."""
 
 from __future__ import annotations
@@ -13,6 +13,28 @@ from rich.table import Table
 from liteship.cli._common import ExistingPath, console, emit_json, json_option
 from liteship.cli.fleet import connection_options, fleet_cmd
 from liteship.errors import UsageError
+
+
+def device_selector(
+    devices: tuple[str, ...], group: str | None, profile: tuple[str, ...], tags: tuple[str, ...]
+) -> dict[str, Any]:
+    """The devices of a job as :meth:`liteship.fleet.jobs_client.BenchClient.queue` takes them: exactly
+    one of --device, --group, --profile, --tag (else a usage error, exit 2)."""
+    from liteship.fleet.jobs_client import parse_profile
+
+    options = (("--device", devices), ("--group", group), ("--profile", profile), ("--tag", tags))
+    chosen = [name for name, v in options if v]
+    if len(chosen) != 1:
+        raise UsageError(
+            "choose the devices with exactly one of --device, --group, --profile, --tag "
+            f"(got {', '.join(chosen) or 'none'})."
+        )
+    return {
+        "devices": list(devices) or None,
+        "group": group,
+        "profile": parse_profile(profile) if profile else None,
+        "tags": list(tags) or None,
+    }
 
 
 def bench_client(ctx: click.Context) -> Any:
@@ -40,6 +62,7 @@ def bench() -> None:
     Examples:
       liteship fleet bench float32.tflite int8.tflite --device pi-1 --device pi-2
       liteship fleet bench *.tflite --profile machine=aarch64 --profile isa=dotprod
+      liteship fleet bench int8.tflite --tag site=berlin --tag ring=canary
       liteship fleet bench results job-0123456789abcdef --json
     Devices verify each variant as a TUF target signed by the fleet, run it between frames of
     their live model, and delete it afterwards; the live model is never replaced.
@@ -51,6 +74,9 @@ def bench() -> None:
 @click.option("--device", "devices", multiple=True, metavar="ID", help="A device id (repeatable).")
 @click.option("--group", metavar="G", help="A hardware group, e.g. x86_64+avx2 or aarch64+neon+dotprod.")
 @click.option("--profile", "profile", multiple=True, metavar="KEY=VALUE", help="Profile filter (repeatable).")
+@click.option(
+    "--tag", "job_tags", multiple=True, metavar="TAG", help="Only devices with this tag (repeatable: all)."
+)
 @click.option("--runs", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Measured runs.")
 @click.option("--warmup", default=5, show_default=True, type=click.IntRange(0, 1000), help="Warm-up runs.")
 @click.option("--min-seconds", default=1.0, show_default=True, type=click.FloatRange(0, 60))
@@ -68,6 +94,7 @@ def queue(
     devices: tuple[str, ...],
     group: str | None,
     profile: tuple[str, ...],
+    job_tags: tuple[str, ...],
     runs: int,
     warmup: int,
     min_seconds: float,
@@ -76,20 +103,11 @@ def queue(
     targets_key: str | None,
     as_json: bool,
 ) -> None:
-    """Queue a bench job of VARIANTS on the devices chosen by --device, --group or --profile."""
-    from liteship.fleet.jobs_client import parse_profile
-
-    chosen = [name for name, v in (("--device", devices), ("--group", group), ("--profile", profile)) if v]
-    if len(chosen) != 1:
-        raise UsageError(
-            f"choose the devices with exactly one of --device, --group, --profile (got {', '.join(chosen) or 'none'})."
-        )
+    """Queue a bench job of VARIANTS on the devices chosen by --device, --group, --profile or --tag."""
     client = bench_client(ctx)
     job = client.queue(
         list(variants),
-        devices=list(devices) or None,
-        group=group,
-        profile=parse_profile(profile) if profile else None,
+        **device_selector(devices, group, profile, job_tags),
         runs=runs,
         warmup=warmup,
         min_seconds=min_seconds,

@@ -1,6 +1,6 @@
 """``liteship fleet validate`` and ``liteship fleet profile``: device jobs other than bench (docs/device-jobs.md).
 
-``fleet validate VARIANT… --data VAL.npz (--device ID…|--group G|--profile K=V…)`` runs the variants on
+``fleet validate VARIANT… --data VAL.npz (--device ID…|--group G|--profile K=V…|--tag T…)`` runs the variants on
 the devices over a signed, bounded subset of the data and shows the figures of ``liteship validate``
 per device and per hardware group; ``fleet profile VARIANT… (--device…)`` times every op on the
 devices. ``results JOB`` reads either again.
@@ -16,26 +16,18 @@ from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
 from liteship.cli.fleet import connection_options, fleet_cmd
-from liteship.cli.fleet_bench import QueueGroup, bench_client, wait_for_job
+from liteship.cli.fleet_bench import QueueGroup, bench_client, device_selector, wait_for_job
 from liteship.errors import GateFailed, UsageError
 
 
-def _selector(devices: tuple[str, ...], group: str | None, profile: tuple[str, ...]) -> dict[str, Any]:
-    from liteship.fleet.jobs_client import parse_profile
-
-    chosen = [name for name, v in (("--device", devices), ("--group", group), ("--profile", profile)) if v]
-    if len(chosen) != 1:
-        raise UsageError(
-            f"choose the devices with exactly one of --device, --group, --profile (got {', '.join(chosen) or 'none'})."
-        )
-    return {
-        "devices": list(devices) or None,
-        "group": group,
-        "profile": parse_profile(profile) if profile else None,
-    }
-
-
 def _devices_options(f: Any) -> Any:
+    f = click.option(
+        "--tag",
+        "job_tags",
+        multiple=True,
+        metavar="TAG",
+        help="Only devices with this tag (repeatable: all).",
+    )(f)
     f = click.option("--profile", "profile", multiple=True, metavar="KEY=VALUE", help="Profile filter.")(f)
     f = click.option("--group", metavar="G", help="A hardware group, e.g. aarch64+neon+dotprod.")(f)
     return click.option("--device", "devices", multiple=True, metavar="ID", help="A device id (repeatable).")(
@@ -101,6 +93,7 @@ def validate_queue(
     devices: tuple[str, ...],
     group: str | None,
     profile: tuple[str, ...],
+    job_tags: tuple[str, ...],
     min_agreement: float | None,
     max_accuracy_drop: float | None,
     min_sqnr: float | None,
@@ -112,10 +105,10 @@ def validate_queue(
     targets_key: str | None,
     as_json: bool,
 ) -> None:
-    """Queue a validation job of VARIANTS on the devices chosen by --device, --group or --profile."""
+    """Queue a validation job of VARIANTS on the devices chosen by --device, --group, --profile or --tag."""
     from liteship.fleet.jobs_client import prepare_validation
 
-    selector = _selector(devices, group, profile)
+    selector = device_selector(devices, group, profile, job_tags)
     prepared = prepare_validation(list(variants), data, reference=reference, limit=limit)
     gates = {
         "min_agreement": min_agreement,
@@ -241,7 +234,7 @@ def validate_results(ctx: click.Context, job_id: str, wait_s: float | None, as_j
 @click.option(
     "--data",
     type=click.Path(exists=True),
-    help="Queue one now on this data (with --device/--group/--profile).",
+    help="Queue one now on this data (with --device/--group/--profile/--tag).",
 )
 @_devices_options
 @click.option("--wait", "wait_s", default=600.0, show_default=True, type=click.FloatRange(0, 86_400))
@@ -256,6 +249,7 @@ def validate_gate(
     devices: tuple[str, ...],
     group: str | None,
     profile: tuple[str, ...],
+    job_tags: tuple[str, ...],
     wait_s: float,
     as_json: bool,
 ) -> None:
@@ -275,9 +269,9 @@ def validate_gate(
     if (job_id is None) == (data is None):
         raise UsageError("give either --job (a finished validation job) or --data (queue one now).")
     if data is not None:
-        job_id = queue_for_report(client, report, report_path, data, **_selector(devices, group, profile))[
-            "id"
-        ]
+        job_id = queue_for_report(
+            client, report, report_path, data, **device_selector(devices, group, profile, job_tags)
+        )["id"]
     assert job_id is not None
     job = wait_for_job(client, job_id, wait_s, show=not as_json)
     gate = device_gate(report, job)
@@ -337,14 +331,15 @@ def profile_queue(
     devices: tuple[str, ...],
     group: str | None,
     profile: tuple[str, ...],
+    job_tags: tuple[str, ...],
     runs: int,
     threads: int | None,
     wait_s: float | None,
     targets_key: str | None,
     as_json: bool,
 ) -> None:
-    """Queue a profile job of VARIANTS on the devices chosen by --device, --group or --profile."""
-    selector = _selector(devices, group, profile)
+    """Queue a profile job of VARIANTS on the devices chosen by --device, --group, --profile or --tag."""
+    selector = device_selector(devices, group, profile, job_tags)
     client = bench_client(ctx)
     job = client.queue(
         list(variants), **selector, runs=runs, threads=threads, targets_key=targets_key, kind="profile"

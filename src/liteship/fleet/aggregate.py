@@ -26,12 +26,14 @@ from liteship.fleet.models import (
     CONFIDENCE_BINS,
     HOUR_S,
     Release,
+    ReleaseVariant,
     Revert,
     RevertMark,
     Reverts,
     TelemetryCreate,
     TelemetryWindow,
 )
+from liteship.fleet.variants import variants_of
 
 NO_REFERENCE = (
     "no reference histogram in the package (build it with `liteship pipeline`, or `liteship package "
@@ -233,6 +235,96 @@ def confidence_series(
     return Confidence(by_period, n, skipped)
 
 
+def variant_confidence(
+    session: Session, *, model_id: str, version: str, period_s: float, since: float, rescan: bool = False
+) -> dict[str, Confidence]:
+    """:func:`confidence_series` per variant: ``{variant: its counted windows' confidence per period}``.
+
+    Only windows that name the variant they ran on count (agents that report no variant count in the
+    release's figure alone). From :class:`~liteship.fleet.models.TelemetryVariantHour` for whole hours,
+    exactly as :func:`confidence_series` reads :class:`~liteship.fleet.models.TelemetryHour`.
+    """
+    whole = period_s % HOUR_S == 0
+    first_hour = math.ceil(since / HOUR_S) * HOUR_S if whole else math.inf
+    out: dict[str, Confidence] = {}
+
+    def from_windows(rows: list[TelemetryWindow]) -> None:
+        good, _ = good_windows([w for w in rows if w.variant is not None])
+        by_variant: dict[str, list[TelemetryWindow]] = {}
+        for w in good:
+            by_variant.setdefault(str(w.variant), []).append(w)
+        for name, ws in by_variant.items():
+            out[name] = Confidence(_confidence_by_period(ws, period_s), len(ws), 0)
+
+    if rescan or not whole or not math.isfinite(first_hour):
+        from_windows(crud.windows_for(session, model_id=model_id, version=version, since=since))
+        return out
+    if first_hour > since:
+        from_windows(
+            crud.windows_for(session, model_id=model_id, version=version, since=since, until=first_hour)
+        )
+    for name, row in crud.variant_hours_for(session, model_id=model_id, version=version, since=first_hour):
+        seen = out.get(name) or Confidence({}, 0, 0)
+        _add(seen.by_period, (row.hour // period_s) * period_s, row.confidence_hist)
+        out[name] = Confidence(seen.by_period, seen.windows + row.windows, 0)
+    return out
+
+
+def _variant_drift(
+    session: Session,
+    rel: Release,
+    rows: list[ReleaseVariant],
+    release_ref: tuple[list[float], list[float] | None] | None,
+    *,
+    period_s: float,
+    since: float,
+    rescan: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """Drift of each variant of a multi-variant release against its own reference histogram (its
+    package's, else the release's): one entry per variant, default first; and the counted windows that
+    named a variant the release does not have (left out of the breakdown). ``[]`` without variants."""
+    if not rows:
+        return [], 0
+    live = variant_confidence(
+        session, model_id=rel.model_id, version=rel.version, period_s=period_s, since=since, rescan=rescan
+    )
+    out = []
+    for row in rows:
+        own = reference_histogram(row.manifest)
+        ref, source = (own, "variant") if own is not None else (release_ref, "release")
+        series = live.get(row.name, Confidence({}, 0, 0))
+        points: list[dict[str, Any]] = []
+        if ref is not None:
+            try:
+                points = [
+                    drift.drift_point(t, h, *ref).to_dict() for t, h in sorted(series.by_period.items())
+                ]
+            except ValueError:
+                ref = None
+        if ref is None:
+            level, note, source_or_none = "no-reference", NO_REFERENCE, None
+        elif not series.windows:
+            level, note, source_or_none = "insufficient", "no telemetry from this variant yet", source
+        else:
+            level, note, source_or_none = points[-1]["level"], None, source
+        out.append(
+            {
+                "variant": row.name,
+                "default": bool(row.is_default),
+                "reference": source_or_none,  # "variant": its own package's; "release": the release's
+                "has_reference": ref is not None,
+                "points": points,
+                "latest_level": level,
+                "predictions": sum(sum(h) for h in series.by_period.values()),
+                "windows": series.windows,
+                "note": note,
+            }
+        )
+    names = {row.name for row in rows}
+    other = sum(c.windows for name, c in live.items() if name not in names)
+    return out, other
+
+
 def _add(buckets: dict[float, list[int]], start: float, counts: Iterable[int]) -> None:
     acc = buckets.setdefault(start, [0] * CONFIDENCE_BINS)
     buckets[start] = [a + b for a, b in zip(acc, counts, strict=True)]
@@ -280,7 +372,8 @@ def drift_series(
     since: float = 0.0,
     rescan: bool = False,
 ) -> list[dict[str, Any]]:
-    """Per version of a model: PSI per period of its live confidence vs the package's reference.
+    """Per version of a model: PSI per period of its live confidence vs the package's reference, and,
+    for a release with variants, the same per variant against each variant's own reference (``variants``).
 
     Only windows the server counted (``assigned``) and that pass :func:`window_problem` are used; the
     others are counted in ``skipped_windows``.
@@ -292,6 +385,7 @@ def drift_series(
     releases = crud.releases_of(session, model_id=model_id)
     if not releases:
         raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+    rows_of = variants_of(session, [r.id for r in releases if version is None or r.version == version])
     for rel in releases:
         if version is not None and rel.version != version:
             continue
@@ -324,6 +418,10 @@ def drift_series(
                 f"PSI {judged[-1]['psi']:.3f} against the live confidence of the control "
                 f"{versus['control_version']} (rollout {versus['rollout_id']})"
             )
+        per_variant, other = _variant_drift(
+            session, rel, rows_of.get(rel.id, []), ref, period_s=period_s, since=since, rescan=rescan
+        )
+        judged_variants = [v["latest_level"] for v in per_variant if v["latest_level"] in LEVELS[1:]]
         out.append(
             {
                 "model_id": model_id,
@@ -336,6 +434,10 @@ def drift_series(
                 "skipped_windows": skipped,
                 "note": note,
                 "versus_control": versus,  # None: not the candidate of the model's latest rollout
+                # a multi-variant release: each variant against its own reference (issue 24); [] else
+                "variants": per_variant,
+                "worst_variant_level": max(judged_variants, key=LEVELS.index) if judged_variants else None,
+                "other_variant_windows": other,  # counted windows naming a variant the release lacks
             }
         )
     return out

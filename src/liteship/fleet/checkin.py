@@ -276,7 +276,9 @@ class Plan:
                 return _assignment(
                     base, pinned, f"cohort {tag} is pinned to {pinned.version}", reason_code="pinned"
                 )
-        if self.rollout_id is not None and not self.rollout_tags <= have:
+        from liteship.fleet.cohorts import carries_all  # lazy: cohorts → crud → checkin
+
+        if self.rollout_id is not None and not carries_all(have, self.rollout_tags):
             assert self.control is not None
             reason = f"rollout {self.rollout_id} is for devices tagged {', '.join(sorted(self.rollout_tags))}"
             return _assignment(base, self.control, reason, reason_code="not-in-rollout")

@@ -8,6 +8,9 @@ the first pinned tag of a device in name order wins). Update windows (device-loc
 wrapping midnight allowed) are set per device and per tag; the assignment carries the union, and the
 agent installs only inside them, except the server's ``rollback-to-control`` (an operator's abort).
 
+Bench, validation and profile jobs take the same selector (``tags``: devices carrying all of them,
+:func:`devices_tagged`), so a job reaches exactly the devices a rollout with those tags would.
+
 Every change bumps the plan version of the models it affects (pins: the model; tag windows: every
 model, since a tag spans models), so cached plans never serve a stale cohort.
 """
@@ -15,13 +18,39 @@ model, since a tag spans models), so cached plans never serve a stale cohort.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud
 from liteship.fleet.models import CohortPin, CohortWindows, Device, Model
+
+
+def carries_all(device_tags: Iterable[str] | None, wanted: Iterable[str]) -> bool:
+    """True when a device's tags include every one of ``wanted`` (no tags wanted: every device).
+
+    The one rule of tag targeting: rollouts (``Rollout.tags``) and device jobs (``BenchJobCreate.tags``).
+    """
+    return set(wanted) <= set(device_tags or ())
+
+
+def devices_tagged(session: Session, tags: Iterable[str]) -> list[str]:
+    """The ids (in order) of the registered devices carrying all ``tags`` (:func:`carries_all`)."""
+    wanted = frozenset(tags)
+    rows = session.execute(select(Device.id, Device.tags).order_by(Device.id))
+    return [
+        device_id for device_id, have in rows if carries_all(have if isinstance(have, list) else (), wanted)
+    ]
+
+
+def known_tags(session: Session) -> list[str]:
+    """Every tag some registered device carries, sorted (for error hints)."""
+    seen: set[str] = set()
+    for have in session.scalars(select(Device.tags).where(Device.tags.is_not(None))):
+        if isinstance(have, list):
+            seen.update(str(t) for t in have)
+    return sorted(seen)
 
 
 def set_device(
@@ -115,4 +144,14 @@ def tag_windows(session: Session) -> dict[str, list[str]]:
     }
 
 
-__all__ = ["pin", "pins_of", "set_device", "set_tag_windows", "tag_windows", "unpin"]
+__all__ = [
+    "carries_all",
+    "devices_tagged",
+    "known_tags",
+    "pin",
+    "pins_of",
+    "set_device",
+    "set_tag_windows",
+    "tag_windows",
+    "unpin",
+]

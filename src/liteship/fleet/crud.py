@@ -36,6 +36,7 @@ from liteship.fleet.models import (
     RolloutState,
     TelemetryCreate,
     TelemetryHour,
+    TelemetryVariantHour,
     TelemetryWindow,
 )
 
@@ -361,24 +362,40 @@ def add_telemetry(
             session.add(row)
             session.flush()
             if assigned and row.model_id is not None and row.model_version is not None:
-                add_to_hour(session, row.model_id, row.model_version, row.ended, list(window.confidence_hist))
+                add_to_hour(
+                    session,
+                    row.model_id,
+                    row.model_version,
+                    row.ended,
+                    list(window.confidence_hist),
+                    variant=row.variant,
+                )
     except IntegrityError:  # the same window raced in from a retry
         return True
     return False
 
 
-def add_to_hour(session: Session, model_id: str, version: str, ended: float, hist: list[int]) -> None:
-    """Fold one counted window into its :class:`TelemetryHour` (created on first use), atomically."""
-    table = TelemetryHour.__table__
-    assert isinstance(table, Table)
+def add_to_hour(
+    session: Session, model_id: str, version: str, ended: float, hist: list[int], variant: str | None = None
+) -> None:
+    """Fold one counted window into its :class:`TelemetryHour` (created on first use), atomically, and,
+    when it names the ``variant`` it ran on, into that variant's :class:`TelemetryVariantHour` too."""
     hour = (float(ended) // HOUR_S) * HOUR_S
+    key: dict[str, Any] = {"model_id": model_id, "model_version": version, "hour": hour}
+    _fold(session, TelemetryHour.__table__, key, hist)
+    if variant is not None:
+        _fold(session, TelemetryVariantHour.__table__, {**key, "variant": variant}, hist)
+
+
+def _fold(session: Session, table: Any, key: dict[str, Any], hist: list[int]) -> None:
+    """``INSERT … ON CONFLICT DO NOTHING`` the row of ``key``, then add one window and ``hist`` to it."""
+    assert isinstance(table, Table)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    key = {"model_id": model_id, "model_version": version, "hour": hour}
     session.execute(dialect.insert(table).values(**key).on_conflict_do_nothing())
     added = {c: table.c[c] + int(n) for c, n in zip(HOUR_BINS, hist, strict=True)}
     session.execute(
         update(table)
-        .where(table.c.model_id == model_id, table.c.model_version == version, table.c.hour == hour)
+        .where(*(table.c[k] == v for k, v in key.items()))
         .values(windows=table.c.windows + 1, **added)
     )
 
@@ -395,6 +412,21 @@ def hours_for(session: Session, *, model_id: str, version: str, since: float) ->
         )
     )
     return [HourSums(r[0], r[1], r[2], list(r[3:])) for r in rows]
+
+
+def variant_hours_for(
+    session: Session, *, model_id: str, version: str, since: float
+) -> list[tuple[str, HourSums]]:
+    """``(variant, sums)`` of each hour at or after ``since`` of one model version's counted windows
+    that named their variant (:class:`TelemetryVariantHour`)."""
+    table = TelemetryVariantHour.__table__
+    bins = [table.c[c] for c in HOUR_BINS]
+    rows = session.execute(
+        select(table.c.variant, table.c.hour, table.c.windows, *bins).where(
+            table.c.model_id == model_id, table.c.model_version == version, table.c.hour >= since
+        )
+    )
+    return [(r[0], HourSums(r[1], r[2], 0, list(r[3:]))) for r in rows]
 
 
 def windows_for(

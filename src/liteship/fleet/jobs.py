@@ -1,4 +1,4 @@
-"""Bench jobs on the server: choose devices by id, hardware group or profile; queue; offer; keep results.
+"""Bench jobs on the server: choose devices by id, hardware group, profile or tags; queue; offer; keep results.
 
 A job's variants are TUF targets ``bench-jobs/<job id>/<name>``, signed into the fleet's targets
 metadata with the releases (:func:`job_targets` is added to the release targets on every re-sign), so
@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liteship.errors import FleetError
+from liteship.fleet import cohorts
 from liteship.fleet.crud import NotFound, profile_matches
 from liteship.fleet.jobs_models import (
     MAX_DATA_BYTES,
@@ -83,15 +84,27 @@ def resolve_devices(session: Session, body: BenchJobCreate) -> tuple[list[str], 
     """The device ids a job is for, and the selector as given.
 
     Raises:
-        FleetError: Not exactly one of devices / group / profile, or nothing matches.
-        NotFound: A listed device is not registered.
+        FleetError: Not exactly one of devices / group / profile / tags.
+        NotFound: A listed device is not registered, or nothing matches (the message names the selector).
     """
-    given = [k for k in ("devices", "group", "profile") if getattr(body, k) is not None]
+    given = [k for k in ("devices", "group", "profile", "tags") if getattr(body, k) is not None]
     if len(given) != 1:
         raise FleetError(
-            f"choose the devices in exactly one way (devices, group or profile); got {given or 'none'}.",
-            hint="For example devices=['dev-1'] or profile={'machine': 'aarch64'}.",
+            f"choose the devices in exactly one way (devices, group, profile or tags); got {given or 'none'}.",
+            hint="For example devices=['dev-1'], profile={'machine': 'aarch64'} or tags=['site=berlin'].",
         )
+    if body.tags is not None:
+        wanted = list(dict.fromkeys(body.tags))
+        ids = cohorts.devices_tagged(session, wanted)
+        if not ids:
+            now = cohorts.known_tags(session)
+            shown = ", ".join(now[:20]) + (f" … ({len(now) - 20} more)" if len(now) > 20 else "")
+            raise NotFound(
+                f"no registered device carries all the tags {', '.join(wanted)}.",
+                hint=f"Tags now: {shown or 'none'}. Tag devices with `liteship fleet tag` "
+                "(or `liteship agent enroll --tag`); a job takes the devices carrying every tag given.",
+            )
+        return ids, {"tags": wanted}
     if body.devices is not None:
         ids = list(dict.fromkeys(body.devices))
         known = set(session.scalars(select(Device.id).where(Device.id.in_(ids))))

@@ -170,6 +170,7 @@ class BenchClient(FleetClient):
         devices: Sequence[str] | None = None,
         group: str | None = None,
         profile: dict[str, str] | None = None,
+        tags: Sequence[str] | None = None,
         runs: int = 50,
         warmup: int = 5,
         min_seconds: float = 1.0,
@@ -179,13 +180,15 @@ class BenchClient(FleetClient):
         validation: PreparedValidation | None = None,
         gates: dict[str, float | None] | None = None,
     ) -> dict[str, Any]:
-        """Upload ``variants`` and queue a job on the devices chosen by ``devices``, ``group`` or ``profile``.
+        """Upload ``variants`` and queue a job on the devices chosen by ``devices``, ``group``, ``profile``
+        or ``tags``.
 
         Args:
             variants: ``.tflite`` files.
             names: What to call each variant on the devices. Defaults to the file names.
-            devices / group / profile: Exactly one: device ids, a hardware group
-                (:func:`liteship.fleet.jobs.profile_group`), or ``KEY: VALUE`` pairs of the device profile.
+            devices / group / profile / tags: Exactly one: device ids, a hardware group
+                (:func:`liteship.fleet.jobs.profile_group`), ``KEY: VALUE`` pairs of the device profile,
+                or cohort tags (the devices carrying all of them).
             runs / warmup / min_seconds / threads: As for ``liteship bench``; ``threads`` defaults to the
                 agent's own thread count.
             targets_key: The offline TUF targets key, when the server does not hold it.
@@ -205,7 +208,8 @@ class BenchClient(FleetClient):
             for n, p in zip(names, variants, strict=True)
         ]
         body: dict[str, Any] = {"variants": refs, "runs": runs, "warmup": warmup, "min_seconds": min_seconds}
-        body.update({k: v for k, v in (("devices", devices), ("group", group), ("profile", profile)) if v})
+        chosen = (("devices", devices), ("group", group), ("profile", profile), ("tags", tags))
+        body.update({k: list(v) if k == "tags" else v for k, v in chosen if v})
         if threads is not None:
             body["threads"] = threads
         if kind != "bench":

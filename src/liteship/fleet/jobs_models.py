@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from liteship.fleet.models import ID_PATTERN, Base
+from liteship.fleet.models import ID_PATTERN, MAX_TAGS, Base, Tag
 
 JOB_ID_PATTERN = r"^job-[0-9a-f]{16}$"
 VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
@@ -87,7 +87,8 @@ class DeviceGates(_Strict):
 class BenchJobCreate(_Strict):
     """Queue a job: variants already uploaded (``POST /api/v1/bench/variants``), and which devices.
 
-    Exactly one of ``devices``, ``group`` and ``profile`` chooses the devices. A ``validate`` job also
+    Exactly one of ``devices``, ``group``, ``profile`` and ``tags`` chooses the devices (``tags``: the
+    devices carrying all of them, as a rollout's ``tags`` do: :func:`liteship.fleet.cohorts.carries_all`). A ``validate`` job also
     names its validation inputs (``data``: an uploaded ``.npz`` with ``x``, a signed target the devices
     fetch) and the workstation's reference outputs (``reference``: the sha256 of an uploaded ``.npz``
     that stays on the server, see :mod:`liteship.fleet.jobs_validate`).
@@ -102,6 +103,7 @@ class BenchJobCreate(_Strict):
     devices: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DEVICES)
     group: str | None = Field(default=None, max_length=200)
     profile: dict[str, str] | None = Field(default=None, min_length=1, max_length=16)
+    tags: list[Tag] | None = Field(default=None, min_length=1, max_length=MAX_TAGS)
     runs: int = Field(default=50, ge=1, le=10_000)
     warmup: int = Field(default=5, ge=0, le=1_000)
     min_seconds: float = Field(default=1.0, ge=0.0, le=60.0)

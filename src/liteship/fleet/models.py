@@ -256,22 +256,9 @@ HOUR_S = 3600.0  # the period of TelemetryHour: drift of any whole number of hou
 HOUR_BINS = tuple(f"c{i:02d}" for i in range(CONFIDENCE_BINS))
 
 
-class TelemetryHour(Base):
-    """The counted windows of one model version per hour of their end, summed as they arrive (0007).
+class _ConfidenceBins:
+    """The summed top-1 confidence histogram of an hour: one integer column per bin (``c00``…)."""
 
-    Drift reads these instead of the windows (O(hours), not O(windows)), and they outlive the raw
-    windows the retention policy deletes (liteship.fleet.retention). One integer column per confidence
-    bin, so adding a window is one atomic ``UPDATE … SET c00 = c00 + …`` on SQLite and PostgreSQL alike.
-    """
-
-    __tablename__ = "telemetry_hours"
-    __table_args__ = (UniqueConstraint("model_id", "model_version", "hour"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    model_id: Mapped[str] = mapped_column(String(128))
-    model_version: Mapped[str] = mapped_column(String(64))
-    hour: Mapped[float] = mapped_column(Float)  # (ended // HOUR_S) * HOUR_S
-    windows: Mapped[int] = mapped_column(Integer, default=0)
-    skipped: Mapped[int] = mapped_column(Integer, default=0)  # stored rows the backfill could not read
     c00: Mapped[int] = mapped_column(BigInteger, default=0)
     c01: Mapped[int] = mapped_column(BigInteger, default=0)
     c02: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -296,6 +283,39 @@ class TelemetryHour(Base):
     @property
     def confidence_hist(self) -> list[int]:
         return [int(getattr(self, c)) for c in HOUR_BINS]
+
+
+class TelemetryHour(_ConfidenceBins, Base):
+    """The counted windows of one model version per hour of their end, summed as they arrive (0007).
+
+    Drift reads these instead of the windows (O(hours), not O(windows)), and they outlive the raw
+    windows the retention policy deletes (liteship.fleet.retention). One integer column per confidence
+    bin, so adding a window is one atomic ``UPDATE … SET c00 = c00 + …`` on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "telemetry_hours"
+    __table_args__ = (UniqueConstraint("model_id", "model_version", "hour"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    hour: Mapped[float] = mapped_column(Float)  # (ended // HOUR_S) * HOUR_S
+    windows: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # stored rows the backfill could not read
+
+
+class TelemetryVariantHour(_ConfidenceBins, Base):
+    """The counted windows of one variant of a model version per hour of their end (0012): the sums of
+    :class:`TelemetryHour`, split by the variant the device reported running (windows that name no
+    variant count only in :class:`TelemetryHour`). Per-variant drift reads these (issue 24)."""
+
+    __tablename__ = "telemetry_variant_hours"
+    __table_args__ = (UniqueConstraint("model_id", "model_version", "variant", "hour"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(48))
+    hour: Mapped[float] = mapped_column(Float)  # (ended // HOUR_S) * HOUR_S
+    windows: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class HourSums(NamedTuple):

@@ -393,7 +393,32 @@ def drift_panel(series: list[dict[str, Any]], model_id: str, period_s: float = 3
         )
         chart += f'<p class="muted">PSI per {period_s / 60:.0f} min period (UTC).</p>'
     note_html = "".join(f'<p class="empty">{e(model_id)} {e(n)}</p>' for n in notes)
+    breakdown = "".join(variant_drift_table(model_id, s) for s in series)
     return (
         f'<figure class="drift"><figcaption>{e(model_id)}</figcaption>{chart}'
-        f'<ul class="legend">{"".join(items)}</ul>{note_html}</figure>'
+        f'<ul class="legend">{"".join(items)}</ul>{note_html}{breakdown}</figure>'
+    )
+
+
+def variant_drift_table(model_id: str, s: dict[str, Any]) -> str:
+    """A multi-variant release's drift per variant (issue 24): each variant's latest PSI against its own
+    reference (its package's histogram, else the release's), beside the release-level figure."""
+    if not s.get("variants"):
+        return ""
+    rows = []
+    for v in s["variants"]:
+        judged = [p for p in v["points"] if p["psi"] is not None]
+        psi = f"{judged[-1]['psi']:.3f}" if judged else "–"
+        level = v["latest_level"]
+        rows.append(
+            f'<tr data-variant="{e(v["variant"])}" data-level="{e(level)}"><td>{e(v["variant"])}'
+            f"{' (default)' if v.get('default') else ''}</td><td>{e(v.get('reference') or 'none')}</td>"
+            f"<td>{v['predictions']:,}</td><td>{psi}</td>"
+            f'<td><span class="badge {e(level)}">{e(level)}</span></td><td>{e(v.get("note") or "")}</td></tr>'
+        )
+    return (
+        f'<table class="variants" id="drift-variants-{e(model_id)}-{e(s["version"])}"><caption>'
+        f"{e(model_id)} {e(s['version'])} per variant (release: {e(s['latest_level'])})</caption>"
+        "<thead><tr><th>Variant</th><th>Reference</th><th>Predictions</th><th>Latest PSI</th>"
+        f"<th>Level</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )

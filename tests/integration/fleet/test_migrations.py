@@ -64,7 +64,7 @@ def test_upgrade_from_0003_keeps_rows_and_counts_old_windows(url):
 
 
 def test_head_matches_the_models_and_every_migration_goes_down_and_up_again(url):
-    """Issue 24/25 migrations (0007-0011) on both backends: the schema at head is the models' schema, and
+    """Issue 24/25 migrations (0007-0012) on both backends: the schema at head is the models' schema, and
     base -> head -> base -> head runs (rows in the new tables — a ``when`` column among them — go with it)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -117,6 +117,12 @@ def test_head_matches_the_models_and_every_migration_goes_down_and_up_again(url)
             text(
                 "INSERT INTO downloads (device_id, target, bytes, size, at, received_at) "
                 "VALUES ('d', 'm/1.0.0/f.lsp', 5000000000, 5000000000, 1, 1)"
+            )
+        )
+        c.execute(
+            text(
+                "INSERT INTO telemetry_variant_hours (model_id, model_version, variant, hour, windows, c00) "
+                "VALUES ('m', '1.0.0', 'float', 3600, 1, 5000000000)"
             )
         )
     command.downgrade(cfg, "0006")
