@@ -83,13 +83,20 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def suggest_capture(series: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The suggested capture rules when some version's drift is in the alert band, else None.
+    """The suggested capture rules when some version's drift, or one of its variants', is in the alert
+    band, else None.
 
     ``random`` keeps an unbiased sample (what calibration needs), ``low-confidence`` the inputs the model
     is unsure of (what is worth labeling for validation), ``out-of-range`` the inputs outside the
     calibration range the int8 model was built for.
     """
-    alerting = [s for s in series if s.get("latest_level") == ALERT_LEVEL]
+    alerting: list[str] = []
+    for s in series:  # the release as a whole, or one of its variants (issue 24: drift per variant)
+        variants = [v.get("variant") for v in s.get("variants") or [] if v.get("latest_level") == ALERT_LEVEL]
+        if s.get("latest_level") == ALERT_LEVEL:
+            alerting.append(str(s["version"]))
+        elif variants:
+            alerting.append(f"{s['version']} (variant {', '.join(str(v) for v in variants)})")
     if not alerting:
         return None
     rules = [
@@ -98,7 +105,7 @@ def suggest_capture(series: list[dict[str, Any]]) -> dict[str, Any] | None:
         {"trigger": "out-of-range"},
     ]
     return {
-        "versions": [s["version"] for s in alerting],
+        "versions": alerting,
         "rules": rules,
         "per_hour": 30,
         "per_day": 200,
