@@ -127,7 +127,7 @@ def _retry_after(value: str | None) -> float | None:
     return min(float(value.strip()), MAX_RETRY_AFTER_S)
 
 
-class FleetClient:
+class DeviceClient:
     """Talks to one fleet server as one device.
 
     Args:
@@ -293,7 +293,7 @@ class HttpxFetcher(FetcherInterface):
     a 300 MB ``timestamp.json`` is refused after its first 16 KiB, never read into memory.
     """
 
-    def __init__(self, client: FleetClient) -> None:
+    def __init__(self, client: DeviceClient) -> None:
         self.client = client
 
     @contextlib.contextmanager
@@ -320,4 +320,4 @@ class HttpxFetcher(FetcherInterface):
 MAX_FETCH_BYTES = 16 << 20  # a bare fetch() (python-tuf uses download_file with its own bounds)
 
 
-__all__ = ["FleetClient", "HttpxFetcher", "ServerError", "TransferLimits"]
+__all__ = ["DeviceClient", "HttpxFetcher", "ServerError", "TransferLimits"]

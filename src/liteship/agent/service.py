@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.client import FleetClient, TransferLimits
+from liteship.agent.client import DeviceClient, TransferLimits
 from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
 from liteship.agent.recovery import recover
@@ -214,7 +214,7 @@ def enroll(
     if tuf_root is not None:
         root = _trusted_root(Path(tuf_root).read_bytes(), repr(str(tuf_root)))
         source = str(tuf_root)
-    client = FleetClient(server, transport=transport)
+    client = DeviceClient(server, transport=transport)
     try:
         if tuf_root is None:
             source = f"{server}/tuf/metadata/1.root.json"
@@ -224,7 +224,7 @@ def enroll(
         )
     finally:
         client.close()
-    _send_profile(FleetClient(server, device_id, token, transport=transport), model_id)
+    _send_profile(DeviceClient(server, device_id, token, transport=transport), model_id)
     config = {"server": server, "device_id": device_id, "token": token, "model_id": model_id}
     with _Undo() as undo:
         undo.mkdir(state / "tuf")
@@ -241,7 +241,7 @@ def enroll(
     }
 
 
-def _send_profile(client: FleetClient, model_id: str | None) -> None:
+def _send_profile(client: DeviceClient, model_id: str | None) -> None:
     """Tell the server this device's hardware profile at enrollment (one check-in, answer ignored).
 
     A failure here does not fail the enrollment (the token is issued already); the first check-in of
@@ -402,7 +402,7 @@ def run_agent(config: AgentConfig) -> int:
     updater = None
     if server and token:
         limits = TransferLimits(min_rate_bps=config.download_min_rate, window_s=config.download_window)
-        client = FleetClient(server, config.device_id or dev.get("device_id"), token, limits=limits)
+        client = DeviceClient(server, config.device_id or dev.get("device_id"), token, limits=limits)
         updater = Updater(
             store,
             client,

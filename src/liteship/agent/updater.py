@@ -20,7 +20,7 @@ from typing import Any
 from tuf.api.exceptions import DownloadError, ExpiredMetadataError, LengthOrHashMismatchError, RepositoryError
 from tuf.ngclient import Updater as TufUpdater
 
-from liteship.agent.client import FleetClient, HttpxFetcher, ServerError
+from liteship.agent.client import DeviceClient, HttpxFetcher, ServerError
 from liteship.agent.clock import BUILD_FLOOR, Clock
 from liteship.agent.fsutil import crash_point, fsync_dir
 from liteship.agent.sinks import event
@@ -55,7 +55,7 @@ class Updater:
     def __init__(
         self,
         store: Store,
-        client: FleetClient,
+        client: DeviceClient,
         clock: Clock,
         *,
         model_id: str | None = None,

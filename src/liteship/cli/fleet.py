@@ -175,10 +175,10 @@ def connection_options(f: Any) -> Any:
 
 
 def _client(ctx: click.Context) -> Any:
-    from liteship.fleet.client import FleetClient
+    from liteship.fleet.client import AdminClient
 
     obj = ctx.ensure_object(dict)
-    return FleetClient(obj.get("server"), obj.get("token"))
+    return AdminClient(obj.get("server"), obj.get("token"))
 
 
 class _FleetGroup(click.Group):

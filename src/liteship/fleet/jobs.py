@@ -34,8 +34,8 @@ from liteship.fleet.jobs_models import (
     BenchJobCreate,
     BenchJobPublic,
     BenchOffer,
-    BenchReport,
     BenchTask,
+    DeviceBenchReport,
     TaskPublic,
 )
 from liteship.fleet.jobs_validate import group_figures, merge_validation
@@ -267,7 +267,7 @@ def offers_for(
     return offers
 
 
-def record_report(session: Session, *, job_id: str, device_id: str, report: BenchReport) -> BenchTask:
+def record_report(session: Session, *, job_id: str, device_id: str, report: DeviceBenchReport) -> BenchTask:
     """Store a device's report on its task. A finished task keeps its first final report.
 
     Raises:

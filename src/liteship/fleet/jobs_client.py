@@ -1,4 +1,4 @@
-"""The admin client's bench-job calls (``liteship fleet bench``), on :class:`liteship.fleet.client.FleetClient`.
+"""The admin client's bench-job calls (``liteship fleet bench``), on :class:`liteship.fleet.client.AdminClient`.
 
 >>> c = BenchClient("http://127.0.0.1:8700", token="…")                       # doctest: +SKIP
 >>> job = c.queue(["a.tflite", "b.tflite"], devices=["dev-1"])                # doctest: +SKIP
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import FleetError, UsageError
-from liteship.fleet.client import FleetClient
+from liteship.fleet.client import AdminClient
 from liteship.fleet.jobs_models import VARIANT_NAME_PATTERN
 
 OPEN = ("queued", "running")
@@ -155,7 +155,7 @@ def variant_name(path: str | Path) -> str:
     return name
 
 
-class BenchClient(FleetClient):
+class BenchClient(AdminClient):
     """Upload variants, queue a bench job, read and wait for its results."""
 
     def upload_variant(self, path: str | Path) -> dict[str, Any]:

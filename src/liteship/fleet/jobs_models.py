@@ -183,7 +183,7 @@ class VariantFigures(BaseModel):
     delegated_nodes: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
-class BenchReport(_Strict):
+class DeviceBenchReport(_Strict):
     """A device's answer to a job: ``running`` (started), ``done``, ``failed`` or ``refused``."""
 
     state: Literal["running", "done", "failed", "refused"]
@@ -223,7 +223,7 @@ __all__ = [
     "BenchTask",
     "BenchJobCreate",
     "BenchOffer",
-    "BenchReport",
+    "DeviceBenchReport",
     "DeviceGates",
     "OutputArray",
     "ValidationOutputs",

@@ -168,7 +168,7 @@ def test_mirrors_setting_is_checked():
 
 
 def test_sources_order_and_bounds(tmp_path):
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.agent.clock import Clock
     from liteship.agent.store import Store
     from liteship.agent.updater import MAX_MIRRORS, Updater
@@ -176,7 +176,7 @@ def test_sources_order_and_bounds(tmp_path):
     store = Store(tmp_path / "state")
     updater = Updater(
         store,
-        FleetClient("http://server"),
+        DeviceClient("http://server"),
         Clock(tmp_path / "clock.json"),
         mirrors=["http://local/", "file:///x"],
     )

@@ -25,8 +25,8 @@ from liteship.fleet.jobs_models import (
     BenchJob,
     BenchJobCreate,
     BenchJobPublic,
-    BenchReport,
     BenchTask,
+    DeviceBenchReport,
     TaskPublic,
     ValidationOutputs,
 )
@@ -95,7 +95,7 @@ def get_job(job_id: str, session: SessionDep, _: AdminAuth) -> BenchJobPublic:
 
 @router.post("/api/v1/devices/{device_id}/bench/{job_id}", response_model=TaskPublic)
 def report(
-    device_id: str, job_id: str, body: BenchReport, session: SessionDep, device: DeviceAuth
+    device_id: str, job_id: str, body: DeviceBenchReport, session: SessionDep, device: DeviceAuth
 ) -> TaskPublic:
     """A device reports on its task: started, figures, a failure or a refusal (own device only)."""
     own_device(device_id, device)
