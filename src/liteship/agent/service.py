@@ -379,7 +379,7 @@ def run_agent(config: AgentConfig) -> int:
     """
     from liteship.agent.health import HealthWindow
     from liteship.agent.loop import AgentLoop
-    from liteship.agent.sources import open_source
+    from liteship.agent.sources import open_frame_source
     from liteship.agent.telemetry import Spool
     from liteship.agent.updater import Updater
 
@@ -390,7 +390,7 @@ def run_agent(config: AgentConfig) -> int:
     server, token = config.server or dev.get("server"), config.token or dev.get("token")
     if not (server and token) and not os.path.lexists(state / "current"):
         raise _nothing_to_run(state)
-    source, sink = open_source(config.source, loop=config.loop), open_sink(config.sink)
+    source, sink = open_frame_source(config.source, loop=config.loop), open_sink(config.sink)
     store = Store(state, public)
     for action in recover(store):
         event("recovery", action=action)

@@ -262,7 +262,7 @@ def _open_camera(index: str) -> Any:
         ) from None
 
 
-def open_source(spec: str, *, loop: bool = False) -> Any:
+def open_frame_source(spec: str, *, loop: bool = False) -> Any:
     """Open ``camera[:N]``, ``video:PATH``, ``rtsp://URL`` or ``images:DIR``.
 
     Raises:
@@ -347,5 +347,5 @@ __all__ = [
     "ImageFolderSource",
     "OpenCVSource",
     "PiCameraSource",
-    "open_source",
+    "open_frame_source",
 ]
