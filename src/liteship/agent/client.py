@@ -22,18 +22,9 @@ import httpx
 from tuf.api.exceptions import DownloadError, DownloadHTTPError, DownloadLengthMismatchError
 from tuf.ngclient.fetcher import FetcherInterface
 
-from liteship.errors import AgentError
+from liteship.errors import ServerError
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-class ServerError(AgentError):
-    """The server could not be reached or answered with an error. ``status`` is None when unreachable."""
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after  # seconds, from a 503/429 answer's Retry-After (bounded)
 
 
 MAX_RETRY_AFTER_S = 3600.0

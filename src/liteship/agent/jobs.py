@@ -36,7 +36,7 @@ from typing import Any
 
 from liteship.agent.fsutil import atomic_write_json, contained, read_json
 from liteship.agent.sinks import event
-from liteship.errors import LiteshipError
+from liteship.errors import JobRefused, LiteshipError, ServerError, UpdateRefused
 
 DEFAULT_DUTY_CYCLE = 0.5
 MAX_VARIANT_BYTES = 256 << 20
@@ -48,10 +48,6 @@ MAX_DATA_BYTES = 64 << 20  # a validate job's samples
 # a job id is a name of this syntax (the server's are "job-<16 hex>"), never a path
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" adds MS to each run of NAME
-
-
-class JobRefused(LiteshipError):
-    """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
 
 
 class JobStopped(Exception):
@@ -234,7 +230,6 @@ class BenchJobs:
             self._finish(str(journal["job_id"]))  # type: ignore[index]
 
     def _post(self, job_id: str, report: dict[str, Any]) -> bool:
-        from liteship.agent.client import ServerError
 
         client = self.updater.client
         try:
@@ -335,7 +330,6 @@ class BenchJobs:
         return rows
 
     def _post_outputs(self, job_id: str, body: dict[str, Any]) -> bool:
-        from liteship.agent.client import ServerError
 
         client = self.updater.client
         try:
@@ -348,8 +342,6 @@ class BenchJobs:
     def _fetch(self, job_id: str, variants: list[dict[str, Any]]) -> dict[str, Path]:
         """Every variant through TUF into the job's folder. Raises JobRefused when one does not verify."""
         from tuf.api.exceptions import DownloadError, RepositoryError
-
-        from liteship.agent.store import UpdateRefused
 
         folder = self._files(job_id)
         folder.mkdir(parents=True, exist_ok=True)

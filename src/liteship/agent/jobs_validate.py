@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from liteship.agent.jobs import JobRefused, JobStopped, Pacer
-from liteship.errors import LiteshipError
+from liteship.agent.jobs import JobStopped, Pacer
+from liteship.errors import JobRefused, LiteshipError
 
 MAX_SAMPLES = 1000  # as the server's (liteship.fleet.jobs_models); a device does not trust the server's
 MAX_DATA_BYTES = 64 << 20

@@ -19,8 +19,8 @@ from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_js
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
 from liteship.agent.sources import CameraBackend, camera_backends
-from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import AgentError
+from liteship.agent.store import Store
+from liteship.errors import AgentError, ServerError, UpdateRefused
 from liteship.types import ReportMixin
 
 
@@ -247,7 +247,6 @@ def _send_profile(client: DeviceClient, model_id: str | None) -> None:
     A failure here does not fail the enrollment (the token is issued already); the first check-in of
     ``run`` sends the profile again.
     """
-    from liteship.agent.client import ServerError
     from liteship.agent.profile import device_profile
 
     try:

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from liteship.errors import NotFound
 from liteship.fleet import crud, decisions, drift, robust
 from liteship.fleet.models import (
     CONFIDENCE_BINS,
@@ -286,12 +287,12 @@ def drift_series(
     others are counted in ``skipped_windows``.
 
     Raises:
-        crud.NotFound: unknown model.
+        NotFound: unknown model.
     """
     out = []
     releases = crud.releases_of(session, model_id=model_id)
     if not releases:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+        raise NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
     for rel in releases:
         if version is not None and rel.version != version:
             continue

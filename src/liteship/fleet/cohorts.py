@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liteship.errors import Conflict
 from liteship.fleet import crud
 from liteship.fleet.models import CohortPin, CohortWindows, Device, Model
 
@@ -43,9 +44,7 @@ def set_device(
         current = list(tags if tags is not None else device.tags or [])
         new = [t for t in dict.fromkeys([*current, *add]) if t not in set(remove)]
         if len(new) > 16:
-            raise crud.Conflict(
-                f"a device carries at most 16 tags; this change gives {device_id} {len(new)}."
-            )
+            raise Conflict(f"a device carries at most 16 tags; this change gives {device_id} {len(new)}.")
         device.tags = new or None
     if update_windows is not None:
         device.update_windows = list(dict.fromkeys(update_windows)) or None

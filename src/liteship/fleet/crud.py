@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError, PackageError
+from liteship.errors import Conflict, FleetError, NotFound, PackageError, VariantConflict
 from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     ACTIVE_STATES,
@@ -38,15 +38,6 @@ from liteship.fleet.models import (
     TelemetryHour,
     TelemetryWindow,
 )
-
-
-class NotFound(FleetError):
-    """An id that does not exist (HTTP 404)."""
-
-
-class Conflict(FleetError):
-    """A request that contradicts the current state (HTTP 409)."""
-
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -126,7 +117,7 @@ def create_release(
             variants.add_variant(
                 session, release=release, variant=variant, sha256=sha256, size=size, manifest=manifest
             )
-    except variants.VariantConflict as e:
+    except VariantConflict as e:
         raise Conflict(e.message, hint=e.hint) from None
     channels = {channel} if channel else set()
     if latest is None:

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
+from liteship.errors import SampleRefused
 from liteship.fleet import samples
 from liteship.fleet.api.deps import SessionDep
 from liteship.fleet.models import Release
@@ -107,7 +108,7 @@ def thumbnail(data: bytes) -> str:
 
     try:
         arrays, meta = samples.read_sample_bytes(data)
-    except samples.SampleRefused:
+    except SampleRefused:
         return ""
     image = arrays.get("image")
     if image is None:

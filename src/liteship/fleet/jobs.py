@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError
-from liteship.fleet.crud import NotFound, profile_matches
+from liteship.errors import FleetError, NotFound
+from liteship.fleet.crud import profile_matches
 from liteship.fleet.jobs_models import (
     MAX_DATA_BYTES,
     TARGET_PREFIX,

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError
+from liteship.errors import Conflict, FleetError, NotFound
 from liteship.fleet import crud, decisions, groups, robust
 from liteship.fleet.aggregate import arm_parts, paired_windows
 from liteship.fleet.checkin import STABLE
@@ -182,19 +182,19 @@ def create_rollout(
     if not 0 <= min_arm_devices <= 100_000:
         raise FleetError(f"min_arm_devices must be within 0..100000, got {min_arm_devices}.")
     if crud.get_model(session, model_id=model_id) is None:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="Publish a package first.")
+        raise NotFound(f"no model {model_id!r}.", hint="Publish a package first.")
     candidate = crud.get_release(session, model_id=model_id, version=candidate_version)
     if control_version is None:
         control = crud.channels_of(session, model_id=model_id).get(STABLE)
         if control is None:
-            raise crud.Conflict(f"{model_id} has no stable release to compare with.")
+            raise Conflict(f"{model_id} has no stable release to compare with.")
     else:
         control = crud.get_release(session, model_id=model_id, version=control_version)
     if control.id == candidate.id:
-        raise crud.Conflict(f"the candidate {candidate_version} is already the control.")
+        raise Conflict(f"the candidate {candidate_version} is already the control.")
     current = crud.active_rollout(session, model_id=model_id)
     if current is not None:
-        raise crud.Conflict(
+        raise Conflict(
             f"rollout {current.id} of {model_id} is {current.state}.", hint="Promote or abort it first."
         )
     cutoff = bucket_cutoff(model_buckets(session, model_id=model_id), stages[0], min_arm_devices)
@@ -230,7 +230,7 @@ def change_rollout(
         raise FleetError(f"unknown rollout action {action!r}; available: {sorted(TRANSITIONS)}.")
     allowed, new_state = TRANSITIONS[action]
     if rollout.state not in allowed:
-        raise crud.Conflict(f"cannot {action} rollout {rollout.id}: it is {rollout.state}.")
+        raise Conflict(f"cannot {action} rollout {rollout.id}: it is {rollout.state}.")
     now = time.time()
     if action == "advance":
         rollout.stage_index += 1

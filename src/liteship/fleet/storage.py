@@ -49,10 +49,6 @@ class ArtifactStore(Protocol):
         ...
 
 
-class StoreUnavailable(FleetError):
-    """The artifact store cannot be reached or refused the operation (the API answers 503)."""
-
-
 def open_store(settings: Settings, data_dir: Path) -> ArtifactStore:
     """The store the settings name: ``s3://…`` (checked now: reachable, bucket there, credentials
     valid and allowed to write), a local folder, or by default ``<data_dir>/artifacts``.

@@ -119,8 +119,7 @@ def test_range_resume_through_a_mirror(fleet_server, mirrors, keys, tmp_path):
 
 
 def test_every_source_tampered_or_down_is_refused_cleanly(fleet_server, mirrors, keys, tmp_path):
-    from liteship.agent.client import ServerError
-    from liteship.agent.store import UpdateRefused
+    from liteship.errors import ServerError, UpdateRefused
 
     _, bad = mirrors
     updater = agent_updater(

@@ -121,8 +121,9 @@ def test_a_refused_window_is_set_aside_and_the_rest_are_sent(live_server, tmp_pa
     flush re-sent it first and stopped, so nothing behind it reached the server."""
     import httpx
 
-    from liteship.agent.client import DeviceClient, ServerError
+    from liteship.agent.client import DeviceClient
     from liteship.agent.telemetry import Spool
+    from liteship.errors import ServerError
 
     r = httpx.post(
         f"{live_server.url}/api/v1/devices/register",

@@ -161,7 +161,8 @@ def test_checkins_and_rollout_changes_are_seen_by_every_worker(server):
 
 
 def test_killed_worker_others_keep_serving_and_checkins_lose_nothing(server):
-    from liteship.agent.client import DeviceClient, ServerError
+    from liteship.agent.client import DeviceClient
+    from liteship.errors import ServerError
 
     url = server["url"]
     headers = register(url, "k-dev")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from agent_test_helpers import FakeFleet
 
-from liteship.agent.client import DeviceClient, ServerError
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.health import HealthWindow
 from liteship.agent.loop import AgentLoop
@@ -21,7 +21,7 @@ from liteship.agent.sources import ImageFolderSource
 from liteship.agent.store import Store
 from liteship.agent.telemetry import Spool
 from liteship.agent.updater import Updater
-from liteship.errors import AgentError, LiteshipError
+from liteship.errors import AgentError, LiteshipError, ServerError
 
 # ---- clean stops and the health window ---------------------------------------------------------------
 

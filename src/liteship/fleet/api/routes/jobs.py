@@ -11,11 +11,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from liteship.errors import FleetError
+from liteship.errors import FleetError, NotFound
 from liteship.fleet import jobs
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device, spooled_body
 from liteship.fleet.api.routes.distribution import serve_blob
-from liteship.fleet.crud import NotFound
 from liteship.fleet.jobs_models import (
     JOB_ID_PATTERN,
     MAX_DATA_BYTES,

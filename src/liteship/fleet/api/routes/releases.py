@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from liteship.errors import FleetError
+from liteship.errors import FleetError, NotFound
 from liteship.fleet import crud, registry, variants
 from liteship.fleet.api.deps import AdminAuth, SessionDep, spooled_body
 from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic, VariantPublic
@@ -115,7 +115,7 @@ def downloads(model_id: str, session: SessionDep, _: AdminAuth) -> list[dict[str
     from liteship.fleet.bandwidth import per_release
 
     if crud.get_model(session, model_id=model_id) is None:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+        raise NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
     return [t.to_dict() for t in per_release(session, model_id=model_id)]
 
 
