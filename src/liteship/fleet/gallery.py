@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from liteship.errors import SampleRefused
 from liteship.fleet import samples
-from liteship.fleet.api.deps import SessionDep
+from liteship.fleet.api.deps import SessionDep, same_origin, signed_in
 from liteship.fleet.models import Release
 from liteship.fleet.samples_client import ALERT_LEVEL, suggest_capture, suggestion_command
 
@@ -238,16 +238,10 @@ def render_gallery(session: Any, store: Any, query: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def _signed_in(request: Request, session: Any) -> bool:
-    from liteship.fleet.dashboard import signed_in
-
-    return signed_in(request, session)
-
-
 @router.get("/dashboard/samples", response_class=HTMLResponse, response_model=None)
 def gallery(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
     """The gallery (filters: ``model``, ``version``, ``trigger``, ``labeled=yes|no``)."""
-    if not _signed_in(request, session):
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     query = {
         k: v[:128] for k, v in request.query_params.items() if k in ("model", "version", "trigger", "labeled")
@@ -256,9 +250,7 @@ def gallery(request: Request, session: SessionDep) -> HTMLResponse | RedirectRes
 
 
 def _guard(request: Request, session: Any) -> HTMLResponse | RedirectResponse | None:
-    from liteship.fleet.dashboard import same_origin
-
-    if not _signed_in(request, session):
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     if not same_origin(request):
         return HTMLResponse("cross-site form post refused.", status_code=status.HTTP_403_FORBIDDEN)

@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from liteship.errors import StoreUnavailable, UsageError
-from liteship.fleet.storage import CHUNK, check_sha256, hash_file
+from liteship.fleet.blobs import CHUNK, check_sha256, hash_file
 
 if TYPE_CHECKING:
     from liteship.fleet.settings import Settings
