@@ -78,7 +78,8 @@ def _measure_one(
     quick: bool,
 ) -> AcceleratorPair:
     from liteship.bench.core import machine_info
-    from liteship.bench.isolated import BenchSettings, needs_isolation, run_isolated, run_on_accelerator
+    from liteship.bench.isolated import BenchSettings, needs_isolation, run_isolated
+    from liteship.bench.on_accelerator import run_on_accelerator
     from liteship.bench.report import BenchReport
     from liteship.runtime.recorded import RecordedRunner
     from liteship.types import TensorSpec
