@@ -219,7 +219,7 @@ class AgentLoop:
         self._thread: threading.Thread | None = None
         self._jobs_thread: threading.Thread | None = None
         self._jobs_due = threading.Event()  # a check-in brought an assignment: the jobs thread looks at it
-        self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
+        self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.pacing.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
         self.capture: Any = None  # liteship.agent.capture.Capture: policy and upload after each poll
         self._window_started = time.monotonic()
