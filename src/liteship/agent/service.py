@@ -13,14 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liteship.agent.capture import read_status
 from liteship.agent.client import DeviceClient, TransferLimits
 from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
+from liteship.agent.health import HealthWindow
+from liteship.agent.jobs import BenchJobs, LiveGate
+from liteship.agent.loop import AgentLoop
+from liteship.agent.profile import device_profile
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
-from liteship.agent.sources import CameraBackend, camera_backends
+from liteship.agent.sources import CameraBackend, camera_backends, open_frame_source
 from liteship.agent.store import Store
+from liteship.agent.telemetry import Spool
+from liteship.agent.updater import Updater
 from liteship.errors import AgentError, ServerError, UpdateRefused
+from liteship.package.signing import load_public_key
+from liteship.runtime.cpu import compiled_model_blocker, cpu_name
 from liteship.types import ReportMixin
 
 
@@ -85,9 +94,6 @@ class DoctorReport(ReportMixin):
 def agent_doctor() -> DoctorReport:
     """Look at this device's camera backends (without opening a camera) and accelerators (without
     loading LiteRT's accelerator library: on an ARMv8.0 core that would kill the process)."""
-    from liteship.agent.profile import device_profile
-    from liteship.runtime.cpu import compiled_model_blocker, cpu_name
-
     return DoctorReport(
         cameras=camera_backends(),
         cpu=cpu_name(),
@@ -113,8 +119,6 @@ def _key(state_dir: Path, key: Path | None) -> Path | None:
 
 def _checked_key(key: str | Path | None, state_dir: Path, parameter: str) -> Path:
     """The publisher key to use (given, else stored at enrollment), loaded once to prove it is usable."""
-    from liteship.package.signing import load_public_key
-
     found = _key(state_dir, Path(key) if key is not None else None)
     if found is None:
         raise AgentError(
@@ -206,8 +210,6 @@ def enroll(
         ``device_id``, ``server``, ``state_dir``, ``tuf_root`` (``"pinned"`` when given,
         ``"trust-on-first-use"`` when fetched) and ``tuf_root_source`` (the file or URL it came from).
     """
-    from liteship.package.signing import load_public_key
-
     state = Path(state_dir)
     load_public_key(key)
     server = server.rstrip("/")
@@ -247,8 +249,6 @@ def _send_profile(client: DeviceClient, model_id: str | None) -> None:
     A failure here does not fail the enrollment (the token is issued already); the first check-in of
     ``run`` sends the profile again.
     """
-    from liteship.agent.profile import device_profile
-
     try:
         client.check_in(model_id=model_id, version=None, health=None, runtime=device_profile())
     except ServerError as e:
@@ -258,8 +258,6 @@ def _send_profile(client: DeviceClient, model_id: str | None) -> None:
 
 
 def read_capture_status(root: Path) -> dict[str, Any] | None:
-    from liteship.agent.capture import read_status
-
     return read_status(root)
 
 
@@ -353,8 +351,6 @@ def _nothing_to_run(state: Path) -> AgentError:
 
 def _attach_bench_jobs(loop: Any, store: Store, updater: Any, config: AgentConfig) -> None:
     """Fleet bench jobs run on the updater thread, between frames (see :mod:`liteship.agent.jobs`)."""
-    from liteship.agent.jobs import BenchJobs, LiveGate
-
     loop.gate = LiveGate()
     loop.jobs = BenchJobs(
         store,
@@ -376,12 +372,6 @@ def run_agent(config: AgentConfig) -> int:
     server to assign one; with neither a model nor a server it raises :class:`AgentError` and creates
     nothing.
     """
-    from liteship.agent.health import HealthWindow
-    from liteship.agent.loop import AgentLoop
-    from liteship.agent.sources import open_frame_source
-    from liteship.agent.telemetry import Spool
-    from liteship.agent.updater import Updater
-
     setup_logging()
     state = Path(config.state_dir)
     dev = _device(state)

@@ -47,6 +47,7 @@ from liteship.agent.fsutil import (
 from liteship.agent.quiet import native_output_silenced
 from liteship.errors import AgentError, LiteshipError, UpdateRefused
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
+from liteship.package.signing import key_id, load_public_key, verify_signature
 
 MAX_STARTS = 3  # start-ups of an unconfirmed candidate before it is reverted (RAUC-style boot count)
 MODEL_CHANGED = ("installed", "downgraded", "reverted-by-server")  # updater decisions that change current
@@ -284,8 +285,6 @@ class Store:
 
     def slot_problem(self, folder: Path) -> str | None:
         """Why an extracted package folder cannot be trusted (None when every file matches)."""
-        from liteship.package.signing import key_id, load_public_key, verify_signature
-
         try:
             manifest_bytes = (folder / "manifest.json").read_bytes()
             manifest = Manifest.from_bytes(manifest_bytes)

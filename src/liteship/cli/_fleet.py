@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from liteship.progress import track_until
+
 DEFAULT_SERVER = "http://127.0.0.1:8700"  # liteship.fleet.client.DEFAULT_SERVER (not imported: httpx)
 
 
@@ -61,8 +63,6 @@ class QueueGroup(click.Group):
 
 
 def wait_for_job(client: Any, job_id: str, timeout_s: float, show: bool) -> dict[str, Any]:
-    from liteship.progress import track_until
-
     with track_until(f"waiting for {job_id}", enabled=show) as update:
 
         def progress(job: dict[str, Any]) -> None:

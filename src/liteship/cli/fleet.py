@@ -12,12 +12,13 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from liteship.cli._common import ExistingPath, console, emit_json, json_option
+from liteship.cli._common import ExistingPath, console, emit_json, json_option, parse_floats
 from liteship.cli._fleet import admin_client, connection_options
 from liteship.cli.fleet_bench import bench
 from liteship.cli.fleet_jobs import profile_cmd, validate
 from liteship.cli.fleet_samples import capture, samples
 from liteship.errors import LiteshipError
+from liteship.fleet.profile import group_key
 
 # the library's messages name parameters; the CLI shows its flags (see STYLE.md)
 SERVE_FLAGS = {
@@ -323,8 +324,6 @@ def rollout_start(
     more; with fewer, N = half the fleet: --min-arm-devices N --threshold min_devices=N (the warning
     names N for the devices it sees).
     """
-    from liteship.cli._common import parse_floats
-
     parsed: dict[str, float] = {}
     for item in thresholds:
         name, _, value = item.partition("=")
@@ -356,8 +355,6 @@ def rollout_start(
 def _preflight_warning(client: Any, model_id: str, version: str, show: bool) -> dict[str, Any] | None:
     """Warn (stderr) about devices whose runtime could not load the candidate in a device job, and how
     many were never checked (liteship.fleet.preflight). Never stops the rollout; None if unknown."""
-    from liteship.errors import LiteshipError
-
     try:
         checked: dict[str, Any] = client._call(
             "GET", "/api/v1/bench/preflight", params={"model_id": model_id, "version": version}
@@ -455,8 +452,6 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
     The profile is what the agent reports at check-in (machine, cpu_model, cores, isa, memory_mb,
     os, python, litert, accelerators, accelerator). Reverts count only those the device decided.
     """
-    from liteship.fleet.profile import group_key
-
     rows = admin_client(ctx).devices(_key_values(profile, "--profile"))
     if group_by:
         groups: dict[str, list[dict[str, Any]]] = {}

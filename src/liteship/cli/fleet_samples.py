@@ -12,6 +12,7 @@ from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
 from liteship.cli._fleet import connection_options
+from liteship.errors import UsageError
 
 
 def _client(ctx: click.Context) -> Any:
@@ -265,8 +266,6 @@ def samples_list(
 @click.pass_context
 def samples_label(ctx: click.Context, sample: int, label: int | None, discard: bool, as_json: bool) -> None:
     """Label SAMPLE with a class index LABEL, or --discard it."""
-    from liteship.errors import UsageError
-
     if label is None and not discard:
         raise UsageError("give a class index to label the sample with, or --discard.")
     out = _client(ctx).label(sample, label=label, discarded=True if discard else None)

@@ -77,6 +77,7 @@ from liteship.fleet.models import (
     RolloutState,
 )
 from liteship.fleet.variants import VariantRef, pick, refs, variants_of
+from liteship.package import parse_semver
 
 log = logging.getLogger(__name__)
 
@@ -469,8 +470,6 @@ def _load_plan(session: Session, *, model_id: str) -> Plan:
 
 def _older(a: str, b: str) -> bool:
     """True when semantic version ``a`` is lower than ``b`` (False when either does not parse)."""
-    from liteship.package import parse_semver  # lazy: the package stage is optional at import time
-
     try:
         return bool(parse_semver(a) < parse_semver(b))
     except (ValueError, LiteshipError):  # an unparseable version never earns a downgrade permission

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from liteship.errors import Conflict
 from liteship.fleet import crud
-from liteship.fleet.models import CohortPin, CohortWindows, Device, Model
+from liteship.fleet.models import CohortPin, CohortWindows, Device, Model, Release
 
 
 def set_device(
@@ -83,8 +83,6 @@ def unpin(session: Session, *, model_id: str, tag: str) -> bool:
 
 def pins_of(session: Session, *, model_id: str) -> dict[str, str]:
     """``tag → pinned version`` of a model."""
-    from liteship.fleet.models import Release
-
     rows = session.execute(
         select(CohortPin.tag, Release.version)
         .join(Release, CohortPin.release_id == Release.id)

@@ -16,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from liteship.errors import Conflict, FleetError, NotFound, PackageError, VariantConflict
+from liteship.fleet import variants
+from liteship.fleet.bandwidth import per_device
 from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     ACTIVE_STATES,
@@ -38,6 +40,7 @@ from liteship.fleet.models import (
     TelemetryHour,
     TelemetryWindow,
 )
+from liteship.package import parse_semver
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -49,8 +52,6 @@ def device_bucket(device_id: str) -> int:
 
 def semver_key(version: str) -> Any:
     """A sortable key for a semver string, from the package module's ``parse_semver``."""
-    from liteship.package import parse_semver  # lazy: the package stage is optional at import time
-
     try:
         return parse_semver(version)
     except (ValueError, PackageError) as e:
@@ -78,8 +79,6 @@ def create_release(
         Conflict: the version is not greater than the latest of that model; a variant that does not
             fit its release (see :func:`liteship.fleet.variants.add_variant`).
     """
-    from liteship.fleet import variants
-
     model_id = str(manifest.get("model_id") or manifest.get("id") or "")
     version = str(manifest.get("version") or "")
     if not model_id or not version:
@@ -215,7 +214,6 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
     """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
     it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
-    from liteship.fleet.bandwidth import per_device
 
     downloaded = per_device(session)
     out = []

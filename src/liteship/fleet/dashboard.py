@@ -24,8 +24,10 @@ from liteship.fleet import aggregate, crud, gallery, panels
 from liteship.fleet import rollout as machine
 from liteship.fleet.api.deps import COOKIE, SessionDep, is_admin, same_origin, signed_in
 from liteship.fleet.api.routes.rollouts import rollout_public
+from liteship.fleet.bandwidth import per_release
 from liteship.fleet.models import ACTIVE_STATES, Device
 from liteship.fleet.profile import health_text, runtime_text
+from liteship.fleet.variants import refs, variants_of
 
 router = APIRouter(tags=["dashboard"])
 SESSION_LIFETIME_S = 12 * 3600.0
@@ -87,9 +89,6 @@ def _bytes_cell(t: Any) -> str:
 
 def variants_section(session: Any, devices: list[Device]) -> str:
     """One table per multi-variant release: variant, default, conditions, devices running it now."""
-    from liteship.fleet.bandwidth import per_release
-    from liteship.fleet.variants import refs, variants_of
-
     out = []
     for model, releases, _ in crud.list_models(session):
         by_release = variants_of(session, [r.id for r in releases])

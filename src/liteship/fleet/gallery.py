@@ -24,8 +24,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from liteship.errors import SampleRefused
-from liteship.fleet import samples
+from liteship.fleet import aggregate, samples
 from liteship.fleet.api.deps import SessionDep, same_origin, signed_in
+from liteship.fleet.api.routes.samples import start_capture
 from liteship.fleet.models import Release
 from liteship.fleet.samples_client import ALERT_LEVEL, suggest_capture, suggestion_command
 
@@ -289,9 +290,6 @@ async def capture_on_form(
 ) -> HTMLResponse | RedirectResponse:
     """The drift panel's "Turn capture on" button: the suggested rules for this model."""
     from starlette.concurrency import run_in_threadpool
-
-    from liteship.fleet import aggregate
-    from liteship.fleet.api.routes.samples import start_capture
 
     refused = _guard(request, session)
     if refused is not None:

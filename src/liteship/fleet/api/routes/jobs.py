@@ -12,9 +12,10 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from liteship.errors import FleetError, NotFound
-from liteship.fleet import jobs
+from liteship.fleet import jobs, jobs_validate
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device, spooled_body
 from liteship.fleet.api.routes.distribution import serve_blob
+from liteship.fleet.api.routes.releases import all_targets
 from liteship.fleet.jobs_models import (
     JOB_ID_PATTERN,
     MAX_DATA_BYTES,
@@ -47,8 +48,6 @@ async def upload_variant(request: Request, _: AdminAuth) -> dict[str, Any]:
 
 
 def _queue(app: Any, body: BenchJobCreate) -> BenchJobPublic:
-    from liteship.fleet.api.routes.releases import all_targets  # the release targets + open jobs' targets
-
     with app.state.sessionmaker() as session:
         job, _ = jobs.create_job(session, body=body, blob_size=app.state.store.size)
         signed = app.state.tuf.update_targets(all_targets(session))
@@ -126,8 +125,6 @@ def validation_outputs(
 ) -> TaskPublic:
     """A device's outputs of one variant of a validation job (own device, own open task only): the
     server compares them with the reference outputs and keeps the figures, not the outputs."""
-    from liteship.fleet import jobs_validate
-
     own_device(device_id, device)
     job = session.get(BenchJob, job_id) if re.match(JOB_ID_PATTERN, job_id) else None
     task = session.scalars(

@@ -19,6 +19,7 @@ from liteship.errors import Conflict, NotFound, OverQuota, SampleRefused
 from liteship.fleet import samples
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device
 from liteship.fleet.api.routes.distribution import serve_blob
+from liteship.fleet.api.routes.releases import all_targets
 from liteship.fleet.models import ID_PATTERN, MAX_DB_ID, Assignment
 from liteship.fleet.samples import (
     MAX_SAMPLE_BYTES,
@@ -44,8 +45,6 @@ def is_upload(scope: Any) -> bool:
 
 
 def _resign(app: Any, session: Any) -> bool:
-    from liteship.fleet.api.routes.releases import all_targets  # releases + bench jobs + capture policies
-
     signed = app.state.tuf.update_targets(all_targets(session))
     app.state.capture_offers.invalidate()
     return bool(signed)
