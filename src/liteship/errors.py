@@ -34,7 +34,7 @@ The CLI prints ``str(error)`` without a traceback and exits with ``error.exit_co
 
 Every class of the tree is defined here (``tests/unit/test_errors_tree.py`` keeps the drawing exact and
 finds any ``LiteshipError`` subclass defined elsewhere). Two exceptions are not in it because they never
-reach a user: ``agent/jobs.py: JobStopped`` (the agent is stopping: a job ends at its next step) and
+reach a user: ``agent/pacing.py: JobStopped`` (the agent is stopping: a job ends at its next step) and
 ``quantize/search.py: BudgetExhausted`` (the search's budget, caught inside the search).
 """
 
