@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, default=4, help="Devices (half Pi 4, half Pi 5 profiles).")
     args = ap.parse_args()
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.agent.clock import Clock
     from liteship.agent.profile import PROFILE_ENV
     from liteship.agent.service import enroll
@@ -126,7 +126,7 @@ def main() -> None:
                 dev = json.loads((state / "device.json").read_text())
                 u = Updater(
                     Store(state, keys.public_path),
-                    FleetClient(url, dev["device_id"], dev["token"]),
+                    DeviceClient(url, dev["device_id"], dev["token"]),
                     Clock(state / "clock.json"),
                 )
                 _ = u.profile  # read now, with this device's profile

@@ -19,8 +19,23 @@ The CLI prints ``str(error)`` without a traceback and exits with ``error.exit_co
     ├── PackageError                  (packages, manifests)
     │   └── SignatureError
     ├── PipelineError
-    ├── FleetError                    (server, client)
-    └── AgentError
+    ├── FleetError                    (server, admin client)
+    │   ├── NotFound                  (HTTP 404: an id that does not exist)
+    │   ├── Conflict                  (HTTP 409: contradicts the current state)
+    │   ├── VariantConflict           (HTTP 409: a variant that does not fit its release)
+    │   ├── SampleRefused             (HTTP 422: not a sample, or not this device's)
+    │   ├── OverQuota                 (HTTP 429: a device's sample quota)
+    │   └── StoreUnavailable          (HTTP 503: the artifact store)
+    └── AgentError                    (the device agent)
+        ├── ServerError               (the fleet server unreachable, or an error answer)
+        ├── UpdateRefused             (an update refused: the current model untouched)
+        ├── JobRefused                (a device job that does not verify, or is malformed)
+        └── CapturePolicyError        (a capture policy malformed or out of bounds)
+
+Every class of the tree is defined here (``tests/unit/test_errors_tree.py`` keeps the drawing exact and
+finds any ``LiteshipError`` subclass defined elsewhere). Two exceptions are not in it because they never
+reach a user: ``agent/pacing.py: JobStopped`` (the agent is stopping: a job ends at its next step) and
+``quantize/search.py: BudgetExhausted`` (the search's budget, caught inside the search).
 """
 
 from __future__ import annotations
@@ -125,8 +140,61 @@ class PipelineError(LiteshipError):
 
 
 class FleetError(LiteshipError):
-    """The fleet server or its client failed."""
+    """The fleet server or its admin client failed."""
+
+
+class NotFound(FleetError):
+    """An id that does not exist (HTTP 404)."""
+
+
+class Conflict(FleetError):
+    """A request that contradicts the current state (HTTP 409)."""
+
+
+class VariantConflict(FleetError):
+    """A variant that does not fit its release (HTTP 409)."""
+
+
+class SampleRefused(FleetError):
+    """A sample upload that is not a sample, or not this device's to send (422)."""
+
+
+class OverQuota(FleetError):
+    """The device sent its quota of samples (429 with ``retry_after``)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(FleetError):
+    """The artifact store cannot be reached or refused the operation (the API answers 503)."""
 
 
 class AgentError(LiteshipError):
     """The device agent failed."""
+
+
+class ServerError(AgentError):
+    """The server could not be reached or answered with an error. ``status`` is None when unreachable."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after  # seconds, from a 503/429 answer's Retry-After (bounded)
+
+
+class UpdateRefused(AgentError):
+    """An update that was refused; the current model is untouched. ``reason`` is a short code."""
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+
+class JobRefused(AgentError):
+    """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
+
+
+class CapturePolicyError(AgentError):
+    """A capture policy that is malformed or out of bounds: refused, capture stays as it was."""

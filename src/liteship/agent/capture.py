@@ -62,7 +62,7 @@ from liteship.agent.fsutil import (
     read_json_object,
 )
 from liteship.agent.sinks import event
-from liteship.errors import LiteshipError
+from liteship.errors import CapturePolicyError, LiteshipError, ServerError
 
 TRIGGERS = ("low-confidence", "out-of-range", "class", "random")
 TARGET_PREFIX = "capture"  # TUF targets capture/<model id>/policy.json (liteship.fleet.samples)
@@ -77,10 +77,6 @@ MAX_SAMPLE_BYTES = 8 << 20  # the server refuses larger uploads (liteship.fleet.
 QUEUE_SIZE = 32
 UPLOAD_BATCH = 200
 GIVE_UP_STATUSES = frozenset({400, 403, 404, 409, 413, 422})  # never this sample: delete it
-
-
-class CapturePolicyError(LiteshipError):
-    """A capture policy that is malformed or out of bounds: refused, capture stays as it was."""
 
 
 @dataclass(frozen=True)
@@ -603,7 +599,6 @@ class Capture:
 
     def upload(self, client: Any, *, limit: int = UPLOAD_BATCH) -> int:
         """Send pending samples oldest first (see the module doc). Returns the count the server has now."""
-        from liteship.agent.client import ServerError
 
         self.expire()
         sent = 0

@@ -22,18 +22,9 @@ import httpx
 from tuf.api.exceptions import DownloadError, DownloadHTTPError, DownloadLengthMismatchError
 from tuf.ngclient.fetcher import FetcherInterface
 
-from liteship.errors import AgentError
+from liteship.errors import ServerError
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-class ServerError(AgentError):
-    """The server could not be reached or answered with an error. ``status`` is None when unreachable."""
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after  # seconds, from a 503/429 answer's Retry-After (bounded)
 
 
 MAX_RETRY_AFTER_S = 3600.0
@@ -127,7 +118,7 @@ def _retry_after(value: str | None) -> float | None:
     return min(float(value.strip()), MAX_RETRY_AFTER_S)
 
 
-class FleetClient:
+class DeviceClient:
     """Talks to one fleet server as one device.
 
     Args:
@@ -293,7 +284,7 @@ class HttpxFetcher(FetcherInterface):
     a 300 MB ``timestamp.json`` is refused after its first 16 KiB, never read into memory.
     """
 
-    def __init__(self, client: FleetClient) -> None:
+    def __init__(self, client: DeviceClient) -> None:
         self.client = client
 
     @contextlib.contextmanager
@@ -320,4 +311,4 @@ class HttpxFetcher(FetcherInterface):
 MAX_FETCH_BYTES = 16 << 20  # a bare fetch() (python-tuf uses download_file with its own bounds)
 
 
-__all__ = ["FleetClient", "HttpxFetcher", "ServerError", "TransferLimits"]
+__all__ = ["DeviceClient", "HttpxFetcher", "ServerError", "TransferLimits"]

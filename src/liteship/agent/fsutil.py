@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from liteship.agent.sinks import event
+
 CRASH_POINT_PAUSE_ENV = "LITESHIP_AGENT_CRASH_POINT_PAUSE_S"
 
 
@@ -93,8 +95,6 @@ def read_json_object(path: str | Path, *, what: str, set_aside: bool = True) -> 
         set_aside: Move a damaged file aside (for files the caller rewrites). Defaults to True; with
             False the file stays where it is (nothing rewrites it) and the warning says ``what``.
     """
-    from liteship.agent.sinks import event
-
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")

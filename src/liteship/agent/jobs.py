@@ -35,8 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from liteship.agent.fsutil import atomic_write_json, contained, read_json
+from liteship.agent.jobs_profile import run_profile
+from liteship.agent.jobs_validate import load_samples, run_validation
+from liteship.agent.pacing import JobStopped, LiveGate, Pacer
 from liteship.agent.sinks import event
-from liteship.errors import LiteshipError
+from liteship.errors import JobRefused, LiteshipError, ServerError, UpdateRefused
 
 DEFAULT_DUTY_CYCLE = 0.5
 MAX_VARIANT_BYTES = 256 << 20
@@ -50,60 +53,9 @@ JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 TEST_DELAY_ENV = "LITESHIP_TEST_BENCH_DELAY_MS"  # tests only: "NAME=MS,…" adds MS to each run of NAME
 
 
-class JobRefused(LiteshipError):
-    """A job that does not verify (TUF) or is malformed: it is reported and never runs."""
-
-
-class JobStopped(Exception):
-    """The agent is stopping: the job ends at its next step, its journal stays *running* and the next
-    start reports it *interrupted* (as after a kill)."""
-
-
 def valid_job_id(value: object) -> bool:
     """True for a job id of the fixed syntax (:data:`JOB_ID`: no dot, no slash): the only ids a job may have."""
     return isinstance(value, str) and JOB_ID.fullmatch(value) is not None
-
-
-class LiveGate:
-    """One lock between the live model's inferences and bench steps (``with gate: …``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> LiveGate:
-        self._lock.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
-
-
-class Pacer:
-    """Holds the gate for one bench step at a time and keeps the bench within the duty cycle."""
-
-    def __init__(self, gate: LiveGate, duty_cycle: float, stopping: threading.Event | None = None) -> None:
-        self.gate, self.duty_cycle = gate, duty_cycle
-        self.stopping = stopping
-        self.yielded_s = 0.0
-
-    def __enter__(self) -> Pacer:
-        self.gate.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.gate.__exit__()
-
-    def __call__(self, run_ms: float) -> None:
-        """After a run of ``run_ms``: let frames through for ``run_ms·(1-d)/d`` (at least one chance)."""
-        if self.stopping is not None and self.stopping.is_set():
-            raise JobStopped("the agent is stopping")
-        pause = run_ms / 1000.0 * (1.0 - self.duty_cycle) / self.duty_cycle
-        self.gate.__exit__()
-        try:
-            time.sleep(pause if pause > 0 else 0.0)
-            self.yielded_s += pause
-        finally:
-            self.gate.__enter__()
 
 
 def device_profile() -> dict[str, Any]:
@@ -234,7 +186,6 @@ class BenchJobs:
             self._finish(str(journal["job_id"]))  # type: ignore[index]
 
     def _post(self, job_id: str, report: dict[str, Any]) -> bool:
-        from liteship.agent.client import ServerError
 
         client = self.updater.client
         try:
@@ -268,8 +219,6 @@ class BenchJobs:
                 data = settings.get("data")
                 paths = self._fetch(job_id, [*variants, *([data] if data else [])])
                 if data:  # unusable samples refuse the whole job, like a target that does not verify
-                    from liteship.agent.jobs_validate import load_samples
-
                     settings["samples"] = load_samples(paths[data["name"]])
             except JobRefused as e:
                 report = {"state": "refused", "error": str(e)[:1000], "results": []}
@@ -304,8 +253,6 @@ class BenchJobs:
         pacer = Pacer(self.gate, self.duty_cycle, self.stopping)
         rows = []
         if kind == "profile":
-            from liteship.agent.jobs_profile import run_profile
-
             for v in variants:
                 path = paths.get(v["name"])
                 rows.append(
@@ -314,8 +261,6 @@ class BenchJobs:
                     else _too_big(v)
                 )
             return rows
-        from liteship.agent.jobs_validate import run_validation
-
         x = settings["samples"]
         for v in variants:
             path = paths.get(v["name"])
@@ -335,7 +280,6 @@ class BenchJobs:
         return rows
 
     def _post_outputs(self, job_id: str, body: dict[str, Any]) -> bool:
-        from liteship.agent.client import ServerError
 
         client = self.updater.client
         try:
@@ -348,8 +292,6 @@ class BenchJobs:
     def _fetch(self, job_id: str, variants: list[dict[str, Any]]) -> dict[str, Path]:
         """Every variant through TUF into the job's folder. Raises JobRefused when one does not verify."""
         from tuf.api.exceptions import DownloadError, RepositoryError
-
-        from liteship.agent.store import UpdateRefused
 
         folder = self._files(job_id)
         folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ says whether XNNPACK took that op (``XNNPACK``) or the builtin kernel ran it (``
 The per-op total is compared with the whole model's median invoke, measured in the same job; the
 difference (XNNPACK fusing neighbouring ops, cache effects, per-invoke overhead) is reported, not
 hidden. An op that cannot run alone on made-up inputs (a RESHAPE whose shape other ops compute) is
-listed as ``not alone`` with 0 ms. Every run is one step between frames of the live model (:class:`~liteship.agent.jobs.Pacer`).
+listed as ``not alone`` with 0 ms. Every run is one step between frames of the live model (:class:`~liteship.agent.pacing.Pacer`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.agent.jobs import JobStopped, Pacer
+from liteship.agent.pacing import JobStopped, Pacer
 from liteship.errors import LiteshipError
 
 MAX_OPS = 2000  # as the server's

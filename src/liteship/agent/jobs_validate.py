@@ -2,7 +2,7 @@
 
 The samples (``x`` of the job's data target, fetched and verified through TUF like the variants) were
 preprocessed on the workstation; the device feeds them one at a time, *between frames* of the live
-model (the :class:`~liteship.agent.jobs.Pacer` of bench jobs), to the runner it uses in production
+model (the :class:`~liteship.agent.pacing.Pacer` of bench jobs), to the runner it uses in production
 (:func:`liteship.runtime.factory.device_runner`: the agent's ``--accelerator``, falling back to the
 CPU as the live loop does). The outputs of one variant go to the server in one bounded request; the
 server computes the figures of ``liteship validate`` (:mod:`liteship.fleet.jobs_validate`).
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from liteship.agent.jobs import JobRefused, JobStopped, Pacer
-from liteship.errors import LiteshipError
+from liteship.agent.pacing import JobStopped, Pacer
+from liteship.errors import JobRefused, LiteshipError
 
 MAX_SAMPLES = 1000  # as the server's (liteship.fleet.jobs_models); a device does not trust the server's
 MAX_DATA_BYTES = 64 << 20

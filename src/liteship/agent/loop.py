@@ -34,8 +34,13 @@ from liteship.agent.sources import Frame
 from liteship.agent.store import MODEL_CHANGED, Lease, Store
 from liteship.agent.telemetry import Aggregator, Spool, outside_range
 from liteship.confidence import top1_confidence
+from liteship.data import load_image, prepare_image, read_labels
 from liteship.errors import InferenceError, LiteshipError, ModelError, UsageError
+from liteship.model.metadata import labels_from_metadata
+from liteship.model.outputs import score_kind
 from liteship.package import Manifest
+from liteship.package.reference import package_rule
+from liteship.runtime.factory import device_runner
 
 # Tests only: "MS" or "VERSION=MS,…" adds a random 0..MS ms to every latency the agent measures (of any
 # version, or of VERSION), as a busy machine would. Never set outside tests (docs/agent.md).
@@ -69,12 +74,6 @@ class LoadedModel:
     """The current slot, ready to run: runner, preprocessing, labels, calibration range."""
 
     def __init__(self, folder: Path, num_threads: int | None = None, accelerator: str | None = None) -> None:
-        from liteship.data import read_labels
-        from liteship.model.metadata import labels_from_metadata
-        from liteship.model.outputs import score_kind
-        from liteship.package.reference import package_rule
-        from liteship.runtime.factory import device_runner
-
         self.manifest = Manifest.from_bytes((folder / "manifest.json").read_bytes())
         model_path = folder / self.manifest.model["file"]
         try:  # never run un-normalized: an unreadable declaration fails the load (an event, a revert)
@@ -117,8 +116,6 @@ class LoadedModel:
     def prepare(self, frame: Frame) -> np.ndarray:
         """A ``(1, H, W, C)`` float32 input from an image file or RGB pixels, prepared by
         :mod:`liteship.data` exactly as ``validate`` and the pipeline prepare the same image."""
-        from liteship.data import load_image, prepare_image
-
         shape = self.input.shape
         if frame.path is not None:
             return load_image(frame.path, self.pre, shape)[None]
@@ -219,7 +216,7 @@ class AgentLoop:
         self._thread: threading.Thread | None = None
         self._jobs_thread: threading.Thread | None = None
         self._jobs_due = threading.Event()  # a check-in brought an assignment: the jobs thread looks at it
-        self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.jobs.LiveGate)
+        self.gate: Any = contextlib.nullcontext()  # shared with bench jobs (liteship.agent.pacing.LiveGate)
         self.jobs: Any = None  # liteship.agent.jobs.BenchJobs, run after each poll
         self.capture: Any = None  # liteship.agent.capture.Capture: policy and upload after each poll
         self._window_started = time.monotonic()

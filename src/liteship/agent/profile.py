@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from liteship.errors import AgentError
 from liteship.runtime.cpu import compiled_model_blocker, hwcap_from_cpuinfo, parse_cpuinfo
 
 MAX_TEXT = 200  # the server bounds strings to this; so does the agent, before sending
@@ -130,8 +131,6 @@ def profile_override() -> dict[str, Any]:
         AgentError: the variable is set but is not a flat JSON object.
     """
     import json
-
-    from liteship.errors import AgentError
 
     text = os.environ.get(PROFILE_ENV)
     if not text:

@@ -13,14 +13,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liteship.agent.client import FleetClient, TransferLimits
+from liteship.agent.capture import read_status
+from liteship.agent.client import DeviceClient, TransferLimits
 from liteship.agent.clock import Clock
 from liteship.agent.fsutil import atomic_write_bytes, atomic_write_json, read_json_object
+from liteship.agent.health import HealthWindow
+from liteship.agent.jobs import BenchJobs, LiveGate
+from liteship.agent.loop import AgentLoop
+from liteship.agent.profile import device_profile
 from liteship.agent.recovery import recover
 from liteship.agent.sinks import event, open_sink, setup_logging
-from liteship.agent.sources import CameraBackend, camera_backends
-from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import AgentError
+from liteship.agent.sources import CameraBackend, camera_backends, open_frame_source
+from liteship.agent.store import Store
+from liteship.agent.telemetry import Spool
+from liteship.agent.updater import Updater
+from liteship.errors import AgentError, ServerError, UpdateRefused
+from liteship.package.signing import load_public_key
+from liteship.runtime.cpu import compiled_model_blocker, cpu_name
 from liteship.types import ReportMixin
 
 
@@ -85,9 +94,6 @@ class DoctorReport(ReportMixin):
 def agent_doctor() -> DoctorReport:
     """Look at this device's camera backends (without opening a camera) and accelerators (without
     loading LiteRT's accelerator library: on an ARMv8.0 core that would kill the process)."""
-    from liteship.agent.profile import device_profile
-    from liteship.runtime.cpu import compiled_model_blocker, cpu_name
-
     return DoctorReport(
         cameras=camera_backends(),
         cpu=cpu_name(),
@@ -113,8 +119,6 @@ def _key(state_dir: Path, key: Path | None) -> Path | None:
 
 def _checked_key(key: str | Path | None, state_dir: Path, parameter: str) -> Path:
     """The publisher key to use (given, else stored at enrollment), loaded once to prove it is usable."""
-    from liteship.package.signing import load_public_key
-
     found = _key(state_dir, Path(key) if key is not None else None)
     if found is None:
         raise AgentError(
@@ -206,15 +210,13 @@ def enroll(
         ``device_id``, ``server``, ``state_dir``, ``tuf_root`` (``"pinned"`` when given,
         ``"trust-on-first-use"`` when fetched) and ``tuf_root_source`` (the file or URL it came from).
     """
-    from liteship.package.signing import load_public_key
-
     state = Path(state_dir)
     load_public_key(key)
     server = server.rstrip("/")
     if tuf_root is not None:
         root = _trusted_root(Path(tuf_root).read_bytes(), repr(str(tuf_root)))
         source = str(tuf_root)
-    client = FleetClient(server, transport=transport)
+    client = DeviceClient(server, transport=transport)
     try:
         if tuf_root is None:
             source = f"{server}/tuf/metadata/1.root.json"
@@ -224,7 +226,7 @@ def enroll(
         )
     finally:
         client.close()
-    _send_profile(FleetClient(server, device_id, token, transport=transport), model_id)
+    _send_profile(DeviceClient(server, device_id, token, transport=transport), model_id)
     config = {"server": server, "device_id": device_id, "token": token, "model_id": model_id}
     with _Undo() as undo:
         undo.mkdir(state / "tuf")
@@ -241,15 +243,12 @@ def enroll(
     }
 
 
-def _send_profile(client: FleetClient, model_id: str | None) -> None:
+def _send_profile(client: DeviceClient, model_id: str | None) -> None:
     """Tell the server this device's hardware profile at enrollment (one check-in, answer ignored).
 
     A failure here does not fail the enrollment (the token is issued already); the first check-in of
     ``run`` sends the profile again.
     """
-    from liteship.agent.client import ServerError
-    from liteship.agent.profile import device_profile
-
     try:
         client.check_in(model_id=model_id, version=None, health=None, runtime=device_profile())
     except ServerError as e:
@@ -259,8 +258,6 @@ def _send_profile(client: FleetClient, model_id: str | None) -> None:
 
 
 def read_capture_status(root: Path) -> dict[str, Any] | None:
-    from liteship.agent.capture import read_status
-
     return read_status(root)
 
 
@@ -354,8 +351,6 @@ def _nothing_to_run(state: Path) -> AgentError:
 
 def _attach_bench_jobs(loop: Any, store: Store, updater: Any, config: AgentConfig) -> None:
     """Fleet bench jobs run on the updater thread, between frames (see :mod:`liteship.agent.jobs`)."""
-    from liteship.agent.jobs import BenchJobs, LiveGate
-
     loop.gate = LiveGate()
     loop.jobs = BenchJobs(
         store,
@@ -377,12 +372,6 @@ def run_agent(config: AgentConfig) -> int:
     server to assign one; with neither a model nor a server it raises :class:`AgentError` and creates
     nothing.
     """
-    from liteship.agent.health import HealthWindow
-    from liteship.agent.loop import AgentLoop
-    from liteship.agent.sources import open_source
-    from liteship.agent.telemetry import Spool
-    from liteship.agent.updater import Updater
-
     setup_logging()
     state = Path(config.state_dir)
     dev = _device(state)
@@ -390,7 +379,7 @@ def run_agent(config: AgentConfig) -> int:
     server, token = config.server or dev.get("server"), config.token or dev.get("token")
     if not (server and token) and not os.path.lexists(state / "current"):
         raise _nothing_to_run(state)
-    source, sink = open_source(config.source, loop=config.loop), open_sink(config.sink)
+    source, sink = open_frame_source(config.source, loop=config.loop), open_sink(config.sink)
     store = Store(state, public)
     for action in recover(store):
         event("recovery", action=action)
@@ -402,7 +391,7 @@ def run_agent(config: AgentConfig) -> int:
     updater = None
     if server and token:
         limits = TransferLimits(min_rate_bps=config.download_min_rate, window_s=config.download_window)
-        client = FleetClient(server, config.device_id or dev.get("device_id"), token, limits=limits)
+        client = DeviceClient(server, config.device_id or dev.get("device_id"), token, limits=limits)
         updater = Updater(
             store,
             client,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from liteship.agent.quiet import private_stderr
 from liteship.errors import UsageError
 
 log = logging.getLogger("liteship.agent")
@@ -85,8 +86,6 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: int = logging.INFO) -> None:
     """JSON lines on stderr, through a duplicate of fd 2 so native-output silencing never hides them."""
-    from liteship.agent.quiet import private_stderr
-
     for old in log.handlers:
         if isinstance(old, logging.StreamHandler) and old.stream not in (sys.stderr, sys.__stderr__):
             old.stream.close()

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
+from liteship.agent.quiet import native_output_silenced
 from liteship.data import IMAGE_SUFFIXES
 from liteship.errors import AgentError, UsageError
 from liteship.types import ReportMixin
@@ -82,9 +84,6 @@ def _cv2() -> Any:
 @contextlib.contextmanager
 def _native_quiet() -> Iterator[None]:
     """Drop what OpenCV's backends print to fd 2 while probing a file (each helper acts on its thread)."""
-    from liteship._quiet import native_stderr_silenced
-    from liteship.agent.quiet import native_output_silenced
-
     with native_stderr_silenced(), native_output_silenced():
         yield
 
@@ -262,7 +261,7 @@ def _open_camera(index: str) -> Any:
         ) from None
 
 
-def open_source(spec: str, *, loop: bool = False) -> Any:
+def open_frame_source(spec: str, *, loop: bool = False) -> Any:
     """Open ``camera[:N]``, ``video:PATH``, ``rtsp://URL`` or ``images:DIR``.
 
     Raises:
@@ -347,5 +346,5 @@ __all__ = [
     "ImageFolderSource",
     "OpenCVSource",
     "PiCameraSource",
-    "open_source",
+    "open_frame_source",
 ]

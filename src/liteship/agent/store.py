@@ -45,8 +45,9 @@ from liteship.agent.fsutil import (
     read_json_object,
 )
 from liteship.agent.quiet import native_output_silenced
-from liteship.errors import AgentError, LiteshipError
+from liteship.errors import AgentError, LiteshipError, UpdateRefused
 from liteship.package import Manifest, compare_versions, extract_verified, parse_semver, smoke_test
+from liteship.package.signing import key_id, load_public_key, verify_signature
 
 MAX_STARTS = 3  # start-ups of an unconfirmed candidate before it is reverted (RAUC-style boot count)
 MODEL_CHANGED = ("installed", "downgraded", "reverted-by-server")  # updater decisions that change current
@@ -103,14 +104,6 @@ def check_variant(manifest: Manifest, assigned: str | None, profile: dict[str, A
 
 
 MAX_QUEUED_REPORTS = 100  # events waiting for a check-in (the server reads at most 100 per check-in)
-
-
-class UpdateRefused(AgentError):
-    """An update that was refused; the current model is untouched. ``reason`` is a short code."""
-
-    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.reason = reason
 
 
 # the fields of state.json every reader relies on: (name, default, accepted types)
@@ -292,8 +285,6 @@ class Store:
 
     def slot_problem(self, folder: Path) -> str | None:
         """Why an extracted package folder cannot be trusted (None when every file matches)."""
-        from liteship.package.signing import key_id, load_public_key, verify_signature
-
         try:
             manifest_bytes = (folder / "manifest.json").read_bytes()
             manifest = Manifest.from_bytes(manifest_bytes)

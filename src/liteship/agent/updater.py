@@ -20,12 +20,12 @@ from typing import Any
 from tuf.api.exceptions import DownloadError, ExpiredMetadataError, LengthOrHashMismatchError, RepositoryError
 from tuf.ngclient import Updater as TufUpdater
 
-from liteship.agent.client import FleetClient, HttpxFetcher, ServerError
+from liteship.agent.client import DeviceClient, HttpxFetcher
 from liteship.agent.clock import BUILD_FLOOR, Clock
 from liteship.agent.fsutil import crash_point, fsync_dir
 from liteship.agent.sinks import event
-from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import LiteshipError
+from liteship.agent.store import Store
+from liteship.errors import LiteshipError, ServerError, UpdateRefused
 from liteship.package import compare_versions
 
 CLOCK_SKEW_S = 86_400.0  # beyond this from the server's Date, the system clock is not used for expiry
@@ -55,7 +55,7 @@ class Updater:
     def __init__(
         self,
         store: Store,
-        client: FleetClient,
+        client: DeviceClient,
         clock: Clock,
         *,
         model_id: str | None = None,

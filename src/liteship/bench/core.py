@@ -63,6 +63,7 @@ from liteship.bench.report import BenchEntry, BenchReport, LatencyStats
 from liteship.errors import UsageError
 from liteship.progress import track
 from liteship.runtime import CompiledModelRunner, LiteRTRunner, Runner, open_runner
+from liteship.runtime.compiled import AcceleratorError, parse_accelerator
 from liteship.runtime.cpu import cpu_name
 
 ModelSource = Union[str, Path, bytes, Runner]
@@ -153,8 +154,6 @@ def _as_list(models: ModelSource | Sequence[ModelSource]) -> list[ModelSource]:
 
 
 def _check_accelerators(accelerators: Iterable[str | None]) -> tuple[str | None, ...]:
-    from liteship.runtime.compiled import AcceleratorError, parse_accelerator
-
     out: list[str | None] = []
     for a in tuple(accelerators) or (None,):
         try:

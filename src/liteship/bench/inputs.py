@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship.data import Dataset, load_dataset
 from liteship.errors import BenchmarkError
 from liteship.runtime.quant import quantize
 from liteship.types import TensorSpec
@@ -64,8 +65,6 @@ def to_model_dtype(x: Any, spec: TensorSpec) -> np.ndarray:
 
 def dataset_feeds(data: Any, specs: list[TensorSpec]) -> tuple[list[dict[str, np.ndarray]], str]:
     """Load up to :data:`MAX_DATASET_SAMPLES` samples (:data:`MAX_DATASET_BYTES`) as feeds, and the source."""
-    from liteship.data import Dataset, load_dataset
-
     shape = specs[0].shape if specs else None
     ds = data if isinstance(data, Dataset) else load_dataset(data, input_shape=shape)
     ds = ds.take(MAX_DATASET_SAMPLES)

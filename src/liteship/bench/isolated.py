@@ -2,7 +2,7 @@
 
 LiteRT 2.3's GPU accelerator crashes a process that has imported TensorFlow, and the workstation side
 (the pipeline, notebooks) usually has. One mechanism covers everything that must run on such an
-accelerator there: :func:`run_on_accelerator` compiles a .tflite for one accelerator, runs a batch of
+accelerator there: :func:`liteship.bench.on_accelerator.run_on_accelerator` compiles a .tflite for one accelerator, runs a batch of
 inputs through it (validation), and/or times it with the same ``benchmark()`` (bench), and
 :func:`run_isolated` does exactly that in a child interpreter, handing back the result (JSON for the
 figures, ``.npz`` for the outputs). What is run or timed, and how, is unchanged; only the process differs.
@@ -13,7 +13,6 @@ shapes) is not a failed run: :attr:`AcceleratorRun.error` says why, and the call
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -28,10 +27,9 @@ from typing import Any
 import numpy as np
 
 from liteship.bench.report import BenchEntry, LatencyStats
-from liteship.errors import BenchmarkError, LiteshipError, UsageError
+from liteship.errors import BenchmarkError, UsageError
 
-_CHILD = "import sys; from liteship.bench.isolated import _child_main; _child_main(sys.argv[1])"
-CHUNK = 64  # samples per infer() call in a validation run
+_CHILD = "import sys; from liteship.bench.on_accelerator import child_main; child_main(sys.argv[1])"
 
 
 @dataclass(frozen=True)
@@ -83,64 +81,6 @@ def needs_isolation(accelerator: str | None) -> bool:
     )
 
 
-def run_on_accelerator(
-    model: str | Path,
-    accelerator: str,
-    *,
-    inputs: Mapping[str, np.ndarray] | None = None,
-    bench: BenchSettings | None = None,
-) -> AcceleratorRun:
-    """Compile ``model`` for ``accelerator`` in this process; run ``inputs`` and/or benchmark it.
-
-    Args:
-        model: The .tflite file.
-        accelerator: A CompiledModel accelerator (``"cpu"``, ``"gpu"``, ``"gpu,cpu"``, ``"auto"``…).
-        inputs: ``{input name: stacked samples}``; outputs come back stacked the same way.
-        bench: Also time it (the same ``benchmark()`` as ``liteship bench``).
-
-    Returns:
-        An :class:`AcceleratorRun`; ``error`` is set when the accelerator cannot compile or run it.
-    """
-    from liteship.runtime.compiled import CompiledModelRunner
-
-    try:
-        runner = CompiledModelRunner(model, accelerator=accelerator)
-    except LiteshipError as e:
-        return AcceleratorRun(accelerator, error=e.message)
-    outputs: dict[str, np.ndarray] | None = None
-    try:
-        with runner:
-            if inputs:
-                n = len(next(iter(inputs.values())))
-                parts = [
-                    runner.infer({k: v[i : i + CHUNK] for k, v in inputs.items()}) for i in range(0, n, CHUNK)
-                ]
-                outputs = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
-            base = AcceleratorRun(
-                accelerator,
-                ran_on=runner.accelerator,
-                fully_accelerated=runner.is_fully_accelerated(),
-                backend=runner.backend,
-                outputs=outputs,
-                warnings=tuple(runner.warnings),
-            )
-    except LiteshipError as e:
-        return AcceleratorRun(accelerator, ran_on=runner.accelerator, error=e.message)
-    if bench is None:
-        return base
-    from liteship.bench.core import benchmark
-
-    try:
-        report = benchmark(
-            [model], threads=bench.threads, runs=bench.runs, warmup=bench.warmup,
-            min_seconds=bench.min_seconds, data=bench.data, measure=bench.measure,  # type: ignore[arg-type]
-            progress=False, accelerators=(accelerator,),
-        )  # fmt: skip
-    except LiteshipError as e:
-        return AcceleratorRun(accelerator, ran_on=base.ran_on, error=f"benchmark failed: {e.message}")
-    return dataclasses.replace(base, entries=report.entries)
-
-
 def run_isolated(
     model: str | Path | bytes,
     accelerator: str,
@@ -148,7 +88,7 @@ def run_isolated(
     inputs: Mapping[str, np.ndarray] | None = None,
     bench: BenchSettings | None = None,
 ) -> AcceleratorRun:
-    """:func:`run_on_accelerator` in a child process without TensorFlow (see the module docstring).
+    """:func:`liteship.bench.on_accelerator.run_on_accelerator` in a child process without TensorFlow (see the module docstring).
 
     Raises:
         BenchmarkError: The child process died (a crash, not an accelerator that cannot compile the
@@ -196,29 +136,6 @@ def run_isolated(
         error=d["error"],
         isolated=True,
     )
-
-
-def _child_main(raw: str) -> None:
-    """The child's side of :func:`run_isolated`: run, write the outputs, print the result as JSON."""
-    args = json.loads(raw)
-    inputs = None
-    if args.get("inputs"):
-        with np.load(args["inputs"]) as z:
-            inputs = {name: z[f"i{n}"] for n, name in enumerate(args["input_names"])}
-    b = args.get("bench")
-    bench = BenchSettings(**{**b, "threads": tuple(b["threads"])}) if b else None
-    run = run_on_accelerator(args["model"], args["accelerator"], inputs=inputs, bench=bench)
-    names = None
-    if run.outputs is not None and args.get("outputs"):
-        names = list(run.outputs)
-        np.savez(args["outputs"], **{f"o{n}": run.outputs[k] for n, k in enumerate(names)})  # type: ignore[arg-type]
-    result = {
-        "ran_on": run.ran_on, "fully_accelerated": run.fully_accelerated, "backend": run.backend,
-        "outputs": names, "entries": [e.to_dict(samples=True) for e in run.entries],
-        "warnings": list(run.warnings), "error": run.error,
-    }  # fmt: skip
-    sys.stdout.write("\n" + json.dumps(result) + "\n")
-    sys.stdout.flush()
 
 
 def bench_isolated(
@@ -284,5 +201,4 @@ __all__ = [
     "bench_isolated",
     "needs_isolation",
     "run_isolated",
-    "run_on_accelerator",
 ]

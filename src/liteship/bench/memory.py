@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from liteship.model.flatbuffer import has_data, load_model
+
 _STATUS = Path("/proc/self/status")
 
 
@@ -52,7 +54,6 @@ def tensor_bytes(runner: Any) -> int | None:
     data = getattr(runner, "model_bytes", None)
     if interp is None or data is None:
         return None
-    from liteship.model.flatbuffer import has_data, load_model
 
     model = load_model(data).model
     tensors = model.subgraphs[0].tensors or [] if model.subgraphs else []

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from liteship.bench import benchmark
 from liteship.bench.core import MAX_MIN_SECONDS, MAX_RUNS, MAX_WARMUP
+from liteship.bench.html import MEMORY_NOTE, ROWS, cell, short_names
 from liteship.cli._accel import accelerator_option
 from liteship.cli._common import FiniteRange, console, emit_json, err_console, json_option, parse_ints
 
@@ -89,8 +91,6 @@ def cli(
     With --accelerator (LiteRT's CompiledModel API), init is compiling for the accelerator, and a GPU
     run is timed until its outputs are read back (a GPU run may return before the GPU is done).
     """
-    from liteship.bench import benchmark
-
     if with_samples and not as_json:
         raise click.BadParameter(
             "only changes the --json output (the table and --html show statistics); add --json.",
@@ -130,8 +130,6 @@ def cli(
 
 def _print_table(report: BenchReport) -> None:
     from rich.table import Table
-
-    from liteship.bench.html import MEMORY_NOTE, ROWS, cell, short_names
 
     table = Table(title="liteship bench", title_justify="left")
     table.add_column("", no_wrap=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from liteship.cli._common import console, emit_json, json_option, parse_floats, quiet_tensorflow
+from liteship.convert import convert
 from liteship.convert.recipes import RECIPE_NAMES  # RECIPES, then the weight-only ones
 from liteship.errors import LiteshipError
 
@@ -171,7 +172,6 @@ def cli(
       liteship convert zoo_float.tflite -q int8 --calibration photos/ --equalize --adaround --bias-correction
     """
     quiet_tensorflow()
-    from liteship.convert import convert
 
     try:
         given = {  # only what was given: a .tflite source's own declaration fills the rest

@@ -12,11 +12,13 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from liteship.cli._common import ExistingPath, console, emit_json, json_option
+from liteship.cli._common import ExistingPath, console, emit_json, json_option, parse_floats
+from liteship.cli._fleet import admin_client, connection_options
+from liteship.cli.fleet_bench import bench
+from liteship.cli.fleet_jobs import profile_cmd, validate
+from liteship.cli.fleet_samples import capture, samples
 from liteship.errors import LiteshipError
-
-DEFAULT_SERVER = "http://127.0.0.1:8700"  # liteship.fleet.client.DEFAULT_SERVER (not imported: httpx)
-
+from liteship.fleet.profile import group_key
 
 # the library's messages name parameters; the CLI shows its flags (see STYLE.md)
 SERVE_FLAGS = {
@@ -149,38 +151,6 @@ def _banner(info: Any) -> None:
     click.echo("\n".join(lines))  # plain text: tokens and commands must copy-paste without wrapping
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Store --server/--token wherever they appear (group or sub-command); the last one wins."""
-    if value is not None:
-        ctx.ensure_object(dict)[param.name] = value
-    return value
-
-
-def connection_options(f: Any) -> Any:
-    """--server and --token, accepted before and after the sub-command."""
-    f = click.option(
-        "--token",
-        metavar="TOKEN",
-        expose_value=False,
-        callback=_remember,
-        help="Admin token. Defaults to $LITESHIP_TOKEN.",
-    )(f)
-    return click.option(
-        "--server",
-        metavar="URL",
-        expose_value=False,
-        callback=_remember,
-        help=f"Fleet server URL. Defaults to $LITESHIP_SERVER, else {DEFAULT_SERVER}.",
-    )(f)
-
-
-def _client(ctx: click.Context) -> Any:
-    from liteship.fleet.client import FleetClient
-
-    obj = ctx.ensure_object(dict)
-    return FleetClient(obj.get("server"), obj.get("token"))
-
-
 class _FleetGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with _flag_names(FLEET_FLAGS):
@@ -256,7 +226,7 @@ def publish(
     The variants of one release (`liteship package --variant …`) are published together: the
     default variant first (it creates the release), then the others, each a TUF target of its own.
     """
-    client = _client(ctx)
+    client = admin_client(ctx)
     results = [
         client.publish(p, channel=channel, targets_key=targets_key) for p in _default_variant_first(packages)
     ]
@@ -354,8 +324,6 @@ def rollout_start(
     more; with fewer, N = half the fleet: --min-arm-devices N --threshold min_devices=N (the warning
     names N for the devices it sees).
     """
-    from liteship.cli._common import parse_floats
-
     parsed: dict[str, float] = {}
     for item in thresholds:
         name, _, value = item.partition("=")
@@ -365,7 +333,7 @@ def rollout_start(
             raise click.BadParameter(
                 f"expected NAME=NUMBER, got {item!r}", param_hint="--threshold"
             ) from None
-    client = _client(ctx)
+    client = admin_client(ctx)
     checked = _preflight_warning(client, model_id, version, show=not as_json)
     r = client.start_rollout(
         model_id,
@@ -387,8 +355,6 @@ def rollout_start(
 def _preflight_warning(client: Any, model_id: str, version: str, show: bool) -> dict[str, Any] | None:
     """Warn (stderr) about devices whose runtime could not load the candidate in a device job, and how
     many were never checked (liteship.fleet.preflight). Never stops the rollout; None if unknown."""
-    from liteship.errors import LiteshipError
-
     try:
         checked: dict[str, Any] = client._call(
             "GET", "/api/v1/bench/preflight", params={"model_id": model_id, "version": version}
@@ -422,7 +388,7 @@ def _preflight_warning(client: Any, model_id: str, version: str, show: bool) -> 
 @click.pass_context
 def rollout_status(ctx: click.Context, rollout_id: int | None, model_id: str | None, as_json: bool) -> None:
     """Show one rollout with its decisions, or all rollouts."""
-    result = _client(ctx).rollouts(rollout_id, model_id)
+    result = admin_client(ctx).rollouts(rollout_id, model_id)
     if as_json:
         emit_json(result)
         return
@@ -438,7 +404,7 @@ def _action(name: str, doc: str) -> click.Command:
     @json_option
     @click.pass_context
     def cmd(ctx: click.Context, rollout_id: int, as_json: bool) -> None:
-        r = _client(ctx).rollout_action(rollout_id, name)
+        r = admin_client(ctx).rollout_action(rollout_id, name)
         emit_json(r) if as_json else _render_rollout(r)
 
     cmd.__doc__ = doc
@@ -486,9 +452,7 @@ def devices(ctx: click.Context, profile: tuple[str, ...], group_by: str | None, 
     The profile is what the agent reports at check-in (machine, cpu_model, cores, isa, memory_mb,
     os, python, litert, accelerators, accelerator). Reverts count only those the device decided.
     """
-    from liteship.fleet.profile import group_key
-
-    rows = _client(ctx).devices(_key_values(profile, "--profile"))
+    rows = admin_client(ctx).devices(_key_values(profile, "--profile"))
     if group_by:
         groups: dict[str, list[dict[str, Any]]] = {}
         for d in rows:
@@ -564,7 +528,7 @@ def tag(
     body: dict[str, Any] = {"add_tags": list(add), "remove_tags": list(remove)}
     if windows or no_windows:
         body["update_windows"] = [] if no_windows else list(windows)
-    r = _client(ctx).set_device(device_id, **body)
+    r = admin_client(ctx).set_device(device_id, **body)
     if as_json:
         emit_json(r)
         return
@@ -590,7 +554,7 @@ def pin(
     """Pin the devices tagged TAG to VERSION of MODEL_ID (whatever channels and rollouts say)."""
     if (version is None) != remove:
         raise click.UsageError("give VERSION to pin, or --remove to unpin (not both).")
-    r = _client(ctx).pin(model_id, tag_name, None if remove else version)
+    r = admin_client(ctx).pin(model_id, tag_name, None if remove else version)
     if as_json:
         emit_json(r)
         return
@@ -606,7 +570,7 @@ def pin(
 @click.pass_context
 def windows_cmd(ctx: click.Context, tag_name: str, windows: tuple[str, ...], as_json: bool) -> None:
     """Set the update windows (device-local time) of every device tagged TAG; none clears them."""
-    r = _client(ctx).set_tag_windows(tag_name, list(windows))
+    r = admin_client(ctx).set_tag_windows(tag_name, list(windows))
     if as_json:
         emit_json(r)
         return
@@ -620,7 +584,7 @@ def windows_cmd(ctx: click.Context, tag_name: str, windows: tuple[str, ...], as_
 @click.pass_context
 def models(ctx: click.Context, as_json: bool) -> None:
     """List models with their releases and channels."""
-    rows = _client(ctx).models()
+    rows = admin_client(ctx).models()
     if as_json:
         emit_json(rows)
         return
@@ -644,7 +608,7 @@ def drift(ctx: click.Context, model_id: str, version: str | None, period_s: floa
     A release with variants shows a row per variant too (variant column), each against its own
     package's reference histogram (reference "variant") or, without one, the release's ("release").
     """
-    series = _client(ctx).drift(model_id, version=version, period_s=period_s)
+    series = admin_client(ctx).drift(model_id, version=version, period_s=period_s)
     if as_json:
         emit_json(series)
         return
@@ -692,5 +656,5 @@ def _capture_hint(model_id: str, series: list[dict[str, Any]]) -> None:
     console.print(f"  {escape(suggestion_command(model_id, suggestion))}", soft_wrap=True, highlight=False)
 
 
-import liteship.cli.fleet_bench  # noqa: E402, F401 - registers `fleet bench`, which uses the options above
-import liteship.cli.fleet_samples  # noqa: E402, F401 - registers `fleet capture` and `fleet samples`
+for _group in (bench, validate, profile_cmd, capture, samples):
+    fleet_cmd.add_command(_group)

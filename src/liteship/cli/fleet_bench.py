@@ -11,46 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from liteship.cli._common import ExistingPath, console, emit_json, json_option
-from liteship.cli.fleet import connection_options, fleet_cmd
-from liteship.errors import UsageError
-
-
-def device_selector(
-    devices: tuple[str, ...], group: str | None, profile: tuple[str, ...], tags: tuple[str, ...]
-) -> dict[str, Any]:
-    """The devices of a job as :meth:`liteship.fleet.jobs_client.BenchClient.queue` takes them: exactly
-    one of --device, --group, --profile, --tag (else a usage error, exit 2)."""
-    from liteship.fleet.jobs_client import parse_profile
-
-    options = (("--device", devices), ("--group", group), ("--profile", profile), ("--tag", tags))
-    chosen = [name for name, v in options if v]
-    if len(chosen) != 1:
-        raise UsageError(
-            "choose the devices with exactly one of --device, --group, --profile, --tag "
-            f"(got {', '.join(chosen) or 'none'})."
-        )
-    return {
-        "devices": list(devices) or None,
-        "group": group,
-        "profile": parse_profile(profile) if profile else None,
-        "tags": list(tags) or None,
-    }
-
-
-def bench_client(ctx: click.Context) -> Any:
-    from liteship.fleet.jobs_client import BenchClient
-
-    obj = ctx.ensure_object(dict)
-    return BenchClient(obj.get("server"), obj.get("token"))
-
-
-class QueueGroup(click.Group):
-    """``fleet bench FILE…`` queues (the ``queue`` sub-command); ``results`` and ``list`` read."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["queue", *args]
-        return super().parse_args(ctx, args)
+from liteship.cli._fleet import QueueGroup, bench_client, connection_options, device_selector, wait_for_job
 
 
 @click.group("bench", cls=QueueGroup)
@@ -128,18 +89,6 @@ def queue(
         render_results(job)
     else:
         console.print(f"results: liteship fleet bench results {job['id']}", markup=False)
-
-
-def wait_for_job(client: Any, job_id: str, timeout_s: float, show: bool) -> dict[str, Any]:
-    from liteship.progress import track_until
-
-    with track_until(f"waiting for {job_id}", enabled=show) as update:
-
-        def progress(job: dict[str, Any]) -> None:
-            done = sum(t["state"] not in ("queued", "running") for t in job["tasks"])
-            update(done, len(job["tasks"]))
-
-        return client.wait(job_id, timeout_s=timeout_s, on_progress=progress)
 
 
 @bench.command("results")
@@ -232,8 +181,3 @@ def render_results(job: dict[str, Any]) -> None:
         mode = t.get("mode") or {}
         how = ", ".join(f"{k}={v}" for k, v in mode.items()) or "–"
         console.print(f"{t['device_id']}: {t['state']}; live loop: {how}", markup=False)
-
-
-fleet_cmd.add_command(bench)
-
-import liteship.cli.fleet_jobs  # noqa: E402, F401 - registers `fleet validate` and `fleet profile` (built on this module)

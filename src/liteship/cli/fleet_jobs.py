@@ -15,8 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
-from liteship.cli.fleet import connection_options, fleet_cmd
-from liteship.cli.fleet_bench import QueueGroup, bench_client, device_selector, wait_for_job
+from liteship.cli._fleet import QueueGroup, bench_client, connection_options, device_selector, wait_for_job
 from liteship.errors import GateFailed, UsageError
 
 
@@ -397,7 +396,3 @@ def profile_results(ctx: click.Context, job_id: str, wait_s: float | None, as_js
     client = bench_client(ctx)
     job = wait_for_job(client, job_id, wait_s, show=not as_json) if wait_s else client.job(job_id)
     _show(job, as_json)
-
-
-fleet_cmd.add_command(validate)
-fleet_cmd.add_command(profile_cmd)

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from liteship.cli._common import console, emit_json, json_option
-from liteship.cli.fleet import connection_options, fleet_cmd
+from liteship.cli._fleet import connection_options
+from liteship.errors import UsageError
 
 
 def _client(ctx: click.Context) -> Any:
@@ -25,7 +26,7 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) if t else "—"
 
 
-@fleet_cmd.group("capture")
+@click.group("capture")
 @connection_options
 def capture() -> None:
     """Field capture: devices keep a bounded sample of their inputs and upload it.
@@ -192,7 +193,7 @@ def capture_status(ctx: click.Context, model_id: str, as_json: bool) -> None:
     )
 
 
-@fleet_cmd.group("samples")
+@click.group("samples")
 @connection_options
 def samples() -> None:
     """Field samples the devices uploaded: list, label, export for the pipeline.
@@ -265,8 +266,6 @@ def samples_list(
 @click.pass_context
 def samples_label(ctx: click.Context, sample: int, label: int | None, discard: bool, as_json: bool) -> None:
     """Label SAMPLE with a class index LABEL, or --discard it."""
-    from liteship.errors import UsageError
-
     if label is None and not discard:
         raise UsageError("give a class index to label the sample with, or --discard.")
     out = _client(ctx).label(sample, label=label, discarded=True if discard else None)

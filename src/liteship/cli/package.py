@@ -10,7 +10,9 @@ import click
 
 from liteship.cli._common import ExistingPath, FiniteRange, console, emit_json, json_option
 from liteship.errors import LiteshipError, UsageError
+from liteship.package import build_package, generate_keypair, verify_package
 from liteship.package.golden import MAX_LATENCY_BUDGET_MS, MAX_TOLERANCE
+from liteship.package.variants import Variant, parse_when
 
 if TYPE_CHECKING:
     from liteship.package.variants import Variant
@@ -53,8 +55,6 @@ def _as_flags(e: LiteshipError) -> None:
 @json_option
 def keygen_cmd(output: str, force: bool, as_json: bool) -> None:
     """Create an ed25519 key pair for signing packages."""
-    from liteship.package import generate_keypair
-
     prefix = Path(output)
     private = prefix if prefix.suffix == ".key" else prefix.with_name(prefix.name + ".key")
     try:
@@ -168,8 +168,6 @@ def package_cmd(
     An existing package file is not replaced unless --force is given. With --variant, the package is
     one variant of a release that holds several (one per kind of hardware; see docs/fleet.md).
     """
-    from liteship.package import build_package
-
     variant = _variant(variant_name, when, default_variant)
     tol = {k: v for k, v in (("atol", atol), ("rtol", rtol)) if v is not None} or None
     try:
@@ -216,8 +214,6 @@ def package_cmd(
 def _variant(name: str | None, when: tuple[str, ...], default: bool) -> Variant | None:
     """The ``--variant`` / ``--when`` / ``--default-variant`` flags as a checked variant (usage error
     when they do not fit together)."""
-    from liteship.package.variants import Variant, parse_when
-
     if name is None:
         if when or default:
             raise click.UsageError("--when and --default-variant describe a variant: add --variant NAME.")
@@ -238,8 +234,6 @@ def _variant(name: str | None, when: tuple[str, ...], default: bool) -> Variant 
 @json_option
 def verify_cmd(package: str, key: str, as_json: bool) -> None:
     """Verify a package's signature and every file's hash (exit 1 if anything differs)."""
-    from liteship.package import verify_package
-
     m = verify_package(package, key)
     if as_json:
         emit_json({"verified": True, "path": package, "manifest": m.to_dict()})

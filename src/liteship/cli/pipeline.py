@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from liteship.cli._common import console, emit_json, json_option
+from liteship.cli._common import console, emit_json, json_option, quiet_tensorflow
+from liteship.errors import GateFailed, LiteshipError, UsageError
+from liteship.progress import track_until
 
 
 @click.group(name="pipeline")
@@ -44,7 +46,6 @@ def run_cmd(config: str, as_json: bool, quiet: bool) -> None:
     Example:
       liteship pipeline run examples/digits/liteship.yaml
     """
-    from liteship.errors import GateFailed
     from liteship.pipeline import run_pipeline
 
     log = (lambda msg: None) if (quiet or as_json) else None
@@ -102,10 +103,8 @@ def select_cmd(
     (flagged). Writes the result into report.json (device_selection) and report.html.
     Exit code 3 when no variant passes the gates on device figures.
     """
-    from liteship.errors import GateFailed, UsageError
     from liteship.fleet.jobs_client import BenchClient, parse_profile
     from liteship.pipeline.device_select import read_report, select_report
-    from liteship.progress import track_until
 
     read_report(report)  # a clear error before any network call
     if job_id is None and not (devices or group or profile):
@@ -293,8 +292,6 @@ def render_summary(report) -> None:
 def run_example(config: Path, *, model: Path, prepare: Callable[[], object], key: Path) -> int:
     """Drive an example end to end: prepare its data if ``model`` is missing, create a signing key if
     ``key`` is missing, run the pipeline in ``config`` and print the summary. Returns the exit code."""
-    from liteship.cli._common import quiet_tensorflow
-    from liteship.errors import GateFailed, LiteshipError
     from liteship.package import generate_keypair
     from liteship.pipeline import run_pipeline
 

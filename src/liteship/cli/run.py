@@ -9,7 +9,7 @@ import click
 
 from liteship.cli._accel import accelerator_option
 from liteship.cli._common import console, emit_json, err_console, json_option, parse_floats
-from liteship.errors import LiteshipError
+from liteship.errors import DataError, LiteshipError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -206,8 +206,6 @@ def _check_output(path: str) -> None:
 
 def _save(report: PredictionReport, path: str) -> None:
     import numpy as np
-
-    from liteship.errors import DataError
 
     try:
         with open(path, "wb") as f:  # a file object: numpy writes exactly this path

@@ -9,6 +9,8 @@ import click
 
 from liteship.cli._accel import accelerator_option
 from liteship.cli._common import console, emit_json, json_option, parse_floats, quiet_tensorflow
+from liteship.errors import GateFailed
+from liteship.types import Preprocessing
 
 if TYPE_CHECKING:
     from liteship.validate import ValidationReport
@@ -102,8 +104,6 @@ def cli(
       liteship validate model.tflite --reference model.tflite --data val.npz --accelerator gpu
     """
     quiet_tensorflow()
-    from liteship.errors import GateFailed
-    from liteship.types import Preprocessing
     from liteship.validate import validate
 
     pre = None

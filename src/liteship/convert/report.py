@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from liteship.model.normalize import SourceNormalization
 from liteship.types import ReportMixin, TensorSpec
 
 
@@ -133,8 +134,6 @@ class ConversionReport(ReportMixin):
 
 def normalization_summary(record: dict[str, Any]) -> str:
     """A :class:`~liteship.model.normalize.SourceNormalization` dict as one line (reports keep dicts)."""
-    from liteship.model.normalize import SourceNormalization
-
     known = {k: v for k, v in record.items() if k in SourceNormalization.__dataclass_fields__}
     known["associated_files"] = tuple(known.get("associated_files") or ())
     return SourceNormalization(**known).summary()

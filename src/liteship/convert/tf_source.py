@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship._quiet import native_stderr_silenced
+from liteship._tf import import_tf, tf_installed
 from liteship.convert.calibration import Calibration, load_calibration
 from liteship.convert.finish import BUILTIN_OPS, finish_conversion
 from liteship.convert.ops import parse_unsupported_ops
@@ -19,6 +20,8 @@ from liteship.convert.report import ConversionReport
 from liteship.convert.sources import Source, check_source_path, first_line, open_tf_source, quiet_stdout
 from liteship.data import check_dataset_path
 from liteship.errors import ConversionError, UnsupportedOpsError, UsageError
+from liteship.quantize.denylist import calibrate, quantize_calibrated
+from liteship.quantize.ranges import check_range_setting, set_ranges
 from liteship.types import Preprocessing
 
 
@@ -51,7 +54,6 @@ def convert_tensorflow(source: Any, output: str | Path | None, opts: ConversionO
     _check_options(recipe, io, calibration, keep)
     check_recipe_fixes(recipe, equalize, bias_correction, absorb_high_bias)
     _check_range_setting(recipe, range_setting)
-    from liteship._tf import import_tf, tf_installed
 
     if tf_installed():  # a wrong path fails before TensorFlow's import (without TF: say that first)
         if isinstance(source, (str, Path)):
@@ -114,7 +116,6 @@ def calibrate_tensorflow(source: Any, opts: ConversionOptions) -> CalibratedMode
         opts.calibration_samples,
         opts.resolved_preprocessing(),
     )
-    from liteship._tf import import_tf
 
     import_tf()
     src = open_tf_source(source)
@@ -150,8 +151,6 @@ def calibrated_recipe(opts: ConversionOptions) -> tuple[Recipe, str]:
 
 
 def _check_range_setting(recipe: Recipe, range_setting: str) -> None:
-    from liteship.quantize.ranges import check_range_setting
-
     check_range_setting(range_setting)
     if range_setting != "minmax" and recipe.name not in ("int8", "int8-fallback"):
         raise UsageError(
@@ -170,8 +169,6 @@ def _with_ranges(
     calibrated: bytes, calib: Calibration | None, method: str, fixes: dict[str, Any] | None
 ) -> tuple[bytes, dict[str, Any]]:
     """Set the calibrated model's activation ranges by ``method``; the report joins the graph fixes."""
-    from liteship.quantize.ranges import set_ranges
-
     model, report = set_ranges(calibrated, calib.samples if calib else [], method)
     return model, {**(fixes or {}), "range_setting": report.to_dict()}
 
@@ -271,8 +268,6 @@ def _run_attempts(
 
 def _quantize_keeping_float(converter: Any, io: str, keep: tuple[str, ...]) -> bytes:
     """Calibrate once, then quantize with the named op types/output tensors left in float."""
-    from liteship.quantize.denylist import calibrate, quantize_calibrated
-
     return quantize_calibrated(
         calibrate(converter),
         io_type=io,

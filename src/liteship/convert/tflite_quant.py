@@ -42,15 +42,22 @@ from typing import Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
+from liteship._tf import tf_installed
 from liteship.convert.calibration import load_calibration
 from liteship.convert.finish import finish_conversion
 from liteship.convert.options import ConversionOptions
 from liteship.convert.recipes import Recipe
 from liteship.convert.report import ConversionReport
 from liteship.convert.sources import Source
-from liteship.errors import ConversionError, ModelError, UsageError
+from liteship.errors import ConversionError, LiteshipError, ModelError, UsageError
 from liteship.model import flatbuffer as fbm
-from liteship.quantize.graph_repair import GraphFixes, GraphRepairReport
+from liteship.model.metadata import METADATA_ENTRY
+from liteship.model.normalize import normalize_model
+from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
+from liteship.quantize.denylist import quantize_calibrated
+from liteship.quantize.graph_repair import GraphFixes, GraphRepairReport, calibrated_graph
+from liteship.runtime import LiteRTRunner
 from liteship.types import Preprocessing
 
 INSTALL_HINT = "Install the extra: pip install 'liteship[quantizer]'."
@@ -198,8 +205,6 @@ def ensure_signature(data: bytes) -> bytes:
     """Return ``data`` normalized (:func:`liteship.model.normalize.normalize_model`): a ``serving_default``
     signature when it has none (ai-edge-quantizer calibrates and validates through signatures), op codes
     in ``builtin_code``. Inputs and outputs keep their tensor names."""
-    from liteship.model.normalize import normalize_model
-
     return normalize_model(data)[0]
 
 
@@ -242,7 +247,6 @@ def _float16_entries() -> list[dict[str, Any]]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    from liteship._quiet import native_stderr_silenced
     from liteship.convert.sources import quiet_stdout
 
     absl = logging.getLogger("absl")
@@ -336,9 +340,6 @@ def _check_loads(model: bytes, where: str, recipe: str) -> None:
 
     ai-edge-quantizer 0.10's ``static_wi8_ai8`` writes, for MobileNetV1's first conv, int8 weights with a
     non-zero zero point, which LiteRT's CONV_2D refuses (``zero_point != 0``)."""
-    from liteship.errors import LiteshipError
-    from liteship.runtime import LiteRTRunner
-
     try:
         LiteRTRunner(model).close()
     except LiteshipError as e:
@@ -353,8 +354,6 @@ def _check_loads(model: bytes, where: str, recipe: str) -> None:
 
 def _carry_metadata(source: bytes, quantized: bytes) -> bytes:
     """Put the source's TFLite Metadata (and its zipped files) back where the quantizer dropped them."""
-    from liteship.model.metadata import METADATA_ENTRY
-
     src_entries = fbm.load_model(source).metadata
     out = quantized
     if METADATA_ENTRY in src_entries and METADATA_ENTRY not in fbm.load_model(out).metadata:
@@ -385,9 +384,6 @@ def convert_tflite(
         UsageError: Recipe/io_type that does not apply, missing calibration or extra.
         ConversionError: The file is already quantized, or ai-edge-quantizer failed.
     """
-    from liteship.model.normalize import normalize_model
-    from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
-
     rec = resolve_tflite_recipe(opts.quantize, opts.io_type)
     keep, calibration, preprocessing = opts.keep, opts.calibration, opts.preprocessing
     if rec.needs_calibration and calibration is None:
@@ -478,8 +474,6 @@ def convert_tflite(
 def _mlir_available(fixes: GraphFixes) -> bool:
     """Whether the int8 path through TFLite's calibrator and MLIR quantizer can run (TensorFlow is
     installed); the fixes need it, so asking for one without TensorFlow is a usage error."""
-    from liteship._tf import tf_installed
-
     if tf_installed():
         return True
     if fixes.rewrites_weights or fixes.range_setting != "minmax":
@@ -496,9 +490,6 @@ def quantize_graph_int8(
 ) -> tuple[bytes, GraphRepairReport]:
     """Static int8 of a float .tflite with float32 I/O: the graph fixes, TFLite's calibrator, range
     setting, then the MLIR quantizer keeping ``keep`` (op types or op output names) in float."""
-    from liteship.quantize.denylist import quantize_calibrated
-    from liteship.quantize.graph_repair import calibrated_graph
-
     calibrated, report = calibrated_graph(data, _as_lists(samples), fixes)
     types = [k for k in keep if k.isupper() and ";" not in k and "/" not in k]
     nodes = [k for k in keep if k not in types]
@@ -516,10 +507,6 @@ def calibrated_tflite(
 ) -> tuple[bytes, GraphRepairReport]:
     """A float .tflite repaired by ``fixes``, calibrated and range-set: what the float-op search quantizes
     many times (``liteship.convert.calibrated_model`` for a .tflite source)."""
-    from liteship.model.normalize import normalize_model
-    from liteship.model.preprocessing import resolve_preprocessing
-    from liteship.quantize.graph_repair import calibrated_graph
-
     loaded = fbm.load_model(source)
     check_float_source(loaded, repr(str(source)))
     override = None if preprocessing is None or preprocessing == Preprocessing() else preprocessing

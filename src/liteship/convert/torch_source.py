@@ -43,6 +43,7 @@ from liteship.convert.sources import Source, first_line, parse_torch_spec, quiet
 from liteship.convert.tflite_quant import as_feed, quantize_keeping_float, signature_inputs
 from liteship.convert.torch_model import TorchModel, is_torch_object
 from liteship.errors import ConversionError, UsageError
+from liteship.progress import track
 
 if TYPE_CHECKING:
     from liteship.convert.options import ConversionOptions
@@ -338,7 +339,6 @@ def _convert_float(model: TorchModel) -> bytes:
 
 def _convert_pt2e(model: TorchModel, calib: Any, *, dynamic: bool, progress: bool) -> bytes:
     torch = import_torch()
-    from liteship.progress import track
 
     with quiet_torch():
         from litert_torch.quantize import pt2e_quantizer as pq

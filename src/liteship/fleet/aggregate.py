@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from liteship.errors import NotFound
 from liteship.fleet import crud, decisions, drift, robust
 from liteship.fleet.models import (
     CONFIDENCE_BINS,
@@ -30,6 +31,7 @@ from liteship.fleet.models import (
     Revert,
     RevertMark,
     Reverts,
+    Rollout,
     TelemetryCreate,
     TelemetryWindow,
 )
@@ -379,12 +381,12 @@ def drift_series(
     others are counted in ``skipped_windows``.
 
     Raises:
-        crud.NotFound: unknown model.
+        NotFound: unknown model.
     """
     out = []
     releases = crud.releases_of(session, model_id=model_id)
     if not releases:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+        raise NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
     rows_of = variants_of(session, [r.id for r in releases if version is None or r.version == version])
     for rel in releases:
         if version is not None and rel.version != version:
@@ -441,3 +443,58 @@ def drift_series(
             }
         )
     return out
+
+
+# an arm's device parts and its skipped windows (fleet/rollout.py and fleet/groups.py decide on them)
+Parts = tuple[dict[str, decisions.ArmStats], int]
+
+
+def parts_now(session: Session, *, rollout: Rollout) -> tuple[Parts, Parts]:
+    """``(control, candidate)`` over the current stage as device parts and skipped windows."""
+    control = session.get(Release, rollout.control_release_id)
+    candidate = session.get(Release, rollout.candidate_release_id)
+    assert control is not None and candidate is not None
+    since = rollout.stage_started_at
+    # at 100 % no device runs the control any more: compare with the control over the whole rollout
+    control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
+    model_id = rollout.model_id
+    ctrl_windows = crud.windows_for(session, model_id=model_id, version=control.version, since=control_since)
+    cand_windows = crud.windows_for(session, model_id=model_id, version=candidate.version, since=since)
+    arms = (
+        arm_parts(
+            ctrl_windows,
+            crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
+        ),
+        arm_parts(
+            cand_windows,
+            crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
+        ),
+    )
+    # latency on paired figures: the periods of the rollout in which both arms reported (issue 22)
+    period = float(
+        rollout.thresholds.get("latency_pair_period_s", decisions.DEFAULT_THRESHOLDS["latency_pair_period_s"])
+    )
+    if control_since != since:  # at 100 %: the candidate's windows of the earlier stages pair too
+        cand_windows = crud.windows_for(
+            session, model_id=model_id, version=candidate.version, since=control_since
+        )
+    _pair_latency(arms[0][0], arms[1][0], ctrl_windows, cand_windows, period)
+    return arms
+
+
+def _pair_latency(
+    control: dict[str, decisions.ArmStats],
+    candidate: dict[str, decisions.ArmStats],
+    ctrl_windows: list[Any],
+    cand_windows: list[Any],
+    period_s: float,
+) -> None:
+    """Give every device part of both arms the latency of its windows in the periods both arms reported
+    in only (a part with none there has an empty latency histogram)."""
+    pair = paired_windows(ctrl_windows, cand_windows, period_s=period_s)
+    for parts, windows in zip((control, candidate), pair[:2], strict=True):
+        paired = robust.device_parts(windows, None)
+        for device, part in parts.items():
+            latency = paired.get(device)
+            part.latency_hist = list(latency.latency_hist) if latency else []
+            part.latency_edges_ms = list(latency.latency_edges_ms) if latency else []

@@ -29,8 +29,8 @@ from sqlalchemy.orm import sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from liteship.errors import LiteshipError, PackageError
-from liteship.fleet import crud, dashboard, dashboard_jobs, gallery
+from liteship.errors import Conflict, LiteshipError, NotFound, PackageError, StoreUnavailable
+from liteship.fleet import dashboard, dashboard_jobs, gallery
 from liteship.fleet.api.routes import (
     cohorts,
     devices,
@@ -48,7 +48,7 @@ from liteship.fleet.retention import Pruner
 from liteship.fleet.samples import CaptureOffers
 from liteship.fleet.secrets import ensure_secrets, prepare_data_dir
 from liteship.fleet.settings import Settings
-from liteship.fleet.storage import StoreUnavailable, open_store
+from liteship.fleet.storage import open_store
 from liteship.fleet.tuf_repo import Expiry, TufRepository
 
 log = logging.getLogger("liteship.fleet")
@@ -147,9 +147,9 @@ async def _too_large(send: Send, limit: int) -> None:
 
 
 def _error_status(e: LiteshipError) -> int:
-    if isinstance(e, crud.NotFound):
+    if isinstance(e, NotFound):
         return status.HTTP_404_NOT_FOUND
-    if isinstance(e, crud.Conflict):
+    if isinstance(e, Conflict):
         return status.HTTP_409_CONFLICT
     if isinstance(e, PackageError):
         return status.HTTP_422_UNPROCESSABLE_CONTENT

@@ -50,6 +50,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -77,11 +78,20 @@ from liteship.fleet.models import (
     RolloutState,
 )
 from liteship.fleet.variants import VariantRef, pick, refs, variants_of
+from liteship.package import parse_semver
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 100  # revert events read from one check-in
 STABLE = "stable"
+
+
+def carries_all(device_tags: Iterable[str] | None, wanted: Iterable[str]) -> bool:
+    """True when a device's tags include every one of ``wanted`` (no tags wanted: every device).
+
+    The one rule of tag targeting: rollouts (``Rollout.tags``) and device jobs (``BenchJobCreate.tags``).
+    """
+    return set(wanted) <= set(device_tags or ())
 
 
 def hash_token(token: str) -> str:
@@ -276,8 +286,6 @@ class Plan:
                 return _assignment(
                     base, pinned, f"cohort {tag} is pinned to {pinned.version}", reason_code="pinned"
                 )
-        from liteship.fleet.cohorts import carries_all  # lazy: cohorts → crud → checkin
-
         if self.rollout_id is not None and not carries_all(have, self.rollout_tags):
             assert self.control is not None
             reason = f"rollout {self.rollout_id} is for devices tagged {', '.join(sorted(self.rollout_tags))}"
@@ -471,8 +479,6 @@ def _load_plan(session: Session, *, model_id: str) -> Plan:
 
 def _older(a: str, b: str) -> bool:
     """True when semantic version ``a`` is lower than ``b`` (False when either does not parse)."""
-    from liteship.package import parse_semver  # lazy: the package stage is optional at import time
-
     try:
         return bool(parse_semver(a) < parse_semver(b))
     except (ValueError, LiteshipError):  # an unparseable version never earns a downgrade permission

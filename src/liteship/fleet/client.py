@@ -1,6 +1,6 @@
 """HTTP client of the fleet server's admin API (httpx), used by ``liteship fleet …``.
 
->>> c = FleetClient("http://127.0.0.1:8700", token="…")          # doctest: +SKIP
+>>> c = AdminClient("http://127.0.0.1:8700", token="…")          # doctest: +SKIP
 >>> c.publish("digits-1.1.0.lsp")["version"]                      # doctest: +SKIP
 '1.1.0'
 """
@@ -18,7 +18,7 @@ from liteship.errors import FleetError
 DEFAULT_SERVER = "http://127.0.0.1:8700"
 
 
-class FleetClient:
+class AdminClient:
     """Admin calls; every non-2xx answer becomes a :class:`FleetError` carrying the server's message."""
 
     def __init__(

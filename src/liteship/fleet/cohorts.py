@@ -23,16 +23,10 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liteship.errors import Conflict
 from liteship.fleet import crud
-from liteship.fleet.models import CohortPin, CohortWindows, Device, Model
-
-
-def carries_all(device_tags: Iterable[str] | None, wanted: Iterable[str]) -> bool:
-    """True when a device's tags include every one of ``wanted`` (no tags wanted: every device).
-
-    The one rule of tag targeting: rollouts (``Rollout.tags``) and device jobs (``BenchJobCreate.tags``).
-    """
-    return set(wanted) <= set(device_tags or ())
+from liteship.fleet.checkin import carries_all
+from liteship.fleet.models import CohortPin, CohortWindows, Device, Model, Release
 
 
 def devices_tagged(session: Session, tags: Iterable[str]) -> list[str]:
@@ -72,9 +66,7 @@ def set_device(
         current = list(tags if tags is not None else device.tags or [])
         new = [t for t in dict.fromkeys([*current, *add]) if t not in set(remove)]
         if len(new) > 16:
-            raise crud.Conflict(
-                f"a device carries at most 16 tags; this change gives {device_id} {len(new)}."
-            )
+            raise Conflict(f"a device carries at most 16 tags; this change gives {device_id} {len(new)}.")
         device.tags = new or None
     if update_windows is not None:
         device.update_windows = list(dict.fromkeys(update_windows)) or None
@@ -113,8 +105,6 @@ def unpin(session: Session, *, model_id: str, tag: str) -> bool:
 
 def pins_of(session: Session, *, model_id: str) -> dict[str, str]:
     """``tag → pinned version`` of a model."""
-    from liteship.fleet.models import Release
-
     rows = session.execute(
         select(CohortPin.tag, Release.version)
         .join(Release, CohortPin.release_id == Release.id)

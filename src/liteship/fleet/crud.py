@@ -15,7 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError, PackageError
+from liteship.errors import Conflict, FleetError, NotFound, PackageError, VariantConflict
+from liteship.fleet import variants
+from liteship.fleet.bandwidth import per_device
 from liteship.fleet.checkin import STABLE, Plan, hash_token, load_plan
 from liteship.fleet.models import (
     ACTIVE_STATES,
@@ -39,15 +41,7 @@ from liteship.fleet.models import (
     TelemetryVariantHour,
     TelemetryWindow,
 )
-
-
-class NotFound(FleetError):
-    """An id that does not exist (HTTP 404)."""
-
-
-class Conflict(FleetError):
-    """A request that contradicts the current state (HTTP 409)."""
-
+from liteship.package import parse_semver
 
 # ---- helpers ------------------------------------------------------------------------------------
 
@@ -59,8 +53,6 @@ def device_bucket(device_id: str) -> int:
 
 def semver_key(version: str) -> Any:
     """A sortable key for a semver string, from the package module's ``parse_semver``."""
-    from liteship.package import parse_semver  # lazy: the package stage is optional at import time
-
     try:
         return parse_semver(version)
     except (ValueError, PackageError) as e:
@@ -88,8 +80,6 @@ def create_release(
         Conflict: the version is not greater than the latest of that model; a variant that does not
             fit its release (see :func:`liteship.fleet.variants.add_variant`).
     """
-    from liteship.fleet import variants
-
     model_id = str(manifest.get("model_id") or manifest.get("id") or "")
     version = str(manifest.get("version") or "")
     if not model_id or not version:
@@ -127,7 +117,7 @@ def create_release(
             variants.add_variant(
                 session, release=release, variant=variant, sha256=sha256, size=size, manifest=manifest
             )
-    except variants.VariantConflict as e:
+    except VariantConflict as e:
         raise Conflict(e.message, hint=e.hint) from None
     channels = {channel} if channel else set()
     if latest is None:
@@ -225,7 +215,6 @@ def device_listing(session: Session, *, profile: dict[str, str] | None = None) -
     """Every device (those matching ``profile``, see :func:`profile_matches`) with what it runs, what
     it is assigned, its refused versions and its own revert count (server-requested ones excluded)."""
     plans: dict[str, Plan] = {}
-    from liteship.fleet.bandwidth import per_device
 
     downloaded = per_device(session)
     out = []

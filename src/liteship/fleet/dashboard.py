@@ -22,13 +22,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from liteship.fleet import aggregate, crud, gallery, panels
 from liteship.fleet import rollout as machine
-from liteship.fleet.api.deps import SessionDep, bearer_token, is_admin
+from liteship.fleet.api.deps import COOKIE, SessionDep, is_admin, same_origin, signed_in
 from liteship.fleet.api.routes.rollouts import rollout_public
+from liteship.fleet.bandwidth import per_release
 from liteship.fleet.models import ACTIVE_STATES, Device
 from liteship.fleet.profile import health_text, runtime_text
+from liteship.fleet.variants import refs, variants_of
 
 router = APIRouter(tags=["dashboard"])
-COOKIE = "liteship_dashboard"
 SESSION_LIFETIME_S = 12 * 3600.0
 DRIFT_PERIOD_S = 3600.0  # one drift point per hour (the API's default too)
 PAGE = Template((Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8"))
@@ -88,9 +89,6 @@ def _bytes_cell(t: Any) -> str:
 
 def variants_section(session: Any, devices: list[Device]) -> str:
     """One table per multi-variant release: variant, default, conditions, devices running it now."""
-    from liteship.fleet.bandwidth import per_release
-    from liteship.fleet.variants import refs, variants_of
-
     out = []
     for model, releases, _ in crud.list_models(session):
         by_release = variants_of(session, [r.id for r in releases])
@@ -159,13 +157,6 @@ def render(session: Any) -> str:
     )
 
 
-def signed_in(request: Request, session: Any) -> bool:
-    """The admin token (``Authorization: Bearer``) or a live dashboard session cookie."""
-    if is_admin(request.app.state.settings, bearer_token(request)):
-        return True
-    return crud.dashboard_session_valid(session, value=request.cookies.get(COOKIE))
-
-
 @router.get("/dashboard", response_class=HTMLResponse, response_model=None)
 def dashboard(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
     """The dashboard page, or a redirect to the login form when not signed in."""
@@ -215,18 +206,6 @@ def logout(request: Request, session: SessionDep) -> RedirectResponse:
 
 
 ACTIONS = ("pause", "resume", "abort", "promote", "evaluate")
-
-
-def same_origin(request: Request) -> bool:
-    """A form post from this server's own pages: its Origin (or Referer) names this host, when sent.
-
-    SameSite=Strict already keeps the cookie off cross-site posts; this is the second lock.
-    """
-    source = request.headers.get("origin") or request.headers.get("referer")
-    if not source:
-        return True
-    host = request.headers.get("host", "")
-    return source.split("://", 1)[-1].split("/", 1)[0] == host
 
 
 @router.post("/dashboard/rollouts/{rollout_id}/{action}", response_model=None)

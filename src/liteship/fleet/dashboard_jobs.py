@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from liteship.fleet import jobs
-from liteship.fleet.api.deps import SessionDep
-from liteship.fleet.dashboard import signed_in
+from liteship.fleet.api.deps import SessionDep, signed_in
 
 router = APIRouter(include_in_schema=False)
 e = html.escape

@@ -23,8 +23,10 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
-from liteship.fleet import samples
-from liteship.fleet.api.deps import SessionDep
+from liteship.errors import SampleRefused
+from liteship.fleet import aggregate, samples
+from liteship.fleet.api.deps import SessionDep, same_origin, signed_in
+from liteship.fleet.api.routes.samples import start_capture
 from liteship.fleet.models import Release
 from liteship.fleet.samples_client import ALERT_LEVEL, suggest_capture, suggestion_command
 
@@ -107,7 +109,7 @@ def thumbnail(data: bytes) -> str:
 
     try:
         arrays, meta = samples.read_sample_bytes(data)
-    except samples.SampleRefused:
+    except SampleRefused:
         return ""
     image = arrays.get("image")
     if image is None:
@@ -237,16 +239,10 @@ def render_gallery(session: Any, store: Any, query: dict[str, str]) -> str:
     return "".join(parts)
 
 
-def _signed_in(request: Request, session: Any) -> bool:
-    from liteship.fleet.dashboard import signed_in
-
-    return signed_in(request, session)
-
-
 @router.get("/dashboard/samples", response_class=HTMLResponse, response_model=None)
 def gallery(request: Request, session: SessionDep) -> HTMLResponse | RedirectResponse:
     """The gallery (filters: ``model``, ``version``, ``trigger``, ``labeled=yes|no``)."""
-    if not _signed_in(request, session):
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     query = {
         k: v[:128] for k, v in request.query_params.items() if k in ("model", "version", "trigger", "labeled")
@@ -255,9 +251,7 @@ def gallery(request: Request, session: SessionDep) -> HTMLResponse | RedirectRes
 
 
 def _guard(request: Request, session: Any) -> HTMLResponse | RedirectResponse | None:
-    from liteship.fleet.dashboard import same_origin
-
-    if not _signed_in(request, session):
+    if not signed_in(request, session):
         return RedirectResponse("/dashboard/login", status_code=status.HTTP_303_SEE_OTHER)
     if not same_origin(request):
         return HTMLResponse("cross-site form post refused.", status_code=status.HTTP_403_FORBIDDEN)
@@ -296,9 +290,6 @@ async def capture_on_form(
 ) -> HTMLResponse | RedirectResponse:
     """The drift panel's "Turn capture on" button: the suggested rules for this model."""
     from starlette.concurrency import run_in_threadpool
-
-    from liteship.fleet import aggregate
-    from liteship.fleet.api.routes.samples import start_capture
 
     refused = _guard(request, session)
     if refused is not None:

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liteship.fleet import crud, decisions, robust
+from liteship.fleet.aggregate import parts_now
 from liteship.fleet.checkin import load_plan
 from liteship.fleet.models import Device, Release, Rollout
 from liteship.fleet.variants import pick, refs, variants_of
@@ -54,8 +55,6 @@ def device_groups(session: Session, *, rollout: Rollout) -> dict[str, str]:
 
 def group_verdicts(session: Session, *, rollout: Rollout) -> dict[str, decisions.Verdict]:
     """The engine's verdict per group not yet halted, on the current stage's telemetry (nothing changes)."""
-    from liteship.fleet.rollout import parts_now
-
     names = candidate_groups(session, rollout=rollout)
     if not names:
         return {}

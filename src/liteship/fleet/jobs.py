@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError
+from liteship.errors import FleetError, NotFound
 from liteship.fleet import cohorts
-from liteship.fleet.crud import NotFound, profile_matches
+from liteship.fleet.crud import profile_matches
 from liteship.fleet.jobs_models import (
     MAX_DATA_BYTES,
     TARGET_PREFIX,
@@ -35,8 +35,8 @@ from liteship.fleet.jobs_models import (
     BenchJobCreate,
     BenchJobPublic,
     BenchOffer,
-    BenchReport,
     BenchTask,
+    DeviceBenchReport,
     TaskPublic,
 )
 from liteship.fleet.jobs_validate import group_figures, merge_validation
@@ -280,7 +280,7 @@ def offers_for(
     return offers
 
 
-def record_report(session: Session, *, job_id: str, device_id: str, report: BenchReport) -> BenchTask:
+def record_report(session: Session, *, job_id: str, device_id: str, report: DeviceBenchReport) -> BenchTask:
     """Store a device's report on its task. A finished task keeps its first final report.
 
     Raises:

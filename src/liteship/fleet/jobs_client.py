@@ -1,4 +1,4 @@
-"""The admin client's bench-job calls (``liteship fleet bench``), on :class:`liteship.fleet.client.FleetClient`.
+"""The admin client's bench-job calls (``liteship fleet bench``), on :class:`liteship.fleet.client.AdminClient`.
 
 >>> c = BenchClient("http://127.0.0.1:8700", token="…")                       # doctest: +SKIP
 >>> job = c.queue(["a.tflite", "b.tflite"], devices=["dev-1"])                # doctest: +SKIP
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from liteship.data import load_dataset
 from liteship.errors import FleetError, UsageError
-from liteship.fleet.client import FleetClient
-from liteship.fleet.jobs_models import VARIANT_NAME_PATTERN
+from liteship.fleet.client import AdminClient
+from liteship.fleet.jobs_models import MAX_DATA_BYTES, MAX_OUTPUT_BYTES, MAX_SAMPLES, VARIANT_NAME_PATTERN
 
 OPEN = ("queued", "running")
 DATA_NAME = "validation-data.npz"  # the validation inputs' target name in a validate job
@@ -66,8 +67,6 @@ def prepare_validation(
 
     import numpy as np
 
-    from liteship.data import load_dataset
-    from liteship.fleet.jobs_models import MAX_DATA_BYTES, MAX_OUTPUT_BYTES, MAX_SAMPLES
     from liteship.runtime.reference import open_reference
     from liteship.validate.comparator import batches, candidate_preprocessing, feed_for
 
@@ -155,7 +154,7 @@ def variant_name(path: str | Path) -> str:
     return name
 
 
-class BenchClient(FleetClient):
+class BenchClient(AdminClient):
     """Upload variants, queue a bench job, read and wait for its results."""
 
     def upload_variant(self, path: str | Path) -> dict[str, Any]:

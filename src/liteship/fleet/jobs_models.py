@@ -88,7 +88,7 @@ class BenchJobCreate(_Strict):
     """Queue a job: variants already uploaded (``POST /api/v1/bench/variants``), and which devices.
 
     Exactly one of ``devices``, ``group``, ``profile`` and ``tags`` chooses the devices (``tags``: the
-    devices carrying all of them, as a rollout's ``tags`` do: :func:`liteship.fleet.cohorts.carries_all`). A ``validate`` job also
+    devices carrying all of them, as a rollout's ``tags`` do: :func:`liteship.fleet.checkin.carries_all`). A ``validate`` job also
     names its validation inputs (``data``: an uploaded ``.npz`` with ``x``, a signed target the devices
     fetch) and the workstation's reference outputs (``reference``: the sha256 of an uploaded ``.npz``
     that stays on the server, see :mod:`liteship.fleet.jobs_validate`).
@@ -185,7 +185,7 @@ class VariantFigures(BaseModel):
     delegated_nodes: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
-class BenchReport(_Strict):
+class DeviceBenchReport(_Strict):
     """A device's answer to a job: ``running`` (started), ``done``, ``failed`` or ``refused``."""
 
     state: Literal["running", "done", "failed", "refused"]
@@ -225,7 +225,7 @@ __all__ = [
     "BenchTask",
     "BenchJobCreate",
     "BenchOffer",
-    "BenchReport",
+    "DeviceBenchReport",
     "DeviceGates",
     "OutputArray",
     "ValidationOutputs",

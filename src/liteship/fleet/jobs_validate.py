@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from liteship.data import Dataset
 from liteship.errors import FleetError
 from liteship.fleet.jobs_models import MAX_OUTPUT_BYTES, ValidationOutputs
+from liteship.types import Preprocessing, TensorSpec
 
 INPUT = "input"  # the recorded runners' one input: the validation samples as the device was fed them
 MAX_REFERENCE_BYTES = 256 << 20
@@ -86,9 +88,7 @@ def figures(
 
     ``reference`` is the reference ``.npz`` (see :func:`liteship.fleet.jobs_client.prepare_validation`).
     """
-    from liteship.data import Dataset
     from liteship.runtime.recorded import RecordedRunner
-    from liteship.types import Preprocessing, TensorSpec
     from liteship.validate import validate
 
     cand_out = decode_outputs(body, len(x))

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liteship.fleet.crud import NotFound
+from liteship.errors import NotFound
 from liteship.fleet.jobs import profile_group
 from liteship.fleet.jobs_models import TASK_DONE, BenchJob, BenchTask
 from liteship.fleet.models import Device, Release

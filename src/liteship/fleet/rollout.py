@@ -21,13 +21,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError
+from liteship.errors import Conflict, FleetError, NotFound
 from liteship.fleet import crud, decisions, groups, robust
-from liteship.fleet.aggregate import arm_parts, paired_windows
+from liteship.fleet.aggregate import parts_now
 from liteship.fleet.checkin import STABLE
 from liteship.fleet.models import Decision, Release, Rollout, RolloutState
 
-Parts = tuple[dict[str, decisions.ArmStats], int]  # an arm's device parts and its skipped windows
 WAIT_HEARTBEAT_S = 600.0  # an unchanged wait verdict is stored again after this long
 
 # action -> (states it applies to, the state after it)
@@ -182,19 +181,19 @@ def create_rollout(
     if not 0 <= min_arm_devices <= 100_000:
         raise FleetError(f"min_arm_devices must be within 0..100000, got {min_arm_devices}.")
     if crud.get_model(session, model_id=model_id) is None:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="Publish a package first.")
+        raise NotFound(f"no model {model_id!r}.", hint="Publish a package first.")
     candidate = crud.get_release(session, model_id=model_id, version=candidate_version)
     if control_version is None:
         control = crud.channels_of(session, model_id=model_id).get(STABLE)
         if control is None:
-            raise crud.Conflict(f"{model_id} has no stable release to compare with.")
+            raise Conflict(f"{model_id} has no stable release to compare with.")
     else:
         control = crud.get_release(session, model_id=model_id, version=control_version)
     if control.id == candidate.id:
-        raise crud.Conflict(f"the candidate {candidate_version} is already the control.")
+        raise Conflict(f"the candidate {candidate_version} is already the control.")
     current = crud.active_rollout(session, model_id=model_id)
     if current is not None:
-        raise crud.Conflict(
+        raise Conflict(
             f"rollout {current.id} of {model_id} is {current.state}.", hint="Promote or abort it first."
         )
     cutoff = bucket_cutoff(model_buckets(session, model_id=model_id), stages[0], min_arm_devices)
@@ -230,7 +229,7 @@ def change_rollout(
         raise FleetError(f"unknown rollout action {action!r}; available: {sorted(TRANSITIONS)}.")
     allowed, new_state = TRANSITIONS[action]
     if rollout.state not in allowed:
-        raise crud.Conflict(f"cannot {action} rollout {rollout.id}: it is {rollout.state}.")
+        raise Conflict(f"cannot {action} rollout {rollout.id}: it is {rollout.state}.")
     now = time.time()
     if action == "advance":
         rollout.stage_index += 1
@@ -263,57 +262,6 @@ def arms_now(session: Session, *, rollout: Rollout) -> tuple[decisions.ArmStats,
         robust.merge(control.values(), skipped=skipped_control),
         robust.merge(candidate.values(), skipped=skipped_candidate),
     )
-
-
-def parts_now(session: Session, *, rollout: Rollout) -> tuple[Parts, Parts]:
-    """``(control, candidate)`` over the current stage as device parts and skipped windows."""
-    control = session.get(Release, rollout.control_release_id)
-    candidate = session.get(Release, rollout.candidate_release_id)
-    assert control is not None and candidate is not None
-    since = rollout.stage_started_at
-    # at 100 % no device runs the control any more: compare with the control over the whole rollout
-    control_since = rollout.created_at if rollout.stages[rollout.stage_index] >= 100 else since
-    model_id = rollout.model_id
-    ctrl_windows = crud.windows_for(session, model_id=model_id, version=control.version, since=control_since)
-    cand_windows = crud.windows_for(session, model_id=model_id, version=candidate.version, since=since)
-    arms = (
-        arm_parts(
-            ctrl_windows,
-            crud.reverts_for(session, model_id=model_id, version=control.version, since=control_since),
-        ),
-        arm_parts(
-            cand_windows,
-            crud.reverts_for(session, model_id=model_id, version=candidate.version, since=since),
-        ),
-    )
-    # latency on paired figures: the periods of the rollout in which both arms reported (issue 22)
-    period = float(
-        rollout.thresholds.get("latency_pair_period_s", decisions.DEFAULT_THRESHOLDS["latency_pair_period_s"])
-    )
-    if control_since != since:  # at 100 %: the candidate's windows of the earlier stages pair too
-        cand_windows = crud.windows_for(
-            session, model_id=model_id, version=candidate.version, since=control_since
-        )
-    _pair_latency(arms[0][0], arms[1][0], ctrl_windows, cand_windows, period)
-    return arms
-
-
-def _pair_latency(
-    control: dict[str, decisions.ArmStats],
-    candidate: dict[str, decisions.ArmStats],
-    ctrl_windows: list[Any],
-    cand_windows: list[Any],
-    period_s: float,
-) -> None:
-    """Give every device part of both arms the latency of its windows in the periods both arms reported
-    in only (a part with none there has an empty latency histogram)."""
-    pair = paired_windows(ctrl_windows, cand_windows, period_s=period_s)
-    for parts, windows in zip((control, candidate), pair[:2], strict=True):
-        paired = robust.device_parts(windows, None)
-        for device, part in parts.items():
-            latency = paired.get(device)
-            part.latency_hist = list(latency.latency_hist) if latency else []
-            part.latency_edges_ms = list(latency.latency_edges_ms) if latency else []
 
 
 def verdict_now(session: Session, *, rollout: Rollout) -> decisions.Verdict:

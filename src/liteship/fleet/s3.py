@@ -27,8 +27,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from liteship.errors import UsageError
-from liteship.fleet.storage import CHUNK, StoreUnavailable, check_sha256, hash_file
+from liteship.errors import StoreUnavailable, UsageError
+from liteship.fleet.blobs import CHUNK, check_sha256, hash_file
 
 if TYPE_CHECKING:
     from liteship.fleet.settings import Settings

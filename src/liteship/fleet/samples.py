@@ -53,8 +53,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from liteship.errors import FleetError
-from liteship.fleet.crud import Conflict, NotFound
+from liteship.errors import Conflict, FleetError, NotFound, OverQuota, SampleRefused
 from liteship.fleet.models import ID_PATTERN, Base, Device, Release
 
 log = logging.getLogger("liteship.fleet")
@@ -69,18 +68,6 @@ MAX_EXPORT = 20_000
 MAX_EXPORT_BYTES = 1 << 30  # sample files read into one export
 OFFERS_TTL_S = 1.0
 MEMBERS = {"x.npy", "scores.npy", "meta.npy", "image.npy"}
-
-
-class SampleRefused(FleetError):
-    """A sample upload that is not a sample, or not this device's to send (422)."""
-
-
-class OverQuota(FleetError):
-    """The device sent its quota of samples (429 with ``retry_after``)."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 # ---- tables (migration 0008) ----------------------------------------------------------

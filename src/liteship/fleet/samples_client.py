@@ -1,5 +1,5 @@
 """The admin client's field-capture calls (``liteship fleet capture`` / ``fleet samples``), on
-:class:`liteship.fleet.client.FleetClient`.
+:class:`liteship.fleet.client.AdminClient`.
 
 >>> c = SamplesClient("http://127.0.0.1:8700", token="…")                        # doctest: +SKIP
 >>> c.capture_on("digits", rules=[parse_trigger("low-confidence:0.6")])        # doctest: +SKIP
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from liteship.errors import UsageError
-from liteship.fleet.client import FleetClient
+from liteship.fleet.client import AdminClient
 
 TRIGGERS = ("low-confidence", "out-of-range", "class", "random")
 ALERT_LEVEL = "alert"  # liteship.fleet.drift's level at PSI >= 0.2
@@ -121,7 +121,7 @@ def suggestion_command(model_id: str, suggestion: dict[str, Any]) -> str:
     )
 
 
-class SamplesClient(FleetClient):
+class SamplesClient(AdminClient):
     """Turn capture on/off, list and label samples, export them."""
 
     def capture_on(self, model_id: str, **body: Any) -> Any:

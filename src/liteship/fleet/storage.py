@@ -9,48 +9,16 @@ The server only needs four operations (and, optionally, a URL devices can fetch 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO
 
-from liteship.errors import FleetError
+from liteship.fleet.blobs import CHUNK, ArtifactStore, check_sha256, hash_file
 
 if TYPE_CHECKING:
     from liteship.fleet.settings import Settings
-
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-CHUNK = 1 << 16
-
-
-class ArtifactStore(Protocol):
-    """Content-addressed blobs."""
-
-    def put_file(self, path: Path) -> tuple[str, int]:
-        """Store a file; returns ``(sha256, size)``. Storing the same content twice is a no-op."""
-        ...
-
-    def size(self, sha256: str) -> int | None:
-        """Size of a stored blob, None when absent."""
-        ...
-
-    def open_range(self, sha256: str, start: int, end: int) -> Iterator[bytes]:
-        """Yield bytes ``start..end`` (inclusive) of a stored blob."""
-        ...
-
-    def delete(self, sha256: str) -> None: ...
-
-    def download_url(self, sha256: str, filename: str | None = None) -> str | None:
-        """A URL devices may fetch the blob from directly (HTTP Range included), or None to have the
-        API stream it with :meth:`open_range`."""
-        ...
-
-
-class StoreUnavailable(FleetError):
-    """The artifact store cannot be reached or refused the operation (the API answers 503)."""
 
 
 def open_store(settings: Settings, data_dir: Path) -> ArtifactStore:
@@ -63,28 +31,12 @@ def open_store(settings: Settings, data_dir: Path) -> ArtifactStore:
     """
     where = settings.artifacts
     if where and where.startswith("s3://"):
-        from liteship.fleet.s3 import S3ArtifactStore
+        from liteship.fleet.s3 import S3ArtifactStore  # boto3 loads only for an s3:// store
 
         store = S3ArtifactStore.from_settings(settings)
         store.check()
         return store
     return LocalArtifactStore(Path(where) if where else data_dir / "artifacts")
-
-
-def check_sha256(value: str) -> str:
-    """Return ``value`` if it is a lowercase hex sha256; FleetError otherwise (no paths reach the disk)."""
-    if not SHA256_RE.match(value):
-        raise FleetError(f"not a sha256 content hash: {value[:80]!r}", hint="Expected 64 hex digits.")
-    return value
-
-
-def hash_file(path: Path) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-    return h.hexdigest(), n
 
 
 class LocalArtifactStore:

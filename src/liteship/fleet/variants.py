@@ -18,13 +18,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liteship.errors import FleetError, PackageError
+from liteship.errors import FleetError, PackageError, VariantConflict
 from liteship.fleet.models import Release, ReleaseVariant
 from liteship.package.variants import Variant, choose
-
-
-class VariantConflict(FleetError):
-    """A variant that does not fit its release (HTTP 409)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import ModelError
+from liteship.types import to_jsonable
 
 try:
     from ai_edge_litert import schema_py_generated as schema
@@ -375,8 +376,6 @@ def read_liteship_info(source: str | Path | bytes | LoadedModel) -> dict[str, An
 def write_liteship_info(data: bytes, info: dict[str, Any]) -> bytes:
     """Return a copy of the model carrying ``info`` (JSON) in metadata entry ``LITESHIP``."""
     import json
-
-    from liteship.types import to_jsonable
 
     return set_metadata_entry(data, LITESHIP_ENTRY, json.dumps(to_jsonable(info), sort_keys=True).encode())
 

@@ -22,7 +22,15 @@ from typing import Any
 
 from liteship.errors import ModelError
 from liteship.model import flatbuffer as fb
-from liteship.model.targets import ModelFacts, OpUse, TargetVerdict, check_target, resolve_targets
+from liteship.model.normalize import legacy_parts
+from liteship.model.targets import (
+    ModelFacts,
+    OpUse,
+    TargetVerdict,
+    check_target,
+    probe_target,
+    resolve_targets,
+)
 from liteship.types import ReportMixin, TensorSpec
 
 _schema = fb.schema
@@ -202,7 +210,6 @@ def inspect_model(
         ) from e
     if not probe:
         return report
-    from liteship.model.targets import probe_target
 
     probed = tuple(probe_target(loaded.data, v) for v in report.targets)
     return dataclasses.replace(report, targets=probed)
@@ -250,8 +257,6 @@ def _inspect(loaded: fb.LoadedModel, target_names: Sequence[str]) -> InspectRepo
         files = {n: len(b) for n, b in fb.associated_files(data).items()}
     except ModelError as e:  # the model still runs; only its zipped extras (labels, vocab) are lost
         warnings.append(str(e))
-
-    from liteship.model.normalize import legacy_parts
 
     return InspectReport(
         legacy=tuple(legacy_parts(loaded).describe(done=False)),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from liteship._fs import write_atomic
+from liteship.data import parse_labels
 from liteship.errors import DataError, MetadataError, ModelError
 from liteship.model import flatbuffer as fbm
 from liteship.model import metadata_schema as ms
@@ -188,8 +189,6 @@ def _file(loaded: fbm.LoadedModel, name: str) -> bytes:
 
 
 def _split_labels(raw: bytes) -> list[str]:
-    from liteship.data import parse_labels  # the one label-file rule
-
     return parse_labels(raw)
 
 

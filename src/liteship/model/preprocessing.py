@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from liteship.data import raw_range
 from liteship.errors import DataError
 from liteship.model import flatbuffer as fbm
+from liteship.model.metadata import normalization_from_metadata
 from liteship.types import Preprocessing, ReportMixin
 
 SOURCES = {
@@ -95,7 +97,6 @@ def declared_rule(model: str | Path | bytes | fbm.LoadedModel | None) -> Preproc
     recorded = fbm.read_liteship_info(loaded).get("preprocessing")
     if recorded:
         return PreprocessingRule(Preprocessing.from_dict(recorded), "liteship")
-    from liteship.model.metadata import normalization_from_metadata
 
     pre = normalization_from_metadata(loaded)
     return (
@@ -188,8 +189,6 @@ def check_dataset_fits(
     Raises:
         DataError: See :func:`check_data_fits`.
     """
-    from liteship.data import raw_range
-
     seen = raw_range(data)
     if seen is None:
         return None, None

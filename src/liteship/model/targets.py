@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from liteship.errors import UsageError
+from liteship.errors import LiteshipError, UsageError
 from liteship.types import ReportMixin
 
 OK, PARTIAL, BLOCKED = "ok", "partial", "blocked"
@@ -314,8 +314,7 @@ def probe_target(model: bytes, verdict: TargetVerdict) -> TargetVerdict:
         return dataclasses.replace(
             verdict, notes=(*verdict.notes, "not probed: no runtime for this target here; from rules.")
         )
-    from liteship.errors import LiteshipError
-    from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner
+    from liteship.runtime.compiled import AcceleratorError, CompiledModelRunner  # runtime imports model
 
     source = "probed: LiteRT CompiledModel, compiled for the " + accel + " accelerator on this machine"
     try:

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from liteship._fs import write_atomic
-from liteship.errors import PackageError
+from liteship.errors import LiteshipError, PackageError
 from liteship.model.flatbuffer import load_model, metadata_entries, read_liteship_info
+from liteship.model.metadata import labels_from_metadata
 from liteship.package.archive import check_member_name, write_archive
 from liteship.package.golden import (
     GoldenLike,
@@ -245,9 +246,6 @@ def _runtime(model: Any, backend: str) -> dict[str, Any]:
 
 def _metadata_labels(data: bytes) -> list[str] | None:
     """The labels zipped into the model's metadata (kept in the package), or None."""
-    from liteship.errors import LiteshipError
-    from liteship.model.metadata import labels_from_metadata
-
     try:
         return labels_from_metadata(data) or None
     except LiteshipError:  # metadata naming a missing label file: package without labels

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship.data import load_numpy
 from liteship.errors import DataError, PackageError
 from liteship.package.archive import write_archive
 from liteship.runtime.base import Runner
@@ -32,7 +33,6 @@ def _load_file(path: Path, specs: list[TensorSpec]) -> np.ndarray | dict[str, np
         raise PackageError(
             f"golden inputs file {str(path)!r} does not exist.", hint="Give a .npy or .npz file."
         )
-    from liteship.data import load_numpy
 
     try:
         data = load_numpy(path)

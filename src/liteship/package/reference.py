@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from liteship import confidence
+from liteship.data import load_dataset
 from liteship.errors import LiteshipError, PackageError
+from liteship.model.flatbuffer import load_model, read_liteship_info
+from liteship.model.outputs import score_kind
+from liteship.model.preprocessing import PreprocessingRule, declared_rule
+from liteship.runtime import LiteRTRunner
 from liteship.types import Preprocessing
 
 if TYPE_CHECKING:
@@ -33,8 +38,6 @@ def package_rule(model: bytes | str | os.PathLike, declared: Any = None) -> Prep
     Raises:
         MetadataError, DataError: A declaration exists but cannot be read.
     """
-    from liteship.model.preprocessing import PreprocessingRule, declared_rule
-
     if declared:
         return PreprocessingRule(Preprocessing.from_dict(declared), "liteship")
     return declared_rule(model if isinstance(model, bytes) else os.fspath(model))
@@ -71,11 +74,6 @@ def reference_histogram(
     Raises:
         PackageError: The data cannot be read or run, or the model has no classifier-like output.
     """
-    from liteship.data import load_dataset
-    from liteship.model.flatbuffer import load_model, read_liteship_info
-    from liteship.model.outputs import score_kind
-    from liteship.runtime import LiteRTRunner
-
     loaded = load_model(model if isinstance(model, bytes) else os.fspath(model))
     try:
         pre = preprocessing or declared_preprocessing(

@@ -15,9 +15,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from liteship.bench.core import machine_info
+from liteship.bench.isolated import BenchSettings, needs_isolation, run_isolated
+from liteship.bench.on_accelerator import run_on_accelerator
+from liteship.bench.report import BenchReport
 from liteship.errors import LiteshipError
 from liteship.pipeline.context import QUICK_RUNS, RunContext
 from liteship.pipeline.variant import AcceleratorPair, with_pair
+from liteship.runtime.litert import LiteRTRunner
+from liteship.runtime.recorded import RecordedRunner
+from liteship.types import TensorSpec
+from liteship.validate.comparator import feed_for
 
 
 def pair_accelerators(configured: list[str | None]) -> list[str]:
@@ -40,8 +48,6 @@ def measure_pairs(
     accels = pair_accelerators(list(run.cfg.bench.accelerators))
     if not accels:
         return ()
-    from liteship.runtime.litert import LiteRTRunner
-    from liteship.validate.comparator import feed_for
 
     data = run.validation_data()
     samples = [x for x, _ in data][: limit or len(data)]
@@ -77,12 +83,6 @@ def _measure_one(
     limit: int | None,
     quick: bool,
 ) -> AcceleratorPair:
-    from liteship.bench.core import machine_info
-    from liteship.bench.isolated import BenchSettings, needs_isolation, run_isolated, run_on_accelerator
-    from liteship.bench.report import BenchReport
-    from liteship.runtime.recorded import RecordedRunner
-    from liteship.types import TensorSpec
-
     b = run.cfg.bench
     settings = BenchSettings(
         threads=tuple(run.threads) or (None,),

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from liteship.errors import PipelineError, UsageError
+from liteship.pipeline.device_select import read_report, variant_files
 from liteship.types import Preprocessing, ReportMixin
+from liteship.validate import validate
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,6 @@ def compare(
         UsageError: The report, the release or a data set is missing.
         PipelineError: No variant file of the report exists any more.
     """
-    from liteship.pipeline.device_select import read_report, variant_files
-    from liteship.validate import validate
-
     report = read_report(report_path)
     if not datasets:
         raise UsageError("give at least one data set (--data NAME=PATH).")

@@ -16,6 +16,7 @@ from liteship.convert.recipes import RECIPE_NAMES
 from liteship.errors import PipelineError, UsageError
 from liteship.pipeline.gates import GatesConfig
 from liteship.pipeline.spec import FIXES, Fix, RangeSetting
+from liteship.runtime.compiled import AcceleratorError, parse_accelerator
 
 ALL_RECIPES = ("none", "dynamic", "int8", "int8-fallback", "float16", "int16x8")  # the default list
 ACCEPTED_RECIPES = RECIPE_NAMES  # every recipe `liteship convert` takes (weight-int8/-int4 too)
@@ -56,8 +57,6 @@ class BenchConfig(_Strict):
     @field_validator("accelerators")
     @classmethod
     def _accelerators(cls, v: list[str | None]) -> list[str | None]:
-        from liteship.runtime.compiled import AcceleratorError, parse_accelerator
-
         out: list[str | None] = []
         for a in v or [None]:
             if a is None or a.strip().lower() == "interpreter":

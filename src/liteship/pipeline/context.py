@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from liteship.bench import benchmark
 from liteship.pipeline.config import PipelineConfig
 from liteship.pipeline.gates import Gates
 from liteship.pipeline.spec import VariantSpec
 from liteship.pipeline.variant import Variant
 from liteship.runtime.base import Runner
+from liteship.validate import validate
 
 if TYPE_CHECKING:
     from liteship.bench.report import BenchReport
@@ -183,8 +185,6 @@ class RunContext:
         quiet: bool = False,
     ) -> ValidationReport:
         """Validate a model against the reference on the validation set (the gates are left to selection)."""
-        from liteship.validate import validate
-
         return validate(
             model,
             self.reference,
@@ -202,8 +202,6 @@ class RunContext:
     def bench(self, path: Path, quick: bool = False) -> BenchReport:
         """Benchmark a model on the Interpreter at every configured thread count (each (variant,
         accelerator) pair is timed with its validation: ``pipeline/accelerators.py``)."""
-        from liteship.bench import benchmark
-
         b = self.cfg.bench
         return benchmark(
             [path],

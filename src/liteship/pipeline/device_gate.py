@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from liteship.errors import PipelineError
-from liteship.pipeline.device_select import match_variant, select_on_p50, variant_files
+from liteship.errors import LiteshipError, PipelineError
+from liteship.pipeline.device_select import job_name, match_variant, select_on_p50, variant_files
+from liteship.progress import track_until
 from liteship.types import ReportMixin
 
 VALIDATION_GATES = ("min_agreement", "max_accuracy_drop", "min_sqnr", "min_accuracy")
@@ -190,9 +191,7 @@ def queue_in_pipeline(
     validation job of the converted variants on ``devices`` with the pipeline's gates (server and admin
     token from $LITESHIP_SERVER / $LITESHIP_TOKEN). A fleet that cannot be reached, or variants that
     cannot share one job, give an error to report, not an exception."""
-    from liteship.errors import LiteshipError
     from liteship.fleet.jobs_client import BenchClient, prepare_validation
-    from liteship.pipeline.device_select import job_name
 
     ran = [v for v in report["variants"] if v.get("ok") and v.get("path")]
     gates = report_gates(report)
@@ -230,9 +229,6 @@ def gate_in_pipeline(
     every hardware group on its figures (:func:`device_gate`). A device still silent at the timeout fails
     its group (fail-safe, as ``liteship fleet validate``); a job that could not be queued or read gives a
     flagged fallback that gates nothing."""
-    from liteship.errors import LiteshipError
-    from liteship.progress import track_until
-
     gate: DeviceGate | None = None
     error = queued.error
     if queued.job_id is not None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liteship.errors import LiteshipError
+from liteship.pipeline.device_select import job_name
+from liteship.progress import track_until
 from liteship.types import ReportMixin
 
 OPEN = ("queued", "running")
@@ -79,10 +82,7 @@ def profile_in_pipeline(
 ) -> DeviceProfile:
     """Queue a profile job of ``variants`` (recipe → file) on ``devices``, wait up to ``timeout_s``; a
     fleet that cannot be reached gives a flagged, empty profile (the run goes on)."""
-    from liteship.errors import LiteshipError
     from liteship.fleet.jobs_client import BenchClient
-    from liteship.pipeline.device_select import job_name
-    from liteship.progress import track_until
 
     names = {job_name(r): r for r in variants}
     try:

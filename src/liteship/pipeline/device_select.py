@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from liteship.errors import PipelineError, UsageError
+from liteship._fs import write_atomic
+from liteship.errors import FleetError, PipelineError, UsageError
 from liteship.pipeline.gates import Candidate, Gates
 from liteship.pipeline.select import select_variant
+from liteship.progress import track_until
 from liteship.report.device_html import HTML_BEGIN, HTML_END, render_section
 from liteship.types import ReportMixin
 
@@ -356,9 +358,7 @@ def select_in_pipeline(
     those devices (server and admin token from $LITESHIP_SERVER / $LITESHIP_TOKEN), wait up to
     ``bench.device_timeout_s``, select (with ``per_group``, also one variant per hardware group). An
     unreachable fleet falls back to the workstation figures."""
-    from liteship.errors import FleetError
     from liteship.fleet.jobs_client import BenchClient
-    from liteship.progress import track_until
 
     ran = [v for v in report["variants"] if v.get("ok") and v.get("path")]
     try:
@@ -408,8 +408,6 @@ def _with_message(sel: DeviceSelection, prefix: str) -> DeviceSelection:
 
 def write_selection(report_path: str | Path, report: dict[str, Any], selection: DeviceSelection) -> None:
     """Add ``device_selection`` to report.json and its section to report.html (replacing an older one)."""
-    from liteship._fs import write_atomic
-
     path = Path(report_path)
     report = {**report, "device_selection": selection.to_dict()}
     write_atomic(path, json.dumps(report, indent=2).encode())

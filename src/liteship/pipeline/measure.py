@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from liteship.convert import convert
+from liteship.convert.sources import source_file
 from liteship.errors import LiteshipError
 from liteship.pipeline.accelerators import measure_pairs
 from liteship.pipeline.context import RunContext
@@ -101,8 +103,6 @@ def measure(ctx: RunContext, name: str) -> Variant:
 
 
 def _convert(ctx: RunContext, v: Variant) -> Any:
-    from liteship.convert import convert
-
     kwargs = ctx.convert_kwargs(v.name, v.spec)
     kwargs["progress"] = ctx.progress
     return convert(**kwargs)
@@ -180,8 +180,6 @@ def _dominated_by_baseline(ctx: RunContext, name: str, path: Path) -> tuple[str 
 
 
 def _tree_bytes(path: Path) -> int:
-    from liteship.convert.sources import source_file
-
     path = source_file(path)
     if path.is_file():
         return path.stat().st_size
@@ -192,7 +190,6 @@ def _convert_in_worker(kwargs: dict[str, Any]) -> tuple[str, Any]:
     """Run one conversion in a worker process; errors come back as text (exceptions with keyword-only
     constructors do not survive pickling)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from liteship.convert import convert
 
     try:
         return "ok", convert(**kwargs)

@@ -7,7 +7,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from liteship._tf import import_tf
+from liteship.convert.sources import quiet_stdout, source_file, source_kind
+from liteship.convert.tflite_quant import check_builtin_ops, check_float_source
 from liteship.errors import ConversionError, PipelineError, UsageError
+from liteship.model.flatbuffer import load_model
+from liteship.model.preprocessing import check_dataset_fits, resolve_preprocessing
 from liteship.pipeline.config import PipelineConfig
 from liteship.pipeline.context import Log, RunContext
 
@@ -38,8 +43,6 @@ def prepare(ctx: RunContext) -> None:
 
 
 def check_inputs(ctx: RunContext) -> None:
-    from liteship.convert.sources import source_file
-
     cfg = ctx.cfg
     missing = []
     for what, p in (
@@ -61,8 +64,6 @@ def check_inputs(ctx: RunContext) -> None:
 def check_preprocessing(ctx: RunContext) -> None:
     """Say which preprocessing rule applies and where it came from; data that do not fit it stop the
     run here (exit 1) or warn, before any conversion. A .tflite source's legacy parts are reported."""
-    from liteship.model.preprocessing import check_dataset_fits
-
     tflite = str(ctx.source).lower().endswith(".tflite")
     if tflite:
         check_tflite_source(ctx.source)
@@ -86,12 +87,9 @@ def check_preprocessing(ctx: RunContext) -> None:
 def prepare_source(ctx: RunContext) -> Path:
     """Export a Keras file to a SavedModel once; every recipe then converts that directory
     (Keras 3 models convert through export→from_saved_model anyway, tensorflow#63987)."""
-    from liteship.convert.sources import quiet_stdout, source_kind
-
     src = Path(ctx.source)
     if src.is_dir() or source_kind(ctx.source) != "tensorflow":  # .tflite and PyTorch: as they are
         return src
-    from liteship._tf import import_tf
 
     import_tf()
     import keras
@@ -124,8 +122,6 @@ def reference_runner(source: Path) -> Any:
 def preprocessing_rule(cfg: PipelineConfig, source: Path) -> Any:
     """The one rule (:func:`liteship.model.preprocessing.resolve_preprocessing`): the fields liteship.yaml
     gives override what a ``.tflite`` source declares in its metadata."""
-    from liteship.model.preprocessing import resolve_preprocessing
-
     given = cfg.preprocessing.model_fields_set
     override = {
         k: _tuple(v) if k in ("mean", "std") else v
@@ -139,9 +135,6 @@ def preprocessing_rule(cfg: PipelineConfig, source: Path) -> Any:
 def check_tflite_source(source: Path) -> None:
     """A .tflite source must be a float model LiteRT's builtin runtime runs: the pipeline converts it and
     runs it as the reference. An already quantized file (a uint8 QAT model) or a Flex model stops here."""
-    from liteship.convert.tflite_quant import check_builtin_ops, check_float_source
-    from liteship.model.flatbuffer import load_model
-
     loaded = load_model(source)
     try:
         check_float_source(loaded, f"source {str(source)!r}")

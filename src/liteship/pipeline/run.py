@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liteship.errors import GateFailed
+from liteship.pipeline.accuracy_repair import repair_accuracy
 from liteship.pipeline.config import PipelineConfig, load_config
 from liteship.pipeline.context import QUICK_RUNS, Log, RunContext
 from liteship.pipeline.measure import measure_recipes
 from liteship.pipeline.prepare import open_context, prepare
-from liteship.pipeline.repair import repair_accuracy
 from liteship.pipeline.report import AccuracyRepairReport, PipelineReport
 from liteship.pipeline.select import Selection, Verdict, select_candidates
 from liteship.pipeline.ship import Shipped, plan_release_variants, ship, write_reports

@@ -8,10 +8,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from liteship._fs import write_atomic
+from liteship.data import load_dataset
 from liteship.errors import LiteshipError
+from liteship.model.metadata import read_metadata
 from liteship.pipeline.context import RunContext
 from liteship.pipeline.report import PipelineReport, ReleaseVariant
 from liteship.pipeline.variant import with_pair
+from liteship.report.pipeline_html import render_pipeline_html
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,6 @@ def _drop_stale_packages(ctx: RunContext, variants: bool) -> None:
 
 
 def write_metadata(ctx: RunContext, chosen: str, dst: Path | None = None) -> tuple[Path, dict[str, Any]]:
-    from liteship.model.metadata import read_metadata
     from liteship.model.metadata import write_metadata as write
 
     m, cfg = ctx.cfg.metadata, ctx.cfg
@@ -160,7 +163,6 @@ def build_package(
     variant of a multi-variant release (``<model_id>-<version>.<name>.lsp``)."""
     import numpy as np
 
-    from liteship.data import load_dataset
     from liteship.package import build_package as build
     from liteship.package.variants import Variant
 
@@ -221,9 +223,6 @@ def build_package(
 def write_reports(report: PipelineReport) -> None:
     """``report.json`` and ``report.html`` (with the device selection's section when there is one)."""
     import json
-
-    from liteship._fs import write_atomic
-    from liteship.report.pipeline_html import render_pipeline_html
 
     assert report.report_json is not None and report.report_html is not None
     write_atomic(Path(report.report_json), json.dumps(report.to_dict(), indent=2).encode())

@@ -23,7 +23,7 @@ RANGE_FIXES: dict[str, RangeSetting] = {"range_mse": "mse", "range_percentile": 
 # the fixes that rewrite weights: a variant with one converts the source itself, not its SavedModel export
 KERAS_FIXES = ("equalize", "absorb_high_bias", "bias_correction", "adaround")
 # not configurable: the repair adds it first when the model's integer inputs alone fail the gates and
-# no io_type was asked for (pipeline/repair.py, InputCeiling)
+# no io_type was asked for (pipeline/accuracy_repair.py, InputCeiling)
 FLOAT_IO = "float_io"
 # the recipes that calibrate (and so take io_type, range setting and the fixes): int8, int8-fallback, int16x8
 INTEGER_RECIPES = tuple(r.name for r in RECIPES.values() if r.needs_calibration)

@@ -29,7 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from liteship.quantize.tflite_graph import FloatGraph, WeightedOp, quantize_weight
+from liteship.quantize.tflite_graph import (
+    FloatGraph,
+    WeightedOp,
+    all_tensors_interpreter,
+    feed,
+    kernel_size,
+    patches,
+    quantize_weight,
+)
 from liteship.types import ReportMixin
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch (the paper's values)
@@ -204,8 +212,6 @@ def input_moments(
 ) -> dict[int, _Moments]:
     """One LiteRT pass over ``samples``: each op's input second moment and mean over its patches (up to
     ``positions`` random output positions per sample)."""
-    from liteship.quantize.tflite_graph import all_tensors_interpreter, feed, kernel_size, patches
-
     interp = all_tensors_interpreter(model)
     moments: dict[int, _Moments] = {}
     for op in ops:

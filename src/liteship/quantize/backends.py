@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from liteship.model.flatbuffer import op_name, tensor_name
+from liteship.model.flatbuffer import load_model, op_name, schema, tensor_name
+from liteship.quantize.denylist import quantize_calibrated
 from liteship.quantize.search import QuantizableOp
 
 # ops that only move or reshape int8 data: keeping them in float changes nothing worth measuring
@@ -57,7 +58,7 @@ class DenylistBackend:
     def __init__(
         self, source: Any, *, quantize: str = "int8", io_type: str | None = None, **calibration: Any
     ):
-        from liteship.convert.converter import calibrated_model
+        from liteship.convert.converter import calibrated_model  # convert imports quantize
 
         self.calibrated = calibrated_model(source, quantize=quantize, io_type=io_type, **calibration)
         self._ops: list[QuantizableOp] | None = None
@@ -75,8 +76,6 @@ class DenylistBackend:
         """The candidate ops that read a model input. With float32 model I/O, keeping them in float is what
         lets the input reach the model unrounded (the repair puts them first when the int8 input grid
         alone fails the gates)."""
-        from liteship.model.flatbuffer import load_model
-
         loaded = load_model(self.calibrated.model)
         sg = loaded.model.subgraphs[0]
         inputs = {int(i) for i in sg.inputs}
@@ -88,8 +87,6 @@ class DenylistBackend:
         return [o.name for o in self.ops() if o.name in reading]
 
     def build(self, keep_float: Sequence[str]) -> bytes:
-        from liteship.quantize.denylist import quantize_calibrated
-
         return quantize_calibrated(self.calibrated.model, io_type=self.io_type, keep_float_nodes=keep_float)
 
 
@@ -121,8 +118,6 @@ def quantizable_ops(model: bytes, calibrated: bytes | None = None) -> list[Quant
 def _compute_ops(model: bytes) -> list[tuple[str, str, int | None]]:
     """``(op type, first output's name, its tensor type)`` of every op but QUANTIZE/DEQUANTIZE, in graph
     order (ops without outputs are left out)."""
-    from liteship.model.flatbuffer import load_model
-
     loaded = load_model(model)
     sg = loaded.model.subgraphs[0]
     out = []
@@ -136,8 +131,6 @@ def _compute_ops(model: bytes) -> list[tuple[str, str, int | None]]:
 
 
 def _schema() -> Any:
-    from liteship.model.flatbuffer import schema
-
     return schema
 
 

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from liteship._quiet import native_stderr_silenced
 from liteship.errors import ConversionError
 
 NUMPY_IO = {"float32": "float32", "int8": "int8", "uint8": "uint8", "int16": "int16"}
@@ -52,7 +53,6 @@ def quantize_calibrated(
     import tensorflow as tf
     from tensorflow.lite.python import convert as tf_convert  # QuantizationDebugger's entry point
 
-    from liteship._quiet import native_stderr_silenced
     from liteship.convert.sources import quiet_stdout
 
     dtype = getattr(tf, io_type)

@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
+from liteship.quantize.adaround import adaround_graph, input_moments
+from liteship.quantize.ranges import set_ranges
 from liteship.quantize.tflite_graph import (
     FloatGraph,
     WeightedOp,
@@ -402,8 +405,6 @@ def repair_graph(
     Returns:
         ``(the float model with rewritten weights, report)``; ``model`` itself when nothing rewrites.
     """
-    from liteship.quantize.adaround import adaround_graph, input_moments
-
     t0 = time.perf_counter()
     if not fixes.rewrites_weights:
         return model, GraphRepairReport(fixes=fixes.names())
@@ -465,8 +466,6 @@ def calibrate_float_model(model: bytes, samples: Sequence[Any]) -> bytes:
 
     from tensorflow.lite.python.optimize import calibrator
 
-    from liteship._quiet import native_stderr_silenced
-
     def gen() -> Any:
         for s in samples:
             yield dict(s) if isinstance(s, dict) else [np.asarray(v, dtype=np.float32) for v in s]
@@ -485,8 +484,6 @@ def calibrated_graph(
 ) -> tuple[bytes, GraphRepairReport]:
     """:func:`repair_graph`, then calibration and range setting: a model ready for
     :func:`~liteship.quantize.denylist.quantize_calibrated`."""
-    from liteship.quantize.ranges import set_ranges
-
     repaired, report = repair_graph(model, samples, fixes, log=log)
     calibrated = calibrate_float_model(repaired, samples)
     ranges = None

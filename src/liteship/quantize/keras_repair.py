@@ -1,4 +1,4 @@
-"""Graph fixes before conversion, applied to a Keras source: equalization, high-bias absorption, then bias
+"""Weight fixes on a Keras source's layers before conversion: equalization, high-bias absorption, then bias
 correction."""
 
 from __future__ import annotations

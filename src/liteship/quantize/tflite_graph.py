@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship._quiet import native_stderr_silenced
 from liteship.model import flatbuffer as fbm
 
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -212,8 +213,6 @@ def all_tensors_interpreter(model: bytes) -> Any:
     import warnings
 
     from ai_edge_litert.interpreter import Interpreter
-
-    from liteship._quiet import native_stderr_silenced
 
     with native_stderr_silenced(), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "intended for debugging purposes only"

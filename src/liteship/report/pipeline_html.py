@@ -121,7 +121,7 @@ def tradeoff_chart(variants: list[Any], chosen: str | None, *, width: int = 560,
 
 
 def _input_ceiling(mp: Any) -> str:
-    """The inputs' own limit: the float model on the integer inputs' grid (pipeline/repair.py)."""
+    """The inputs' own limit: the float model on the integer inputs' grid (pipeline/accuracy_repair.py)."""
     c = getattr(mp, "input_ceiling", None)
     if c is None:
         return ""

@@ -31,7 +31,7 @@ import numpy as np
 
 from liteship._quiet import native_stderr_captured, native_stderr_silenced
 from liteship.errors import AcceleratorError, InferenceError, ModelError
-from liteship.model.flatbuffer import batch_one_copy, load_model, tensor_name
+from liteship.model.flatbuffer import LoadedModel, batch_one_copy, load_model, tensor_name
 from liteship.runtime.base import Runner
 from liteship.runtime.cpu import compiled_model_blocker
 from liteship.runtime.litert_env import cores, dist_version, first_line, load_hint
@@ -279,7 +279,6 @@ class CompiledModelRunner(Runner):
 
     def _bisect(self, label: str) -> tuple[Any, ...]:
         """The ops to blame when LiteRT rejects the model without naming them (:mod:`.blame`)."""
-        from liteship.model.flatbuffer import LoadedModel
         from liteship.runtime.blame import blame_ops
 
         accels = parse_accelerator(label)

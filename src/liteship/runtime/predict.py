@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from liteship.data import IMAGE_SUFFIXES, load_image, load_numpy
 from liteship.errors import DataError, LiteshipError, ModelError, UsageError
 from liteship.model.flatbuffer import associated_files, load_model, read_liteship_info
+from liteship.model.preprocessing import PIXELS, PreprocessingRule, check_data_fits
 from liteship.runtime.compiled import CompiledModelRunner
 from liteship.runtime.delegates import DelegateSpec, DelegateUsage
 from liteship.runtime.factory import open_runner
@@ -75,8 +77,6 @@ class PredictionReport(ReportMixin):
         ``"mean 0 std 16 from the model's liteship record"``, or how the input was fed without one."""
         if self.preprocessing_source not in _RULE_SOURCES:
             return _SOURCES.get(self.preprocessing_source, self.preprocessing_source)
-        from liteship.data import IMAGE_SUFFIXES
-        from liteship.model.preprocessing import PIXELS, PreprocessingRule
 
         pre = Preprocessing.from_dict(self.preprocessing) if self.preprocessing else Preprocessing()
         read = PIXELS if Path(self.input).suffix.lower() in IMAGE_SUFFIXES else None
@@ -241,11 +241,8 @@ def _override(mean: Any, std: Any, preprocess: bool, raw: bool) -> dict[str, tup
 
 def _undeclared(source: str, path: Path, runner: LiteRTRunner | CompiledModelRunner) -> list[str]:
     """The one rule's warning for an image fed as raw pixels to a float model that declares nothing."""
-    from liteship.data import IMAGE_SUFFIXES
-
     if source != "none" or path.suffix.lower() not in IMAGE_SUFFIXES or len(runner.input_specs) != 1:
         return []
-    from liteship.model.preprocessing import PIXELS, PreprocessingRule, check_data_fits
 
     rule = PreprocessingRule(Preprocessing(), "none")
     float_input = runner.input_specs[0].dtype.startswith("float")
@@ -274,8 +271,6 @@ def _read_input(
     override: dict[str, Any],
     preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
-    from liteship.data import IMAGE_SUFFIXES, load_image
-
     if not path.is_file():
         state = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(
@@ -312,8 +307,6 @@ def _read_array(
     preprocess: bool,
 ) -> tuple[Any, Preprocessing | None, str]:
     """An array input, normalized like an image (input 0 of a one-input model) unless told not to."""
-    from liteship.data import load_numpy
-
     data = load_numpy(path)
     if isinstance(data, dict):
         if len(runner.input_specs) == 1 and "x" in data:

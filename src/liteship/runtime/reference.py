@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from liteship.errors import InferenceError, ModelError
+from liteship._tf import import_tf
+from liteship.errors import InferenceError, LiteshipError, ModelError
 from liteship.model.keras_file import KERAS_FILE_HINT, keras_file_problem
 from liteship.runtime.base import FixedSpecsRunner, Runner
 from liteship.types import TensorSpec
@@ -72,8 +73,6 @@ class KerasRunner(FixedSpecsRunner):
     backend = "keras"
 
     def __init__(self, model: Any) -> None:
-        from liteship._tf import import_tf
-
         import_tf()
         import keras
 
@@ -147,8 +146,6 @@ class SavedModelRunner(FixedSpecsRunner):
     """
 
     def __init__(self, path: str | Path, signature: str = "serving_default") -> None:
-        from liteship._tf import import_tf
-
         tf = import_tf()
         path = Path(path)
         if not (path / "saved_model.pb").exists() and not (path / "saved_model.pbtxt").exists():
@@ -207,7 +204,6 @@ class TorchRunner(FixedSpecsRunner):
 
     def __init__(self, model: Any, input_shape: Any = None) -> None:
         from liteship.convert.torch_source import load_torch_source
-        from liteship.errors import LiteshipError
 
         try:
             self._model = load_torch_source(model, input_shape)

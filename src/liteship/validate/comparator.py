@@ -17,6 +17,7 @@ import numpy as np
 
 from liteship.data import Dataset
 from liteship.errors import ValidationError
+from liteship.model.preprocessing import declared_rule
 from liteship.runtime.base import Runner
 from liteship.types import Preprocessing
 
@@ -35,8 +36,6 @@ def candidate_preprocessing(
     declares, else identity. Returns ``(preprocessing, where from)``: ``"candidate metadata"`` (liteship's
     record), ``"candidate TFLite metadata"``, ``"reference metadata"``, ``"reference TFLite metadata"`` or
     ``"identity"``."""
-    from liteship.model.preprocessing import declared_rule
-
     for who, model, run in (("candidate", candidate, runner), ("reference", reference, ref_runner)):
         data = _tflite_bytes(model, run)
         if data is None:

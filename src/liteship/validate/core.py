@@ -11,8 +11,13 @@ import numpy as np
 from liteship.confidence import ScoreKind
 from liteship.data import load_dataset
 from liteship.errors import DataError, GateFailed, UsageError, ValidationError
+from liteship.model.flatbuffer import read_liteship_info
+from liteship.model.outputs import score_kind
+from liteship.model.preprocessing import PreprocessingRule, check_dataset_fits
 from liteship.progress import track
 from liteship.runtime.base import Runner
+from liteship.runtime.factory import open_runner
+from liteship.runtime.reference import open_reference
 from liteship.types import Preprocessing
 from liteship.validate import metrics
 from liteship.validate.comparator import (
@@ -97,7 +102,6 @@ def validate(
         0.995
     """
     _check_thresholds(atol, rtol, min_agreement, max_accuracy_drop, min_accuracy)
-    from liteship.runtime.reference import open_reference
 
     cand_runner = _candidate_runner(candidate, accelerator)
     try:
@@ -117,8 +121,6 @@ def validate(
 
 
 def _candidate_runner(candidate: Any, accelerator: str | None) -> Runner:
-    from liteship.runtime.reference import open_reference
-
     if accelerator is None:
         return open_reference(candidate)
     if isinstance(candidate, Runner):
@@ -132,7 +134,6 @@ def _candidate_runner(candidate: Any, accelerator: str | None) -> Runner:
             f"accelerator applies to a .tflite candidate; {str(candidate)!r} is not one.",
             hint="Convert it first, or validate without an accelerator.",
         )
-    from liteship.runtime.factory import open_runner
 
     return open_runner(candidate, accelerator=accelerator)
 
@@ -140,8 +141,6 @@ def _candidate_runner(candidate: Any, accelerator: str | None) -> Runner:
 def _range_notes(cand: Runner, dataset: Any) -> list[str]:
     """Warn when the validation inputs lie far outside the range the candidate was calibrated on:
     usually a preprocessing mismatch, under which both models can agree while both are wrong."""
-    from liteship.model.flatbuffer import read_liteship_info
-
     data = getattr(cand, "model_bytes", None)
     if data is None:
         return []
@@ -171,8 +170,6 @@ def _range_notes(cand: Runner, dataset: Any) -> list[str]:
 def _score_kind(runner: Runner, output: str) -> ScoreKind | None:
     """What the runner's .tflite graph says ``output`` holds (probabilities or logits); None when the
     runner has no .tflite (a Keras/SavedModel candidate) or the graph cannot say."""
-    from liteship.model.outputs import score_kind
-
     model = getattr(runner, "model_bytes", None)  # LiteRT runners (Interpreter, CompiledModel, recorded)
     return score_kind(model, output) if model is not None else None
 
@@ -353,7 +350,6 @@ def _gates(
 def _layerwise(
     candidate: Any, cand: Runner, reference: Any, ref: Runner, source: Any, dataset: Any, feed: Any
 ) -> list[LayerStats]:
-    from liteship.model.flatbuffer import read_liteship_info
     from liteship.validate.layerwise import layerwise_stats, tf_source_of
 
     model = getattr(cand, "model_bytes", None)
@@ -378,8 +374,6 @@ _RULE_SOURCES = {"argument": "override", "identity": "none"}
 def _check_data_fits(pre: Preprocessing, pre_from: str, data: Any, cand: Runner, notes: list[str]) -> str:
     """The rule shared with convert and the pipeline: data that do not fit it are an error (already
     normalized floats for a rule that expects pixels) or a note; the rule applied is noted."""
-    from liteship.model.preprocessing import PreprocessingRule, check_dataset_fits
-
     source = _RULE_SOURCES.get(pre_from, "metadata" if "TFLite" in pre_from else "liteship")
     rule = PreprocessingRule(pre, source)
     float_input = bool(cand.input_specs) and cand.input_specs[0].dtype.startswith("float")

@@ -24,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from liteship._tf import import_tf
 from liteship.errors import ValidationError
+from liteship.model import inspect_model
+from liteship.runtime.reference import KERAS_SUFFIXES, KerasRunner, SavedModelRunner
 from liteship.validate.report import LayerStats
 
 INTEGER_KINDS = ("full-int8", "mixed")
@@ -36,8 +39,6 @@ def tf_source_of(reference: Any, runner: Any, candidate_info: dict[str, Any]) ->
     Raises:
         ValidationError: Neither is a Keras model or SavedModel that exists.
     """
-    from liteship.runtime.reference import KERAS_SUFFIXES, KerasRunner, SavedModelRunner
-
     if isinstance(runner, KerasRunner):
         return runner.model
     if isinstance(runner, SavedModelRunner):
@@ -69,15 +70,12 @@ def layerwise_stats(
     Raises:
         ValidationError: The candidate is not integer-quantized, or the debugger fails.
     """
-    from liteship.model import inspect_model
-
     kind = inspect_model(candidate).kind
     if kind not in INTEGER_KINDS:
         raise ValidationError(
             f"layerwise statistics need an integer-quantized candidate; this one is {kind}.",
             hint="Use a model converted with quantize='int8' (or int8-fallback), or set layerwise=False.",
         )
-    from liteship._tf import import_tf
 
     tf = import_tf()
 

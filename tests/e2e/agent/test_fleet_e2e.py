@@ -12,7 +12,7 @@ import pytest
 from agent_e2e_conftest import ADMIN, start_agent, wait_for
 from agent_test_helpers import blowup_model, build, slot_ok
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.store import Store
 from liteship.agent.updater import Updater
@@ -95,7 +95,7 @@ def test_tampered_artifact_and_rollback_refused_on_real_server(fleet, enrolled, 
     dev = json.loads((state / "device.json").read_text())
     store = Store(state, keys.public_path)
     updater = Updater(
-        store, FleetClient(fleet.url, dev["device_id"], dev["token"]), Clock(state / "clock.json")
+        store, DeviceClient(fleet.url, dev["device_id"], dev["token"]), Clock(state / "clock.json")
     )
     assert updater.poll_once()["action"] == "installed"
     r2 = fleet.publish(make_pkg("refuse", "1.1.0"), channel="stable")

@@ -22,7 +22,7 @@ import pytest
 from agent_e2e_conftest import ADMIN, agent_cmd, wait_for
 from agent_test_helpers import blowup_model, build
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.profile import PROFILE_ENV
 from liteship.agent.store import Store
@@ -253,7 +253,7 @@ def test_another_variant_or_a_foreign_package_is_refused_and_the_model_kept(
     state = enrolled("vv-forged", MODEL)
     dev = json.loads((state / "device.json").read_text())
     store = Store(state, keys.public_path)
-    client = FleetClient(fleet.url, dev["device_id"], dev["token"])
+    client = DeviceClient(fleet.url, dev["device_id"], dev["token"])
     updater = Updater(store, client, Clock(state / "clock.json"))
     first = updater.poll_once()
     assert first["action"] == "installed", first

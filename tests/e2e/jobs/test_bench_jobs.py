@@ -21,7 +21,7 @@ import pytest
 from agent_e2e_conftest import ADMIN, agent_cmd, wait_for
 from agent_test_helpers import build
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.jobs import TEST_DELAY_ENV, BenchJobs, LiveGate
 from liteship.agent.store import Store
@@ -313,7 +313,7 @@ def test_tampered_and_unsigned_jobs_are_refused_and_reported(fleet, variants, tw
     ).json()
     dev = json.loads((state / "device.json").read_text())
     store = Store(state, keys.public_path)
-    updater = Updater(store, FleetClient(fleet.url, "bench-u", dev["token"]), Clock(state / "clock.json"))
+    updater = Updater(store, DeviceClient(fleet.url, "bench-u", dev["token"]), Clock(state / "clock.json"))
     offer = {
         "job_id": job["id"],
         "runs": 5,

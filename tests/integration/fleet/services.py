@@ -210,7 +210,7 @@ http {{
 
 def agent_updater(server_url: str, data_dir: Path, state: Path, key: Path, mirrors=(), enroll: str = ""):
     """A real agent updater (store, TUF, client) for a device ``state.name`` registered on the server."""
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.agent.clock import Clock
     from liteship.agent.store import Store
     from liteship.agent.updater import Updater
@@ -222,7 +222,7 @@ def agent_updater(server_url: str, data_dir: Path, state: Path, key: Path, mirro
         json={"device_id": state.name, "enrollment_token": enroll, "model_id": "digits"},
     )
     r.raise_for_status()
-    client = FleetClient(server_url, state.name, r.json()["token"], timeout=2.0)
+    client = DeviceClient(server_url, state.name, r.json()["token"], timeout=2.0)
     return Updater(Store(state, key), client, Clock(state / "clock.json"), model_id="digits", mirrors=mirrors)
 
 

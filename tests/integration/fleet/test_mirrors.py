@@ -119,8 +119,7 @@ def test_range_resume_through_a_mirror(fleet_server, mirrors, keys, tmp_path):
 
 
 def test_every_source_tampered_or_down_is_refused_cleanly(fleet_server, mirrors, keys, tmp_path):
-    from liteship.agent.client import ServerError
-    from liteship.agent.store import UpdateRefused
+    from liteship.errors import ServerError, UpdateRefused
 
     _, bad = mirrors
     updater = agent_updater(
@@ -168,7 +167,7 @@ def test_mirrors_setting_is_checked():
 
 
 def test_sources_order_and_bounds(tmp_path):
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.agent.clock import Clock
     from liteship.agent.store import Store
     from liteship.agent.updater import MAX_MIRRORS, Updater
@@ -176,7 +175,7 @@ def test_sources_order_and_bounds(tmp_path):
     store = Store(tmp_path / "state")
     updater = Updater(
         store,
-        FleetClient("http://server"),
+        DeviceClient("http://server"),
         Clock(tmp_path / "clock.json"),
         mirrors=["http://local/", "file:///x"],
     )

@@ -121,8 +121,9 @@ def test_a_refused_window_is_set_aside_and_the_rest_are_sent(live_server, tmp_pa
     flush re-sent it first and stopped, so nothing behind it reached the server."""
     import httpx
 
-    from liteship.agent.client import FleetClient, ServerError
+    from liteship.agent.client import DeviceClient
     from liteship.agent.telemetry import Spool
+    from liteship.errors import ServerError
 
     r = httpx.post(
         f"{live_server.url}/api/v1/devices/register",
@@ -136,13 +137,13 @@ def test_a_refused_window_is_set_aside_and_the_rest_are_sent(live_server, tmp_pa
     spool.put(window(3))
 
     # server gone: nothing is sent, nothing is lost, nothing is set aside
-    gone = FleetClient(f"http://127.0.0.1:{free_port()}", "spool-1", token, timeout=2.0)
+    gone = DeviceClient(f"http://127.0.0.1:{free_port()}", "spool-1", token, timeout=2.0)
     with pytest.raises(ServerError):
         spool.flush(gone.post_window)
     assert len(spool) == 3 and spool.refused == 0
 
     refusals: list[str] = []
-    client = FleetClient(live_server.url, "spool-1", token, timeout=5.0)
+    client = DeviceClient(live_server.url, "spool-1", token, timeout=5.0)
     assert spool.flush(client.post_window, on_refused=lambda w, why: refusals.append(why)) == 2
     assert len(spool) == 0 and spool.refused == 1
     assert "after the server's clock" in refusals[0] and "HTTP 422" in refusals[0]
@@ -170,7 +171,7 @@ def test_a_truncated_spool_state_file_counts_nothing_and_breaks_nothing(tmp_path
 def test_the_agent_backs_off_while_the_server_is_gone(live_server, tmp_path, keys):
     """Check-ins against a dead server stretch the poll interval (x2 per failure, at most x8), honour a
     bounded Retry-After, and the first good check-in resets it; the model slot is never touched."""
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.fleet.settings import Settings
 
     from .services import agent_updater
@@ -182,7 +183,7 @@ def test_the_agent_backs_off_while_the_server_is_gone(live_server, tmp_path, key
     updater.interval, updater.jitter = 10.0, 0.0
     alive = updater.client
     assert updater.next_delay() == 10.0
-    updater.client = FleetClient(f"http://127.0.0.1:{free_port()}", "backoff-1", "t", timeout=1.0)
+    updater.client = DeviceClient(f"http://127.0.0.1:{free_port()}", "backoff-1", "t", timeout=1.0)
     delays = []
     for _ in range(6):
         assert updater.poll_once()["action"] == "offline"

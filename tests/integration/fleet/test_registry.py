@@ -87,12 +87,12 @@ def test_no_trusted_key_configured(make_settings, make_package):
 
 def test_offline_targets_key_flow(sqlite_fleet, make_package, tmp_path):
     """Without targets.pem on the server, publishing waits for the CLI to sign the targets offline."""
-    from liteship.fleet.client import FleetClient
+    from liteship.fleet.client import AdminClient
 
     tuf_dir = sqlite_fleet.app.state.tuf.keys_dir
     offline = tmp_path / "targets.pem"
     (tuf_dir / "targets.pem").rename(offline)
-    client = FleetClient("http://testserver", token=sqlite_fleet.admin["Authorization"].split()[1])
+    client = AdminClient("http://testserver", token=sqlite_fleet.admin["Authorization"].split()[1])
     client._http = sqlite_fleet.client
     client._http.headers.update(sqlite_fleet.admin)
     rel = client.publish(make_package("digits", "1.0.0"))

@@ -194,7 +194,7 @@ def test_store_down_publish_fails_cleanly_then_works(s3, bucket, make_settings, 
 def test_agent_download_fails_cleanly_while_store_is_down_and_bucket_loss_is_served_by_mirror(
     s3, bucket, make_settings, make_package, keys, tmp_path
 ):
-    from liteship.agent.client import ServerError
+    from liteship.errors import ServerError
 
     app = s3_app(make_settings, s3, bucket)
     data_dir = Path(app.state.settings.data_dir)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from liteship.agent.capture import encode_sample
-from liteship.fleet.storage import StoreUnavailable
+from liteship.errors import StoreUnavailable
 
 RULES = {"rules": [{"trigger": "low-confidence", "threshold": 0.6}], "per_hour": 3, "per_day": 5}
 

@@ -161,7 +161,8 @@ def test_checkins_and_rollout_changes_are_seen_by_every_worker(server):
 
 
 def test_killed_worker_others_keep_serving_and_checkins_lose_nothing(server):
-    from liteship.agent.client import FleetClient, ServerError
+    from liteship.agent.client import DeviceClient
+    from liteship.errors import ServerError
 
     url = server["url"]
     headers = register(url, "k-dev")
@@ -170,7 +171,7 @@ def test_killed_worker_others_keep_serving_and_checkins_lose_nothing(server):
     errors: list[str] = []
 
     def device() -> None:  # a device checking in back to back; when a check-in fails it retries
-        client = FleetClient(url, "k-dev", headers["Authorization"].split()[1], timeout=5.0)
+        client = DeviceClient(url, "k-dev", headers["Authorization"].split()[1], timeout=5.0)
         path = "/api/v1/devices/k-dev/checkin"
         while not stop.is_set():
             state["sent"] += 1

@@ -19,7 +19,7 @@ from PIL import Image
 
 from liteship.agent import sources
 from liteship.agent.loop import LoadedModel
-from liteship.agent.sources import camera_backends, open_source
+from liteship.agent.sources import camera_backends, open_frame_source
 from liteship.agent.store import Store
 from liteship.data import load_image
 from liteship.errors import AgentError
@@ -63,7 +63,7 @@ def test_camera_frames_are_validates_input(backend, monkeypatch, colour_pictures
     else:
         monkeypatch.setitem(sys.modules, "picamera2", None)
     model = LoadedModel(installed.current_dir(), num_threads=1)
-    source = open_source("camera")
+    source = open_frame_source("camera")
     assert type(source).__name__ == {"picamera2": "PiCameraSource", "opencv": "OpenCVSource"}[backend]
     try:
         for path, frame in zip(sorted(colour_pictures.iterdir()), source, strict=False):
@@ -127,7 +127,7 @@ def test_picamera2_outside_the_virtualenv_is_named(monkeypatch, tmp_path):
     monkeypatch.delenv("LITESHIP_FAKE_CAMERA", raising=False)
     _fake(monkeypatch, "cv2")  # OpenCV installed, no /dev/video0 answering
     with pytest.raises(AgentError) as e:
-        open_source("camera")
+        open_frame_source("camera")
     text = str(e.value)
     assert "OpenCV is installed but camera 0 (/dev/video0)" in text
     assert "does not see it" in text and "--system-site-packages" in text
@@ -136,7 +136,7 @@ def test_picamera2_outside_the_virtualenv_is_named(monkeypatch, tmp_path):
     assert not cams["picamera2"].usable and "--system-site-packages" in cams["picamera2"].hint
     monkeypatch.setitem(sys.modules, "cv2", None)  # neither backend
     with pytest.raises(AgentError, match="no camera backend: picamera2 is installed for the system"):
-        open_source("camera")
+        open_frame_source("camera")
 
 
 def test_doctor_lists_the_camera_backends(cli, colour_pictures):

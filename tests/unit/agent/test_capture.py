@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liteship.agent.capture import Capture, CapturePolicy, CapturePolicyError, decode_sample
+from liteship.agent.capture import Capture, CapturePolicy, decode_sample
+from liteship.errors import CapturePolicyError
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 

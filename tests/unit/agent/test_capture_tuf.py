@@ -10,7 +10,7 @@ import pytest
 from agent_test_helpers import FakeFleet
 
 from liteship.agent.capture import Capture
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.store import Store
 from liteship.agent.updater import Updater
@@ -43,7 +43,7 @@ def updater(tmp_path, keys, fleet):
     store = Store(tmp_path / "state", keys.public_path)
     (store.root / "tuf").mkdir()
     (store.root / "tuf" / "root.json").write_bytes(fleet.root)
-    client = FleetClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
+    client = DeviceClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
     return Updater(store, client, Clock(store.root / "clock.json"), model_id="digits", interval=1.0)
 
 

@@ -11,7 +11,7 @@ from agent_test_helpers import slot_ok
 from liteship.agent.health import HealthWindow
 from liteship.agent.loop import AgentLoop
 from liteship.agent.sinks import FileSink, open_sink
-from liteship.agent.sources import Frame, ImageFolderSource, open_source
+from liteship.agent.sources import Frame, ImageFolderSource, open_frame_source
 from liteship.agent.store import Store
 from liteship.agent.telemetry import Spool
 from liteship.errors import AgentError, UsageError
@@ -105,18 +105,18 @@ def test_pixel_frames_are_preprocessed_like_files(store, digit_pngs, tmp_path):
 
 def test_sources_and_sinks_explain_what_is_missing(tmp_path):
     with pytest.raises(UsageError, match="unknown source"):
-        open_source("webcam")
+        open_frame_source("webcam")
     with pytest.raises(AgentError, match="does not exist"):
-        open_source(f"images:{tmp_path / 'nope'}")
+        open_frame_source(f"images:{tmp_path / 'nope'}")
     video = tmp_path / "v.mp4"
     video.write_bytes(b"\0")
     try:
         import cv2  # noqa: F401
     except ImportError:
         with pytest.raises(AgentError, match="opencv-python-headless"):
-            open_source(f"video:{video}")
+            open_frame_source(f"video:{video}")
         with pytest.raises(AgentError, match="picamera2"):
-            open_source("camera")
+            open_frame_source("camera")
     with pytest.raises(UsageError, match="unknown sink"):
         open_sink("kafka:x")
 

@@ -11,9 +11,9 @@ from PIL import Image
 
 from liteship.agent.loop import LoadedModel
 from liteship.agent.sources import Frame
-from liteship.agent.store import Store, UpdateRefused
+from liteship.agent.store import Store
 from liteship.data import load_dataset, parse_labels, read_labels
-from liteship.errors import DataError, MetadataError, ModelError
+from liteship.errors import DataError, MetadataError, ModelError, UpdateRefused
 from liteship.model.flatbuffer import write_liteship_info
 from liteship.package import extract_verified, smoke_test
 from liteship.runtime import LiteRTRunner

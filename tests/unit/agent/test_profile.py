@@ -69,7 +69,7 @@ def test_big_little_and_32_bit_arm_and_junk():
 def test_profile_is_sent_at_enrollment_and_every_check_in(tmp_path, keys):
     from agent_test_helpers import FakeFleet
 
-    from liteship.agent.client import FleetClient
+    from liteship.agent.client import DeviceClient
     from liteship.agent.clock import Clock
     from liteship.agent.service import enroll
     from liteship.agent.store import Store
@@ -91,7 +91,7 @@ def test_profile_is_sent_at_enrollment_and_every_check_in(tmp_path, keys):
     enroll(tmp_path / "s", server="http://fleet.test", enrollment_token="e", device_id="d1",
            key=keys.public_path, transport=transport)  # fmt: skip
     store = Store(tmp_path / "s", keys.public_path)
-    client = FleetClient("http://fleet.test", "d1", "t0k", transport=transport)
+    client = DeviceClient("http://fleet.test", "d1", "t0k", transport=transport)
     Updater(store, client, Clock(store.root / "clock.json")).poll_once()
     checkins = [json.loads(r.content) for r in fleet.requests if r.url.path.endswith("/checkin")]
     assert len(checkins) == 2

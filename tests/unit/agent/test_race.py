@@ -16,7 +16,7 @@ import pytest
 from agent_test_helpers import FakeFleet
 
 from liteship.agent import loop as loop_module
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.health import HealthWindow
 from liteship.agent.loop import AgentLoop, LoadedModel
@@ -104,7 +104,7 @@ def test_the_reported_interleaving_keeps_both_models(tmp_path, keys, fleet, pack
     updater switches to 1.0.0 (the normal answer after an aborted rollout); then the load fails."""
     store = _store(tmp_path, keys, fleet, packages)
     offers = _offers(fleet, packages)
-    client = FleetClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
+    client = DeviceClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
     updater = Updater(store, client, Clock(store.root / "clock.json"), model_id="digits")
 
     lease = store.lease_current()  # the loop read current under the lock and holds it
@@ -161,7 +161,7 @@ def test_updater_and_loop_race_with_assignments_flipping(tmp_path, keys, fleet, 
 
     import httpx
 
-    client = FleetClient("http://fleet.test", "d1", "tok", transport=httpx.MockTransport(handle))
+    client = DeviceClient("http://fleet.test", "d1", "tok", transport=httpx.MockTransport(handle))
     updater = Updater(store, client, Clock(store.root / "clock.json"), model_id="digits", interval=0.005)
     updater.jitter = 0.9
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from agent_test_helpers import FakeFleet
 
-from liteship.agent.client import FleetClient, ServerError
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.health import HealthWindow
 from liteship.agent.loop import AgentLoop
@@ -21,7 +21,7 @@ from liteship.agent.sources import ImageFolderSource
 from liteship.agent.store import Store
 from liteship.agent.telemetry import Spool
 from liteship.agent.updater import Updater
-from liteship.errors import AgentError, LiteshipError
+from liteship.errors import AgentError, LiteshipError, ServerError
 
 # ---- clean stops and the health window ---------------------------------------------------------------
 
@@ -75,7 +75,7 @@ def _loop(tmp_path, keys, fleet, digit_pngs, **kw):
     store = Store(tmp_path / "s", keys.public_path)
     (store.root / "tuf").mkdir(exist_ok=True)
     (store.root / "tuf" / "root.json").write_bytes(fleet.root)
-    client = FleetClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
+    client = DeviceClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
     updater = Updater(store, client, Clock(store.root / "clock.json"), model_id="digits", interval=3600)
     return AgentLoop(
         store,

@@ -9,7 +9,8 @@ from agent_test_helpers import slot_ok
 
 from liteship.agent.fsutil import atomic_write_json
 from liteship.agent.recovery import recover
-from liteship.agent.store import Store, UpdateRefused
+from liteship.agent.store import Store
+from liteship.errors import UpdateRefused
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.store import Store
 from liteship.agent.updater import LOCAL_TIME_ENV, Updater
@@ -17,7 +17,7 @@ from liteship.agent.updater import LOCAL_TIME_ENV, Updater
 def updater(tmp_path, keys, packages):
     store = Store(tmp_path / "state", keys.public_path)
     store.install(packages["1.0.0"], expected_version="1.0.0")
-    client = FleetClient("http://127.0.0.1:9", "dev", "token")  # nothing listens: any call would fail
+    client = DeviceClient("http://127.0.0.1:9", "dev", "token")  # nothing listens: any call would fail
     return Updater(store, client, Clock(tmp_path / "state" / "clock.json"))
 
 

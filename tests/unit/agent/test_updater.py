@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from agent_test_helpers import FakeFleet, slot_ok
 
-from liteship.agent.client import FleetClient
+from liteship.agent.client import DeviceClient
 from liteship.agent.clock import Clock
 from liteship.agent.store import Store
 from liteship.agent.updater import Updater
@@ -23,7 +23,7 @@ def updater(tmp_path, keys, fleet):
     store = Store(tmp_path / "state", keys.public_path)
     (store.root / "tuf").mkdir()
     (store.root / "tuf" / "root.json").write_bytes(fleet.root)
-    client = FleetClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
+    client = DeviceClient("http://fleet.test", "d1", "tok", transport=fleet.transport())
     return Updater(store, client, Clock(store.root / "clock.json"), model_id="digits", interval=1.0)
 
 

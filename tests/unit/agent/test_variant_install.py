@@ -7,8 +7,8 @@ import pytest
 from agent_test_helpers import build
 
 from liteship.agent.profile import PROFILE_ENV, device_profile, profile_override
-from liteship.agent.store import Store, UpdateRefused
-from liteship.errors import AgentError
+from liteship.agent.store import Store
+from liteship.errors import AgentError, UpdateRefused
 from liteship.package import Variant, parse_when
 
 PI4 = {"machine": "aarch64", "isa": ["neon"]}

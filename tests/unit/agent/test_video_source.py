@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from liteship.agent.loop import LoadedModel
-from liteship.agent.sources import Frame, open_source
+from liteship.agent.sources import Frame, open_frame_source
 from liteship.agent.store import Store
 from liteship.errors import AgentError
 
@@ -66,7 +66,7 @@ def installed(tmp_path, keys, packages):
 
 def test_video_frames_decode_and_get_the_models_preprocessing(digits_video, installed, digits):
     path, written = digits_video
-    source = open_source(f"video:{path}")
+    source = open_frame_source(f"video:{path}")
     try:
         frames = list(source)
     finally:
@@ -150,11 +150,11 @@ def test_without_opencv_video_and_camera_say_what_to_install(monkeypatch, tmp_pa
     video = tmp_path / "v.avi"
     video.write_bytes(b"\0")
     with pytest.raises(AgentError, match="opencv-python-headless"):
-        open_source(f"video:{video}")
+        open_frame_source(f"video:{video}")
     with pytest.raises(AgentError, match="opencv-python-headless"):
-        open_source("rtsp://127.0.0.1:8554/cam")
+        open_frame_source("rtsp://127.0.0.1:8554/cam")
     with pytest.raises(AgentError, match="picamera2") as e:
-        open_source("camera")
+        open_frame_source("camera")
     assert "opencv-python-headless" in str(e.value)
 
 

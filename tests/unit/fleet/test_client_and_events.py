@@ -7,7 +7,7 @@ import pytest
 
 from liteship.errors import FleetError
 from liteship.fleet.checkin import Plan, ReleaseRef, revert_events
-from liteship.fleet.client import FleetClient
+from liteship.fleet.client import AdminClient
 
 
 def _refuse(request: httpx.Request) -> httpx.Response:
@@ -16,7 +16,7 @@ def _refuse(request: httpx.Request) -> httpx.Response:
 
 def test_default_server_is_named_in_the_connection_error(monkeypatch):
     monkeypatch.delenv("LITESHIP_SERVER", raising=False)
-    client = FleetClient(token="t", transport=httpx.MockTransport(_refuse))
+    client = AdminClient(token="t", transport=httpx.MockTransport(_refuse))
     with pytest.raises(FleetError) as e:
         client.devices()
     text = str(e.value)
@@ -28,9 +28,9 @@ def test_messages_name_parameters(monkeypatch):
     for name in ("LITESHIP_TOKEN", "LITESHIP_ADMIN_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(FleetError, match="Pass `token` or set LITESHIP_TOKEN"):
-        FleetClient("http://x:1")
+        AdminClient("http://x:1")
     with pytest.raises(FleetError, match="`server` must be an http:// or https:// URL, got 'notaurl'"):
-        FleetClient("notaurl", "t")
+        AdminClient("notaurl", "t")
 
 
 def test_revert_events_keep_valid_reverts_only():

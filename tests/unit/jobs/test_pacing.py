@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from liteship.agent.jobs import BenchJobs, JobRefused, LiveGate, Pacer, _checked
+from liteship.agent.jobs import BenchJobs, LiveGate, Pacer, _checked
 from liteship.bench import benchmark
+from liteship.errors import JobRefused
 
 
 def test_pace_is_outside_the_timer(tflite_float):

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from liteship.pipeline.accuracy_repair import gate_metric
 from liteship.pipeline.config import GatesConfig
-from liteship.pipeline.repair import gate_metric
 
 
 def _run(**gates):

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from pydantic import BaseModel
@@ -158,3 +158,25 @@ def own_device(device_id: str, device: D) -> D:
 DeviceAuth = Annotated[Device, Depends(current_device)]
 DeviceIdentityAuth = Annotated[DeviceIdentity, Depends(current_device_identity)]
 AdminAuth = Annotated[None, Depends(require_admin)]
+
+
+COOKIE = "liteship_dashboard"  # the dashboard's session (fleet/dashboard.py, gallery.py, dashboard_jobs.py)
+
+
+def signed_in(request: Request, session: Any) -> bool:
+    """The admin token (``Authorization: Bearer``) or a live dashboard session cookie."""
+    if is_admin(request.app.state.settings, bearer_token(request)):
+        return True
+    return crud.dashboard_session_valid(session, value=request.cookies.get(COOKIE))
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from this server's own pages: its Origin (or Referer) names this host, when sent.
+
+    SameSite=Strict already keeps the cookie off cross-site posts; this is the second lock.
+    """
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return True
+    host = request.headers.get("host", "")
+    return source.split("://", 1)[-1].split("/", 1)[0] == host

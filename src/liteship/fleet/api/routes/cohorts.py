@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Path
 
+from liteship.errors import NotFound
 from liteship.fleet import cohorts, crud
 from liteship.fleet.api.deps import AdminAuth, SessionDep
 from liteship.fleet.models import TAG_PATTERN, CohortPinCreate, CohortWindowsSet, DeviceSettings
@@ -32,7 +33,7 @@ def set_device(device_id: str, body: DeviceSettings, session: SessionDep, _: Adm
 def list_pins(model_id: str, session: SessionDep, _: AdminAuth) -> dict[str, str]:
     """``tag → version`` of the model's pinned cohorts."""
     if crud.get_model(session, model_id=model_id) is None:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+        raise NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
     return cohorts.pins_of(session, model_id=model_id)
 
 
@@ -47,7 +48,7 @@ def add_pin(model_id: str, body: CohortPinCreate, session: SessionDep, _: AdminA
 @router.delete("/models/{model_id}/pins/{tag}")
 def remove_pin(model_id: str, tag: str, session: SessionDep, _: AdminAuth) -> dict[str, str]:
     if not cohorts.unpin(session, model_id=model_id, tag=tag):
-        raise crud.NotFound(f"{model_id} has no pin for tag {tag[:64]!r}.")
+        raise NotFound(f"{model_id} has no pin for tag {tag[:64]!r}.")
     session.commit()
     return cohorts.pins_of(session, model_id=model_id)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
+from liteship.errors import NotFound
 from liteship.fleet import crud
 from liteship.fleet.api.deps import (
     AdminAuth,
@@ -111,7 +112,7 @@ async def _check_in(request: Request, device: DeviceIdentity, body: CheckIn, siz
     request.app.state.limiter.check(device.id, **amounts)  # 429 + Retry-After; nothing stored
     assignment = await request.app.state.checkins.check_in_async(device=device, data=body)
     if assignment is None:
-        raise crud.NotFound(f"device {device.id!r} is not registered.", hint="Register it again.")
+        raise NotFound(f"device {device.id!r} is not registered.", hint="Register it again.")
     mirrors = request.app.state.settings.mirrors
     if mirrors and assignment.version:
         assignment = assignment.model_copy(update={"mirrors": mirrors})

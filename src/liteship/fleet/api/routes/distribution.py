@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy import select
 
 from liteship.fleet.api.deps import SessionDep
+from liteship.fleet.blobs import SHA256_RE
 from liteship.fleet.models import Release, ReleaseVariant
-from liteship.fleet.storage import SHA256_RE
 
 router = APIRouter(tags=["distribution"])
 # <model_id>/<version>/[<sha256>.]<name>: consistent-snapshot targets carry their hash in the name

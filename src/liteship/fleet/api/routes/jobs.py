@@ -11,11 +11,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from liteship.errors import FleetError
-from liteship.fleet import jobs
+from liteship.errors import FleetError, NotFound
+from liteship.fleet import jobs, jobs_validate
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device, spooled_body
 from liteship.fleet.api.routes.distribution import serve_blob
-from liteship.fleet.crud import NotFound
+from liteship.fleet.api.routes.releases import all_targets
 from liteship.fleet.jobs_models import (
     JOB_ID_PATTERN,
     MAX_DATA_BYTES,
@@ -25,8 +25,8 @@ from liteship.fleet.jobs_models import (
     BenchJob,
     BenchJobCreate,
     BenchJobPublic,
-    BenchReport,
     BenchTask,
+    DeviceBenchReport,
     TaskPublic,
     ValidationOutputs,
 )
@@ -48,8 +48,6 @@ async def upload_variant(request: Request, _: AdminAuth) -> dict[str, Any]:
 
 
 def _queue(app: Any, body: BenchJobCreate) -> BenchJobPublic:
-    from liteship.fleet.api.routes.releases import all_targets  # the release targets + open jobs' targets
-
     with app.state.sessionmaker() as session:
         job, _ = jobs.create_job(session, body=body, blob_size=app.state.store.size)
         signed = app.state.tuf.update_targets(all_targets(session))
@@ -95,7 +93,7 @@ def get_job(job_id: str, session: SessionDep, _: AdminAuth) -> BenchJobPublic:
 
 @router.post("/api/v1/devices/{device_id}/bench/{job_id}", response_model=TaskPublic)
 def report(
-    device_id: str, job_id: str, body: BenchReport, session: SessionDep, device: DeviceAuth
+    device_id: str, job_id: str, body: DeviceBenchReport, session: SessionDep, device: DeviceAuth
 ) -> TaskPublic:
     """A device reports on its task: started, figures, a failure or a refusal (own device only)."""
     own_device(device_id, device)
@@ -127,8 +125,6 @@ def validation_outputs(
 ) -> TaskPublic:
     """A device's outputs of one variant of a validation job (own device, own open task only): the
     server compares them with the reference outputs and keeps the figures, not the outputs."""
-    from liteship.fleet import jobs_validate
-
     own_device(device_id, device)
     job = session.get(BenchJob, job_id) if re.match(JOB_ID_PATTERN, job_id) else None
     task = session.scalars(

@@ -8,10 +8,13 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from liteship.errors import FleetError
+from liteship.errors import FleetError, NotFound
 from liteship.fleet import crud, registry, variants
 from liteship.fleet.api.deps import AdminAuth, SessionDep, spooled_body
+from liteship.fleet.bandwidth import per_release
+from liteship.fleet.jobs import job_targets
 from liteship.fleet.models import ID_PATTERN, ModelPublic, Release, ReleasePublic, VariantPublic
+from liteship.fleet.samples import capture_targets
 
 router = APIRouter(prefix="/api/v1", tags=["releases"])
 FILENAME_PATTERN = r"^[^/\\\x00-\x1f]{1,200}$"  # a bare file name, no folders or control characters
@@ -29,9 +32,6 @@ def release_public(rel: Release, channels: dict[str, Release], session: Any) -> 
 def all_targets(session: Any) -> dict[str, tuple[str, int]]:
     """Every release's TUF target, plus the variants of open bench jobs (``liteship.fleet.jobs``) and
     the active capture policies (``liteship.fleet.samples``)."""
-    from liteship.fleet.jobs import job_targets
-    from liteship.fleet.samples import capture_targets
-
     return {
         **job_targets(session),
         **capture_targets(session),
@@ -112,10 +112,8 @@ def get_manifest(model_id: str, version: str, session: SessionDep, _: AdminAuth)
 @router.get("/models/{model_id}/downloads")
 def downloads(model_id: str, session: SessionDep, _: AdminAuth) -> list[dict[str, Any]]:
     """Bytes the devices downloaded per target of the model's releases (issue 24: bandwidth)."""
-    from liteship.fleet.bandwidth import per_release
-
     if crud.get_model(session, model_id=model_id) is None:
-        raise crud.NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
+        raise NotFound(f"no model {model_id!r}.", hint="List models with `liteship fleet models`.")
     return [t.to_dict() for t in per_release(session, model_id=model_id)]
 
 

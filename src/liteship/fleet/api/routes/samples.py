@@ -15,10 +15,11 @@ from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from liteship.errors import Conflict, NotFound, OverQuota, SampleRefused
 from liteship.fleet import samples
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, own_device
 from liteship.fleet.api.routes.distribution import serve_blob
-from liteship.fleet.crud import Conflict
+from liteship.fleet.api.routes.releases import all_targets
 from liteship.fleet.models import ID_PATTERN, MAX_DB_ID, Assignment
 from liteship.fleet.samples import (
     MAX_SAMPLE_BYTES,
@@ -44,8 +45,6 @@ def is_upload(scope: Any) -> bool:
 
 
 def _resign(app: Any, session: Any) -> bool:
-    from liteship.fleet.api.routes.releases import all_targets  # releases + bench jobs + capture policies
-
     signed = app.state.tuf.update_targets(all_targets(session))
     app.state.capture_offers.invalidate()
     return bool(signed)
@@ -158,7 +157,7 @@ def _receive(app: Any, device_id: str, sample_id: str, path: Path) -> dict[str, 
     with app.state.sessionmaker() as session:
         device = session.get(samples.Device, device_id)
         if device is None:
-            raise samples.NotFound(f"device {device_id!r} is not registered.")
+            raise NotFound(f"device {device_id!r} is not registered.")
         try:
             row, duplicate = samples.receive_sample(
                 session, device=device, sample_id=sample_id, path=path, put_file=app.state.store.put_file
@@ -179,13 +178,13 @@ async def upload_sample(device_id: str, sample_id: str, request: Request, device
     path = await _spool(request)
     try:
         out = await run_in_threadpool(_receive, request.app, device.id, sample_id, path)
-    except samples.OverQuota as e:
+    except OverQuota as e:
         return JSONResponse(
             {"detail": str(e)},
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(e.retry_after)},
         )
-    except samples.SampleRefused as e:
+    except SampleRefused as e:
         return JSONResponse({"detail": str(e)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     finally:
         path.unlink(missing_ok=True)
@@ -226,7 +225,7 @@ def sample_file(sample: SampleRowId, request: Request, session: SessionDep, _: A
     """The sample file as the device sent it."""
     row = session.get(samples.FieldSample, sample)
     if row is None:
-        raise samples.NotFound(f"no sample {sample}.")
+        raise NotFound(f"no sample {sample}.")
     return serve_blob(request, row.sha256, f"{row.sample_id}.npz")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+from liteship.errors import Conflict
 from liteship.fleet import aggregate, crud, rollout
 from liteship.fleet.api.deps import AdminAuth, DeviceAuth, SessionDep, SettingsDep, body_size, own_device
 from liteship.fleet.checkin import count_refused
@@ -44,7 +45,7 @@ def post_window(
     if body.model_id is not None and device.model_id is not None and body.model_id != device.model_id:
         count_refused(session.connection(), device_id=device.id, n=1)
         session.commit()
-        raise crud.Conflict(
+        raise Conflict(
             f"this device is enrolled for model {device.model_id!r}, not {body.model_id!r}: the window is "
             "refused (and counted in the device's refused_reports).",
             hint="A device reports only about its own model; enroll another device for that model.",

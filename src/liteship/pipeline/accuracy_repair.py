@@ -24,12 +24,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from liteship.convert.frontends import fix_problem
+from liteship.convert.ops import io_specs
 from liteship.errors import LiteshipError
+from liteship.model.flatbuffer import load_model
 from liteship.pipeline.gates import Candidate
 from liteship.pipeline.measure import add_variant
 from liteship.pipeline.report import AccuracyRepairReport, Cost, FixAttempt, InputCeiling
 from liteship.pipeline.spec import FLOAT_IO, KERAS_FIXES, RANGE_FIXES, SHORT
+from liteship.quantize.backends import DenylistBackend
+from liteship.quantize.graph import clone
 from liteship.quantize.search import Budget, Measurement, Round, search_float_layers
+from liteship.runtime.input_grid import InputGridRunner
 
 if TYPE_CHECKING:
     from liteship.pipeline.context import RunContext
@@ -104,10 +109,6 @@ def _input_ceiling(run: RunContext, base: str) -> InputCeiling | None:
     """The float model on ``base``'s input grid, measured on the whole validation set; ``None`` when
     ``base`` has float inputs or there is no float model to run (the float32 variant, else the
     reference runner)."""
-    from liteship.convert.ops import io_specs
-    from liteship.model.flatbuffer import load_model
-    from liteship.runtime.input_grid import InputGridRunner
-
     grids, _ = io_specs(load_model(run.path_of(base).read_bytes()))
     if not any(g.quantized for g in grids):
         return None
@@ -255,7 +256,6 @@ def _nothing_to_do(run: RunContext, fix: str) -> str | None:
     model = getattr(getattr(run.reference, "inner", None), "model", None)
     if model is None:
         return None
-    from liteship.quantize.graph import clone
 
     model = clone(model)  # the reference runner has called it: a fresh graph has one node per layer
     if fix == "equalize":
@@ -318,8 +318,6 @@ def score_of(run: RunContext, name: str) -> float:
 def _search(
     run: RunContext, base: str, start: str, budget: _Overhead
 ) -> tuple[dict[str, Any] | None, str | None]:
-    from liteship.quantize.backends import DenylistBackend
-
     amp = run.cfg.auto_mixed_precision
     spec = run.variants[start].spec
     if budget.left() < 2 * budget.step:
