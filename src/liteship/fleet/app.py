@@ -279,6 +279,7 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     store = open_store(settings, data_dir)  # S3: checked now (credentials, bucket), before any migration
     url = settings.resolved_database_url()
     run_migrations(url)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = app.state.checkins.pool  # PostgreSQL's check-in connections (liteship.fleet.pg_checkin)

@@ -701,7 +701,6 @@ class _RawUpdate:
             return None
         return _Row(*(p(v) if p is not None else v for p, v in zip(self.results, rows[0], strict=True)))
 
-
     async def run_async(self, aconn: Any, params: dict[str, Any]) -> _Row | None:
         """:meth:`run` on a psycopg ``AsyncConnection`` (driver errors are raised as they are)."""
         values = {k: (p(params[k]) if p is not None else params[k]) for k, p in self.binds.items()}
