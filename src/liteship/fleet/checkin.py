@@ -31,6 +31,12 @@ connection holds the write lock it fails at once, nothing written, and runs agai
 thread (which waits for the lock); WAL checkpoints (fsyncs) run on that thread too. The statement is
 run on the DBAPI cursor, compiled once (:class:`_RawUpdate`).
 
+On PostgreSQL the common check-in runs on the event loop too, on a small pool of psycopg async
+connections in autocommit mode (:mod:`liteship.fleet.pg_checkin`): the same statement with two more
+conditions (the device is enrolled for the model it claims, and that model's plan version is the cached
+plan's), so it writes either the whole check-in or nothing; anything else (no row written, events to
+store, a database error, no connection) runs the full check-in below in the thread pool.
+
 The assignment itself is memoized per plan (:meth:`Plan.assign`): it depends on the device only
 through its arm, version, profile, tags and own windows, so the variant choice, the rollout's tags and
 the windows of a tag set are decided once per combination, not at every check-in.
@@ -814,7 +820,8 @@ class CheckIns:
         # SQLite the server has one worker, so its check-ins run on one thread and take turns without
         # sleeping (and without waking a pool of threads that would only queue on the lock); with an
         # inline engine they run on the event loop first and reach this thread only when the database
-        # is locked. PostgreSQL locks rows, so check-ins there run in parallel in the shared thread pool.
+        # is locked. PostgreSQL locks rows, so check-ins there run in parallel: on the event loop's async
+        # connections (``self.pool``), and those that need the full path in the shared thread pool.
         self._writer = (
             ThreadPoolExecutor(1, thread_name_prefix="liteship-checkin")
             if engine.dialect.name == "sqlite"

@@ -126,7 +126,7 @@ class AsyncPool:
     def discard(self, conn: Any) -> None:
         """Close a connection that failed (or is in an unknown state); a waiting task gets None."""
         _finish(conn)
-        self._open -= 1
+        self._open = max(0, self._open - 1)
         while self._waiters:  # it takes the existing path (or opens a connection next time)
             waiter = self._waiters.popleft()
             if not waiter.done():
