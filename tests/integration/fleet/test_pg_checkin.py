@@ -218,3 +218,47 @@ def test_backends_killed_while_the_database_stays_up_cost_no_error(pg_live):
         r = server.checkin("cut-1", h)
         assert r.status_code == 200, r.text
     assert server.checkins.pool.opened > opened  # the cut connection was replaced
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_database_server_stopped_and_started_again(make_settings, make_package, mode):
+    """The PostgreSQL server itself stops (``fast``: clients disconnected; ``immediate``: as a crash) with
+    the API running: check-ins get the clean 503 at once, and once the server is started again they
+    succeed and return to the event loop's (new) connections."""
+    import psycopg
+
+    from .conftest import ThrowawayPostgres
+
+    pg = ThrowawayPostgres()
+    try:
+        with psycopg.connect(pg.url.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE fleet")
+        app = _serve(make_settings, f"{pg.url}/fleet")
+        with LiveServer(app) as live:
+            server = Server(live)
+            path = make_package("digits", "1.0.0")
+            r = server.http.post("/api/v1/releases", content=path.read_bytes(), headers=AUTH)
+            assert r.status_code == 201, r.text
+            h = server.register("stop-1")
+            for _ in range(3):
+                assert server.checkin("stop-1", h).status_code == 200
+            assert server.checkins.on_loop >= 1
+
+            pg.stop(mode)
+            for _ in range(4):
+                started = time.monotonic()
+                assert_503(server.checkin("stop-1", h))
+                assert time.monotonic() - started < 10
+            on_loop = server.checkins.on_loop
+
+            pg.start()
+            deadline = time.monotonic() + 20
+            while server.checkins.on_loop == on_loop and time.monotonic() < deadline:
+                r = server.checkin("stop-1", h)
+                assert r.status_code == 200, r.text
+                time.sleep(0.2)
+            assert server.checkins.on_loop > on_loop
+            server.http.close()
+        app.state.engine.dispose()
+    finally:
+        pg.remove()
