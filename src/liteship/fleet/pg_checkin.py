@@ -52,6 +52,9 @@ class AsyncPool:
         cparams = dict(cparams)  # the engine's own: host, port, user, dbname, adapters context…
         cparams.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
         cparams["autocommit"] = True
+        from psycopg.pq import TransactionStatus  # imported here: a SQLite server never loads psycopg
+
+        self._idle_status = TransactionStatus.IDLE
         self._cargs, self._cparams = tuple(cargs), cparams
         self.size = size
         self._idle: list[Any] = []
@@ -113,7 +116,7 @@ class AsyncPool:
 
     def release(self, conn: Any) -> None:
         """Give a connection back: to a waiting task, else to the idle list (a bad one is closed)."""
-        if self._closing or conn.closed or conn.info.transaction_status != _IDLE:
+        if self._closing or conn.closed or conn.info.transaction_status != self._idle_status:
             self.discard(conn)
             return
         while self._waiters:
@@ -153,14 +156,3 @@ def _finish(conn: Any) -> None:
         conn.pgconn.finish()  # AsyncConnection.close() does no more than this, and needs no loop
     except Exception:  # noqa: BLE001 — already gone
         log.debug("closing a check-in connection failed", exc_info=True)
-
-
-def _idle_status() -> Any:
-    try:
-        from psycopg.pq import TransactionStatus
-    except ImportError:  # no psycopg: the pool is never made
-        return None
-    return TransactionStatus.IDLE
-
-
-_IDLE = _idle_status()
