@@ -844,7 +844,9 @@ class CheckIns:
         return found
 
     async def check_in_async(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
-        """:meth:`check_in` off the event loop: on the SQLite writer thread, else the thread pool."""
+        """A check-in on the event loop when it can be (SQLite: the inline engine; PostgreSQL: the async
+        connections, :meth:`_check_in_on_loop`), else :meth:`check_in` on the SQLite writer thread or in
+        the thread pool."""
         if self._inline is not None and self._writer is not None:
             try:
                 found = self.check_in(device=device, data=data, engine=self._inline)
