@@ -4,7 +4,8 @@ Runs :func:`fleet_load.checkin_run` (``liteship serve`` in a subprocess, wrk as 
 8 s, 16 connections) alternately with the server's ``PYTHONPATH`` set to ``--before`` and ``--after``,
 ``--rounds`` times; with ``--plain`` each round also runs with the issue 24 features off. On
 ``--store postgres`` a throwaway PostgreSQL is started (as in the tests) and each run gets a fresh
-database. Prints one JSON line per run, then a table.
+database, and PostgreSQL's own CPU per check-in (all its processes) is reported too. Prints one JSON
+line per run, then a table.
 
     git archive <commit> src | tar -x -C /tmp/before   # the tree to compare against
     PYTHONPATH=src .venv/bin/python benchmarks/checkin_compare.py --before /tmp/before/src --after src --plain
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fleet_load as fl  # noqa: E402
 
 COLUMNS = ["tree", "round", "variants", "store", "requests", "errors", "checkins_per_s", "p99_ms",
-           "server_cpu_ms_per_checkin", "other_cores", "loadavg_1m_before"]  # fmt: skip
+           "server_cpu_ms_per_checkin", "db_cpu_ms_per_checkin", "other_cores", "loadavg_1m_before"]  # fmt: skip
 
 
 def main() -> None:

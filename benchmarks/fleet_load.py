@@ -183,14 +183,16 @@ def prepare(url: str, packages: list[Path], n: int, variants: bool = False) -> l
 
 
 def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process and its live descendants (uvicorn's workers)."""
+    """User+system CPU time of a process and its descendants (uvicorn's workers, PostgreSQL's backends):
+    the live ones, plus those that exited and were waited for (their parent's ``cutime``/``cstime``: a
+    PostgreSQL backend closed during a run, e.g. a pool's overflow connection, is counted too)."""
     tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):

@@ -10,8 +10,9 @@ initialized before the application is returned, so every API worker starts on a 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -278,7 +279,20 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     store = open_store(settings, data_dir)  # S3: checked now (credentials, bucket), before any migration
     url = settings.resolved_database_url()
     run_migrations(url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = app.state.checkins.pool  # PostgreSQL's check-in connections (liteship.fleet.pg_checkin)
+        if pool is not None:
+            await pool.warm()
+        try:
+            yield
+        finally:
+            if pool is not None:
+                await pool.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="liteship fleet server",
         version="1",
         docs_url=None,  # served by add_api_docs from local files, never from a CDN
@@ -290,7 +304,9 @@ def create_app(settings: Settings, *, verify_package: Callable[[Path, Any], Any]
     app.state.engine = make_engine(url)
     app.state.sessionmaker = sessionmaker(app.state.engine, expire_on_commit=False)
     inline = make_engine(url, inline=True) if _sqlite_file(url) else None
-    app.state.checkins = CheckIns(app.state.engine, inline=inline)
+    app.state.checkins = CheckIns(
+        app.state.engine, inline=inline, pg_connections=settings.pg_checkin_connections
+    )
     app.state.open_bench_tasks = OpenTasks()
     app.state.limiter = RateLimiter(
         Limits(

@@ -31,6 +31,12 @@ connection holds the write lock it fails at once, nothing written, and runs agai
 thread (which waits for the lock); WAL checkpoints (fsyncs) run on that thread too. The statement is
 run on the DBAPI cursor, compiled once (:class:`_RawUpdate`).
 
+On PostgreSQL the common check-in runs on the event loop too, on a small pool of psycopg async
+connections in autocommit mode (:mod:`liteship.fleet.pg_checkin`): the same statement with two more
+conditions (the device is enrolled for the model it claims, and that model's plan version is the cached
+plan's), so it writes either the whole check-in or nothing; anything else (no row written, events to
+store, a database error, no connection) runs the full check-in below in the thread pool.
+
 The assignment itself is memoized per plan (:meth:`Plan.assign`): it depends on the device only
 through its arm, version, profile, tags and own windows, so the variant choice, the rollout's tags and
 the windows of a tag set are decided once per combination, not at every check-in.
@@ -77,6 +83,7 @@ from liteship.fleet.models import (
     Rollout,
     RolloutState,
 )
+from liteship.fleet.pg_checkin import AsyncPool
 from liteship.fleet.variants import VariantRef, pick, refs, variants_of
 from liteship.package import parse_semver
 
@@ -650,6 +657,23 @@ def _update_device(columns: tuple[str, ...]) -> Any:
     )
 
 
+@functools.cache
+def _update_device_if(columns: tuple[str, ...]) -> Any:
+    """:func:`_update_device` that writes only when the device is enrolled for the model it claims
+    (``new_model_id``) and that model's plan version is ``plan_version`` (the cached plan's): then it is
+    the whole check-in (no refused report, the cached plan is the one the statement reads), else it
+    writes nothing and the check-in takes the full path (``fleet.pg_checkin``)."""
+    assert "model_id" in columns
+    table = Device.__table__
+    models = Model.__table__
+    assert isinstance(table, Table) and isinstance(models, Table)
+    plan_version = select(models.c.plan_version).where(models.c.id == table.c.model_id).scalar_subquery()
+    model = bindparam("new_model_id", type_=table.c.model_id.type)
+    return _update_device(columns).where(
+        table.c.model_id == model, plan_version == bindparam("plan_version", type_=models.c.plan_version.type)
+    )
+
+
 class _Row(NamedTuple):
     model_id: str | None
     model_version: str | None
@@ -691,10 +715,24 @@ class _RawUpdate:
             return None
         return _Row(*(p(v) if p is not None else v for p, v in zip(self.results, rows[0], strict=True)))
 
+    async def run_async(self, aconn: Any, params: dict[str, Any]) -> _Row | None:
+        """:meth:`run` on a psycopg ``AsyncConnection`` (driver errors are raised as they are)."""
+        values = {k: (p(params[k]) if p is not None else params[k]) for k, p in self.binds.items()}
+        args: Any = tuple(values[n] for n in self.names) if self.names is not None else values
+        cursor = aconn.cursor()
+        try:
+            await cursor.execute(self.sql, args)
+            rows = await cursor.fetchall()
+        finally:
+            await cursor.close()
+        if not rows:
+            return None
+        return _Row(*(p(v) if p is not None else v for p, v in zip(self.results, rows[0], strict=True)))
+
 
 @functools.cache
-def _raw_update(dialect: Any, columns: tuple[str, ...]) -> _RawUpdate:
-    statement = _update_device(columns)
+def _raw_update(dialect: Any, columns: tuple[str, ...], conditional: bool = False) -> _RawUpdate:
+    statement = _update_device_if(columns) if conditional else _update_device(columns)
     compiled = statement.compile(dialect=dialect)
     binds = {
         name: bind.type.dialect_impl(dialect).bind_processor(dialect) for name, bind in compiled.binds.items()
@@ -704,6 +742,34 @@ def _raw_update(dialect: Any, columns: tuple[str, ...]) -> _RawUpdate:
     )
     positional = compiled.positiontup
     return _RawUpdate(str(compiled), tuple(positional) if positional is not None else None, binds, results)
+
+
+def _params(data: CheckIn) -> dict[str, Any]:
+    """The device columns a check-in writes, by name."""
+    values: dict[str, Any] = {"last_seen": time.time()}
+    if data.model_id is not None:
+        values["model_id"] = data.model_id
+    if data.model_version is not None or data.model_id is not None:
+        values["model_version"] = data.model_version
+        values["variant"] = data.model_variant
+    if data.runtime is not None:
+        values["runtime"] = data.runtime
+    if data.health is not None:
+        values["health"] = data.health
+    return values
+
+
+def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"new_{k}": v for k, v in values.items()}
+
+
+def _has_events(health: dict[str, Any] | None) -> bool:
+    """Whether a check-in's ``health`` holds revert or download events to store."""
+    return bool(revert_events(health) or download_events(health))
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
 CHECKPOINT_EVERY = 500  # inline check-ins between two WAL checkpoints on the writer thread
@@ -740,8 +806,16 @@ class TokenCache:
 class CheckIns:
     """The check-in service of one API worker: the engine plus the token and plan caches."""
 
-    def __init__(self, engine: Engine, *, inline: Engine | None = None) -> None:
+    def __init__(self, engine: Engine, *, inline: Engine | None = None, pg_connections: int = 0) -> None:
         self.engine = engine
+        # PostgreSQL: the common check-in runs on the event loop on a pool of async connections
+        # (``fleet.pg_checkin``); ``pg_connections=0`` sends every check-in to the thread pool
+        self.pool: AsyncPool | None = (
+            AsyncPool(engine, pg_connections)
+            if pg_connections > 0 and engine.dialect.name == "postgresql"
+            else None
+        )
+        self.on_loop = 0  # check-ins answered on the event loop's async connections (PostgreSQL)
         # SQLite: check-ins first run on the event loop's thread, on an engine that never waits (no busy
         # timeout, no automatic checkpoint); a locked database sends one to the writer thread. Handing
         # every check-in to a thread cost more CPU than the check-in (0.17 ms of 0.44 ms: two threads
@@ -754,7 +828,8 @@ class CheckIns:
         # SQLite the server has one worker, so its check-ins run on one thread and take turns without
         # sleeping (and without waking a pool of threads that would only queue on the lock); with an
         # inline engine they run on the event loop first and reach this thread only when the database
-        # is locked. PostgreSQL locks rows, so check-ins there run in parallel in the shared thread pool.
+        # is locked. PostgreSQL locks rows, so check-ins there run in parallel: on the event loop's async
+        # connections (``self.pool``), and those that need the full path in the shared thread pool.
         self._writer = (
             ThreadPoolExecutor(1, thread_name_prefix="liteship-checkin")
             if engine.dialect.name == "sqlite"
@@ -777,7 +852,9 @@ class CheckIns:
         return found
 
     async def check_in_async(self, *, device: DeviceIdentity, data: CheckIn) -> Assignment | None:
-        """:meth:`check_in` off the event loop: on the SQLite writer thread, else the thread pool."""
+        """A check-in on the event loop when it can be (SQLite: the inline engine; PostgreSQL: the async
+        connections, :meth:`_check_in_on_loop`), else :meth:`check_in` on the SQLite writer thread or in
+        the thread pool."""
         if self._inline is not None and self._writer is not None:
             try:
                 found = self.check_in(device=device, data=data, engine=self._inline)
@@ -788,6 +865,11 @@ class CheckIns:
                 self._inline_commits += 1
                 if self._inline_commits % CHECKPOINT_EVERY == 0:
                     self._writer.submit(self._checkpoint)
+                return found
+        if self.pool is not None:
+            found = await self._check_in_on_loop(self.pool, device, data)
+            if found is not None:
+                self.on_loop += 1
                 return found
         call = functools.partial(self.check_in, device=device, data=data)
         if self._writer is not None:
@@ -815,22 +897,55 @@ class CheckIns:
         except Exception:  # noqa: BLE001 — the next checkpoint (or any other writer's) catches up
             log.warning("WAL checkpoint failed", exc_info=True)
 
+    async def _check_in_on_loop(
+        self, pool: AsyncPool, device: DeviceIdentity, data: CheckIn
+    ) -> Assignment | None:
+        """The common PostgreSQL check-in on the event loop (``fleet.pg_checkin``), or None: take the
+        full path (which then does the whole check-in: this one wrote nothing)."""
+        if data.model_id is None or _has_events(data.health):
+            return None
+        cached = self._plans.get(data.model_id)
+        if cached is None:
+            return None
+        version, plan = cached
+        params = _params(data)
+        statement = _raw_update(self.engine.dialect, tuple(sorted(params)), True)
+        conn = await pool.acquire()
+        if conn is None:
+            return None
+        try:
+            row = await statement.run_async(
+                conn, {"device_id": device.id, "plan_version": version, **_prefixed(params)}
+            )
+        except Exception as e:  # noqa: BLE001 — the full path answers (and raises as it always did)
+            # a connection error, a value the database refuses: nothing was written (autocommit); a
+            # connection that is not cleanly idle is closed
+            pool.release(conn)
+            log.info("check-in on the event loop failed, retried on the thread pool: %s", _first_line(e))
+            return None
+        except BaseException:  # cancelled mid-statement: the connection's state is unknown
+            pool.discard(conn)
+            raise
+        pool.release(conn)
+        if row is None:
+            return None
+        return plan.assign(
+            device_id=device.id,
+            model_id=data.model_id,
+            bucket=device.bucket,
+            current_version=row.model_version,
+            profile=data.runtime if data.runtime is not None else row.runtime,
+            tags=row.tags,
+            own_windows=row.update_windows,
+        )
+
     def check_in(
         self, *, device: DeviceIdentity, data: CheckIn, engine: Engine | None = None
     ) -> Assignment | None:
         """Record what a device runs and return what it should run (None: the device row is gone)."""
-        values: dict[str, Any] = {"last_seen": time.time()}
-        if data.model_id is not None:
-            values["model_id"] = data.model_id
-        if data.model_version is not None or data.model_id is not None:
-            values["model_version"] = data.model_version
-            values["variant"] = data.model_variant
-        if data.runtime is not None:
-            values["runtime"] = data.runtime
-        if data.health is not None:
-            values["health"] = data.health
+        values = _params(data)
         with (engine or self.engine).begin() as conn:
-            params = {f"new_{k}": v for k, v in values.items()}
+            params = _prefixed(values)
             statement = _raw_update(conn.dialect, tuple(sorted(values)))
             row = statement.run(conn, {"device_id": device.id, **params})
             if row is None:

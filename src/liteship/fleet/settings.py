@@ -78,6 +78,9 @@ class Settings(BaseModel):
     # field samples (issue 25) received longer ago than this are deleted, rows and files, unless someone
     # labeled them (labels are work; `fleet samples purge` removes those); 0 keeps them forever
     sample_retention_days: float = Field(default=90.0, ge=0.0, le=36500.0)
+    # PostgreSQL: async connections per API worker on which common check-ins run on the event loop
+    # (liteship.fleet.pg_checkin); 0 runs every check-in in the thread pool as before
+    pg_checkin_connections: int = Field(default=8, ge=0, le=64)
     tuf_timestamp_days: float = 1.0
     tuf_snapshot_days: float = 7.0
     tuf_targets_days: float = 7.0

@@ -87,57 +87,83 @@ def _pg_bin(name: str) -> str | None:
     return found[-1] if found else shutil.which(name)
 
 
+class ThrowawayPostgres:
+    """A PostgreSQL server of its own (initdb + pg_ctl in a temp dir, loopback, free port) that can be
+    stopped and started again (a database that goes away and comes back, data kept).
+
+    As root the server runs as the ``postgres`` user (PostgreSQL refuses to run as root). Skips the
+    test with a reason when PostgreSQL is missing or cannot start.
+    """
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not initdb or not pg_ctl:
+            pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl; scripts/os-deps.sh installs it)")
+        self.pg_ctl = pg_ctl
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
+            runuser = shutil.which("runuser") or shutil.which("su")
+            self.prefix = (
+                ["runuser", "-u", "postgres", "--"] if runuser and runuser.endswith("runuser") else []
+            )
+            if not self.prefix:
+                pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+        self.root = Path(tempfile.mkdtemp(prefix="liteship-pg-"))
+        self.data, sock = self.root / "data", self.root / "sock"
+        sock.mkdir()
+        if os.geteuid() == 0:
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            os.chown(sock, user.pw_uid, user.pw_gid)
+        self.port = free_port()
+        self.opts = (
+            f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        )
+        try:
+            subprocess.run(
+                [*self.prefix, initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            self.start()
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            out = getattr(e, "stderr", b"") or b""
+            shutil.rmtree(self.root, ignore_errors=True)
+            pytest.skip(f"cannot start a PostgreSQL server: {e} {out.decode(errors='replace')[-300:]}")
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def _ctl(self, *args: str, check: bool = True) -> None:
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), *args],
+            check=check,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self._ctl("-o", self.opts, "-l", str(self.root / "log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: clients are disconnected; ``immediate``: as a crash)."""
+        self._ctl("-m", mode, "-w", "stop", check=False)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """Start a throwaway PostgreSQL (initdb + pg_ctl in a temp dir, loopback, free port); yields a base URL.
-
-    As root the server runs as the ``postgres`` user (PostgreSQL refuses to run as root).
-    """
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL is not installed (no initdb/pg_ctl; scripts/os-deps.sh installs it)")
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
-        runuser = shutil.which("runuser") or shutil.which("su")
-        prefix = ["runuser", "-u", "postgres", "--"] if runuser and runuser.endswith("runuser") else []
-        if not prefix:
-            pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-    root = Path(tempfile.mkdtemp(prefix="liteship-pg-"))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    if os.geteuid() == 0:
-        os.chown(root, user.pw_uid, user.pw_gid)
-        os.chown(sock, user.pw_uid, user.pw_gid)
-    port = free_port()
+    """A throwaway PostgreSQL for the session (:class:`ThrowawayPostgres`); yields a base URL."""
+    server = ThrowawayPostgres()
     try:
-        subprocess.run(
-            [*prefix, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-        out = getattr(e, "stderr", b"") or b""
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip(f"cannot start a PostgreSQL server: {e} {out.decode(errors='replace')[-300:]}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield server.url
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60
-        )
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
 
 
 @pytest.fixture
