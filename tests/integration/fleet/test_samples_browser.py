@@ -116,10 +116,14 @@ def test_drift_offers_capture_and_the_gallery_labels_and_discards(drifting, tmp_
                 assert r.status_code == 201, r.text
             page.click("#samples-link")
             page.wait_for_url(url + "/dashboard/samples")
-            page.click("p.filters a:text('digits')")
-            assert page.locator("#counts").inner_text() == "6 samples, 0 labeled, 0 discarded."
+            page.click("p.filters a:text('digits')")  # a navigation: expect() waits for it, count() would not
+            expect = sync_api.expect
+            expect(page.locator("#counts")).to_have_text("6 samples, 0 labeled, 0 discarded.")
             cards = page.locator(".sample")
-            assert cards.count() == 6
+            expect(cards).to_have_count(6)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.sample img')].every((i) => i.complete)"
+            )
             assert all(
                 page.evaluate("(img) => img.naturalWidth", img.element_handle()) == 8
                 for img in cards.locator("img").all()
@@ -127,7 +131,7 @@ def test_drift_offers_capture_and_the_gallery_labels_and_discards(drifting, tmp_
             first = page.locator("#sample-1")  # the oldest, s0: class 0, confidence 0.30, random
             assert "0.30" in first.inner_text() and "random" in first.inner_text()
             page.click("p.filters a:text('low-confidence')")
-            assert page.locator(".sample").count() == 3
+            expect(page.locator(".sample")).to_have_count(3)  # count() reads at once, mid-navigation
             page.goto(url + "/dashboard/samples?model=digits")
             page.screenshot(path=str(tmp_path / "gallery.png"), full_page=True)
             shutil.copy(tmp_path / "gallery.png", "/tmp/fleet-samples-gallery.png")
@@ -140,8 +144,8 @@ def test_drift_offers_capture_and_the_gallery_labels_and_discards(drifting, tmp_
             assert "labeled" in (page.locator("#sample-1").get_attribute("class") or "")
             page.locator("#sample-2 button:text('Discard')").click()
             page.wait_for_url("**#sample-2")
-            assert page.locator("#sample-2").count() == 0
-            assert page.locator("#counts").inner_text() == "6 samples, 1 labeled, 1 discarded."
+            expect(page.locator("#sample-2")).to_have_count(0)
+            expect(page.locator("#counts")).to_have_text("6 samples, 1 labeled, 1 discarded.")
         finally:
             ctx.close()
     rows = httpx.get(
